@@ -1,0 +1,141 @@
+//! Entity references: `[kind:][namespace/]name`, compared case-insensitively.
+
+use std::fmt;
+
+/// A reference to an entity. `kind` and `namespace` are kept lower-case (as
+/// Backstage's `stringifyEntityRef` writes them); `name` keeps its case for
+/// display, while [`EntityRef::key`] gives the case-insensitive identity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EntityRef {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+impl EntityRef {
+    pub fn new(kind: &str, namespace: &str, name: &str) -> Self {
+        EntityRef { kind: kind.to_ascii_lowercase(), namespace: namespace.to_ascii_lowercase(), name: name.to_string() }
+    }
+
+    /// The identity used for lookups: the whole ref in lower case.
+    pub fn key(&self) -> String {
+        let mut key = String::with_capacity(self.kind.len() + self.namespace.len() + self.name.len() + 2);
+        key.push_str(&self.kind);
+        key.push(':');
+        key.push_str(&self.namespace);
+        key.push('/');
+        for c in self.name.chars() {
+            key.push(c.to_ascii_lowercase());
+        }
+        key
+    }
+}
+
+impl serde::Serialize for EntityRef {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl fmt::Display for EntityRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
+/// What a ref field defaults to when the ref leaves parts out: Backstage
+/// takes the kind from the field (`owner` means a Group) and the namespace
+/// from the entity that holds the field.
+#[derive(Debug, Clone, Copy)]
+pub struct RefContext<'a> {
+    pub default_kind: Option<&'a str>,
+    pub default_namespace: &'a str,
+}
+
+/// Parses `[kind:][namespace/]name`. The error says how to write it right.
+pub fn parse_entity_ref(text: &str, context: RefContext<'_>) -> Result<EntityRef, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("entity reference is empty; write it as `[kind:][namespace/]name`".into());
+    }
+    let (kind, rest) = match text.split_once(':') {
+        Some((kind, rest)) => (Some(kind), rest),
+        None => (None, text),
+    };
+    let (namespace, name) = match rest.split_once('/') {
+        Some((namespace, name)) => (Some(namespace), name),
+        None => (None, rest),
+    };
+    let kind = match kind {
+        Some("") => return Err(format!("entity reference `{text}` has an empty kind before `:`")),
+        Some(kind) => kind,
+        None => match context.default_kind {
+            Some(kind) => kind,
+            None => {
+                return Err(format!(
+                    "entity reference `{text}` has no kind and this field has no default; write it as `kind:{text}`, e.g. `component:{text}` or `resource:{text}`"
+                ))
+            }
+        },
+    };
+    let namespace = match namespace {
+        Some("") => return Err(format!("entity reference `{text}` has an empty namespace before `/`")),
+        Some(namespace) => namespace,
+        None => context.default_namespace,
+    };
+    if name.is_empty() {
+        return Err(format!("entity reference `{text}` has an empty name"));
+    }
+    if name.contains(['/', ':']) {
+        return Err(format!("entity reference `{text}` is malformed; write it as `[kind:][namespace/]name`"));
+    }
+    Ok(EntityRef::new(kind, namespace, name))
+}
+
+/// Parses a ref written in full or in part with no field context; used by
+/// the API, where `component:default/x` and `component:x` both name `x`.
+pub fn parse_ref_lenient(text: &str, default_kind: Option<&str>) -> Result<EntityRef, String> {
+    parse_entity_ref(text, RefContext { default_kind, default_namespace: DEFAULT_NAMESPACE })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(kind: Option<&'static str>, ns: &'static str) -> RefContext<'static> {
+        RefContext { default_kind: kind, default_namespace: ns }
+    }
+
+    #[test]
+    fn full_partial_and_defaulted_refs() {
+        let r = parse_entity_ref("Component:Prod/Checkout", ctx(None, "default")).unwrap();
+        assert_eq!(r.to_string(), "component:prod/Checkout");
+        assert_eq!(r.key(), "component:prod/checkout");
+        let r = parse_entity_ref("team-a", ctx(Some("Group"), "ops")).unwrap();
+        assert_eq!(r.to_string(), "group:ops/team-a");
+        let r = parse_entity_ref("user:guest", ctx(Some("group"), "default")).unwrap();
+        assert_eq!(r.to_string(), "user:default/guest");
+        let r = parse_entity_ref("other/x", ctx(Some("api"), "default")).unwrap();
+        assert_eq!(r.to_string(), "api:other/x");
+    }
+
+    #[test]
+    fn bad_refs_explain_themselves() {
+        let e = parse_entity_ref("orders-db", ctx(None, "default")).unwrap_err();
+        assert!(e.contains("write it as `kind:orders-db`"), "{e}");
+        assert!(parse_entity_ref(":x", ctx(None, "default")).unwrap_err().contains("empty kind"));
+        assert!(parse_entity_ref("a:/x", ctx(None, "default")).unwrap_err().contains("empty namespace"));
+        assert!(parse_entity_ref("a:b/", ctx(None, "default")).unwrap_err().contains("empty name"));
+        assert!(parse_entity_ref("a:b/c/d", ctx(None, "default")).unwrap_err().contains("malformed"));
+        assert!(parse_entity_ref("  ", ctx(None, "default")).unwrap_err().contains("empty"));
+    }
+
+    #[test]
+    fn comparison_is_case_insensitive() {
+        let a = parse_entity_ref("Group:Default/Team-A", ctx(None, "default")).unwrap();
+        let b = parse_entity_ref("group:default/team-a", ctx(None, "default")).unwrap();
+        assert_eq!(a.key(), b.key());
+    }
+}

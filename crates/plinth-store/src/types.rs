@@ -1,0 +1,137 @@
+//! Plain data crossing the store boundary.
+
+use plinth_model::Diagnostic;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// One entity mutation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntityChange {
+    Upsert(EntityUpsert),
+    Delete { key: String },
+}
+
+impl EntityChange {
+    pub fn key(&self) -> &str {
+        match self {
+            EntityChange::Upsert(upsert) => &upsert.key,
+            EntityChange::Delete { key } => key,
+        }
+    }
+}
+
+/// An entity to insert or update. `key` is the lower-case ref
+/// (`component:default/checkout`); `body` is the entity JSON without uid,
+/// etag or relations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntityUpsert {
+    pub key: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub body: String,
+    pub hash: String,
+    /// The registered location that manages this entity.
+    pub location_id: String,
+}
+
+/// An entity as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEntity {
+    pub key: String,
+    /// Assigned on first insert, kept for the entity's life.
+    pub uid: String,
+    /// Changes whenever the body changes (derived from the hash).
+    pub etag: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    pub body: String,
+    pub hash: String,
+    pub location_id: String,
+    /// RFC 3339 UTC time of the last write.
+    pub updated_at: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeOp {
+    Upsert,
+    Delete,
+}
+
+/// One row of the change log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeRecord {
+    pub seq: i64,
+    pub key: String,
+    pub op: ChangeOp,
+    /// RFC 3339 UTC.
+    pub at: String,
+}
+
+/// What [`crate::Store::apply`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApplyOutcome {
+    /// Change-log rows written, in seq order.
+    pub written: Vec<ChangeRecord>,
+    /// Upserts that wrote nothing: `(key, reason)`.
+    pub skipped: Vec<(String, SkipReason)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    Unchanged,
+    /// The ref is managed by this other location.
+    OwnedBy(String),
+    /// A delete of a key that is not stored.
+    Missing,
+}
+
+/// A location to register. `kind` is `file` (a file or directory path) or
+/// `git` (a repository URL or path, with an optional branch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLocation {
+    pub kind: String,
+    pub target: String,
+    pub branch: Option<String>,
+}
+
+/// A registered location.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LocationRow {
+    pub id: String,
+    pub kind: String,
+    pub target: String,
+    pub branch: Option<String>,
+    pub created_at: String,
+    pub status: LocationStatus,
+}
+
+/// How the last refresh of a location went.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocationStatus {
+    /// RFC 3339 UTC of the last refresh, if any.
+    pub refreshed_at: Option<String>,
+    pub entities: i64,
+    pub errors: i64,
+    /// Git commit the last refresh read, for git locations.
+    pub revision: Option<String>,
+}
+
+/// An ingestion problem, attributed to the registered location whose
+/// refresh found it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IngestionError {
+    pub location_id: String,
+    #[serde(flatten)]
+    pub diagnostic: Diagnostic,
+}

@@ -1,1 +1,21 @@
-//! placeholder
+//! Plinth's catalogue: ingestion from files, directories, git repositories
+//! and Location entities; reconciliation into the store; and the in-memory
+//! projections (relation graph, Backstage filter index, sort orders, full-text
+//! search) that answer every query.
+
+mod catalog;
+mod filters;
+pub mod git;
+mod graph;
+mod search;
+mod source;
+mod state;
+
+pub use catalog::{
+    normalize_location, now_rfc3339, Catalog, CatalogConfig, CatalogError, CatalogMetrics, RefreshReport,
+};
+pub use filters::{Condition, EntityFilter, FilterGroup};
+pub use graph::{Direction, Impact, NodeId, RelId};
+pub use search::{Hit, SearchIndex};
+pub use source::{read_location, FileCache, FileNamer, Found, SourceRead};
+pub use state::{CatalogState, EntityRecord, RecentChange, Summary, SORTABLE_KEYS};

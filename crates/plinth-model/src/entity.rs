@@ -99,7 +99,10 @@ pub fn validate_entity(value: &Value) -> Vec<FieldIssue> {
     let kind = match root.get("kind") {
         Some(Value::String(kind)) if !kind.is_empty() => Some(kind.as_str()),
         Some(other) => {
-            issues.push(FieldIssue::new("kind", format!("must be a string such as `Component`, not {}", type_name(other))));
+            issues.push(FieldIssue::new(
+                "kind",
+                format!("must be a string such as `Component`, not {}", type_name(other)),
+            ));
             None
         }
         None => {
@@ -128,7 +131,9 @@ pub fn validate_entity(value: &Value) -> Vec<FieldIssue> {
                 }
             }
         }
-        Some(other) => issues.push(FieldIssue::new("apiVersion", format!("must be a string, not {}", type_name(other)))),
+        Some(other) => {
+            issues.push(FieldIssue::new("apiVersion", format!("must be a string, not {}", type_name(other))))
+        }
         None => issues.push(FieldIssue::new(
             "apiVersion",
             format!(
@@ -173,7 +178,9 @@ fn validate_metadata(metadata: &Map<String, Value>, issues: &mut Vec<FieldIssue>
                 ));
             }
         }
-        Some(other) => issues.push(FieldIssue::new("metadata.name", format!("must be a string, not {}", type_name(other)))),
+        Some(other) => {
+            issues.push(FieldIssue::new("metadata.name", format!("must be a string, not {}", type_name(other))))
+        }
         None => issues.push(FieldIssue::new("metadata.name", "is missing; every entity needs a name")),
     }
     if let Some(namespace) = metadata.get("namespace") {
@@ -192,7 +199,10 @@ fn validate_metadata(metadata: &Map<String, Value>, issues: &mut Vec<FieldIssue>
     for field in ["title", "description"] {
         if let Some(value) = metadata.get(field) {
             if !value.is_string() {
-                issues.push(FieldIssue::new(format!("metadata.{field}"), format!("must be a string, not {}", type_name(value))));
+                issues.push(FieldIssue::new(
+                    format!("metadata.{field}"),
+                    format!("must be a string, not {}", type_name(value)),
+                ));
             }
         }
     }
@@ -220,7 +230,10 @@ fn validate_metadata(metadata: &Map<String, Value>, issues: &mut Vec<FieldIssue>
                     }
                 }
             }
-            Some(other) => issues.push(FieldIssue::new(format!("metadata.{field}"), format!("must be a mapping, not {}", type_name(other)))),
+            Some(other) => issues.push(FieldIssue::new(
+                format!("metadata.{field}"),
+                format!("must be a mapping, not {}", type_name(other)),
+            )),
         }
     }
     match metadata.get("tags") {
@@ -240,7 +253,8 @@ fn validate_metadata(metadata: &Map<String, Value>, issues: &mut Vec<FieldIssue>
                 }
             }
         }
-        Some(other) => issues.push(FieldIssue::new("metadata.tags", format!("must be a list of strings, not {}", type_name(other)))),
+        Some(other) => issues
+            .push(FieldIssue::new("metadata.tags", format!("must be a list of strings, not {}", type_name(other)))),
     }
     match metadata.get("links") {
         None => {}
@@ -249,13 +263,21 @@ fn validate_metadata(metadata: &Map<String, Value>, issues: &mut Vec<FieldIssue>
                 match link.as_object() {
                     Some(link) => match link.get("url") {
                         Some(Value::String(url)) if !url.is_empty() => {}
-                        _ => issues.push(FieldIssue::new(format!("metadata.links[{i}].url"), "is missing; every link needs a `url`")),
+                        _ => issues.push(FieldIssue::new(
+                            format!("metadata.links[{i}].url"),
+                            "is missing; every link needs a `url`",
+                        )),
                     },
-                    None => issues.push(FieldIssue::new(format!("metadata.links[{i}]"), "must be a mapping with `url` and optional `title`, `icon`, `type`")),
+                    None => issues.push(FieldIssue::new(
+                        format!("metadata.links[{i}]"),
+                        "must be a mapping with `url` and optional `title`, `icon`, `type`",
+                    )),
                 }
             }
         }
-        Some(other) => issues.push(FieldIssue::new("metadata.links", format!("must be a list, not {}", type_name(other)))),
+        Some(other) => {
+            issues.push(FieldIssue::new("metadata.links", format!("must be a list, not {}", type_name(other))))
+        }
     }
 }
 
@@ -270,9 +292,9 @@ fn validate_spec(fields: &[Field], spec: &Map<String, Value>, issues: &mut Vec<F
         };
         let ok = match field.shape {
             Shape::String | Shape::Ref(_) => value.as_str().is_some_and(|s| !s.trim().is_empty()),
-            Shape::StringList | Shape::RefList(_) => {
-                value.as_array().is_some_and(|items| items.iter().all(|item| item.as_str().is_some_and(|s| !s.is_empty())))
-            }
+            Shape::StringList | Shape::RefList(_) => value
+                .as_array()
+                .is_some_and(|items| items.iter().all(|item| item.as_str().is_some_and(|s| !s.is_empty()))),
             Shape::Bool => value.is_boolean(),
             Shape::Object => value.is_object(),
             Shape::ObjectOrList => value.is_object() || value.is_array(),
@@ -326,7 +348,9 @@ pub fn declared_relations(value: &Value, me: &EntityRef) -> Result<Vec<DeclaredR
             Shape::RefList(kind) => (
                 kind,
                 raw.as_array()
-                    .map(|items| items.iter().enumerate().map(|(i, v)| (format!("spec.{}[{i}]", field.name), v)).collect())
+                    .map(|items| {
+                        items.iter().enumerate().map(|(i, v)| (format!("spec.{}[{i}]", field.name), v)).collect()
+                    })
                     .unwrap_or_default(),
             ),
             _ => continue,
@@ -375,14 +399,22 @@ pub fn is_valid_dns_label(label: &str) -> bool {
 
 /// Backstage's tag rule: `^[a-z0-9:+#]+(-[a-z0-9:+#]+)*$`, 1-63.
 pub fn is_valid_tag(tag: &str) -> bool {
-    is_separated(tag, 63, |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '+' | '#'), |c| c == '-')
+    is_separated(
+        tag,
+        63,
+        |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '+' | '#'),
+        |c| c == '-',
+    )
 }
 
 /// `[prefix/]name`: prefix a DNS subdomain (≤253), name an object name.
 pub fn is_valid_qualified_key(key: &str) -> bool {
     match key.split_once('/') {
         Some((prefix, name)) => {
-            prefix.len() <= 253 && !prefix.is_empty() && prefix.split('.').all(is_valid_dns_label) && is_valid_name(name)
+            prefix.len() <= 253
+                && !prefix.is_empty()
+                && prefix.split('.').all(is_valid_dns_label)
+                && is_valid_name(name)
         }
         None => is_valid_name(key),
     }
@@ -483,9 +515,15 @@ mod tests {
 
     #[test]
     fn the_same_content_hashes_the_same() {
-        let a = process_entity(component(json!({"type": "service", "lifecycle": "production", "owner": "t"})), &origin()).unwrap();
-        let b = process_entity(component(json!({"type": "service", "lifecycle": "production", "owner": "t"})), &origin()).unwrap();
-        let c = process_entity(component(json!({"type": "website", "lifecycle": "production", "owner": "t"})), &origin()).unwrap();
+        let a =
+            process_entity(component(json!({"type": "service", "lifecycle": "production", "owner": "t"})), &origin())
+                .unwrap();
+        let b =
+            process_entity(component(json!({"type": "service", "lifecycle": "production", "owner": "t"})), &origin())
+                .unwrap();
+        let c =
+            process_entity(component(json!({"type": "website", "lifecycle": "production", "owner": "t"})), &origin())
+                .unwrap();
         assert_eq!(a.hash, b.hash);
         assert_ne!(a.hash, c.hash);
     }
@@ -503,17 +541,21 @@ mod tests {
 
     #[test]
     fn missing_and_mistyped_fields() {
-        let issues = validate_entity(&json!({"kind": "API", "metadata": {"name": "x", "tags": "a"}, "spec": {"type": 3, "owner": "t"}}));
+        let issues = validate_entity(
+            &json!({"kind": "API", "metadata": {"name": "x", "tags": "a"}, "spec": {"type": 3, "owner": "t"}}),
+        );
         assert_eq!(fields(&issues), ["apiVersion", "metadata.tags", "spec.type", "spec.lifecycle", "spec.definition"]);
         assert!(issues[0].message.contains("backstage.io/v1alpha1"));
     }
 
     #[test]
     fn unknown_kind_and_wrong_api_version() {
-        let issues = validate_entity(&json!({"apiVersion": "x/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}}));
+        let issues =
+            validate_entity(&json!({"apiVersion": "x/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {}}));
         assert_eq!(fields(&issues), ["kind"]);
         assert!(issues[0].message.contains("Component"));
-        let issues = validate_entity(&json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Model", "metadata": {"name": "m"},
+        let issues =
+            validate_entity(&json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Model", "metadata": {"name": "m"},
             "spec": {"type": "llm", "owner": "t", "lifecycle": "production"}}));
         assert_eq!(fields(&issues), ["apiVersion"]);
         assert!(issues[0].message.contains("plinth.dev/v1alpha1"));
@@ -521,8 +563,10 @@ mod tests {
 
     #[test]
     fn enums_of_ai_kinds() {
-        let issues = validate_entity(&json!({"apiVersion": "plinth.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "a"},
-            "spec": {"type": "assistant", "owner": "t", "lifecycle": "production", "autonomy": "yolo", "riskTier": "high"}}));
+        let issues = validate_entity(
+            &json!({"apiVersion": "plinth.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "a"},
+            "spec": {"type": "assistant", "owner": "t", "lifecycle": "production", "autonomy": "yolo", "riskTier": "high"}}),
+        );
         assert_eq!(fields(&issues), ["spec.autonomy"]);
         assert!(issues[0].message.contains("suggest, supervised, autonomous"));
     }
@@ -536,7 +580,13 @@ mod tests {
         let rels: Vec<String> = e.relations.iter().map(|r| format!("{} {}", r.relation, r.target)).collect();
         assert_eq!(
             rels,
-            ["ownedBy group:ml/t", "usesModel model:ml/gpt", "usesPrompt prompt:ml/p", "usesTool api:ml/orders-api", "usesTool component:default/refunds"]
+            [
+                "ownedBy group:ml/t",
+                "usesModel model:ml/gpt",
+                "usesPrompt prompt:ml/p",
+                "usesTool api:ml/orders-api",
+                "usesTool component:default/refunds"
+            ]
         );
     }
 

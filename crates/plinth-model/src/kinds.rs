@@ -78,7 +78,13 @@ pub static KINDS: &[KindSpec] = &[
     KindSpec {
         kind: "API",
         api_versions: BACKSTAGE,
-        fields: &[req("type", Shape::String), req("lifecycle", Shape::String), OWNER, req("definition", Shape::String), SYSTEM],
+        fields: &[
+            req("type", Shape::String),
+            req("lifecycle", Shape::String),
+            OWNER,
+            req("definition", Shape::String),
+            SYSTEM,
+        ],
     },
     KindSpec {
         kind: "Resource",

@@ -35,10 +35,7 @@ pub fn inverse_relation(relation: &str) -> Option<&'static str> {
 
 /// Canonical spelling of a relation type (the API accepts any case).
 pub fn canonical_relation(relation: &str) -> Option<&'static str> {
-    RELATION_PAIRS
-        .iter()
-        .flat_map(|&(a, b)| [a, b])
-        .find(|candidate| candidate.eq_ignore_ascii_case(relation))
+    RELATION_PAIRS.iter().flat_map(|&(a, b)| [a, b]).find(|candidate| candidate.eq_ignore_ascii_case(relation))
 }
 
 /// Does a relation of this type from X to Y mean "X depends on Y" for impact

@@ -545,7 +545,8 @@ mod tests {
 
     #[test]
     fn field_lines_are_recorded() {
-        let text = "x: 0\n---\napiVersion: v1\nmetadata:\n  name: a\n  tags:\n    - one\n    - two\nspec:\n  owner: me\n";
+        let text =
+            "x: 0\n---\napiVersion: v1\nmetadata:\n  name: a\n  tags:\n    - one\n    - two\nspec:\n  owner: me\n";
         let docs = parse(text);
         let lines = field_lines(text, &docs[1], &YamlLimits::default());
         assert_eq!(lines["metadata.name"], 5);

@@ -1,1 +1,113 @@
-//! placeholder
+//! Plinth's HTTP server: the Backstage-compatible catalog API, Plinth's
+//! additions (impact, neighbourhood, search, errors, webhook), operations
+//! endpoints and the OpenAPI document. Only this crate knows HTTP.
+
+mod auth;
+mod catalog_api;
+mod error;
+mod fields;
+mod ops;
+mod params;
+mod plinth_api;
+
+use axum::routing::{get, post};
+use axum::Router;
+use plinth_catalog::Catalog;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use utoipa::OpenApi;
+
+pub use error::ApiError;
+
+/// Server settings that are not the catalogue's.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// Shared secret for webhook signatures (GitHub HMAC or GitLab token);
+    /// `None` accepts unsigned webhooks.
+    pub webhook_secret: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub catalog: Arc<Catalog>,
+    pub config: Arc<ServerConfig>,
+    http_metrics: Arc<ops::HttpMetrics>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Plinth API", description = "Plinth's catalogue API: Backstage-compatible endpoints under /api/catalog plus impact, neighbourhood, search, errors and webhooks."),
+    paths(
+        catalog_api::list_entities, catalog_api::query_entities, catalog_api::entity_by_name, catalog_api::entity_by_uid,
+        catalog_api::delete_entity_by_uid, catalog_api::entities_by_refs, catalog_api::entity_facets,
+        catalog_api::list_locations, catalog_api::get_location, catalog_api::add_location, catalog_api::delete_location,
+        catalog_api::location_by_entity, catalog_api::refresh, catalog_api::validate_entity,
+        plinth_api::impact, plinth_api::neighbourhood, plinth_api::search, plinth_api::errors, plinth_api::webhook,
+    ),
+    tags((name = "catalog", description = "Backstage's catalog API"), (name = "plinth", description = "Plinth's additions"))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document as JSON.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi().to_pretty_json().unwrap_or_default()
+}
+
+async fn openapi() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], openapi_json())
+}
+
+/// Largest request body accepted (entity validation, webhooks).
+const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
+    let state = AppState { catalog, config: Arc::new(config), http_metrics: Arc::default() };
+    let catalog_routes = Router::new()
+        .route("/entities", get(catalog_api::list_entities))
+        .route("/entities/by-query", get(catalog_api::query_entities))
+        .route("/entities/by-name/{kind}/{namespace}/{name}", get(catalog_api::entity_by_name))
+        .route("/entities/by-uid/{uid}", get(catalog_api::entity_by_uid).delete(catalog_api::delete_entity_by_uid))
+        .route("/entities/by-refs", post(catalog_api::entities_by_refs))
+        .route("/entity-facets", get(catalog_api::entity_facets))
+        .route("/locations", get(catalog_api::list_locations).post(catalog_api::add_location))
+        .route("/locations/{id}", get(catalog_api::get_location).delete(catalog_api::delete_location))
+        .route("/locations/by-entity/{kind}/{namespace}/{name}", get(catalog_api::location_by_entity))
+        .route("/refresh", post(catalog_api::refresh))
+        .route("/validate-entity", post(catalog_api::validate_entity))
+        .route("/impact/{kind}/{namespace}/{name}", get(plinth_api::impact))
+        .route("/neighbourhood/{kind}/{namespace}/{name}", get(plinth_api::neighbourhood))
+        .route("/search", get(plinth_api::search))
+        .route("/errors", get(plinth_api::errors))
+        .route("/webhook", post(plinth_api::webhook));
+    Router::new()
+        .nest("/api/catalog", catalog_routes)
+        .route("/api/openapi.json", get(openapi))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .layer(axum::middleware::from_fn(auth::authorize))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(CompressionLayer::new())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    catalog: Arc<Catalog>,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(address) = listener.local_addr() {
+        if !address.ip().is_loopback() {
+            tracing::warn!(%address, "listening beyond loopback: mutations are not yet authenticated (API tokens arrive in a later release)");
+        }
+    }
+    let app = router(catalog, config);
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

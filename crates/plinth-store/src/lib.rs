@@ -10,6 +10,7 @@
 //! - an upsert never takes an entity from another location (the first
 //!   location to claim a ref keeps it) and never writes an unchanged hash.
 
+mod common;
 mod error;
 mod migrations;
 mod postgres;

@@ -1,1 +1,109 @@
-fn main() {}
+//! The `plinth` binary: `plinth serve` runs the platform; the other verbs
+//! are the CLI (offline `catalog validate`, and client verbs against a
+//! running server). Parsing and wiring only; the work lives in the crates.
+
+mod bench;
+mod client;
+mod serve;
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "plinth", version, about = "Plinth: an AI-ready internal developer platform in one binary")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: API, ingestion and background refresh.
+    Serve(serve::ServeArgs),
+    /// Work with the software catalogue.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Benchmarks against the bars of DESIGN.md (results as markdown).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Ingest, re-ingest, change visibility, API latency and memory at scale.
+    Catalog(bench::BenchCatalogArgs),
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Check catalogue files offline (exit 1 on errors).
+    Validate {
+        /// Files or directories (directories are searched for catalog-info.yaml).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long, value_enum, default_value_t = validate::Output::Text)]
+        output: validate::Output,
+    },
+    /// List entities.
+    Ls(client::LsArgs),
+    /// Show one entity (`kind:namespace/name`, `kind:name` or a component name).
+    Get(client::GetArgs),
+    /// What depends on an entity (or what it depends on), transitively.
+    Impact(client::ImpactArgs),
+    /// Ranked full-text search.
+    Search(client::SearchArgs),
+    /// Refresh the source of an entity now.
+    Refresh(client::RefreshArgs),
+    /// Ingestion errors, with file, line and how to fix them.
+    Errors(client::ServerArgs),
+    /// Manage registered locations.
+    Locations {
+        #[command(subcommand)]
+        command: LocationsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LocationsCommand {
+    /// Register a file, directory or git repository.
+    Add(client::AddLocationArgs),
+    /// List registered locations.
+    Ls(client::ServerArgs),
+    /// Unregister a location and remove its entities.
+    Rm(client::RemoveLocationArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(args),
+        Command::Bench { command: BenchCommand::Catalog(args) } => bench::run(args),
+        Command::Catalog { command } => match command {
+            CatalogCommand::Validate { paths, output } => validate::run(&paths, output),
+            CatalogCommand::Ls(args) => client::ls(args),
+            CatalogCommand::Get(args) => client::get(args),
+            CatalogCommand::Impact(args) => client::impact(args),
+            CatalogCommand::Search(args) => client::search(args),
+            CatalogCommand::Refresh(args) => client::refresh(args),
+            CatalogCommand::Errors(args) => client::errors(args),
+            CatalogCommand::Locations { command } => match command {
+                LocationsCommand::Add(args) => client::add_location(args),
+                LocationsCommand::Ls(args) => client::list_locations(args),
+                LocationsCommand::Rm(args) => client::remove_location(args),
+            },
+        },
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,696 @@
+//! The catalogue service: registers locations, refreshes them into the
+//! store, follows the store's change log into the in-memory projection, and
+//! answers queries. The imperative shell around the pure parts.
+//!
+//! Data flow: location → [`source::read_location`] → reconcile against the
+//! projection (hash, ownership, removals) → [`Store::apply`] (entity rows and
+//! change-log rows in one transaction) → [`Catalog::catch_up`] reads the log
+//! and updates the projection — the same path every replica follows.
+
+use crate::git::{self, GitSource};
+use crate::search::SearchIndex;
+use crate::source::{self, FileCache, FileNamer, Namer, SourceRead};
+use crate::state::{prepare, CatalogState, RecentChange};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
+use plinth_model::yaml::YamlLimits;
+use plinth_model::{Diagnostic, Severity};
+use plinth_store::{
+    ChangeOp, EntityChange, EntityUpsert, IngestionError, LocationRow, LocationStatus, NewLocation, SkipReason, Store,
+    StoreError,
+};
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast;
+
+/// How the catalogue runs.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    /// Where git checkouts live.
+    pub data_dir: PathBuf,
+    /// How often every location is refreshed.
+    pub refresh_interval: Duration,
+    /// How often the change log is polled for other replicas' writes.
+    pub follow_interval: Duration,
+    pub limits: YamlLimits,
+}
+
+impl CatalogConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        CatalogConfig {
+            data_dir: data_dir.into(),
+            refresh_interval: Duration::from_secs(60),
+            follow_interval: Duration::from_millis(200),
+            limits: YamlLimits::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Search(#[from] crate::search::SearchError),
+    #[error("no location with id {0}")]
+    UnknownLocation(String),
+    #[error("{0}")]
+    BadLocation(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What a refresh did, for callers, logs and metrics.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefreshReport {
+    pub location_id: String,
+    pub files_read: usize,
+    pub entities_found: usize,
+    pub written: usize,
+    pub deleted: usize,
+    pub unchanged: usize,
+    pub errors: usize,
+    pub warnings: usize,
+    pub duration_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+/// Counters exported on `/metrics`.
+#[derive(Debug, Default)]
+pub struct CatalogMetrics {
+    pub refreshes: AtomicU64,
+    pub refresh_failures: AtomicU64,
+    pub refresh_millis_total: AtomicU64,
+    pub last_refresh_millis: AtomicU64,
+    pub entities_written: AtomicU64,
+    pub entities_deleted: AtomicU64,
+    pub changes_applied: AtomicU64,
+    pub ingestion_errors: AtomicU64,
+}
+
+pub struct Catalog {
+    store: Store,
+    config: CatalogConfig,
+    state: RwLock<CatalogState>,
+    search: Arc<SearchIndex>,
+    cache: Arc<FileCache>,
+    refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    follow_lock: tokio::sync::Mutex<()>,
+    events: broadcast::Sender<RecentChange>,
+    pub metrics: CatalogMetrics,
+}
+
+/// Upserts per store transaction: big enough to amortise commits, small
+/// enough that entities become visible progressively on a first ingest.
+const APPLY_CHUNK: usize = 25_000;
+/// Change-log rows read per follower step.
+const FOLLOW_BATCH: i64 = 25_000;
+
+impl Catalog {
+    /// Builds the projection from the store and returns the catalogue.
+    /// Background work starts with [`Catalog::spawn_background`].
+    pub async fn open(store: Store, config: CatalogConfig) -> Result<Arc<Catalog>, CatalogError> {
+        let search = Arc::new(SearchIndex::new()?);
+        let (events, _) = broadcast::channel(4096);
+        let catalog = Arc::new(Catalog {
+            store,
+            config,
+            state: RwLock::new(CatalogState::new()),
+            search,
+            cache: Arc::new(FileCache::default()),
+            refresh_locks: Mutex::new(HashMap::new()),
+            follow_lock: tokio::sync::Mutex::new(()),
+            events,
+            metrics: CatalogMetrics::default(),
+        });
+        // Read the log position first: anything written while we load is
+        // replayed afterwards, and replay is idempotent.
+        let last_seq = catalog.store.last_seq().await?;
+        let entities = catalog.store.load_entities().await?;
+        let this = catalog.clone();
+        tokio::task::spawn_blocking(move || this.apply_rows(entities, Vec::new()))
+            .await
+            .map_err(|e| CatalogError::Internal(e.to_string()))??;
+        catalog.state.write().last_seq = last_seq;
+        catalog.catch_up().await?;
+        Ok(catalog)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &CatalogConfig {
+        &self.config
+    }
+
+    /// A read view of the projection. Hold it briefly.
+    pub fn read(&self) -> RwLockReadGuard<'_, CatalogState> {
+        self.state.read()
+    }
+
+    pub fn search_index(&self) -> &SearchIndex {
+        &self.search
+    }
+
+    /// Changes as they are applied (for live views).
+    pub fn subscribe(&self) -> broadcast::Receiver<RecentChange> {
+        self.events.subscribe()
+    }
+
+    /// Starts the change-log follower and the periodic refresh.
+    pub fn spawn_background(self: &Arc<Self>) {
+        let follower = Arc::downgrade(self);
+        let interval = self.config.follow_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(catalog) = follower.upgrade() else { break };
+                if let Err(error) = catalog.catch_up().await {
+                    tracing::warn!(%error, "following the change log failed; retrying");
+                }
+            }
+        });
+        let refresher = Arc::downgrade(self);
+        let interval = self.config.refresh_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(catalog) = refresher.upgrade() else { break };
+                catalog.refresh_all().await;
+            }
+        });
+    }
+
+    /// Applies change-log rows written since the projection's position, by
+    /// this process or any other replica.
+    pub async fn catch_up(self: &Arc<Self>) -> Result<usize, CatalogError> {
+        let _guard = self.follow_lock.lock().await;
+        let mut applied = 0;
+        loop {
+            let after = self.state.read().last_seq;
+            let changes = self.store.changes_since(after, FOLLOW_BATCH).await?;
+            if changes.is_empty() {
+                break;
+            }
+            let mut keys: Vec<String> = changes.iter().map(|c| c.key.clone()).collect();
+            keys.sort();
+            keys.dedup();
+            let rows = self.store.get_entities(&keys).await?;
+            let present: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
+            let deleted: Vec<String> = keys.iter().filter(|k| !present.contains(k.as_str())).cloned().collect();
+            let rows: Vec<_> = {
+                let state = self.state.read();
+                rows.into_iter()
+                    .filter(|row| state.get(&row.key).is_none_or(|r| r.hash != row.hash || r.uid != row.uid))
+                    .collect()
+            };
+            let recent: Vec<RecentChange> = changes
+                .iter()
+                .map(|c| RecentChange { seq: c.seq, entity_ref: c.key.clone(), op: c.op, at: c.at.clone() })
+                .collect();
+            applied += changes.len();
+            let this = self.clone();
+            let recent_for_apply = recent.clone();
+            tokio::task::spawn_blocking(move || {
+                this.apply_rows(rows, deleted)?;
+                let mut state = this.state.write();
+                for change in recent_for_apply {
+                    state.note_change(change);
+                }
+                Ok::<_, CatalogError>(())
+            })
+            .await
+            .map_err(|e| CatalogError::Internal(e.to_string()))??;
+            self.metrics.changes_applied.fetch_add(recent.len() as u64, Ordering::Relaxed);
+            for change in recent {
+                let _ = self.events.send(change);
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Updates the projection: prepare in parallel, mutate under the lock,
+    /// index text outside it.
+    fn apply_rows(&self, rows: Vec<plinth_store::StoredEntity>, deleted: Vec<String>) -> Result<(), CatalogError> {
+        let prepared: Vec<_> = rows
+            .into_par_iter()
+            .filter_map(|row| match prepare(row) {
+                Ok(p) => Some(p),
+                Err(error) => {
+                    tracing::error!(%error, "skipping a stored entity");
+                    None
+                }
+            })
+            .collect();
+        let mut docs = Vec::with_capacity(prepared.len());
+        let mut removed = Vec::new();
+        {
+            let mut state = self.state.write();
+            for p in prepared {
+                let doc = p.search_doc.clone();
+                let node = state.apply(p);
+                docs.push((node, doc));
+            }
+            for key in &deleted {
+                if let Some(node) = state.delete(key) {
+                    removed.push(node);
+                }
+            }
+        }
+        docs.par_iter().try_for_each(|(node, doc)| self.search.upsert(*node, doc))?;
+        for node in removed {
+            self.search.delete(node);
+        }
+        self.search.commit()?;
+        Ok(())
+    }
+
+    /// Registers a location (or finds the existing one) and refreshes it.
+    pub async fn add_location(
+        self: &Arc<Self>,
+        location: NewLocation,
+    ) -> Result<(LocationRow, bool, RefreshReport), CatalogError> {
+        let location = normalize_location(location)?;
+        let (row, created) = self.store.add_location(&location).await?;
+        let report = self.refresh_location(&row.id).await?;
+        let row = self.store.get_location(&row.id).await?.unwrap_or(row);
+        Ok((row, created, report))
+    }
+
+    /// Reads a location without writing anything: the entities it would
+    /// produce and its diagnostics.
+    pub async fn preview_location(self: &Arc<Self>, location: NewLocation) -> Result<SourceRead, CatalogError> {
+        let location = normalize_location(location)?;
+        let row = LocationRow {
+            id: "dry-run".into(),
+            kind: location.kind,
+            target: location.target,
+            branch: location.branch,
+            created_at: String::new(),
+            status: LocationStatus::default(),
+        };
+        let (read, _) = self.read_source(&row).await;
+        Ok(read)
+    }
+
+    /// Removes a location and every entity it manages.
+    pub async fn delete_location(self: &Arc<Self>, id: &str) -> Result<bool, CatalogError> {
+        let lock = self.refresh_lock(id);
+        let _guard = lock.lock().await;
+        let deleted = self.store.delete_location(id).await?;
+        self.catch_up().await?;
+        Ok(deleted.is_some())
+    }
+
+    pub async fn refresh_all(self: &Arc<Self>) {
+        let locations = match self.store.list_locations().await {
+            Ok(locations) => locations,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list locations for the periodic refresh");
+                return;
+            }
+        };
+        for location in locations {
+            if let Err(error) = self.refresh_location(&location.id).await {
+                tracing::warn!(location = %location.target, %error, "refresh failed");
+            }
+        }
+    }
+
+    /// Refreshes the location that manages an entity.
+    pub async fn refresh_entity(self: &Arc<Self>, key: &str) -> Result<Option<RefreshReport>, CatalogError> {
+        let location_id = match self.read().get(key) {
+            Some(record) => record.location_id.to_string(),
+            None => return Ok(None),
+        };
+        Ok(Some(self.refresh_location(&location_id).await?))
+    }
+
+    /// Refreshes every git location whose repository matches one of `urls`
+    /// (and `branch`, when both say one). Returns the reports.
+    pub async fn refresh_repositories(
+        self: &Arc<Self>,
+        urls: &[String],
+        branch: Option<&str>,
+    ) -> Result<Vec<RefreshReport>, CatalogError> {
+        let wanted: HashSet<String> = urls.iter().map(|u| git::normalize_repo_url(u)).collect();
+        let mut reports = Vec::new();
+        for location in self.store.list_locations().await? {
+            if location.kind != "git" {
+                continue;
+            }
+            let source = GitSource::from_target(&location.target, location.branch.as_deref());
+            if !wanted.contains(&git::normalize_repo_url(&source.url)) {
+                continue;
+            }
+            if let (Some(pushed), Some(tracked)) = (branch, source.branch.as_deref()) {
+                if pushed != tracked {
+                    continue;
+                }
+            }
+            reports.push(self.refresh_location(&location.id).await?);
+        }
+        Ok(reports)
+    }
+
+    fn refresh_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.refresh_locks.lock().entry(id.to_string()).or_default().clone()
+    }
+
+    /// Re-reads one location and brings the store (and so every replica's
+    /// projection) in line with it.
+    pub async fn refresh_location(self: &Arc<Self>, id: &str) -> Result<RefreshReport, CatalogError> {
+        let lock = self.refresh_lock(id);
+        let _guard = lock.lock().await;
+        let started = Instant::now();
+        let location =
+            self.store.get_location(id).await?.ok_or_else(|| CatalogError::UnknownLocation(id.to_string()))?;
+        let (read, revision) = self.read_source(&location).await;
+        let mut report = RefreshReport {
+            location_id: id.to_string(),
+            files_read: read.files_read,
+            entities_found: read.entities.len(),
+            revision: revision.clone(),
+            ..RefreshReport::default()
+        };
+        let mut diagnostics = read.diagnostics.clone();
+        let (changes, unchanged) = self.reconcile(&location, &read, &mut diagnostics);
+        report.unchanged = unchanged;
+        let owners: HashMap<String, String> =
+            self.store.list_locations().await?.into_iter().map(|l| (l.id.clone(), l.target)).collect();
+        for chunk in changes.chunks(APPLY_CHUNK) {
+            let outcome = self.store.apply(chunk).await?;
+            for record in &outcome.written {
+                match record.op {
+                    ChangeOp::Upsert => report.written += 1,
+                    ChangeOp::Delete => report.deleted += 1,
+                }
+            }
+            for (key, reason) in outcome.skipped {
+                if let SkipReason::OwnedBy(other) = reason {
+                    let owner = owners.get(&other).cloned().unwrap_or(other);
+                    diagnostics.push(conflict(&key, &owner, &location.target));
+                } else {
+                    report.unchanged += 1;
+                }
+            }
+            self.catch_up().await?;
+        }
+        report.errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+        report.warnings = diagnostics.len() - report.errors;
+        let errors: Vec<IngestionError> = diagnostics
+            .into_iter()
+            .map(|diagnostic| IngestionError { location_id: id.to_string(), diagnostic })
+            .collect();
+        self.store.replace_errors(id, &errors).await?;
+        let entities = self.read().entities().filter(|r| &*r.location_id == id).count() as i64;
+        let status =
+            LocationStatus { refreshed_at: Some(now_rfc3339()), entities, errors: report.errors as i64, revision };
+        self.store.set_location_status(id, &status).await?;
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        self.metrics.refreshes.fetch_add(1, Ordering::Relaxed);
+        self.metrics.last_refresh_millis.store(report.duration_ms, Ordering::Relaxed);
+        self.metrics.refresh_millis_total.fetch_add(report.duration_ms, Ordering::Relaxed);
+        self.metrics.entities_written.fetch_add(report.written as u64, Ordering::Relaxed);
+        self.metrics.entities_deleted.fetch_add(report.deleted as u64, Ordering::Relaxed);
+        self.metrics.ingestion_errors.fetch_add(report.errors as u64, Ordering::Relaxed);
+        if read.root_failed {
+            self.metrics.refresh_failures.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::info!(
+            location = %location.target, written = report.written, deleted = report.deleted,
+            unchanged = report.unchanged, errors = report.errors, ms = report.duration_ms, "refreshed location"
+        );
+        Ok(report)
+    }
+
+    /// Reads a location's files (syncing its git checkout first).
+    async fn read_source(&self, location: &LocationRow) -> (SourceRead, Option<String>) {
+        let limits = self.config.limits;
+        match location.kind.as_str() {
+            "git" => {
+                let source = GitSource::from_target(&location.target, location.branch.as_deref());
+                let dir = self.config.data_dir.join("git").join(source.checkout_name());
+                let revision = match git::sync(&source, &dir).await {
+                    Ok(revision) => revision,
+                    Err(message) => {
+                        let read = SourceRead {
+                            root_failed: true,
+                            diagnostics: vec![Diagnostic::error(location.target.clone(), message)],
+                            ..SourceRead::default()
+                        };
+                        return (read, None);
+                    }
+                };
+                let root = match &source.path {
+                    Some(path) => dir.join(path),
+                    None => dir.clone(),
+                };
+                let namer = GitNamer {
+                    source: source.clone(),
+                    checkout: dir,
+                    revision: source.branch.clone().unwrap_or_else(|| revision.clone()),
+                };
+                let read = self.read_files(root, Box::new(namer), limits).await;
+                (read, Some(revision))
+            }
+            _ => (self.read_files(PathBuf::from(&location.target), Box::new(FileNamer), limits).await, None),
+        }
+    }
+
+    async fn read_files(&self, root: PathBuf, namer: Box<dyn Namer>, limits: YamlLimits) -> SourceRead {
+        // The file cache is shared; reading is CPU and disk work for the
+        // blocking pool, never the async workers.
+        let cache = self.cache.clone();
+        tokio::task::spawn_blocking(move || source::read_location(&root, namer.as_ref(), &cache, &limits))
+            .await
+            .unwrap_or_else(|error| SourceRead {
+                root_failed: true,
+                diagnostics: vec![Diagnostic::error("plinth", format!("reading the location failed: {error}"))],
+                ..SourceRead::default()
+            })
+    }
+
+    /// Compares what a location declares with what the projection holds.
+    fn reconcile(
+        &self,
+        location: &LocationRow,
+        read: &SourceRead,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) -> (Vec<EntityChange>, usize) {
+        let state = self.read();
+        let mut changes = Vec::new();
+        let mut unchanged = 0;
+        let mut first_seen: HashMap<String, (String, u32)> = HashMap::new();
+        for found in &read.entities {
+            let key = found.entity.entity_ref.key();
+            if let Some((file, line)) = first_seen.get(&key) {
+                diagnostics.push(
+                    Diagnostic::error(
+                        found.location.clone(),
+                        format!(
+                            "{} is defined twice; the definition at {file}:{line} is kept; remove one of them",
+                            found.entity.entity_ref
+                        ),
+                    )
+                    .at_line(Some(found.line))
+                    .for_entity(Some(found.entity.entity_ref.to_string())),
+                );
+                continue;
+            }
+            first_seen.insert(key.clone(), (found.location.clone(), found.line));
+            if let Some(existing) = state.get(&key) {
+                if *existing.location_id != *location.id {
+                    diagnostics.push(
+                        conflict(&found.entity.entity_ref.to_string(), &existing.managed_by, &found.location)
+                            .at_line(Some(found.line)),
+                    );
+                    continue;
+                }
+                if existing.hash == found.entity.hash {
+                    unchanged += 1;
+                    continue;
+                }
+            }
+            let entity = &found.entity;
+            changes.push(EntityChange::Upsert(EntityUpsert {
+                key,
+                kind: entity.body["kind"].as_str().unwrap_or_default().to_string(),
+                namespace: entity.entity_ref.namespace.clone(),
+                name: entity.entity_ref.name.clone(),
+                body: serde_json::to_string(&entity.body).unwrap_or_default(),
+                hash: entity.hash.clone(),
+                location_id: location.id.clone(),
+            }));
+        }
+        if !read.root_failed {
+            for record in state.entities() {
+                if *record.location_id == *location.id
+                    && !first_seen.contains_key(&*record.key)
+                    && !read.invalid_refs.contains(&*record.key)
+                    && !read.incomplete_files.contains(&record.managed_by)
+                {
+                    changes.push(EntityChange::Delete { key: record.key.to_string() });
+                }
+            }
+        }
+        (changes, unchanged)
+    }
+
+    /// Every location with its status.
+    pub async fn locations(&self) -> Result<Vec<LocationRow>, CatalogError> {
+        Ok(self.store.list_locations().await?)
+    }
+
+    /// Deletes one entity by uid (it returns on the next refresh if its
+    /// source still declares it, as in Backstage).
+    pub async fn delete_entity_by_uid(self: &Arc<Self>, uid: &str) -> Result<bool, CatalogError> {
+        let key = match self.read().get_by_uid(uid) {
+            Some(record) => record.key.to_string(),
+            None => return Ok(false),
+        };
+        let outcome = self.store.apply(&[EntityChange::Delete { key }]).await?;
+        self.catch_up().await?;
+        Ok(!outcome.written.is_empty())
+    }
+}
+
+fn conflict(entity: &str, owner: &str, claimant: &str) -> Diagnostic {
+    Diagnostic::error(
+        claimant.to_string(),
+        format!(
+            "{entity} is already defined by {owner}; the first location keeps it, so this definition is ignored. Remove one of the two definitions"
+        ),
+    )
+    .for_entity(Some(entity.to_string()))
+}
+
+/// Checks and canonicalises a location before it is stored: file targets
+/// become absolute paths; `url` targets that name a git repository become
+/// `git` locations.
+pub fn normalize_location(mut location: NewLocation) -> Result<NewLocation, CatalogError> {
+    let target = location.target.trim().to_string();
+    if target.is_empty() {
+        return Err(CatalogError::BadLocation("location target is empty; give a file, directory or git URL".into()));
+    }
+    let kind = location.kind.trim().to_lowercase();
+    location.kind = match kind.as_str() {
+        "file" | "" if !looks_like_git(&target) => "file".into(),
+        "git" | "url" | "file" | "" => {
+            if kind == "url" && !looks_like_git(&target) && !target.starts_with('/') {
+                return Err(CatalogError::BadLocation(format!(
+                    "cannot read `{target}`: Plinth reads remote catalogues through git; give the repository URL (ending in .git) and optionally a branch"
+                )));
+            }
+            if looks_like_git(&target) || kind == "git" {
+                "git".into()
+            } else {
+                "file".into()
+            }
+        }
+        other => {
+            return Err(CatalogError::BadLocation(format!(
+                "unknown location type `{other}`; use `file`, `url` or `git`"
+            )))
+        }
+    };
+    location.target = if location.kind == "file" {
+        let target = target.strip_prefix("file:").unwrap_or(&target);
+        let path = Path::new(target);
+        let absolute = if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            std::env::current_dir().map_err(|e| CatalogError::BadLocation(e.to_string()))?.join(path)
+        };
+        absolute.canonicalize().unwrap_or(absolute).to_string_lossy().to_string()
+    } else {
+        blob_url_to_git(&target, &mut location.branch)
+    };
+    Ok(location)
+}
+
+fn looks_like_git(target: &str) -> bool {
+    let base = target.split('#').next().unwrap_or(target);
+    base.ends_with(".git")
+        || base.starts_with("git@")
+        || base.starts_with("ssh://")
+        || base.starts_with("git://")
+        || base.starts_with("file://")
+        || base.contains("/blob/")
+        || base.contains("/tree/")
+        || (base.starts_with('/') && Path::new(base).join(".git").exists())
+}
+
+/// `https://host/org/repo/blob/main/path/catalog-info.yaml` →
+/// `https://host/org/repo.git#path/catalog-info.yaml` on branch `main`.
+fn blob_url_to_git(target: &str, branch: &mut Option<String>) -> String {
+    for marker in ["/-/blob/", "/blob/", "/-/tree/", "/tree/"] {
+        if let Some((repo, rest)) = target.split_once(marker) {
+            let (b, path) = rest.split_once('/').unwrap_or((rest, ""));
+            if branch.is_none() {
+                *branch = Some(b.to_string());
+            }
+            let repo = if repo.ends_with(".git") { repo.to_string() } else { format!("{repo}.git") };
+            return if path.is_empty() { repo } else { format!("{repo}#{path}") };
+        }
+    }
+    target.to_string()
+}
+
+struct GitNamer {
+    source: GitSource,
+    checkout: PathBuf,
+    revision: String,
+}
+
+impl Namer for GitNamer {
+    fn location_of(&self, path: &Path) -> String {
+        let relative = path.strip_prefix(&self.checkout).unwrap_or(path).to_string_lossy().to_string();
+        self.source.link_to(&relative, &self.revision)
+    }
+    fn root(&self) -> Option<&Path> {
+        Some(&self.checkout)
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_normalize() {
+        let mut branch = None;
+        assert_eq!(
+            blob_url_to_git("https://github.com/o/r/blob/main/a/catalog-info.yaml", &mut branch),
+            "https://github.com/o/r.git#a/catalog-info.yaml"
+        );
+        assert_eq!(branch.as_deref(), Some("main"));
+        let l = normalize_location(NewLocation {
+            kind: "url".into(),
+            target: "https://github.com/o/r.git".into(),
+            branch: None,
+        })
+        .unwrap();
+        assert_eq!(l.kind, "git");
+        assert!(normalize_location(NewLocation {
+            kind: "url".into(),
+            target: "https://example.com/x.yaml".into(),
+            branch: None
+        })
+        .is_err());
+        assert!(normalize_location(NewLocation { kind: "bogus".into(), target: "/x".into(), branch: None }).is_err());
+        let l = normalize_location(NewLocation { kind: "file".into(), target: "relative/x.yaml".into(), branch: None })
+            .unwrap();
+        assert!(l.target.starts_with('/'));
+    }
+}

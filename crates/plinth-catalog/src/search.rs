@@ -1,0 +1,258 @@
+//! Full-text search over the catalogue, on a tantivy index held in memory.
+//!
+//! Ranked with BM25 over name, title, tags, owner, description and spec
+//! text (boosted in that order); every word must match (falling back to any
+//! word when nothing matches all), and the last word also matches as a
+//! prefix so results appear while a user is still typing. The index is a
+//! projection: rebuilt at start and kept current by the change follower.
+
+use parking_lot::{Mutex, RwLock};
+use roaring::RoaringBitmap;
+use tantivy::collector::{Collector, SegmentCollector, TopDocs};
+use tantivy::columnar::Column;
+use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
+use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, INDEXED, STORED, TEXT};
+use tantivy::tokenizer::TokenStream;
+use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term};
+
+/// The text of one entity, as the search index sees it.
+#[derive(Debug, Default, Clone)]
+pub struct SearchDoc {
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub tags: String,
+    pub owner: String,
+    pub text: String,
+}
+
+struct Fields {
+    id: Field,
+    name: Field,
+    title: Field,
+    description: Field,
+    tags: Field,
+    owner: Field,
+    text: Field,
+}
+
+pub struct SearchIndex {
+    index: Index,
+    /// Adds and deletes share the writer; a commit takes it alone.
+    writer: RwLock<IndexWriter>,
+    reader: IndexReader,
+    fields: Fields,
+    dirty: Mutex<bool>,
+}
+
+/// One ranked hit: the entity id and its score.
+#[derive(Debug, Clone, Copy)]
+pub struct Hit {
+    pub id: u32,
+    pub score: f32,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("search index error: {0}")]
+pub struct SearchError(#[from] tantivy::TantivyError);
+
+const BOOSTS: [(fn(&Fields) -> Field, f32); 6] = [
+    (|f| f.name, 6.0),
+    (|f| f.title, 4.0),
+    (|f| f.tags, 3.0),
+    (|f| f.owner, 2.0),
+    (|f| f.description, 1.5),
+    (|f| f.text, 1.0),
+];
+
+impl SearchIndex {
+    pub fn new() -> Result<Self, SearchError> {
+        let mut builder = Schema::builder();
+        let id = builder.add_u64_field("id", INDEXED | FAST | STORED);
+        let name = builder.add_text_field("name", TEXT);
+        let title = builder.add_text_field("title", TEXT);
+        let description = builder.add_text_field("description", TEXT);
+        let tags = builder.add_text_field("tags", TEXT);
+        let owner = builder.add_text_field("owner", TEXT);
+        let text = builder.add_text_field("text", TEXT);
+        let index = Index::create_in_ram(builder.build());
+        // Two indexing threads match the 2-core target machine; 64 MB keeps
+        // the whole index build inside the memory bar.
+        let writer = index.writer_with_num_threads(2, 64 * 1024 * 1024)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
+        Ok(SearchIndex {
+            index,
+            writer: RwLock::new(writer),
+            reader,
+            fields: Fields { id, name, title, description, tags, owner, text },
+            dirty: Mutex::new(false),
+        })
+    }
+
+    /// Replaces the document of entity `id`.
+    pub fn upsert(&self, id: u32, doc: &SearchDoc) -> Result<(), SearchError> {
+        let f = &self.fields;
+        let mut document = TantivyDocument::default();
+        document.add_u64(f.id, id as u64);
+        document.add_text(f.name, &doc.name);
+        document.add_text(f.title, &doc.title);
+        document.add_text(f.description, &doc.description);
+        document.add_text(f.tags, &doc.tags);
+        document.add_text(f.owner, &doc.owner);
+        document.add_text(f.text, &doc.text);
+        let writer = self.writer.read();
+        writer.delete_term(Term::from_field_u64(f.id, id as u64));
+        writer.add_document(document)?;
+        *self.dirty.lock() = true;
+        Ok(())
+    }
+
+    pub fn delete(&self, id: u32) {
+        let writer = self.writer.read();
+        writer.delete_term(Term::from_field_u64(self.fields.id, id as u64));
+        *self.dirty.lock() = true;
+    }
+
+    /// Makes pending changes searchable.
+    pub fn commit(&self) -> Result<(), SearchError> {
+        let mut dirty = self.dirty.lock();
+        if !*dirty {
+            return Ok(());
+        }
+        self.writer.write().commit()?;
+        self.reader.reload()?;
+        *dirty = false;
+        Ok(())
+    }
+
+    /// The ranked hits in `[offset, offset + limit)` and the ids of every
+    /// hit (for facet counts and totals).
+    pub fn search(&self, text: &str, offset: usize, limit: usize) -> Result<(Vec<Hit>, RoaringBitmap), SearchError> {
+        let words = self.words(text);
+        if words.is_empty() {
+            return Ok((Vec::new(), RoaringBitmap::new()));
+        }
+        let searcher = self.reader.searcher();
+        let mut query = self.query(&words, Occur::Must);
+        let mut all = searcher.search(&query, &IdSet)?;
+        if all.is_empty() && words.len() > 1 {
+            query = self.query(&words, Occur::Should);
+            all = searcher.search(&query, &IdSet)?;
+        }
+        let top = searcher.search(&query, &TopDocs::with_limit(limit.max(1)).and_offset(offset))?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let column = searcher.segment_reader(address.segment_ord).fast_fields().u64("id")?;
+            if let Some(id) = column.first(address.doc_id) {
+                hits.push(Hit { id: id as u32, score });
+            }
+        }
+        Ok((hits, all))
+    }
+
+    fn words(&self, text: &str) -> Vec<String> {
+        let mut analyzer = match self.index.tokenizer_for_field(self.fields.name) {
+            Ok(analyzer) => analyzer,
+            Err(_) => return Vec::new(),
+        };
+        let mut stream = analyzer.token_stream(text);
+        let mut words = Vec::new();
+        while stream.advance() {
+            words.push(stream.token().text.clone());
+        }
+        words.truncate(16);
+        words
+    }
+
+    fn query(&self, words: &[String], occur: Occur) -> BooleanQuery {
+        let f = &self.fields;
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for (i, word) in words.iter().enumerate() {
+            let last = i + 1 == words.len();
+            let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+            for (field, boost) in BOOSTS {
+                let term = Term::from_field_text(field(f), word);
+                let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
+                alternatives.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), boost))));
+                if last && boost >= 3.0 {
+                    let prefix = FuzzyTermQuery::new_prefix(term, 0, true);
+                    alternatives.push((Occur::Should, Box::new(BoostQuery::new(Box::new(prefix), boost * 0.5))));
+                }
+            }
+            clauses.push((occur, Box::new(BooleanQuery::new(alternatives))));
+        }
+        BooleanQuery::new(clauses)
+    }
+}
+
+/// Collects the entity id of every matching document.
+struct IdSet;
+
+struct SegmentIds {
+    column: Column<u64>,
+    ids: RoaringBitmap,
+}
+
+impl Collector for IdSet {
+    type Fruit = RoaringBitmap;
+    type Child = SegmentIds;
+
+    fn for_segment(&self, _ordinal: u32, segment: &SegmentReader) -> tantivy::Result<SegmentIds> {
+        Ok(SegmentIds { column: segment.fast_fields().u64("id")?, ids: RoaringBitmap::new() })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, fruits: Vec<RoaringBitmap>) -> tantivy::Result<RoaringBitmap> {
+        Ok(fruits.into_iter().fold(RoaringBitmap::new(), |acc, ids| acc | ids))
+    }
+}
+
+impl SegmentCollector for SegmentIds {
+    type Fruit = RoaringBitmap;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        if let Some(id) = self.column.first(doc) {
+            self.ids.insert(id as u32);
+        }
+    }
+
+    fn harvest(self) -> RoaringBitmap {
+        self.ids
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(name: &str, description: &str) -> SearchDoc {
+        SearchDoc { name: name.into(), description: description.into(), ..SearchDoc::default() }
+    }
+
+    #[test]
+    fn ranks_name_matches_first_and_matches_prefixes() {
+        let index = SearchIndex::new().unwrap();
+        index.upsert(1, &doc("checkout-service", "takes payments")).unwrap();
+        index.upsert(2, &doc("payments-gateway", "talks to the checkout")).unwrap();
+        index.upsert(3, &doc("search", "finds things")).unwrap();
+        index.commit().unwrap();
+        let (hits, all) = index.search("checkout", 0, 10).unwrap();
+        assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(all.len(), 2);
+        let (hits, _) = index.search("paym", 0, 10).unwrap();
+        assert_eq!(hits[0].id, 2);
+        let (hits, _) = index.search("checkout payments", 0, 10).unwrap();
+        assert_eq!(hits.len(), 2);
+        index.delete(1);
+        index.commit().unwrap();
+        let (hits, _) = index.search("checkout", 0, 10).unwrap();
+        assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [2]);
+        index.upsert(2, &doc("renamed", "nothing")).unwrap();
+        index.commit().unwrap();
+        assert!(index.search("checkout", 0, 10).unwrap().0.is_empty());
+        assert!(index.search("   ", 0, 10).unwrap().0.is_empty());
+    }
+}

@@ -1,0 +1,533 @@
+//! The in-memory projection of the catalogue: entities by ref and uid, the
+//! relation graph, the filter index, sort orders and the search index.
+//! Built from the store at start, then kept current by applying change-log
+//! rows in order. Readers take a read lock; only the follower writes.
+
+use crate::filters::{flatten, EntityFilter, FilterIndex, Pair};
+use crate::graph::{Direction, Graph, NodeId, RelId};
+use crate::search::SearchDoc;
+use plinth_model::{declared_relations, EntityRef, ANNOTATION_MANAGED_BY_LOCATION};
+use plinth_store::StoredEntity;
+use roaring::RoaringBitmap;
+use serde_json::{Map, Value};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Keys with a maintained sort order (others sort by reading bodies).
+pub const SORTABLE_KEYS: &[&str] =
+    &["metadata.name", "metadata.title", "kind", "spec.type", "spec.lifecycle", "spec.owner", "metadata.namespace"];
+
+/// One entity as the projection holds it.
+#[derive(Debug)]
+pub struct EntityRecord {
+    pub node: NodeId,
+    pub key: Arc<str>,
+    pub entity_ref: EntityRef,
+    pub uid: String,
+    pub etag: String,
+    pub body: Arc<str>,
+    pub hash: String,
+    pub location_id: Arc<str>,
+    pub managed_by: String,
+    pub updated_at: String,
+    pub summary: Summary,
+    declared: Vec<(RelId, NodeId)>,
+}
+
+/// Fields shown in lists, extracted once.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Summary {
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub spec_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// A recent change, for "recently changed" views and live updates.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecentChange {
+    pub seq: i64,
+    pub entity_ref: String,
+    pub op: plinth_store::ChangeOp,
+    pub at: String,
+}
+
+pub struct CatalogState {
+    nodes: HashMap<Arc<str>, NodeId>,
+    node_refs: Vec<Arc<str>>,
+    entities: Vec<Option<Arc<EntityRecord>>>,
+    uids: HashMap<String, NodeId>,
+    live: RoaringBitmap,
+    graph: Graph,
+    filters: FilterIndex,
+    sorted: HashMap<&'static str, BTreeSet<(Box<str>, NodeId)>>,
+    by_ref: BTreeSet<(Arc<str>, NodeId)>,
+    pub last_seq: i64,
+    recent: VecDeque<RecentChange>,
+}
+
+const RECENT_CAPACITY: usize = 500;
+
+impl CatalogState {
+    pub fn new() -> Self {
+        CatalogState {
+            nodes: HashMap::new(),
+            node_refs: Vec::new(),
+            entities: Vec::new(),
+            uids: HashMap::new(),
+            live: RoaringBitmap::new(),
+            graph: Graph::default(),
+            filters: FilterIndex::default(),
+            sorted: SORTABLE_KEYS.iter().map(|k| (*k, BTreeSet::new())).collect(),
+            by_ref: BTreeSet::new(),
+            last_seq: 0,
+            recent: VecDeque::new(),
+        }
+    }
+
+    fn intern(&mut self, entity_ref: &EntityRef) -> NodeId {
+        let key = entity_ref.key();
+        if let Some(&node) = self.nodes.get(key.as_str()) {
+            return node;
+        }
+        let node = self.node_refs.len() as NodeId;
+        self.nodes.insert(Arc::from(key), node);
+        self.node_refs.push(Arc::from(entity_ref.to_string()));
+        self.entities.push(None);
+        node
+    }
+
+    pub fn len(&self) -> u64 {
+        self.live.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    pub fn live(&self) -> &RoaringBitmap {
+        &self.live
+    }
+
+    pub fn node_of(&self, key: &str) -> Option<NodeId> {
+        self.nodes.get(key).copied()
+    }
+
+    pub fn ref_of(&self, node: NodeId) -> &str {
+        &self.node_refs[node as usize]
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Arc<EntityRecord>> {
+        self.node_of(key).and_then(|n| self.entity(n))
+    }
+
+    pub fn entity(&self, node: NodeId) -> Option<&Arc<EntityRecord>> {
+        self.entities.get(node as usize).and_then(Option::as_ref)
+    }
+
+    pub fn get_by_uid(&self, uid: &str) -> Option<&Arc<EntityRecord>> {
+        self.uids.get(uid).and_then(|&n| self.entity(n))
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    pub fn filters(&self) -> &FilterIndex {
+        &self.filters
+    }
+
+    pub fn recent(&self) -> impl Iterator<Item = &RecentChange> {
+        self.recent.iter().rev()
+    }
+
+    pub fn entities(&self) -> impl Iterator<Item = &Arc<EntityRecord>> {
+        self.entities.iter().flatten()
+    }
+
+    /// Records a change-log row as seen.
+    pub fn note_change(&mut self, change: RecentChange) {
+        self.last_seq = self.last_seq.max(change.seq);
+        if self.recent.len() == RECENT_CAPACITY {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(change);
+    }
+
+    /// Applies a prepared entity; returns its node so the caller can update
+    /// the search index outside the lock.
+    pub fn apply(&mut self, prepared: Prepared) -> NodeId {
+        let Prepared { stored, entity_ref, pairs, relations, summary, managed_by, .. } = prepared;
+        let node = self.intern(&entity_ref);
+        if self.entities[node as usize].is_some() {
+            self.remove_node(node);
+        }
+        let mut declared = Vec::with_capacity(relations.len());
+        for relation in &relations {
+            let Some(rel) = RelId::of(relation.relation) else { continue };
+            let target = self.intern(&relation.target);
+            declared.push((rel, target));
+        }
+        for &(rel, target) in &declared {
+            self.add_edge(node, rel, target);
+        }
+        self.filters.insert(node, &pairs);
+        for key in SORTABLE_KEYS {
+            if let Some(value) = sort_value(&pairs, key) {
+                if let Some(set) = self.sorted.get_mut(key) {
+                    set.insert((value.into(), node));
+                }
+            }
+        }
+        let key: Arc<str> = Arc::from(stored.key.as_str());
+        self.by_ref.insert((key.clone(), node));
+        self.uids.insert(stored.uid.clone(), node);
+        self.live.insert(node);
+        self.entities[node as usize] = Some(Arc::new(EntityRecord {
+            node,
+            key,
+            entity_ref,
+            uid: stored.uid,
+            etag: stored.etag,
+            body: Arc::from(stored.body),
+            hash: stored.hash,
+            location_id: Arc::from(stored.location_id),
+            managed_by,
+            updated_at: stored.updated_at,
+            summary,
+            declared,
+        }));
+        node
+    }
+
+    /// Removes an entity; returns its node when there was one.
+    pub fn delete(&mut self, key: &str) -> Option<NodeId> {
+        let node = self.node_of(key)?;
+        self.entities[node as usize].as_ref()?;
+        self.remove_node(node);
+        Some(node)
+    }
+
+    fn remove_node(&mut self, node: NodeId) {
+        let Some(record) = self.entities[node as usize].take() else { return };
+        for &(rel, target) in &record.declared {
+            self.remove_edge(node, rel, target);
+        }
+        if let Ok(body) = serde_json::from_str::<Value>(&record.body) {
+            let pairs = flatten(&body, &[]);
+            self.filters.remove(node, &pairs);
+            for key in SORTABLE_KEYS {
+                if let Some(value) = sort_value(&pairs, key) {
+                    if let Some(set) = self.sorted.get_mut(key) {
+                        set.remove(&(value.into(), node));
+                    }
+                }
+            }
+        }
+        self.by_ref.remove(&(record.key.clone(), node));
+        self.uids.remove(&record.uid);
+        self.live.remove(node);
+    }
+
+    fn relation_pair(&self, rel: RelId, target: NodeId) -> Pair {
+        let target_ref = self.node_refs[target as usize].to_string();
+        Pair {
+            key: format!("relations.{}", rel.name().to_lowercase()),
+            value: Some((target_ref.to_lowercase(), target_ref)),
+        }
+    }
+
+    fn add_edge(&mut self, from: NodeId, rel: RelId, to: NodeId) {
+        let duplicate = self.graph.edges(from).iter().any(|e| e.rel == rel && e.to == to);
+        self.graph.add(from, rel, to);
+        if !duplicate {
+            let forward = self.relation_pair(rel, to);
+            let backward = self.relation_pair(rel.inverse(), from);
+            self.filters.insert(from, &[forward]);
+            self.filters.insert(to, &[backward]);
+        }
+    }
+
+    fn remove_edge(&mut self, from: NodeId, rel: RelId, to: NodeId) {
+        self.graph.remove(from, rel, to);
+        let still_there = self.graph.edges(from).iter().any(|e| e.rel == rel && e.to == to);
+        if !still_there {
+            let forward = self.relation_pair(rel, to);
+            let backward = self.relation_pair(rel.inverse(), from);
+            self.filters.remove(from, &[forward]);
+            self.filters.remove(to, &[backward]);
+        }
+    }
+
+    /// The entity's Backstage `relations`: every edge at its node, sorted,
+    /// once each.
+    pub fn relations_of(&self, node: NodeId) -> Vec<(RelId, NodeId)> {
+        let mut relations: Vec<(RelId, NodeId)> = self.graph.edges(node).iter().map(|e| (e.rel, e.to)).collect();
+        relations.sort_by(|a, b| a.0.name().cmp(b.0.name()).then_with(|| self.ref_of(a.1).cmp(self.ref_of(b.1))));
+        relations.dedup();
+        relations
+    }
+
+    /// The entity as served: body plus `metadata.uid`, `metadata.etag` and
+    /// `relations`.
+    pub fn render(&self, record: &EntityRecord) -> Value {
+        let mut body: Value = serde_json::from_str(&record.body).unwrap_or(Value::Null);
+        if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+            metadata.insert("uid".into(), Value::String(record.uid.clone()));
+            metadata.insert("etag".into(), Value::String(record.etag.clone()));
+        }
+        let relations: Vec<Value> = self
+            .relations_of(record.node)
+            .into_iter()
+            .map(|(rel, target)| {
+                let target_ref = self.ref_of(target);
+                let mut relation = Map::new();
+                relation.insert("type".into(), Value::String(rel.name().to_string()));
+                relation.insert("targetRef".into(), Value::String(target_ref.to_string()));
+                if let Some((kind, rest)) = target_ref.split_once(':') {
+                    if let Some((namespace, name)) = rest.split_once('/') {
+                        relation.insert(
+                            "target".into(),
+                            serde_json::json!({"kind": kind, "namespace": namespace, "name": name}),
+                        );
+                    }
+                }
+                Value::Object(relation)
+            })
+            .collect();
+        if let Value::Object(root) = &mut body {
+            root.insert("relations".into(), Value::Array(relations));
+        }
+        body
+    }
+
+    /// Ids matching `filter`, ordered by `order` (key, descending), paged.
+    /// Entities without the sort key come last; ties break by ref.
+    pub fn ordered_page(
+        &self,
+        matched: &RoaringBitmap,
+        order: Option<(&str, bool)>,
+        offset: usize,
+        limit: usize,
+    ) -> Vec<NodeId> {
+        let wanted = offset.saturating_add(limit);
+        let mut out = Vec::with_capacity(limit.min(matched.len() as usize));
+        match order {
+            None => {
+                if matched.len() < 4096 {
+                    let mut ids: Vec<NodeId> = matched.iter().collect();
+                    ids.sort_by(|a, b| self.key_of(*a).cmp(self.key_of(*b)));
+                    return ids.into_iter().skip(offset).take(limit).collect();
+                }
+                for (_, node) in self.by_ref.iter().filter(|(_, n)| matched.contains(*n)).take(wanted) {
+                    out.push(*node);
+                }
+            }
+            Some((key, descending)) => {
+                let mut seen = RoaringBitmap::new();
+                if let Some(set) = self.sorted.get(key) {
+                    let iter: Box<dyn Iterator<Item = &(Box<str>, NodeId)>> =
+                        if descending { Box::new(set.iter().rev()) } else { Box::new(set.iter()) };
+                    for (_, node) in iter.filter(|(_, n)| matched.contains(*n)) {
+                        if seen.insert(*node) {
+                            out.push(*node);
+                            if out.len() >= wanted {
+                                break;
+                            }
+                        }
+                    }
+                } else {
+                    // Unindexed key: read the values from the bodies.
+                    let mut keyed: Vec<(Option<String>, NodeId)> =
+                        matched.iter().map(|n| (self.value_from_body(n, key), n)).collect();
+                    keyed.sort_by(|a, b| match (&a.0, &b.0) {
+                        (Some(x), Some(y)) => {
+                            let ord = x.cmp(y);
+                            if descending {
+                                ord.reverse()
+                            } else {
+                                ord
+                            }
+                        }
+                        (Some(_), None) => std::cmp::Ordering::Less,
+                        (None, Some(_)) => std::cmp::Ordering::Greater,
+                        (None, None) => self.key_of(a.1).cmp(self.key_of(b.1)),
+                    });
+                    return keyed.into_iter().map(|(_, n)| n).skip(offset).take(limit).collect();
+                }
+                if out.len() < wanted {
+                    let rest = matched - &seen;
+                    let mut missing: Vec<NodeId> = rest.iter().collect();
+                    missing.sort_by(|a, b| self.key_of(*a).cmp(self.key_of(*b)));
+                    out.extend(missing.into_iter().take(wanted - out.len()));
+                }
+            }
+        }
+        out.into_iter().skip(offset).take(limit).collect()
+    }
+
+    fn key_of(&self, node: NodeId) -> &str {
+        self.entity(node).map_or("", |r| &r.key)
+    }
+
+    fn value_from_body(&self, node: NodeId, key: &str) -> Option<String> {
+        let record = self.entity(node)?;
+        let body: Value = serde_json::from_str(&record.body).ok()?;
+        let mut current = &body;
+        for part in key.split('.') {
+            current = match current {
+                Value::Object(map) => map.iter().find(|(k, _)| k.eq_ignore_ascii_case(part)).map(|(_, v)| v)?,
+                _ => return None,
+            };
+        }
+        match current {
+            Value::String(s) => Some(s.to_lowercase()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        }
+    }
+
+    /// Ids whose values for any of `keys` contain `term` (case-insensitive):
+    /// Backstage's `fullTextFilterTerm`.
+    pub fn substring_matches(&self, term: &str, keys: &[String], within: &RoaringBitmap) -> RoaringBitmap {
+        let term = term.to_lowercase();
+        let mut ids = RoaringBitmap::new();
+        for key in keys {
+            let filter = EntityFilter::parse(std::slice::from_ref(key)).unwrap_or_default();
+            let with_key = self.filters.matching(&filter, within);
+            for node in with_key.iter() {
+                if let Some(value) = self.value_from_summary_or_body(node, key) {
+                    if value.contains(&term) {
+                        ids.insert(node);
+                    }
+                }
+            }
+        }
+        ids
+    }
+
+    fn value_from_summary_or_body(&self, node: NodeId, key: &str) -> Option<String> {
+        let record = self.entity(node)?;
+        match key {
+            "metadata.name" => Some(record.summary.name.to_lowercase()),
+            "metadata.title" => record.summary.title.as_ref().map(|t| t.to_lowercase()),
+            "kind" => Some(record.summary.kind.to_lowercase()),
+            _ => self.value_from_body(node, key),
+        }
+    }
+
+    /// Impact analysis from an entity; `None` when the ref is unknown.
+    pub fn impact(&self, key: &str, direction: Direction, max_depth: Option<u32>) -> Option<crate::graph::Impact> {
+        let node = self.node_of(key)?;
+        self.entity(node)?;
+        Some(self.graph.impact(node, direction, max_depth, |n| self.live.contains(n)))
+    }
+}
+
+/// An entity parsed and flattened outside the state lock (in parallel),
+/// ready for [`CatalogState::apply`].
+pub struct Prepared {
+    stored: StoredEntity,
+    entity_ref: EntityRef,
+    pairs: Vec<Pair>,
+    relations: Vec<plinth_model::DeclaredRelation>,
+    summary: Summary,
+    managed_by: String,
+    pub search_doc: SearchDoc,
+}
+
+impl Prepared {
+    pub fn key(&self) -> &str {
+        &self.stored.key
+    }
+}
+
+/// Parses and flattens a stored entity. A body that is not JSON (which the
+/// ingest path never writes) is an error for that entity only.
+pub fn prepare(stored: StoredEntity) -> Result<Prepared, String> {
+    let body: Value = serde_json::from_str(&stored.body)
+        .map_err(|error| format!("stored entity {} has a body that is not JSON: {error}", stored.key))?;
+    let entity_ref = EntityRef::new(&stored.kind, &stored.namespace, &stored.name);
+    let relations = declared_relations(&body, &entity_ref).unwrap_or_default();
+    let pairs = flatten(&body, &[]);
+    let summary = summarize(&body);
+    let search_doc = search_doc(&body, &summary);
+    let managed_by = body["metadata"]["annotations"][ANNOTATION_MANAGED_BY_LOCATION].as_str().unwrap_or("").to_string();
+    Ok(Prepared { stored, entity_ref, pairs, relations, summary, managed_by, search_doc })
+}
+
+fn sort_value(pairs: &[Pair], key: &str) -> Option<String> {
+    pairs.iter().find(|p| p.key == key).and_then(|p| p.value.as_ref()).map(|(lower, _)| lower.clone())
+}
+
+fn text(value: &Value) -> Option<String> {
+    value.as_str().map(str::to_string)
+}
+
+fn summarize(body: &Value) -> Summary {
+    let metadata = &body["metadata"];
+    let spec = &body["spec"];
+    Summary {
+        kind: body["kind"].as_str().unwrap_or_default().to_string(),
+        namespace: metadata["namespace"].as_str().unwrap_or("default").to_string(),
+        name: metadata["name"].as_str().unwrap_or_default().to_string(),
+        title: text(&metadata["title"]),
+        description: text(&metadata["description"]),
+        spec_type: text(&spec["type"]),
+        lifecycle: text(&spec["lifecycle"]),
+        owner: text(&spec["owner"]),
+        tags: metadata["tags"].as_array().map(|t| t.iter().filter_map(text).collect()).unwrap_or_default(),
+    }
+}
+
+/// Spec text is capped so one huge API definition cannot dominate memory.
+const MAX_SPEC_TEXT: usize = 16 * 1024;
+
+fn search_doc(body: &Value, summary: &Summary) -> SearchDoc {
+    let mut spec_text = String::new();
+    collect_text(&body["spec"], &mut spec_text);
+    if spec_text.len() > MAX_SPEC_TEXT {
+        let mut cut = MAX_SPEC_TEXT;
+        while !spec_text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        spec_text.truncate(cut);
+    }
+    let display_name = body["spec"]["profile"]["displayName"].as_str().unwrap_or_default();
+    SearchDoc {
+        name: format!("{} {}", summary.name, summary.kind),
+        title: format!("{} {display_name}", summary.title.as_deref().unwrap_or_default()),
+        description: summary.description.clone().unwrap_or_default(),
+        tags: summary.tags.join(" "),
+        owner: summary.owner.clone().unwrap_or_default(),
+        text: spec_text,
+    }
+}
+
+fn collect_text(value: &Value, out: &mut String) {
+    if out.len() > MAX_SPEC_TEXT {
+        return;
+    }
+    match value {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push(' ');
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
+        Value::Object(map) => map.values().for_each(|v| collect_text(v, out)),
+        _ => {}
+    }
+}

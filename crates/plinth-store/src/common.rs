@@ -1,0 +1,139 @@
+//! Helpers shared by the SQLite and PostgreSQL backends: timestamps, etags,
+//! de-duplication of change slices, JSON columns and apply outcomes.
+
+use std::collections::{HashMap, HashSet};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::{ApplyOutcome, ChangeOp, ChangeRecord, EntityChange, SkipReason, StoreError};
+
+/// Fixed-width RFC 3339 UTC (microseconds, `Z`), so that text ordering is
+/// time ordering.
+const TIMESTAMP: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+/// The current time as RFC 3339 UTC.
+pub(crate) fn now() -> String {
+    let now = OffsetDateTime::now_utc();
+    now.format(TIMESTAMP).or_else(|_| now.format(&Rfc3339)).unwrap_or_default()
+}
+
+/// A fresh entity uid (UUID v4).
+pub(crate) fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The etag of an entity: the first 16 characters of its hash.
+pub(crate) fn etag_of(hash: &str) -> &str {
+    match hash.char_indices().nth(16) {
+        Some((end, _)) => &hash[..end],
+        None => hash,
+    }
+}
+
+pub(crate) fn op_str(op: ChangeOp) -> &'static str {
+    match op {
+        ChangeOp::Upsert => "upsert",
+        ChangeOp::Delete => "delete",
+    }
+}
+
+pub(crate) fn parse_op(op: &str) -> Result<ChangeOp, sqlx::Error> {
+    match op {
+        "upsert" => Ok(ChangeOp::Upsert),
+        "delete" => Ok(ChangeOp::Delete),
+        other => Err(sqlx::Error::Decode(format!("unknown change-log op {other:?}").into())),
+    }
+}
+
+/// An empty branch means "no branch": both are stored as NULL.
+pub(crate) fn normalize_branch(branch: &Option<String>) -> Option<&str> {
+    branch.as_deref().filter(|b| !b.is_empty())
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))
+}
+
+pub(crate) fn from_json<T: DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
+}
+
+/// The changes with one entry per key, the last occurrence winning, in the
+/// order of those last occurrences.
+pub(crate) fn dedupe(changes: &[EntityChange]) -> Vec<&EntityChange> {
+    let mut seen = HashSet::with_capacity(changes.len());
+    let mut out: Vec<&EntityChange> = changes.iter().rev().filter(|c| seen.insert(c.key())).collect();
+    out.reverse();
+    out
+}
+
+/// The change-log rows to append: one per change that wrote, in slice order.
+pub(crate) fn log_entries<'a>(changes: &[&'a EntityChange], written: &HashSet<String>) -> Vec<(&'a str, ChangeOp)> {
+    changes
+        .iter()
+        .filter(|c| written.contains(c.key()))
+        .map(|c| match c {
+            EntityChange::Upsert(u) => (u.key.as_str(), ChangeOp::Upsert),
+            EntityChange::Delete { key } => (key.as_str(), ChangeOp::Delete),
+        })
+        .collect()
+}
+
+/// Assembles what an apply did. `owners` maps the keys of skipped upserts to
+/// the location that holds them.
+pub(crate) fn outcome(
+    changes: &[&EntityChange],
+    written: &HashSet<String>,
+    owners: &HashMap<String, String>,
+    mut records: Vec<ChangeRecord>,
+) -> ApplyOutcome {
+    records.sort_by_key(|r| r.seq);
+    let skipped = changes
+        .iter()
+        .filter(|c| !written.contains(c.key()))
+        .map(|c| match c {
+            EntityChange::Upsert(u) => {
+                let reason = match owners.get(&u.key) {
+                    Some(owner) if *owner != u.location_id => SkipReason::OwnedBy(owner.clone()),
+                    _ => SkipReason::Unchanged,
+                };
+                (u.key.clone(), reason)
+            }
+            EntityChange::Delete { key } => (key.clone(), SkipReason::Missing),
+        })
+        .collect();
+    ApplyOutcome { written: records, skipped }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etag_is_a_prefix() {
+        assert_eq!(etag_of("0123456789abcdef0123"), "0123456789abcdef");
+        assert_eq!(etag_of("abc"), "abc");
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width() {
+        let t = now();
+        assert_eq!(t.len(), "2024-01-01T00:00:00.000000Z".len(), "{t}");
+        assert!(OffsetDateTime::parse(&t, &Rfc3339).is_ok());
+    }
+
+    #[test]
+    fn dedupe_keeps_the_last() {
+        let changes = vec![
+            EntityChange::Delete { key: "a".into() },
+            EntityChange::Delete { key: "b".into() },
+            EntityChange::Delete { key: "a".into() },
+        ];
+        let keys: Vec<&str> = dedupe(&changes).iter().map(|c| c.key()).collect();
+        assert_eq!(keys, ["b", "a"]);
+    }
+}

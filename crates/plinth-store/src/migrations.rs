@@ -1,0 +1,189 @@
+//! A tiny schema-migration runner: an ordered list of versioned scripts (one
+//! per backend), each applied once, in its own transaction, and recorded in
+//! `plinth_migrations`. On PostgreSQL the run holds an advisory lock so
+//! replicas starting together do not race.
+
+use sqlx::{Connection, PgConnection, Row, SqliteConnection};
+
+use crate::StoreError;
+
+/// Session-level advisory lock key held while migrating PostgreSQL
+/// ("plinthmg" in ASCII).
+const PG_MIGRATION_LOCK: i64 = 0x706c_696e_7468_6d67;
+
+struct Migration {
+    version: i64,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const BOOTSTRAP: &str =
+    "CREATE TABLE IF NOT EXISTS plinth_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sqlite: r#"
+CREATE TABLE entities (
+    entity_key  TEXT PRIMARY KEY NOT NULL,
+    uid         TEXT NOT NULL UNIQUE,
+    etag        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    namespace   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    location_id TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX entities_location_id ON entities (location_id);
+
+CREATE TABLE change_log (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity_key TEXT NOT NULL,
+    op         TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
+    at         TEXT NOT NULL
+);
+
+CREATE TABLE locations (
+    id         TEXT PRIMARY KEY NOT NULL,
+    kind       TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    branch     TEXT,
+    created_at TEXT NOT NULL,
+    status     TEXT NOT NULL
+);
+CREATE UNIQUE INDEX locations_identity ON locations (kind, target, COALESCE(branch, ''));
+
+CREATE TABLE ingestion_errors (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    location_id TEXT NOT NULL,
+    body        TEXT NOT NULL
+);
+CREATE INDEX ingestion_errors_location_id ON ingestion_errors (location_id);
+"#,
+    postgres: r#"
+CREATE TABLE entities (
+    entity_key  TEXT PRIMARY KEY,
+    uid         TEXT NOT NULL UNIQUE,
+    etag        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    namespace   TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    body        TEXT NOT NULL,
+    hash        TEXT NOT NULL,
+    location_id TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);
+CREATE INDEX entities_location_id ON entities (location_id);
+
+CREATE TABLE change_log (
+    seq        BIGSERIAL PRIMARY KEY,
+    entity_key TEXT NOT NULL,
+    op         TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
+    at         TEXT NOT NULL
+);
+
+CREATE TABLE locations (
+    id         TEXT PRIMARY KEY,
+    kind       TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    branch     TEXT,
+    created_at TEXT NOT NULL,
+    status     TEXT NOT NULL
+);
+CREATE UNIQUE INDEX locations_identity ON locations (kind, target, COALESCE(branch, ''));
+
+CREATE TABLE ingestion_errors (
+    id          BIGSERIAL PRIMARY KEY,
+    location_id TEXT NOT NULL,
+    body        TEXT NOT NULL
+);
+CREATE INDEX ingestion_errors_location_id ON ingestion_errors (location_id);
+"#,
+}];
+
+fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Migration { version, source }
+}
+
+/// Applies the missing migrations to a SQLite database.
+pub(crate) async fn run_sqlite(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    sqlx::raw_sql(BOOTSTRAP).execute(&mut *conn).await.map_err(failed(0))?;
+    for migration in MIGRATIONS {
+        // IMMEDIATE takes the write lock first, so a second process opening
+        // the same file waits and then sees the version as applied.
+        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(failed(migration.version))?;
+        if is_applied_sqlite(&mut tx, migration.version).await? {
+            continue;
+        }
+        sqlx::raw_sql(migration.sqlite).execute(&mut *tx).await.map_err(failed(migration.version))?;
+        sqlx::query("INSERT INTO plinth_migrations (version, applied_at) VALUES (?, ?)")
+            .bind(migration.version)
+            .bind(crate::common::now())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(migration.version))?;
+        tx.commit().await.map_err(failed(migration.version))?;
+        tracing::info!(version = migration.version, "applied SQLite migration");
+    }
+    Ok(())
+}
+
+async fn is_applied_sqlite(conn: &mut SqliteConnection, version: i64) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) FROM plinth_migrations WHERE version = ?")
+        .bind(version)
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(failed(version))?;
+    Ok(row.try_get::<i64, _>(0).map_err(failed(version))? > 0)
+}
+
+/// Applies the missing migrations to a PostgreSQL database, holding the
+/// migration advisory lock throughout.
+pub(crate) async fn run_postgres(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *conn).await.map_err(failed(0))?;
+    let result = run_postgres_locked(conn).await;
+    let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(PG_MIGRATION_LOCK)
+        .execute(&mut *conn)
+        .await
+        .map_err(failed(0));
+    result?;
+    unlocked.map(|_| ())
+}
+
+async fn run_postgres_locked(conn: &mut PgConnection) -> Result<(), StoreError> {
+    sqlx::raw_sql(BOOTSTRAP).execute(&mut *conn).await.map_err(failed(0))?;
+    for migration in MIGRATIONS {
+        let mut tx = conn.begin().await.map_err(failed(migration.version))?;
+        let row = sqlx::query("SELECT COUNT(*) FROM plinth_migrations WHERE version = $1")
+            .bind(migration.version)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(failed(migration.version))?;
+        if row.try_get::<i64, _>(0).map_err(failed(migration.version))? > 0 {
+            continue;
+        }
+        sqlx::raw_sql(migration.postgres).execute(&mut *tx).await.map_err(failed(migration.version))?;
+        sqlx::query("INSERT INTO plinth_migrations (version, applied_at) VALUES ($1, $2)")
+            .bind(migration.version)
+            .bind(crate::common::now())
+            .execute(&mut *tx)
+            .await
+            .map_err(failed(migration.version))?;
+        tx.commit().await.map_err(failed(migration.version))?;
+        tracing::info!(version = migration.version, "applied PostgreSQL migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MIGRATIONS;
+
+    #[test]
+    fn versions_are_strictly_increasing() {
+        assert!(MIGRATIONS.windows(2).all(|w| w[0].version < w[1].version));
+        assert!(MIGRATIONS.first().is_some_and(|m| m.version >= 1));
+    }
+}

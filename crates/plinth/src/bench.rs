@@ -1,0 +1,381 @@
+//! `plinth bench catalog`: the catalogue benchmark of DESIGN.md §6. It
+//! generates a catalogue with `gen_catalog.py`, starts a real `plinth serve`
+//! (this binary) on SQLite or PostgreSQL, and measures over loopback HTTP:
+//! time to fully queryable, unchanged re-ingest, change visibility after a
+//! refresh, per-endpoint latency percentiles and the server's peak RSS.
+
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct BenchCatalogArgs {
+    /// Entities to generate.
+    #[arg(long, default_value_t = 100_000)]
+    entities: usize,
+    /// Use an already generated catalogue (a gen_catalog.py --out folder).
+    #[arg(long)]
+    catalog: Option<PathBuf>,
+    /// The generator (default: ../shared/bench/gen_catalog.py from here or the source tree).
+    #[arg(long)]
+    generator: Option<PathBuf>,
+    /// Benchmark on PostgreSQL: an admin URL; a fresh database is created and dropped.
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Requests per latency measurement.
+    #[arg(long, default_value_t = 1000)]
+    requests: usize,
+    /// Write the markdown report here too.
+    #[arg(long)]
+    report: Option<PathBuf>,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn run(args: BenchCatalogArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    runtime.block_on(bench(args))
+}
+
+fn generator_path(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = explicit {
+        return Ok(path.to_path_buf());
+    }
+    let candidates = [
+        PathBuf::from("../shared/bench/gen_catalog.py"),
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/gen_catalog.py"),
+    ];
+    candidates.into_iter().find(|p| p.exists()).context("cannot find gen_catalog.py; pass --generator PATH")
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn create_database(admin_url: &str) -> Result<(String, String)> {
+    use sqlx::Connection;
+    let name = format!("plinth_bench_{}", std::process::id());
+    let mut conn =
+        sqlx::PgConnection::connect(admin_url).await.with_context(|| format!("cannot connect to {admin_url}"))?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name}")).execute(&mut conn).await?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
+    Ok((format!("{base}/{name}"), name))
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::PgConnection::connect(admin_url).await {
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+    }
+}
+
+fn start(data_dir: &Path, database_url: Option<&str>, location: Option<&Path>, log: &Path) -> Result<Server> {
+    let port = free_port()?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--refresh-interval", "3600"]);
+    command.arg("--data-dir").arg(data_dir);
+    if let Some(url) = database_url {
+        command.args(["--database-url", url]);
+    }
+    if let Some(location) = location {
+        command.arg("--location").arg(location);
+    }
+    let log = std::fs::File::create(log)?;
+    command.stdout(Stdio::null()).stderr(log).env("PLINTH_LOG", "info");
+    let child = command.spawn()?;
+    Ok(Server { child, base: format!("http://127.0.0.1:{port}") })
+}
+
+async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value> {
+    let response = client.get(url).send().await?;
+    if !response.status().is_success() {
+        bail!("{url}: {}", response.status());
+    }
+    Ok(response.json().await?)
+}
+
+async fn total_entities(client: &reqwest::Client, base: &str) -> Option<u64> {
+    let facets = get_json(client, &format!("{base}/api/catalog/entity-facets?facet=kind")).await.ok()?;
+    Some(facets["facets"]["kind"].as_array()?.iter().filter_map(|v| v["count"].as_u64()).sum())
+}
+
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct Latency {
+    name: String,
+    bar_ms: f64,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    max: f64,
+}
+
+async fn measure(client: &reqwest::Client, name: &str, bar_ms: f64, urls: &[String]) -> Result<Latency> {
+    // Warm up connections and caches.
+    for url in urls.iter().take(20) {
+        client.get(url).send().await?.bytes().await?;
+    }
+    let mut samples = Vec::with_capacity(urls.len());
+    for url in urls {
+        let started = Instant::now();
+        let response = client.get(url).send().await?;
+        let status = response.status();
+        response.bytes().await?;
+        samples.push(started.elapsed().as_secs_f64() * 1000.0);
+        if !status.is_success() {
+            bail!("{name}: {url} answered {status}");
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    let at = |q: f64| samples[((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len()) - 1];
+    Ok(Latency {
+        name: name.into(),
+        bar_ms,
+        p50: at(0.50),
+        p95: at(0.95),
+        p99: at(0.99),
+        max: *samples.last().unwrap_or(&0.0),
+    })
+}
+
+async fn bench(args: BenchCatalogArgs) -> Result<ExitCode> {
+    let work = tempfile::tempdir()?;
+    let catalog_dir = match &args.catalog {
+        Some(dir) => dir.clone(),
+        None => {
+            let out = work.path().join("catalog");
+            let generator = generator_path(args.generator.as_deref())?;
+            eprintln!("generating {} entities with {}", args.entities, generator.display());
+            let status = Command::new("python3")
+                .arg(&generator)
+                .args(["--entities", &args.entities.to_string(), "--ai", "--out"])
+                .arg(&out)
+                .stdout(Stdio::null())
+                .status()
+                .context("cannot run python3")?;
+            if !status.success() {
+                bail!("gen_catalog.py failed");
+            }
+            out
+        }
+    };
+    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(catalog_dir.join("manifest.json"))?)?;
+    let expected = manifest["entities"].as_u64().context("manifest has no entity count")?;
+    let hub = manifest["most_depended_upon"].as_str().context("manifest has no hub")?.to_string();
+    let (database_url, database_name) = match &args.postgres {
+        Some(admin) => {
+            let (url, name) = create_database(admin).await?;
+            (Some(url), Some(name))
+        }
+        None => (None, None),
+    };
+    let backend = if database_url.is_some() { "PostgreSQL" } else { "SQLite" };
+    let data_dir = work.path().join("data");
+    let log = work.path().join("serve.log");
+    let client = reqwest::Client::builder().pool_max_idle_per_host(4).build()?;
+    let root = catalog_dir.join("all.yaml");
+
+    // 1. Start → every entity queryable with relations, search and facets.
+    let started = Instant::now();
+    let server = start(&data_dir, database_url.as_deref(), Some(&root), &log)?;
+    let hub_path = hub.replacen(':', "/", 1);
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        if Instant::now() > deadline {
+            bail!("the catalogue was not fully queryable after 600 s; see {}", log.display());
+        }
+        if total_entities(&client, &server.base).await == Some(expected) {
+            let impact = get_json(&client, &format!("{}/api/catalog/impact/{hub_path}?limit=1", server.base)).await;
+            let search = get_json(&client, &format!("{}/api/catalog/search?q=payment&limit=1", server.base)).await;
+            if impact.is_ok_and(|i| i["count"].as_u64() > Some(0))
+                && search.is_ok_and(|s| s["totalItems"].as_u64() > Some(0))
+            {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let ingest_s = started.elapsed().as_secs_f64();
+    eprintln!("ingest: {ingest_s:.2} s");
+
+    // 2. Unchanged re-ingest of the whole location: zero writes.
+    let some_component = hub.clone();
+    let refresh_url = format!("{}/api/catalog/refresh", server.base);
+    let body = serde_json::json!({"entityRef": some_component});
+    let t = Instant::now();
+    let report: Value = client.post(&refresh_url).json(&body).send().await?.json().await?;
+    let reingest_s = t.elapsed().as_secs_f64();
+    let reingest_writes = report["written"].as_u64().unwrap_or(u64::MAX) + report["deleted"].as_u64().unwrap_or(0);
+    eprintln!("unchanged re-ingest: {reingest_s:.2} s, {reingest_writes} writes");
+
+    // 3. A changed file is visible after POST /refresh.
+    let repo_file = std::fs::read_dir(catalog_dir.join("repos"))?
+        .filter_map(Result::ok)
+        .map(|e| e.path().join("catalog-info.yaml"))
+        .find(|p| p.exists())
+        .context("no repos in the catalogue")?;
+    let text = std::fs::read_to_string(&repo_file)?;
+    let system_name = text
+        .lines()
+        .skip_while(|l| !l.contains("kind: \"System\""))
+        .find_map(|l| l.trim().strip_prefix("name: "))
+        .map(|n| n.trim_matches('"').to_string())
+        .context("no System in the repo file")?;
+    let marker = format!("changed-{}", std::process::id());
+    let changed = text.replacen(
+        &format!("  name: \"{system_name}\"\n"),
+        &format!("  name: \"{system_name}\"\n  description: \"{marker}\"\n"),
+        1,
+    );
+    std::fs::write(&repo_file, changed)?;
+    let system_ref = format!("system:default/{system_name}");
+    let t = Instant::now();
+    client.post(&refresh_url).json(&serde_json::json!({"entityRef": system_ref})).send().await?;
+    let by_name = format!("{}/api/catalog/entities/by-name/system/default/{system_name}", server.base);
+    loop {
+        let entity = get_json(&client, &by_name).await?;
+        if entity["metadata"]["description"].as_str() == Some(marker.as_str()) {
+            break;
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            bail!("the change was not visible after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let change_s = t.elapsed().as_secs_f64();
+    eprintln!("change visible: {change_s:.3} s");
+    std::fs::write(&repo_file, text)?;
+
+    // 4. Latencies.
+    let n = args.requests;
+    let components: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{}/api/catalog/entities/by-name/user/default/user-{}",
+                server.base,
+                (i * 7919) % (expected as usize / 8)
+            )
+        })
+        .collect();
+    let lifecycles = ["production", "experimental", "deprecated"];
+    let queries: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{}/api/catalog/entities/by-query?filter=kind=component,spec.lifecycle={}&filter=kind=api,spec.owner=team-{}&limit=100&offset={}",
+                server.base,
+                lifecycles[i % 3],
+                i % 50,
+                (i * 100) % 5000
+            )
+        })
+        .collect();
+    let facets: Vec<String> = (0..n)
+        .map(|i| {
+            let filter = if i % 2 == 0 { String::new() } else { format!("&filter=spec.owner=team-{}", i % 200) };
+            format!("{}/api/catalog/entity-facets?facet=kind&facet=spec.type&facet=spec.lifecycle&facet=spec.owner&facet=metadata.tags{filter}", server.base)
+        })
+        .collect();
+    let impacts: Vec<String> =
+        (0..n).map(|_| format!("{}/api/catalog/impact/{hub_path}?limit=100", server.base)).collect();
+    let words = [
+        "payment",
+        "checkout service",
+        "fraud",
+        "search ranking",
+        "team-12",
+        "java",
+        "ledger api",
+        "embedding model",
+        "stream",
+        "notification email",
+    ];
+    let searches: Vec<String> = (0..n)
+        .map(|i| format!("{}/api/catalog/search?q={}&limit=20", server.base, words[i % words.len()].replace(' ', "+")))
+        .collect();
+    let impact_count = get_json(&client, &impacts[0]).await?["count"].as_u64().unwrap_or(0);
+    let latencies = vec![
+        measure(&client, "by-name", 2.0, &components).await?,
+        measure(&client, "by-query, filtered page of 100", 20.0, &queries).await?,
+        measure(&client, "entity-facets (5 facets)", 20.0, &facets).await?,
+        measure(&client, &format!("impact of the hub ({impact_count} dependents, limit=100)"), 20.0, &impacts).await?,
+        measure(&client, "search (ranked, with facets)", 20.0, &searches).await?,
+    ];
+    let rss = peak_rss_mib(server.child.id());
+    drop(server);
+    if let (Some(admin), Some(name)) = (&args.postgres, &database_name) {
+        drop_database(admin, name).await;
+    }
+
+    // Report.
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let mut md = String::new();
+    md.push_str(&format!(
+        "### Catalogue, {expected} entities, {backend}\n\nMachine: {cores} cores ({cpu}). Command: `plinth bench catalog --entities {}{}`. Generated with `gen_catalog.py --entities {} --ai` ({} files).\n\n",
+        args.entities,
+        if args.postgres.is_some() { " --postgres URL" } else { "" },
+        args.entities,
+        manifest["files"]
+    ));
+    md.push_str("| measure | result | bar | verdict |\n|---|---|---|---|\n");
+    let verdict = |ok: bool| if ok { "meets" } else { "MISSES" };
+    md.push_str(&format!(
+        "| start → all entities queryable (relations, search, facets) | {ingest_s:.2} s | ≤ 10 s | {} |\n",
+        verdict(ingest_s <= 10.0)
+    ));
+    md.push_str(&format!(
+        "| unchanged re-ingest (POST /refresh of the root) | {reingest_s:.2} s, {reingest_writes} writes | ≤ 3 s, 0 writes | {} |\n",
+        verdict(reingest_s <= 3.0 && reingest_writes == 0)
+    ));
+    md.push_str(&format!(
+        "| changed file visible after POST /refresh | {:.0} ms | ≤ 2 s | {} |\n",
+        change_s * 1000.0,
+        verdict(change_s <= 2.0)
+    ));
+    for l in &latencies {
+        md.push_str(&format!(
+            "| {} p50 / p95 / p99 (max) | {:.2} / {:.2} / {:.2} ms ({:.1}) | p99 ≤ {} ms | {} |\n",
+            l.name,
+            l.p50,
+            l.p95,
+            l.p99,
+            l.max,
+            l.bar_ms,
+            verdict(l.p99 <= l.bar_ms)
+        ));
+    }
+    md.push_str(&format!("| peak RSS of the server | {rss:.0} MiB | ≤ 1024 MiB | {} |\n", verdict(rss <= 1024.0)));
+    println!("{md}");
+    if let Some(path) = &args.report {
+        std::fs::write(path, &md)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}

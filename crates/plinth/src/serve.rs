@@ -1,0 +1,168 @@
+//! `plinth serve`: opens the store, builds the catalogue, registers the
+//! given locations and serves the API until interrupted.
+
+use anyhow::{Context, Result};
+use plinth_catalog::{Catalog, CatalogConfig};
+use plinth_server::ServerConfig;
+use plinth_store::{NewLocation, Store, StoreConfig};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PLINTH_LISTEN", default_value = "127.0.0.1:7007")]
+    listen: String,
+    /// Directory for the embedded SQLite store and git checkouts.
+    #[arg(long, env = "PLINTH_DATA_DIR", default_value = "./plinth-data")]
+    data_dir: PathBuf,
+    /// Use PostgreSQL instead of SQLite (`postgres://user@host:5432/db`).
+    #[arg(long, env = "PLINTH_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Register a source at start: a file, a directory or a git repository
+    /// URL (`URL` or `URL#path`; `@branch` suffix selects a branch).
+    #[arg(long = "location", value_name = "PATH_OR_URL")]
+    locations: Vec<String>,
+    /// Load the demo catalogue (examples/demo).
+    #[arg(long)]
+    demo: bool,
+    /// Seconds between refreshes of every location.
+    #[arg(long, env = "PLINTH_REFRESH_INTERVAL", default_value_t = 60)]
+    refresh_interval: u64,
+    /// Shared secret for webhook signatures (GitHub HMAC / GitLab token).
+    #[arg(long, env = "PLINTH_WEBHOOK_SECRET")]
+    webhook_secret: Option<String>,
+    /// Log format.
+    #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode> {
+    init_logging(args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(serve(args))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLINTH_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tantivy=warn,sqlx=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Where the demo catalogue is: `PLINTH_DEMO_DIR`, the source tree this
+/// binary was built from, or `./examples/demo`.
+fn demo_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PLINTH_DEMO_DIR") {
+        return PathBuf::from(dir);
+    }
+    let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+    if built_from.exists() {
+        return built_from;
+    }
+    PathBuf::from("examples/demo")
+}
+
+/// `URL@branch` → (URL, branch) for git URLs; paths pass through.
+fn split_branch(target: &str) -> (String, Option<String>) {
+    let looks_remote = target.contains("://") || target.starts_with("git@");
+    if looks_remote {
+        if let Some((url, branch)) = target.rsplit_once('@') {
+            if !branch.contains('/') && !branch.contains(':') && !url.ends_with("git") {
+                return (url.to_string(), Some(branch.to_string()));
+            }
+            if url.ends_with(".git") && !branch.contains('/') && !branch.contains(':') {
+                return (url.to_string(), Some(branch.to_string()));
+            }
+        }
+    }
+    (target.to_string(), None)
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let started = Instant::now();
+    let store_config = match &args.database_url {
+        Some(url) => StoreConfig::Postgres { url: url.clone() },
+        None => StoreConfig::Sqlite { data_dir: args.data_dir.clone() },
+    };
+    let store = Store::open(&store_config).await.context("opening the store")?;
+    tracing::info!(backend = ?store.backend(), "store ready");
+    let mut config = CatalogConfig::new(&args.data_dir);
+    config.refresh_interval = Duration::from_secs(args.refresh_interval.max(1));
+    let catalog = Catalog::open(store, config).await.context("loading the catalogue")?;
+    tracing::info!(
+        entities = catalog.read().len(),
+        ms = started.elapsed().as_millis() as u64,
+        "catalogue loaded from the store"
+    );
+
+    let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| {
+        format!("cannot listen on {}; is another server using it? pass --listen HOST:PORT", args.listen)
+    })?;
+    let address = listener.local_addr()?;
+
+    let mut targets: Vec<(String, Option<String>)> = args.locations.iter().map(|t| split_branch(t)).collect();
+    if args.demo {
+        targets.push((demo_dir().join("catalog-info.yaml").to_string_lossy().to_string(), None));
+    }
+    let registering = catalog.clone();
+    tokio::spawn(async move {
+        for (target, branch) in targets {
+            let location = NewLocation { kind: String::new(), target: target.clone(), branch };
+            match registering.add_location(location).await {
+                Ok((row, _, report)) => tracing::info!(
+                    location = %row.target, entities = row.status.entities, errors = report.errors,
+                    ms = started.elapsed().as_millis() as u64, "location ready"
+                ),
+                Err(error) => tracing::error!(location = %target, %error, "cannot register location"),
+            }
+        }
+    });
+    catalog.spawn_background();
+    tracing::info!("plinth listening on http://{address}");
+    let server_config = ServerConfig { webhook_secret: args.webhook_secret.clone() };
+    plinth_server::serve(listener, catalog, server_config, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_branch;
+
+    #[test]
+    fn branches_split_off_git_urls_only() {
+        assert_eq!(split_branch("https://h/o/r.git@main"), ("https://h/o/r.git".into(), Some("main".into())));
+        assert_eq!(split_branch("git@github.com:o/r.git"), ("git@github.com:o/r.git".into(), None));
+        assert_eq!(split_branch("./dir/catalog-info.yaml"), ("./dir/catalog-info.yaml".into(), None));
+    }
+}

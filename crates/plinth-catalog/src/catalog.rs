@@ -9,7 +9,7 @@
 
 use crate::git::{self, GitSource};
 use crate::search::SearchIndex;
-use crate::source::{self, FileCache, FileNamer, Namer, SourceRead};
+use crate::source::{self, FileCache, FileNamer, Namer, ReadEntity, SourceRead};
 use crate::state::{prepare, CatalogState, RecentChange};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use plinth_model::yaml::YamlLimits;
@@ -201,7 +201,9 @@ impl Catalog {
             let mut keys: Vec<String> = changes.iter().map(|c| c.key.clone()).collect();
             keys.sort();
             keys.dedup();
+            let fetch_started = Instant::now();
             let rows = self.store.get_entities(&keys).await?;
+            tracing::debug!(rows = rows.len(), ms = fetch_started.elapsed().as_millis() as u64, "fetched changed entities");
             let present: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
             let deleted: Vec<String> = keys.iter().filter(|k| !present.contains(k.as_str())).cloned().collect();
             let rows: Vec<_> = {
@@ -238,6 +240,8 @@ impl Catalog {
     /// Updates the projection: prepare in parallel, mutate under the lock,
     /// index text outside it.
     fn apply_rows(&self, rows: Vec<plinth_store::StoredEntity>, deleted: Vec<String>) -> Result<(), CatalogError> {
+        let started = Instant::now();
+        let count = rows.len();
         let prepared: Vec<_> = rows
             .into_par_iter()
             .filter_map(|row| match prepare(row) {
@@ -254,8 +258,9 @@ impl Catalog {
             let mut state = self.state.write();
             for p in prepared {
                 let doc = p.search_doc.clone();
+                let replace = state.get(p.key()).is_some();
                 let node = state.apply(p);
-                docs.push((node, doc));
+                docs.push((node, doc, replace));
             }
             for key in &deleted {
                 if let Some(node) = state.delete(key) {
@@ -263,11 +268,13 @@ impl Catalog {
                 }
             }
         }
-        docs.par_iter().try_for_each(|(node, doc)| self.search.upsert(*node, doc))?;
+        let projected_ms = started.elapsed().as_millis() as u64;
+        docs.par_iter().try_for_each(|(node, doc, replace)| self.search.upsert(*node, doc, *replace))?;
         for node in removed {
             self.search.delete(node);
         }
         self.search.commit()?;
+        tracing::debug!(rows = count, projected_ms, total_ms = started.elapsed().as_millis() as u64, "applied to the projection");
         Ok(())
     }
 
@@ -372,6 +379,7 @@ impl Catalog {
         let location =
             self.store.get_location(id).await?.ok_or_else(|| CatalogError::UnknownLocation(id.to_string()))?;
         let (read, revision) = self.read_source(&location).await;
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, files = read.files_read, "read location");
         let mut report = RefreshReport {
             location_id: id.to_string(),
             files_read: read.files_read,
@@ -382,10 +390,15 @@ impl Catalog {
         let mut diagnostics = read.diagnostics.clone();
         let (changes, unchanged) = self.reconcile(&location, &read, &mut diagnostics);
         report.unchanged = unchanged;
+        tracing::debug!(ms = started.elapsed().as_millis() as u64, changes = changes.len(), "reconciled");
         let owners: HashMap<String, String> =
             self.store.list_locations().await?.into_iter().map(|l| (l.id.clone(), l.target)).collect();
-        for chunk in changes.chunks(APPLY_CHUNK) {
-            let outcome = self.store.apply(chunk).await?;
+        for planned in changes.chunks(APPLY_CHUNK) {
+            // Bodies are copied for the store one chunk at a time, so a
+            // first ingest never holds two full copies of the catalogue.
+            let chunk: Vec<EntityChange> = planned.iter().map(|p| p.to_change(&location.id)).collect();
+            let outcome = self.store.apply(&chunk).await?;
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, rows = chunk.len(), "stored");
             for record in &outcome.written {
                 match record.op {
                     ChangeOp::Upsert => report.written += 1,
@@ -401,6 +414,7 @@ impl Catalog {
                 }
             }
             self.catch_up().await?;
+            tracing::debug!(ms = started.elapsed().as_millis() as u64, "projected");
         }
         report.errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
         report.warnings = diagnostics.len() - report.errors;
@@ -483,7 +497,7 @@ impl Catalog {
         location: &LocationRow,
         read: &SourceRead,
         diagnostics: &mut Vec<Diagnostic>,
-    ) -> (Vec<EntityChange>, usize) {
+    ) -> (Vec<Planned>, usize) {
         let state = self.read();
         let mut changes = Vec::new();
         let mut unchanged = 0;
@@ -518,16 +532,7 @@ impl Catalog {
                     continue;
                 }
             }
-            let entity = &found.entity;
-            changes.push(EntityChange::Upsert(EntityUpsert {
-                key,
-                kind: entity.body["kind"].as_str().unwrap_or_default().to_string(),
-                namespace: entity.entity_ref.namespace.clone(),
-                name: entity.entity_ref.name.clone(),
-                body: serde_json::to_string(&entity.body).unwrap_or_default(),
-                hash: entity.hash.clone(),
-                location_id: location.id.clone(),
-            }));
+            changes.push(Planned::Upsert(found.entity.clone()));
         }
         if !read.root_failed {
             for record in state.entities() {
@@ -536,7 +541,7 @@ impl Catalog {
                     && !read.invalid_refs.contains(&*record.key)
                     && !read.incomplete_files.contains(&record.managed_by)
                 {
-                    changes.push(EntityChange::Delete { key: record.key.to_string() });
+                    changes.push(Planned::Delete(record.key.to_string()));
                 }
             }
         }
@@ -558,6 +563,30 @@ impl Catalog {
         let outcome = self.store.apply(&[EntityChange::Delete { key }]).await?;
         self.catch_up().await?;
         Ok(!outcome.written.is_empty())
+    }
+}
+
+/// A change decided by reconciliation, turned into a store change when its
+/// chunk is written.
+enum Planned {
+    Upsert(Arc<ReadEntity>),
+    Delete(String),
+}
+
+impl Planned {
+    fn to_change(&self, location_id: &str) -> EntityChange {
+        match self {
+            Planned::Upsert(entity) => EntityChange::Upsert(EntityUpsert {
+                key: entity.entity_ref.key(),
+                kind: entity.kind.clone(),
+                namespace: entity.entity_ref.namespace.clone(),
+                name: entity.entity_ref.name.clone(),
+                body: entity.body.to_string(),
+                hash: entity.hash.clone(),
+                location_id: location_id.to_string(),
+            }),
+            Planned::Delete(key) => EntityChange::Delete { key: key.clone() },
+        }
     }
 }
 

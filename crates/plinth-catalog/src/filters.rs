@@ -160,9 +160,66 @@ impl EntityFilter {
     }
 }
 
+/// Most values (names, uids, URLs) belong to one entity; a bitmap each
+/// would cost ~100 bytes more per value at 100k entities.
+enum Ids {
+    One(u32),
+    Many(RoaringBitmap),
+}
+
+impl Ids {
+    fn insert(&mut self, id: u32) {
+        match self {
+            Ids::One(existing) if *existing == id => {}
+            Ids::One(existing) => {
+                let bitmap: RoaringBitmap = [*existing, id].into_iter().collect();
+                *self = Ids::Many(bitmap);
+            }
+            Ids::Many(bitmap) => {
+                bitmap.insert(id);
+            }
+        }
+    }
+
+    /// Removes `id`; true when nothing is left.
+    fn remove(&mut self, id: u32) -> bool {
+        match self {
+            Ids::One(existing) => *existing == id,
+            Ids::Many(bitmap) => {
+                bitmap.remove(id);
+                bitmap.is_empty()
+            }
+        }
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            Ids::One(_) => 1,
+            Ids::Many(bitmap) => bitmap.len(),
+        }
+    }
+
+    fn intersection_len(&self, other: &RoaringBitmap) -> u64 {
+        match self {
+            Ids::One(id) => other.contains(*id) as u64,
+            Ids::Many(bitmap) => bitmap.intersection_len(other),
+        }
+    }
+
+    fn add_to(&self, out: &mut RoaringBitmap) {
+        match self {
+            Ids::One(id) => {
+                out.insert(*id);
+            }
+            Ids::Many(bitmap) => *out |= bitmap,
+        }
+    }
+}
+
 struct ValuePostings {
-    original: Box<str>,
-    ids: RoaringBitmap,
+    /// The value as first written, when it differs from the lower-case key.
+    original: Option<Box<str>>,
+    ids: Ids,
 }
 
 #[derive(Default)]
@@ -191,12 +248,8 @@ impl FilterIndex {
                         value.ids.insert(id);
                     }
                     None => {
-                        let mut ids = RoaringBitmap::new();
-                        ids.insert(id);
-                        postings.values.insert(
-                            lower.clone().into_boxed_str(),
-                            ValuePostings { original: original.as_str().into(), ids },
-                        );
+                        let original = (original != lower).then(|| original.as_str().into());
+                        postings.values.insert(lower.clone().into_boxed_str(), ValuePostings { original, ids: Ids::One(id) });
                     }
                 }
             }
@@ -209,8 +262,7 @@ impl FilterIndex {
             postings.all.remove(id);
             if let Some((lower, _)) = &pair.value {
                 if let Some(value) = postings.values.get_mut(lower.as_str()) {
-                    value.ids.remove(id);
-                    if value.ids.is_empty() {
+                    if value.ids.remove(id) {
                         postings.values.remove(lower.as_str());
                     }
                 }
@@ -254,7 +306,7 @@ impl FilterIndex {
                     let mut ids = RoaringBitmap::new();
                     for value in values {
                         if let Some(v) = postings.values.get(value.as_str()) {
-                            ids |= &v.ids;
+                            v.ids.add_to(&mut ids);
                         }
                     }
                     ids
@@ -272,7 +324,7 @@ impl FilterIndex {
         for (split, _) in condition.key.match_indices('.') {
             let (list_key, item) = (&condition.key[..split], &condition.key[split + 1..]);
             if let Some(value) = self.keys.get(list_key).and_then(|p| p.values.get(item)) {
-                ids |= &value.ids;
+                value.ids.add_to(&mut ids);
             }
         }
         ids
@@ -284,10 +336,10 @@ impl FilterIndex {
         let Some(postings) = self.keys.get(key.to_lowercase().as_str()) else { return Vec::new() };
         let mut counts: Vec<(String, u64)> = postings
             .values
-            .values()
-            .filter_map(|value| {
+            .iter()
+            .filter_map(|(lower, value)| {
                 let count = if all { value.ids.len() } else { value.ids.intersection_len(within) };
-                (count > 0).then(|| (value.original.to_string(), count))
+                (count > 0).then(|| (value.original.as_deref().unwrap_or(lower).to_string(), count))
             })
             .collect();
         counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));

@@ -28,11 +28,11 @@ impl RelId {
     }
     /// "from depends on to" for impact analysis.
     pub fn is_dependency(self) -> bool {
-        is_dependency(self.name())
+        relation_table().dependency[self.0 as usize]
     }
     /// "to depends on from": the inverse of a dependency.
     pub fn is_dependent(self) -> bool {
-        self.inverse().is_dependency()
+        relation_table().dependency[self.inverse().0 as usize]
     }
     /// The first of its pair; used to draw each relation once.
     pub fn is_canonical(self) -> bool {
@@ -40,9 +40,23 @@ impl RelId {
     }
 }
 
+struct RelationTable {
+    names: Vec<&'static str>,
+    /// Looked up per edge in impact walks, so precomputed.
+    dependency: Vec<bool>,
+}
+
+fn relation_table() -> &'static RelationTable {
+    static TABLE: OnceLock<RelationTable> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let names: Vec<&'static str> = RELATION_PAIRS.iter().flat_map(|&(a, b)| [a, b]).collect();
+        let dependency = names.iter().map(|n| is_dependency(n)).collect();
+        RelationTable { names, dependency }
+    })
+}
+
 fn relation_names() -> &'static [&'static str] {
-    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
-    NAMES.get_or_init(|| RELATION_PAIRS.iter().flat_map(|&(a, b)| [a, b]).collect())
+    &relation_table().names
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,8 +180,12 @@ impl Graph {
             for edge in self.edges(node).iter().filter(|e| follows(e)) {
                 let next = edge.to as usize;
                 if depth_of[next] != u32::MAX {
-                    // Already seen: a cycle if `next` is on the path to `node`.
-                    if cycles.len() < MAX_CYCLES && (edge.to == start || is_ancestor(&parents, node, edge.to)) {
+                    // Already seen: a cycle if `next` is on the path to `node`
+                    // (only a node shallower than `node` can be).
+                    if cycles.len() < MAX_CYCLES
+                        && depth_of[next] < depth.max(1)
+                        && (edge.to == start || is_ancestor(&parents, node, edge.to))
+                    {
                         let mut cycle = path_between(&parents, edge.to, node);
                         cycle.push(edge.to);
                         if !cycles.contains(&cycle) {

@@ -17,5 +17,5 @@ pub use catalog::{
 pub use filters::{Condition, EntityFilter, FilterGroup};
 pub use graph::{Direction, Impact, NodeId, RelId};
 pub use search::{Hit, SearchIndex};
-pub use source::{read_location, FileCache, FileNamer, Found, SourceRead};
+pub use source::{read_location, FileCache, FileNamer, Found, ReadEntity, SourceRead};
 pub use state::{CatalogState, EntityRecord, RecentChange, Summary, SORTABLE_KEYS};

@@ -89,8 +89,10 @@ impl SearchIndex {
         })
     }
 
-    /// Replaces the document of entity `id`.
-    pub fn upsert(&self, id: u32, doc: &SearchDoc) -> Result<(), SearchError> {
+    /// Adds the document of entity `id`, replacing an earlier one when
+    /// `replace` (a delete per new document would make every commit scan
+    /// the whole index).
+    pub fn upsert(&self, id: u32, doc: &SearchDoc, replace: bool) -> Result<(), SearchError> {
         let f = &self.fields;
         let mut document = TantivyDocument::default();
         document.add_u64(f.id, id as u64);
@@ -101,7 +103,9 @@ impl SearchIndex {
         document.add_text(f.owner, &doc.owner);
         document.add_text(f.text, &doc.text);
         let writer = self.writer.read();
-        writer.delete_term(Term::from_field_u64(f.id, id as u64));
+        if replace {
+            writer.delete_term(Term::from_field_u64(f.id, id as u64));
+        }
         writer.add_document(document)?;
         *self.dirty.lock() = true;
         Ok(())
@@ -133,13 +137,11 @@ impl SearchIndex {
             return Ok((Vec::new(), RoaringBitmap::new()));
         }
         let searcher = self.reader.searcher();
-        let mut query = self.query(&words, Occur::Must);
-        let mut all = searcher.search(&query, &IdSet)?;
+        let collector = (TopDocs::with_limit(limit.max(1)).and_offset(offset), IdSet);
+        let (mut top, mut all) = searcher.search(&self.query(&words, Occur::Must), &collector)?;
         if all.is_empty() && words.len() > 1 {
-            query = self.query(&words, Occur::Should);
-            all = searcher.search(&query, &IdSet)?;
+            (top, all) = searcher.search(&self.query(&words, Occur::Should), &collector)?;
         }
-        let top = searcher.search(&query, &TopDocs::with_limit(limit.max(1)).and_offset(offset))?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let column = searcher.segment_reader(address.segment_ord).fast_fields().u64("id")?;
@@ -174,7 +176,9 @@ impl SearchIndex {
                 let term = Term::from_field_text(field(f), word);
                 let exact = TermQuery::new(term.clone(), IndexRecordOption::WithFreqs);
                 alternatives.push((Occur::Should, Box::new(BoostQuery::new(Box::new(exact), boost))));
-                if last && boost >= 3.0 {
+                // Prefix matching only where it pays: the last word, in the
+                // name and title, once it is long enough to be selective.
+                if last && boost >= 4.0 && word.len() >= 3 {
                     let prefix = FuzzyTermQuery::new_prefix(term, 0, true);
                     alternatives.push((Occur::Should, Box::new(BoostQuery::new(Box::new(prefix), boost * 0.5))));
                 }
@@ -235,9 +239,9 @@ mod tests {
     #[test]
     fn ranks_name_matches_first_and_matches_prefixes() {
         let index = SearchIndex::new().unwrap();
-        index.upsert(1, &doc("checkout-service", "takes payments")).unwrap();
-        index.upsert(2, &doc("payments-gateway", "talks to the checkout")).unwrap();
-        index.upsert(3, &doc("search", "finds things")).unwrap();
+        index.upsert(1, &doc("checkout-service", "takes payments"), false).unwrap();
+        index.upsert(2, &doc("payments-gateway", "talks to the checkout"), false).unwrap();
+        index.upsert(3, &doc("search", "finds things"), false).unwrap();
         index.commit().unwrap();
         let (hits, all) = index.search("checkout", 0, 10).unwrap();
         assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [1, 2]);
@@ -250,7 +254,7 @@ mod tests {
         index.commit().unwrap();
         let (hits, _) = index.search("checkout", 0, 10).unwrap();
         assert_eq!(hits.iter().map(|h| h.id).collect::<Vec<_>>(), [2]);
-        index.upsert(2, &doc("renamed", "nothing")).unwrap();
+        index.upsert(2, &doc("renamed", "nothing"), true).unwrap();
         index.commit().unwrap();
         assert!(index.search("checkout", 0, 10).unwrap().0.is_empty());
         assert!(index.search("   ", 0, 10).unwrap().0.is_empty());

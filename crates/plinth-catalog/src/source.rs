@@ -8,7 +8,7 @@
 
 use parking_lot::Mutex;
 use plinth_model::yaml::{self, YamlLimits};
-use plinth_model::{entity_ref_of, process_entity, Diagnostic, FieldIssue, Origin, ProcessedEntity};
+use plinth_model::{entity_ref_of, process_entity, Diagnostic, EntityRef, FieldIssue, Origin, ProcessedEntity};
 use rayon::prelude::*;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -40,10 +40,32 @@ impl Namer for FileNamer {
     }
 }
 
+/// An entity as read: its ref, kind as written, content hash and body as
+/// compact JSON. Kept as text (not a JSON tree) so the parse cache of a
+/// 100k-entity catalogue stays small.
+#[derive(Debug)]
+pub struct ReadEntity {
+    pub entity_ref: EntityRef,
+    pub kind: String,
+    pub hash: String,
+    pub body: Arc<str>,
+}
+
+impl ReadEntity {
+    fn from_processed(entity: ProcessedEntity) -> ReadEntity {
+        ReadEntity {
+            kind: entity.body["kind"].as_str().unwrap_or_default().to_string(),
+            body: Arc::from(serde_json::to_string(&entity.body).unwrap_or_default()),
+            entity_ref: entity.entity_ref,
+            hash: entity.hash,
+        }
+    }
+}
+
 /// An entity read from a file, with the line its document starts on.
 #[derive(Debug, Clone)]
 pub struct Found {
-    pub entity: ProcessedEntity,
+    pub entity: Arc<ReadEntity>,
     pub location: String,
     pub line: u32,
 }
@@ -66,7 +88,7 @@ pub struct SourceRead {
 
 #[derive(Debug, Default)]
 struct FileOutcome {
-    entities: Vec<(ProcessedEntity, u32)>,
+    entities: Vec<(Arc<ReadEntity>, u32)>,
     diagnostics: Vec<Diagnostic>,
     invalid_refs: Vec<String>,
     incomplete: bool,
@@ -308,15 +330,28 @@ fn parse_file(path: &Path, bytes: &[u8], location: &str, origin: &str, limits: &
             }
         };
         let mut issues = Vec::new();
-        resolve_placeholders(&mut value, base, "", limits, &mut issues);
+        let mut warnings = Vec::new();
+        resolve_placeholders(&mut value, base, "", limits, &mut issues, &mut warnings);
         let entity_ref = entity_ref_of(&value).map(|r| r.to_string());
+        if !warnings.is_empty() {
+            let lines = yaml::field_lines(text, &doc, limits);
+            for warning in warnings {
+                let line = lines.get(&warning.field).copied().unwrap_or(doc.line);
+                outcome.diagnostics.push(
+                    Diagnostic::warning(location, warning.message)
+                        .at_line(Some(line))
+                        .for_entity(entity_ref.clone())
+                        .on_field(Some(warning.field)),
+                );
+            }
+        }
         let result = if issues.is_empty() { process_entity(value, &entity_origin) } else { Err(issues) };
         match result {
             Ok(entity) => {
                 if entity.entity_ref.kind == "location" {
                     collect_targets(&entity.body, text, &doc, limits, &mut outcome.targets);
                 }
-                outcome.entities.push((entity, doc.line));
+                outcome.entities.push((Arc::new(ReadEntity::from_processed(entity)), doc.line));
             }
             Err(issues) => {
                 let lines = yaml::field_lines(text, &doc, limits);
@@ -444,12 +479,31 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 /// Backstage's placeholders: `{$text: ./file}`, `{$json: …}`, `{$yaml: …}`
 /// (and `$openapi`/`$asyncapi`, read as text), resolved relative to the
 /// file that holds them.
-fn resolve_placeholders(value: &mut Value, base: &Path, path: &str, limits: &YamlLimits, issues: &mut Vec<FieldIssue>) {
+fn resolve_placeholders(
+    value: &mut Value,
+    base: &Path,
+    path: &str,
+    limits: &YamlLimits,
+    issues: &mut Vec<FieldIssue>,
+    warnings: &mut Vec<FieldIssue>,
+) {
     match value {
         Value::Object(map) => {
             if map.len() == 1 {
                 let (key, arg) = map.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
                 if key.starts_with('$') {
+                    let url = arg.as_str().filter(|t| t.starts_with("http://") || t.starts_with("https://"));
+                    if let Some(url) = url {
+                        // A remote placeholder is not fetched (the server
+                        // reads sources through git, not arbitrary URLs);
+                        // the entity keeps the URL and still ingests.
+                        warnings.push(FieldIssue::new(
+                            path,
+                            format!("placeholder `{key}: {url}` was not fetched: Plinth does not read arbitrary URLs, so the field holds the URL; put the file in the repository and use a relative path to inline it"),
+                        ));
+                        *value = Value::String(url.to_string());
+                        return;
+                    }
                     match placeholder(&key, &arg, base, limits) {
                         Ok(resolved) => *value = resolved,
                         Err(message) => issues.push(FieldIssue::new(path, message)),
@@ -459,12 +513,12 @@ fn resolve_placeholders(value: &mut Value, base: &Path, path: &str, limits: &Yam
             }
             for (key, child) in map.iter_mut() {
                 let child_path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                resolve_placeholders(child, base, &child_path, limits, issues);
+                resolve_placeholders(child, base, &child_path, limits, issues, warnings);
             }
         }
         Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                resolve_placeholders(item, base, &format!("{path}[{i}]"), limits, issues);
+                resolve_placeholders(item, base, &format!("{path}[{i}]"), limits, issues, warnings);
             }
         }
         _ => {}
@@ -477,9 +531,6 @@ fn placeholder(key: &str, arg: &Value, base: &Path, limits: &YamlLimits) -> Resu
     };
     if !matches!(key, "$text" | "$json" | "$yaml" | "$openapi" | "$asyncapi") {
         return Err(format!("unknown placeholder `{key}`; use $text, $json or $yaml"));
-    }
-    if target.starts_with("http://") || target.starts_with("https://") {
-        return Err(format!("placeholder `{key}: {target}` refers to a URL; Plinth reads placeholder files from the same source, so use a relative path"));
     }
     let path = normalize(&base.join(target));
     let meta =

@@ -429,6 +429,41 @@ impl CatalogState {
         }
     }
 
+    /// Facet counts of `key` within `within`. Small sets are counted from
+    /// the entities' summaries (cheaper than one intersection per value);
+    /// large ones, and keys the summary lacks, from the filter index.
+    pub fn facet(&self, key: &str, within: &RoaringBitmap) -> Vec<(String, u64)> {
+        let key = key.to_lowercase();
+        let from_summary: Option<fn(&Summary) -> Vec<&str>> = match key.as_str() {
+            "kind" => Some(|s| vec![s.kind.as_str()]),
+            "metadata.namespace" => Some(|s| vec![s.namespace.as_str()]),
+            "spec.type" => Some(|s| s.spec_type.as_deref().into_iter().collect()),
+            "spec.lifecycle" => Some(|s| s.lifecycle.as_deref().into_iter().collect()),
+            "spec.owner" => Some(|s| s.owner.as_deref().into_iter().collect()),
+            "metadata.tags" => Some(|s| s.tags.iter().map(String::as_str).collect()),
+            _ => None,
+        };
+        let Some(values_of) = from_summary.filter(|_| within.len() < 20_000) else {
+            return self.filters.facet(&key, within, within.len() == self.live.len());
+        };
+        let mut counts: HashMap<String, (String, u64)> = HashMap::new();
+        for node in within {
+            let Some(record) = self.entity(node) else { continue };
+            let mut seen: Vec<String> = Vec::new();
+            for value in values_of(&record.summary) {
+                let lower = value.to_lowercase();
+                if seen.contains(&lower) {
+                    continue;
+                }
+                counts.entry(lower.clone()).or_insert_with(|| (value.to_string(), 0)).1 += 1;
+                seen.push(lower);
+            }
+        }
+        let mut counts: Vec<(String, u64)> = counts.into_values().collect();
+        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        counts
+    }
+
     /// Impact analysis from an entity; `None` when the ref is unknown.
     pub fn impact(&self, key: &str, direction: Direction, max_depth: Option<u32>) -> Option<crate::graph::Impact> {
         let node = self.node_of(key)?;

@@ -285,7 +285,8 @@ fn validate_spec(fields: &[Field], spec: &Map<String, Value>, issues: &mut Vec<F
     for field in fields {
         let path = format!("spec.{}", field.name);
         let Some(value) = spec.get(field.name).filter(|v| !v.is_null()) else {
-            if field.required {
+            let excused = field.unless.is_some_and(|other| spec.get(other).is_some_and(|v| !v.is_null()));
+            if field.required && !excused {
                 issues.push(FieldIssue::new(path, format!("is missing; {}", describe_required(field))));
             }
             continue;
@@ -588,6 +589,16 @@ mod tests {
                 "usesTool component:default/refunds"
             ]
         );
+    }
+
+    #[test]
+    fn mcp_server_apis_need_remotes_or_a_definition() {
+        let api = |spec: Value| json!({"apiVersion": "backstage.io/v1alpha1", "kind": "API", "metadata": {"name": "m"}, "spec": spec});
+        let base = json!({"type": "mcp-server", "lifecycle": "production", "owner": "t"});
+        assert_eq!(fields(&validate_entity(&api(base.clone()))), ["spec.definition"]);
+        let mut with_remotes = base;
+        with_remotes["remotes"] = json!([{"type": "streamable-http", "url": "https://x/mcp"}]);
+        assert_eq!(validate_entity(&api(with_remotes)), vec![]);
     }
 
     #[test]

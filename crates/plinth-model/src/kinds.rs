@@ -26,17 +26,19 @@ pub struct Field {
     pub name: &'static str,
     pub shape: Shape,
     pub required: bool,
+    /// Not required when this other spec field is present.
+    pub unless: Option<&'static str>,
     pub relation: Option<&'static str>,
 }
 
 const fn req(name: &'static str, shape: Shape) -> Field {
-    Field { name, shape, required: true, relation: None }
+    Field { name, shape, required: true, unless: None, relation: None }
 }
 const fn opt(name: &'static str, shape: Shape) -> Field {
-    Field { name, shape, required: false, relation: None }
+    Field { name, shape, required: false, unless: None, relation: None }
 }
 const fn rel(name: &'static str, shape: Shape, required: bool, relation: &'static str) -> Field {
-    Field { name, shape, required, relation: Some(relation) }
+    Field { name, shape, required, unless: None, relation: Some(relation) }
 }
 
 /// A kind: its canonical name, the apiVersions it is defined in, its fields.
@@ -82,7 +84,9 @@ pub static KINDS: &[KindSpec] = &[
             req("type", Shape::String),
             req("lifecycle", Shape::String),
             OWNER,
-            req("definition", Shape::String),
+            // MCP-server APIs describe `remotes` instead of a definition.
+            Field { unless: Some("remotes"), ..req("definition", Shape::String) },
+            opt("remotes", Shape::List),
             SYSTEM,
         ],
     },

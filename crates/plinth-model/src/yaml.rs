@@ -95,8 +95,7 @@ fn split_documents(text: &str) -> Vec<(Range<usize>, u32, u32)> {
     let mut has_content = false;
     let mut chunk_has_marker = false;
     let mut offset = 0usize;
-    let mut line_no = 1u32;
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (1u32..).zip(text.split_inclusive('\n')) {
         let trimmed = line.trim_end_matches(['\n', '\r']);
         let is_marker = trimmed == "---" || trimmed.starts_with("--- ") || trimmed.starts_with("---\t");
         let is_end = trimmed == "...";
@@ -139,7 +138,6 @@ fn split_documents(text: &str) -> Vec<(Range<usize>, u32, u32)> {
             }
         }
         offset += line.len();
-        line_no += 1;
     }
     if has_content {
         out.push((start..text.len(), start_line, content_line));

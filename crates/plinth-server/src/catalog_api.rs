@@ -43,7 +43,7 @@ fn filter_of(params: &Params) -> ApiResult<EntityFilter> {
 pub async fn list_entities(State(app): State<AppState>, params: Params) -> ApiResult<Json<Vec<Value>>> {
     let filter = filter_of(&params)?;
     let fields = FieldSet::parse(&params.all("fields"));
-    let limit = params.number("limit")?.unwrap_or(usize::MAX).min(usize::MAX);
+    let limit = params.number("limit")?.unwrap_or(usize::MAX);
     let offset = params.number("offset")?.unwrap_or(0);
     let order = match params.one("order") {
         Some(raw) => Some(parse_order(raw, ':', true)?),
@@ -271,8 +271,7 @@ pub async fn entity_facets(State(app): State<AppState>, params: Params) -> ApiRe
     let mut out = serde_json::Map::new();
     for facet in facets {
         let counts: Vec<Value> = state
-            .filters()
-            .facet(&facet, &matched, unfiltered)
+            .facet(&facet, &matched)
             .into_iter()
             .map(|(value, count)| json!({"value": value, "count": count}))
             .collect();
@@ -344,7 +343,7 @@ pub async fn add_location(
         let normalized = normalize_location(location.clone())?;
         let read = app.catalog.preview_location(location).await?;
         let entities: Vec<Value> =
-            read.entities.iter().take(MAX_ECHOED_ENTITIES).map(|f| f.entity.body.clone()).collect();
+            read.entities.iter().take(MAX_ECHOED_ENTITIES).filter_map(|f| serde_json::from_str(&f.entity.body).ok()).collect();
         let body = json!({
             "location": {"id": "dry-run", "type": normalized.kind, "target": normalized.target},
             "entities": entities,

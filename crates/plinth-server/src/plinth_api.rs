@@ -132,7 +132,7 @@ pub async fn neighbourhood(
         }
         node_values.push(value);
     }
-    edges.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+    edges.sort_by_cached_key(|edge| edge.to_string());
     edges.dedup();
     Ok(Json(
         json!({"root": state.ref_of(root), "depth": depth, "nodes": node_values, "edges": edges, "truncated": truncated}),

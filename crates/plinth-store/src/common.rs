@@ -8,7 +8,7 @@ use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::{ApplyOutcome, ChangeOp, ChangeRecord, EntityChange, SkipReason, StoreError};
+use crate::{ApplyOutcome, ChangeOp, ChangeRecord, EntityChange, EntityUpsert, SkipReason, StoreError};
 
 /// Fixed-width RFC 3339 UTC (microseconds, `Z`), so that text ordering is
 /// time ordering.
@@ -81,6 +81,50 @@ pub(crate) fn log_entries<'a>(changes: &[&'a EntityChange], written: &HashSet<St
             EntityChange::Delete { key } => (key.as_str(), ChangeOp::Delete),
         })
         .collect()
+}
+
+/// Change-log records for `entries` given consecutive seqs from `first`.
+pub(crate) fn log_records(entries: &[(&str, ChangeOp)], first: i64, at: &str) -> Vec<ChangeRecord> {
+    (first..)
+        .zip(entries)
+        .map(|(seq, (key, op))| ChangeRecord { seq, key: (*key).to_string(), op: *op, at: at.to_string() })
+        .collect()
+}
+
+/// The upserts of one apply, split by what the store holds.
+pub(crate) struct Classified<'a> {
+    /// Keys not stored yet.
+    pub inserts: Vec<&'a EntityUpsert>,
+    /// Keys stored for the same location with another hash.
+    pub updates: Vec<&'a EntityUpsert>,
+    /// Keys held by another location, with that location.
+    pub owners: HashMap<String, String>,
+}
+
+/// Splits upserts by what the store holds. `differing` maps every key that
+/// is new (`None`), or stored with another hash or location (`Some(owner)`);
+/// keys it lacks are unchanged.
+pub(crate) fn classify<'a>(upserts: &[&'a EntityUpsert], differing: HashMap<String, Option<String>>) -> Classified<'a> {
+    let mut classified = Classified { inserts: Vec::new(), updates: Vec::new(), owners: HashMap::new() };
+    for u in upserts {
+        match differing.get(&u.key) {
+            None => {}
+            Some(None) => classified.inserts.push(*u),
+            Some(Some(owner)) if *owner == u.location_id => classified.updates.push(*u),
+            Some(Some(owner)) => {
+                classified.owners.insert(u.key.clone(), owner.clone());
+            }
+        }
+    }
+    classified
+}
+
+/// The error for a bulk statement that touched an unexpected number of rows,
+/// which would mean someone wrote without taking the store's write lock.
+pub(crate) fn unexpected_rows(what: &str, expected: usize, actual: u64) -> StoreError {
+    StoreError::Database(sqlx::Error::Protocol(format!(
+        "{what} affected {actual} rows instead of {expected}: the entities changed under the write lock"
+    )))
 }
 
 /// Assembles what an apply did. `owners` maps the keys of skipped upserts to

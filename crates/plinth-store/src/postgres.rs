@@ -27,21 +27,40 @@ const CHUNK: usize = 5_000;
 const ENTITY_COLUMNS: &str = "entity_key, uid, etag, kind, namespace, name, body, hash, location_id, updated_at";
 const LOCATION_COLUMNS: &str = "id, kind, target, branch, created_at, status";
 
-const UPSERT_SQL: &str = "\
+/// Inserts new entities; the caller checked under the writers' lock that
+/// none of the keys exists.
+const INSERT_SQL: &str = "\
 INSERT INTO entities (entity_key, uid, etag, kind, namespace, name, body, hash, location_id, updated_at)
 SELECT t.k, t.u, t.e, t.ki, t.ns, t.n, t.b, t.h, t.l, $10
 FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
-    AS t(k, u, e, ki, ns, n, b, h, l)
-ON CONFLICT (entity_key) DO UPDATE SET
-    etag = EXCLUDED.etag, kind = EXCLUDED.kind, namespace = EXCLUDED.namespace, name = EXCLUDED.name,
-    body = EXCLUDED.body, hash = EXCLUDED.hash, updated_at = EXCLUDED.updated_at
-WHERE entities.location_id = EXCLUDED.location_id AND entities.hash <> EXCLUDED.hash
-RETURNING entity_key";
+    AS t(k, u, e, ki, ns, n, b, h, l)";
+
+/// Updates changed entities of the same location; the uid is kept.
+const UPDATE_SQL: &str = "\
+UPDATE entities SET
+    etag = t.e, kind = t.ki, namespace = t.ns, name = t.n, body = t.b, hash = t.h, updated_at = $9
+FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+    AS t(k, e, ki, ns, n, b, h, l)
+WHERE entities.entity_key = t.k AND entities.location_id = t.l AND entities.hash <> t.h";
+
+/// The upserts that would change something: new keys (NULL owner) and keys
+/// stored with another hash or location.
+const DIFFERING_SQL: &str = "\
+SELECT t.k, e.location_id
+FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(k, l, h)
+LEFT JOIN entities e ON e.entity_key = t.k
+WHERE e.entity_key IS NULL OR e.location_id <> t.l OR e.hash <> t.h";
+
+/// Reserves `$1` consecutive change-log seqs and returns the first. Only
+/// writers holding [`PG_WRITE_LOCK`] call this, so nothing interleaves.
+const RESERVE_SEQS_SQL: &str = "\
+WITH s AS (SELECT pg_get_serial_sequence('change_log', 'seq')::regclass AS name),
+     f AS (SELECT nextval(s.name) AS first, s.name FROM s)
+SELECT f.first, setval(f.name, f.first + $1 - 1) FROM f";
 
 const APPEND_LOG_SQL: &str = "\
-INSERT INTO change_log (entity_key, op, at)
-SELECT t.k, t.o, $3 FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS t(k, o, n) ORDER BY t.n
-RETURNING seq, entity_key, op, at";
+INSERT INTO change_log (seq, entity_key, op, at)
+SELECT t.s, t.k, t.o, $4 FROM UNNEST($1::bigint[], $2::text[], $3::text[]) AS t(s, k, o)";
 
 /// A PostgreSQL-backed store. Cheap to clone.
 #[derive(Clone)]
@@ -158,15 +177,36 @@ impl PgStore {
             }
         }
 
+        let t0 = std::time::Instant::now(); // TIMING
         let mut tx = self.pool.begin().await?;
         lock_writers(&mut tx).await?;
-        let mut written: HashSet<String> = HashSet::with_capacity(changes.len());
-        let t0 = std::time::Instant::now(); // TIMING
-
+        eprintln!("TIMING locked {:?}", t0.elapsed()); // TIMING
+        let mut differing = HashMap::new();
         for chunk in upserts.chunks(CHUNK) {
             let column = |f: fn(&EntityUpsert) -> &str| chunk.iter().map(|u| f(u)).collect::<Vec<&str>>();
+            let rows = sqlx::query(DIFFERING_SQL).persistent(false)
+                .bind(column(|u| &u.key))
+                .bind(column(|u| &u.location_id))
+                .bind(column(|u| &u.hash))
+                .fetch_all(&mut *tx)
+                .await?;
+            eprintln!("TIMING chunk {:?}", t0.elapsed()); // TIMING
+            for row in rows {
+                differing.insert(row.try_get(0)?, row.try_get(1)?);
+            }
+        }
+        let common::Classified { inserts, updates, owners } = common::classify(&upserts, differing);
+        eprintln!("TIMING classify {:?}", t0.elapsed()); // TIMING
+        let mut written: HashSet<String> = HashSet::with_capacity(inserts.len() + updates.len() + deletes.len());
+
+        if std::env::var("PGMODE").is_ok_and(|m| m == "copy") {
+            copy_entities(&mut tx, &inserts, &now).await?;
+            written.extend(inserts.iter().map(|u| u.key.clone()));
+        } else {
+        for chunk in inserts.chunks(CHUNK) {
+            let column = |f: fn(&EntityUpsert) -> &str| chunk.iter().map(|u| f(u)).collect::<Vec<&str>>();
             let uids: Vec<String> = chunk.iter().map(|_| new_uuid()).collect();
-            let rows = sqlx::query(UPSERT_SQL)
+            let affected = sqlx::query(INSERT_SQL).persistent(false)
                 .bind(column(|u| &u.key))
                 .bind(uids)
                 .bind(column(|u| etag_of(&u.hash)))
@@ -177,15 +217,40 @@ impl PgStore {
                 .bind(column(|u| &u.hash))
                 .bind(column(|u| &u.location_id))
                 .bind(now.as_str())
-                .fetch_all(&mut *tx)
-                .await?;
-            for row in rows {
-                written.insert(row.try_get(0)?);
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if affected != chunk.len() as u64 {
+                return Err(common::unexpected_rows("an entity insert", chunk.len(), affected));
             }
+            written.extend(chunk.iter().map(|u| u.key.clone()));
+        }
+        }
+        eprintln!("TIMING inserts {:?}", t0.elapsed()); // TIMING
+
+        for chunk in updates.chunks(CHUNK) {
+            let column = |f: fn(&EntityUpsert) -> &str| chunk.iter().map(|u| f(u)).collect::<Vec<&str>>();
+            let affected = sqlx::query(UPDATE_SQL).persistent(false)
+                .bind(column(|u| &u.key))
+                .bind(column(|u| etag_of(&u.hash)))
+                .bind(column(|u| &u.kind))
+                .bind(column(|u| &u.namespace))
+                .bind(column(|u| &u.name))
+                .bind(column(|u| &u.body))
+                .bind(column(|u| &u.hash))
+                .bind(column(|u| &u.location_id))
+                .bind(now.as_str())
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if affected != chunk.len() as u64 {
+                return Err(common::unexpected_rows("an entity update", chunk.len(), affected));
+            }
+            written.extend(chunk.iter().map(|u| u.key.clone()));
         }
 
         for chunk in deletes.chunks(CHUNK) {
-            let rows = sqlx::query("DELETE FROM entities WHERE entity_key = ANY($1::text[]) RETURNING entity_key")
+            let rows = sqlx::query("DELETE FROM entities WHERE entity_key = ANY($1::text[]) RETURNING entity_key").persistent(false)
                 .bind(chunk)
                 .fetch_all(&mut *tx)
                 .await?;
@@ -195,20 +260,6 @@ impl PgStore {
         }
 
         eprintln!("TIMING write {:?}", t0.elapsed()); // TIMING
-        let skipped_upserts: Vec<&str> =
-            upserts.iter().map(|u| u.key.as_str()).filter(|k| !written.contains(*k)).collect();
-        let mut owners = HashMap::with_capacity(skipped_upserts.len());
-        for chunk in skipped_upserts.chunks(CHUNK) {
-            let rows = sqlx::query("SELECT entity_key, location_id FROM entities WHERE entity_key = ANY($1::text[])")
-                .bind(chunk)
-                .fetch_all(&mut *tx)
-                .await?;
-            for row in rows {
-                owners.insert(row.try_get(0)?, row.try_get(1)?);
-            }
-        }
-
-        eprintln!("TIMING owners {:?}", t0.elapsed()); // TIMING
         let records = append_log(&mut tx, &common::log_entries(&changes, &written), &now).await?;
         eprintln!("TIMING log {:?}", t0.elapsed()); // TIMING
         tx.commit().await?;
@@ -226,7 +277,7 @@ impl PgStore {
         let mut conn = self.pool.acquire().await?;
         let sql = format!("SELECT {ENTITY_COLUMNS} FROM entities WHERE entity_key = ANY($1::text[])");
         for chunk in keys.chunks(CHUNK) {
-            for row in sqlx::query(&sql).bind(chunk).fetch_all(&mut *conn).await? {
+            for row in sqlx::query(&sql).persistent(false).bind(chunk).fetch_all(&mut *conn).await? {
                 out.push(entity_from_row(&row)?);
             }
         }
@@ -309,8 +360,7 @@ impl PgStore {
         let mut keys: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
         keys.sort_unstable();
         let entries: Vec<(&str, ChangeOp)> = keys.iter().map(|k| (k.as_str(), ChangeOp::Delete)).collect();
-        let mut records = append_log(&mut tx, &entries, &common::now()).await?;
-        records.sort_by_key(|r| r.seq);
+        let records = append_log(&mut tx, &entries, &common::now()).await?;
         sqlx::query("DELETE FROM ingestion_errors WHERE location_id = $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Some(records))
@@ -356,6 +406,29 @@ impl PgStore {
     }
 }
 
+/// COPY (binary) of new entities.
+async fn copy_entities(tx: &mut Transaction<'static, Postgres>, rows: &[&EntityUpsert], now: &str) -> Result<(), StoreError> {
+    if rows.is_empty() { return Ok(()); }
+    let mut copy = tx.copy_in_raw("COPY entities (entity_key, uid, etag, kind, namespace, name, body, hash, location_id, updated_at) FROM STDIN (FORMAT binary)").await?;
+    let mut buf: Vec<u8> = Vec::with_capacity(1 << 21);
+    buf.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    for u in rows {
+        buf.extend_from_slice(&10i16.to_be_bytes());
+        let uid = new_uuid();
+        for f in [u.key.as_str(), &uid, etag_of(&u.hash), &u.kind, &u.namespace, &u.name, &u.body, &u.hash, &u.location_id, now] {
+            buf.extend_from_slice(&(f.len() as i32).to_be_bytes());
+            buf.extend_from_slice(f.as_bytes());
+        }
+        if buf.len() >= 1 << 20 { copy.send(std::mem::take(&mut buf)).await?; buf.reserve(1 << 21); }
+    }
+    buf.extend_from_slice(&(-1i16).to_be_bytes());
+    copy.send(buf).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
 /// Appends one change-log row per entry, in order, and returns them. The
 /// caller holds the writers' lock.
 async fn append_log(
@@ -363,14 +436,17 @@ async fn append_log(
     entries: &[(&str, ChangeOp)],
     at: &str,
 ) -> Result<Vec<ChangeRecord>, StoreError> {
-    let mut records = Vec::with_capacity(entries.len());
-    for chunk in entries.chunks(CHUNK) {
-        let keys: Vec<&str> = chunk.iter().map(|(k, _)| *k).collect();
-        let ops: Vec<&str> = chunk.iter().map(|(_, op)| op_str(*op)).collect();
-        let rows = sqlx::query(APPEND_LOG_SQL).bind(keys).bind(ops).bind(at).fetch_all(&mut **tx).await?;
-        for row in rows {
-            records.push(record_from_row(&row)?);
-        }
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let count = i64::try_from(entries.len()).map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+    let first: i64 = sqlx::query(RESERVE_SEQS_SQL).bind(count).fetch_one(&mut **tx).await?.try_get(0)?;
+    let records = common::log_records(entries, first, at);
+    for chunk in records.chunks(CHUNK) {
+        let seqs: Vec<i64> = chunk.iter().map(|r| r.seq).collect();
+        let keys: Vec<&str> = chunk.iter().map(|r| r.key.as_str()).collect();
+        let ops: Vec<&str> = chunk.iter().map(|r| op_str(r.op)).collect();
+        sqlx::query(APPEND_LOG_SQL).persistent(false).bind(seqs).bind(keys).bind(ops).bind(at).execute(&mut **tx).await?;
     }
     Ok(records)
 }

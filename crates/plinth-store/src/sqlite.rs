@@ -3,10 +3,16 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use serde::de::DeserializeOwned;
+use sqlx::query::Query;
+use sqlx::sqlite::{
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use tokio::sync::Notify;
 
 use crate::common::{self, etag_of, new_uuid, normalize_branch, op_str, parse_op};
 use crate::{
@@ -17,6 +23,9 @@ use crate::{
 /// Bind parameters per statement: below SQLite's default limit of 32,766.
 const MAX_PARAMS: usize = 32_000;
 
+/// Rows per page when reading in bulk.
+const READ_CHUNK: usize = 2_000;
+
 const ENTITY_COLUMNS: &str = "entity_key, uid, etag, kind, namespace, name, body, hash, location_id, updated_at";
 const LOCATION_COLUMNS: &str = "id, kind, target, branch, created_at, status";
 
@@ -24,6 +33,45 @@ const LOCATION_COLUMNS: &str = "id, kind, target, branch, created_at, status";
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    checkpointer: Arc<Checkpointer>,
+}
+
+/// Copies committed WAL frames into the database file in the background
+/// after writes, so a large apply does not also pay for its checkpoint (which
+/// SQLite would otherwise run inside the commit). Stops when the last clone
+/// of the store is dropped.
+struct Checkpointer {
+    wake: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn spawn(pool: SqlitePool) -> Checkpointer {
+        let wake = Arc::new(Notify::new());
+        let task = tokio::spawn({
+            let wake = Arc::clone(&wake);
+            async move {
+                loop {
+                    // Notifications while a checkpoint runs coalesce into one more pass.
+                    wake.notified().await;
+                    if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                        tracing::warn!(%error, "SQLite WAL checkpoint failed");
+                    }
+                }
+            }
+        });
+        Checkpointer { wake, task }
+    }
+
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// `(?, ?, ?), (?, ?, ?)` for `rows` rows of `cols` parameters.
@@ -37,19 +85,26 @@ fn list_placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-fn entity_from_row(row: &SqliteRow) -> Result<StoredEntity, sqlx::Error> {
-    Ok(StoredEntity {
-        key: row.try_get(0)?,
-        uid: row.try_get(1)?,
-        etag: row.try_get(2)?,
-        kind: row.try_get(3)?,
-        namespace: row.try_get(4)?,
-        name: row.try_get(5)?,
-        body: row.try_get(6)?,
-        hash: row.try_get(7)?,
-        location_id: row.try_get(8)?,
-        updated_at: row.try_get(9)?,
-    })
+/// An entity row as `json_array({ENTITY_COLUMNS})`.
+type EntityJson = (String, String, String, String, String, String, String, String, String, String);
+
+fn entity_from_json(e: EntityJson) -> StoredEntity {
+    let (key, uid, etag, kind, namespace, name, body, hash, location_id, updated_at) = e;
+    StoredEntity { key, uid, etag, kind, namespace, name, body, hash, location_id, updated_at }
+}
+
+/// Runs a query returning one row with one `json_group_array(...)` column
+/// and decodes the array.
+async fn fetch_json<'q, T: DeserializeOwned>(
+    conn: &mut SqliteConnection,
+    query: Query<'q, Sqlite, SqliteArguments<'q>>,
+) -> Result<Vec<T>, StoreError> {
+    let row = query.fetch_one(conn).await?;
+    let text: Option<&str> = row.try_get(0)?;
+    match text {
+        Some(text) => common::from_json(text),
+        None => Ok(Vec::new()),
+    }
 }
 
 fn location_from_row(row: &SqliteRow) -> Result<LocationRow, StoreError> {
@@ -62,11 +117,6 @@ fn location_from_row(row: &SqliteRow) -> Result<LocationRow, StoreError> {
         created_at: row.try_get(4)?,
         status: common::from_json(&status)?,
     })
-}
-
-fn record_from_row(row: &SqliteRow) -> Result<ChangeRecord, sqlx::Error> {
-    let op: String = row.try_get(2)?;
-    Ok(ChangeRecord { seq: row.try_get(0)?, key: row.try_get(1)?, op: parse_op(&op)?, at: row.try_get(3)? })
 }
 
 impl SqliteStore {
@@ -83,7 +133,13 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-65536");
+            .row_buffer_size(1024)
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory")
+            // Checkpoints run in the background (see `Checkpointer`), not
+            // inside the commit that crosses a threshold.
+            .pragma("wal_autocheckpoint", "0")
+            .pragma("journal_size_limit", "67108864");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -92,7 +148,15 @@ impl SqliteStore {
         let mut conn = pool.acquire().await.map_err(|source| StoreError::Open { target, source })?;
         crate::migrations::run_sqlite(&mut conn).await?;
         drop(conn);
-        Ok(SqliteStore { pool })
+        let checkpointer = Arc::new(Checkpointer::spawn(pool.clone()));
+        Ok(SqliteStore { pool, checkpointer })
+    }
+
+    /// Commits a write transaction and schedules a checkpoint.
+    async fn commit_write(&self, tx: Transaction<'static, Sqlite>) -> Result<(), StoreError> {
+        tx.commit().await?;
+        self.checkpointer.wake();
+        Ok(())
     }
 
     /// A write transaction that takes the database write lock up front, so
@@ -116,19 +180,24 @@ impl SqliteStore {
             }
         }
 
-        let mut tx = self.begin_write().await?;
-        let mut written: HashSet<String> = HashSet::with_capacity(changes.len());
+        // The write lock is held from the start, so what we read is what we
+        // overwrite.
         let t0 = std::time::Instant::now(); // TIMING
+        let mut tx = self.begin_write().await?;
+        let differing = differing_upserts(&mut tx, &upserts).await?;
+        eprintln!("TIMING classify {:?}", t0.elapsed()); // TIMING
+        let common::Classified { inserts, updates, owners } = common::classify(&upserts, differing);
+        let to_write: Vec<&EntityUpsert> = inserts.into_iter().chain(updates).collect();
+        let mut written: HashSet<String> = HashSet::with_capacity(to_write.len() + deletes.len());
 
         const UPSERT_COLS: usize = 10;
-        for chunk in upserts.chunks(MAX_PARAMS / UPSERT_COLS) {
+        for chunk in to_write.chunks(MAX_PARAMS / UPSERT_COLS) {
             let sql = format!(
                 "INSERT INTO entities ({ENTITY_COLUMNS}) VALUES {} \
                  ON CONFLICT (entity_key) DO UPDATE SET etag = excluded.etag, kind = excluded.kind, \
                  namespace = excluded.namespace, name = excluded.name, body = excluded.body, hash = excluded.hash, \
                  updated_at = excluded.updated_at \
-                 WHERE entities.location_id = excluded.location_id AND entities.hash <> excluded.hash \
-                 RETURNING entity_key",
+                 WHERE entities.location_id = excluded.location_id AND entities.hash <> excluded.hash",
                 values_placeholders(chunk.len(), UPSERT_COLS)
             );
             let mut query = sqlx::query(&sql);
@@ -145,68 +214,119 @@ impl SqliteStore {
                     .bind(u.location_id.as_str())
                     .bind(now.as_str());
             }
-            for row in query.fetch_all(&mut *tx).await? {
-                written.insert(row.try_get(0)?);
+            let affected = query.execute(&mut *tx).await?.rows_affected();
+            if affected != chunk.len() as u64 {
+                return Err(common::unexpected_rows("an entity upsert", chunk.len(), affected));
             }
+            written.extend(chunk.iter().map(|u| u.key.clone()));
         }
 
-        for chunk in deletes.chunks(MAX_PARAMS) {
+        for chunk in deletes.chunks(READ_CHUNK) {
             let sql = format!(
-                "DELETE FROM entities WHERE entity_key IN ({}) RETURNING entity_key",
+                "SELECT json_group_array(entity_key) FROM entities WHERE entity_key IN ({})",
                 list_placeholders(chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for key in chunk {
                 query = query.bind(*key);
             }
-            for row in query.fetch_all(&mut *tx).await? {
-                written.insert(row.try_get(0)?);
+            let existing: Vec<String> = fetch_json(&mut tx, query).await?;
+            if existing.is_empty() {
+                continue;
             }
+            let sql = format!("DELETE FROM entities WHERE entity_key IN ({})", list_placeholders(existing.len()));
+            let mut query = sqlx::query(&sql);
+            for key in &existing {
+                query = query.bind(key.as_str());
+            }
+            let affected = query.execute(&mut *tx).await?.rows_affected();
+            if affected != existing.len() as u64 {
+                return Err(common::unexpected_rows("an entity delete", existing.len(), affected));
+            }
+            written.extend(existing);
         }
 
         eprintln!("TIMING write {:?}", t0.elapsed()); // TIMING
-        let skipped_upserts: Vec<&str> =
-            upserts.iter().map(|u| u.key.as_str()).filter(|k| !written.contains(*k)).collect();
-        let owners = owners_of(&mut tx, &skipped_upserts).await?;
-        eprintln!("TIMING owners {:?}", t0.elapsed()); // TIMING
         let records = append_log(&mut tx, &common::log_entries(&changes, &written), &now).await?;
         eprintln!("TIMING log {:?}", t0.elapsed()); // TIMING
-        tx.commit().await?;
+        self.commit_write(tx).await?;
         eprintln!("TIMING commit {:?}", t0.elapsed()); // TIMING
         Ok(common::outcome(&changes, &written, &owners, records))
     }
 
     pub async fn load_entities(&self) -> Result<Vec<StoredEntity>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {ENTITY_COLUMNS} FROM entities")).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(entity_from_row).collect::<Result<_, _>>()?)
+        // Pages of rows aggregated into one JSON value each (moving rows one
+        // by one out of SQLite costs more than the JSON), all read from one
+        // snapshot.
+        let sql = format!(
+            "SELECT json_group_array(json_array(rowid, json_array({ENTITY_COLUMNS}))) \
+             FROM (SELECT rowid, * FROM entities WHERE rowid > ? ORDER BY rowid LIMIT {READ_CHUNK})"
+        );
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::new();
+        let mut after = 0_i64;
+        loop {
+            let page: Vec<(i64, EntityJson)> = fetch_json(&mut tx, sqlx::query(&sql).bind(after)).await?;
+            let Some(last) = page.iter().map(|(rowid, _)| *rowid).max() else { break };
+            after = last;
+            out.extend(page.into_iter().map(|(_, e)| entity_from_json(e)));
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     pub async fn get_entities(&self, keys: &[String]) -> Result<Vec<StoredEntity>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
-        let mut conn = self.pool.acquire().await?;
-        for chunk in keys.chunks(MAX_PARAMS) {
+        let mut tx = self.pool.begin().await?;
+        for chunk in keys.chunks(READ_CHUNK) {
             let sql = format!(
-                "SELECT {ENTITY_COLUMNS} FROM entities WHERE entity_key IN ({})",
+                "SELECT json_group_array(json_array({ENTITY_COLUMNS})) FROM entities WHERE entity_key IN ({})",
                 list_placeholders(chunk.len())
             );
             let mut query = sqlx::query(&sql);
             for key in chunk {
                 query = query.bind(key.as_str());
             }
-            for row in query.fetch_all(&mut *conn).await? {
-                out.push(entity_from_row(&row)?);
-            }
+            let page: Vec<EntityJson> = fetch_json(&mut tx, query).await?;
+            out.extend(page.into_iter().map(entity_from_json));
         }
+        tx.commit().await?;
         Ok(out)
     }
 
     pub async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<ChangeRecord>, StoreError> {
-        let rows = sqlx::query("SELECT seq, entity_key, op, at FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?")
-            .bind(after)
-            .bind(limit.max(0))
-            .fetch_all(&self.pool)
+        // The log is append-only in seq order, so pages need no common snapshot.
+        let mut conn = self.pool.acquire().await?;
+        let mut out: Vec<ChangeRecord> = Vec::new();
+        let mut cursor = after;
+        let mut remaining = limit.max(0);
+        while remaining > 0 {
+            let page_size = remaining.min(READ_CHUNK as i64);
+            let page: Vec<(i64, String, String, String)> = fetch_json(
+                &mut conn,
+                sqlx::query(
+                    "SELECT json_group_array(json_array(seq, entity_key, op, at)) \
+                     FROM (SELECT seq, entity_key, op, at FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?)",
+                )
+                .bind(cursor)
+                .bind(page_size),
+            )
             .await?;
-        Ok(rows.iter().map(record_from_row).collect::<Result<_, _>>()?)
+            let full = page.len() as i64 == page_size;
+            let mut records = page
+                .into_iter()
+                .map(|(seq, key, op, at)| Ok(ChangeRecord { seq, key, op: parse_op(&op)?, at }))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            records.sort_by_key(|r| r.seq);
+            let Some(last) = records.last() else { break };
+            cursor = last.seq;
+            remaining -= records.len() as i64;
+            out.append(&mut records);
+            if !full {
+                break;
+            }
+        }
+        Ok(out)
     }
 
     pub async fn last_seq(&self) -> Result<i64, StoreError> {
@@ -245,7 +365,7 @@ impl SqliteStore {
                 (location_from_row(&row)?, false)
             }
         };
-        tx.commit().await?;
+        self.commit_write(tx).await?;
         Ok(result)
     }
 
@@ -279,10 +399,9 @@ impl SqliteStore {
         let mut keys: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
         keys.sort_unstable();
         let entries: Vec<(&str, ChangeOp)> = keys.iter().map(|k| (k.as_str(), ChangeOp::Delete)).collect();
-        let mut records = append_log(&mut tx, &entries, &common::now()).await?;
-        records.sort_by_key(|r| r.seq);
+        let records = append_log(&mut tx, &entries, &common::now()).await?;
         sqlx::query("DELETE FROM ingestion_errors WHERE location_id = ?").bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
+        self.commit_write(tx).await?;
         Ok(Some(records))
     }
 
@@ -292,6 +411,7 @@ impl SqliteStore {
             .bind(id)
             .execute(&self.pool)
             .await?;
+        self.checkpointer.wake();
         Ok(())
     }
 
@@ -310,7 +430,7 @@ impl SqliteStore {
             }
             query.execute(&mut *tx).await?;
         }
-        tx.commit().await?;
+        self.commit_write(tx).await?;
         Ok(())
     }
 
@@ -327,48 +447,62 @@ impl SqliteStore {
     }
 }
 
-/// The location holding each of these keys.
-async fn owners_of(
+/// The upserts that would change something: new keys (`None`) and keys
+/// stored with another hash or location (`Some(owner)`). Unchanged keys are
+/// absent, so a refresh that changes nothing reads almost nothing back.
+async fn differing_upserts(
     tx: &mut Transaction<'static, Sqlite>,
-    keys: &[&str],
-) -> Result<HashMap<String, String>, StoreError> {
-    let mut owners = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(MAX_PARAMS) {
+    upserts: &[&EntityUpsert],
+) -> Result<HashMap<String, Option<String>>, StoreError> {
+    const COLS: usize = 3;
+    let mut differing = HashMap::new();
+    for chunk in upserts.chunks(MAX_PARAMS / COLS) {
         let sql = format!(
-            "SELECT entity_key, location_id FROM entities WHERE entity_key IN ({})",
-            list_placeholders(chunk.len())
+            "WITH v(k, l, h) AS (VALUES {}) \
+             SELECT json_group_array(json_array(v.k, e.location_id)) FROM v LEFT JOIN entities e ON e.entity_key = v.k \
+             WHERE e.entity_key IS NULL OR e.location_id <> v.l OR e.hash <> v.h",
+            values_placeholders(chunk.len(), COLS)
         );
         let mut query = sqlx::query(&sql);
-        for key in chunk {
-            query = query.bind(*key);
+        for u in chunk {
+            query = query.bind(u.key.as_str()).bind(u.location_id.as_str()).bind(u.hash.as_str());
         }
-        for row in query.fetch_all(&mut **tx).await? {
-            owners.insert(row.try_get(0)?, row.try_get(1)?);
-        }
+        let page: Vec<(String, Option<String>)> = fetch_json(&mut **tx, query).await?;
+        differing.extend(page);
     }
-    Ok(owners)
+    Ok(differing)
 }
 
-/// Appends one change-log row per entry, in order, and returns them.
+/// Appends one change-log row per entry, in order, and returns them. The
+/// caller holds the write lock, so the seqs after the highest one ever used
+/// are ours.
 async fn append_log(
     tx: &mut Transaction<'static, Sqlite>,
     entries: &[(&str, ChangeOp)],
     at: &str,
 ) -> Result<Vec<ChangeRecord>, StoreError> {
-    const COLS: usize = 3;
-    let mut records = Vec::with_capacity(entries.len());
-    for chunk in entries.chunks(MAX_PARAMS / COLS) {
+    if entries.is_empty() {
+        return Ok(Vec::new());
+    }
+    let last: i64 = sqlx::query(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'change_log'), 0), \
+                    COALESCE((SELECT MAX(seq) FROM change_log), 0))",
+    )
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get(0)?;
+    let records = common::log_records(entries, last + 1, at);
+    const COLS: usize = 4;
+    for chunk in records.chunks(MAX_PARAMS / COLS) {
         let sql = format!(
-            "INSERT INTO change_log (entity_key, op, at) VALUES {} RETURNING seq, entity_key, op, at",
+            "INSERT INTO change_log (seq, entity_key, op, at) VALUES {}",
             values_placeholders(chunk.len(), COLS)
         );
         let mut query = sqlx::query(&sql);
-        for (key, op) in chunk {
-            query = query.bind(*key).bind(op_str(*op)).bind(at);
+        for record in chunk {
+            query = query.bind(record.seq).bind(record.key.as_str()).bind(op_str(record.op)).bind(at);
         }
-        for row in query.fetch_all(&mut **tx).await? {
-            records.push(record_from_row(&row)?);
-        }
+        query.execute(&mut **tx).await?;
     }
     Ok(records)
 }

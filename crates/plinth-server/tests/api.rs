@@ -1,0 +1,1861 @@
+//! The whole HTTP API over real loopback HTTP, in-process, on both store backends (SQLite and PostgreSQL): locations, Backstage's entity queries, relations, impact, neighbourhood, search, ingestion errors, refresh, conflicts, deletes, git sources and webhooks, operations endpoints, and Backstage's own example catalogue.
+//!
+//! Every scenario runs twice: `sqlite::<scenario>` and `postgres::<scenario>`.
+//! PostgreSQL comes from `PLINTH_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); each test creates its own
+//! database and drops it afterwards. Set `PLINTH_SKIP_POSTGRES=1` to skip the
+//! PostgreSQL half when no server is available; otherwise an unreachable
+//! server fails those tests.
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+mod harness {
+    use plinth_catalog::{Catalog, CatalogConfig};
+    use plinth_server::ServerConfig;
+    use plinth_store::{Store, StoreConfig};
+    use reqwest::StatusCode;
+    use serde_json::Value;
+    use sqlx::{Connection, PgConnection};
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Backend {
+        Sqlite,
+        Postgres,
+    }
+
+    /// A fresh PostgreSQL database, dropped (best effort) when this is dropped,
+    /// even when the test panicked.
+    pub struct PgDatabase {
+        admin_url: String,
+        name: String,
+        pub url: String,
+    }
+
+    impl PgDatabase {
+        /// `None` (after a loud notice) when `PLINTH_SKIP_POSTGRES=1`; panics
+        /// when the server cannot be reached.
+        pub async fn create() -> Option<PgDatabase> {
+            if std::env::var("PLINTH_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
+                eprintln!(
+                    "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                     !!! PLINTH_SKIP_POSTGRES=1: PostgreSQL API test SKIPPED       !!!\n\
+                     !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+                );
+                return None;
+            }
+            let admin_url = std::env::var("PLINTH_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string());
+            let mut admin = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url)).await
+            {
+                Ok(Ok(conn)) => conn,
+                Ok(Err(error)) => unreachable_server(&admin_url, &error.to_string()),
+                Err(_) => unreachable_server(&admin_url, "no answer within 5 s"),
+            };
+            let name = format!("plinth_it_{}", uuid::Uuid::new_v4().simple());
+            sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("CREATE DATABASE");
+            let _ = admin.close().await;
+            let url = with_database(&admin_url, &name);
+            Some(PgDatabase { admin_url, name, url })
+        }
+    }
+
+    impl Drop for PgDatabase {
+        fn drop(&mut self) {
+            let admin_url = self.admin_url.clone();
+            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let dropper = std::thread::spawn(move || {
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+                runtime.block_on(async {
+                    if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                        if let Err(error) = sqlx::raw_sql(&sql).execute(&mut admin).await {
+                            eprintln!("could not drop the test database: {error}");
+                        }
+                        let _ = admin.close().await;
+                    }
+                });
+            });
+            let _ = dropper.join();
+        }
+    }
+
+    fn unreachable_server(url: &str, error: &str) -> ! {
+        panic!(
+            "PostgreSQL is not reachable at {url}: {error}\n\
+             These tests need a PostgreSQL server: start one, point PLINTH_TEST_DATABASE_URL at it, \
+             or set PLINTH_SKIP_POSTGRES=1 to skip the PostgreSQL half."
+        )
+    }
+
+    /// `url` with its database name replaced by `database`.
+    fn with_database(url: &str, database: &str) -> String {
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (url, None),
+        };
+        let authority_start = base.find("://").map_or(0, |i| i + 3);
+        let root = match base[authority_start..].find('/') {
+            Some(slash) => &base[..authority_start + slash],
+            None => base,
+        };
+        match query {
+            Some(query) => format!("{root}/{database}?{query}"),
+            None => format!("{root}/{database}"),
+        }
+    }
+
+    /// A Plinth server on a loopback port, in this process, with its own
+    /// store, data directory and fixture directory.
+    pub struct TestServer {
+        pub base: String,
+        pub http: reqwest::Client,
+        shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+        task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+        catalog: Option<Arc<Catalog>>,
+        dir: tempfile::TempDir,
+        _database: Option<PgDatabase>,
+    }
+
+    impl TestServer {
+        /// `None` when the backend is PostgreSQL and it is skipped.
+        pub async fn start(backend: Backend) -> Option<TestServer> {
+            let dir = tempfile::TempDir::new().expect("temp dir");
+            let data = dir.path().join("data");
+            let (store, database) = match backend {
+                Backend::Sqlite => (Store::open_sqlite(&data).await.expect("open SQLite store"), None),
+                Backend::Postgres => {
+                    let database = PgDatabase::create().await?;
+                    let config = StoreConfig::Postgres { url: database.url.clone() };
+                    (Store::open(&config).await.expect("open PostgreSQL store"), Some(database))
+                }
+            };
+            let catalog = Catalog::open(store, CatalogConfig::new(&data)).await.expect("open the catalogue");
+            catalog.spawn_background();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+            let address = listener.local_addr().expect("local address");
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(plinth_server::serve(listener, catalog.clone(), ServerConfig::default(), async {
+                let _ = rx.await;
+            }));
+            let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(120)).build().expect("client");
+            Some(TestServer {
+                base: format!("http://{address}"),
+                http,
+                shutdown: Some(tx),
+                task: Some(task),
+                catalog: Some(catalog),
+                dir,
+                _database: database,
+            })
+        }
+
+        /// Shuts the server down gracefully (then the database is dropped).
+        pub async fn stop(mut self) {
+            if let Some(tx) = self.shutdown.take() {
+                let _ = tx.send(());
+            }
+            if let Some(task) = self.task.take() {
+                match tokio::time::timeout(Duration::from_secs(10), task).await {
+                    Ok(joined) => joined.expect("server task").expect("server stopped cleanly"),
+                    Err(_) => eprintln!("server did not stop within 10 s"),
+                }
+            }
+            self.catalog.take();
+        }
+
+        /// The test's scratch directory (fixtures go under it).
+        pub fn dir(&self) -> &Path {
+            self.dir.path()
+        }
+
+        pub fn fixtures(&self, name: &str) -> PathBuf {
+            self.dir.path().join(name)
+        }
+
+        pub fn url(&self, path: &str) -> String {
+            format!("{}{}", self.base, path)
+        }
+
+        async fn body(response: reqwest::Response) -> (StatusCode, Value) {
+            let status = response.status();
+            let text = response.text().await.expect("response body");
+            let value =
+                if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+            (status, value)
+        }
+
+        pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+            self.get_q(path, &[]).await
+        }
+
+        pub async fn get_q(&self, path: &str, query: &[(&str, &str)]) -> (StatusCode, Value) {
+            let response = self.http.get(self.url(path)).query(query).send().await.expect("GET");
+            Self::body(response).await
+        }
+
+        /// GET that must answer 200; returns the JSON body.
+        pub async fn ok(&self, path: &str, query: &[(&str, &str)]) -> Value {
+            let (status, body) = self.get_q(path, query).await;
+            assert_eq!(status, StatusCode::OK, "GET {path} {query:?}: {body}");
+            body
+        }
+
+        pub async fn get_text(&self, path: &str) -> (StatusCode, String) {
+            let response = self.http.get(self.url(path)).send().await.expect("GET");
+            let status = response.status();
+            (status, response.text().await.expect("text body"))
+        }
+
+        pub async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+            let response = self.http.post(self.url(path)).json(body).send().await.expect("POST");
+            Self::body(response).await
+        }
+
+        pub async fn post_with_header(&self, path: &str, header: (&str, &str), body: &Value) -> (StatusCode, Value) {
+            let response =
+                self.http.post(self.url(path)).header(header.0, header.1).json(body).send().await.expect("POST");
+            Self::body(response).await
+        }
+
+        pub async fn delete(&self, path: &str) -> (StatusCode, Value) {
+            let response = self.http.delete(self.url(path)).send().await.expect("DELETE");
+            Self::body(response).await
+        }
+
+        /// Registers a file location; it must be new (201). Returns the body.
+        pub async fn register(&self, target: &Path) -> Value {
+            let (status, body) =
+                self.post("/api/catalog/locations", &serde_json::json!({"type": "file", "target": target})).await;
+            assert_eq!(status, StatusCode::CREATED, "registering {}: {body}", target.display());
+            body
+        }
+
+        /// The entity, or `None` on 404.
+        pub async fn entity(&self, kind: &str, name: &str) -> Option<Value> {
+            let (status, body) = self.get(&format!("/api/catalog/entities/by-name/{kind}/default/{name}")).await;
+            match status {
+                StatusCode::OK => Some(body),
+                StatusCode::NOT_FOUND => None,
+                other => panic!("by-name {kind}/{name}: unexpected {other}: {body}"),
+            }
+        }
+
+        /// The ingestion errors of one location.
+        pub async fn errors_of(&self, location_id: &str) -> Vec<Value> {
+            let body = self.ok("/api/catalog/errors", &[("location", location_id)]).await;
+            body["items"].as_array().cloned().unwrap_or_default()
+        }
+
+        /// A value from `/metrics` (an unlabelled series).
+        pub async fn metric(&self, name: &str) -> f64 {
+            let (status, text) = self.get_text("/metrics").await;
+            assert_eq!(status, StatusCode::OK);
+            text.lines()
+                .find_map(|line| line.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+                .unwrap_or_else(|| panic!("metric {name} missing from /metrics:\n{text}"))
+                .trim()
+                .parse()
+                .expect("numeric metric")
+        }
+    }
+}
+
+use harness::{Backend, TestServer};
+
+/// Declares each scenario once per backend.
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let server = super::TestServer::start(super::Backend::Sqlite).await.expect("SQLite always runs");
+                    super::$name(&server).await;
+                    server.stop().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(server) = super::TestServer::start(super::Backend::Postgres).await else { return };
+                    super::$name(&server).await;
+                    server.stop().await;
+                }
+            )*
+        }
+    };
+}
+
+scenarios!(
+    locations_register_duplicate_and_dry_run,
+    entities_filters_fields_order_and_paging,
+    by_query_totals_order_text_and_cursors,
+    lookups_by_name_uid_refs_and_facets,
+    relations_in_both_directions,
+    refresh_shows_edits_removals_and_writes_nothing_when_unchanged,
+    impact_dependents_dependencies_limits_and_cycles,
+    neighbourhood_and_ranked_search,
+    ingestion_errors_are_reported_and_isolated,
+    conflicting_locations_first_one_keeps_the_entity,
+    deleting_locations_and_entities,
+    validate_entity_and_operations_endpoints,
+    git_location_follows_pushes_through_webhooks,
+    unreachable_git_repository_is_reported,
+    backstage_examples_ingest_without_errors,
+    backstage_invalid_component_is_reported_with_fields_and_lines,
+);
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+const ROOT_LOCATION: &str = "\
+apiVersion: backstage.io/v1alpha1
+kind: Location
+metadata:
+  name: fixture-root
+  description: Every file of the test fixture
+spec:
+  targets:
+    - ./org/org.yaml
+    - ./services/catalog-info.yaml
+    - ./ai/catalog-info.yaml
+";
+
+const ORG: &str = "\
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: team-a
+spec:
+  type: team
+  children: []
+  members: [alice]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Group
+metadata:
+  name: team-b
+spec:
+  type: team
+  children: []
+---
+apiVersion: backstage.io/v1alpha1
+kind: User
+metadata:
+  name: alice
+spec:
+  memberOf: [team-a]
+";
+
+const SERVICES: &str = "\
+apiVersion: backstage.io/v1alpha1
+kind: Domain
+metadata:
+  name: commerce
+spec:
+  owner: team-a
+---
+apiVersion: backstage.io/v1alpha1
+kind: System
+metadata:
+  name: shop
+spec:
+  owner: team-a
+  domain: commerce
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: checkout
+  title: Checkout Service
+  description: Turns baskets into orders
+  tags: [java, web]
+spec:
+  type: service
+  lifecycle: production
+  owner: team-a
+  system: shop
+  providesApis: [checkout-api]
+  dependsOn: [component:payments, resource:orders-db]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: payments
+  description: Charges cards for orders
+  tags: [go]
+spec:
+  type: service
+  lifecycle: production
+  owner: team-b
+  system: shop
+  dependsOn: [resource:orders-db]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: web-frontend
+  description: The storefront customers browse
+  tags: [typescript, web]
+spec:
+  type: website
+  lifecycle: experimental
+  owner: team-a
+  system: shop
+  consumesApis: [checkout-api]
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: checkout-lib
+  description: Shared basket maths
+  tags: [java]
+spec:
+  type: library
+  lifecycle: production
+  owner: team-b
+---
+apiVersion: backstage.io/v1alpha1
+kind: API
+metadata:
+  name: checkout-api
+  description: Places orders
+spec:
+  type: openapi
+  lifecycle: production
+  owner: team-a
+  system: shop
+  definition: 'openapi: 3.0.0'
+---
+apiVersion: backstage.io/v1alpha1
+kind: Resource
+metadata:
+  name: orders-db
+  description: One row per order
+spec:
+  type: database
+  owner: team-b
+  system: shop
+";
+
+const AI: &str = "\
+apiVersion: plinth.dev/v1alpha1
+kind: Dataset
+metadata:
+  name: tickets
+  description: Historic support tickets
+spec:
+  type: table
+  owner: team-a
+  lifecycle: production
+  dataClassification: internal
+---
+apiVersion: plinth.dev/v1alpha1
+kind: Model
+metadata:
+  name: gpt-support
+  description: Answers support questions
+spec:
+  type: llm
+  owner: team-a
+  lifecycle: production
+  riskTier: limited
+  trainedOn: [tickets]
+---
+apiVersion: plinth.dev/v1alpha1
+kind: Prompt
+metadata:
+  name: triage-prompt
+spec:
+  owner: team-a
+  lifecycle: production
+  model: gpt-support
+  template: 'Classify {{ ticket }}'
+---
+apiVersion: plinth.dev/v1alpha1
+kind: Agent
+metadata:
+  name: support-agent
+spec:
+  type: assistant
+  owner: team-a
+  lifecycle: production
+  autonomy: supervised
+  models: [gpt-support]
+  prompts: [triage-prompt]
+  tools: [checkout-api]
+";
+
+/// Entities in the standard fixture (the root Location included).
+const FIXTURE_ENTITIES: usize = 16;
+
+fn write(path: &Path, content: &str) -> PathBuf {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create fixture directory");
+    }
+    std::fs::write(path, content).expect("write fixture");
+    path.to_path_buf()
+}
+
+/// Writes the standard fixture under `dir` and returns its root Location file.
+fn write_fixture(dir: &Path) -> PathBuf {
+    write(&dir.join("org/org.yaml"), ORG);
+    write(&dir.join("services/catalog-info.yaml"), SERVICES);
+    write(&dir.join("ai/catalog-info.yaml"), AI);
+    write(&dir.join("catalog-info.yaml"), ROOT_LOCATION)
+}
+
+/// Writes and registers the standard fixture; returns the location id.
+async fn register_fixture(server: &TestServer) -> String {
+    let root = write_fixture(&server.fixtures("catalog"));
+    let body = server.register(&root).await;
+    assert_eq!(body["refresh"]["errors"], json!(0), "the fixture is valid: {body}");
+    body["location"]["id"].as_str().expect("location id").to_string()
+}
+
+/// The 1-based line of the first line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> u64 {
+    text.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("`{needle}` not in fixture")) as u64 + 1
+}
+
+fn names(items: &Value) -> Vec<String> {
+    items
+        .as_array()
+        .unwrap_or_else(|| panic!("expected an array, got {items}"))
+        .iter()
+        .map(|e| e["metadata"]["name"].as_str().unwrap_or_else(|| panic!("entity without a name: {e}")).to_string())
+        .collect()
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+fn strs(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Asserts a Backstage error body: `{error: {name, message}}`.
+fn assert_backstage_error(body: &Value, name: &str) {
+    assert_eq!(body["error"]["name"], json!(name), "error shape: {body}");
+    let message = body["error"]["message"].as_str().unwrap_or("");
+    assert!(!message.is_empty(), "error without a message: {body}");
+}
+
+fn has_relation(entity: &Value, relation: &str, target: &str) -> bool {
+    entity["relations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|r| r["type"] == json!(relation) && r["targetRef"] == json!(target))
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------
+
+async fn locations_register_duplicate_and_dry_run(server: &TestServer) {
+    let root = write_fixture(&server.fixtures("catalog"));
+
+    // A dry run reads everything and writes nothing.
+    let (status, body) = server
+        .http
+        .post(server.url("/api/catalog/locations"))
+        .query(&[("dryRun", "true")])
+        .json(&json!({"type": "file", "target": root}))
+        .send()
+        .await
+        .map(|r| (r.status(), r))
+        .expect("POST dry run");
+    let body: Value = body.json().await.expect("dry-run JSON");
+    assert_eq!(status, StatusCode::OK, "dry run: {body}");
+    assert_eq!(body["exists"], json!(false));
+    assert_eq!(body["entities"].as_array().map(Vec::len), Some(FIXTURE_ENTITIES), "dry run lists what it would ingest");
+    assert!(names(&body["entities"]).contains(&"checkout".to_string()));
+    assert!(
+        server.ok("/api/catalog/entities", &[]).await.as_array().is_some_and(Vec::is_empty),
+        "dry run wrote entities"
+    );
+    assert!(
+        server.ok("/api/catalog/locations", &[]).await.as_array().is_some_and(Vec::is_empty),
+        "dry run registered a location"
+    );
+    assert_eq!(server.metric("plinth_catalog_change_log_position").await, 0.0, "dry run wrote to the change log");
+
+    // Registration: 201, the entities are there.
+    let body = server.register(&root).await;
+    let id = body["location"]["id"].as_str().expect("location id").to_string();
+    assert_eq!(body["exists"], json!(false));
+    assert_eq!(body["location"]["type"], json!("file"));
+    assert_eq!(body["location"]["target"], json!(root.canonicalize().unwrap().to_string_lossy()));
+    assert_eq!(body["entities"].as_array().map(Vec::len), Some(FIXTURE_ENTITIES));
+    assert_eq!(body["refresh"]["written"], json!(FIXTURE_ENTITIES));
+    let all = server.ok("/api/catalog/entities", &[]).await;
+    assert_eq!(all.as_array().map(Vec::len), Some(FIXTURE_ENTITIES));
+    let checkout = server.entity("component", "checkout").await.expect("checkout ingested");
+    assert_eq!(checkout["metadata"]["description"], json!("Turns baskets into orders"));
+    assert_eq!(checkout["spec"]["owner"], json!("team-a"));
+
+    // Registering it again: 200, exists, same id, nothing new.
+    let (status, again) = server.post("/api/catalog/locations", &json!({"type": "file", "target": root})).await;
+    assert_eq!(status, StatusCode::OK, "duplicate registration: {again}");
+    assert_eq!(again["exists"], json!(true));
+    assert_eq!(again["location"]["id"], json!(id));
+    assert_eq!(again["refresh"]["written"], json!(0));
+    let locations = server.ok("/api/catalog/locations", &[]).await;
+    assert_eq!(locations.as_array().map(Vec::len), Some(1), "{locations}");
+    assert_eq!(locations[0]["data"]["id"], json!(id));
+    assert_eq!(locations[0]["data"]["status"]["entities"], json!(FIXTURE_ENTITIES));
+
+    let location = server.ok(&format!("/api/catalog/locations/{id}"), &[]).await;
+    assert_eq!(location["id"], json!(id));
+    let by_entity = server.ok("/api/catalog/locations/by-entity/component/default/checkout", &[]).await;
+    assert_eq!(by_entity["id"], json!(id));
+
+    // Bad requests answer in Backstage's error shape.
+    let (status, body) = server.post("/api/catalog/locations", &json!({"type": "bogus", "target": root})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_backstage_error(&body, "InputError");
+    let (status, body) = server.post("/api/catalog/locations", &json!({"type": "file", "target": "  "})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_backstage_error(&body, "InputError");
+    let (status, body) = server.get("/api/catalog/locations/no-such-location").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_backstage_error(&body, "NotFoundError");
+}
+
+async fn entities_filters_fields_order_and_paging(server: &TestServer) {
+    register_fixture(server).await;
+    let list = |query: Vec<(&'static str, &'static str)>| async move {
+        let body = server.ok("/api/catalog/entities", &query).await;
+        sorted(names(&body))
+    };
+
+    // AND within a parameter.
+    assert_eq!(list(vec![("filter", "kind=component,spec.type=service")]).await, strs(&["checkout", "payments"]));
+    // OR across parameters.
+    assert_eq!(
+        list(vec![("filter", "kind=component,spec.type=service"), ("filter", "kind=api")]).await,
+        strs(&["checkout", "checkout-api", "payments"])
+    );
+    // A key repeated within a parameter matches any of its values.
+    assert_eq!(
+        list(vec![("filter", "kind=component,spec.type=website,spec.type=library")]).await,
+        strs(&["checkout-lib", "web-frontend"])
+    );
+    // Case-insensitive keys and values.
+    assert_eq!(list(vec![("filter", "KIND=Component,Spec.Owner=TEAM-B")]).await, strs(&["checkout-lib", "payments"]));
+    // Existence filters, including Backstage's `list.item` form for tags.
+    assert_eq!(list(vec![("filter", "metadata.tags.java")]).await, strs(&["checkout", "checkout-lib"]));
+    assert_eq!(list(vec![("filter", "metadata.tags=web")]).await, strs(&["checkout", "web-frontend"]));
+    assert_eq!(list(vec![("filter", "spec.dependsOn")]).await, strs(&["checkout", "payments"]));
+    assert_eq!(list(vec![("filter", "kind=nothing")]).await, Vec::<String>::new());
+
+    // Fields projection keeps only the named paths.
+    let body = server.ok("/api/catalog/entities", &[("filter", "kind=api"), ("fields", "kind,metadata.name")]).await;
+    assert_eq!(body, json!([{"kind": "API", "metadata": {"name": "checkout-api"}}]));
+    let body = server
+        .ok(
+            "/api/catalog/entities",
+            &[("filter", "kind=component"), ("fields", "metadata.name"), ("fields", "spec.owner")],
+        )
+        .await;
+    for item in body.as_array().expect("array") {
+        let keys: Vec<&String> = item.as_object().expect("object").keys().collect();
+        assert_eq!(keys, ["metadata", "spec"], "{item}");
+        assert!(
+            item["spec"]["owner"].is_string() && item["metadata"].as_object().map(|m| m.len()) == Some(1),
+            "{item}"
+        );
+    }
+
+    // Order, limit, offset.
+    let body =
+        server.ok("/api/catalog/entities", &[("filter", "kind=component"), ("order", "asc:metadata.name")]).await;
+    assert_eq!(names(&body), strs(&["checkout", "checkout-lib", "payments", "web-frontend"]));
+    let body =
+        server.ok("/api/catalog/entities", &[("filter", "kind=component"), ("order", "desc:metadata.name")]).await;
+    assert_eq!(names(&body), strs(&["web-frontend", "payments", "checkout-lib", "checkout"]));
+    let body = server
+        .ok(
+            "/api/catalog/entities",
+            &[("filter", "kind=component"), ("order", "asc:metadata.name"), ("limit", "2"), ("offset", "1")],
+        )
+        .await;
+    assert_eq!(names(&body), strs(&["checkout-lib", "payments"]));
+    let body = server.ok("/api/catalog/entities", &[("limit", "3")]).await;
+    assert_eq!(body.as_array().map(Vec::len), Some(3));
+    let body = server.ok("/api/catalog/entities", &[("offset", "15")]).await;
+    assert_eq!(body.as_array().map(Vec::len), Some(FIXTURE_ENTITIES - 15));
+
+    // Malformed parameters are 400s in Backstage's shape.
+    let (status, body) = server.get_q("/api/catalog/entities", &[("limit", "many")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_backstage_error(&body, "InputError");
+    let (status, body) = server.get_q("/api/catalog/entities", &[("filter", "=x")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_backstage_error(&body, "InputError");
+}
+
+async fn by_query_totals_order_text_and_cursors(server: &TestServer) {
+    register_fixture(server).await;
+    let path = "/api/catalog/entities/by-query";
+
+    let page = server.ok(path, &[("filter", "kind=component"), ("limit", "2")]).await;
+    assert_eq!(page["totalItems"], json!(4));
+    assert_eq!(page["items"].as_array().map(Vec::len), Some(2));
+    assert!(page["pageInfo"]["nextCursor"].is_string(), "{page}");
+    assert!(page["pageInfo"].get("prevCursor").is_none(), "first page has no prevCursor: {page}");
+
+    // orderField desc, followed through its cursor.
+    let page =
+        server.ok(path, &[("filter", "kind=component"), ("orderField", "metadata.name,desc"), ("limit", "3")]).await;
+    assert_eq!(names(&page["items"]), strs(&["web-frontend", "payments", "checkout-lib"]));
+    let next = page["pageInfo"]["nextCursor"].as_str().expect("nextCursor").to_string();
+    let page = server.ok(path, &[("cursor", &next), ("limit", "3")]).await;
+    assert_eq!(names(&page["items"]), strs(&["checkout"]));
+    assert_eq!(page["totalItems"], json!(4));
+    assert!(page["pageInfo"].get("nextCursor").is_none(), "last page has no nextCursor: {page}");
+    let prev = page["pageInfo"]["prevCursor"].as_str().expect("prevCursor").to_string();
+    let back = server.ok(path, &[("cursor", &prev), ("limit", "3")]).await;
+    assert_eq!(names(&back["items"]), strs(&["web-frontend", "payments", "checkout-lib"]));
+
+    // Full-text filter over name and title (case-insensitive substring).
+    let page = server.ok(path, &[("fullTextFilterTerm", "CHECK")]).await;
+    assert_eq!(page["totalItems"], json!(3), "{page}");
+    assert_eq!(sorted(names(&page["items"])), strs(&["checkout", "checkout-api", "checkout-lib"]));
+    let page = server.ok(path, &[("fullTextFilterTerm", "service"), ("fullTextFilterFields", "metadata.title")]).await;
+    assert_eq!(names(&page["items"]), strs(&["checkout"]));
+    let page = server.ok(path, &[("fullTextFilterTerm", "check"), ("filter", "kind=api")]).await;
+    assert_eq!(names(&page["items"]), strs(&["checkout-api"]));
+
+    // Cursor paging through everything returns each entity exactly once.
+    let mut seen: Vec<String> = Vec::new();
+    let mut page = server.ok(path, &[("limit", "5"), ("fields", "metadata.uid,metadata.name")]).await;
+    let mut pages = 1;
+    loop {
+        assert_eq!(page["totalItems"], json!(FIXTURE_ENTITIES));
+        for item in page["items"].as_array().expect("items") {
+            seen.push(item["metadata"]["uid"].as_str().expect("uid projected").to_string());
+        }
+        let Some(next) = page["pageInfo"]["nextCursor"].as_str().map(str::to_string) else { break };
+        assert!(pages < 10, "cursor paging does not end");
+        page = server.ok(path, &[("cursor", &next), ("limit", "5")]).await;
+        pages += 1;
+    }
+    assert_eq!(pages, 4);
+    assert_eq!(seen.len(), FIXTURE_ENTITIES, "{seen:?}");
+    assert_eq!(seen.iter().collect::<HashSet<_>>().len(), FIXTURE_ENTITIES, "an entity came twice: {seen:?}");
+
+    // Malformed cursor: 400 in Backstage's error shape.
+    let (status, body) = server.get_q(path, &[("cursor", "not-a-cursor!!")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_backstage_error(&body, "InputError");
+    assert!(body["error"]["message"].as_str().unwrap().contains("cursor"), "{body}");
+    let (status, body) = server.get_q(path, &[("orderField", "metadata.name,sideways")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_backstage_error(&body, "InputError");
+}
+
+async fn lookups_by_name_uid_refs_and_facets(server: &TestServer) {
+    register_fixture(server).await;
+
+    // by-name is case-insensitive in kind, namespace and name.
+    let entity = server.ok("/api/catalog/entities/by-name/COMPONENT/Default/CheckOut", &[]).await;
+    assert_eq!(entity["metadata"]["name"], json!("checkout"));
+    assert_eq!(entity["kind"], json!("Component"));
+    assert_eq!(entity["metadata"]["namespace"], json!("default"));
+    let uid = entity["metadata"]["uid"].as_str().expect("uid").to_string();
+    assert!(entity["metadata"]["etag"].is_string());
+    assert!(
+        entity["metadata"]["annotations"]["backstage.io/managed-by-location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("file:")),
+        "{entity}"
+    );
+    let (status, body) = server.get("/api/catalog/entities/by-name/component/default/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_backstage_error(&body, "NotFoundError");
+
+    // by-uid.
+    let by_uid = server.ok(&format!("/api/catalog/entities/by-uid/{uid}"), &[]).await;
+    assert_eq!(by_uid["metadata"]["name"], json!("checkout"));
+    assert_eq!(by_uid, entity);
+    let (status, body) = server.get("/api/catalog/entities/by-uid/00000000-0000-0000-0000-000000000000").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_backstage_error(&body, "NotFoundError");
+
+    // by-refs keeps the request order and answers null for missing refs.
+    let (status, body) = server
+        .post(
+            "/api/catalog/entities/by-refs",
+            &json!({"entityRefs": ["api:checkout-api", "component:default/nope", "Component:Default/Payments", "group:team-a"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let items = body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 4);
+    assert_eq!(items[0]["metadata"]["name"], json!("checkout-api"));
+    assert!(items[1].is_null(), "{body}");
+    assert_eq!(items[2]["metadata"]["name"], json!("payments"));
+    assert_eq!(items[3]["kind"], json!("Group"));
+    let (status, body) = server
+        .post(
+            "/api/catalog/entities/by-refs",
+            &json!({"entityRefs": ["component:checkout"], "fields": ["metadata.name"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"items": [{"metadata": {"name": "checkout"}}]}));
+
+    // Facets.
+    let facets = server.ok("/api/catalog/entity-facets", &[("facet", "kind")]).await;
+    let kinds: BTreeMap<String, u64> = facets["facets"]["kind"]
+        .as_array()
+        .expect("kind facet")
+        .iter()
+        .map(|f| (f["value"].as_str().unwrap().to_string(), f["count"].as_u64().unwrap()))
+        .collect();
+    let expected: BTreeMap<String, u64> = [
+        ("API", 1),
+        ("Agent", 1),
+        ("Component", 4),
+        ("Dataset", 1),
+        ("Domain", 1),
+        ("Group", 2),
+        ("Location", 1),
+        ("Model", 1),
+        ("Prompt", 1),
+        ("Resource", 1),
+        ("System", 1),
+        ("User", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(kinds, expected);
+    assert_eq!(facets["facets"]["kind"][0], json!({"value": "Component", "count": 4}), "most frequent first");
+
+    let facets = server
+        .ok(
+            "/api/catalog/entity-facets",
+            &[("facet", "spec.type"), ("facet", "metadata.tags"), ("filter", "kind=component")],
+        )
+        .await;
+    let types: BTreeSet<(String, u64)> = facets["facets"]["spec.type"]
+        .as_array()
+        .expect("spec.type facet")
+        .iter()
+        .map(|f| (f["value"].as_str().unwrap().to_string(), f["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        types,
+        [("library".to_string(), 1), ("service".to_string(), 2), ("website".to_string(), 1)].into_iter().collect()
+    );
+    let tags: BTreeSet<(String, u64)> = facets["facets"]["metadata.tags"]
+        .as_array()
+        .expect("tags facet")
+        .iter()
+        .map(|f| (f["value"].as_str().unwrap().to_string(), f["count"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        tags,
+        [("go".to_string(), 1), ("java".to_string(), 2), ("typescript".to_string(), 1), ("web".to_string(), 2)]
+            .into_iter()
+            .collect()
+    );
+    let (status, body) = server.get("/api/catalog/entity-facets").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_backstage_error(&body, "InputError");
+}
+
+async fn relations_in_both_directions(server: &TestServer) {
+    register_fixture(server).await;
+    let expected: &[(&str, &str, &str, &str)] = &[
+        ("component", "checkout", "ownedBy", "group:default/team-a"),
+        ("group", "team-a", "ownerOf", "component:default/checkout"),
+        ("component", "checkout", "partOf", "system:default/shop"),
+        ("system", "shop", "hasPart", "component:default/checkout"),
+        ("system", "shop", "partOf", "domain:default/commerce"),
+        ("domain", "commerce", "hasPart", "system:default/shop"),
+        ("component", "checkout", "dependsOn", "component:default/payments"),
+        ("component", "payments", "dependencyOf", "component:default/checkout"),
+        ("component", "checkout", "dependsOn", "resource:default/orders-db"),
+        ("resource", "orders-db", "dependencyOf", "component:default/payments"),
+        ("component", "checkout", "providesApi", "api:default/checkout-api"),
+        ("api", "checkout-api", "apiProvidedBy", "component:default/checkout"),
+        ("component", "web-frontend", "consumesApi", "api:default/checkout-api"),
+        ("api", "checkout-api", "apiConsumedBy", "component:default/web-frontend"),
+        ("user", "alice", "memberOf", "group:default/team-a"),
+        ("group", "team-a", "hasMember", "user:default/alice"),
+        ("model", "gpt-support", "trainedOn", "dataset:default/tickets"),
+        ("dataset", "tickets", "trainingDataFor", "model:default/gpt-support"),
+        ("prompt", "triage-prompt", "usesModel", "model:default/gpt-support"),
+        ("model", "gpt-support", "modelUsedBy", "prompt:default/triage-prompt"),
+        ("agent", "support-agent", "usesModel", "model:default/gpt-support"),
+        ("model", "gpt-support", "modelUsedBy", "agent:default/support-agent"),
+        ("agent", "support-agent", "usesPrompt", "prompt:default/triage-prompt"),
+        ("prompt", "triage-prompt", "promptUsedBy", "agent:default/support-agent"),
+        ("agent", "support-agent", "usesTool", "api:default/checkout-api"),
+        ("api", "checkout-api", "toolUsedBy", "agent:default/support-agent"),
+        ("agent", "support-agent", "ownedBy", "group:default/team-a"),
+    ];
+    for (kind, name, relation, target) in expected {
+        let entity = server.entity(kind, name).await.unwrap_or_else(|| panic!("{kind}:{name} missing"));
+        assert!(
+            has_relation(&entity, relation, target),
+            "{kind}:{name} lacks {relation} {target}: {}",
+            entity["relations"]
+        );
+    }
+    // Relations carry Backstage's structured target too, and appear once each.
+    let checkout = server.entity("component", "checkout").await.unwrap();
+    let owned_by: Vec<&Value> =
+        checkout["relations"].as_array().unwrap().iter().filter(|r| r["type"] == json!("ownedBy")).collect();
+    assert_eq!(owned_by.len(), 1, "{}", checkout["relations"]);
+    assert_eq!(owned_by[0]["target"], json!({"kind": "group", "namespace": "default", "name": "team-a"}));
+    let team_a = server.entity("group", "team-a").await.unwrap();
+    let members: Vec<&Value> =
+        team_a["relations"].as_array().unwrap().iter().filter(|r| r["type"] == json!("hasMember")).collect();
+    assert_eq!(members.len(), 1, "declared on both sides, listed once: {}", team_a["relations"]);
+
+    // Relations are filterable, as in Backstage.
+    let owned = server.ok("/api/catalog/entities", &[("filter", "relations.ownedby=group:default/team-b")]).await;
+    assert_eq!(sorted(names(&owned)), strs(&["checkout-lib", "orders-db", "payments"]));
+    let users =
+        server.ok("/api/catalog/entities", &[("filter", "relations.modelusedby=agent:default/support-agent")]).await;
+    assert_eq!(names(&users), strs(&["gpt-support"]));
+}
+
+async fn refresh_shows_edits_removals_and_writes_nothing_when_unchanged(server: &TestServer) {
+    register_fixture(server).await;
+    let services = server.fixtures("catalog").join("services/catalog-info.yaml");
+    let before = server.entity("component", "checkout").await.unwrap();
+    let uid = before["metadata"]["uid"].clone();
+    let etag = before["metadata"]["etag"].clone();
+
+    // Edit: visible as soon as the refresh answers; uid kept, etag changed.
+    write(&services, &SERVICES.replace("Turns baskets into orders", "Turns baskets into paid orders"));
+    let (status, report) =
+        server.post("/api/catalog/refresh", &json!({"entityRef": "component:default/checkout"})).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["written"], json!(1), "{report}");
+    assert_eq!(report["deleted"], json!(0), "{report}");
+    let after = server.entity("component", "checkout").await.unwrap();
+    assert_eq!(after["metadata"]["description"], json!("Turns baskets into paid orders"));
+    assert_eq!(after["metadata"]["uid"], uid, "uid must survive an update");
+    assert_ne!(after["metadata"]["etag"], etag, "etag must change with the content");
+    let other = server.entity("component", "payments").await.unwrap();
+    let found = server.ok("/api/catalog/search", &[("q", "paid")]).await;
+    assert_eq!(found["items"][0]["entityRef"], json!("component:default/checkout"), "search follows edits: {found}");
+
+    // Removal: gone as soon as the refresh answers, with its relations.
+    let without_frontend: String = SERVICES
+        .replace("Turns baskets into orders", "Turns baskets into paid orders")
+        .split("\n---\n")
+        .filter(|doc| !doc.contains("name: web-frontend"))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    write(&services, &without_frontend);
+    let (status, report) = server.post("/api/catalog/refresh", &json!({"entityRef": "checkout"})).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["deleted"], json!(1), "{report}");
+    assert_eq!(report["written"], json!(0), "{report}");
+    assert!(server.entity("component", "web-frontend").await.is_none(), "removed entity still served");
+    let api = server.entity("api", "checkout-api").await.unwrap();
+    assert!(
+        !has_relation(&api, "apiConsumedBy", "component:default/web-frontend"),
+        "stale relation: {}",
+        api["relations"]
+    );
+    let found = server.ok("/api/catalog/search", &[("q", "storefront")]).await;
+    assert_eq!(found["totalItems"], json!(0), "search still finds a removed entity: {found}");
+    assert_eq!(server.ok("/api/catalog/entities", &[]).await.as_array().map(Vec::len), Some(FIXTURE_ENTITIES - 1));
+
+    // Unchanged: nothing written, nothing appended to the change log.
+    let written = server.metric("plinth_ingest_entities_written_total").await;
+    let position = server.metric("plinth_catalog_change_log_position").await;
+    let (status, report) =
+        server.post("/api/catalog/refresh", &json!({"entityRef": "component:default/checkout"})).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["written"], json!(0), "{report}");
+    assert_eq!(report["deleted"], json!(0), "{report}");
+    assert_eq!(report["unchanged"], json!(FIXTURE_ENTITIES - 1), "{report}");
+    assert_eq!(server.metric("plinth_ingest_entities_written_total").await, written);
+    assert_eq!(server.metric("plinth_catalog_change_log_position").await, position);
+    let unchanged = server.entity("component", "payments").await.unwrap();
+    assert_eq!(unchanged["metadata"]["etag"], other["metadata"]["etag"]);
+
+    // Refreshing an unknown entity is a 404.
+    let (status, body) = server.post("/api/catalog/refresh", &json!({"entityRef": "component:default/nope"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_backstage_error(&body, "NotFoundError");
+}
+
+fn impact_refs(body: &Value) -> Vec<(String, u64)> {
+    body["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("impact without items: {body}"))
+        .iter()
+        .map(|i| (i["entityRef"].as_str().unwrap().to_string(), i["depth"].as_u64().unwrap()))
+        .collect()
+}
+
+async fn impact_dependents_dependencies_limits_and_cycles(server: &TestServer) {
+    register_fixture(server).await;
+    let path = "/api/catalog/impact/resource/default/orders-db";
+
+    let impact = server.ok(path, &[]).await;
+    assert_eq!(impact["entityRef"], json!("resource:default/orders-db"));
+    assert_eq!(impact["direction"], json!("dependents"));
+    assert_eq!(impact["count"], json!(5), "{impact}");
+    assert_eq!(impact["cycles"], json!([]));
+    let items = impact_refs(&impact);
+    let depths: Vec<u64> = items.iter().map(|(_, d)| *d).collect();
+    assert!(depths.windows(2).all(|w| w[0] <= w[1]), "nearest first: {items:?}");
+    let by_ref: BTreeMap<String, u64> = items.into_iter().collect();
+    let expected: BTreeMap<String, u64> = [
+        ("component:default/checkout", 1),
+        ("component:default/payments", 1),
+        ("api:default/checkout-api", 2),
+        ("component:default/web-frontend", 3),
+        ("agent:default/support-agent", 3),
+    ]
+    .into_iter()
+    .map(|(r, d)| (r.to_string(), d))
+    .collect();
+    assert_eq!(by_ref, expected);
+    let frontend = impact["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["entityRef"] == json!("component:default/web-frontend"))
+        .unwrap();
+    assert_eq!(
+        frontend["path"],
+        json!([
+            "resource:default/orders-db",
+            "component:default/checkout",
+            "api:default/checkout-api",
+            "component:default/web-frontend"
+        ])
+    );
+
+    // maxDepth and limit.
+    let shallow = server.ok(path, &[("maxDepth", "1")]).await;
+    assert_eq!(shallow["count"], json!(2), "{shallow}");
+    assert_eq!(shallow["maxDepthReached"], json!(true));
+    assert!(impact_refs(&shallow).iter().all(|(_, d)| *d == 1));
+    let limited = server.ok(path, &[("limit", "2")]).await;
+    assert_eq!(limited["count"], json!(5), "count stays the full count: {limited}");
+    assert_eq!(limited["items"].as_array().map(Vec::len), Some(2));
+    assert!(impact_refs(&limited).iter().all(|(_, d)| *d == 1), "the nearest come first: {limited}");
+
+    // Dependencies.
+    let deps = server.ok("/api/catalog/impact/component/default/web-frontend", &[("direction", "dependencies")]).await;
+    assert_eq!(deps["direction"], json!("dependencies"));
+    let by_ref: BTreeMap<String, u64> = impact_refs(&deps).into_iter().collect();
+    let expected: BTreeMap<String, u64> = [
+        ("api:default/checkout-api", 1),
+        ("component:default/checkout", 2),
+        ("component:default/payments", 3),
+        ("resource:default/orders-db", 3),
+    ]
+    .into_iter()
+    .map(|(r, d)| (r.to_string(), d))
+    .collect();
+    assert_eq!(by_ref, expected, "{deps}");
+    // AI relations count as dependencies too.
+    let model = server.ok("/api/catalog/impact/model/default/gpt-support", &[]).await;
+    let refs: BTreeSet<String> = impact_refs(&model).into_iter().map(|(r, _)| r).collect();
+    assert_eq!(
+        refs,
+        ["agent:default/support-agent", "prompt:default/triage-prompt"].iter().map(|s| s.to_string()).collect()
+    );
+    let agent = server.ok("/api/catalog/impact/agent/default/support-agent", &[("direction", "dependencies")]).await;
+    let refs: BTreeSet<String> = impact_refs(&agent).into_iter().map(|(r, _)| r).collect();
+    assert!(refs.contains("dataset:default/tickets") && refs.contains("resource:default/orders-db"), "{agent}");
+    assert_eq!(agent["count"], json!(7), "{agent}");
+
+    // Errors.
+    let (status, body) = server.get("/api/catalog/impact/component/default/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_backstage_error(&body, "NotFoundError");
+    let (status, body) = server.get_q(path, &[("direction", "sideways")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_backstage_error(&body, "InputError");
+
+    // A dependency cycle is reported, and the walk ends.
+    let cycle = write(
+        &server.fixtures("cycle/catalog-info.yaml"),
+        &["a:b", "b:c", "c:a"]
+            .iter()
+            .map(|pair| {
+                let (name, dep) = pair.split_once(':').unwrap();
+                format!(
+                    "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: cyc-{name}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n  dependsOn: [component:cyc-{dep}]\n"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("---\n"),
+    );
+    server.register(&cycle).await;
+    let answer =
+        tokio::time::timeout(Duration::from_secs(10), server.ok("/api/catalog/impact/component/default/cyc-a", &[]))
+            .await
+            .expect("impact over a cycle must terminate");
+    assert_eq!(answer["count"], json!(2), "{answer}");
+    let by_ref: BTreeMap<String, u64> = impact_refs(&answer).into_iter().collect();
+    assert_eq!(by_ref.get("component:default/cyc-c"), Some(&1));
+    assert_eq!(by_ref.get("component:default/cyc-b"), Some(&2));
+    let cycles = answer["cycles"].as_array().expect("cycles");
+    assert!(!cycles.is_empty(), "cycle not reported: {answer}");
+    let first: Vec<&str> = cycles[0].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(first.first(), first.last(), "a cycle starts and ends on the same entity: {first:?}");
+    for name in ["cyc-a", "cyc-b", "cyc-c"] {
+        assert!(first.contains(&format!("component:default/{name}").as_str()), "{first:?}");
+    }
+}
+
+async fn neighbourhood_and_ranked_search(server: &TestServer) {
+    register_fixture(server).await;
+
+    let hood = server.ok("/api/catalog/neighbourhood/component/default/checkout", &[]).await;
+    assert_eq!(hood["root"], json!("component:default/checkout"));
+    let nodes: BTreeMap<String, u64> = hood["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| (n["entityRef"].as_str().unwrap().to_string(), n["distance"].as_u64().unwrap()))
+        .collect();
+    let expected: BTreeMap<String, u64> = [
+        ("component:default/checkout", 0),
+        ("group:default/team-a", 1),
+        ("system:default/shop", 1),
+        ("api:default/checkout-api", 1),
+        ("component:default/payments", 1),
+        ("resource:default/orders-db", 1),
+    ]
+    .into_iter()
+    .map(|(r, d)| (r.to_string(), d))
+    .collect();
+    assert_eq!(nodes, expected, "{hood}");
+    let edges = hood["edges"].as_array().expect("edges");
+    for (source, relation, target) in [
+        ("component:default/checkout", "dependsOn", "component:default/payments"),
+        ("component:default/checkout", "ownedBy", "group:default/team-a"),
+        ("component:default/payments", "dependsOn", "resource:default/orders-db"),
+    ] {
+        assert!(
+            edges.contains(&json!({"source": source, "type": relation, "target": target})),
+            "missing edge {source} {relation} {target}: {edges:?}"
+        );
+    }
+    assert!(hood["nodes"][0]["summary"]["name"].is_string(), "{hood}");
+
+    let hood = server.ok("/api/catalog/neighbourhood/component/default/checkout", &[("depth", "2")]).await;
+    let nodes: BTreeMap<String, u64> = hood["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["entityRef"].as_str().unwrap().to_string(), n["distance"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(nodes.get("component:default/web-frontend"), Some(&2), "{hood}");
+    assert_eq!(nodes.get("agent:default/support-agent"), Some(&2), "{hood}");
+    assert_eq!(nodes.get("domain:default/commerce"), Some(&2), "{hood}");
+    assert_eq!(nodes.get("component:default/checkout"), Some(&0));
+
+    let deps = server
+        .ok("/api/catalog/neighbourhood/component/default/checkout", &[("depth", "3"), ("relation", "dependsOn")])
+        .await;
+    let refs: BTreeSet<String> =
+        deps["nodes"].as_array().unwrap().iter().map(|n| n["entityRef"].as_str().unwrap().to_string()).collect();
+    assert_eq!(
+        refs,
+        ["component:default/checkout", "component:default/payments", "resource:default/orders-db"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    );
+    let (status, body) = server.get("/api/catalog/neighbourhood/component/default/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+
+    // Search: the exact name first, with facets over every hit.
+    let found = server.ok("/api/catalog/search", &[("q", "checkout")]).await;
+    assert_eq!(found["query"], json!("checkout"));
+    let refs: Vec<&str> = found["items"].as_array().unwrap().iter().map(|i| i["entityRef"].as_str().unwrap()).collect();
+    assert_eq!(refs.first(), Some(&"component:default/checkout"), "exact name match must rank first: {refs:?}");
+    assert!(refs.contains(&"api:default/checkout-api") && refs.contains(&"component:default/checkout-lib"), "{refs:?}");
+    assert!(found["totalItems"].as_u64().unwrap() >= 3, "{found}");
+    let scores: Vec<f64> = found["items"].as_array().unwrap().iter().map(|i| i["score"].as_f64().unwrap()).collect();
+    assert!(scores.windows(2).all(|w| w[0] >= w[1]), "ranked by score: {scores:?}");
+    let kinds = found["facets"]["kind"].as_array().expect("kind facet");
+    assert!(kinds.iter().any(|f| f["value"] == json!("Component") && f["count"].as_u64().unwrap() >= 2), "{kinds:?}");
+    assert!(kinds.iter().any(|f| f["value"] == json!("API") && f["count"] == json!(1)), "{kinds:?}");
+    for facet in ["spec.type", "spec.owner", "spec.lifecycle", "metadata.tags", "metadata.namespace"] {
+        assert!(found["facets"][facet].is_array(), "facet {facet} missing: {found}");
+    }
+    assert_eq!(found["items"][0]["summary"]["name"], json!("checkout"));
+
+    let filtered = server.ok("/api/catalog/search", &[("q", "checkout"), ("filter", "kind=api")]).await;
+    let refs: Vec<&str> =
+        filtered["items"].as_array().unwrap().iter().map(|i| i["entityRef"].as_str().unwrap()).collect();
+    assert_eq!(refs, ["api:default/checkout-api"]);
+    assert_eq!(filtered["totalItems"], json!(1));
+
+    let prefix = server.ok("/api/catalog/search", &[("q", "paym")]).await;
+    assert_eq!(prefix["items"][0]["entityRef"], json!("component:default/payments"), "{prefix}");
+    let described = server.ok("/api/catalog/search", &[("q", "storefront customers")]).await;
+    assert_eq!(described["items"][0]["entityRef"], json!("component:default/web-frontend"), "{described}");
+    let nothing = server.ok("/api/catalog/search", &[("q", "zzzzqqq")]).await;
+    assert_eq!(nothing["totalItems"], json!(0));
+    let (status, body) = server.get_q("/api/catalog/search", &[("q", "  ")]).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_backstage_error(&body, "InputError");
+}
+
+const MIXED: &str = "\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: good-one
+spec:
+  type: service
+  lifecycle: production
+  owner: team-a
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: bad-one
+spec:
+  type: service
+  lifecycle: [production]
+  owner: team-a
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: good-two
+spec:
+  type: service
+  lifecycle: production
+  owner: team-a
+";
+
+const SYNTAX: &str = "\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: good-three
+spec:
+  type: service
+  lifecycle: production
+  owner: team-a
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: broken
+  tags: [unclosed
+spec:
+  type: service
+---
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: good-four
+spec:
+  type: service
+  lifecycle: production
+  owner: team-a
+";
+
+const BOMB: &str = "\
+apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: bomb
+  annotations:
+    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]
+    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+    h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+spec:
+  type: service
+  lifecycle: production
+  owner: team-a
+";
+
+const ERROR_ROOT: &str = "\
+apiVersion: backstage.io/v1alpha1
+kind: Location
+metadata:
+  name: error-fixtures
+spec:
+  targets:
+    - ./mixed.yaml
+    - ./syntax.yaml
+    - ./bomb.yaml
+    - ./huge.yaml
+    - ./missing.yaml
+";
+
+fn find_error<'a>(errors: &'a [Value], what: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {
+    errors
+        .iter()
+        .find(|e| pred(e))
+        .unwrap_or_else(|| panic!("no error for {what}: {}", serde_json::to_string_pretty(errors).unwrap()))
+}
+
+/// Whether an error is located in `file` (its `location` ends with it).
+fn located_in(error: &Value, file: &str) -> bool {
+    error["location"].as_str().is_some_and(|l| l.ends_with(file))
+}
+
+/// Whether an error is about `file`: located in it, or naming it.
+fn about(error: &Value, file: &str) -> bool {
+    located_in(error, file) || error["message"].as_str().is_some_and(|m| m.contains(file))
+}
+
+async fn ingestion_errors_are_reported_and_isolated(server: &TestServer) {
+    let dir = server.fixtures("errors");
+    write(&dir.join("mixed.yaml"), MIXED);
+    write(&dir.join("syntax.yaml"), SYNTAX);
+    write(&dir.join("bomb.yaml"), BOMB);
+    let mut huge = String::from(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: huge\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n",
+    );
+    let filler = format!("# {}\n", "x".repeat(1022));
+    while huge.len() <= 9 * 1024 * 1024 {
+        huge.push_str(&filler);
+    }
+    write(&dir.join("huge.yaml"), &huge);
+    let root = write(&dir.join("catalog-info.yaml"), ERROR_ROOT);
+
+    let body = tokio::time::timeout(Duration::from_secs(60), server.register(&root))
+        .await
+        .expect("registering hostile input must finish promptly");
+    let id = body["location"]["id"].as_str().unwrap().to_string();
+    assert!(body["refresh"]["errors"].as_u64().unwrap() >= 5, "{body}");
+
+    // Every good entity ingests; the bad ones do not.
+    for name in ["good-one", "good-two", "good-three", "good-four"] {
+        assert!(server.entity("component", name).await.is_some(), "{name} must ingest beside the broken documents");
+    }
+    for name in ["bad-one", "broken", "bomb", "huge"] {
+        assert!(server.entity("component", name).await.is_none(), "{name} must not ingest");
+    }
+
+    let errors = server.errors_of(&id).await;
+    for error in &errors {
+        assert_eq!(error["locationId"], json!(id));
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{error}");
+        assert_eq!(error["severity"], json!("error"), "{error}");
+    }
+
+    // The invalid entity: file, line, field, entity and message.
+    let invalid = find_error(&errors, "the invalid lifecycle", |e| {
+        located_in(e, "/mixed.yaml") && e["field"] == json!("spec.lifecycle")
+    });
+    assert_eq!(invalid["line"], json!(line_of(MIXED, "lifecycle: [production]")), "{invalid}");
+    assert_eq!(invalid["entityRef"], json!("component:default/bad-one"), "{invalid}");
+    assert!(invalid["location"].as_str().unwrap().starts_with("file:/"), "{invalid}");
+
+    // The YAML syntax error, at its line, without hiding its neighbours.
+    let syntax = find_error(&errors, "the syntax error", |e| located_in(e, "/syntax.yaml"));
+    let line = syntax["line"].as_u64().expect("syntax error has a line");
+    let doc_start = line_of(SYNTAX, "name: broken") - 3;
+    let doc_end = line_of(SYNTAX, "name: good-four") - 3;
+    assert!((doc_start..doc_end).contains(&line), "syntax error at line {line}, outside its document: {syntax}");
+
+    // The alias bomb and the oversized file are refused with clear errors.
+    let bomb = find_error(&errors, "the alias bomb", |e| about(e, "/bomb.yaml"));
+    let message = bomb["message"].as_str().unwrap();
+    assert!(message.contains("alias") && message.contains("nodes"), "{bomb}");
+    let huge = find_error(&errors, "the oversized file", |e| about(e, "/huge.yaml"));
+    let message = huge["message"].as_str().unwrap();
+    assert!(message.contains("bytes") && message.contains("limit"), "{huge}");
+
+    // The missing target, reported where it is declared.
+    let missing = find_error(&errors, "the missing target", |e| about(e, "/missing.yaml"));
+    assert_eq!(missing["line"], json!(line_of(ERROR_ROOT, "./missing.yaml")), "{missing}");
+
+    let all = server.ok("/api/catalog/errors", &[]).await;
+    assert_eq!(all["totalItems"].as_u64(), Some(errors.len() as u64));
+    let for_entity = server.ok("/api/catalog/errors", &[("entityRef", "component:default/bad-one")]).await;
+    assert_eq!(for_entity["totalItems"], json!(1), "{for_entity}");
+
+    // The server is still healthy, and still answers.
+    let (status, _) = server.get_text("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(server.metric("plinth_catalog_entities").await, 5.0, "the Location and the four good components");
+
+    // Fixing the invalid entity clears its error and ingests it.
+    write(&dir.join("mixed.yaml"), &MIXED.replace("lifecycle: [production]", "lifecycle: production"));
+    let (status, report) =
+        server.post("/api/catalog/refresh", &json!({"entityRef": "component:default/good-one"})).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert!(server.entity("component", "bad-one").await.is_some());
+    let errors = server.errors_of(&id).await;
+    assert!(!errors.iter().any(|e| e["location"].as_str().unwrap_or("").ends_with("/mixed.yaml")), "{errors:?}");
+}
+
+async fn conflicting_locations_first_one_keeps_the_entity(server: &TestServer) {
+    let dir = server.fixtures("conflict");
+    let component = |name: &str, description: &str| {
+        format!(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  description: {description}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+        )
+    };
+    let first = write(&dir.join("first/catalog-info.yaml"), &component("shared", "from first"));
+    let second = write(
+        &dir.join("second/catalog-info.yaml"),
+        &format!("{}---\n{}", component("shared", "from second"), component("only-second", "mine")),
+    );
+    let first_id = server.register(&first).await["location"]["id"].as_str().unwrap().to_string();
+    let second_id = server.register(&second).await["location"]["id"].as_str().unwrap().to_string();
+
+    let shared = server.entity("component", "shared").await.unwrap();
+    assert_eq!(shared["metadata"]["description"], json!("from first"));
+    assert!(server.entity("component", "only-second").await.is_some());
+    assert!(server.errors_of(&first_id).await.is_empty());
+    let errors = server.errors_of(&second_id).await;
+    let conflict = errors
+        .iter()
+        .find(|e| e["entityRef"].as_str().is_some_and(|r| r.eq_ignore_ascii_case("component:default/shared")))
+        .unwrap_or_else(|| panic!("conflict not listed: {errors:?}"));
+    assert!(conflict["message"].as_str().unwrap().contains("already defined"), "{conflict}");
+    assert!(conflict["location"].as_str().unwrap().contains("second"), "{conflict}");
+
+    // Refreshing the second location does not take it over.
+    let (status, _) = server.post("/api/catalog/refresh", &json!({"entityRef": "component:default/only-second"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let shared = server.entity("component", "shared").await.unwrap();
+    assert_eq!(shared["metadata"]["description"], json!("from first"));
+    assert_eq!(server.errors_of(&second_id).await.len(), 1);
+
+    // Once the first location is gone, the second one's definition wins.
+    let (status, _) = server.delete(&format!("/api/catalog/locations/{first_id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server.post("/api/catalog/refresh", &json!({"entityRef": "component:default/only-second"})).await;
+    assert_eq!(status, StatusCode::OK);
+    let shared = server.entity("component", "shared").await.expect("the second location now defines it");
+    assert_eq!(shared["metadata"]["description"], json!("from second"));
+    assert!(server.errors_of(&second_id).await.is_empty());
+}
+
+async fn deleting_locations_and_entities(server: &TestServer) {
+    let id = register_fixture(server).await;
+    let payments = server.entity("component", "payments").await.unwrap();
+    let uid = payments["metadata"]["uid"].as_str().unwrap().to_string();
+
+    let (status, body) = server.delete(&format!("/api/catalog/entities/by-uid/{uid}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let (status, _) = server.get(&format!("/api/catalog/entities/by-uid/{uid}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(server.entity("component", "payments").await.is_none());
+    let (status, body) = server.delete(&format!("/api/catalog/entities/by-uid/{uid}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_backstage_error(&body, "NotFoundError");
+    assert_eq!(server.ok("/api/catalog/entities", &[]).await.as_array().map(Vec::len), Some(FIXTURE_ENTITIES - 1));
+
+    // As in Backstage, it returns on the next refresh while its source declares it.
+    let (status, _) = server.post("/api/catalog/refresh", &json!({"entityRef": "component:default/checkout"})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        server.entity("component", "payments").await.is_some(),
+        "a deleted entity returns when its source is refreshed"
+    );
+
+    // Deleting the location removes every entity it manages.
+    let (status, body) = server.delete(&format!("/api/catalog/locations/{id}")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert!(server.ok("/api/catalog/entities", &[]).await.as_array().is_some_and(Vec::is_empty));
+    assert!(server.ok("/api/catalog/locations", &[]).await.as_array().is_some_and(Vec::is_empty));
+    assert!(server.entity("component", "checkout").await.is_none());
+    let found = server.ok("/api/catalog/search", &[("q", "checkout")]).await;
+    assert_eq!(found["totalItems"], json!(0), "search still finds entities of a deleted location: {found}");
+    let (status, _) = server.get("/api/catalog/impact/resource/default/orders-db").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(server.metric("plinth_catalog_entities").await, 0.0);
+    let (status, body) = server.delete(&format!("/api/catalog/locations/{id}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert_backstage_error(&body, "NotFoundError");
+}
+
+async fn validate_entity_and_operations_endpoints(server: &TestServer) {
+    let valid = json!({"entity": {
+        "apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+        "metadata": {"name": "fine"}, "spec": {"type": "service", "lifecycle": "production", "owner": "team-a"}
+    }});
+    let (status, body) = server.post("/api/catalog/validate-entity", &valid).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let invalid = json!({"entity": {
+        "apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+        "metadata": {"name": "not a valid name!"}, "spec": {"type": "service"}
+    }, "location": "url:https://example.com/catalog-info.yaml"});
+    let (status, body) = server.post("/api/catalog/validate-entity", &invalid).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let errors = body["errors"].as_array().expect("errors list");
+    let fields: BTreeSet<&str> = errors.iter().filter_map(|e| e["field"].as_str()).collect();
+    for field in ["metadata.name", "spec.lifecycle", "spec.owner"] {
+        assert!(fields.contains(field), "no error for {field}: {body}");
+    }
+    for error in errors {
+        assert_eq!(error["name"], json!("InputError"));
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let (status, _) = server.post("/api/catalog/validate-entity", &json!({"entity": "nope"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        server.ok("/api/catalog/entities", &[]).await.as_array().is_some_and(Vec::is_empty),
+        "validation wrote nothing"
+    );
+
+    let (status, text) = server.get_text("/healthz").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(text.contains("ok"), "{text}");
+    let (status, text) = server.get_text("/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+
+    register_fixture(server).await;
+    assert_eq!(server.metric("plinth_catalog_entities").await, FIXTURE_ENTITIES as f64);
+    let (_, metrics) = server.get_text("/metrics").await;
+    assert!(metrics.contains("# TYPE plinth_catalog_entities gauge"), "{metrics}");
+    assert!(
+        metrics
+            .contains("plinth_http_requests_total{method=\"POST\",route=\"/api/catalog/locations\",status=\"201\"} 1"),
+        "{metrics}"
+    );
+    assert!(server.metric("plinth_ingest_refreshes_total").await >= 1.0);
+    assert!(server.metric("plinth_catalog_change_log_position").await >= FIXTURE_ENTITIES as f64);
+
+    let (status, text) = server.get_text("/api/openapi.json").await;
+    assert_eq!(status, StatusCode::OK);
+    let doc: Value = serde_json::from_str(&text).expect("the OpenAPI document is JSON");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with('3')), "{}", doc["openapi"]);
+    let paths = doc["paths"].as_object().expect("paths");
+    for path in [
+        "/api/catalog/entities",
+        "/api/catalog/entities/by-query",
+        "/api/catalog/entities/by-name/{kind}/{namespace}/{name}",
+        "/api/catalog/entities/by-refs",
+        "/api/catalog/entity-facets",
+        "/api/catalog/locations",
+        "/api/catalog/refresh",
+        "/api/catalog/validate-entity",
+        "/api/catalog/impact/{kind}/{namespace}/{name}",
+        "/api/catalog/search",
+        "/api/catalog/webhook",
+    ] {
+        assert!(paths.contains_key(path), "OpenAPI lacks {path}: {:?}", paths.keys().collect::<Vec<_>>());
+    }
+}
+
+/// Runs the real git client with a fixed identity; panics with its output on failure.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .args(["-c", "user.name=Plinth Test", "-c", "user.email=test@plinth.invalid", "-c", "init.defaultBranch=main"])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("run git (is it installed?)");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+fn git_component(name: &str, description: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  description: {description}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n"
+    )
+}
+
+/// A bare repository (`repo.git`) and a working clone with one commit.
+fn git_repository(dir: &Path) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    git(dir, &["init", "--quiet", "--bare", "--initial-branch=main", "repo.git"]);
+    let bare = dir.join("repo.git");
+    git(dir, &["clone", "--quiet", bare.to_str().unwrap(), "work"]);
+    let work = dir.join("work");
+    write(&work.join("catalog-info.yaml"), &git_component("git-service", "version one"));
+    commit_and_push(&work, "first");
+    (bare, work)
+}
+
+fn commit_and_push(work: &Path, message: &str) {
+    git(work, &["add", "-A"]);
+    git(work, &["commit", "--quiet", "-m", message]);
+    git(work, &["push", "--quiet", "origin", "HEAD:refs/heads/main"]);
+}
+
+async fn git_location_follows_pushes_through_webhooks(server: &TestServer) {
+    let (bare, work) = git_repository(&server.dir().join("git"));
+    let url = format!("file://{}", bare.display());
+    let (status, body) = server.post("/api/catalog/locations", &json!({"type": "url", "target": url})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["location"]["type"], json!("url"), "{body}");
+    assert_eq!(body["location"]["plinthType"], json!("git"), "{body}");
+    assert_eq!(body["refresh"]["errors"], json!(0), "{body}");
+    let id = body["location"]["id"].as_str().unwrap().to_string();
+    let head = git(&work, &["rev-parse", "HEAD"]).trim().to_string();
+    assert_eq!(body["refresh"]["revision"], json!(head), "{body}");
+    let entity = server.entity("component", "git-service").await.expect("ingested from git");
+    assert_eq!(entity["metadata"]["description"], json!("version one"));
+    let managed_by = entity["metadata"]["annotations"]["backstage.io/managed-by-location"].as_str().unwrap_or("");
+    assert!(managed_by.starts_with("url:") && managed_by.contains("catalog-info.yaml"), "{managed_by}");
+
+    // Push, then a GitHub push event: the change is visible when it answers.
+    write(&work.join("catalog-info.yaml"), &git_component("git-service", "version two"));
+    commit_and_push(&work, "second");
+    let payload = json!({"ref": "refs/heads/main", "repository": {"clone_url": url, "full_name": "test/repo"}});
+    let (status, body) = server.post_with_header("/api/catalog/webhook", ("X-GitHub-Event", "push"), &payload).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["branch"], json!("main"));
+    let refreshed = body["refreshed"].as_array().expect("refreshed reports");
+    assert_eq!(refreshed.len(), 1, "{body}");
+    assert_eq!(refreshed[0]["locationId"], json!(id));
+    assert_eq!(refreshed[0]["written"], json!(1), "{body}");
+    let entity = server.entity("component", "git-service").await.unwrap();
+    assert_eq!(entity["metadata"]["description"], json!("version two"));
+
+    // The plain form, with a new file in a subdirectory.
+    write(&work.join("catalog-info.yaml"), &git_component("git-service", "version three"));
+    write(&work.join("extra/catalog-info.yaml"), &git_component("git-extra", "added later"));
+    commit_and_push(&work, "third");
+    let (status, body) =
+        server.post("/api/catalog/webhook", &json!({"repository": bare.to_string_lossy(), "branch": "main"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["refreshed"].as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(
+        server.entity("component", "git-service").await.unwrap()["metadata"]["description"],
+        json!("version three")
+    );
+    assert!(server.entity("component", "git-extra").await.is_some(), "new file in the repository not ingested");
+
+    // Removing a file from the repository removes its entities.
+    std::fs::remove_dir_all(work.join("extra")).unwrap();
+    commit_and_push(&work, "fourth");
+    let (status, body) = server.post("/api/catalog/webhook", &json!({"repository": url, "branch": "main"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(server.entity("component", "git-extra").await.is_none(), "entity of a deleted file still served");
+
+    // A location registered with `type: git` and a branch works the same way
+    // (it declares the same entity, so the first location keeps it).
+    let (status, body) =
+        server.post("/api/catalog/locations", &json!({"type": "git", "target": url, "branch": "main"})).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["location"]["branch"], json!("main"), "{body}");
+    assert_eq!(body["location"]["plinthType"], json!("git"), "{body}");
+    let main_id = body["location"]["id"].as_str().unwrap().to_string();
+    assert!(server.errors_of(&id).await.is_empty());
+
+    // A push to another branch does not refresh a location that tracks main,
+    // and changes nothing; a push to another repository refreshes nothing.
+    let (status, body) = server.post("/api/catalog/webhook", &json!({"repository": url, "branch": "feature"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let refreshed = body["refreshed"].as_array().expect("refreshed reports");
+    assert!(
+        !refreshed.iter().any(|r| r["locationId"] == json!(main_id)),
+        "a push to `feature` refreshed the `main` location: {body}"
+    );
+    assert!(refreshed.iter().all(|r| r["written"] == json!(0) && r["deleted"] == json!(0)), "{body}");
+    let (status, body) =
+        server.post("/api/catalog/webhook", &json!({"repository": "https://example.com/other/repo.git"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["refreshed"], json!([]), "{body}");
+    let (status, body) = server.post("/api/catalog/webhook", &json!({"hello": "world"})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_backstage_error(&body, "InputError");
+    let (status, body) =
+        server.post_with_header("/api/catalog/webhook", ("X-GitHub-Event", "ping"), &json!({"zen": "hi"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        server.entity("component", "git-service").await.unwrap()["metadata"]["description"],
+        json!("version three")
+    );
+}
+
+async fn unreachable_git_repository_is_reported(server: &TestServer) {
+    let fixture_id = register_fixture(server).await;
+    let (status, body) =
+        server.post("/api/catalog/locations", &json!({"type": "url", "target": "file:///nonexistent.git"})).await;
+    assert_eq!(status, StatusCode::CREATED, "an unreachable repository is registered and reported: {body}");
+    let id = body["location"]["id"].as_str().unwrap().to_string();
+    assert_eq!(body["refresh"]["errors"], json!(1), "{body}");
+    let errors = server.errors_of(&id).await;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0]["location"].as_str().unwrap().contains("nonexistent.git"), "{}", errors[0]);
+    assert!(errors[0]["message"].as_str().unwrap().contains("git"), "{}", errors[0]);
+    let locations = server.ok("/api/catalog/locations", &[]).await;
+    let status_of = locations
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["data"]["id"] == json!(id))
+        .map(|l| l["data"]["status"].clone())
+        .expect("listed");
+    assert_eq!(status_of["errors"], json!(1), "{status_of}");
+    assert!(server.metric("plinth_ingest_refresh_failures_total").await >= 1.0);
+
+    // Other locations are unaffected, before and after a webhook for the broken one.
+    let (status, body) = server.post("/api/catalog/webhook", &json!({"repository": "file:///nonexistent.git"})).await;
+    assert_eq!(status, StatusCode::OK, "a failing repository still answers the webhook: {body}");
+    assert_eq!(server.ok("/api/catalog/entities", &[]).await.as_array().map(Vec::len), Some(FIXTURE_ENTITIES));
+    assert!(server.errors_of(&fixture_id).await.is_empty());
+    let (status, report) =
+        server.post("/api/catalog/refresh", &json!({"entityRef": "component:default/checkout"})).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["errors"], json!(0));
+    let (status, _) = server.get_text("/readyz").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Backstage's example catalogue, beside the repository (`../shared/data/backstage-examples`).
+fn backstage_examples() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/backstage-examples");
+    assert!(
+        dir.join("all.yaml").is_file(),
+        "Backstage's example catalogue is missing at {}; these tests expect shared/ beside the repository",
+        dir.display()
+    );
+    dir.canonicalize().unwrap()
+}
+
+/// `(kind, name)` of every entity reachable from a Location file, read with a
+/// small line-based reader that is enough for Backstage's example files.
+fn entities_reachable_from(file: &Path, out: &mut BTreeSet<(String, String)>, seen: &mut HashSet<PathBuf>) {
+    let file = file.canonicalize().unwrap_or_else(|_| panic!("target {} does not exist", file.display()));
+    if !seen.insert(file.clone()) {
+        return;
+    }
+    let text = std::fs::read_to_string(&file).unwrap();
+    for doc in text.split("\n---") {
+        let mut kind = None;
+        let mut name = None;
+        let mut targets = Vec::new();
+        let mut in_metadata = false;
+        let mut in_targets = false;
+        for line in doc.lines() {
+            if let Some(k) = line.strip_prefix("kind:") {
+                kind = Some(k.trim().trim_matches('"').to_string());
+            }
+            if !line.starts_with(' ') {
+                in_metadata = line.starts_with("metadata:");
+            }
+            if in_metadata && name.is_none() {
+                if let Some(n) = line.strip_prefix("  name:") {
+                    name = Some(n.trim().trim_matches('"').to_string());
+                }
+            }
+            if line.trim_start().starts_with("targets:") {
+                in_targets = true;
+                continue;
+            }
+            if in_targets {
+                match line.trim_start().strip_prefix("- ") {
+                    Some(target) => targets.push(target.trim().trim_matches('"').to_string()),
+                    None => in_targets = false,
+                }
+            }
+            if let Some(target) = line.trim_start().strip_prefix("target:") {
+                targets.push(target.trim().trim_matches('"').to_string());
+            }
+        }
+        if let (Some(kind), Some(name)) = (kind, name) {
+            if kind == "Location" {
+                for target in &targets {
+                    entities_reachable_from(&file.parent().unwrap().join(target), out, seen);
+                }
+            }
+            out.insert((kind, name));
+        }
+    }
+}
+
+async fn backstage_examples_ingest_without_errors(server: &TestServer) {
+    let all = backstage_examples().join("all.yaml");
+    let mut expected = BTreeSet::new();
+    entities_reachable_from(&all, &mut expected, &mut HashSet::new());
+    let kinds: BTreeSet<&str> = expected.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["API", "Component", "Domain", "Location", "Resource", "System"].into_iter().collect());
+
+    let body = server.register(&all).await;
+    let id = body["location"]["id"].as_str().unwrap().to_string();
+    let errors: Vec<Value> =
+        server.errors_of(&id).await.into_iter().filter(|e| e["severity"] == json!("error")).collect();
+    assert!(
+        errors.is_empty(),
+        "Backstage's examples must ingest without errors: {}",
+        serde_json::to_string_pretty(&errors).unwrap()
+    );
+    assert_eq!(body["refresh"]["errors"], json!(0), "{}", body["refresh"]);
+
+    let page = server
+        .ok("/api/catalog/entities/by-query", &[("limit", "1000"), ("fields", "kind,metadata.name,metadata.namespace")])
+        .await;
+    assert_eq!(page["totalItems"], json!(expected.len()), "every reachable entity ingests");
+    let ingested: BTreeSet<(String, String)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap().to_string(), e["metadata"]["name"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(ingested, expected);
+
+    // Placeholders resolve, and the graph is connected as Backstage draws it.
+    let petstore_api = server.entity("api", "petstore").await.expect("petstore API");
+    assert!(
+        petstore_api["spec"]["definition"].as_str().is_some_and(|d| d.contains("openapi")),
+        "definition unresolved"
+    );
+    let petstore = server.entity("component", "petstore").await.expect("petstore component");
+    assert!(has_relation(&petstore, "providesApi", "api:default/petstore"), "{}", petstore["relations"]);
+    let facets = server.ok("/api/catalog/entity-facets", &[("facet", "kind")]).await;
+    let total: u64 = facets["facets"]["kind"].as_array().unwrap().iter().map(|f| f["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, expected.len() as u64);
+}
+
+async fn backstage_invalid_component_is_reported_with_fields_and_lines(server: &TestServer) {
+    let file = backstage_examples().join("components/invalid-component.yaml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let body = server.register(&file).await;
+    let id = body["location"]["id"].as_str().unwrap().to_string();
+    assert!(body["entities"].as_array().is_some_and(Vec::is_empty), "{body}");
+    let errors = server.errors_of(&id).await;
+    let name = find_error(&errors, "metadata.name", |e| {
+        located_in(e, "/invalid-component.yaml") && e["field"] == json!("metadata.name")
+    });
+    assert_eq!(name["line"], json!(line_of(&text, "name: invalid component")), "{name}");
+    let tag = find_error(&errors, "metadata.tags[1]", |e| {
+        located_in(e, "/invalid-component.yaml") && e["field"] == json!("metadata.tags[1]")
+    });
+    assert_eq!(tag["line"], json!(line_of(&text, "- go 1.15.3")), "{tag}");
+    for error in [name, tag] {
+        assert!(error["message"].as_str().is_some_and(|m| m.len() > 10), "{error}");
+        assert_eq!(error["severity"], json!("error"));
+    }
+    assert_eq!(server.ok("/api/catalog/entities", &[]).await, json!([]));
+}

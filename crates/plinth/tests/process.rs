@@ -1,0 +1,638 @@
+//! The real `plinth` binary as separate processes: offline `catalog validate`, a `kill -9` during ingestion on SQLite and PostgreSQL, two `plinth serve` replicas sharing one PostgreSQL database, and the client verbs against a running server.
+//!
+//! PostgreSQL comes from `PLINTH_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); each test creates its own
+//! database and drops it afterwards. `PLINTH_SKIP_POSTGRES=1` skips the
+//! PostgreSQL tests with a loud notice; otherwise an unreachable server fails
+//! them. The crash tests need `python3` and `shared/bench/gen_catalog.py`
+//! beside the repository.
+
+use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_plinth");
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+/// A fresh PostgreSQL database, dropped (best effort) when this is dropped.
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    /// `None` (after a loud notice) when `PLINTH_SKIP_POSTGRES=1`; panics
+    /// when the server cannot be reached.
+    async fn create() -> Option<PgDatabase> {
+        if std::env::var("PLINTH_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
+            eprintln!(
+                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+                 !!! PLINTH_SKIP_POSTGRES=1: PostgreSQL process test SKIPPED   !!!\n\
+                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+            );
+            return None;
+        }
+        let admin_url = std::env::var("PLINTH_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string());
+        let mut admin = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url)).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(error)) => unreachable_server(&admin_url, &error.to_string()),
+            Err(_) => unreachable_server(&admin_url, "no answer within 5 s"),
+        };
+        let name = format!("plinth_it_{}", uuid::Uuid::new_v4().simple());
+        sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("CREATE DATABASE");
+        let _ = admin.close().await;
+        let url = with_database(&admin_url, &name);
+        Some(PgDatabase { admin_url, name, url })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let dropper = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
+                    if let Err(error) = sqlx::raw_sql(&sql).execute(&mut admin).await {
+                        eprintln!("could not drop the test database: {error}");
+                    }
+                    let _ = admin.close().await;
+                }
+            });
+        });
+        let _ = dropper.join();
+    }
+}
+
+fn unreachable_server(url: &str, error: &str) -> ! {
+    panic!(
+        "PostgreSQL is not reachable at {url}: {error}\n\
+         These tests need a PostgreSQL server: start one, point PLINTH_TEST_DATABASE_URL at it, \
+         or set PLINTH_SKIP_POSTGRES=1 to skip the PostgreSQL tests."
+    )
+}
+
+/// `url` with its database name replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map_or(0, |i| i + 3);
+    let root = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{root}/{database}?{query}"),
+        None => format!("{root}/{database}"),
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("HTTP client")
+}
+
+/// A `plinth serve` child process on a free loopback port; killed (SIGKILL)
+/// when dropped.
+struct Serve {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Serve {
+    /// Starts `plinth serve` and waits until `/readyz` answers 200.
+    async fn start(data_dir: &Path, database_url: Option<&str>, locations: &[&Path]) -> Serve {
+        let mut last_log = String::new();
+        // A free port can be taken between probing and binding: retry.
+        for attempt in 0..3 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            std::fs::create_dir_all(data_dir).unwrap();
+            let log = data_dir.with_file_name(format!(
+                "{}-serve-{port}-{attempt}.log",
+                data_dir.file_name().unwrap().to_string_lossy()
+            ));
+            let mut command = Command::new(BIN);
+            command.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"]).arg(data_dir);
+            if let Some(url) = database_url {
+                command.args(["--database-url", url]);
+            }
+            for location in locations {
+                command.arg("--location").arg(location);
+            }
+            for var in [
+                "PLINTH_DATABASE_URL",
+                "PLINTH_LISTEN",
+                "PLINTH_DATA_DIR",
+                "PLINTH_REFRESH_INTERVAL",
+                "PLINTH_WEBHOOK_SECRET",
+            ] {
+                command.env_remove(var);
+            }
+            command.env("PLINTH_LOG", "info,tantivy=warn,sqlx=warn");
+            let file = std::fs::File::create(&log).unwrap();
+            command.stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file);
+            let child = command.spawn().expect("spawn plinth serve");
+            let mut serve = Serve { child, base: format!("http://127.0.0.1:{port}"), log };
+            if serve.wait_ready(Duration::from_secs(60)).await {
+                return serve;
+            }
+            last_log = serve.log_tail();
+            serve.kill();
+        }
+        panic!("plinth serve did not become ready; its log ends:\n{last_log}");
+    }
+
+    /// Polls `/readyz`; false if the process exits or the time runs out.
+    async fn wait_ready(&mut self, timeout: Duration) -> bool {
+        let client = http();
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                eprintln!("plinth serve exited early with {status}");
+                return false;
+            }
+            if let Ok(response) = client.get(format!("{}/readyz", self.base)).send().await {
+                if response.status().is_success() {
+                    return true;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    /// SIGKILL, then reap.
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> (reqwest::StatusCode, Value) {
+        let response = http().get(format!("{}{path}", self.base)).query(query).send().await.expect("GET");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn ok(&self, path: &str, query: &[(&str, &str)]) -> Value {
+        let (status, body) = self.get(path, query).await;
+        assert!(status.is_success(), "GET {path} {query:?}: {status} {body}\nserver log:\n{}", self.log_tail());
+        body
+    }
+
+    async fn post(&self, path: &str, body: &Value) -> (reqwest::StatusCode, Value) {
+        let response = http().post(format!("{}{path}", self.base)).json(body).send().await.expect("POST");
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    async fn delete(&self, path: &str) -> reqwest::StatusCode {
+        http().delete(format!("{}{path}", self.base)).send().await.expect("DELETE").status()
+    }
+
+    /// Entities per kind, from the facets endpoint.
+    async fn kind_counts(&self) -> std::collections::BTreeMap<String, u64> {
+        let body = self.ok("/api/catalog/entity-facets", &[("facet", "kind")]).await;
+        body["facets"]["kind"]
+            .as_array()
+            .expect("kind facet")
+            .iter()
+            .map(|f| (f["value"].as_str().unwrap().to_string(), f["count"].as_u64().unwrap()))
+            .collect()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `plinth ARGS…` to completion: (exit code, stdout, stderr).
+async fn plinth(args: &[&str]) -> (i32, String, String) {
+    let output = tokio::process::Command::new(BIN)
+        .args(args)
+        .env_remove("PLINTH_URL")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("run plinth");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).to_string(),
+        String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+fn write(path: &Path, content: &str) -> PathBuf {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+    path.to_path_buf()
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text.lines().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("`{needle}` not in fixture")) + 1
+}
+
+fn component(name: &str, description: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {name}\n  description: {description}\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n{extra}"
+    )
+}
+
+/// A small catalogue: a root Location, services with an API and a database,
+/// and (optionally) one invalid entity. Returns the root file.
+fn small_catalog(dir: &Path, with_invalid: bool) -> PathBuf {
+    let services = [
+        component("checkout", "Turns baskets into orders", "  providesApis: [checkout-api]\n  dependsOn: [component:payments, resource:orders-db]\n"),
+        component("payments", "Charges cards", "  dependsOn: [resource:orders-db]\n"),
+        component("web-frontend", "The storefront", "  consumesApis: [checkout-api]\n").replace("type: service", "type: website"),
+        "apiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: checkout-api\nspec:\n  type: openapi\n  lifecycle: production\n  owner: team-a\n  definition: 'openapi: 3.0.0'\n".to_string(),
+        "apiVersion: backstage.io/v1alpha1\nkind: Resource\nmetadata:\n  name: orders-db\nspec:\n  type: database\n  owner: team-b\n".to_string(),
+    ]
+    .join("---\n");
+    write(&dir.join("services/catalog-info.yaml"), &services);
+    let mut targets = vec!["./services/catalog-info.yaml"];
+    if with_invalid {
+        write(
+            &dir.join("broken/catalog-info.yaml"),
+            &component("bad-one", "Broken", "").replace("lifecycle: production", "lifecycle: [production]"),
+        );
+        targets.push("./broken/catalog-info.yaml");
+    }
+    let root = format!(
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: small-root\nspec:\n  targets:\n{}",
+        targets.iter().map(|t| format!("    - {t}\n")).collect::<String>()
+    );
+    write(&dir.join("catalog-info.yaml"), &root)
+}
+
+// ---------------------------------------------------------------------------
+// Offline validation
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validate_reports_file_line_and_field_and_exits_nonzero() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let text = format!(
+        "{}---\n{}",
+        component("good-one", "Fine", ""),
+        component("bad-one", "Broken", "").replace("lifecycle: production", "lifecycle: [production]")
+    );
+    let file = write(&dir.path().join("catalog-info.yaml"), &text);
+    let line = line_of(&text, "lifecycle: [production]");
+
+    let (code, stdout, stderr) = plinth(&["catalog", "validate", dir.path().to_str().unwrap()]).await;
+    assert_eq!(code, 1, "invalid input must exit 1\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let expected = format!("{}:{line}: error:", file.display());
+    let reported =
+        stdout.lines().find(|l| l.contains(&expected)).unwrap_or_else(|| panic!("no `{expected}` line in:\n{stdout}"));
+    assert!(reported.contains("spec.lifecycle") && reported.contains("bad-one"), "{reported}");
+    assert!(stdout.contains("1 error(s)"), "{stdout}");
+
+    let (code, stdout, _) = plinth(&["catalog", "validate", "--output", "json", file.to_str().unwrap()]).await;
+    assert_eq!(code, 1);
+    let report: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("--output json is not JSON ({e}):\n{stdout}"));
+    assert_eq!(report["valid"], json!(false));
+    assert_eq!(report["errors"], json!(1));
+    assert_eq!(report["entities"], json!(1), "the valid entity still counts");
+    let diagnostic = &report["diagnostics"][0];
+    assert_eq!(diagnostic["line"], json!(line));
+    assert_eq!(diagnostic["field"], json!("spec.lifecycle"));
+    assert_eq!(diagnostic["severity"], json!("error"));
+    assert!(diagnostic["location"].as_str().unwrap().ends_with("catalog-info.yaml"));
+
+    // The demo catalogue is valid.
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
+    let (code, stdout, stderr) = plinth(&["catalog", "validate", demo.to_str().unwrap()]).await;
+    assert_eq!(code, 0, "examples/demo must validate\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains(" 0 error(s)"), "{stdout}");
+    let (code, stdout, _) = plinth(&["catalog", "validate", "--output", "json", demo.to_str().unwrap()]).await;
+    assert_eq!(code, 0);
+    let report: Value = serde_json::from_str(&stdout).expect("JSON");
+    assert_eq!(report["valid"], json!(true));
+    assert!(report["entities"].as_u64().unwrap() > 50, "{}", report["entities"]);
+
+    // A path that does not exist is an error, not a pass.
+    let (code, _, _) = plinth(&["catalog", "validate", dir.path().join("nope.yaml").to_str().unwrap()]).await;
+    assert_ne!(code, 0, "validating a missing file must fail");
+}
+
+// ---------------------------------------------------------------------------
+// kill -9 during ingestion
+// ---------------------------------------------------------------------------
+
+/// Generates the 20k-entity AI catalogue into `out`; returns its manifest.
+fn generate_catalog(out: &Path) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/gen_catalog.py");
+    assert!(
+        script.is_file(),
+        "the catalogue generator is missing at {}; expected shared/ beside the repository",
+        script.display()
+    );
+    let output = Command::new("python3")
+        .arg(&script)
+        .args(["--entities", "20000", "--ai", "--out"])
+        .arg(out)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}); the crash tests need python3 on PATH"));
+    assert!(output.status.success(), "gen_catalog.py failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).expect("manifest.json")
+}
+
+async fn kill_during_ingestion_then_restart(database_url: Option<&str>) {
+    let dir = tempfile::TempDir::new().unwrap();
+    let catalog = dir.path().join("catalog");
+    let manifest = generate_catalog(&catalog);
+    let declared = manifest["entities"].as_u64().unwrap();
+    // The generated entities plus the root Location that lists their files.
+    let total = declared + 1;
+    let all = catalog.join("all.yaml");
+    let data = dir.path().join("data");
+
+    // The first kill lands 0.5-1.5 s after the server is ready (while it reads
+    // and ingests); a second, on the restarted server, lands later, when the
+    // ingest is more likely to be writing.
+    let jitter = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    for delay in [500 + jitter % 1000, 2500 + jitter % 3000] {
+        let mut victim = Serve::start(&data, database_url, &[&all]).await;
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        let before: u64 = match tokio::time::timeout(Duration::from_millis(300), victim.kind_counts()).await {
+            Ok(counts) => counts.values().sum(),
+            Err(_) => 0,
+        };
+        victim.kill();
+        eprintln!("killed plinth serve {delay} ms after it was ready, with {before} of {total} entities visible");
+    }
+
+    let second = Serve::start(&data, database_url, &[&all]).await;
+    let started = Instant::now();
+    let mut seen = 0;
+    while started.elapsed() < Duration::from_secs(120) {
+        seen = second.kind_counts().await.values().sum();
+        if seen >= total {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        seen,
+        total,
+        "after a restart the catalogue must reach the manifest's total\nlog:\n{}",
+        second.log_tail()
+    );
+    eprintln!("restarted server had all {total} entities after {:?}", started.elapsed());
+
+    // Consistent: per-kind counts, totals, relations, no errors.
+    let counts = second.kind_counts().await;
+    for (kind, count) in manifest["counts"].as_object().unwrap() {
+        assert_eq!(counts.get(kind).copied(), count.as_u64(), "count of {kind}");
+    }
+    assert_eq!(counts.get("Location"), Some(&1));
+    let page = second.ok("/api/catalog/entities/by-query", &[("limit", "1")]).await;
+    assert_eq!(page["totalItems"], json!(total));
+    let groups_and_users = manifest["counts"]["Group"].as_u64().unwrap() + manifest["counts"]["User"].as_u64().unwrap();
+    let owned = second.ok("/api/catalog/entities/by-query", &[("filter", "relations.ownedby"), ("limit", "1")]).await;
+    assert_eq!(owned["totalItems"], json!(declared - groups_and_users), "every owned entity has its ownedBy relation");
+    let members = second
+        .ok("/api/catalog/entities/by-query", &[("filter", "kind=user,relations.memberof"), ("limit", "1")])
+        .await;
+    assert_eq!(members["totalItems"], manifest["counts"]["User"], "every user has its memberOf relation");
+    let hub = manifest["most_depended_upon"].as_str().unwrap();
+    let direct = second
+        .ok("/api/catalog/entities/by-query", &[("filter", &format!("relations.dependson={hub}")), ("limit", "1")])
+        .await;
+    assert_eq!(direct["totalItems"], manifest["most_depended_upon_direct_dependents"], "direct dependents of {hub}");
+    let hub_path = hub.replacen(':', "/", 1);
+    let impact = second.ok(&format!("/api/catalog/impact/{hub_path}"), &[("limit", "1")]).await;
+    let transitive = manifest["most_depended_upon_transitive_dependents"].as_u64().unwrap();
+    assert!(impact["count"].as_u64().unwrap() >= transitive, "impact of {hub}: {} < {transitive}", impact["count"]);
+    let errors = second.ok("/api/catalog/errors", &[]).await;
+    assert_eq!(errors["totalItems"], json!(0), "{errors}");
+    // The location's status catches up when its refresh finishes.
+    let started = Instant::now();
+    loop {
+        let locations = second.ok("/api/catalog/locations", &[]).await;
+        assert_eq!(locations.as_array().map(Vec::len), Some(1), "{locations}");
+        if locations[0]["data"]["status"]["entities"] == json!(total) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "location status never caught up: {locations}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_survives_kill_9_during_ingestion() {
+    kill_during_ingestion_then_restart(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_survives_kill_9_during_ingestion() {
+    let Some(database) = PgDatabase::create().await else { return };
+    kill_during_ingestion_then_restart(Some(&database.url)).await;
+}
+
+// ---------------------------------------------------------------------------
+// Replicas on one PostgreSQL database
+// ---------------------------------------------------------------------------
+
+/// Polls `check` every 50 ms until it holds; returns how long it took.
+async fn within(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(started.elapsed() < limit * 5, "{what}: still not visible after {:?}", started.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_one_postgres_database_see_each_others_writes_within_a_second() {
+    let Some(database) = PgDatabase::create().await else { return };
+    let dir = tempfile::TempDir::new().unwrap();
+    let a = Serve::start(&dir.path().join("a"), Some(&database.url), &[]).await;
+    let b = Serve::start(&dir.path().join("b"), Some(&database.url), &[]).await;
+    let root = small_catalog(&dir.path().join("catalog"), false);
+    let limit = Duration::from_secs(1);
+
+    let entity = |server: &Serve, name: &str| {
+        let url = format!("{}/api/catalog/entities/by-name/component/default/{name}", server.base);
+        async move {
+            let response = http().get(url).send().await.expect("GET");
+            match response.status() {
+                reqwest::StatusCode::OK => Some(response.json::<Value>().await.unwrap()),
+                _ => None,
+            }
+        }
+    };
+
+    // Register through A; B sees it.
+    let (status, body) = a.post("/api/catalog/locations", &json!({"type": "file", "target": root})).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    let location_id = body["location"]["id"].as_str().unwrap().to_string();
+    let took = within(limit, "a location registered on A, on B", async || entity(&b, "checkout").await.is_some()).await;
+    assert!(took < limit, "B saw A's registration after {took:?}");
+    let on_a = entity(&a, "checkout").await.unwrap();
+    let on_b = entity(&b, "checkout").await.unwrap();
+    assert_eq!(on_a["metadata"]["uid"], on_b["metadata"]["uid"], "one store, one uid");
+    let on_b_locations = b.ok("/api/catalog/locations", &[]).await;
+    assert_eq!(on_b_locations[0]["data"]["id"], json!(location_id));
+
+    // Edit + refresh through A; B shows it within a second of A's answer.
+    let services = dir.path().join("catalog/services/catalog-info.yaml");
+    let text = std::fs::read_to_string(&services).unwrap();
+    std::fs::write(&services, text.replace("Turns baskets into orders", "Turns baskets into paid orders")).unwrap();
+    let (status, report) = a.post("/api/catalog/refresh", &json!({"entityRef": "component:default/checkout"})).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{report}");
+    assert_eq!(report["written"], json!(1), "{report}");
+    let took = within(limit, "A's edit on B", async || {
+        entity(&b, "checkout")
+            .await
+            .is_some_and(|e| e["metadata"]["description"] == json!("Turns baskets into paid orders"))
+    })
+    .await;
+    eprintln!("B showed A's edit {took:?} after A answered");
+    assert!(took < limit, "B showed A's edit after {took:?}, over the 1 s bar");
+    let impact = b.ok("/api/catalog/impact/resource/default/orders-db", &[]).await;
+    assert_eq!(impact["count"], json!(4), "B's graph follows A's writes: {impact}");
+
+    // A delete through A disappears from B.
+    let uid = on_a["metadata"]["uid"].as_str().unwrap().to_string();
+    assert_eq!(a.delete(&format!("/api/catalog/entities/by-uid/{uid}")).await, reqwest::StatusCode::NO_CONTENT);
+    let took = within(limit, "A's entity delete on B", async || entity(&b, "checkout").await.is_none()).await;
+    assert!(took < limit, "B dropped the deleted entity after {took:?}");
+    assert_eq!(a.delete(&format!("/api/catalog/locations/{location_id}")).await, reqwest::StatusCode::NO_CONTENT);
+    let took = within(limit, "A's location delete on B", async || {
+        b.ok("/api/catalog/entities", &[]).await.as_array().is_some_and(Vec::is_empty)
+    })
+    .await;
+    assert!(took < limit, "B dropped the location's entities after {took:?}");
+    let found = b.ok("/api/catalog/search", &[("q", "payments")]).await;
+    assert_eq!(found["totalItems"], json!(0), "B's search index follows deletes: {found}");
+    drop((a, b));
+    drop(database);
+}
+
+// ---------------------------------------------------------------------------
+// Client verbs
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_verbs_talk_to_a_running_server() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let server = Serve::start(&dir.path().join("data"), None, &[]).await;
+    let root = small_catalog(&dir.path().join("catalog"), true);
+    let url = server.base.clone();
+    let s = url.as_str();
+
+    let (code, stdout, stderr) = plinth(&["catalog", "locations", "add", root.to_str().unwrap(), "--server", s]).await;
+    assert_eq!(code, 0, "locations add\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.starts_with("registered "), "{stdout}");
+    assert!(stdout.contains(root.to_str().unwrap()), "{stdout}");
+    assert!(stdout.contains("6 entities written, 1 errors"), "{stdout}");
+    let (code, stdout, _) = plinth(&["catalog", "locations", "add", root.to_str().unwrap(), "--server", s]).await;
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("already registered"), "{stdout}");
+
+    let (code, stdout, stderr) = plinth(&["catalog", "ls", "--kind", "component", "--server", s]).await;
+    assert_eq!(code, 0, "ls\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("ENTITY"), "{stdout}");
+    let checkout =
+        lines.iter().find(|l| l.starts_with("component:default/checkout ")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(checkout.contains("service") && checkout.contains("team-a"), "{checkout}");
+    assert!(lines.iter().any(|l| l.starts_with("component:default/web-frontend") && l.contains("website")), "{stdout}");
+    assert!(!stdout.contains("api:default/checkout-api") && !stdout.contains("resource:"), "only components: {stdout}");
+    assert_eq!(lines.last(), Some(&"(3 of 3)"), "{stdout}");
+    let (code, stdout, _) = plinth(&["catalog", "ls", "--kind", "component", "--owner", "nobody", "--server", s]).await;
+    assert_eq!(code, 0);
+    assert!(stdout.trim_end().ends_with("(0 of 0)"), "{stdout}");
+
+    let (code, stdout, stderr) = plinth(&["catalog", "get", "checkout", "--server", s]).await;
+    assert_eq!(code, 0, "get\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let entity: Value = serde_json::from_str(&stdout).expect("get prints the entity as JSON");
+    assert_eq!(entity["metadata"]["name"], json!("checkout"));
+    assert!(
+        entity["relations"].as_array().is_some_and(|r| r.iter().any(|r| r["type"] == json!("dependsOn"))),
+        "{entity}"
+    );
+    let (code, _, stderr) = plinth(&["catalog", "get", "component:default/nope", "--server", s]).await;
+    assert_ne!(code, 0);
+    assert!(stderr.contains("404") && stderr.contains("nope"), "{stderr}");
+
+    let (code, stdout, stderr) = plinth(&["catalog", "impact", "resource:orders-db", "--server", s]).await;
+    assert_eq!(code, 0, "impact\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.starts_with("resource:default/orders-db dependents: 4 entities"), "{stdout}");
+    let frontend =
+        stdout.lines().find(|l| l.contains("component:default/web-frontend")).unwrap_or_else(|| panic!("{stdout}"));
+    assert!(frontend.trim_start().starts_with('3'), "web-frontend is 3 hops away: {frontend}");
+    assert!(frontend.contains("api:default/checkout-api"), "the path goes through the API: {frontend}");
+    let (code, stdout, _) = plinth(&[
+        "catalog",
+        "impact",
+        "web-frontend",
+        "--direction",
+        "dependencies",
+        "--max-depth",
+        "1",
+        "--server",
+        s,
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("component:default/web-frontend dependencies: 1 entities"), "{stdout}");
+
+    let (code, stdout, stderr) = plinth(&["catalog", "search", "checkout", "--server", s]).await;
+    assert_eq!(code, 0, "search\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    let first = stdout.lines().next().unwrap_or("");
+    assert!(first.contains("component:default/checkout ") && first.contains("Turns baskets into orders"), "{stdout}");
+    assert!(stdout.contains("api:default/checkout-api"), "{stdout}");
+    assert!(stdout.trim_end().ends_with("matches)"), "{stdout}");
+
+    let (code, stdout, _) = plinth(&["catalog", "errors", "--server", s]).await;
+    assert_eq!(code, 1, "errors exits 1 while there are problems: {stdout}");
+    let broken = dir.path().join("catalog/broken/catalog-info.yaml").canonicalize().unwrap();
+    let text = std::fs::read_to_string(&broken).unwrap();
+    let expected = format!("{}:{}: error:", broken.display(), line_of(&text, "lifecycle: [production]"));
+    let reported =
+        stdout.lines().find(|l| l.contains(&expected)).unwrap_or_else(|| panic!("no `{expected}` in:\n{stdout}"));
+    assert!(reported.contains("component:default/bad-one") && reported.contains("spec.lifecycle"), "{reported}");
+    assert!(stdout.contains("(1 problem(s))"), "{stdout}");
+
+    let (code, stdout, _) = plinth(&["catalog", "locations", "ls", "--server", s]).await;
+    assert_eq!(code, 0);
+    assert!(
+        stdout.contains(root.to_str().unwrap()) && stdout.contains("entities=6") && stdout.contains("errors=1"),
+        "{stdout}"
+    );
+
+    let (code, stdout, _) = plinth(&["catalog", "refresh", "checkout", "--server", s]).await;
+    assert_eq!(code, 0, "{stdout}");
+    let report: Value = serde_json::from_str(&stdout).expect("refresh prints its report as JSON");
+    assert_eq!(report["written"], json!(0), "{report}");
+
+    let (code, _, stderr) = plinth(&["catalog", "ls", "--server", "http://127.0.0.1:9"]).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("cannot reach the Plinth server"), "{stderr}");
+}

@@ -203,7 +203,11 @@ impl Catalog {
             keys.dedup();
             let fetch_started = Instant::now();
             let rows = self.store.get_entities(&keys).await?;
-            tracing::debug!(rows = rows.len(), ms = fetch_started.elapsed().as_millis() as u64, "fetched changed entities");
+            tracing::debug!(
+                rows = rows.len(),
+                ms = fetch_started.elapsed().as_millis() as u64,
+                "fetched changed entities"
+            );
             let present: HashSet<&str> = rows.iter().map(|r| r.key.as_str()).collect();
             let deleted: Vec<String> = keys.iter().filter(|k| !present.contains(k.as_str())).cloned().collect();
             let rows: Vec<_> = {
@@ -235,6 +239,77 @@ impl Catalog {
             }
         }
         Ok(applied)
+    }
+
+    /// Projects rows this process just wrote without reading them back,
+    /// when nothing else was written in between (their seqs follow the
+    /// projection's position); otherwise follows the log as usual.
+    async fn project_written(
+        self: Arc<Self>,
+        chunk: Vec<EntityChange>,
+        written: Vec<plinth_store::ChangeRecord>,
+        uids: HashMap<String, String>,
+    ) -> Result<usize, CatalogError> {
+        let guard = self.follow_lock.lock().await;
+        let next = self.state.read().last_seq + 1;
+        let contiguous = written.first().is_some_and(|first| first.seq == next)
+            && written.windows(2).all(|pair| pair[1].seq == pair[0].seq + 1);
+        if !contiguous {
+            drop(guard);
+            return self.catch_up().await;
+        }
+        let at: HashMap<&str, &str> = written.iter().map(|r| (r.key.as_str(), r.at.as_str())).collect();
+        let mut rows = Vec::with_capacity(written.len());
+        let mut deleted = Vec::new();
+        for change in chunk {
+            match change {
+                EntityChange::Upsert(upsert) => {
+                    let (Some(uid), Some(updated_at)) = (uids.get(&upsert.key), at.get(upsert.key.as_str())) else {
+                        continue;
+                    };
+                    rows.push(plinth_store::StoredEntity {
+                        uid: uid.clone(),
+                        etag: upsert.hash.chars().take(16).collect(),
+                        updated_at: updated_at.to_string(),
+                        key: upsert.key,
+                        kind: upsert.kind,
+                        namespace: upsert.namespace,
+                        name: upsert.name,
+                        body: upsert.body,
+                        hash: upsert.hash,
+                        location_id: upsert.location_id,
+                    });
+                }
+                EntityChange::Delete { key } => {
+                    if at.contains_key(key.as_str()) {
+                        deleted.push(key);
+                    }
+                }
+            }
+        }
+        let recent: Vec<RecentChange> = written
+            .iter()
+            .map(|c| RecentChange { seq: c.seq, entity_ref: c.key.clone(), op: c.op, at: c.at.clone() })
+            .collect();
+        let this = self.clone();
+        let recent_for_apply = recent.clone();
+        tokio::task::spawn_blocking(move || {
+            this.apply_rows(rows, deleted)?;
+            let mut state = this.state.write();
+            for change in recent_for_apply {
+                state.note_change(change);
+            }
+            Ok::<_, CatalogError>(())
+        })
+        .await
+        .map_err(|e| CatalogError::Internal(e.to_string()))??;
+        drop(guard);
+        self.metrics.changes_applied.fetch_add(recent.len() as u64, Ordering::Relaxed);
+        let count = recent.len();
+        for change in recent {
+            let _ = self.events.send(change);
+        }
+        Ok(count)
     }
 
     /// Updates the projection: prepare in parallel, mutate under the lock,
@@ -274,7 +349,12 @@ impl Catalog {
             self.search.delete(node);
         }
         self.search.commit()?;
-        tracing::debug!(rows = count, projected_ms, total_ms = started.elapsed().as_millis() as u64, "applied to the projection");
+        tracing::debug!(
+            rows = count,
+            projected_ms,
+            total_ms = started.elapsed().as_millis() as u64,
+            "applied to the projection"
+        );
         Ok(())
     }
 
@@ -393,11 +473,12 @@ impl Catalog {
         tracing::debug!(ms = started.elapsed().as_millis() as u64, changes = changes.len(), "reconciled");
         let owners: HashMap<String, String> =
             self.store.list_locations().await?.into_iter().map(|l| (l.id.clone(), l.target)).collect();
+        let mut projecting: Option<tokio::task::JoinHandle<Result<usize, CatalogError>>> = None;
         for planned in changes.chunks(APPLY_CHUNK) {
             // Bodies are copied for the store one chunk at a time, so a
             // first ingest never holds two full copies of the catalogue.
             let chunk: Vec<EntityChange> = planned.iter().map(|p| p.to_change(&location.id)).collect();
-            let outcome = self.store.apply(&chunk).await?;
+            let mut outcome = self.store.apply(&chunk).await?;
             tracing::debug!(ms = started.elapsed().as_millis() as u64, rows = chunk.len(), "stored");
             for record in &outcome.written {
                 match record.op {
@@ -405,7 +486,7 @@ impl Catalog {
                     ChangeOp::Delete => report.deleted += 1,
                 }
             }
-            for (key, reason) in outcome.skipped {
+            for (key, reason) in std::mem::take(&mut outcome.skipped) {
                 if let SkipReason::OwnedBy(other) = reason {
                     let owner = owners.get(&other).cloned().unwrap_or(other);
                     diagnostics.push(conflict(&key, &owner, &location.target));
@@ -413,9 +494,20 @@ impl Catalog {
                     report.unchanged += 1;
                 }
             }
-            self.catch_up().await?;
-            tracing::debug!(ms = started.elapsed().as_millis() as u64, "projected");
+            // Project this chunk while the next one is written: the store's
+            // work and the projection's overlap on a first ingest.
+            if let Some(previous) = projecting.take() {
+                join_projection(previous).await?;
+                tracing::debug!(ms = started.elapsed().as_millis() as u64, "projected");
+            }
+            let this = self.clone();
+            projecting =
+                Some(tokio::spawn(async move { this.project_written(chunk, outcome.written, outcome.uids).await }));
         }
+        if let Some(previous) = projecting.take() {
+            join_projection(previous).await?;
+        }
+        self.catch_up().await?;
         report.errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
         report.warnings = diagnostics.len() - report.errors;
         let errors: Vec<IngestionError> = diagnostics
@@ -564,6 +656,10 @@ impl Catalog {
         self.catch_up().await?;
         Ok(!outcome.written.is_empty())
     }
+}
+
+async fn join_projection(task: tokio::task::JoinHandle<Result<usize, CatalogError>>) -> Result<usize, CatalogError> {
+    task.await.map_err(|e| CatalogError::Internal(e.to_string()))?
 }
 
 /// A change decided by reconciliation, turned into a store change when its

@@ -249,7 +249,9 @@ impl FilterIndex {
                     }
                     None => {
                         let original = (original != lower).then(|| original.as_str().into());
-                        postings.values.insert(lower.clone().into_boxed_str(), ValuePostings { original, ids: Ids::One(id) });
+                        postings
+                            .values
+                            .insert(lower.clone().into_boxed_str(), ValuePostings { original, ids: Ids::One(id) });
                     }
                 }
             }

@@ -74,11 +74,18 @@ pub struct CatalogState {
     filters: FilterIndex,
     sorted: HashMap<&'static str, BTreeSet<(Box<str>, NodeId)>>,
     by_ref: BTreeSet<(Arc<str>, NodeId)>,
+    facet_codes: FacetCodes,
     pub last_seq: i64,
     recent: VecDeque<RecentChange>,
 }
 
 const RECENT_CAPACITY: usize = 500;
+
+impl Default for CatalogState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl CatalogState {
     pub fn new() -> Self {
@@ -92,6 +99,7 @@ impl CatalogState {
             filters: FilterIndex::default(),
             sorted: SORTABLE_KEYS.iter().map(|k| (*k, BTreeSet::new())).collect(),
             by_ref: BTreeSet::new(),
+            facet_codes: FacetCodes::default(),
             last_seq: 0,
             recent: VecDeque::new(),
         }
@@ -191,6 +199,7 @@ impl CatalogState {
                 }
             }
         }
+        self.facet_codes.set(node, &summary);
         let key: Arc<str> = Arc::from(stored.key.as_str());
         self.by_ref.insert((key.clone(), node));
         self.uids.insert(stored.uid.clone(), node);
@@ -275,7 +284,8 @@ impl CatalogState {
     /// once each.
     pub fn relations_of(&self, node: NodeId) -> Vec<(RelId, NodeId)> {
         let mut relations: Vec<(RelId, NodeId)> = self.graph.edges(node).iter().map(|e| (e.rel, e.to)).collect();
-        relations.sort_by(|a, b| a.0.name().cmp(b.0.name()).then_with(|| self.ref_of(a.1).cmp(self.ref_of(b.1))));
+        relations
+            .sort_unstable_by(|a, b| a.0.name().cmp(b.0.name()).then_with(|| self.ref_of(a.1).cmp(self.ref_of(b.1))));
         relations.dedup();
         relations
     }
@@ -311,6 +321,75 @@ impl CatalogState {
             root.insert("relations".into(), Value::Array(relations));
         }
         body
+    }
+
+    /// The entity as served, straight to JSON text: the stored body with
+    /// `metadata.uid`/`metadata.etag` added and `relations` appended. Only
+    /// the top level and `metadata` are parsed (the rest is copied as raw
+    /// JSON), so an entity with thousands of relations renders in well
+    /// under a millisecond.
+    pub fn render_json(&self, record: &EntityRecord) -> String {
+        type RawMap = indexmap::IndexMap<String, Box<serde_json::value::RawValue>>;
+        let mut out = String::with_capacity(record.body.len() + 256);
+        let Ok(top) = serde_json::from_str::<RawMap>(&record.body) else {
+            return serde_json::to_string(&self.render(record)).unwrap_or_default();
+        };
+        out.push('{');
+        for (i, (key, value)) in top.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            push_json_str(&mut out, key);
+            out.push(':');
+            if key == "metadata" {
+                match serde_json::from_str::<RawMap>(value.get()) {
+                    Ok(mut metadata) => {
+                        metadata.shift_remove("uid");
+                        metadata.shift_remove("etag");
+                        out.push('{');
+                        for (key, value) in &metadata {
+                            push_json_str(&mut out, key);
+                            out.push(':');
+                            out.push_str(value.get());
+                            out.push(',');
+                        }
+                        out.push_str("\"uid\":");
+                        push_json_str(&mut out, &record.uid);
+                        out.push_str(",\"etag\":");
+                        push_json_str(&mut out, &record.etag);
+                        out.push('}');
+                    }
+                    Err(_) => out.push_str(value.get()),
+                }
+            } else {
+                out.push_str(value.get());
+            }
+        }
+        out.push_str(",\"relations\":[");
+        for (i, (rel, target)) in self.relations_of(record.node).into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let target_ref = self.ref_of(target);
+            out.push_str("{\"type\":");
+            push_json_str(&mut out, rel.name());
+            out.push_str(",\"targetRef\":");
+            push_json_str(&mut out, target_ref);
+            if let Some((kind, rest)) = target_ref.split_once(':') {
+                if let Some((namespace, name)) = rest.split_once('/') {
+                    out.push_str(",\"target\":{\"kind\":");
+                    push_json_str(&mut out, kind);
+                    out.push_str(",\"namespace\":");
+                    push_json_str(&mut out, namespace);
+                    out.push_str(",\"name\":");
+                    push_json_str(&mut out, name);
+                    out.push('}');
+                }
+            }
+            out.push('}');
+        }
+        out.push_str("]}");
+        out
     }
 
     /// Ids matching `filter`, ordered by `order` (key, descending), paged.
@@ -434,34 +513,43 @@ impl CatalogState {
     /// large ones, and keys the summary lacks, from the filter index.
     pub fn facet(&self, key: &str, within: &RoaringBitmap) -> Vec<(String, u64)> {
         let key = key.to_lowercase();
-        let from_summary: Option<fn(&Summary) -> Vec<&str>> = match key.as_str() {
-            "kind" => Some(|s| vec![s.kind.as_str()]),
-            "metadata.namespace" => Some(|s| vec![s.namespace.as_str()]),
-            "spec.type" => Some(|s| s.spec_type.as_deref().into_iter().collect()),
-            "spec.lifecycle" => Some(|s| s.lifecycle.as_deref().into_iter().collect()),
-            "spec.owner" => Some(|s| s.owner.as_deref().into_iter().collect()),
-            "metadata.tags" => Some(|s| s.tags.iter().map(String::as_str).collect()),
-            _ => None,
-        };
-        let Some(values_of) = from_summary.filter(|_| within.len() < 20_000) else {
+        let field = FACET_FIELDS.iter().position(|f| *f == key);
+        let is_tags = key == "metadata.tags";
+        if (field.is_none() && !is_tags) || within.len() >= 20_000 {
             return self.filters.facet(&key, within, within.len() == self.live.len());
+        }
+        // Dense per-entity codes: counting is array reads, no hashing and
+        // no pointer chasing into entity records.
+        let interner = match field {
+            Some(i) => &self.facet_codes.interners[i],
+            None => &self.facet_codes.tag_interner,
         };
-        let mut counts: HashMap<String, (String, u64)> = HashMap::new();
+        let mut counts = vec![0u64; interner.values.len()];
         for node in within {
-            let Some(record) = self.entity(node) else { continue };
-            let mut seen: Vec<String> = Vec::new();
-            for value in values_of(&record.summary) {
-                let lower = value.to_lowercase();
-                if seen.contains(&lower) {
-                    continue;
+            match field {
+                Some(i) => {
+                    let code = self.facet_codes.codes.get(node as usize).map_or(NO_CODE, |c| c[i]);
+                    if code != NO_CODE {
+                        counts[code as usize] += 1;
+                    }
                 }
-                counts.entry(lower.clone()).or_insert_with(|| (value.to_string(), 0)).1 += 1;
-                seen.push(lower);
+                None => {
+                    if let Some(tags) = self.facet_codes.tags.get(node as usize) {
+                        for &code in tags.iter() {
+                            counts[code as usize] += 1;
+                        }
+                    }
+                }
             }
         }
-        let mut counts: Vec<(String, u64)> = counts.into_values().collect();
-        counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        counts
+        let mut out: Vec<(String, u64)> = counts
+            .into_iter()
+            .enumerate()
+            .filter(|(_, count)| *count > 0)
+            .map(|(code, count)| (interner.values[code].clone(), count))
+            .collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        out
     }
 
     /// Impact analysis from an entity; `None` when the ref is unknown.
@@ -469,6 +557,64 @@ impl CatalogState {
         let node = self.node_of(key)?;
         self.entity(node)?;
         Some(self.graph.impact(node, direction, max_depth, |n| self.live.contains(n)))
+    }
+}
+
+/// Summary fields counted as facets from dense codes.
+const FACET_FIELDS: [&str; 5] = ["kind", "metadata.namespace", "spec.type", "spec.lifecycle", "spec.owner"];
+const NO_CODE: u32 = u32::MAX;
+
+/// Case-insensitive value → code, keeping the first spelling seen.
+#[derive(Default)]
+struct ValueInterner {
+    codes: HashMap<String, u32>,
+    values: Vec<String>,
+}
+
+impl ValueInterner {
+    fn code(&mut self, value: Option<&str>) -> u32 {
+        let Some(value) = value else { return NO_CODE };
+        let lower = value.to_lowercase();
+        if let Some(&code) = self.codes.get(&lower) {
+            return code;
+        }
+        let code = self.values.len() as u32;
+        self.values.push(value.to_string());
+        self.codes.insert(lower, code);
+        code
+    }
+}
+
+/// Per-entity facet codes, indexed by node.
+#[derive(Default)]
+struct FacetCodes {
+    interners: [ValueInterner; 5],
+    tag_interner: ValueInterner,
+    codes: Vec<[u32; 5]>,
+    tags: Vec<Box<[u32]>>,
+}
+
+impl FacetCodes {
+    fn set(&mut self, node: NodeId, summary: &Summary) {
+        let n = node as usize;
+        if self.codes.len() <= n {
+            self.codes.resize(n + 1, [NO_CODE; 5]);
+            self.tags.resize_with(n + 1, Default::default);
+        }
+        let fields = [
+            Some(summary.kind.as_str()),
+            Some(summary.namespace.as_str()),
+            summary.spec_type.as_deref(),
+            summary.lifecycle.as_deref(),
+            summary.owner.as_deref(),
+        ];
+        for (i, value) in fields.into_iter().enumerate() {
+            self.codes[n][i] = self.interners[i].code(value);
+        }
+        let mut tags: Vec<u32> = summary.tags.iter().map(|t| self.tag_interner.code(Some(t))).collect();
+        tags.sort_unstable();
+        tags.dedup();
+        self.tags[n] = tags.into_boxed_slice();
     }
 }
 
@@ -502,6 +648,16 @@ pub fn prepare(stored: StoredEntity) -> Result<Prepared, String> {
     let search_doc = search_doc(&body, &summary);
     let managed_by = body["metadata"]["annotations"][ANNOTATION_MANAGED_BY_LOCATION].as_str().unwrap_or("").to_string();
     Ok(Prepared { stored, entity_ref, pairs, relations, summary, managed_by, search_doc })
+}
+
+fn push_json_str(out: &mut String, text: &str) {
+    if text.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(text).unwrap_or_default());
+    }
 }
 
 fn sort_value(pairs: &[Pair], key: &str) -> Option<String> {
@@ -564,5 +720,73 @@ fn collect_text(value: &Value, out: &mut String) {
         Value::Array(items) => items.iter().for_each(|v| collect_text(v, out)),
         Value::Object(map) => map.values().for_each(|v| collect_text(v, out)),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(kind: &str, name: &str, body: serde_json::Value) -> StoredEntity {
+        StoredEntity {
+            key: format!("{}:default/{}", kind.to_lowercase(), name.to_lowercase()),
+            uid: format!("uid-{name}"),
+            etag: format!("etag-{name}"),
+            kind: kind.into(),
+            namespace: "default".into(),
+            name: name.into(),
+            body: body.to_string(),
+            hash: "h".into(),
+            location_id: "loc".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn text_rendering_matches_the_tree_rendering() {
+        let mut state = CatalogState::new();
+        let api = serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "API",
+            "metadata": {"name": "pay-api", "namespace": "default", "uid": "stale", "description": "quote \" and \\ slash"},
+            "spec": {"type": "openapi", "lifecycle": "production", "owner": "team-a", "definition": "openapi: 3.0.0\n"}});
+        let component = serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": "pay", "namespace": "default"},
+            "spec": {"type": "service", "lifecycle": "production", "owner": "team-a", "providesApis": ["pay-api"]}});
+        state.apply(prepare(stored("API", "pay-api", api)).unwrap());
+        state.apply(prepare(stored("Component", "pay", component)).unwrap());
+        for key in ["api:default/pay-api", "component:default/pay"] {
+            let record = state.get(key).unwrap().clone();
+            let text: Value = serde_json::from_str(&state.render_json(&record)).unwrap();
+            assert_eq!(text, state.render(&record), "{key}");
+            assert_eq!(text["metadata"]["uid"], record.uid.as_str());
+        }
+        let api = state.get("api:default/pay-api").unwrap().clone();
+        let rendered: Value = serde_json::from_str(&state.render_json(&api)).unwrap();
+        let relations: Vec<String> = rendered["relations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| format!("{} {}", r["type"].as_str().unwrap(), r["targetRef"].as_str().unwrap()))
+            .collect();
+        assert_eq!(relations, ["apiProvidedBy component:default/pay", "ownedBy group:default/team-a"]);
+    }
+
+    #[test]
+    fn facets_from_codes_match_the_index() {
+        let mut state = CatalogState::new();
+        for (i, (kind, tag)) in [("Component", "Java"), ("component", "java"), ("API", "go")].into_iter().enumerate() {
+            let name = format!("e{i}");
+            let body = serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": kind,
+                "metadata": {"name": name, "namespace": "default", "tags": [tag, tag.to_lowercase()]},
+                "spec": {"type": "service", "lifecycle": "production", "owner": "team-a", "definition": "x"}});
+            state.apply(prepare(stored(kind, &name, body)).unwrap());
+        }
+        let all = state.live().clone();
+        for key in ["kind", "metadata.tags", "spec.owner", "spec.type"] {
+            let from_codes = state.facet(key, &all);
+            let mut from_index = state.filters().facet(key, &all, false);
+            from_index.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            assert_eq!(from_codes, from_index, "{key}");
+        }
+        assert_eq!(state.facet("kind", &all), [("Component".to_string(), 2), ("API".to_string(), 1)]);
     }
 }

@@ -20,6 +20,36 @@ use serde_json::{json, Value};
 pub const DEFAULT_PAGE: usize = 20;
 pub const MAX_PAGE: usize = 10_000;
 
+/// JSON text, answered as `application/json` without re-parsing.
+pub struct RawJson(pub String);
+
+impl IntoResponse for RawJson {
+    fn into_response(self) -> axum::response::Response {
+        ([(axum::http::header::CONTENT_TYPE, "application/json")], self.0).into_response()
+    }
+}
+
+/// One entity as JSON text: the fast path renders straight from the stored
+/// body; a `fields` projection goes through a JSON tree.
+pub(crate) fn entity_text(state: &CatalogState, record: &EntityRecord, fields: Option<&FieldSet>) -> String {
+    match fields {
+        Some(fields) => fields.apply(state.render(record)).to_string(),
+        None => state.render_json(record),
+    }
+}
+
+fn join_array(items: impl Iterator<Item = String>) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&item);
+    }
+    out.push(']');
+    out
+}
+
 pub(crate) fn entity_json(state: &CatalogState, record: &EntityRecord, fields: Option<&FieldSet>) -> Value {
     let value = state.render(record);
     match fields {
@@ -40,7 +70,7 @@ fn filter_of(params: &Params) -> ApiResult<EntityFilter> {
            ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query),
            ("order" = Option<String>, Query, description = "`asc:FIELD` or `desc:FIELD`")),
     responses((status = 200, description = "Entities", body = Vec<serde_json::Value>)))]
-pub async fn list_entities(State(app): State<AppState>, params: Params) -> ApiResult<Json<Vec<Value>>> {
+pub async fn list_entities(State(app): State<AppState>, params: Params) -> ApiResult<RawJson> {
     let filter = filter_of(&params)?;
     let fields = FieldSet::parse(&params.all("fields"));
     let limit = params.number("limit")?.unwrap_or(usize::MAX);
@@ -53,11 +83,11 @@ pub async fn list_entities(State(app): State<AppState>, params: Params) -> ApiRe
     let matched = state.filters().matching(&filter, state.live());
     let order_ref = order.as_ref().map(|(k, d)| (k.as_str(), *d));
     let page = state.ordered_page(&matched, order_ref, offset, limit);
-    Ok(Json(render_nodes(&state, &page, fields.as_ref())))
+    Ok(RawJson(render_nodes(&state, &page, fields.as_ref())))
 }
 
-fn render_nodes(state: &CatalogState, nodes: &[NodeId], fields: Option<&FieldSet>) -> Vec<Value> {
-    nodes.iter().filter_map(|n| state.entity(*n)).map(|r| entity_json(state, r, fields)).collect()
+fn render_nodes(state: &CatalogState, nodes: &[NodeId], fields: Option<&FieldSet>) -> String {
+    join_array(nodes.iter().filter_map(|n| state.entity(*n)).map(|r| entity_text(state, r, fields)))
 }
 
 /// `asc:metadata.name` (GET /entities) or `metadata.name,desc` (by-query).
@@ -115,7 +145,7 @@ impl Cursor {
            ("fullTextFilterTerm" = Option<String>, Query), ("fullTextFilterFields" = Option<Vec<String>>, Query),
            ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, description = "A page of entities", body = serde_json::Value)))]
-pub async fn query_entities(State(app): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
+pub async fn query_entities(State(app): State<AppState>, params: Params) -> ApiResult<RawJson> {
     let fields = FieldSet::parse(&params.all("fields"));
     let limit = params.number("limit")?.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
     let cursor = match params.one("cursor") {
@@ -166,7 +196,7 @@ pub async fn query_entities(State(app): State<AppState>, params: Params) -> ApiR
         let prev = Cursor { offset: cursor.offset.saturating_sub(limit), ..clone_cursor(&cursor) };
         page_info.insert("prevCursor".into(), Value::String(prev.encode()));
     }
-    Ok(Json(json!({"items": items, "totalItems": total, "pageInfo": page_info})))
+    Ok(RawJson(format!("{{\"items\":{items},\"totalItems\":{total},\"pageInfo\":{}}}", Value::Object(page_info))))
 }
 
 fn clone_cursor(c: &Cursor) -> Cursor {
@@ -190,11 +220,11 @@ pub(crate) fn ref_from_path(kind: &str, namespace: &str, name: &str) -> EntityRe
 pub async fn entity_by_name(
     State(app): State<AppState>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<RawJson> {
     let entity_ref = ref_from_path(&kind, &namespace, &name);
     let state = app.catalog.read();
     let record = state.get(&entity_ref.key()).ok_or_else(|| not_found(&entity_ref))?;
-    Ok(Json(entity_json(&state, record, None)))
+    Ok(RawJson(state.render_json(record)))
 }
 
 pub(crate) fn not_found(entity_ref: &EntityRef) -> ApiError {
@@ -204,10 +234,10 @@ pub(crate) fn not_found(entity_ref: &EntityRef) -> ApiError {
 /// `GET /api/catalog/entities/by-uid/{uid}`.
 #[utoipa::path(get, path = "/api/catalog/entities/by-uid/{uid}", tag = "catalog", params(("uid" = String, Path)),
     responses((status = 200, description = "The entity", body = serde_json::Value), (status = 404, description = "No such entity")))]
-pub async fn entity_by_uid(State(app): State<AppState>, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn entity_by_uid(State(app): State<AppState>, Path(uid): Path<String>) -> ApiResult<RawJson> {
     let state = app.catalog.read();
     let record = state.get_by_uid(&uid).ok_or_else(|| ApiError::not_found(format!("No entity with uid {uid}")))?;
-    Ok(Json(entity_json(&state, record, None)))
+    Ok(RawJson(state.render_json(record)))
 }
 
 /// `DELETE /api/catalog/entities/by-uid/{uid}`: removes the entity until
@@ -342,8 +372,12 @@ pub async fn add_location(
     if params.one("dryRun").is_some_and(|v| v == "true") {
         let normalized = normalize_location(location.clone())?;
         let read = app.catalog.preview_location(location).await?;
-        let entities: Vec<Value> =
-            read.entities.iter().take(MAX_ECHOED_ENTITIES).filter_map(|f| serde_json::from_str(&f.entity.body).ok()).collect();
+        let entities: Vec<Value> = read
+            .entities
+            .iter()
+            .take(MAX_ECHOED_ENTITIES)
+            .filter_map(|f| serde_json::from_str(&f.entity.body).ok())
+            .collect();
         let body = json!({
             "location": {"id": "dry-run", "type": normalized.kind, "target": normalized.target},
             "entities": entities,

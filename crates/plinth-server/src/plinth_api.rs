@@ -173,13 +173,8 @@ pub async fn search(State(app): State<AppState>, params: Params) -> ApiResult<Js
         .collect();
     let mut facets = serde_json::Map::new();
     for facet in SEARCH_FACETS {
-        let counts: Vec<Value> = state
-            .filters()
-            .facet(facet, &matched, false)
-            .into_iter()
-            .take(50)
-            .map(|(v, c)| json!({"value": v, "count": c}))
-            .collect();
+        let counts: Vec<Value> =
+            state.facet(facet, &matched).into_iter().take(50).map(|(v, c)| json!({"value": v, "count": c})).collect();
         facets.insert(facet.to_string(), Value::Array(counts));
     }
     Ok(Json(json!({"query": query, "totalItems": matched.len(), "items": items, "facets": facets})))

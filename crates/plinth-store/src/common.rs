@@ -150,7 +150,7 @@ pub(crate) fn outcome(
             EntityChange::Delete { key } => (key.clone(), SkipReason::Missing),
         })
         .collect();
-    ApplyOutcome { written: records, skipped }
+    ApplyOutcome { written: records, skipped, uids: HashMap::new() }
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The SQLite backend: one `plinth.db` file in the data directory, WAL mode,
-//! a small pool, and set-based (multi-row) statements for bulk writes.
+//! a small pool, multi-row statements for bulk writes and JSON-aggregated
+//! pages for bulk reads (far cheaper than moving rows out one by one).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -182,11 +183,13 @@ impl SqliteStore {
 
         // The write lock is held from the start, so what we read is what we
         // overwrite.
-        let t0 = std::time::Instant::now(); // TIMING
         let mut tx = self.begin_write().await?;
         let differing = differing_upserts(&mut tx, &upserts).await?;
-        eprintln!("TIMING classify {:?}", t0.elapsed()); // TIMING
+        let mut existing_uids: HashMap<String, String> =
+            differing.iter().filter_map(|(key, (_, uid))| Some((key.clone(), uid.clone()?))).collect();
+        let differing = differing.into_iter().map(|(key, (owner, _))| (key, owner)).collect();
         let common::Classified { inserts, updates, owners } = common::classify(&upserts, differing);
+        let mut uids: HashMap<String, String> = HashMap::with_capacity(inserts.len() + updates.len());
         let to_write: Vec<&EntityUpsert> = inserts.into_iter().chain(updates).collect();
         let mut written: HashSet<String> = HashSet::with_capacity(to_write.len() + deletes.len());
 
@@ -202,9 +205,13 @@ impl SqliteStore {
             );
             let mut query = sqlx::query(&sql);
             for u in chunk {
+                // An update keeps the stored uid (the upsert never sets it);
+                // an insert takes a new one. Either way the caller learns it.
+                let uid = existing_uids.remove(&u.key).unwrap_or_else(new_uuid);
+                uids.insert(u.key.clone(), uid.clone());
                 query = query
                     .bind(u.key.as_str())
-                    .bind(new_uuid())
+                    .bind(uid)
                     .bind(etag_of(&u.hash))
                     .bind(u.kind.as_str())
                     .bind(u.namespace.as_str())
@@ -246,12 +253,9 @@ impl SqliteStore {
             written.extend(existing);
         }
 
-        eprintln!("TIMING write {:?}", t0.elapsed()); // TIMING
         let records = append_log(&mut tx, &common::log_entries(&changes, &written), &now).await?;
-        eprintln!("TIMING log {:?}", t0.elapsed()); // TIMING
         self.commit_write(tx).await?;
-        eprintln!("TIMING commit {:?}", t0.elapsed()); // TIMING
-        Ok(common::outcome(&changes, &written, &owners, records))
+        Ok(ApplyOutcome { uids, ..common::outcome(&changes, &written, &owners, records) })
     }
 
     pub async fn load_entities(&self) -> Result<Vec<StoredEntity>, StoreError> {
@@ -392,11 +396,16 @@ impl SqliteStore {
             tx.rollback().await?;
             return Ok(None);
         }
-        let rows = sqlx::query("DELETE FROM entities WHERE location_id = ? RETURNING entity_key")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut keys: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        let mut keys: Vec<String> = fetch_json(
+            &mut tx,
+            sqlx::query("SELECT json_group_array(entity_key) FROM entities WHERE location_id = ?").bind(id),
+        )
+        .await?;
+        let affected =
+            sqlx::query("DELETE FROM entities WHERE location_id = ?").bind(id).execute(&mut *tx).await?.rows_affected();
+        if affected != keys.len() as u64 {
+            return Err(common::unexpected_rows("a location's entity delete", keys.len(), affected));
+        }
         keys.sort_unstable();
         let entries: Vec<(&str, ChangeOp)> = keys.iter().map(|k| (k.as_str(), ChangeOp::Delete)).collect();
         let records = append_log(&mut tx, &entries, &common::now()).await?;
@@ -453,13 +462,13 @@ impl SqliteStore {
 async fn differing_upserts(
     tx: &mut Transaction<'static, Sqlite>,
     upserts: &[&EntityUpsert],
-) -> Result<HashMap<String, Option<String>>, StoreError> {
+) -> Result<HashMap<String, (Option<String>, Option<String>)>, StoreError> {
     const COLS: usize = 3;
     let mut differing = HashMap::new();
     for chunk in upserts.chunks(MAX_PARAMS / COLS) {
         let sql = format!(
             "WITH v(k, l, h) AS (VALUES {}) \
-             SELECT json_group_array(json_array(v.k, e.location_id)) FROM v LEFT JOIN entities e ON e.entity_key = v.k \
+             SELECT json_group_array(json_array(v.k, e.location_id, e.uid)) FROM v LEFT JOIN entities e ON e.entity_key = v.k \
              WHERE e.entity_key IS NULL OR e.location_id <> v.l OR e.hash <> v.h",
             values_placeholders(chunk.len(), COLS)
         );
@@ -467,8 +476,8 @@ async fn differing_upserts(
         for u in chunk {
             query = query.bind(u.key.as_str()).bind(u.location_id.as_str()).bind(u.hash.as_str());
         }
-        let page: Vec<(String, Option<String>)> = fetch_json(&mut **tx, query).await?;
-        differing.extend(page);
+        let page: Vec<(String, Option<String>, Option<String>)> = fetch_json(tx, query).await?;
+        differing.extend(page.into_iter().map(|(key, owner, uid)| (key, (owner, uid))));
     }
     Ok(differing)
 }

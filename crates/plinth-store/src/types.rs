@@ -83,6 +83,9 @@ pub struct ApplyOutcome {
     pub written: Vec<ChangeRecord>,
     /// Upserts that wrote nothing: `(key, reason)`.
     pub skipped: Vec<(String, SkipReason)>,
+    /// The uid of every upsert that wrote (new, or kept on update), so a
+    /// writer can update its own projection without reading rows back.
+    pub uids: std::collections::HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

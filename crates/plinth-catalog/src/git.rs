@@ -141,7 +141,7 @@ async fn run(dir: Option<&Path>, args: &[&str]) -> Result<String, String> {
         Ok(String::from_utf8_lossy(&output.stdout).to_string())
     } else {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let detail = stderr.lines().filter(|l| !l.trim().is_empty()).last().unwrap_or("no output").trim().to_string();
+        let detail = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string();
         Err(format!(
             "`git {}` failed: {detail}; check that the repository URL and branch are right and reachable from this server",
             args.first().unwrap_or(&"")

@@ -56,7 +56,10 @@ pub struct Hit {
 #[error("search index error: {0}")]
 pub struct SearchError(#[from] tantivy::TantivyError);
 
-const BOOSTS: [(fn(&Fields) -> Field, f32); 6] = [
+/// Picks one field of the schema.
+type FieldOf = fn(&Fields) -> Field;
+
+const BOOSTS: [(FieldOf, f32); 6] = [
     (|f| f.name, 6.0),
     (|f| f.title, 4.0),
     (|f| f.tags, 3.0),

@@ -102,10 +102,25 @@ struct Target {
     line: u32,
 }
 
+/// A file as read for one registered location: (path, origin).
+type CacheKey = (PathBuf, String);
+/// The content hash a file had when parsed, and what parsing produced.
+type CachedFile = ([u8; 32], Arc<FileOutcome>);
+
+/// A file to read in one level of the Location walk: its path, the chain of
+/// Location files that led to it, whether it is optional, and the file and
+/// line of the target that named it.
+struct Pending {
+    path: PathBuf,
+    chain: Vec<PathBuf>,
+    optional: bool,
+    from: Option<(String, u32)>,
+}
+
 /// Parsed files by (path, origin), reused while their content is unchanged.
 #[derive(Default)]
 pub struct FileCache {
-    files: Mutex<HashMap<(PathBuf, String), ([u8; 32], Arc<FileOutcome>)>>,
+    files: Mutex<HashMap<CacheKey, CachedFile>>,
 }
 
 impl FileCache {
@@ -156,13 +171,12 @@ pub fn read_location(root: &Path, namer: &dyn Namer, cache: &FileCache, limits: 
     };
 
     let mut visited: HashSet<PathBuf> = HashSet::new();
-    // (file, the chain of Location files that led here, optional?, who pointed here)
-    let mut level: Vec<(PathBuf, Vec<PathBuf>, bool, Option<(String, u32)>)> =
-        roots.into_iter().map(|p| (p, Vec::new(), false, None)).collect();
+    let mut level: Vec<Pending> =
+        roots.into_iter().map(|path| Pending { path, chain: Vec::new(), optional: false, from: None }).collect();
     let origin = namer.location_of(root);
     while !level.is_empty() {
         let mut batch = Vec::new();
-        for (path, chain, optional, from) in level.drain(..) {
+        for Pending { path, chain, optional, from } in level.drain(..) {
             let canonical = path.canonicalize().unwrap_or_else(|_| path.clone());
             if chain.contains(&canonical) {
                 let mut cycle: Vec<String> = chain.iter().map(|p| p.display().to_string()).collect();
@@ -229,7 +243,12 @@ pub fn read_location(root: &Path, namer: &dyn Namer, cache: &FileCache, limits: 
                             );
                         }
                         for p in paths {
-                            level.push((p, next_chain.clone(), target.optional, Some((location.clone(), target.line))));
+                            level.push(Pending {
+                                path: p,
+                                chain: next_chain.clone(),
+                                optional: target.optional,
+                                from: Some((location.clone(), target.line)),
+                            });
                         }
                     }
                     Err(message) => {

@@ -359,8 +359,8 @@ const MAX_ECHOED_ENTITIES: usize = 1_000;
 /// ingests it; `{location, entities, exists}`.
 #[utoipa::path(post, path = "/api/catalog/locations", tag = "catalog", request_body = AddLocationRequest,
     params(("dryRun" = Option<bool>, Query)),
-    responses((status = 201, description = "Registered and ingested", body = serde_json::Value),
-               (status = 200, description = "Dry run, or already registered", body = serde_json::Value),
+    responses((status = 201, description = "Registered and ingested (or, with dryRun, what would be)", body = serde_json::Value),
+               (status = 409, description = "Already registered"),
                (status = 400, description = "Bad target")))]
 pub async fn add_location(
     State(app): State<AppState>,
@@ -369,8 +369,14 @@ pub async fn add_location(
 ) -> ApiResult<impl IntoResponse> {
     let location =
         NewLocation { kind: request.kind.unwrap_or_default(), target: request.target, branch: request.branch };
+    let normalized = normalize_location(location.clone())?;
+    let existing = app
+        .catalog
+        .locations()
+        .await?
+        .into_iter()
+        .find(|l| l.kind == normalized.kind && l.target == normalized.target && l.branch == normalized.branch);
     if params.one("dryRun").is_some_and(|v| v == "true") {
-        let normalized = normalize_location(location.clone())?;
         let read = app.catalog.preview_location(location).await?;
         let entities: Vec<Value> = read
             .entities
@@ -382,9 +388,16 @@ pub async fn add_location(
             "location": {"id": "dry-run", "type": normalized.kind, "target": normalized.target},
             "entities": entities,
             "errors": read.diagnostics,
-            "exists": false,
+            "exists": existing.is_some(),
         });
-        return Ok((StatusCode::OK, Json(body)));
+        return Ok((StatusCode::CREATED, Json(body)));
+    }
+    // As Backstage: registering a location twice is a conflict.
+    if let Some(existing) = existing {
+        return Err(ApiError::conflict(format!(
+            "Location {}:{} already exists (id {}); refresh it with POST /api/catalog/refresh or remove it first",
+            existing.kind, existing.target, existing.id
+        )));
     }
     let (row, created, report) = app.catalog.add_location(location).await?;
     let state = app.catalog.read();

@@ -23,6 +23,9 @@ impl ApiError {
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::NOT_FOUND, name: "NotFoundError", message: message.into(), details: None }
     }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::CONFLICT, name: "ConflictError", message: message.into(), details: None }
+    }
     pub fn unauthorized(message: impl Into<String>) -> Self {
         ApiError {
             status: StatusCode::UNAUTHORIZED,

@@ -579,7 +579,7 @@ async fn locations_register_duplicate_and_dry_run(server: &TestServer) {
         .map(|r| (r.status(), r))
         .expect("POST dry run");
     let body: Value = body.json().await.expect("dry-run JSON");
-    assert_eq!(status, StatusCode::OK, "dry run: {body}");
+    assert_eq!(status, StatusCode::CREATED, "dry run: {body}");
     assert_eq!(body["exists"], json!(false));
     assert_eq!(body["entities"].as_array().map(Vec::len), Some(FIXTURE_ENTITIES), "dry run lists what it would ingest");
     assert!(names(&body["entities"]).contains(&"checkout".to_string()));
@@ -607,12 +607,16 @@ async fn locations_register_duplicate_and_dry_run(server: &TestServer) {
     assert_eq!(checkout["metadata"]["description"], json!("Turns baskets into orders"));
     assert_eq!(checkout["spec"]["owner"], json!("team-a"));
 
-    // Registering it again: 200, exists, same id, nothing new.
+    // Registering it again is a conflict, as in Backstage, naming the
+    // existing location; a dry run says it exists.
     let (status, again) = server.post("/api/catalog/locations", &json!({"type": "file", "target": root})).await;
-    assert_eq!(status, StatusCode::OK, "duplicate registration: {again}");
-    assert_eq!(again["exists"], json!(true));
-    assert_eq!(again["location"]["id"], json!(id));
-    assert_eq!(again["refresh"]["written"], json!(0));
+    assert_eq!(status, StatusCode::CONFLICT, "duplicate registration: {again}");
+    assert_eq!(again["error"]["name"], json!("ConflictError"));
+    assert!(again["error"]["message"].as_str().unwrap_or("").contains(&id), "{again}");
+    let (status, dry) =
+        server.post("/api/catalog/locations?dryRun=true", &json!({"type": "file", "target": root})).await;
+    assert_eq!(status, StatusCode::CREATED, "{dry}");
+    assert_eq!(dry["exists"], json!(true));
     let locations = server.ok("/api/catalog/locations", &[]).await;
     assert_eq!(locations.as_array().map(Vec::len), Some(1), "{locations}");
     assert_eq!(locations[0]["data"]["id"], json!(id));

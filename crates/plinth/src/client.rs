@@ -273,7 +273,17 @@ pub fn add_location(args: AddLocationArgs) -> Result<ExitCode> {
         _ => args.target.clone(),
     };
     let body = json!({"target": target, "branch": args.branch});
-    let result = call(&args.server, reqwest::Method::POST, "/api/catalog/locations", &[], Some(body))?;
+    let result = match call(&args.server, reqwest::Method::POST, "/api/catalog/locations", &[], Some(body)) {
+        Ok(result) => result,
+        // Registering twice is a conflict for the API; for the CLI the
+        // wish is already granted.
+        Err(error) if error.to_string().starts_with("409") => {
+            let message = error.to_string();
+            println!("already registered: {}", message.split_once(": ").map_or(message.as_str(), |(_, m)| m));
+            return Ok(ExitCode::SUCCESS);
+        }
+        Err(error) => return Err(error),
+    };
     if args.server.json {
         return print_json(&result);
     }

@@ -159,7 +159,25 @@ async fn measure(client: &reqwest::Client, name: &str, bar_ms: f64, urls: &[Stri
     })
 }
 
-async fn bench(args: BenchCatalogArgs) -> Result<ExitCode> {
+/// A generated catalogue served by a fresh `plinth serve`, fully ingested.
+struct Setup {
+    _work: tempfile::TempDir,
+    catalog_dir: PathBuf,
+    manifest: Value,
+    expected: u64,
+    hub: String,
+    hub_path: String,
+    backend: &'static str,
+    database_name: Option<String>,
+    client: reqwest::Client,
+    server: Server,
+    ingest_s: f64,
+}
+
+/// Generates (or reuses) the catalogue, starts the server on a fresh store
+/// and waits until every entity is queryable with relations, search and
+/// facets.
+async fn setup(args: &BenchCatalogArgs) -> Result<Setup> {
     let work = tempfile::tempdir()?;
     let catalog_dir = match &args.catalog {
         Some(dir) => dir.clone(),
@@ -219,6 +237,35 @@ async fn bench(args: BenchCatalogArgs) -> Result<ExitCode> {
     let ingest_s = started.elapsed().as_secs_f64();
     eprintln!("ingest: {ingest_s:.2} s");
 
+    Ok(Setup {
+        _work: work,
+        catalog_dir,
+        manifest,
+        expected,
+        hub,
+        hub_path,
+        backend,
+        database_name,
+        client,
+        server,
+        ingest_s,
+    })
+}
+
+async fn bench(args: BenchCatalogArgs) -> Result<ExitCode> {
+    let Setup {
+        _work,
+        catalog_dir,
+        manifest,
+        expected,
+        hub,
+        hub_path,
+        backend,
+        database_name,
+        client,
+        server,
+        ingest_s,
+    } = setup(&args).await?;
     // 2. Unchanged re-ingest of the whole location: zero writes.
     let some_component = hub.clone();
     let refresh_url = format!("{}/api/catalog/refresh", server.base);
@@ -376,6 +423,155 @@ async fn bench(args: BenchCatalogArgs) -> Result<ExitCode> {
     println!("{md}");
     if let Some(path) = &args.report {
         std::fs::write(path, &md)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `plinth bench portal`: server time and bytes per portal page type at
+/// scale (DESIGN.md: p95 ≤ 50 ms per page at 100k entities; aim for under
+/// 200 kB on first load).
+pub fn run_portal(args: BenchCatalogArgs) -> Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    runtime.block_on(bench_portal(args))
+}
+
+/// One page fetch: time to the last byte and bytes on the wire (gzip).
+async fn fetch_page(client: &reqwest::Client, url: &str) -> Result<(f64, usize, reqwest::StatusCode)> {
+    let started = Instant::now();
+    let response = client.get(url).header("accept-encoding", "gzip").send().await?;
+    let status = response.status();
+    let bytes = response.bytes().await?.len();
+    Ok((started.elapsed().as_secs_f64() * 1000.0, bytes, status))
+}
+
+async fn bench_portal(args: BenchCatalogArgs) -> Result<ExitCode> {
+    let setup = setup(&args).await?;
+    let base = setup.server.base.clone();
+    let client = &setup.client;
+    // Asset URLs as the home page links them (versioned), for first-load bytes.
+    let home = client.get(format!("{base}/")).send().await?.text().await?;
+    let assets: Vec<String> = home
+        .split(['"', '\''])
+        .filter(|part| part.starts_with("/assets/"))
+        .map(|part| format!("{base}{part}"))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut asset_bytes = 0;
+    for asset in &assets {
+        let (_, bytes, status) = fetch_page(client, asset).await?;
+        if !status.is_success() {
+            bail!("{asset} answered {status}");
+        }
+        asset_bytes += bytes;
+    }
+    let n = args.requests.max(20);
+    let teams = |i: usize| format!("team-{}", (i * 37) % 2000);
+    let component = |i: usize| {
+        let list = [
+            "component/default/account-lib-0",
+            "user/default/user-7",
+            "api/default/account-api-0",
+            "group/default/team-3",
+        ];
+        list[i % list.len()].to_string()
+    };
+    let hub_page = setup.hub_path.replace("component/default/", "default/component/");
+    let pages: Vec<(&str, Vec<String>)> = vec![
+        ("home", vec![format!("{base}/"); n]),
+        (
+            "explorer (facets, page of 50)",
+            (0..n)
+                .map(|i| match i % 4 {
+                    0 => format!("{base}/catalog"),
+                    1 => format!("{base}/catalog?kind=component&owner={}", teams(i)),
+                    2 => format!("{base}/catalog?kind=api&sort=-name&page=3"),
+                    _ => format!("{base}/catalog?lifecycle=production&tag=java&q=svc"),
+                })
+                .collect(),
+        ),
+        (
+            "entity page",
+            (0..n)
+                .map(|i| {
+                    let path = component(i);
+                    let (kind, rest) = path.split_once('/').unwrap_or(("component", "default/x"));
+                    let (namespace, name) = rest.split_once('/').unwrap_or(("default", "x"));
+                    format!("{base}/catalog/{namespace}/{kind}/{name}")
+                })
+                .collect(),
+        ),
+        ("entity page of the hub (23k dependents)", vec![format!("{base}/catalog/{hub_page}"); n]),
+        (
+            "graph page",
+            (0..n)
+                .map(|i| {
+                    format!(
+                        "{base}/catalog/default/component/{}/graph?depth={}",
+                        ["email-svc-1802", "account-lib-0"][i % 2],
+                        1 + i % 3
+                    )
+                })
+                .collect(),
+        ),
+        ("graph page of the hub", vec![format!("{base}/catalog/{hub_page}/graph?depth=2"); n]),
+        (
+            "search",
+            (0..n)
+                .map(|i| format!("{base}/search?q={}", ["payment", "checkout+service", "fraud", "stream"][i % 4]))
+                .collect(),
+        ),
+        ("not found (with suggestions)", vec![format!("{base}/catalog/default/component/paymnt-svc-1"); n]),
+    ];
+    let mut md = String::new();
+    md.push_str(&format!(
+        "### Portal, {} entities, {}\n\nCommand: `plinth bench portal --entities {} --requests {n}`. Time is to the last byte over loopback (server time plus ~0.1 ms of transport); bytes are gzip bodies. First load adds the page's assets ({} files, {:.1} kB); later loads use the cached, immutable assets.\n\n",
+        setup.expected,
+        setup.backend,
+        args.entities,
+        assets.len(),
+        asset_bytes as f64 / 1024.0
+    ));
+    md.push_str(
+        "| page | p50 | p95 | max | bytes (page) | first load | bar | verdict |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    for (name, urls) in &pages {
+        // Warm up.
+        for url in urls.iter().take(5) {
+            fetch_page(client, url).await?;
+        }
+        let mut times = Vec::with_capacity(urls.len());
+        let mut bytes = Vec::with_capacity(urls.len());
+        for url in urls {
+            let (ms, size, status) = fetch_page(client, url).await?;
+            let expected_status = if name.starts_with("not found") { 404 } else { 200 };
+            if status.as_u16() != expected_status {
+                bail!("{url} answered {status}, expected {expected_status}");
+            }
+            times.push(ms);
+            bytes.push(size);
+        }
+        times.sort_by(f64::total_cmp);
+        let at = |q: f64| times[((times.len() as f64 * q).ceil() as usize).clamp(1, times.len()) - 1];
+        let page_kb = bytes.iter().max().copied().unwrap_or(0) as f64 / 1024.0;
+        let first_kb = page_kb + asset_bytes as f64 / 1024.0;
+        let ok = at(0.95) <= 50.0 && first_kb <= 200.0;
+        md.push_str(&format!(
+            "| {name} | {:.2} ms | {:.2} ms | {:.1} ms | {page_kb:.1} kB | {first_kb:.1} kB | p95 ≤ 50 ms, < 200 kB | {} |\n",
+            at(0.5),
+            at(0.95),
+            times.last().copied().unwrap_or(0.0),
+            if ok { "meets" } else { "MISSES" }
+        ));
+    }
+    let rss = peak_rss_mib(setup.server.child.id());
+    md.push_str(&format!("\nIngest before measuring: {:.2} s; server peak RSS {rss:.0} MiB.\n", setup.ingest_s));
+    println!("{md}");
+    if let Some(path) = &args.report {
+        std::fs::write(path, &md)?;
+    }
+    if let (Some(admin), Some(name)) = (&args.postgres, &setup.database_name) {
+        drop_database(admin, name).await;
     }
     Ok(ExitCode::SUCCESS)
 }

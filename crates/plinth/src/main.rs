@@ -44,6 +44,8 @@ enum Command {
 enum BenchCommand {
     /// Ingest, re-ingest, change visibility, API latency and memory at scale.
     Catalog(bench::BenchCatalogArgs),
+    /// Server time and bytes per portal page type at scale.
+    Portal(bench::BenchCatalogArgs),
 }
 
 #[derive(Subcommand)]
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Bench { command: BenchCommand::Catalog(args) } => bench::run(args),
+        Command::Bench { command: BenchCommand::Portal(args) } => bench::run_portal(args),
         Command::Catalog { command } => match command {
             CatalogCommand::Validate { paths, output } => validate::run(&paths, output),
             CatalogCommand::Ls(args) => client::ls(args),

@@ -9,6 +9,7 @@ mod fields;
 mod ops;
 mod params;
 mod plinth_api;
+mod portal;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -87,6 +88,7 @@ pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
+        .merge(portal::router())
         .layer(axum::middleware::from_fn(auth::authorize))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

@@ -1,0 +1,1013 @@
+//! End-to-end browser tests of the web portal: a real headless Chromium,
+//! driven by chromedriver over the W3C WebDriver protocol (spoken here with
+//! `reqwest`), against a real `plinth serve`. They walk the portal's DOM
+//! contract (ids and classes the pages promise), fail on any browser console
+//! error, and save the screenshots in `docs/screenshots/`.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`
+//! (`apt-get install chromium chromium-driver`; `.ci/run` installs them).
+
+use serde_json::{json, Value};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// The W3C name of the key under which an element reference travels.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// The WebDriver code of the Enter key.
+const ENTER: &str = "\u{E007}";
+/// How long an explicit wait polls for an element.
+const WAIT: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(100);
+
+/// Panics with the message, the page's URL and a snippet of its source.
+macro_rules! fail {
+    ($browser:expr, $($arg:tt)+) => {{
+        let message = format!($($arg)+);
+        let context = $browser.context().await;
+        panic!("{message}\n{context}")
+    }};
+}
+
+/// `assert!` with the page's URL and source snippet on failure.
+macro_rules! ensure {
+    ($browser:expr, $cond:expr, $($arg:tt)+) => {
+        if !$cond {
+            fail!($browser, $($arg)+)
+        }
+    };
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(180)).build().expect("reqwest client")
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The last `n` bytes of a text (on a character boundary).
+fn tail(text: &str, n: usize) -> &str {
+    let mut start = text.len().saturating_sub(n);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
+}
+
+/// The first `n` bytes of a text (on a character boundary).
+fn head(text: &str, n: usize) -> &str {
+    let mut end = n.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// The numbers in a text, reading `24,118` or `24 118` (narrow or no-break
+/// space) as one number.
+fn numbers(text: &str) -> Vec<u64> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut digits = String::new();
+    for (i, &c) in chars.iter().enumerate() {
+        let joins = matches!(c, ',' | '_' | '\u{a0}' | '\u{202f}' | '\u{2009}')
+            && !digits.is_empty()
+            && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit());
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else if !joins && !digits.is_empty() {
+            out.extend(digits.parse::<u64>().ok());
+            digits.clear();
+        }
+    }
+    out.extend(digits.parse::<u64>().ok());
+    out
+}
+
+fn first_number(text: &str) -> Option<u64> {
+    numbers(text).first().copied()
+}
+
+/// Whether a text names an entity, by its name (`auth-service`) or as a
+/// title made of the same words (`Auth Service`).
+fn mentions(text: &str, name: &str) -> bool {
+    let words = |s: &str| {
+        s.to_lowercase().split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
+    };
+    text.contains(name) || format!(" {} ", words(text)).contains(&format!(" {} ", words(name)))
+}
+
+fn percent_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                        continue;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The value of a query parameter in a URL.
+fn query_param(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1.split('#').next().unwrap_or("");
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (percent_decode(key) == name).then(|| percent_decode(value))
+    })
+}
+
+/// The path of a URL (no scheme, host, query or fragment).
+fn url_path(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+    let rest = if url.contains("://") { format!("/{rest}") } else { rest.to_string() };
+    rest.split(['?', '#']).next().unwrap_or("").to_string()
+}
+
+/// An owner as the short name: `group:default/team-a`, `default/team-a` and
+/// `team-a` are all `team-a`.
+fn short_name(owner: &str) -> String {
+    let owner = owner.trim();
+    let owner = owner.rsplit('/').next().unwrap_or(owner);
+    owner.rsplit(':').next().unwrap_or(owner).trim().to_string()
+}
+
+/// A plain HTTP/1.1 request without an async runtime, for `Drop`.
+fn raw_request(port: u16, method: &str, path: &str) {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let request =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_ok() {
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink);
+    }
+}
+
+/// A running `plinth serve`, killed on drop.
+struct Plinth {
+    child: Child,
+    base: String,
+    log: PathBuf,
+    _scratch: tempfile::TempDir,
+}
+
+impl Drop for Plinth {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Plinth {
+    fn spawn(args: &[&str]) -> Plinth {
+        let scratch = tempfile::tempdir().unwrap();
+        let data = scratch.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let log = scratch.path().join("plinth.log");
+        let out = File::create(&log).unwrap();
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
+            .arg("serve")
+            .args(args)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(&data)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start plinth serve");
+        Plinth { child, base: format!("http://127.0.0.1:{port}"), log, _scratch: scratch }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        tail(&log, 3000).to_string()
+    }
+
+    /// Waits until GET `path` answers 200; panics with the server log otherwise.
+    async fn wait_ok(&mut self, path: &str, timeout: Duration) {
+        let client = http();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("plinth serve exited ({status}) before {path} answered; its log:\n{}", self.log_tail());
+            }
+            if let Ok(response) = client.get(self.url(path)).send().await {
+                if response.status().is_success() {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("{path} did not answer 200 within {timeout:?}; plinth log:\n{}", self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn demo() -> Plinth {
+        let mut plinth = Plinth::spawn(&["--demo"]);
+        plinth.wait_ok("/readyz", Duration::from_secs(60)).await;
+        plinth.wait_ok("/api/catalog/entities/by-name/component/default/auth-service", Duration::from_secs(60)).await;
+        plinth
+    }
+}
+
+/// A running chromedriver, shut down (with its browsers) on drop.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        raw_request(self.port, "GET", "/shutdown");
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        for binary in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(binary).exists(),
+                "{binary} is missing: install it with `apt-get install -y chromium chromium-driver`"
+            );
+        }
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let driver = Driver { child, port };
+        let client = http();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = client.get(format!("http://127.0.0.1:{port}/status")).send().await;
+            if let Ok(response) = status {
+                if let Ok(body) = response.json::<Value>().await {
+                    if body["value"]["ready"] == json!(true) {
+                        return driver;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "chromedriver on port {port} was not ready within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// One browser session. Drop ends the session, then chromedriver.
+struct Browser {
+    client: reqwest::Client,
+    session: String,
+    driver: Driver,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let path = url_path(&self.session);
+        raw_request(self.driver.port, "DELETE", &path);
+    }
+}
+
+impl Browser {
+    async fn open() -> Browser {
+        let driver = Driver::start().await;
+        let profile = tempfile::tempdir().unwrap();
+        let client = http();
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "pageLoadStrategy": "normal",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
+        let base = format!("http://127.0.0.1:{}", driver.port);
+        let response = client.post(format!("{base}/session")).json(&capabilities).send().await.expect("new session");
+        let body: Value = response.json().await.expect("new session: JSON");
+        let id = body["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {body}")).to_string();
+        let browser = Browser { client, session: format!("{base}/session/{id}"), driver, _profile: profile };
+        browser
+            .call(
+                reqwest::Method::POST,
+                "/timeouts",
+                Some(json!({"pageLoad": 120_000, "script": 30_000, "implicit": 0})),
+            )
+            .await
+            .expect("set timeouts");
+        browser
+    }
+
+    /// One WebDriver command; `Err` carries the WebDriver error and message.
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let mut request = self.client.request(method.clone(), format!("{}{path}", self.session));
+        if let Some(body) = body {
+            request = request.json(&body);
+        } else if method == reqwest::Method::POST {
+            request = request.json(&json!({}));
+        }
+        let response = request.send().await.map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = response.status();
+        let body: Value = response.json().await.map_err(|e| format!("{method} {path}: bad JSON: {e}"))?;
+        if status.is_success() {
+            Ok(body["value"].clone())
+        } else {
+            Err(format!(
+                "{method} {path}: {} ({}): {}",
+                status,
+                body["value"]["error"].as_str().unwrap_or("?"),
+                head(body["value"]["message"].as_str().unwrap_or(""), 400)
+            ))
+        }
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.call(reqwest::Method::GET, path, None).await.unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn current_url(&self) -> String {
+        self.get("/url").await.as_str().unwrap_or("").to_string()
+    }
+
+    /// The URL and a snippet of the page source, for failure messages.
+    async fn context(&self) -> String {
+        let url = self.call(reqwest::Method::GET, "/url", None).await.unwrap_or_default();
+        let source = self.call(reqwest::Method::GET, "/source", None).await.unwrap_or_default();
+        let source = source.as_str().unwrap_or("");
+        let from = source.find("<main").unwrap_or(0);
+        format!("  page URL: {}\n  page source (from <main>, 2000 bytes):\n{}", url, head(&source[from..], 2000))
+    }
+
+    async fn goto(&self, url: &str) {
+        if let Err(e) = self.post("/url", json!({"url": url})).await {
+            fail!(self, "cannot load {url}: {e}");
+        }
+    }
+
+    async fn script(&self, script: &str, args: Value) -> Value {
+        match self.post("/execute/sync", json!({"script": script, "args": args})).await {
+            Ok(value) => value,
+            Err(e) => fail!(self, "script failed: {e}\nscript: {script}"),
+        }
+    }
+
+    fn element_id(value: &Value) -> String {
+        value[ELEMENT].as_str().unwrap_or_else(|| panic!("not an element: {value}")).to_string()
+    }
+
+    async fn find_all(&self, css: &str) -> Vec<String> {
+        match self.post("/elements", json!({"using": "css selector", "value": css})).await {
+            Ok(Value::Array(items)) => items.iter().map(Self::element_id).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    async fn find_all_in(&self, parent: &str, css: &str) -> Vec<String> {
+        let path = format!("/element/{parent}/elements");
+        match self.post(&path, json!({"using": "css selector", "value": css})).await {
+            Ok(Value::Array(items)) => items.iter().map(Self::element_id).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    async fn find(&self, css: &str) -> Option<String> {
+        self.find_all(css).await.into_iter().next()
+    }
+
+    /// Polls for an element up to [`WAIT`].
+    async fn wait(&self, css: &str) -> String {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(element) = self.find(css).await {
+                return element;
+            }
+            if Instant::now() > deadline {
+                fail!(self, "no element `{css}` within {WAIT:?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    async fn text(&self, element: &str) -> String {
+        match self.call(reqwest::Method::GET, &format!("/element/{element}/text"), None).await {
+            Ok(value) => value.as_str().unwrap_or("").to_string(),
+            Err(e) => fail!(self, "cannot read the text of an element: {e}"),
+        }
+    }
+
+    /// The text content (also of hidden elements and SVG), trimmed.
+    async fn text_of(&self, css: &str) -> String {
+        let element = self.wait(css).await;
+        let text = self.text(&element).await;
+        if !text.trim().is_empty() {
+            return text.trim().to_string();
+        }
+        let value = self.script("return arguments[0].textContent", json!([{ELEMENT: element}])).await;
+        value.as_str().unwrap_or("").trim().to_string()
+    }
+
+    async fn attribute(&self, element: &str, name: &str) -> Option<String> {
+        let value = self.call(reqwest::Method::GET, &format!("/element/{element}/attribute/{name}"), None).await;
+        value.ok().and_then(|v| v.as_str().map(str::to_string))
+    }
+
+    /// The resolved (absolute) href of a link.
+    async fn href(&self, element: &str) -> String {
+        let script = "const a = arguments[0]; \
+            const raw = a.getAttribute('href') || a.getAttribute('xlink:href') || ''; \
+            return raw ? new URL(raw, document.baseURI).href : '';";
+        self.script(script, json!([{ELEMENT: element}])).await.as_str().unwrap_or("").to_string()
+    }
+
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine as _;
+        let data = self.get("/screenshot").await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap_or(""))
+            .expect("screenshot: base64 PNG");
+        let dir = manifest_dir().join("../../docs/screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Clicks `element` (a link) and waits for the next page to show `css`.
+    async fn follow(&self, element: &str, css: &str) {
+        let before = self.current_url().await;
+        if let Err(e) = self.post(&format!("/element/{element}/click"), json!({})).await {
+            fail!(self, "cannot click: {e}");
+        }
+        self.wait_for_page_change(&before, css).await;
+    }
+
+    async fn wait_for_page_change(&self, before: &str, css: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let now = self.current_url().await;
+            let ready = self.script("return document.readyState", json!([])).await == json!("complete");
+            if now != before && ready && self.find(css).await.is_some() {
+                return;
+            }
+            if Instant::now() > deadline {
+                fail!(self, "after leaving {before}, no page with `{css}` within {WAIT:?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Drains the browser console; fails on any SEVERE entry except those
+    /// whose message contains one of `allowed`.
+    async fn check_console(&self, page: &str, allowed: &[&str]) {
+        let entries = match self.post("/se/log", json!({"type": "browser"})).await {
+            Ok(Value::Array(entries)) => entries,
+            Ok(other) => panic!("se/log answered {other}"),
+            Err(e) => panic!("cannot read the browser console: {e}"),
+        };
+        let severe: Vec<String> = entries
+            .iter()
+            .filter(|e| e["level"] == json!("SEVERE"))
+            .map(|e| e["message"].as_str().unwrap_or("").to_string())
+            .filter(|m| !allowed.iter().any(|a| m.contains(a)))
+            .collect();
+        ensure!(self, severe.is_empty(), "console errors on the {page} page:\n  {}", severe.join("\n  "));
+    }
+
+    /// Every page: a search box, the portal's stylesheet and script.
+    async fn check_chrome(&self, page: &str) {
+        for css in ["input[name=\"q\"]", "link[href*=\"/assets/portal.css\"]", "script[src*=\"/assets/portal.js\"]"] {
+            ensure!(self, self.find(css).await.is_some(), "the {page} page has no `{css}`");
+        }
+    }
+
+    /// The key elements of an entity page; returns its `data-entity-ref`.
+    async fn check_entity_page(&self) -> String {
+        let main = self.wait("main[data-entity-ref]").await;
+        let entity_ref = self.attribute(&main, "data-entity-ref").await.unwrap_or_default();
+        for css in
+            ["h1#entity-title", "#entity-kind", "#entity-description", "#relations", "#impact-count", "a#graph-link"]
+        {
+            ensure!(self, self.find(css).await.is_some(), "entity page {entity_ref}: no `{css}`");
+        }
+        self.check_chrome("entity").await;
+        entity_ref
+    }
+
+    /// The number `#impact-count` shows.
+    async fn impact_count(&self) -> u64 {
+        let text = self.text_of("#impact-count").await;
+        match first_number(&text) {
+            Some(n) => n,
+            None => fail!(self, "#impact-count shows no number: {text:?}"),
+        }
+    }
+
+    /// Loads a graph page and returns its node count and impact count.
+    async fn check_graph_page(&self) -> (usize, u64) {
+        self.wait("svg#graph").await;
+        for css in
+            ["#impact-count", "#depth-control", "a#direction-upstream", "a#direction-downstream", "a#direction-both"]
+        {
+            ensure!(self, self.find(css).await.is_some(), "graph page: no `{css}`");
+        }
+        self.check_chrome("graph").await;
+        let nodes = self.find_all("svg#graph a.node").await.len();
+        (nodes, self.impact_count().await)
+    }
+
+    /// Explorer rows: `(owner cell texts, result count)`.
+    async fn explorer_rows(&self) -> (Vec<String>, u64) {
+        self.wait("table#entities").await;
+        self.wait("#facets").await;
+        self.check_chrome("explorer").await;
+        let script = r#"
+            const table = document.querySelector('table#entities');
+            const heads = [...table.querySelectorAll('thead th')].map(th => th.textContent.trim().toLowerCase());
+            const col = heads.findIndex(h => h.includes('owner'));
+            const rows = [...table.querySelectorAll('tbody tr')];
+            return rows.map(tr => {
+                const cell = tr.querySelector('td.owner, [data-column="owner"]')
+                    || (col >= 0 ? tr.querySelectorAll('td, th')[col] : null);
+                const link = tr.querySelector('a.entity-link');
+                // An owner link names the owner in its href; its text may be a title.
+                const ownerLink = cell ? cell.querySelector('a[href]') : null;
+                const owner = ownerLink
+                    ? decodeURIComponent(new URL(ownerLink.href).pathname.split('/').pop())
+                    : (cell ? cell.textContent.trim() : null);
+                return {owner, link: !!link};
+            });"#;
+        let rows = self.script(script, json!([])).await;
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        let mut owners = Vec::new();
+        for (i, row) in rows.iter().enumerate() {
+            ensure!(self, row["link"] == json!(true), "explorer row {i} has no a.entity-link");
+            match row["owner"].as_str() {
+                Some(owner) => owners.push(owner.to_string()),
+                None => fail!(self, "explorer row {i} has no owner cell (no `Owner` column header, no td.owner)"),
+            }
+        }
+        let count_text = self.text_of("#result-count").await;
+        // "Showing 1–50 of 1,234 entities": the total is the largest number.
+        let Some(count) = numbers(&count_text).into_iter().max() else {
+            fail!(self, "#result-count shows no number: {count_text:?}")
+        };
+        (owners, count)
+    }
+}
+
+#[tokio::test]
+async fn journey_on_the_demo_catalogue() {
+    let started = Instant::now();
+    let plinth = Plinth::demo().await;
+    let b = Browser::open().await;
+
+    // Home.
+    b.goto(&plinth.url("/")).await;
+    b.wait("form#search-form").await;
+    b.wait("input#search-input").await;
+    for css in ["#recent-changes", "#ingestion-errors"] {
+        b.wait(css).await;
+    }
+    let form = b.wait("form#search-form").await;
+    let action = b.script("return arguments[0].action", json!([{ELEMENT: form}])).await;
+    ensure!(
+        b,
+        url_path(action.as_str().unwrap_or("")) == "/search",
+        "home: form#search-form submits to {action}, expected /search"
+    );
+    let totals = b.text_of("#kind-totals").await;
+    ensure!(b, totals.contains("Component"), "home: #kind-totals does not mention Component: {totals:?}");
+    let kind_links = b.find_all("#kind-totals a[href*=\"/catalog?kind=\"]").await;
+    ensure!(b, !kind_links.is_empty(), "home: #kind-totals has no links to /catalog?kind=KIND");
+    ensure!(b, first_number(&totals).is_some(), "home: #kind-totals shows no counts: {totals:?}");
+    b.check_chrome("home").await;
+    b.check_console("home", &[]).await;
+    b.screenshot("home").await;
+
+    // Search "auth" by typing and pressing Enter.
+    let input = b.wait("input#search-input").await;
+    let before = b.current_url().await;
+    if let Err(e) = b.post(&format!("/element/{input}/value"), json!({"text": format!("auth{ENTER}")})).await {
+        fail!(b, "cannot type into #search-input: {e}");
+    }
+    b.wait_for_page_change(&before, "#search-results").await;
+    let url = b.current_url().await;
+    ensure!(
+        b,
+        url_path(&url) == "/search" && query_param(&url, "q").as_deref() == Some("auth"),
+        "search: landed on {url}, expected /search?q=auth"
+    );
+    b.wait("#facets").await;
+    let results = b.find_all("#search-results li.result").await;
+    ensure!(b, !results.is_empty(), "search for auth: no li.result in #search-results");
+    let mut target = None;
+    for result in &results {
+        let links = b.find_all_in(result, "a.entity-link").await;
+        ensure!(b, !links.is_empty(), "search: an li.result without a.entity-link");
+        for link in links {
+            // The link shows the entity's title ("Auth Service") or its name.
+            if target.is_none() && mentions(&b.text(&link).await, "auth-service") {
+                target = Some(link);
+            }
+        }
+    }
+    let Some(target) = target else { fail!(b, "search for auth: no a.entity-link whose text names auth-service") };
+    b.check_chrome("search").await;
+    b.check_console("search", &[]).await;
+    b.screenshot("search").await;
+
+    // The entity page of auth-service.
+    b.follow(&target, "h1#entity-title").await;
+    let root_ref = b.check_entity_page().await;
+    let entity_url = b.current_url().await;
+    ensure!(
+        b,
+        url_path(&entity_url) == "/catalog/default/component/auth-service",
+        "search result for auth-service led to {entity_url}, expected /catalog/default/component/auth-service"
+    );
+    let title = b.text_of("h1#entity-title").await;
+    ensure!(b, mentions(&title, "auth-service"), "entity page: #entity-title is {title:?}, expected auth-service");
+    ensure!(b, root_ref.contains("auth-service"), "entity page: data-entity-ref is {root_ref:?}");
+    let kind = b.text_of("#entity-kind").await;
+    ensure!(b, kind.to_lowercase().contains("component"), "entity page: #entity-kind is {kind:?}");
+    let owner_text = b.text_of("#entity-owner a.entity-link").await;
+    ensure!(b, !owner_text.is_empty(), "entity page: #entity-owner a.entity-link is empty");
+    // The link's text may be the group's title; its href names the owner.
+    let owner_link = b.wait("#entity-owner a.entity-link").await;
+    let owner = percent_decode(url_path(&b.href(&owner_link).await).rsplit('/').next().unwrap_or(""));
+    ensure!(b, !owner.is_empty(), "entity page: #entity-owner a.entity-link has no href to the owner's page");
+    let relation_links = b.find_all("#relations section[data-relation] a.entity-link").await;
+    ensure!(b, !relation_links.is_empty(), "entity page: no a.entity-link in #relations section[data-relation]");
+    b.check_console("entity", &[]).await;
+    b.screenshot("entity").await;
+
+    // Its graph.
+    let graph_link = b.wait("a#graph-link").await;
+    b.follow(&graph_link, "svg#graph").await;
+    let (nodes, impact) = b.check_graph_page().await;
+    ensure!(b, nodes > 1, "graph of auth-service: {nodes} a.node, expected more than 1");
+    ensure!(b, impact > 0, "graph of auth-service: #impact-count is {impact}, expected > 0");
+    b.check_console("graph", &[]).await;
+    b.screenshot("graph").await;
+
+    // Follow a node that is not auth-service itself.
+    let node_elements = b.find_all("svg#graph a.node").await;
+    let mut other = None;
+    for node in &node_elements {
+        let href = b.href(node).await;
+        let path = url_path(&href);
+        if !href.is_empty() && path != url_path(&entity_url) && path.starts_with("/catalog/") {
+            other = Some((node.clone(), path));
+            break;
+        }
+    }
+    let Some((node, node_path)) = other else { fail!(b, "graph: no a.node links to an entity other than the root") };
+    let before = b.current_url().await;
+    if let Err(e) = b.post(&format!("/element/{node}/click"), json!({})).await {
+        eprintln!("note: WebDriver could not click the graph node ({e}); clicking it by script");
+        b.script(
+            "arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true, cancelable: true, view: window}))",
+            json!([{ELEMENT: node}]),
+        )
+        .await;
+    }
+    b.wait_for_page_change(&before, "main[data-entity-ref]").await;
+    let landed = b.current_url().await;
+    ensure!(
+        b,
+        url_path(&landed) == node_path && node_path.trim_matches('/').split('/').count() == 4,
+        "graph node {node_path}: landed on {landed}, expected the entity page /catalog/NS/KIND/NAME"
+    );
+    let other_ref = b.check_entity_page().await;
+    ensure!(b, other_ref != root_ref, "graph node led back to {root_ref}");
+    b.check_console("entity (via graph)", &[]).await;
+
+    // The explorer, filtered by auth-service's owner through its owner facet.
+    let owner_short = short_name(&owner);
+    b.goto(&plinth.url("/catalog")).await;
+    b.wait("section#facet-owner").await;
+    let mut facet = None;
+    for link in b.find_all("section#facet-owner a").await {
+        let href = b.href(&link).await;
+        if query_param(&href, "owner").is_some_and(|o| short_name(&o) == owner_short) {
+            facet = Some(link);
+            break;
+        }
+    }
+    match facet {
+        Some(link) => b.follow(&link, "table#entities").await,
+        None => {
+            eprintln!("note: /catalog lists no owner facet for {owner}; loading /catalog?owner= directly");
+            b.goto(&plinth.url(&format!("/catalog?owner={}", percent_encode(&owner)))).await;
+        }
+    }
+    let url = b.current_url().await;
+    ensure!(b, query_param(&url, "owner").is_some(), "owner facet led to {url}, expected /catalog?owner=…");
+    let (owners, count) = b.explorer_rows().await;
+    ensure!(b, !owners.is_empty(), "explorer for owner {owner}: no rows");
+    for cell in &owners {
+        ensure!(b, short_name(cell) == owner_short, "explorer for owner {owner}: a row's owner cell is {cell:?}");
+    }
+    if b.find("a#next-page").await.is_none() {
+        ensure!(
+            b,
+            count == owners.len() as u64,
+            "explorer: #result-count says {count}, the table has {} rows",
+            owners.len()
+        );
+    } else {
+        ensure!(b, count > owners.len() as u64, "explorer: #result-count says {count} yet there is a next page");
+    }
+    b.check_console("explorer", &[]).await;
+    b.screenshot("explorer").await;
+
+    // Paging: all Components do not fit on one page.
+    b.goto(&plinth.url("/catalog?kind=Component")).await;
+    let (rows, count) = b.explorer_rows().await;
+    ensure!(
+        b,
+        count > rows.len() as u64,
+        "explorer kind=Component: {count} in total, all {} rows on one page",
+        rows.len()
+    );
+    let first_row = b.text_of("table#entities tbody tr a.entity-link").await;
+    let next = b.wait("a#next-page").await;
+    b.follow(&next, "table#entities").await;
+    let (next_rows, next_count) = b.explorer_rows().await;
+    let next_first = b.text_of("table#entities tbody tr a.entity-link").await;
+    ensure!(b, !next_rows.is_empty(), "explorer: the next page has no rows");
+    ensure!(b, next_count == count, "explorer: the next page says {next_count} in total, the first said {count}");
+    ensure!(b, next_first != first_row, "explorer: the next page starts with the same row {first_row:?}");
+    b.check_console("explorer (page 2)", &[]).await;
+
+    // The 404 page of an unknown entity suggests others.
+    let missing = plinth.url("/catalog/default/component/does-not-exist");
+    let status = http().get(&missing).send().await.expect("GET the 404 page").status();
+    b.goto(&missing).await;
+    b.wait("#suggestions").await;
+    b.check_chrome("not-found").await;
+    ensure!(b, status == reqwest::StatusCode::NOT_FOUND, "{missing} answered {status}, expected 404");
+    // The document's own 404 is reported on the console by Chromium.
+    b.check_console("not-found", &["/catalog/default/component/does-not-exist"]).await;
+    b.screenshot("not-found").await;
+    eprintln!("journey_on_the_demo_catalogue: {:.1} s", started.elapsed().as_secs_f64());
+}
+
+const LIVE_ENTITY: &str = r#"apiVersion: backstage.io/v1alpha1
+kind: Component
+metadata:
+  name: live-widget
+  description: DESCRIPTION
+spec:
+  type: service
+  lifecycle: production
+  owner: team-live
+"#;
+
+#[tokio::test]
+async fn live_update_reaches_an_open_entity_page() {
+    let started = Instant::now();
+    let fixture = tempfile::tempdir().unwrap();
+    let file = fixture.path().join("catalog-info.yaml");
+    std::fs::write(&file, LIVE_ENTITY.replace("DESCRIPTION", "The first description")).unwrap();
+    let mut plinth = Plinth::spawn(&[]);
+    plinth.wait_ok("/readyz", Duration::from_secs(60)).await;
+    let client = http();
+    let response = client
+        .post(plinth.url("/api/catalog/locations"))
+        .json(&json!({"type": "file", "target": file.to_str().unwrap()}))
+        .send()
+        .await
+        .expect("POST /api/catalog/locations");
+    assert!(response.status().is_success(), "registering the fixture: {}", response.status());
+    plinth.wait_ok("/api/catalog/entities/by-name/component/default/live-widget", Duration::from_secs(30)).await;
+
+    let b = Browser::open().await;
+    b.goto(&plinth.url("/catalog/default/component/live-widget")).await;
+    b.check_entity_page().await;
+    let description = b.text_of("#entity-description").await;
+    ensure!(b, description.contains("The first description"), "#entity-description is {description:?}");
+    b.script("window.__plinthE2eMarker = 'still here'; return true", json!([])).await;
+    let page = b.current_url().await;
+
+    let fresh = format!("Rewritten by the browser test {}", std::process::id());
+    std::fs::write(&file, LIVE_ENTITY.replace("DESCRIPTION", &fresh)).unwrap();
+    let clock = Instant::now();
+    let response = client
+        .post(plinth.url("/api/catalog/refresh"))
+        .json(&json!({"entityRef": "component:default/live-widget"}))
+        .send()
+        .await
+        .expect("POST /api/catalog/refresh");
+    assert!(response.status().is_success(), "refresh: {}", response.status());
+    let refreshed = clock.elapsed();
+    let (seen, last) = loop {
+        let element = b.wait("#entity-description").await;
+        let text = b.text(&element).await;
+        if text.contains(&fresh) {
+            break (Some(clock.elapsed()), text);
+        }
+        if clock.elapsed() > Duration::from_secs(2) {
+            break (None, text);
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    let Some(seen) = seen else {
+        fail!(
+            b,
+            "the open page did not show the new description within 2 s of the refresh; #entity-description: {last:?}"
+        )
+    };
+    let marker = b.script("return window.__plinthE2eMarker || null", json!([])).await;
+    ensure!(b, marker == json!("still here"), "the page was reloaded (marker lost), not updated in place");
+    ensure!(b, b.current_url().await == page, "the page navigated away from {page}");
+    b.check_console("entity (live)", &[]).await;
+    eprintln!(
+        "live_update_reaches_an_open_entity_page: refresh answered in {} ms, page updated after {} ms; test {:.1} s",
+        refreshed.as_millis(),
+        seen.as_millis(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test]
+async fn journey_at_100k_entities() {
+    let started = Instant::now();
+    let catalogue = tempfile::tempdir().unwrap();
+    let generator = manifest_dir().join("../../../shared/bench/gen_catalog.py");
+    let output = Command::new("python3")
+        .arg(&generator)
+        .args(["--entities", "100000", "--ai", "--out"])
+        .arg(catalogue.path())
+        .output()
+        .expect("run python3 gen_catalog.py");
+    assert!(output.status.success(), "gen_catalog.py failed: {}", String::from_utf8_lossy(&output.stderr));
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(catalogue.path().join("manifest.json")).unwrap()).unwrap();
+    let entities = manifest["entities"].as_u64().expect("manifest.json: entities");
+    let hub = manifest["most_depended_upon"].as_str().expect("manifest.json: most_depended_upon").to_string();
+    let generated = started.elapsed();
+
+    let all = catalogue.path().join("all.yaml");
+    let mut plinth = Plinth::spawn(&["--location", all.to_str().unwrap()]);
+    plinth.wait_ok("/readyz", Duration::from_secs(240)).await;
+    let client = http();
+    let deadline = started + generated + Duration::from_secs(240);
+    let mut total = 0;
+    while total < entities {
+        if let Ok(Some(status)) = plinth.child.try_wait() {
+            panic!("plinth serve exited ({status}) during ingest; log:\n{}", plinth.log_tail());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ingest: {total} of {entities} entities after 240 s; plinth log:\n{}",
+            plinth.log_tail()
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let Ok(response) = client.get(plinth.url("/api/catalog/entity-facets?facet=kind")).send().await else {
+            continue;
+        };
+        let Ok(body) = response.json::<Value>().await else { continue };
+        total = body["facets"]["kind"]
+            .as_array()
+            .map(|kinds| {
+                kinds
+                    .iter()
+                    .filter(|k| !k["value"].as_str().unwrap_or("").eq_ignore_ascii_case("location"))
+                    .filter_map(|k| k["count"].as_u64())
+                    .sum()
+            })
+            .unwrap_or(0);
+    }
+    let ingested = started.elapsed() - generated;
+    let journey = Instant::now();
+    let b = Browser::open().await;
+
+    b.goto(&plinth.url("/")).await;
+    b.wait("#kind-totals").await;
+    b.check_chrome("home").await;
+    b.check_console("home (100k)", &[]).await;
+
+    let input = b.wait("input#search-input").await;
+    let before = b.current_url().await;
+    if let Err(e) = b.post(&format!("/element/{input}/value"), json!({"text": format!("payment{ENTER}")})).await {
+        fail!(b, "cannot type into #search-input: {e}");
+    }
+    b.wait_for_page_change(&before, "#search-results").await;
+    let first = b.wait("#search-results li.result a.entity-link").await;
+    b.check_console("search (100k)", &[]).await;
+
+    b.follow(&first, "h1#entity-title").await;
+    b.check_entity_page().await;
+    b.check_console("entity (100k)", &[]).await;
+
+    let graph_link = b.wait("a#graph-link").await;
+    b.follow(&graph_link, "svg#graph").await;
+    let (nodes, _) = b.check_graph_page().await;
+    ensure!(b, nodes >= 1, "graph (100k): no a.node");
+    b.check_console("graph (100k)", &[]).await;
+
+    b.goto(&plinth.url("/catalog?kind=component&owner=team-1")).await;
+    let (owners, count) = b.explorer_rows().await;
+    ensure!(b, !owners.is_empty(), "explorer kind=component owner=team-1 (100k): no rows");
+    for cell in &owners {
+        ensure!(b, short_name(cell) == "team-1", "explorer owner=team-1 (100k): a row's owner cell is {cell:?}");
+    }
+    ensure!(b, count >= owners.len() as u64, "explorer (100k): #result-count {count} < {} rows", owners.len());
+    b.check_console("explorer (100k)", &[]).await;
+
+    // The hub: ~24k dependents, summarised rather than drawn.
+    let (kind, name) = hub.split_once(':').map(|(k, r)| (k, r.rsplit('/').next().unwrap())).unwrap();
+    let mut hub_nodes = Vec::new();
+    for query in ["", "?depth=3&direction=both"] {
+        let load = Instant::now();
+        b.goto(&plinth.url(&format!("/catalog/default/{kind}/{name}/graph{query}"))).await;
+        let (nodes, impact) = b.check_graph_page().await;
+        ensure!(b, nodes <= 200, "hub graph{query}: {nodes} a.node drawn, expected at most 200");
+        ensure!(b, impact > 10_000, "hub graph{query}: #impact-count {impact}, expected > 10000");
+        b.check_console("hub graph (100k)", &[]).await;
+        hub_nodes.push(format!("{query:?}: {nodes} nodes, impact {impact}, {} ms", load.elapsed().as_millis()));
+    }
+    eprintln!(
+        "journey_at_100k_entities: generated {:.1} s, ingested {entities} in {:.1} s, journey {:.1} s; hub {}",
+        generated.as_secs_f64(),
+        ingested.as_secs_f64(),
+        journey.elapsed().as_secs_f64(),
+        hub_nodes.join("; ")
+    );
+}
+
+#[test]
+fn text_helpers_read_what_the_pages_show() {
+    assert_eq!(numbers("Showing 1–14 of 14 entities"), vec![1, 14, 14]);
+    assert_eq!(first_number("24,118 entities depend on it"), Some(24_118));
+    assert_eq!(first_number("impact: 24\u{202f}118"), Some(24_118));
+    assert_eq!(numbers("3, 4"), vec![3, 4]);
+    assert_eq!(short_name("group:default/team-identity"), "team-identity");
+    assert!(mentions("Auth Service", "auth-service") && mentions("auth-service", "auth-service"));
+    assert!(!mentions("Authz API", "auth-service"));
+    assert_eq!(
+        query_param("http://x/catalog?kind=component&owner=group%3Adefault%2Fteam-1", "owner").as_deref(),
+        Some("group:default/team-1")
+    );
+    assert_eq!(url_path("http://127.0.0.1:1/catalog/default/component/a?x=1#y"), "/catalog/default/component/a");
+}

@@ -155,6 +155,33 @@ impl SearchIndex {
         Ok((hits, all))
     }
 
+    /// Entities whose names are close to `text` (typos allowed: one edit
+    /// for short words, two for longer ones), best first. For "did you
+    /// mean" suggestions when a name is not found.
+    pub fn suggest(&self, text: &str, limit: usize) -> Result<Vec<Hit>, SearchError> {
+        let words = self.words(text);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        for word in words.iter().filter(|w| w.len() >= 3) {
+            let term = Term::from_field_text(self.fields.name, word);
+            let distance = if word.len() <= 5 { 1 } else { 2 };
+            clauses.push((Occur::Should, Box::new(TermQuery::new(term.clone(), IndexRecordOption::WithFreqs))));
+            clauses.push((Occur::Should, Box::new(FuzzyTermQuery::new(term, distance, true))));
+        }
+        if clauses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let searcher = self.reader.searcher();
+        let top = searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit.max(1)))?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let column = searcher.segment_reader(address.segment_ord).fast_fields().u64("id")?;
+            if let Some(id) = column.first(address.doc_id) {
+                hits.push(Hit { id: id as u32, score });
+            }
+        }
+        Ok(hits)
+    }
+
     fn words(&self, text: &str) -> Vec<String> {
         let mut analyzer = match self.index.tokenizer_for_field(self.fields.name) {
             Ok(analyzer) => analyzer,
@@ -261,5 +288,7 @@ mod tests {
         index.commit().unwrap();
         assert!(index.search("checkout", 0, 10).unwrap().0.is_empty());
         assert!(index.search("   ", 0, 10).unwrap().0.is_empty());
+        let suggestions = index.suggest("renamd", 5).unwrap();
+        assert_eq!(suggestions.first().map(|h| h.id), Some(2), "a typo still finds the name");
     }
 }

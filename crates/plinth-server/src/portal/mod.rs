@@ -914,7 +914,13 @@ fn suggest(app: &AppState, text: &str) -> Vec<Value> {
     if words.is_empty() {
         return Vec::new();
     }
-    let Ok((hits, _)) = app.catalog.search_index().search(&words, 0, 10) else { return Vec::new() };
+    // Names close to the one asked for first (typos), then a text search.
+    let index = app.catalog.search_index();
+    let mut hits = index.suggest(&words, 10).unwrap_or_default();
+    if hits.len() < 5 {
+        let (more, _) = index.search(&words, 0, 10).unwrap_or_default();
+        hits.extend(more.into_iter().filter(|h| !hits.iter().any(|seen| seen.id == h.id)).collect::<Vec<_>>());
+    }
     let state = app.catalog.read();
     hits.iter().filter_map(|h| state.entity(h.id).map(|r| record_link(r))).take(5).collect()
 }

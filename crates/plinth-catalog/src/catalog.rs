@@ -216,27 +216,8 @@ impl Catalog {
                     .filter(|row| state.get(&row.key).is_none_or(|r| r.hash != row.hash || r.uid != row.uid))
                     .collect()
             };
-            let recent: Vec<RecentChange> = changes
-                .iter()
-                .map(|c| RecentChange { seq: c.seq, entity_ref: c.key.clone(), op: c.op, at: c.at.clone() })
-                .collect();
             applied += changes.len();
-            let this = self.clone();
-            let recent_for_apply = recent.clone();
-            tokio::task::spawn_blocking(move || {
-                this.apply_rows(rows, deleted)?;
-                let mut state = this.state.write();
-                for change in recent_for_apply {
-                    state.note_change(change);
-                }
-                Ok::<_, CatalogError>(())
-            })
-            .await
-            .map_err(|e| CatalogError::Internal(e.to_string()))??;
-            self.metrics.changes_applied.fetch_add(recent.len() as u64, Ordering::Relaxed);
-            for change in recent {
-                let _ = self.events.send(change);
-            }
+            self.apply_and_announce(rows, deleted, &changes).await?;
         }
         Ok(applied)
     }
@@ -287,7 +268,21 @@ impl Catalog {
                 }
             }
         }
-        let recent: Vec<RecentChange> = written
+        self.apply_and_announce(rows, deleted, &written).await?;
+        drop(guard);
+        Ok(written.len())
+    }
+
+    /// Applies rows to the projection on the blocking pool, records the
+    /// change-log rows as seen, and announces them to live views. The caller
+    /// holds the follow lock.
+    async fn apply_and_announce(
+        self: &Arc<Self>,
+        rows: Vec<plinth_store::StoredEntity>,
+        deleted: Vec<String>,
+        changes: &[plinth_store::ChangeRecord],
+    ) -> Result<(), CatalogError> {
+        let recent: Vec<RecentChange> = changes
             .iter()
             .map(|c| RecentChange { seq: c.seq, entity_ref: c.key.clone(), op: c.op, at: c.at.clone() })
             .collect();
@@ -303,13 +298,11 @@ impl Catalog {
         })
         .await
         .map_err(|e| CatalogError::Internal(e.to_string()))??;
-        drop(guard);
         self.metrics.changes_applied.fetch_add(recent.len() as u64, Ordering::Relaxed);
-        let count = recent.len();
         for change in recent {
             let _ = self.events.send(change);
         }
-        Ok(count)
+        Ok(())
     }
 
     /// Updates the projection: prepare in parallel, mutate under the lock,

@@ -19,12 +19,9 @@ mod harness {
     use plinth_store::{Store, StoreConfig};
     use reqwest::StatusCode;
     use serde_json::Value;
-    use sqlx::{Connection, PgConnection};
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
     use std::time::Duration;
-
-    const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
     #[derive(Debug, Clone, Copy, PartialEq, Eq)]
     pub enum Backend {
@@ -32,84 +29,7 @@ mod harness {
         Postgres,
     }
 
-    /// A fresh PostgreSQL database, dropped (best effort) when this is dropped,
-    /// even when the test panicked.
-    pub struct PgDatabase {
-        admin_url: String,
-        name: String,
-        pub url: String,
-    }
-
-    impl PgDatabase {
-        /// `None` (after a loud notice) when `PLINTH_SKIP_POSTGRES=1`; panics
-        /// when the server cannot be reached.
-        pub async fn create() -> Option<PgDatabase> {
-            if std::env::var("PLINTH_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
-                eprintln!(
-                    "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                     !!! PLINTH_SKIP_POSTGRES=1: PostgreSQL API test SKIPPED       !!!\n\
-                     !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-                );
-                return None;
-            }
-            let admin_url = std::env::var("PLINTH_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string());
-            let mut admin = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url)).await
-            {
-                Ok(Ok(conn)) => conn,
-                Ok(Err(error)) => unreachable_server(&admin_url, &error.to_string()),
-                Err(_) => unreachable_server(&admin_url, "no answer within 5 s"),
-            };
-            let name = format!("plinth_it_{}", uuid::Uuid::new_v4().simple());
-            sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("CREATE DATABASE");
-            let _ = admin.close().await;
-            let url = with_database(&admin_url, &name);
-            Some(PgDatabase { admin_url, name, url })
-        }
-    }
-
-    impl Drop for PgDatabase {
-        fn drop(&mut self) {
-            let admin_url = self.admin_url.clone();
-            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-            let dropper = std::thread::spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-                runtime.block_on(async {
-                    if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                        if let Err(error) = sqlx::raw_sql(&sql).execute(&mut admin).await {
-                            eprintln!("could not drop the test database: {error}");
-                        }
-                        let _ = admin.close().await;
-                    }
-                });
-            });
-            let _ = dropper.join();
-        }
-    }
-
-    fn unreachable_server(url: &str, error: &str) -> ! {
-        panic!(
-            "PostgreSQL is not reachable at {url}: {error}\n\
-             These tests need a PostgreSQL server: start one, point PLINTH_TEST_DATABASE_URL at it, \
-             or set PLINTH_SKIP_POSTGRES=1 to skip the PostgreSQL half."
-        )
-    }
-
-    /// `url` with its database name replaced by `database`.
-    fn with_database(url: &str, database: &str) -> String {
-        let (base, query) = match url.split_once('?') {
-            Some((base, query)) => (base, Some(query)),
-            None => (url, None),
-        };
-        let authority_start = base.find("://").map_or(0, |i| i + 3);
-        let root = match base[authority_start..].find('/') {
-            Some(slash) => &base[..authority_start + slash],
-            None => base,
-        };
-        match query {
-            Some(query) => format!("{root}/{database}?{query}"),
-            None => format!("{root}/{database}"),
-        }
-    }
+    pub use plinth_testkit::PgDatabase;
 
     /// A Plinth server on a loopback port, in this process, with its own
     /// store, data directory and fixture directory.
@@ -131,7 +51,7 @@ mod harness {
             let (store, database) = match backend {
                 Backend::Sqlite => (Store::open_sqlite(&data).await.expect("open SQLite store"), None),
                 Backend::Postgres => {
-                    let database = PgDatabase::create().await?;
+                    let database = PgDatabase::create("it").await?;
                     let config = StoreConfig::Postgres { url: database.url.clone() };
                     (Store::open(&config).await.expect("open PostgreSQL store"), Some(database))
                 }

@@ -15,12 +15,9 @@ use plinth_store::{
 };
 
 mod harness {
-    use std::time::Duration;
 
     use plinth_store::{Store, StoreConfig};
-    use sqlx::{Connection, PgConnection};
-
-    const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+    use plinth_testkit::PgDatabase;
 
     /// A store under test, plus what it needs to be reopened and cleaned up.
     pub struct Harness {
@@ -47,77 +44,10 @@ mod harness {
     /// A fresh PostgreSQL database with the store open on it, or `None`
     /// (after a loud notice) when `PLINTH_SKIP_POSTGRES=1` is set.
     pub async fn postgres() -> Option<Harness> {
-        if std::env::var("PLINTH_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
-            eprintln!(
-                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                 !!! PLINTH_SKIP_POSTGRES=1: PostgreSQL conformance test SKIPPED    !!!\n\
-                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-            );
-            return None;
-        }
-        let admin_url = std::env::var("PLINTH_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_URL.to_string());
-        let mut admin = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url)).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(error)) => unreachable_server(&admin_url, &error.to_string()),
-            Err(_) => unreachable_server(&admin_url, "no answer within 5 s"),
-        };
-        let name = format!("plinth_test_{}", uuid::Uuid::new_v4().simple());
-        sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("CREATE DATABASE");
-        let _ = admin.close().await;
-        let database = PgDatabase { admin_url: admin_url.clone(), name: name.clone() };
-        let config = StoreConfig::Postgres { url: with_database(&admin_url, &name) };
+        let database = PgDatabase::create("test").await?;
+        let config = StoreConfig::Postgres { url: database.url.clone() };
         let store = Store::open(&config).await.expect("open PostgreSQL store");
         Some(Harness { store, config, _dir: None, _database: Some(database) })
-    }
-
-    fn unreachable_server(url: &str, error: &str) -> ! {
-        panic!(
-            "PostgreSQL is not reachable at {url}: {error}\n\
-             The conformance suite needs a PostgreSQL server: start one, point PLINTH_TEST_DATABASE_URL at it, \
-             or set PLINTH_SKIP_POSTGRES=1 to skip the PostgreSQL half of the suite."
-        )
-    }
-
-    /// `url` with its database name replaced by `database`.
-    fn with_database(url: &str, database: &str) -> String {
-        let (base, query) = match url.split_once('?') {
-            Some((base, query)) => (base, Some(query)),
-            None => (url, None),
-        };
-        let authority_start = base.find("://").map_or(0, |i| i + 3);
-        let root = match base[authority_start..].find('/') {
-            Some(slash) => &base[..authority_start + slash],
-            None => base,
-        };
-        match query {
-            Some(query) => format!("{root}/{database}?{query}"),
-            None => format!("{root}/{database}"),
-        }
-    }
-
-    /// Drops the test database when the test ends, even on panic (best effort).
-    struct PgDatabase {
-        admin_url: String,
-        name: String,
-    }
-
-    impl Drop for PgDatabase {
-        fn drop(&mut self) {
-            let admin_url = self.admin_url.clone();
-            let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-            let dropper = std::thread::spawn(move || {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-                runtime.block_on(async {
-                    if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                        if let Err(error) = sqlx::raw_sql(&sql).execute(&mut admin).await {
-                            eprintln!("could not drop the test database: {error}");
-                        }
-                        let _ = admin.close().await;
-                    }
-                });
-            });
-            let _ = dropper.join();
-        }
     }
 }
 

@@ -8,94 +8,17 @@
 //! beside the repository.
 
 use serde_json::{json, Value};
-use sqlx::{Connection, PgConnection};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const BIN: &str = env!("CARGO_BIN_EXE_plinth");
-const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 // ---------------------------------------------------------------------------
 // Harness
 // ---------------------------------------------------------------------------
 
-/// A fresh PostgreSQL database, dropped (best effort) when this is dropped.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    /// `None` (after a loud notice) when `PLINTH_SKIP_POSTGRES=1`; panics
-    /// when the server cannot be reached.
-    async fn create() -> Option<PgDatabase> {
-        if std::env::var("PLINTH_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
-            eprintln!(
-                "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-                 !!! PLINTH_SKIP_POSTGRES=1: PostgreSQL process test SKIPPED   !!!\n\
-                 !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-            );
-            return None;
-        }
-        let admin_url = std::env::var("PLINTH_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string());
-        let mut admin = match tokio::time::timeout(Duration::from_secs(5), PgConnection::connect(&admin_url)).await {
-            Ok(Ok(conn)) => conn,
-            Ok(Err(error)) => unreachable_server(&admin_url, &error.to_string()),
-            Err(_) => unreachable_server(&admin_url, "no answer within 5 s"),
-        };
-        let name = format!("plinth_it_{}", uuid::Uuid::new_v4().simple());
-        sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("CREATE DATABASE");
-        let _ = admin.close().await;
-        let url = with_database(&admin_url, &name);
-        Some(PgDatabase { admin_url, name, url })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let dropper = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-            runtime.block_on(async {
-                if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    if let Err(error) = sqlx::raw_sql(&sql).execute(&mut admin).await {
-                        eprintln!("could not drop the test database: {error}");
-                    }
-                    let _ = admin.close().await;
-                }
-            });
-        });
-        let _ = dropper.join();
-    }
-}
-
-fn unreachable_server(url: &str, error: &str) -> ! {
-    panic!(
-        "PostgreSQL is not reachable at {url}: {error}\n\
-         These tests need a PostgreSQL server: start one, point PLINTH_TEST_DATABASE_URL at it, \
-         or set PLINTH_SKIP_POSTGRES=1 to skip the PostgreSQL tests."
-    )
-}
-
-/// `url` with its database name replaced by `database`.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(query) => format!("{root}/{database}?{query}"),
-        None => format!("{root}/{database}"),
-    }
-}
+use plinth_testkit::PgDatabase;
 
 fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("HTTP client")
@@ -447,7 +370,7 @@ async fn sqlite_survives_kill_9_during_ingestion() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_survives_kill_9_during_ingestion() {
-    let Some(database) = PgDatabase::create().await else { return };
+    let Some(database) = PgDatabase::create("it").await else { return };
     kill_during_ingestion_then_restart(Some(&database.url)).await;
 }
 
@@ -469,7 +392,7 @@ async fn within(limit: Duration, what: &str, mut check: impl AsyncFnMut() -> boo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_one_postgres_database_see_each_others_writes_within_a_second() {
-    let Some(database) = PgDatabase::create().await else { return };
+    let Some(database) = PgDatabase::create("it").await else { return };
     let dir = tempfile::TempDir::new().unwrap();
     let a = Serve::start(&dir.path().join("a"), Some(&database.url), &[]).await;
     let b = Serve::start(&dir.path().join("b"), Some(&database.url), &[]).await;

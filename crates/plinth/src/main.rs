@@ -4,6 +4,7 @@
 
 mod bench;
 mod client;
+mod policy_cli;
 mod serve;
 mod validate;
 
@@ -33,11 +34,24 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Policy-as-code: run policy unit tests, evaluate queries.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Benchmarks against the bars of DESIGN.md (results as markdown).
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Run `test_` rules in `*_test.rego` files, as `opa test` does.
+    Test(policy_cli::TestArgs),
+    /// Evaluate a query against policies, an input and data, as `opa eval` does.
+    Eval(policy_cli::EvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -93,6 +107,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Bench { command: BenchCommand::Catalog(args) } => bench::run(args),
         Command::Bench { command: BenchCommand::Portal(args) } => bench::run_portal(args),
+        Command::Policy { command: PolicyCommand::Test(args) } => policy_cli::test(args),
+        Command::Policy { command: PolicyCommand::Eval(args) } => policy_cli::eval(args),
         Command::Catalog { command } => match command {
             CatalogCommand::Validate { paths, output } => validate::run(&paths, output),
             CatalogCommand::Ls(args) => client::ls(args),

@@ -134,6 +134,7 @@ pub struct Violation {
 
 /// The waiver that made a violation not count.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct AppliedWaiver {
     pub id: String,
     pub owner: String,
@@ -144,6 +145,7 @@ pub struct AppliedWaiver {
 
 /// A decision.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct Decision {
     pub point: Point,
     pub result: Outcome,
@@ -167,6 +169,7 @@ impl Decision {
 
 /// An exception granted to one entity for one rule, until it expires.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
 pub struct Waiver {
     pub id: String,
     /// Who answers for it (a user or group ref).

@@ -17,7 +17,9 @@ pub struct Caller {
 }
 
 pub async fn authorize(request: Request, next: Next) -> Response {
-    let mutating = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // Decision requests change nothing; each is recorded in the decision log.
+    let decision_only = matches!(request.uri().path(), "/api/policy/evaluate" | "/api/policy/admission");
+    let mutating = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS) && !decision_only;
     if mutating {
         let caller = Caller {
             address: request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0),

@@ -9,6 +9,7 @@ mod fields;
 mod ops;
 mod params;
 mod plinth_api;
+pub mod policy;
 mod portal;
 
 use axum::routing::{get, post};
@@ -28,6 +29,8 @@ pub struct ServerConfig {
     /// Shared secret for webhook signatures (GitHub HMAC or GitLab token);
     /// `None` accepts unsigned webhooks.
     pub webhook_secret: Option<String>,
+    /// The policy service; `None` answers policy endpoints with 503.
+    pub policy: Option<Arc<policy::PolicyService>>,
 }
 
 #[derive(Clone)]
@@ -39,15 +42,19 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Plinth API", description = "Plinth's catalogue API: Backstage-compatible endpoints under /api/catalog plus impact, neighbourhood, search, errors and webhooks."),
+    info(title = "Plinth API", description = "Plinth's API: Backstage-compatible catalogue endpoints under /api/catalog plus impact, neighbourhood, search, errors and webhooks; policy decisions, admission, decision log, waivers and scorecards under /api/policy."),
     paths(
         catalog_api::list_entities, catalog_api::query_entities, catalog_api::entity_by_name, catalog_api::entity_by_uid,
         catalog_api::delete_entity_by_uid, catalog_api::entities_by_refs, catalog_api::entity_facets,
         catalog_api::list_locations, catalog_api::get_location, catalog_api::add_location, catalog_api::delete_location,
         catalog_api::location_by_entity, catalog_api::refresh, catalog_api::validate_entity,
         plinth_api::impact, plinth_api::neighbourhood, plinth_api::search, plinth_api::errors, plinth_api::webhook,
+        policy::api::evaluate, policy::api::admission, policy::api::decisions, policy::api::policies,
+        policy::api::list_waivers, policy::api::create_waiver, policy::api::delete_waiver, policy::api::entity, policy::api::scorecards,
     ),
-    tags((name = "catalog", description = "Backstage's catalog API"), (name = "plinth", description = "Plinth's additions"))
+    components(schemas(policy::api::EvaluateRequest, policy::api::NewWaiver, policy::RequestContext)),
+    tags((name = "catalog", description = "Backstage's catalog API"), (name = "plinth", description = "Plinth's additions"),
+         (name = "policy", description = "Policy-as-code: decisions, admission, decision log, waivers, scorecards"))
 )]
 pub struct ApiDoc;
 
@@ -82,8 +89,18 @@ pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
         .route("/search", get(plinth_api::search))
         .route("/errors", get(plinth_api::errors))
         .route("/webhook", post(plinth_api::webhook));
+    let policy_routes = Router::new()
+        .route("/evaluate", post(policy::api::evaluate))
+        .route("/admission", post(policy::api::admission))
+        .route("/decisions", get(policy::api::decisions))
+        .route("/policies", get(policy::api::policies))
+        .route("/waivers", get(policy::api::list_waivers).post(policy::api::create_waiver))
+        .route("/waivers/{id}", axum::routing::delete(policy::api::delete_waiver))
+        .route("/entities/{kind}/{namespace}/{name}", get(policy::api::entity))
+        .route("/scorecards", get(policy::api::scorecards));
     Router::new()
         .nest("/api/catalog", catalog_routes)
+        .nest("/api/policy", policy_routes)
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -13,6 +13,8 @@
 mod common;
 mod error;
 mod migrations;
+mod policy;
+pub use policy::{DecisionQuery, DecisionRecord, WaiverRecord};
 mod postgres;
 mod sqlite;
 mod types;

@@ -60,7 +60,7 @@ const COPY_LOG_SQL: &str = "COPY change_log (seq, entity_key, op, at) FROM STDIN
 /// A PostgreSQL-backed store. Cheap to clone.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    pub(crate) pool: PgPool,
 }
 
 /// The URL without its password (in the user-info or a `password=` query

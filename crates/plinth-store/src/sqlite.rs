@@ -33,7 +33,7 @@ const LOCATION_COLUMNS: &str = "id, kind, target, branch, created_at, status";
 /// A SQLite-backed store. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
     checkpointer: Arc<Checkpointer>,
 }
 

@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use plinth_catalog::{Catalog, CatalogConfig};
+use plinth_server::policy::{PolicyConfig, PolicyService};
 use plinth_server::ServerConfig;
 use plinth_store::{NewLocation, Store, StoreConfig};
 use std::path::PathBuf;
@@ -33,6 +34,24 @@ pub struct ServeArgs {
     /// Shared secret for webhook signatures (GitHub HMAC / GitLab token).
     #[arg(long, env = "PLINTH_WEBHOOK_SECRET")]
     webhook_secret: Option<String>,
+    /// Policy sources: directories, .rego files or git repository URLs
+    /// (`URL#subdir`); repeatable. Default: the shipped `policies/` library.
+    #[arg(long = "policy", value_name = "DIR_OR_GIT_URL", env = "PLINTH_POLICY", value_delimiter = ',')]
+    policies: Vec<String>,
+    /// Time limit of one policy decision, in milliseconds (exceeding it denies).
+    #[arg(long, env = "PLINTH_POLICY_TIMEOUT_MS", default_value_t = 200)]
+    policy_timeout_ms: u64,
+    /// Enforcement mode override, `ID=enforce|warn|dry-run` where ID is a
+    /// policy id, `package.rule` or package; repeatable.
+    #[arg(long = "policy-mode", value_name = "ID=MODE")]
+    policy_modes: Vec<String>,
+    /// JSON pointer erased from decision-log events (`/input/spec/token`,
+    /// `*` matches any key or index); repeatable.
+    #[arg(long = "decision-log-mask", value_name = "POINTER")]
+    decision_log_masks: Vec<String>,
+    /// Days decision-log events are kept.
+    #[arg(long, env = "PLINTH_DECISION_LOG_RETENTION_DAYS", default_value_t = 180)]
+    decision_log_retention_days: u64,
     /// Log format.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -74,6 +93,39 @@ fn demo_dir() -> PathBuf {
     PathBuf::from("examples/demo")
 }
 
+/// Where the shipped policy library is: `PLINTH_POLICY_DIR`, the source
+/// tree this binary was built from, or `./policies`.
+pub fn shipped_policies() -> PathBuf {
+    if let Ok(dir) = std::env::var("PLINTH_POLICY_DIR") {
+        return PathBuf::from(dir);
+    }
+    let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
+    if built_from.exists() {
+        return built_from;
+    }
+    PathBuf::from("policies")
+}
+
+fn policy_config(args: &ServeArgs) -> Result<PolicyConfig> {
+    let sources = if args.policies.is_empty() {
+        vec![shipped_policies().to_string_lossy().to_string()]
+    } else {
+        args.policies.clone()
+    };
+    let mut config = PolicyConfig::new(sources, args.data_dir.clone());
+    config.time_limit = Duration::from_millis(args.policy_timeout_ms.max(1));
+    config.masks = args.decision_log_masks.clone();
+    config.retention = Duration::from_secs(args.decision_log_retention_days.max(1) * 24 * 3600);
+    for mode in &args.policy_modes {
+        let (id, value) = mode
+            .split_once('=')
+            .with_context(|| format!("--policy-mode `{mode}` must be ID=MODE, e.g. PL-BASE-003=warn"))?;
+        let value = plinth_policy::Enforcement::parse(value).map_err(anyhow::Error::msg)?;
+        config.enforcement.insert(id.trim().to_string(), value);
+    }
+    Ok(config)
+}
+
 /// `URL@branch` → (URL, branch) for git URLs; paths pass through.
 fn split_branch(target: &str) -> (String, Option<String>) {
     let looks_remote = target.contains("://") || target.starts_with("git@");
@@ -96,6 +148,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         Some(url) => StoreConfig::Postgres { url: url.clone() },
         None => StoreConfig::Sqlite { data_dir: args.data_dir.clone() },
     };
+    let policy_config = policy_config(&args)?;
     let store = Store::open(&store_config).await.context("opening the store")?;
     tracing::info!(backend = ?store.backend(), "store ready");
     let mut config = CatalogConfig::new(&args.data_dir);
@@ -130,9 +183,17 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
     });
     catalog.spawn_background();
+    let policy = PolicyService::start(policy_config, catalog.store().clone(), catalog.clone()).await;
+    tracing::info!(
+        revision = policy.compiled().engine.revision(),
+        policies = policy.compiled().engine.packages().len(),
+        problems = policy.compiled().engine.problems().len(),
+        "policies loaded"
+    );
     tracing::info!("plinth listening on http://{address}");
-    let server_config = ServerConfig { webhook_secret: args.webhook_secret.clone() };
+    let server_config = ServerConfig { webhook_secret: args.webhook_secret.clone(), policy: Some(policy.clone()) };
     plinth_server::serve(listener, catalog, server_config, shutdown_signal()).await?;
+    policy.flush_log().await;
     tracing::info!("stopped");
     Ok(())
 }

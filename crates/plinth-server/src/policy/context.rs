@@ -1,0 +1,258 @@
+//! Building a decision's context from the catalogue: which entities an
+//! input names (labels, annotations, golden-path parameters, an entity's own
+//! relations) and their catalogue data; and masking the decision log.
+
+use plinth_catalog::CatalogState;
+use plinth_model::parse_ref_lenient;
+use serde_json::{Map, Value};
+
+/// Most entities attached to one decision's context.
+pub const MAX_CONTEXT_ENTITIES: usize = 200;
+
+/// Label keys naming an entity, with the kind a bare name defaults to.
+const LABEL_REFS: &[(&str, &str)] = &[
+    ("plinth.io/owner", "group"),
+    ("plinth.io/team", "group"),
+    ("plinth.io/component", "component"),
+    ("plinth.io/system", "system"),
+    ("plinth.io/model", "model"),
+    ("plinth.io/embedding-model", "model"),
+    ("plinth.io/agent", "agent"),
+];
+
+/// Annotation keys holding comma-separated names.
+const ANNOTATION_REFS: &[(&str, &str)] = &[
+    ("plinth.io/datasets", "dataset"),
+    ("plinth.io/prompts", "prompt"),
+    ("plinth.io/tools", "api"),
+    ("plinth.io/model", "model"),
+    ("plinth.io/embedding-model", "model"),
+    ("plinth.io/owner", "group"),
+];
+
+/// Golden-path parameter keys naming entities.
+const PARAMETER_REFS: &[(&str, &str)] = &[
+    ("owner", "group"),
+    ("system", "system"),
+    ("component", "component"),
+    ("model", "model"),
+    ("embeddingModel", "model"),
+    ("datasets", "dataset"),
+    ("dataset", "dataset"),
+    ("prompts", "prompt"),
+    ("tools", "api"),
+    ("agent", "agent"),
+];
+
+/// Relations that point from an entity at what it uses (its context);
+/// the inverse ones (ownerOf, dependencyOf…) would drag in whole teams.
+pub(crate) const OUTGOING: &[&str] = &[
+    "ownedBy",
+    "partOf",
+    "dependsOn",
+    "consumesApi",
+    "providesApi",
+    "usesModel",
+    "usesPrompt",
+    "usesTool",
+    "trainedOn",
+    "childOf",
+    "memberOf",
+];
+
+/// The Kubernetes object inside an input: AdmissionReview request's object,
+/// or the input itself.
+pub fn subject(input: &Value) -> &Value {
+    input.pointer("/review/object").or_else(|| input.pointer("/request/object")).unwrap_or(input)
+}
+
+/// Entity refs (lower-case keys) an input names, in order, without duplicates.
+pub fn named_refs(input: &Value, explicit: &[String]) -> Vec<String> {
+    let mut refs = Vec::new();
+    let mut push = |text: &str, default_kind: &str| {
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if let Ok(entity_ref) = parse_ref_lenient(part, Some(default_kind)) {
+                let key = entity_ref.key();
+                if !refs.contains(&key) {
+                    refs.push(key);
+                }
+            }
+        }
+    };
+    for text in explicit {
+        push(text, "component");
+    }
+    let object = subject(input);
+    let label_maps =
+        ["/metadata/labels", "/spec/template/metadata/labels", "/spec/jobTemplate/spec/template/metadata/labels"];
+    for pointer in label_maps {
+        if let Some(labels) = object.pointer(pointer).and_then(Value::as_object) {
+            for (key, kind) in LABEL_REFS {
+                if let Some(value) = labels.get(*key).and_then(Value::as_str) {
+                    push(value, kind);
+                }
+            }
+        }
+    }
+    for pointer in ["/metadata/annotations", "/spec/template/metadata/annotations"] {
+        if let Some(annotations) = object.pointer(pointer).and_then(Value::as_object) {
+            for (key, kind) in ANNOTATION_REFS {
+                if let Some(value) = annotations.get(*key).and_then(Value::as_str) {
+                    push(value, kind);
+                }
+            }
+        }
+    }
+    if let Some(parameters) = input.get("parameters").and_then(Value::as_object) {
+        for (key, kind) in PARAMETER_REFS {
+            match parameters.get(*key) {
+                Some(Value::String(s)) => push(s, kind),
+                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).for_each(|s| push(s, kind)),
+                _ => {}
+            }
+        }
+    }
+    // A catalogue descriptor: its own spec references.
+    if object.get("spec").is_some() && object.pointer("/metadata/name").is_some() {
+        if let Some(me) = plinth_model::entity_ref_of(object) {
+            if let Ok(relations) = plinth_model::declared_relations(object, &me) {
+                for relation in relations {
+                    let key = relation.target.key();
+                    if !refs.contains(&key) {
+                        refs.push(key);
+                    }
+                }
+            }
+        }
+    }
+    refs
+}
+
+/// The catalogue data of `refs` and of what they use (one more hop), as
+/// `{ref: entity}`; refs not in the catalogue are absent.
+pub fn resolve(state: &CatalogState, refs: &[String]) -> Map<String, Value> {
+    let mut entities = Map::new();
+    let mut frontier: Vec<String> = refs.to_vec();
+    for hop in 0..2 {
+        let mut next = Vec::new();
+        for key in frontier {
+            if entities.len() >= MAX_CONTEXT_ENTITIES || entities.contains_key(&key) {
+                continue;
+            }
+            let Some(record) = state.get(&key) else { continue };
+            entities.insert(key.clone(), serde_json::from_str(&state.render_json(record)).unwrap_or(Value::Null));
+            if hop == 0 {
+                for (rel, node) in state.relations_of(record.node) {
+                    if OUTGOING.contains(&rel.name()) {
+                        next.push(state.ref_of(node).to_string());
+                    }
+                }
+            }
+        }
+        frontier = next;
+    }
+    entities
+}
+
+/// Removes the values at `paths` (JSON pointers into the event, `*` for
+/// any array element or key) and returns the pointers actually erased.
+pub fn erase(event: &mut Value, paths: &[String]) -> Vec<String> {
+    let mut erased = Vec::new();
+    for path in paths {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        erase_at(event, &segments, String::new(), &mut erased);
+    }
+    erased
+}
+
+fn erase_at(value: &mut Value, segments: &[&str], at: String, erased: &mut Vec<String>) {
+    let Some((first, rest)) = segments.split_first() else { return };
+    let unescape = |s: &str| s.replace("~1", "/").replace("~0", "~");
+    match value {
+        Value::Object(map) => {
+            let keys: Vec<String> = if *first == "*" { map.keys().cloned().collect() } else { vec![unescape(first)] };
+            for key in keys {
+                let here = format!("{at}/{}", key.replace('~', "~0").replace('/', "~1"));
+                if rest.is_empty() {
+                    if map.remove(&key).is_some() {
+                        erased.push(here);
+                    }
+                } else if let Some(child) = map.get_mut(&key) {
+                    erase_at(child, rest, here, erased);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let indexes: Vec<usize> =
+                if *first == "*" { (0..items.len()).collect() } else { first.parse().ok().into_iter().collect() };
+            for index in indexes.into_iter().rev() {
+                let here = format!("{at}/{index}");
+                if rest.is_empty() {
+                    if index < items.len() {
+                        items[index] = Value::Null;
+                        erased.push(here);
+                    }
+                } else if let Some(child) = items.get_mut(index) {
+                    erase_at(child, rest, here, erased);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Masks every decision log gets whatever the configuration: Kubernetes
+/// Secret payloads.
+pub fn default_masks(input: &Value) -> Vec<String> {
+    let mut masks = Vec::new();
+    if input.get("kind").and_then(Value::as_str) == Some("Secret") {
+        masks.extend(["/input/data".to_string(), "/input/stringData".to_string()]);
+    }
+    if input.pointer("/review/object/kind").and_then(Value::as_str) == Some("Secret")
+        || input.pointer("/review/kind/kind").and_then(Value::as_str) == Some("Secret")
+    {
+        for side in ["object", "oldObject"] {
+            masks.push(format!("/input/review/{side}/data"));
+            masks.push(format!("/input/review/{side}/stringData"));
+        }
+    }
+    masks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn refs_from_labels_annotations_and_parameters() {
+        let input = json!({
+            "review": {"object": {
+                "metadata": {"labels": {"plinth.io/owner": "team-ml", "plinth.io/model": "model:default/llama"},
+                             "annotations": {"plinth.io/datasets": "tickets, dataset:prod/faq"}},
+            }},
+            "parameters": {"tools": ["search-api"], "owner": "group:team-ml"}
+        });
+        assert_eq!(
+            named_refs(&input, &["system:billing".into()]),
+            [
+                "system:default/billing",
+                "group:default/team-ml",
+                "model:default/llama",
+                "dataset:default/tickets",
+                "dataset:prod/faq",
+                "api:default/search-api"
+            ]
+        );
+    }
+
+    #[test]
+    fn erasing_with_wildcards_reports_what_went() {
+        let mut event =
+            json!({"input": {"spec": {"containers": [{"env": [1]}, {"env": [2]}, {"name": "x"}]}, "token": "s"}});
+        let erased =
+            erase(&mut event, &["/input/spec/containers/*/env".into(), "/input/token".into(), "/input/missing".into()]);
+        assert_eq!(erased, ["/input/spec/containers/1/env", "/input/spec/containers/0/env", "/input/token"]);
+        assert_eq!(event, json!({"input": {"spec": {"containers": [{}, {}, {"name": "x"}]}}}));
+    }
+}

@@ -14,7 +14,7 @@ use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroU32;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
@@ -28,11 +28,14 @@ pub struct EngineOptions {
     /// Enforcement mode by policy id, `package.rule` or package; wins over
     /// METADATA `custom.enforcement`.
     pub enforcement: HashMap<String, Enforcement>,
+    /// Run decisions on regorus' bytecode VM (the interpreter stays the
+    /// fallback and the reference the tests compare against).
+    pub vm: bool,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { time_limit: DEFAULT_TIME_LIMIT, enforcement: HashMap::new() }
+        EngineOptions { time_limit: DEFAULT_TIME_LIMIT, enforcement: HashMap::new(), vm: true }
     }
 }
 
@@ -110,6 +113,18 @@ pub struct RuleSummary {
 pub struct PolicyEngine {
     template: regorus::Engine,
     packages: Vec<PackagePlan>,
+    /// Generated dispatch rules: for a set of package indexes (those that
+    /// apply to a point and profile), the rule that evaluates all their
+    /// conftest rules in one pass.
+    dispatch: HashMap<Vec<usize>, String>,
+    /// Scorecard dispatch rule by entity kind (`""`: kinds not named).
+    scorecard_dispatch: HashMap<String, String>,
+    /// Bytecode of each dispatch rule for regorus' VM (several times faster
+    /// than the tree-walking interpreter); rules it cannot compile use the
+    /// interpreter.
+    programs: HashMap<String, Arc<regorus::rvm::program::Program>>,
+    /// `data` as the VM needs it.
+    vm_data: regorus::Value,
     problems: Vec<LoadProblem>,
     revision: String,
     options: EngineOptions,
@@ -249,7 +264,165 @@ impl PolicyEngine {
         };
         let packages =
             plan_packages(files.iter().copied().filter(|f| !excluded.contains(&f.display) && !f.is_test), &options);
-        PolicyEngine { template, packages, problems, revision: bundle.revision.clone(), options }
+        let mut engine = PolicyEngine {
+            template,
+            packages,
+            dispatch: HashMap::new(),
+            scorecard_dispatch: HashMap::new(),
+            programs: HashMap::new(),
+            vm_data: regorus::Value::Undefined,
+            problems,
+            revision: bundle.revision.clone(),
+            options,
+        };
+        engine.add_dispatch();
+        if engine.options.vm {
+            engine.compile_programs();
+        }
+        engine
+    }
+
+    /// Compiles every dispatch rule to VM bytecode.
+    fn compile_programs(&mut self) {
+        self.vm_data = self.template.get_data();
+        let rules: Vec<String> = self.dispatch.values().chain(self.scorecard_dispatch.values()).cloned().collect();
+        for rule in rules {
+            let entry = format!("data.{DISPATCH_PACKAGE}.{rule}");
+            let mut engine = self.template.clone();
+            let compiled =
+                engine.compile_with_entrypoint(&entry.as_str().into()).map_err(|e| e.to_string()).and_then(|policy| {
+                    regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &[entry.as_str()])
+                        .map_err(|e| e.to_string())
+                });
+            match compiled {
+                Ok(program) => {
+                    self.programs.insert(entry, program);
+                }
+                Err(error) => tracing::debug!(%error, entry, "dispatch rule runs on the interpreter"),
+            }
+        }
+    }
+
+    /// Evaluates a dispatch rule: on the VM when it compiled, else (or when
+    /// the VM fails) on the interpreter, which also gives the better error.
+    pub(crate) fn run_dispatch(
+        &self,
+        engine: &mut regorus::Engine,
+        input: &regorus::Value,
+        entry: &str,
+    ) -> Result<regorus::Value, String> {
+        if let Some(program) = self.programs.get(entry) {
+            let mut vm = regorus::rvm::RegoVM::new();
+            vm.load_program(Arc::clone(program));
+            vm.set_execution_timer_config(Some(timer(self.options.time_limit)));
+            if vm.set_data(self.vm_data.clone()).is_ok() {
+                vm.set_input(input.clone());
+                if let Ok(value) = vm.execute_entry_point_by_name(entry) {
+                    return Ok(value);
+                }
+            }
+        }
+        engine.set_input(input.clone());
+        engine.eval_rule(entry.to_string()).map_err(|e| e.to_string())
+    }
+
+    /// Generates and compiles the dispatch module. Evaluating one rule that
+    /// gathers every applicable `deny`/`warn`/`violation`/`exception` keeps
+    /// the interpreter's rule cache for the whole decision, so helpers the
+    /// packages share are computed once, and rules nobody asks for are not
+    /// computed at all.
+    fn add_dispatch(&mut self) {
+        let mut text = format!("package {DISPATCH_PACKAGE}\n\nready := true\n");
+        let mut profiles: Vec<Option<&str>> = vec![None, Some("\u{0}none")];
+        for package in &self.packages {
+            if let Some(profile) = package.profile.as_deref() {
+                if !profiles.contains(&Some(profile)) {
+                    profiles.push(Some(profile));
+                }
+            }
+        }
+        for point in Point::ALL {
+            for profile in &profiles {
+                let set: Vec<usize> = self
+                    .packages
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| !p.rules.is_empty() && p.applies(point, *profile))
+                    .map(|(i, _)| i)
+                    .collect();
+                if set.is_empty() || self.dispatch.contains_key(&set) {
+                    continue;
+                }
+                let name = format!("decide_{}", self.dispatch.len());
+                let body: Vec<String> = set
+                    .iter()
+                    .map(|&i| {
+                        let package = &self.packages[i];
+                        let reference = data_ref(&package.name);
+                        let mut fields: Vec<String> = package
+                            .rules
+                            .iter()
+                            .map(|r| format!("{:?}: [x | x := {reference}.{}]", r.name, r.name))
+                            .collect();
+                        if package.has_exception {
+                            fields.push(format!("\"exception\": [x | x := {reference}.exception]"));
+                        }
+                        format!("  \"{i}\": {{{}}}", fields.join(", "))
+                    })
+                    .collect();
+                text.push_str(&format!("\n{name} := {{\n{}\n}}\n", body.join(",\n")));
+                self.dispatch.insert(set, name);
+            }
+        }
+        let mut kinds: Vec<String> = vec![String::new()];
+        for package in self.packages.iter().filter(|p| !p.checks.is_empty()) {
+            for kind in package.annotations.as_ref().map(|a| a.custom_list("kinds")).unwrap_or_default() {
+                let kind = kind.to_ascii_lowercase();
+                if !kinds.contains(&kind) {
+                    kinds.push(kind);
+                }
+            }
+        }
+        for (n, kind) in kinds.iter().enumerate() {
+            let body: Vec<String> = self
+                .packages
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| !p.checks.is_empty() && p.scorecard_applies(kind))
+                .map(|(i, package)| {
+                    let reference = data_ref(&package.name);
+                    let fields: Vec<String> = package
+                        .checks
+                        .iter()
+                        .map(|c| format!("{:?}: [x | x := {reference}.{}]", c.name, c.name))
+                        .collect();
+                    format!("  \"{i}\": {{{}}}", fields.join(", "))
+                })
+                .collect();
+            let name = format!("scorecards_{n}");
+            text.push_str(&format!("\n{name} := {{\n{}\n}}\n", body.join(",\n")));
+            self.scorecard_dispatch.insert(kind.clone(), name);
+        }
+        self.template.set_rego_v0(false);
+        let added = self.template.add_policy(DISPATCH_FILE.to_string(), text).and_then(|_| {
+            self.template.set_input(regorus::Value::new_object());
+            self.template.eval_rule(format!("data.{DISPATCH_PACKAGE}.ready"))
+        });
+        if let Err(error) = added {
+            // Decisions fall back to one query per package; slower, same result.
+            tracing::warn!(%error, "policy dispatch module did not compile");
+            self.dispatch.clear();
+            self.scorecard_dispatch.clear();
+        }
+    }
+
+    /// The dispatch rule for scorecards of entities of `kind`.
+    pub(crate) fn scorecard_rule(&self, kind: &str) -> Option<String> {
+        // (entry path; evaluate it with `run_dispatch`)
+        self.scorecard_dispatch
+            .get(kind)
+            .or_else(|| self.scorecard_dispatch.get(""))
+            .map(|rule| format!("data.{DISPATCH_PACKAGE}.{rule}"))
     }
 
     pub fn problems(&self) -> &[LoadProblem] {
@@ -271,6 +444,11 @@ impl PolicyEngine {
     /// A fresh engine for one evaluation (a cheap copy of the prepared one).
     pub(crate) fn instance(&self) -> regorus::Engine {
         self.template.clone()
+    }
+
+    #[doc(hidden)]
+    pub fn debug_instance(&self) -> regorus::Engine {
+        self.instance()
     }
 
     /// The policies and rules, for listings and the portal.
@@ -321,75 +499,50 @@ impl PolicyEngine {
             }
         }
         let mut engine = self.instance();
-        engine.set_input(regorus::Value::from(request.input.clone()));
-        let mut evaluated = 0;
-        for package in self.packages.iter().filter(|p| p.applies(request.point, request.profile)) {
-            if package.rules.is_empty() {
-                continue;
+        let input = regorus::Value::from(request.input.clone());
+        engine.set_input(input.clone());
+        let packages: Vec<&PackagePlan> =
+            self.packages.iter().filter(|p| !p.rules.is_empty() && p.applies(request.point, request.profile)).collect();
+        // One query over every package: helpers shared between packages (the
+        // lib) are evaluated once. Only if it fails are the packages run one
+        // by one, so the error names the rule that caused it.
+        let indexes: Vec<usize> =
+            packages.iter().map(|p| self.packages.iter().position(|q| std::ptr::eq(*p, q)).unwrap_or(0)).collect();
+        let gathered = match self.dispatch.get(&indexes) {
+            Some(rule) => self
+                .run_dispatch(&mut engine, &input, &format!("data.{DISPATCH_PACKAGE}.{rule}"))
+                .map(|all| indexes.iter().map(|i| package_field(&all, &i.to_string())).map(unwrap_gathered).collect()),
+            None => evaluate_packages(&mut engine, &packages),
+        };
+        match gathered {
+            Ok(values) => {
+                for (package, value) in packages.iter().zip(values) {
+                    self.collect(package, |rule| Ok(package_field(&value, &rule.name)), &mut violations);
+                }
             }
-            evaluated += 1;
-            if started.elapsed() > self.options.time_limit {
-                violations.push(error_violation(
-                    package.name.clone(),
-                    "time-limit",
-                    format!("policy evaluation exceeded the {} ms time limit before this policy ran; the decision fails closed", self.options.time_limit.as_millis()),
-                    String::new(),
-                    None,
-                ));
-                break;
-            }
-            let exceptions =
-                if package.has_exception { exception_names(&mut engine, &package.name) } else { HashSet::new() };
-            for rule in &package.rules {
-                match engine.eval_rule(rule.path.clone()) {
-                    Ok(value) => {
-                        for (message, details) in messages(&value, rule) {
-                            let excepted = exceptions.contains(&rule.suffix);
-                            violations.push(Violation {
-                                policy: package.name.clone(),
-                                rule: rule.name.clone(),
-                                kind: if rule.kind == RuleKind::Deny { "deny".into() } else { "warn".into() },
-                                id: rule.id.clone(),
-                                title: rule.title.clone(),
-                                severity: rule.severity.clone(),
-                                controls: rule.controls.clone(),
-                                message,
-                                details,
-                                enforcement: rule.enforcement,
-                                effect: Outcome::Allow,
-                                file: rule.file.clone(),
-                                line: Some(rule.line),
-                                rationale: rule.rationale.clone(),
-                                excepted,
-                                waiver: None,
-                            });
-                        }
-                    }
-                    Err(error) => {
-                        let text = error.to_string();
-                        let message = if text.contains("time limit") {
-                            format!(
-                                "`{}` exceeded the {} ms evaluation time limit; the decision fails closed",
-                                rule.path,
-                                self.options.time_limit.as_millis()
-                            )
-                        } else {
-                            let (_, _, message) = locate_error(&text);
-                            format!("`{}` failed: {message}; the decision fails closed", rule.path)
-                        };
-                        let mut violation = error_violation(
+            Err(_) => {
+                for package in &packages {
+                    if started.elapsed() > self.options.time_limit {
+                        violations.push(error_violation(
                             package.name.clone(),
-                            &rule.name,
-                            message,
-                            rule.file.clone(),
-                            Some(rule.line),
-                        );
-                        violation.enforcement = rule.enforcement;
-                        violations.push(violation);
+                            "time-limit",
+                            format!("policy evaluation exceeded the {} ms time limit before this policy ran; the decision fails closed", self.options.time_limit.as_millis()),
+                            String::new(),
+                            None,
+                        ));
+                        break;
                     }
+                    let mut single = self.instance();
+                    single.set_input(regorus::Value::from(request.input.clone()));
+                    self.collect(
+                        package,
+                        |rule| single.eval_rule(rule.path.clone()).map_err(|e| e.to_string()),
+                        &mut violations,
+                    );
                 }
             }
         }
+        let evaluated = packages.len();
         let now = request.now;
         for violation in &mut violations {
             violation.waiver =
@@ -409,6 +562,63 @@ impl PolicyEngine {
             policies: evaluated,
             revision: self.revision.clone(),
             duration_us: started.elapsed().as_micros() as u64,
+        }
+    }
+
+    /// Turns one package's rule values into violations; `value_of` gives a
+    /// rule's value (or the error evaluating it).
+    fn collect(
+        &self,
+        package: &PackagePlan,
+        mut value_of: impl FnMut(&RulePlan) -> Result<regorus::Value, String>,
+        violations: &mut Vec<Violation>,
+    ) {
+        let exceptions = if package.has_exception {
+            value_of(&RulePlan::exception(&package.name)).map(|v| exception_names(&v)).unwrap_or_default()
+        } else {
+            HashSet::new()
+        };
+        for rule in &package.rules {
+            match value_of(rule) {
+                Ok(value) => {
+                    for (message, details) in messages(&value, rule) {
+                        violations.push(Violation {
+                            policy: package.name.clone(),
+                            rule: rule.name.clone(),
+                            kind: if rule.kind == RuleKind::Deny { "deny".into() } else { "warn".into() },
+                            id: rule.id.clone(),
+                            title: rule.title.clone(),
+                            severity: rule.severity.clone(),
+                            controls: rule.controls.clone(),
+                            message,
+                            details,
+                            enforcement: rule.enforcement,
+                            effect: Outcome::Allow,
+                            file: rule.file.clone(),
+                            line: Some(rule.line),
+                            rationale: rule.rationale.clone(),
+                            excepted: exceptions.contains(&rule.suffix),
+                            waiver: None,
+                        });
+                    }
+                }
+                Err(text) => {
+                    let message = if text.contains("time limit") {
+                        format!(
+                            "`{}` exceeded the {} ms evaluation time limit; the decision fails closed",
+                            rule.path,
+                            self.options.time_limit.as_millis()
+                        )
+                    } else {
+                        let (_, _, message) = locate_error(&text);
+                        format!("`{}` failed: {message}; the decision fails closed", rule.path)
+                    };
+                    let mut violation =
+                        error_violation(package.name.clone(), &rule.name, message, rule.file.clone(), Some(rule.line));
+                    violation.enforcement = rule.enforcement;
+                    violations.push(violation);
+                }
+            }
         }
     }
 
@@ -460,9 +670,8 @@ fn error_violation(policy: String, rule: &str, message: String, file: String, li
 /// The rule-name suffixes excepted by the package's `exception` rule
 /// (conftest: `exception contains rules if { rules := ["privileged"] }`;
 /// `""` excepts the bare `deny`).
-fn exception_names(engine: &mut regorus::Engine, package: &str) -> HashSet<String> {
-    let Ok(value) = engine.eval_rule(format!("data.{package}.exception")) else { return HashSet::new() };
-    let json = serde_json::to_value(&value).unwrap_or(Value::Null);
+fn exception_names(value: &regorus::Value) -> HashSet<String> {
+    let json = serde_json::to_value(value).unwrap_or(Value::Null);
     let mut names = HashSet::new();
     let mut collect = |v: &Value| match v {
         Value::String(s) => {
@@ -517,6 +726,11 @@ fn messages(value: &regorus::Value, rule: &RulePlan) -> Vec<(String, Option<Valu
 }
 
 impl PackagePlan {
+    fn scorecard_applies(&self, kind: &str) -> bool {
+        let kinds = self.annotations.as_ref().map(|a| a.custom_list("kinds")).unwrap_or_default();
+        kinds.is_empty() || kinds.iter().any(|k| k.eq_ignore_ascii_case(kind))
+    }
+
     fn applies(&self, point: Point, profile: Option<&str>) -> bool {
         let point_ok = self.points.is_empty() || self.points.contains(&point);
         let profile_ok = match (profile, self.profile.as_deref()) {
@@ -636,4 +850,83 @@ pub fn attach_context(mut input: Value, context: Value) -> Value {
         map.insert("plinth".into(), context);
     }
     input
+}
+
+impl RulePlan {
+    /// A stand-in plan for the package's `exception` rule.
+    fn exception(package: &str) -> RulePlan {
+        RulePlan {
+            path: format!("data.{package}.exception"),
+            name: "exception".into(),
+            kind: RuleKind::Deny,
+            suffix: String::new(),
+            id: None,
+            title: None,
+            severity: None,
+            controls: Vec::new(),
+            rationale: None,
+            enforcement: Enforcement::Enforce,
+            file: String::new(),
+            line: 0,
+        }
+    }
+}
+
+const DISPATCH_PACKAGE: &str = "plinth_dispatch";
+const DISPATCH_FILE: &str = "<plinth dispatch>";
+
+/// A dispatch entry maps rule name → `[value]` (or `[]` when undefined);
+/// turn it into rule name → value.
+pub(crate) fn unwrap_gathered(entry: regorus::Value) -> regorus::Value {
+    let Ok(map) = entry.as_object() else { return regorus::Value::Undefined };
+    let mut out = regorus::Value::new_object();
+    if let Ok(target) = out.as_object_mut() {
+        for (key, value) in map.iter() {
+            if let Some(first) = value.as_array().ok().and_then(|items| items.first()) {
+                target.insert(key.clone(), first.clone());
+            }
+        }
+    }
+    out
+}
+
+/// `data.a.b` written so that any segment works (`data.a["b-c"]`).
+pub(crate) fn data_ref(package: &str) -> String {
+    let mut out = String::from("data");
+    for segment in package.split('.') {
+        if !segment.is_empty()
+            && segment.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !segment.starts_with(|c: char| c.is_ascii_digit())
+        {
+            out.push('.');
+            out.push_str(segment);
+        } else {
+            out.push_str(&format!("[{}]", Value::String(segment.to_string())));
+        }
+    }
+    out
+}
+
+/// Evaluates whole packages in one query and returns their values in order.
+pub(crate) fn evaluate_packages(
+    engine: &mut regorus::Engine,
+    packages: &[&PackagePlan],
+) -> Result<Vec<regorus::Value>, String> {
+    if packages.is_empty() {
+        return Ok(Vec::new());
+    }
+    let query: Vec<String> =
+        packages.iter().enumerate().map(|(i, p)| format!("p{i} := {}", data_ref(&p.name))).collect();
+    let results = engine.eval_query(query.join("; "), false).map_err(|e| e.to_string())?;
+    let bindings = results.result.into_iter().next().map(|r| r.bindings).ok_or("the policy query was undefined")?;
+    Ok((0..packages.len()).map(|i| package_field(&bindings, &format!("p{i}"))).collect())
+}
+
+/// A field of an object value (`Undefined` when absent).
+pub(crate) fn package_field(object: &regorus::Value, key: &str) -> regorus::Value {
+    object
+        .as_object()
+        .ok()
+        .and_then(|map| map.get(&regorus::Value::from(key)).cloned())
+        .unwrap_or(regorus::Value::Undefined)
 }

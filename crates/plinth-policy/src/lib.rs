@@ -14,6 +14,7 @@
 pub mod bundle;
 pub mod decision;
 pub mod engine;
+pub mod report;
 pub mod scorecard;
 pub mod source;
 pub mod testing;

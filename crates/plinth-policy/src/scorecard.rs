@@ -3,7 +3,7 @@
 //! of strings, like `deny`); no reasons means it passes. An entity reaches a
 //! level when every check of that level and the ones below pass.
 
-use crate::engine::{locate_error, PolicyEngine};
+use crate::engine::{data_ref, locate_error, package_field, unwrap_gathered, PolicyEngine};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -91,20 +91,31 @@ pub fn definitions(engine: &PolicyEngine) -> Vec<ScorecardDef> {
 /// is the entity with its catalogue context attached.
 pub fn evaluate(engine: &PolicyEngine, defs: &[ScorecardDef], kind: &str, input: &Value) -> Vec<ScorecardResult> {
     let kind = kind.to_ascii_lowercase();
-    let mut instance = None;
+    let applicable: Vec<&ScorecardDef> =
+        defs.iter().filter(|d| d.kinds.is_empty() || d.kinds.contains(&kind)).collect();
+    if applicable.is_empty() {
+        return Vec::new();
+    }
+    let mut instance = engine.instance();
+    instance.set_input(regorus::Value::from(input.clone()));
+    // One query for every scorecard; on failure each check is run alone so
+    // the failure is reported on the check that caused it.
+    let input_value = regorus::Value::from(input.clone());
+    let gathered: Option<regorus::Value> =
+        engine.scorecard_rule(&kind).and_then(|rule| engine.run_dispatch(&mut instance, &input_value, &rule).ok());
     let mut results = Vec::new();
-    for def in defs.iter().filter(|d| d.kinds.is_empty() || d.kinds.contains(&kind)) {
-        let engine_instance = instance.get_or_insert_with(|| {
-            let mut e = engine.instance();
-            e.set_input(regorus::Value::from(input.clone()));
-            e
-        });
+    for def in applicable {
+        let index = engine.packages().iter().position(|p| p.name == def.package).unwrap_or(usize::MAX);
+        let package = gathered.as_ref().map(|all| unwrap_gathered(package_field(all, &index.to_string())));
         let mut checks = Vec::with_capacity(def.checks.len());
         for check in &def.checks {
-            let path = format!("data.{}.check_{}", def.package, check.id);
-            let reasons = match engine_instance.eval_rule(path) {
-                Ok(value) => reasons(&value),
-                Err(error) => vec![format!("the check failed to evaluate: {}", locate_error(&error.to_string()).2)],
+            let rule = format!("check_{}", check.id);
+            let reasons = match &package {
+                Some(value) => reasons(&package_field(value, &rule)),
+                None => match instance.eval_rule(format!("{}.{rule}", data_ref(&def.package))) {
+                    Ok(value) => reasons(&value),
+                    Err(error) => vec![format!("the check failed to evaluate: {}", locate_error(&error.to_string()).2)],
+                },
             };
             checks.push(CheckResult {
                 id: check.id.clone(),

@@ -81,7 +81,8 @@ pub fn scan(text: &str) -> ScannedModule {
         let trimmed = line.trim_start();
         if trimmed.starts_with('#') {
             if trimmed.trim_start_matches('#').trim() == "METADATA" {
-                let start = index + 1;
+                // 1-based line of the block's first YAML line.
+                let start = index + 2;
                 let mut yaml = String::new();
                 index += 1;
                 while index < lines.len() {
@@ -90,7 +91,10 @@ pub fn scan(text: &str) -> ScannedModule {
                     yaml.push('\n');
                     index += 1;
                 }
-                pending = Some((start, parse_annotations(&yaml)));
+                pending = Some(match parse_annotations(&yaml) {
+                    Ok(annotations) => (start, Ok(annotations)),
+                    Err((offset, message)) => (start + offset, Err(message)),
+                });
                 continue;
             }
             index += 1;
@@ -176,12 +180,14 @@ fn rule_name(line: &str) -> Option<String> {
     defines.then(|| name.to_string())
 }
 
-fn parse_annotations(yaml: &str) -> Result<Annotations, String> {
-    let docs = yaml_rust2::YamlLoader::load_from_str(yaml).map_err(|e| format!("METADATA is not valid YAML: {e}"))?;
+/// Parses a METADATA block; errors carry the line offset within the block.
+fn parse_annotations(yaml: &str) -> Result<Annotations, (usize, String)> {
+    let docs = yaml_rust2::YamlLoader::load_from_str(yaml)
+        .map_err(|e| (e.marker().line().saturating_sub(1), format!("METADATA is not valid YAML: {}", e.info())))?;
     let Some(doc) = docs.into_iter().next() else { return Ok(Annotations::default()) };
     let value = yaml_to_json(doc);
     let Value::Object(map) = value else {
-        return Err("METADATA must be a YAML mapping (title, description, custom, ...)".to_string());
+        return Err((0, "METADATA must be a YAML mapping (title, description, custom, ...)".to_string()));
     };
     let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_string);
     Ok(Annotations {
@@ -260,7 +266,7 @@ warn[msg] { msg := "v0" }
         assert_eq!(module.package.as_deref(), Some("plinth.baseline.containers"));
         assert_eq!(module.package_line, 5);
         assert!(module.imports_rego_v1);
-        assert_eq!(module.package_annotations.unwrap().custom_list("points"), ["admission", "deploy"]);
+        assert_eq!(module.package_annotations.as_ref().unwrap().custom_list("points"), ["admission", "deploy"]);
         let names: Vec<_> = module.rules.iter().map(|r| r.name.as_str()).collect();
         assert_eq!(names, ["deny_privileged", "allow", "helper", "warn"]);
         let deny = module.rule("deny_privileged").unwrap();
@@ -273,7 +279,7 @@ warn[msg] { msg := "v0" }
 
     #[test]
     fn bad_metadata_is_reported_with_its_line() {
-        let module = scan("package p\n\n# METADATA\n# title: [unclosed\ndeny contains 1 if true\n");
+        let module = scan("package p\n\n# METADATA\n# title: a: b\ndeny contains 1 if true\n");
         assert_eq!(module.annotation_errors.len(), 1);
         assert_eq!(module.annotation_errors[0].line, 4);
         assert!(module.rule("deny").unwrap().annotations.is_none());

@@ -3,6 +3,8 @@
 //! running server). Parsing and wiring only; the work lives in the crates.
 
 mod bench;
+mod bench_policy;
+mod check;
 mod client;
 mod policy_cli;
 mod serve;
@@ -39,6 +41,8 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Check files against the policies of the `pr` point (exit 1 when anything is denied).
+    Check(check::CheckArgs),
     /// Benchmarks against the bars of DESIGN.md (results as markdown).
     Bench {
         #[command(subcommand)]
@@ -60,6 +64,8 @@ enum BenchCommand {
     Catalog(bench::BenchCatalogArgs),
     /// Server time and bytes per portal page type at scale.
     Portal(bench::BenchCatalogArgs),
+    /// Policy decisions in-process and the admission webhook under concurrency.
+    Policy(bench_policy::BenchPolicyArgs),
 }
 
 #[derive(Subcommand)]
@@ -105,8 +111,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
+        Command::Check(args) => check::run(args),
         Command::Bench { command: BenchCommand::Catalog(args) } => bench::run(args),
         Command::Bench { command: BenchCommand::Portal(args) } => bench::run_portal(args),
+        Command::Bench { command: BenchCommand::Policy(args) } => bench_policy::run(args),
         Command::Policy { command: PolicyCommand::Test(args) } => policy_cli::test(args),
         Command::Policy { command: PolicyCommand::Eval(args) } => policy_cli::eval(args),
         Command::Catalog { command } => match command {

@@ -1,9 +1,13 @@
 //! The web portal over real loopback HTTP, in-process, on SQLite: every page
 //! answers with the expected content, unknown entities get a 404 with
 //! suggestions, user data is escaped, the explorer narrows by facet, and the
-//! live-update stream delivers a change after a refresh.
+//! live-update stream delivers a change after a refresh. With the policy
+//! service on (the shipped policies over the demo catalogue), entity pages
+//! show catalog-point violations and scorecards, group pages the team
+//! roll-up, and `/policies` the loaded policies and load problems.
 
 use plinth_catalog::{Catalog, CatalogConfig};
+use plinth_server::policy::{PolicyConfig, PolicyService};
 use plinth_server::ServerConfig;
 use plinth_store::Store;
 use reqwest::StatusCode;
@@ -363,4 +367,310 @@ async fn events_stream_delivers_changes() {
     let page = portal.ok("/catalog/default/component/checkout").await;
     assert!(page.contains("Turns baskets into paid orders."));
     drop(portal.catalog);
+}
+
+// ---------------------------------------------------------------- policy
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repository root")
+}
+
+/// A portal with the policy service over `policy_sources`, serving the
+/// catalogue registered from `location`, once the governance view has
+/// evaluated every entity.
+struct Governed {
+    base: String,
+    http: reqwest::Client,
+    policy: Arc<PolicyService>,
+    _dir: tempfile::TempDir,
+}
+
+impl Governed {
+    async fn start(policy_sources: Vec<String>, location: &std::path::Path) -> Governed {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let data = dir.path().join("data");
+        let store = Store::open_sqlite(&data).await.expect("open SQLite store");
+        let catalog = Catalog::open(store, CatalogConfig::new(&data)).await.expect("open the catalogue");
+        catalog.spawn_background();
+        let policy = PolicyService::start(
+            PolicyConfig::new(policy_sources, data.clone()),
+            catalog.store().clone(),
+            catalog.clone(),
+        )
+        .await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let address = listener.local_addr().expect("local address");
+        let config = ServerConfig { policy: Some(policy.clone()), ..ServerConfig::default() };
+        tokio::spawn(plinth_server::serve(listener, catalog.clone(), config, std::future::pending()));
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("client");
+        let governed = Governed { base: format!("http://{address}"), http, policy, _dir: dir };
+        let response = governed
+            .http
+            .post(format!("{}/api/catalog/locations", governed.base))
+            .json(&json!({"type": "file", "target": location.to_string_lossy()}))
+            .send()
+            .await
+            .expect("register");
+        assert!(response.status().is_success(), "register: {}", response.text().await.unwrap_or_default());
+        // Every entity evaluated: the view is complete, and it holds as many
+        // entities as the catalogue, unchanged for a moment.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        let mut stable = 0;
+        let mut last = 0;
+        loop {
+            let total = catalog.read().len() as usize;
+            let (complete, evaluated) = {
+                let view = governed.policy.view();
+                (view.complete, view.entities.len())
+            };
+            if complete && evaluated == total && total > 0 && evaluated == last {
+                stable += 1;
+                if stable >= 5 {
+                    break;
+                }
+            } else {
+                stable = 0;
+            }
+            last = evaluated;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "governance view: complete {complete}, {evaluated} of {total} entities evaluated after 120 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        governed
+    }
+
+    async fn ok(&self, path: &str) -> String {
+        let response = self.http.get(format!("{}{path}", self.base)).send().await.expect("GET");
+        let status = response.status();
+        let body = response.text().await.expect("body");
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body
+    }
+}
+
+/// The part of `page` from the element with `id` to the end of its section.
+fn section<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page.find(&format!(r#"id="{id}""#)).unwrap_or_else(|| panic!("no #{id} in {page}"));
+    let rest = &page[start..];
+    &rest[..rest.find("</section>\n</section>").or_else(|| rest.find("\n</section>")).unwrap_or(rest.len())]
+}
+
+#[tokio::test]
+async fn entity_pages_show_policy_results_scorecards_and_team_rollups() {
+    let root = repo_root();
+    let governed = Governed::start(
+        vec![root.join("policies").to_string_lossy().into_owned()],
+        &root.join("examples/demo/catalog-info.yaml"),
+    )
+    .await;
+
+    // An agent without `plinth.io/tracing: enabled` is denied by PL-AGT-003.
+    let agent = governed.ok("/catalog/default/agent/support-copilot-agent").await;
+    let panel = section(&agent, "policy-panel");
+    assert!(panel.contains(r#"data-policy-state="evaluated""#), "{panel}");
+    assert!(panel.contains("Policy &amp; scorecards"));
+    assert!(
+        panel.contains(r#"<span id="policy-result"><span class="badge outcome outcome-deny">deny</span>"#),
+        "{panel}"
+    );
+    assert!(panel.contains(r#"id="policy-violations""#));
+    let violation = panel.find(r#"data-policy-id="PL-AGT-003""#).expect("PL-AGT-003 listed");
+    let violation = &panel[violation..panel[violation..].find("\n  </li>").map_or(panel.len(), |e| violation + e)];
+    assert!(panel.contains(r#"<li class="violation effect-deny" data-policy-id="PL-AGT-003">"#), "{panel}");
+    assert!(violation.contains(r#"<code class="policy-id">PL-AGT-003</code>"#), "{violation}");
+    assert!(violation.contains(r#"<span class="badge severity severity-high">high</span>"#), "{violation}");
+    assert!(violation.contains("does not enable tracing"), "message: {violation}");
+    assert!(violation.contains("Agent decision traces"), "rationale: {violation}");
+    assert!(violation.contains("<code>EU-AI-Act-Art12</code>"), "controls: {violation}");
+    assert!(violation.contains("agent.rego:"), "file:line: {violation}");
+    // The agent's scorecards, with the level reached and each check.
+    let cards = section(&agent, "policy-scorecards");
+    assert!(cards.contains(r#"<section class="scorecard" data-scorecard=""#), "{cards}");
+    assert!(cards.contains(r#"class="badge level level-"#), "{cards}");
+    assert!(cards.contains(r#"<li class="check fail""#) || cards.contains(r#"<li class="check pass""#), "{cards}");
+    let governance = governed.policy.view().get("agent:default/support-copilot-agent").cloned().expect("evaluated");
+    let card = &governance.scorecards[0];
+    let level = card.level.as_deref().unwrap_or("none");
+    assert!(
+        cards.contains(&format!(r#"data-scorecard="{}""#, card.scorecard))
+            && cards.contains(&format!(r#"<span class="badge level level-{level}">"#)),
+        "scorecard {} at level {level}: {cards}",
+        card.scorecard
+    );
+    for check in card.checks.iter().filter(|c| !c.passed) {
+        assert!(cards.contains(&format!(r#"<li class="check fail" data-check="{}">"#, check.id)), "{}", check.id);
+        for reason in &check.reasons {
+            let escaped = reason.replace('&', "&amp;").replace('"', "&quot;").replace('\'', "&#39;");
+            let escaped = escaped.replace('<', "&lt;").replace('>', "&gt;");
+            assert!(cards.contains(&escaped), "reason {reason:?} shown");
+        }
+    }
+
+    // Some entity in the demo reaches a level: its page shows the badge.
+    let leveled = {
+        let view = governed.policy.view();
+        view.entities
+            .values()
+            .find_map(|g| {
+                g.scorecards
+                    .iter()
+                    .find_map(|c| c.level.clone().map(|l| (g.entity_ref.clone(), c.scorecard.clone(), l)))
+            })
+            .expect("an entity of the demo reaches a scorecard level")
+    };
+    let (entity_ref, scorecard, level) = leveled;
+    let (kind, rest) = entity_ref.split_once(':').unwrap();
+    let (namespace, name) = rest.split_once('/').unwrap();
+    let leveled_page = governed.ok(&format!("/catalog/{namespace}/{kind}/{name}")).await;
+    let cards = section(&leveled_page, "policy-scorecards");
+    let at = cards.find(&format!(r#"data-scorecard="{scorecard}""#)).expect("scorecard shown");
+    assert!(
+        cards[at..].contains(&format!(r#"<span class="badge level level-{level}">{level}</span>"#)),
+        "{entity_ref}: {scorecard} at {level}: {cards}"
+    );
+
+    // The owning team's page rolls its scorecards up.
+    let owner = governance.owner.clone().expect("the agent has an owner");
+    let rollups = governed.policy.view().rollups(Some(&owner));
+    assert!(!rollups.is_empty());
+    let (kind, rest) = owner.split_once(':').unwrap();
+    let (namespace, name) = rest.split_once('/').unwrap();
+    let team = governed.ok(&format!("/catalog/{namespace}/{kind}/{name}")).await;
+    let team_cards = section(&team, "team-scorecards");
+    for rollup in &rollups {
+        let at = team_cards.find(&format!(r#"<section class="rollup" data-scorecard="{}">"#, rollup.scorecard));
+        let at = at.unwrap_or_else(|| panic!("roll-up of {} on {owner}: {team_cards}", rollup.scorecard));
+        let card = &team_cards[at..];
+        assert!(card.contains(&format!("score <strong>{:.1}</strong>%", rollup.score)), "{card}");
+        assert!(card.contains(&format!("{} entities", rollup.entities)), "{card}");
+        for (check, passed) in &rollup.checks {
+            assert!(
+                card.contains(&format!(r#"<tr data-check="{check}">"#))
+                    && card.contains(&format!(r#"<span class="count">{passed}/{}</span>"#, rollup.entities)),
+                "check {check}: {card}"
+            );
+        }
+        for (level, count) in rollup.levels.iter().filter(|(_, c)| **c > 0) {
+            assert!(card.contains(&format!(r#"<li data-level="{level}">"#)), "level {level} ({count}): {card}");
+        }
+    }
+
+    // The nav links the policies page, which counts outcomes.
+    assert!(agent.contains(r#"<a id="nav-policies" href="/policies">Policies</a>"#));
+    let policies = governed.ok("/policies").await;
+    let counts = governed.policy.view().outcome_counts();
+    for (result, count) in &counts {
+        assert!(
+            policies.contains(&format!(
+                r#"<li data-result="{result}"><span class="count">{count}</span> <span class="badge outcome outcome-{result}">"#
+            )),
+            "{result}: {count}"
+        );
+    }
+    assert!(policies.contains(r#"<a id="nav-policies" href="/policies" aria-current="page">"#));
+}
+
+const BROKEN_POLICY: &str = "package plinth.broken\n\nimport rego.v1\n\ndeny contains msg if {\n\tmsg := \n}\n";
+
+#[tokio::test]
+async fn policies_page_lists_rules_scorecards_waivers_and_load_problems() {
+    let root = repo_root();
+    let scratch = tempfile::TempDir::new().expect("temp dir");
+    let broken_dir = scratch.path().join("extra");
+    std::fs::create_dir_all(&broken_dir).unwrap();
+    std::fs::write(broken_dir.join("broken.rego"), BROKEN_POLICY).unwrap();
+    let fixture = scratch.path().join("catalog-info.yaml");
+    std::fs::write(&fixture, FIXTURE).unwrap();
+    let governed = Governed::start(
+        vec![root.join("policies").to_string_lossy().into_owned(), broken_dir.to_string_lossy().into_owned()],
+        &fixture,
+    )
+    .await;
+    let waiver = governed
+        .http
+        .post(format!("{}/api/policy/waivers", governed.base))
+        .json(&json!({
+            "entity": "component:default/checkout",
+            "rule": "PL-BASE-001",
+            "owner": "group:default/team-shop",
+            "reason": "Legacy image until Q3 <migration>",
+            "expiresAt": (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap(),
+        }))
+        .send()
+        .await
+        .expect("create a waiver");
+    let waiver_status = waiver.status();
+    let waiver_body = waiver.text().await.unwrap_or_default();
+
+    let page = governed.ok("/policies").await;
+    // Load problems first, in red, with file:line and the message.
+    let problems = section(&page, "load-problems");
+    assert!(problems.contains(r#"id="load-problems" aria-labelledby="load-problems-heading" class="problems">"#));
+    assert!(problems.contains("fails closed"), "{problems}");
+    let compiled = governed.policy.compiled();
+    let problem = compiled.engine.problems().iter().find(|p| p.file.contains("broken.rego")).expect("a load problem");
+    let location = match problem.line {
+        Some(line) => format!("{}:{line}", problem.file),
+        None => problem.file.clone(),
+    };
+    assert!(problem.line.is_some(), "the problem has a line: {problem:?}");
+    assert!(problems.contains(&format!("<td><code>{location}</code></td>")), "{location}: {problems}");
+    assert!(page.find(r#"id="load-problems""#) < page.find(r#"id="policy-list""#), "problems come first");
+
+    // Policies by profile, with their rules.
+    let list = section(&page, "policy-list");
+    assert!(list.contains(r#"<section id="profile-baseline" class="profile" data-profile="baseline">"#), "{list}");
+    let at = list.find(r#"<tr data-policy-id="PL-BASE-001">"#).expect("PL-BASE-001 listed");
+    let row = &list[at..at + list[at..].find("</tr>").unwrap()];
+    assert!(row.contains(r#"<code class="policy-id">PL-BASE-001</code>"#), "{row}");
+    assert!(row.contains("containers.rego:"), "file:line: {row}");
+    assert!(row.contains(r#"<span class="badge enforcement-enforce">enforce</span>"#), "{row}");
+    assert!(row.contains(r#"<span class="badge severity severity-"#), "{row}");
+    assert!(row.contains("<ul class=\"controls\"><li><code>"), "controls: {row}");
+    assert!(list.contains(r#"data-policy-id="PL-AGT-003""#));
+    for summary in compiled.engine.summaries() {
+        assert!(list.contains(&format!(r#"data-package="{}""#, summary.package)), "{}", summary.package);
+    }
+
+    // Scorecard definitions with their checks.
+    let cards = section(&page, "scorecard-definitions");
+    assert!(!compiled.scorecards.is_empty());
+    for card in &compiled.scorecards {
+        assert!(cards.contains(&format!(r#"<section class="scorecard-def" data-scorecard="{}">"#, card.id)));
+        for check in &card.checks {
+            assert!(cards.contains(&format!(r#"<tr data-check="{}">"#, check.id)), "{}", check.id);
+        }
+    }
+
+    // Outcome counts and the waiver.
+    assert!(page.contains(r#"id="outcomes""#));
+    assert!(page.contains(r#"<li data-result="deny"><span class="count">"#));
+    let waivers = section(&page, "waivers");
+    assert!(waiver_status.is_success(), "waiver: {waiver_status} {waiver_body}");
+    assert!(waivers.contains("Legacy image until Q3 &lt;migration&gt;"), "{waivers}");
+    assert!(waivers.contains(r#"<a class="entity-link" href="/catalog/default/component/checkout">"#), "{waivers}");
+    assert!(waivers.contains("<code>PL-BASE-001</code>"));
+
+    // Entity pages point at the load problems.
+    let checkout = governed.ok("/catalog/default/component/checkout").await;
+    assert!(checkout.contains(r#"href="/policies#load-problems""#), "{checkout}");
+}
+
+#[tokio::test]
+async fn policy_panels_say_when_the_engine_is_off() {
+    let portal = Portal::start().await;
+    let checkout = portal.ok("/catalog/default/component/checkout").await;
+    assert!(checkout
+        .contains(r#"<section id="policy-panel" aria-labelledby="policy-heading" data-policy-state="disabled">"#));
+    assert!(checkout.contains(r#"id="policy-disabled""#));
+    let group = portal.ok("/catalog/default/group/team-pay").await;
+    assert!(group.contains(r#"id="policy-disabled""#));
+    assert!(!group.contains(r#"id="team-scorecards""#));
+    let policies = portal.ok("/policies").await;
+    assert!(policies.contains(r#"id="policy-disabled""#));
+    assert!(policies.contains(r#"<a id="nav-policies" href="/policies" aria-current="page">"#));
 }

@@ -812,6 +812,79 @@ async fn journey_on_the_demo_catalogue() {
     eprintln!("journey_on_the_demo_catalogue: {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// The demo's agent without tracing: denied by PL-AGT-003 at the catalog point.
+const GOVERNED_AGENT: &str = "/catalog/default/agent/support-copilot-agent";
+
+#[tokio::test]
+async fn policy_panel_and_policies_page() {
+    let started = Instant::now();
+    let plinth = Plinth::demo().await;
+    let b = Browser::open().await;
+
+    // The agent's page, once the governance view has evaluated it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        b.goto(&plinth.url(GOVERNED_AGENT)).await;
+        b.wait("section#policy-panel").await;
+        if b.find("section#policy-panel[data-policy-state=\"evaluated\"]").await.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            fail!(b, "{GOVERNED_AGENT}: #policy-panel not evaluated within 60 s; plinth log:\n{}", plinth.log_tail());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    b.check_entity_page().await;
+    let result = b.text_of("#policy-result").await;
+    ensure!(b, result.to_lowercase().contains("deny"), "agent page: #policy-result is {result:?}, expected deny");
+    let violation = b.wait("#policy-violations li.violation[data-policy-id=\"PL-AGT-003\"]").await;
+    let text = b.text(&violation).await;
+    ensure!(b, text.contains("PL-AGT-003") && text.contains("tracing"), "agent page: PL-AGT-003 shows {text:?}");
+    let cards = b.find_all("#policy-scorecards section.scorecard").await;
+    ensure!(b, !cards.is_empty(), "agent page: no section.scorecard in #policy-scorecards");
+    let levels = b.find_all("#policy-scorecards section.scorecard h4 .badge.level").await;
+    ensure!(b, levels.len() == cards.len(), "agent page: {} scorecards, {} level badges", cards.len(), levels.len());
+    let checks = b.find_all("#policy-scorecards li.check").await;
+    ensure!(b, !checks.is_empty(), "agent page: no li.check in #policy-scorecards");
+    b.check_console("entity (policy)", &[]).await;
+    let panel = b.wait("section#policy-panel").await;
+    b.script("arguments[0].scrollIntoView({block: 'start'})", json!([{ELEMENT: panel}])).await;
+    b.screenshot("entity-policy").await;
+
+    // The owning team's roll-up.
+    let owner_link = b.wait("#entity-owner a.entity-link").await;
+    b.follow(&owner_link, "section#policy-panel").await;
+    b.wait("#team-scorecards section.rollup").await;
+    let rollup = b.text_of("#team-scorecards section.rollup").await;
+    ensure!(b, rollup.contains("score"), "team page: the roll-up shows no score: {rollup:?}");
+    b.check_console("team", &[]).await;
+    let team = b.wait("#team-scorecards-heading").await;
+    b.script("arguments[0].scrollIntoView({block: 'start'})", json!([{ELEMENT: team}])).await;
+    b.screenshot("team-scorecards").await;
+
+    // The policies page, from the nav.
+    let nav = b.wait("a#nav-policies").await;
+    b.follow(&nav, "#policy-list").await;
+    let url = b.current_url().await;
+    ensure!(b, url_path(&url) == "/policies", "the Policies nav link led to {url}");
+    b.check_chrome("policies").await;
+    for css in ["#load-problems", "#outcomes", "#scorecard-definitions", "#waivers"] {
+        b.wait(css).await;
+    }
+    let problems = b.find_all("#load-problems tr.problem").await;
+    ensure!(b, problems.is_empty(), "policies: the shipped policies have {} load problems", problems.len());
+    let rule = b.wait("#policy-list tr[data-policy-id=\"PL-BASE-001\"]").await;
+    let rule_text = b.text(&rule).await;
+    ensure!(b, rule_text.contains("containers.rego:"), "policies: PL-BASE-001 row shows {rule_text:?}");
+    let profiles = b.find_all("#policy-list section.profile").await;
+    ensure!(b, profiles.len() > 1, "policies: {} profile sections, expected several", profiles.len());
+    let outcomes = b.text_of("#outcomes").await;
+    ensure!(b, numbers(&outcomes).iter().sum::<u64>() > 0, "policies: #outcomes shows no counts: {outcomes:?}");
+    b.check_console("policies", &[]).await;
+    b.screenshot("policies").await;
+    eprintln!("policy_panel_and_policies_page: {:.1} s", started.elapsed().as_secs_f64());
+}
+
 const LIVE_ENTITY: &str = r#"apiVersion: backstage.io/v1alpha1
 kind: Component
 metadata:

@@ -3,6 +3,7 @@
 //! assets, and the live-update event stream. Templates are minijinja with
 //! auto-escaping; every asset is compiled into the binary.
 
+mod governance;
 mod graph;
 mod highlight;
 
@@ -52,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .route("/catalog/{namespace}/{kind}/{name}", get(entity_page))
         .route("/catalog/{namespace}/{kind}/{name}/graph", get(graph_page))
         .route("/search", get(search_page))
+        .route("/policies", get(governance::policies_page))
         .route("/api/catalog/events", get(events))
         .route("/assets/portal.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/assets/portal.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
@@ -93,6 +95,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("graph.html", include_str!("templates/graph.html")),
             ("search.html", include_str!("templates/search.html")),
             ("not_found.html", include_str!("templates/not_found.html")),
+            ("policies.html", include_str!("templates/policies.html")),
         ] {
             if let Err(error) = env.add_template(name, source) {
                 tracing::error!(%error, template = name, "portal template does not compile");
@@ -139,6 +142,7 @@ fn page(status: StatusCode, template: &str, mut context: Value) -> Response {
     context["nav"] = json!(match template {
         "catalog.html" | "entity.html" | "graph.html" => "catalog",
         "search.html" => "search",
+        "policies.html" => "policies",
         _ => "",
     });
     if template == "search.html" {
@@ -565,7 +569,7 @@ async fn entity_page(
 ) -> Response {
     let key = lookup_key(&kind, &namespace, &name);
     let errors = app.catalog.store().list_errors().await.unwrap_or_default();
-    let context = {
+    let mut context = {
         let state = app.catalog.read();
         let Some(record) = state.get(&key).cloned() else {
             drop(state);
@@ -582,6 +586,8 @@ async fn entity_page(
             .collect();
         entity_context(&state, &record, own_errors)
     };
+    let kind_lower = context["kind_lower"].as_str().unwrap_or("").to_string();
+    context["policy"] = governance::entity_panel(&app, &key, &kind_lower);
     page(StatusCode::OK, "entity.html", context)
 }
 

@@ -32,9 +32,9 @@ pub struct BenchCatalogArgs {
     report: Option<PathBuf>,
 }
 
-struct Server {
-    child: Child,
-    base: String,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
 }
 
 impl Drop for Server {
@@ -60,7 +60,7 @@ fn generator_path(explicit: Option<&Path>) -> Result<PathBuf> {
     candidates.into_iter().find(|p| p.exists()).context("cannot find gen_catalog.py; pass --generator PATH")
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -82,7 +82,12 @@ async fn drop_database(admin_url: &str, name: &str) {
     }
 }
 
-fn start(data_dir: &Path, database_url: Option<&str>, location: Option<&Path>, log: &Path) -> Result<Server> {
+pub(crate) fn start(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    location: Option<&Path>,
+    log: &Path,
+) -> Result<Server> {
     let port = free_port()?;
     let mut command = Command::new(std::env::current_exe()?);
     command.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--refresh-interval", "3600"]);
@@ -112,7 +117,7 @@ async fn total_entities(client: &reqwest::Client, base: &str) -> Option<u64> {
     Some(facets["facets"]["kind"].as_array()?.iter().filter_map(|v| v["count"].as_u64()).sum())
 }
 
-fn peak_rss_mib(pid: u32) -> f64 {
+pub(crate) fn peak_rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()

@@ -100,8 +100,8 @@ pub fn shipped_policies() -> PathBuf {
         return PathBuf::from(dir);
     }
     let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
-    if built_from.exists() {
-        return built_from;
+    if let Ok(canonical) = built_from.canonicalize() {
+        return canonical;
     }
     PathBuf::from("policies")
 }

@@ -424,7 +424,7 @@ fn compile(roots: &[Root], config: &PolicyConfig) -> Compiled {
 fn compiled_from(bundle: &PolicyBundle, config: &PolicyConfig) -> Compiled {
     let engine = PolicyEngine::build(
         bundle,
-        EngineOptions { time_limit: config.time_limit, enforcement: config.enforcement.clone() },
+        EngineOptions { time_limit: config.time_limit, enforcement: config.enforcement.clone(), ..Default::default() },
     );
     let scorecards = scorecard::definitions(&engine);
     Compiled { engine, scorecards, loaded_at: OffsetDateTime::now_utc() }

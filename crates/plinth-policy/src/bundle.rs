@@ -88,6 +88,11 @@ impl PolicyBundle {
             ));
             return;
         }
+        // The manifest decides how files parse, so it is part of the revision.
+        if let Ok(text) = std::fs::read_to_string(root.join(".manifest")) {
+            hasher.update(b".manifest");
+            hasher.update(text.as_bytes());
+        }
         let manifest = read_manifest(root).unwrap_or_else(|message| {
             self.problems.push(problem(root.join(".manifest").display().to_string(), None, message));
             Manifest::default()

@@ -128,6 +128,53 @@ pub fn named_refs(input: &Value, explicit: &[String]) -> Vec<String> {
     refs
 }
 
+/// Label keys that name the workload itself (not what it uses).
+const SUBJECT_LABELS: &[(&str, &str)] = &[("plinth.io/component", "component"), ("plinth.io/agent", "agent")];
+
+/// The entities a decision is *about* — the scope waivers match: refs the
+/// caller listed, the workload's own component/agent label, a catalogue
+/// descriptor itself. Owners, models, tools and datasets are context, not
+/// subjects, so a waiver granted to a team or a tool does not leak to
+/// everything that uses it.
+pub fn subject_refs(input: &Value, explicit: &[String]) -> Vec<String> {
+    let mut refs: Vec<String> = Vec::new();
+    let mut push = |text: &str, default_kind: &str| {
+        if let Ok(entity_ref) = parse_ref_lenient(text.trim(), Some(default_kind)) {
+            let key = entity_ref.key();
+            if !refs.contains(&key) {
+                refs.push(key);
+            }
+        }
+    };
+    for text in explicit {
+        push(text, "component");
+    }
+    let object = subject(input);
+    for pointer in
+        ["/metadata/labels", "/spec/template/metadata/labels", "/spec/jobTemplate/spec/template/metadata/labels"]
+    {
+        if let Some(labels) = object.pointer(pointer).and_then(Value::as_object) {
+            for (key, kind) in SUBJECT_LABELS {
+                if let Some(value) = labels.get(*key).and_then(Value::as_str) {
+                    push(value, kind);
+                }
+            }
+        }
+    }
+    if object.get("spec").is_some() {
+        if let Some(me) = plinth_model::entity_ref_of(object) {
+            if object
+                .get("apiVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|v| v.starts_with("backstage.io/") || v.starts_with("plinth.dev/"))
+            {
+                push(&me.key(), "component");
+            }
+        }
+    }
+    refs
+}
+
 /// The catalogue data of `refs` and of what they use (one more hop), as
 /// `{ref: entity}`; refs not in the catalogue are absent.
 pub fn resolve(state: &CatalogState, refs: &[String]) -> Map<String, Value> {
@@ -244,6 +291,15 @@ mod tests {
                 "api:default/search-api"
             ]
         );
+    }
+
+    #[test]
+    fn waiver_scope_is_the_workload_not_what_it_uses() {
+        let input = json!({"metadata": {"labels": {"plinth.io/component": "checkout", "plinth.io/owner": "team-a"},
+                                        "annotations": {"plinth.io/tools": "search-api"}}});
+        assert_eq!(subject_refs(&input, &[]), ["component:default/checkout"]);
+        let entity = json!({"apiVersion": "plinth.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "bot"}, "spec": {"owner": "team-a"}});
+        assert_eq!(subject_refs(&entity, &["system:pay".into()]), ["system:default/pay", "agent:default/bot"]);
     }
 
     #[test]

@@ -190,7 +190,7 @@ impl PolicyService {
         requested_by: &str,
     ) -> (String, Decision) {
         let (decision, full_input, entities) = self.evaluate(point, input, context);
-        let decision_id = uuid::Uuid::new_v4().to_string();
+        let decision_id = uuid::Uuid::now_v7().to_string();
         let record =
             self.record(&decision_id, &decision, full_input, entities, requested_by, OffsetDateTime::now_utc());
         // Awaiting a full queue is back-pressure, not loss: every decision is recorded.
@@ -218,12 +218,13 @@ impl PolicyService {
         });
         let full_input = attach_context(input, plinth);
         let waivers = self.waivers.load();
+        let subjects = context::subject_refs(&full_input, &context.entities);
         let request = EvalRequest {
             point,
             input: &full_input,
             profile: context.profile.as_deref(),
             waivers: &waivers,
-            entities: &refs,
+            entities: &subjects,
             now,
         };
         let decision = compiled.engine.evaluate(&request);

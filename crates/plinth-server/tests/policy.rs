@@ -1056,9 +1056,13 @@ async fn catalog_point_follows_catalogue_changes_with_scorecards(backend: Backen
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // The change is logged as a catalog-point decision for the agent.
-    let page = log(&server, &[("point", "catalog"), ("entity", "agent:default/triage-bot")]).await;
+    // (Logged by the governance view once the change burst settles.)
+    let page = eventually("the catalog decision in the log", Duration::from_secs(30), || async {
+        let page = log(&server, &[("point", "catalog"), ("entity", "agent:default/triage-bot")]).await;
+        (!page["items"].as_array().unwrap().is_empty()).then_some(page)
+    })
+    .await;
     let first = page["items"].as_array().unwrap();
-    assert!(!first.is_empty(), "{page}");
     assert_eq!(first[0]["requested_by"], json!("plinth:catalog"));
     assert_eq!(first[0]["result"]["result"], json!("deny"));
 
@@ -1072,8 +1076,12 @@ async fn catalog_point_follows_catalogue_changes_with_scorecards(backend: Backen
     })
     .await;
     assert_ne!(updated["decision"], governance["decision"]);
-    let page = log(&server, &[("point", "catalog"), ("entity", "agent:default/triage-bot")]).await;
-    assert!(page["items"].as_array().unwrap().len() > first.len(), "the re-evaluation is logged: {page}");
+    let logged_before = first.len();
+    eventually("the re-evaluation in the log", Duration::from_secs(30), || async {
+        let page = log(&server, &[("point", "catalog"), ("entity", "agent:default/triage-bot")]).await;
+        (page["items"].as_array().unwrap().len() > logged_before).then_some(())
+    })
+    .await;
 
     // Team roll-ups for the owner.
     let cards = server.ok("/api/policy/scorecards", &[("owner", "team-agents")]).await;

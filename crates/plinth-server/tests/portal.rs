@@ -490,7 +490,9 @@ async fn entity_pages_show_policy_results_scorecards_and_team_rollups() {
     assert!(cards.contains(r#"<section class="scorecard" data-scorecard=""#), "{cards}");
     assert!(cards.contains(r#"class="badge level level-"#), "{cards}");
     assert!(cards.contains(r#"<li class="check fail""#) || cards.contains(r#"<li class="check pass""#), "{cards}");
-    let governance = governed.policy.view().get("agent:default/support-copilot-agent").cloned().expect("evaluated");
+    assert!(governed.policy.view().get("agent:default/support-copilot-agent").is_some(), "in the view");
+    let governance =
+        plinth_server::policy::detail(&governed.policy, "agent:default/support-copilot-agent").expect("evaluated");
     let card = &governance.scorecards[0];
     let level = card.level.as_deref().unwrap_or("none");
     assert!(
@@ -510,13 +512,15 @@ async fn entity_pages_show_policy_results_scorecards_and_team_rollups() {
 
     // Some entity in the demo reaches a level: its page shows the badge.
     let leveled = {
+        let defs = governed.policy.compiled().scorecards.clone();
         let view = governed.policy.view();
         view.entities
-            .values()
-            .find_map(|g| {
-                g.scorecards
-                    .iter()
-                    .find_map(|c| c.level.clone().map(|l| (g.entity_ref.clone(), c.scorecard.clone(), l)))
+            .iter()
+            .find_map(|(key, summary)| {
+                summary.cards.iter().find_map(|c| {
+                    let level = plinth_policy::scorecard::LEVELS[c.level? as usize];
+                    Some((key.clone(), defs[c.card as usize].id.clone(), level.to_string()))
+                })
             })
             .expect("an entity of the demo reaches a scorecard level")
     };
@@ -533,7 +537,7 @@ async fn entity_pages_show_policy_results_scorecards_and_team_rollups() {
 
     // The owning team's page rolls its scorecards up.
     let owner = governance.owner.clone().expect("the agent has an owner");
-    let rollups = governed.policy.view().rollups(Some(&owner));
+    let rollups = governed.policy.view().rollups(Some(&owner), &governed.policy.compiled().scorecards);
     assert!(!rollups.is_empty());
     let (kind, rest) = owner.split_once(':').unwrap();
     let (namespace, name) = rest.split_once('/').unwrap();

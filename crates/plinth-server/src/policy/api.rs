@@ -334,12 +334,8 @@ pub async fn entity(
 ) -> ApiResult<Json<Value>> {
     let service = service(&app)?;
     let entity_ref = ref_from_path(&kind, &namespace, &name);
-    let view = service.view();
-    match view.get(&entity_ref.key()) {
-        Some(governance) => Ok(Json(serde_json::to_value(governance.as_ref()).unwrap_or(Value::Null))),
-        None if !view.complete && app.catalog.read().get(&entity_ref.key()).is_some() => {
-            Ok(Json(json!({"entityRef": entity_ref.key(), "pending": true})))
-        }
+    match super::detail(service, &entity_ref.key()) {
+        Some(governance) => Ok(Json(serde_json::to_value(&governance).unwrap_or(Value::Null))),
         None => Err(ApiError::not_found(format!("no entity {entity_ref} in the catalogue"))),
     }
 }
@@ -359,7 +355,7 @@ pub async fn scorecards(State(app): State<AppState>, params: Params) -> ApiResul
     let view = service.view();
     Ok(Json(json!({
         "scorecards": compiled.scorecards,
-        "teams": view.rollups(owner.as_deref()),
+        "teams": view.rollups(owner.as_deref(), &compiled.scorecards),
         "outcomes": view.outcome_counts(),
         "complete": view.complete,
     })))

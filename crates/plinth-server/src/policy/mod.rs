@@ -23,7 +23,7 @@ use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
-pub use view::{EntityGovernance, GovernanceView, TeamRollup};
+pub use view::{detail, CardSummary, EntityGovernance, EntitySummary, GovernanceView, TeamRollup};
 
 /// Default decision-log retention: the EU AI Act asks deployers of high-risk
 /// systems to keep logs at least six months.

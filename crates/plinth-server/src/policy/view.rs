@@ -5,17 +5,17 @@
 
 use super::{context, PolicyService};
 use plinth_catalog::CatalogState;
-use plinth_policy::scorecard::{self, ScorecardResult};
-use plinth_policy::{attach_context, Decision, EvalRequest, Point};
+use plinth_policy::scorecard::{self, ScorecardDef, ScorecardResult, LEVELS};
+use plinth_policy::{attach_context, Decision, EvalRequest, Outcome, Point};
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use time::OffsetDateTime;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-/// One entity's governance results.
+/// One entity's governance results in full (computed on demand).
 #[derive(Debug, Clone, Serialize)]
 pub struct EntityGovernance {
     #[serde(rename = "entityRef")]
@@ -28,9 +28,29 @@ pub struct EntityGovernance {
     pub kind: String,
 }
 
+/// What the view keeps per entity: enough for roll-ups and counts, a few
+/// dozen bytes, so 100k entities cost megabytes, not hundreds of them. The
+/// full results are evaluated again when a page or the API asks.
+#[derive(Debug, Clone)]
+pub struct EntitySummary {
+    pub result: Outcome,
+    pub owner: Option<Arc<str>>,
+    pub cards: Vec<CardSummary>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct CardSummary {
+    /// Index into the compiled scorecard definitions.
+    pub card: u16,
+    /// Index into `LEVELS` of the level reached.
+    pub level: Option<u8>,
+    /// Bit `i` set: the definition's check `i` passes.
+    pub passed: u64,
+}
+
 #[derive(Debug, Default)]
 pub struct GovernanceView {
-    pub entities: HashMap<String, Arc<EntityGovernance>>,
+    pub entities: HashMap<String, EntitySummary>,
     /// Policy revision the view was computed with.
     pub revision: String,
     /// False while the first full evaluation runs.
@@ -53,34 +73,40 @@ pub struct TeamRollup {
 }
 
 impl GovernanceView {
-    pub fn get(&self, key: &str) -> Option<&Arc<EntityGovernance>> {
+    pub fn get(&self, key: &str) -> Option<&EntitySummary> {
         self.entities.get(&key.to_lowercase())
     }
 
     /// Roll-ups per owner and scorecard; `owner` narrows to one team.
-    pub fn rollups(&self, owner: Option<&str>) -> Vec<TeamRollup> {
+    pub fn rollups(&self, owner: Option<&str>, defs: &[ScorecardDef]) -> Vec<TeamRollup> {
         let owner = owner.map(str::to_lowercase);
-        let mut rollups: BTreeMap<(String, String), TeamRollup> = BTreeMap::new();
-        for governance in self.entities.values() {
-            let Some(team) = &governance.owner else { continue };
-            if owner.as_ref().is_some_and(|o| o != team) {
+        let mut rollups: BTreeMap<(String, u16), TeamRollup> = BTreeMap::new();
+        for summary in self.entities.values() {
+            let Some(team) = &summary.owner else { continue };
+            if owner.as_deref().is_some_and(|o| o != team.as_ref()) {
                 continue;
             }
-            for card in &governance.scorecards {
-                let rollup = rollups.entry((team.clone(), card.scorecard.clone())).or_insert_with(|| TeamRollup {
-                    owner: team.clone(),
-                    scorecard: card.scorecard.clone(),
+            for card in &summary.cards {
+                let Some(def) = defs.get(card.card as usize) else { continue };
+                let rollup = rollups.entry((team.to_string(), card.card)).or_insert_with(|| TeamRollup {
+                    owner: team.to_string(),
+                    scorecard: def.id.clone(),
                     entities: 0,
                     levels: BTreeMap::new(),
-                    checks: BTreeMap::new(),
+                    checks: def.checks.iter().map(|c| (c.id.clone(), 0)).collect(),
                     score: 0.0,
                 });
                 rollup.entities += 1;
-                *rollup.levels.entry(card.level.clone().unwrap_or_else(|| "none".into())).or_default() += 1;
-                for check in &card.checks {
-                    *rollup.checks.entry(check.id.clone()).or_default() += usize::from(check.passed);
+                let level = card.level.and_then(|l| LEVELS.get(l as usize)).map_or("none", |l| l);
+                *rollup.levels.entry(level.to_string()).or_default() += 1;
+                let mut passed = 0;
+                for (i, check) in def.checks.iter().enumerate().take(64) {
+                    if card.passed & (1 << i) != 0 {
+                        passed += 1;
+                        *rollup.checks.entry(check.id.clone()).or_default() += 1;
+                    }
                 }
-                rollup.score += card.passed as f64 / card.total.max(1) as f64;
+                rollup.score += passed as f64 / def.checks.len().max(1) as f64;
             }
         }
         rollups
@@ -95,11 +121,37 @@ impl GovernanceView {
     /// Counts of catalog-point results.
     pub fn outcome_counts(&self) -> BTreeMap<&'static str, usize> {
         let mut counts = BTreeMap::new();
-        for governance in self.entities.values() {
-            *counts.entry(governance.decision.result.as_str()).or_default() += 1;
+        for summary in self.entities.values() {
+            *counts.entry(summary.result.as_str()).or_default() += 1;
         }
         counts
     }
+}
+
+/// The compact form of an entity's results.
+fn summarise(governance: &EntityGovernance, defs: &[ScorecardDef]) -> EntitySummary {
+    let cards = governance
+        .scorecards
+        .iter()
+        .filter_map(|result| {
+            let card = defs.iter().position(|d| d.id == result.scorecard)?;
+            let mut passed = 0u64;
+            for (i, check) in defs[card].checks.iter().enumerate().take(64) {
+                if result.checks.iter().any(|c| c.id == check.id && c.passed) {
+                    passed |= 1 << i;
+                }
+            }
+            let level = result.level.as_deref().and_then(|l| LEVELS.iter().position(|x| *x == l)).map(|l| l as u8);
+            Some(CardSummary { card: card as u16, level, passed })
+        })
+        .collect();
+    EntitySummary { result: governance.decision.result, owner: governance.owner.as_deref().map(Arc::from), cards }
+}
+
+/// The full results of one entity, evaluated now.
+pub fn detail(service: &PolicyService, key: &str) -> Option<EntityGovernance> {
+    let state = service.catalog.read();
+    evaluate_entity(service, &state, &key.to_lowercase()).map(|(governance, _, _)| governance)
 }
 
 /// Evaluates one entity (the catalogue read lock held by the caller).
@@ -171,9 +223,13 @@ pub async fn rebuild(service: &Arc<PolicyService>) {
         let chunk = chunk.to_vec();
         let results = tokio::task::spawn_blocking(move || {
             let state = service.catalog.read();
+            let compiled = service.compiled.load();
             chunk
                 .iter()
-                .filter_map(|k| evaluate_entity(&service, &state, k).map(|(g, _, _)| (k.clone(), Arc::new(g))))
+                .filter_map(|k| {
+                    evaluate_entity(&service, &state, k)
+                        .map(|(g, _, _)| (k.clone(), summarise(&g, &compiled.scorecards)))
+                })
                 .collect::<Vec<_>>()
         })
         .await
@@ -218,17 +274,25 @@ pub fn spawn(service: Arc<PolicyService>) {
             let Some(service) = weak.upgrade() else { break };
             let mut keys: Vec<String> = Vec::new();
             let mut lagged = false;
-            let mut push = |result: Result<plinth_catalog::RecentChange, RecvError>| match result {
-                Ok(change) => keys.push(change.entity_ref.to_lowercase()),
-                Err(RecvError::Lagged(_)) => lagged = true,
-                Err(RecvError::Closed) => {}
-            };
-            if matches!(first, Err(RecvError::Closed)) {
-                break;
-            }
-            push(first);
-            while let Ok(next) = changes.try_recv() {
-                push(Ok(next));
+            let mut next = Some(first);
+            // Gather a burst (an ingest arrives in chunks) before evaluating:
+            // until 500 ms pass without a change, at most 10 s.
+            let burst = std::time::Instant::now();
+            while let Some(result) = next.take() {
+                match result {
+                    Ok(change) => keys.push(change.entity_ref.to_lowercase()),
+                    Err(RecvError::Lagged(_)) => lagged = true,
+                    Err(RecvError::Closed) => return,
+                }
+                next = match changes.try_recv() {
+                    Ok(change) => Some(Ok(change)),
+                    Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
+                    Err(TryRecvError::Closed) => return,
+                    Err(TryRecvError::Empty) if burst.elapsed() < std::time::Duration::from_secs(10) => {
+                        tokio::time::timeout(std::time::Duration::from_millis(500), changes.recv()).await.ok()
+                    }
+                    Err(TryRecvError::Empty) => None,
+                };
             }
             if lagged || keys.len() > 5_000 {
                 rebuild(&service).await;
@@ -267,7 +331,7 @@ async fn refresh(service: &Arc<PolicyService>, changed: Vec<String>) {
                             .to_string();
                         logs.push((id, governance.decision.clone(), input, refs));
                     }
-                    updated.push((k, Arc::new(governance)));
+                    updated.push((k, summarise(&governance, &service.compiled.load().scorecards)));
                 }
             }
         }

@@ -48,17 +48,20 @@ fn violation_json(violation: &Violation) -> Value {
 }
 
 /// The panel of one entity: `key` is its lower-case ref. Reads only that
-/// entity's entry of the view (and, for a group, the team's roll-ups).
+/// entity (evaluated now) and, for a group, the team's roll-ups.
 pub(super) fn entity_panel(app: &AppState, key: &str, kind: &str) -> Value {
     let Some(service) = app.config.policy.as_ref() else {
         return json!({"enabled": false});
     };
-    let (governance, complete, revision, rollups) = {
-        let view = service.view();
-        let rollups = (kind == "group" && view.complete).then(|| view.rollups(Some(key)));
-        (view.get(key).cloned(), view.complete, view.revision.clone(), rollups)
-    };
     let compiled = service.compiled();
+    let (complete, revision, rollups) = {
+        let view = service.view();
+        let rollups = (kind == "group" && view.complete).then(|| view.rollups(Some(key), &compiled.scorecards));
+        (view.complete, view.revision.clone(), rollups)
+    };
+    // The entity's own results are evaluated now (a fraction of a
+    // millisecond), so the panel is exact even mid-reload.
+    let governance = crate::policy::detail(service, key);
     let mut panel = json!({
         "enabled": true,
         "complete": complete,

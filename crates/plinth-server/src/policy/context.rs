@@ -176,7 +176,8 @@ pub fn subject_refs(input: &Value, explicit: &[String]) -> Vec<String> {
 }
 
 /// The catalogue data of `refs` and of what they use (one more hop), as
-/// `{ref: entity}`; refs not in the catalogue are absent.
+/// `{ref: entity}` (the descriptor as stored, without `relations`); refs not
+/// in the catalogue are absent.
 pub fn resolve(state: &CatalogState, refs: &[String]) -> Map<String, Value> {
     let mut entities = Map::new();
     let mut frontier: Vec<String> = refs.to_vec();
@@ -187,7 +188,10 @@ pub fn resolve(state: &CatalogState, refs: &[String]) -> Map<String, Value> {
                 continue;
             }
             let Some(record) = state.get(&key) else { continue };
-            entities.insert(key.clone(), serde_json::from_str(&state.render_json(record)).unwrap_or(Value::Null));
+            // The stored body (without `relations`): a team's relations list
+            // every entity it owns, which no rule reads and which would make
+            // each decision about one of its services cost milliseconds.
+            entities.insert(key.clone(), serde_json::from_str(&record.body).unwrap_or(Value::Null));
             if hop == 0 {
                 for (rel, node) in state.relations_of(record.node) {
                     if OUTGOING.contains(&rel.name()) {

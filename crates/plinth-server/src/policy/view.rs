@@ -218,23 +218,31 @@ pub async fn rebuild(service: &Arc<PolicyService>) {
     let started = std::time::Instant::now();
     let keys: Vec<String> = service.catalog.read().entities().map(|r| r.key.to_string()).collect();
     let mut fresh = HashMap::with_capacity(keys.len());
-    for chunk in keys.chunks(CHUNK) {
-        let service = Arc::clone(service);
-        let chunk = chunk.to_vec();
-        let results = tokio::task::spawn_blocking(move || {
-            let state = service.catalog.read();
-            let compiled = service.compiled.load();
-            chunk
-                .iter()
-                .filter_map(|k| {
-                    evaluate_entity(&service, &state, k)
-                        .map(|(g, _, _)| (k.clone(), summarise(&g, &compiled.scorecards)))
-                })
-                .collect::<Vec<_>>()
-        })
-        .await
-        .unwrap_or_default();
-        fresh.extend(results);
+    // Chunks run on the blocking pool, as many at once as there are cores,
+    // each under its own short catalogue read lock.
+    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut chunks = keys.chunks(CHUNK).map(<[String]>::to_vec);
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < parallel {
+            let Some(chunk) = chunks.next() else { break };
+            let service = Arc::clone(service);
+            running.spawn_blocking(move || {
+                let state = service.catalog.read();
+                let compiled = service.compiled.load();
+                chunk
+                    .iter()
+                    .filter_map(|k| {
+                        evaluate_entity(&service, &state, k)
+                            .map(|(g, _, _)| (k.clone(), summarise(&g, &compiled.scorecards)))
+                    })
+                    .collect::<Vec<_>>()
+            });
+        }
+        match running.join_next().await {
+            Some(results) => fresh.extend(results.unwrap_or_default()),
+            None => break,
+        }
     }
     let revision = service.compiled.load().engine.revision().to_string();
     let count = fresh.len();

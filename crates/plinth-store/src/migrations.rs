@@ -20,6 +20,35 @@ struct Migration {
 const BOOTSTRAP: &str =
     "CREATE TABLE IF NOT EXISTS plinth_migrations (version BIGINT PRIMARY KEY, applied_at TEXT NOT NULL)";
 
+/// Decision log and waivers: portable SQL, the same on both backends.
+const POLICY_TABLES: &str = r#"
+CREATE TABLE policy_decisions (
+    decision_id TEXT PRIMARY KEY NOT NULL,
+    ts_ms       BIGINT NOT NULL,
+    point       TEXT NOT NULL,
+    result      TEXT NOT NULL,
+    event       TEXT NOT NULL
+);
+CREATE INDEX policy_decisions_ts ON policy_decisions (ts_ms);
+CREATE INDEX policy_decisions_point_ts ON policy_decisions (point, ts_ms);
+
+CREATE TABLE policy_decision_entities (
+    entity_ref  TEXT NOT NULL,
+    ts_ms       BIGINT NOT NULL,
+    decision_id TEXT NOT NULL,
+    PRIMARY KEY (entity_ref, ts_ms, decision_id)
+);
+CREATE INDEX policy_decision_entities_ts ON policy_decision_entities (ts_ms);
+
+CREATE TABLE policy_waivers (
+    id          TEXT PRIMARY KEY NOT NULL,
+    entity_ref  TEXT NOT NULL,
+    expires_ms  BIGINT NOT NULL,
+    created_ms  BIGINT NOT NULL,
+    body        TEXT NOT NULL
+);
+"#;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -102,63 +131,7 @@ CREATE TABLE ingestion_errors (
 CREATE INDEX ingestion_errors_location_id ON ingestion_errors (location_id);
 "#,
     },
-    Migration {
-        version: 2,
-        sqlite: r#"
-CREATE TABLE policy_decisions (
-    decision_id TEXT PRIMARY KEY NOT NULL,
-    ts_ms       BIGINT NOT NULL,
-    point       TEXT NOT NULL,
-    result      TEXT NOT NULL,
-    event       TEXT NOT NULL
-);
-CREATE INDEX policy_decisions_ts ON policy_decisions (ts_ms);
-CREATE INDEX policy_decisions_point_ts ON policy_decisions (point, ts_ms);
-
-CREATE TABLE policy_decision_entities (
-    entity_ref  TEXT NOT NULL,
-    ts_ms       BIGINT NOT NULL,
-    decision_id TEXT NOT NULL,
-    PRIMARY KEY (entity_ref, ts_ms, decision_id)
-);
-CREATE INDEX policy_decision_entities_ts ON policy_decision_entities (ts_ms);
-
-CREATE TABLE policy_waivers (
-    id          TEXT PRIMARY KEY NOT NULL,
-    entity_ref  TEXT NOT NULL,
-    expires_ms  BIGINT NOT NULL,
-    created_ms  BIGINT NOT NULL,
-    body        TEXT NOT NULL
-);
-"#,
-        postgres: r#"
-CREATE TABLE policy_decisions (
-    decision_id TEXT PRIMARY KEY NOT NULL,
-    ts_ms       BIGINT NOT NULL,
-    point       TEXT NOT NULL,
-    result      TEXT NOT NULL,
-    event       TEXT NOT NULL
-);
-CREATE INDEX policy_decisions_ts ON policy_decisions (ts_ms);
-CREATE INDEX policy_decisions_point_ts ON policy_decisions (point, ts_ms);
-
-CREATE TABLE policy_decision_entities (
-    entity_ref  TEXT NOT NULL,
-    ts_ms       BIGINT NOT NULL,
-    decision_id TEXT NOT NULL,
-    PRIMARY KEY (entity_ref, ts_ms, decision_id)
-);
-CREATE INDEX policy_decision_entities_ts ON policy_decision_entities (ts_ms);
-
-CREATE TABLE policy_waivers (
-    id          TEXT PRIMARY KEY NOT NULL,
-    entity_ref  TEXT NOT NULL,
-    expires_ms  BIGINT NOT NULL,
-    created_ms  BIGINT NOT NULL,
-    body        TEXT NOT NULL
-);
-"#,
-    },
+    Migration { version: 2, sqlite: POLICY_TABLES, postgres: POLICY_TABLES },
 ];
 
 fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {

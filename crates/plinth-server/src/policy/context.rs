@@ -66,34 +66,43 @@ pub fn subject(input: &Value) -> &Value {
     input.pointer("/review/object").or_else(|| input.pointer("/request/object")).unwrap_or(input)
 }
 
-/// Entity refs (lower-case keys) an input names, in order, without duplicates.
-pub fn named_refs(input: &Value, explicit: &[String]) -> Vec<String> {
-    let mut refs = Vec::new();
-    let mut push = |text: &str, default_kind: &str| {
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            if let Ok(entity_ref) = parse_ref_lenient(part, Some(default_kind)) {
-                let key = entity_ref.key();
-                if !refs.contains(&key) {
-                    refs.push(key);
-                }
+/// Adds the refs in `text` (comma-separated) to `refs`, once each.
+fn push_refs(refs: &mut Vec<String>, text: &str, default_kind: &str) {
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Ok(entity_ref) = parse_ref_lenient(part, Some(default_kind)) {
+            let key = entity_ref.key();
+            if !refs.contains(&key) {
+                refs.push(key);
             }
         }
-    };
-    for text in explicit {
-        push(text, "component");
     }
-    let object = subject(input);
+}
+
+/// Calls `push` with the value and default kind of each of `keys` found in
+/// the object's labels or its pod template's labels.
+fn labelled(object: &Value, keys: &[(&str, &str)], push: &mut impl FnMut(&str, &str)) {
     let label_maps =
         ["/metadata/labels", "/spec/template/metadata/labels", "/spec/jobTemplate/spec/template/metadata/labels"];
     for pointer in label_maps {
         if let Some(labels) = object.pointer(pointer).and_then(Value::as_object) {
-            for (key, kind) in LABEL_REFS {
+            for (key, kind) in keys {
                 if let Some(value) = labels.get(*key).and_then(Value::as_str) {
                     push(value, kind);
                 }
             }
         }
     }
+}
+
+/// Entity refs (lower-case keys) an input names, in order, without duplicates.
+pub fn named_refs(input: &Value, explicit: &[String]) -> Vec<String> {
+    let mut refs = Vec::new();
+    let mut push = |text: &str, default_kind: &str| push_refs(&mut refs, text, default_kind);
+    for text in explicit {
+        push(text, "component");
+    }
+    let object = subject(input);
+    labelled(object, LABEL_REFS, &mut push);
     for pointer in ["/metadata/annotations", "/spec/template/metadata/annotations"] {
         if let Some(annotations) = object.pointer(pointer).and_then(Value::as_object) {
             for (key, kind) in ANNOTATION_REFS {
@@ -138,29 +147,12 @@ const SUBJECT_LABELS: &[(&str, &str)] = &[("plinth.io/component", "component"), 
 /// everything that uses it.
 pub fn subject_refs(input: &Value, explicit: &[String]) -> Vec<String> {
     let mut refs: Vec<String> = Vec::new();
-    let mut push = |text: &str, default_kind: &str| {
-        if let Ok(entity_ref) = parse_ref_lenient(text.trim(), Some(default_kind)) {
-            let key = entity_ref.key();
-            if !refs.contains(&key) {
-                refs.push(key);
-            }
-        }
-    };
+    let mut push = |text: &str, default_kind: &str| push_refs(&mut refs, text, default_kind);
     for text in explicit {
         push(text, "component");
     }
     let object = subject(input);
-    for pointer in
-        ["/metadata/labels", "/spec/template/metadata/labels", "/spec/jobTemplate/spec/template/metadata/labels"]
-    {
-        if let Some(labels) = object.pointer(pointer).and_then(Value::as_object) {
-            for (key, kind) in SUBJECT_LABELS {
-                if let Some(value) = labels.get(*key).and_then(Value::as_str) {
-                    push(value, kind);
-                }
-            }
-        }
-    }
+    labelled(object, SUBJECT_LABELS, &mut push);
     if object.get("spec").is_some() {
         if let Some(me) = plinth_model::entity_ref_of(object) {
             if object

@@ -7,6 +7,7 @@
 //! PostgreSQL half when no server is available; otherwise an unreachable
 //! server fails those tests.
 
+use plinth_testkit::git;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -1490,25 +1491,6 @@ async fn validate_entity_and_operations_endpoints(server: &TestServer) {
     ] {
         assert!(paths.contains_key(path), "OpenAPI lacks {path}: {:?}", paths.keys().collect::<Vec<_>>());
     }
-}
-
-/// Runs the real git client with a fixed identity; panics with its output on failure.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = std::process::Command::new("git")
-        .args(["-c", "user.name=Plinth Test", "-c", "user.email=test@plinth.invalid", "-c", "init.defaultBranch=main"])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .expect("run git (is it installed?)");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).to_string()
 }
 
 fn git_component(name: &str, description: &str) -> String {

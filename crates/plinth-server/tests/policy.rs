@@ -11,6 +11,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`); `PLINTH_SKIP_POSTGRES=1`
 //! skips that half. Fixtures live in `tests/data/policy/`.
 
+use plinth_testkit::git;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::future::Future;
@@ -1199,25 +1200,6 @@ async fn hot_reload_from_a_directory(backend: Backend) {
     .await;
     assert_eq!(restored["revision"], json!(revision0));
     server.stop().await;
-}
-
-/// Runs the real git client with a fixed identity; panics with its output on failure.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = std::process::Command::new("git")
-        .args(["-c", "user.name=Plinth Test", "-c", "user.email=test@plinth.invalid", "-c", "init.defaultBranch=main"])
-        .args(["-c", "commit.gpgsign=false"])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .output()
-        .expect("run git (is it installed?)");
-    assert!(
-        output.status.success(),
-        "git {args:?} failed: {}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).to_string()
 }
 
 async fn git_policy_source_is_fetched_and_applied(backend: Backend) {

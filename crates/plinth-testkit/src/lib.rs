@@ -1,5 +1,6 @@
 //! Test support shared by Plinth's test suites (dev-dependency only): a fresh
-//! PostgreSQL database per test, dropped afterwards even when the test panics.
+//! PostgreSQL database per test, dropped afterwards even when the test panics,
+//! and the git client with a fixed identity.
 //!
 //! The admin URL comes from `PLINTH_TEST_DATABASE_URL` (default: the local
 //! server with trust auth). An unreachable server fails the test with a
@@ -87,6 +88,28 @@ pub fn with_database(url: &str, database: &str) -> String {
         Some(query) => format!("{root}/{database}?{query}"),
         None => format!("{root}/{database}"),
     }
+}
+
+/// Runs the real git client in `dir` with a fixed identity and no user or
+/// system configuration; panics with git's output on failure. Returns stdout.
+pub fn git(dir: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new("git")
+        .args(["-c", "user.name=Plinth Test", "-c", "user.email=test@plinth.invalid", "-c", "init.defaultBranch=main"])
+        .args(["-c", "commit.gpgsign=false"])
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("run git (is it installed?)");
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_string()
 }
 
 #[cfg(test)]

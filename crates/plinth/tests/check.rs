@@ -4,6 +4,7 @@
 //! output format (SARIF validated against the official schema), `--diff` in
 //! a real git repository, and broken policies failing closed.
 
+use plinth_testkit::git;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -485,18 +486,6 @@ fn json_and_junit_outputs() {
     assert!(xml.contains("<system-out>WARN - "), "{xml}");
     assert!(xml.contains("<skipped message="), "{xml}");
     assert_eq!(xml.matches("<testsuite ").count(), xml.matches("</testsuite>").count());
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=Plinth Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false"])
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .status()
-        .expect("git runs");
-    assert!(status.success(), "git {args:?}");
 }
 
 fn checked_files(run: &Run) -> Vec<String> {

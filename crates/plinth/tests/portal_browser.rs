@@ -852,9 +852,20 @@ async fn policy_panel_and_policies_page() {
     b.screenshot("entity-policy").await;
 
     // The owning team's roll-up.
+    // (Entity panels are evaluated on request; roll-ups come from the
+    // background view, which may still be catching up with the demo load.)
     let owner_link = b.wait("#entity-owner a.entity-link").await;
     b.follow(&owner_link, "section#policy-panel").await;
-    b.wait("#team-scorecards section.rollup").await;
+    let team_url = b.current_url().await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while b.find("#team-scorecards section.rollup").await.is_none() {
+        if Instant::now() > deadline {
+            fail!(b, "team page: no roll-up within 60 s; plinth log:\n{}", plinth.log_tail());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.goto(&team_url).await;
+        b.wait("section#policy-panel").await;
+    }
     let rollup = b.text_of("#team-scorecards section.rollup").await;
     ensure!(b, rollup.contains("score"), "team page: the roll-up shows no score: {rollup:?}");
     b.check_console("team", &[]).await;

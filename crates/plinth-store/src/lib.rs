@@ -16,6 +16,8 @@ mod migrations;
 mod policy;
 pub use policy::{DecisionQuery, DecisionRecord, WaiverRecord};
 mod postgres;
+mod scaffolder;
+pub use scaffolder::{NewTask, NewTaskEvent, TaskEventRow, TaskQuery, TaskRow, TaskStatus};
 mod sqlite;
 mod types;
 

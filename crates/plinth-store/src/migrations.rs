@@ -1,5 +1,5 @@
-//! A tiny schema-migration runner: an ordered list of versioned scripts (one
-//! per backend), each applied once, in its own transaction, and recorded in
+//! A tiny schema-migration runner: an ordered list of versioned migrations
+//! (scripts per backend), each applied once, in its own transaction, and recorded in
 //! `plinth_migrations`. On PostgreSQL the run holds an advisory lock so
 //! replicas starting together do not race.
 
@@ -13,8 +13,9 @@ const PG_MIGRATION_LOCK: i64 = 0x706c_696e_7468_6d67;
 
 struct Migration {
     version: i64,
-    sqlite: &'static str,
-    postgres: &'static str,
+    /// Scripts run in order, in the migration's transaction.
+    sqlite: &'static [&'static str],
+    postgres: &'static [&'static str],
 }
 
 const BOOTSTRAP: &str =
@@ -49,10 +50,52 @@ CREATE TABLE policy_waivers (
 );
 "#;
 
+/// Golden-path (scaffolder) task runs: portable SQL, the same on both
+/// backends. The event table needs a per-backend auto-increment key, so it
+/// is in `SCAFFOLDER_EVENTS_*`, run after this in the same migration.
+const SCAFFOLDER_TABLES: &str = r#"
+CREATE TABLE scaffolder_tasks (
+    id                TEXT PRIMARY KEY NOT NULL,
+    template_ref      TEXT NOT NULL,
+    spec              TEXT NOT NULL,
+    created_by        TEXT,
+    status            TEXT NOT NULL,
+    created_at        TEXT NOT NULL,
+    last_heartbeat_at TEXT,
+    completed_at      TEXT,
+    output            TEXT,
+    error             TEXT
+);
+CREATE INDEX scaffolder_tasks_created_by_created_at ON scaffolder_tasks (created_by, created_at);
+CREATE INDEX scaffolder_tasks_status ON scaffolder_tasks (status);
+"#;
+
+const SCAFFOLDER_EVENTS_SQLITE: &str = r#"
+CREATE TABLE scaffolder_task_events (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    task_id    TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX scaffolder_task_events_task_id_id ON scaffolder_task_events (task_id, id);
+"#;
+
+const SCAFFOLDER_EVENTS_POSTGRES: &str = r#"
+CREATE TABLE scaffolder_task_events (
+    id         BIGSERIAL PRIMARY KEY,
+    task_id    TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    body       TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX scaffolder_task_events_task_id_id ON scaffolder_task_events (task_id, id);
+"#;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
-        sqlite: r#"
+        sqlite: &[r#"
 CREATE TABLE entities (
     entity_key  TEXT PRIMARY KEY NOT NULL,
     uid         TEXT NOT NULL UNIQUE,
@@ -90,8 +133,8 @@ CREATE TABLE ingestion_errors (
     body        TEXT NOT NULL
 );
 CREATE INDEX ingestion_errors_location_id ON ingestion_errors (location_id);
-"#,
-        postgres: r#"
+"#],
+        postgres: &[r#"
 CREATE TABLE entities (
     entity_key  TEXT PRIMARY KEY,
     uid         TEXT NOT NULL UNIQUE,
@@ -129,9 +172,14 @@ CREATE TABLE ingestion_errors (
     body        TEXT NOT NULL
 );
 CREATE INDEX ingestion_errors_location_id ON ingestion_errors (location_id);
-"#,
+"#],
     },
-    Migration { version: 2, sqlite: POLICY_TABLES, postgres: POLICY_TABLES },
+    Migration { version: 2, sqlite: &[POLICY_TABLES], postgres: &[POLICY_TABLES] },
+    Migration {
+        version: 3,
+        sqlite: &[SCAFFOLDER_TABLES, SCAFFOLDER_EVENTS_SQLITE],
+        postgres: &[SCAFFOLDER_TABLES, SCAFFOLDER_EVENTS_POSTGRES],
+    },
 ];
 
 fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {
@@ -148,7 +196,9 @@ pub(crate) async fn run_sqlite(conn: &mut SqliteConnection) -> Result<(), StoreE
         if is_applied_sqlite(&mut tx, migration.version).await? {
             continue;
         }
-        sqlx::raw_sql(migration.sqlite).execute(&mut *tx).await.map_err(failed(migration.version))?;
+        for script in migration.sqlite {
+            sqlx::raw_sql(script).execute(&mut *tx).await.map_err(failed(migration.version))?;
+        }
         sqlx::query("INSERT INTO plinth_migrations (version, applied_at) VALUES (?, ?)")
             .bind(migration.version)
             .bind(crate::common::now())
@@ -196,7 +246,9 @@ async fn run_postgres_locked(conn: &mut PgConnection) -> Result<(), StoreError> 
         if row.try_get::<i64, _>(0).map_err(failed(migration.version))? > 0 {
             continue;
         }
-        sqlx::raw_sql(migration.postgres).execute(&mut *tx).await.map_err(failed(migration.version))?;
+        for script in migration.postgres {
+            sqlx::raw_sql(script).execute(&mut *tx).await.map_err(failed(migration.version))?;
+        }
         sqlx::query("INSERT INTO plinth_migrations (version, applied_at) VALUES ($1, $2)")
             .bind(migration.version)
             .bind(crate::common::now())

@@ -42,15 +42,16 @@ pub struct WaiverRecord {
     pub body: String,
 }
 
+/// The SQL dialect of a backend (shared with the other portable-SQL modules).
 #[derive(Clone, Copy)]
-enum Dialect {
+pub(crate) enum Dialect {
     Sqlite,
     Postgres,
 }
 
 impl Dialect {
     /// Numbers `?` placeholders for PostgreSQL.
-    fn sql(self, sql: &str) -> String {
+    pub(crate) fn sql(self, sql: &str) -> String {
         match self {
             Dialect::Sqlite => sql.to_string(),
             Dialect::Postgres => {
@@ -95,6 +96,7 @@ macro_rules! on_pool {
         }
     };
 }
+pub(crate) use on_pool;
 
 impl Store {
     /// Appends decisions; an id already stored is ignored (replicas that

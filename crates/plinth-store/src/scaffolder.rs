@@ -1,0 +1,361 @@
+//! Golden-path (scaffolder) task runs and their event logs. As in
+//! `policy`, each statement is written once with `?` placeholders and
+//! numbered for PostgreSQL; JSON columns are stored as text.
+
+use serde_json::Value;
+use sqlx::Row;
+
+use crate::common::{from_json, to_json};
+use crate::policy::{on_pool, Dialect};
+use crate::{Store, StoreError};
+
+/// Where a task run is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Open,
+    Processing,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl TaskStatus {
+    /// The stored (and serialised) form: lower case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Open => "open",
+            TaskStatus::Processing => "processing",
+            TaskStatus::Completed => "completed",
+            TaskStatus::Failed => "failed",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// The inverse of [`TaskStatus::as_str`]; `None` for anything else.
+    pub fn parse(text: &str) -> Option<TaskStatus> {
+        match text {
+            "open" => Some(TaskStatus::Open),
+            "processing" => Some(TaskStatus::Processing),
+            "completed" => Some(TaskStatus::Completed),
+            "failed" => Some(TaskStatus::Failed),
+            "cancelled" => Some(TaskStatus::Cancelled),
+            _ => None,
+        }
+    }
+}
+
+/// A task run to create (it starts [`TaskStatus::Open`]).
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: String,
+    pub template_ref: String,
+    pub spec: Value,
+    pub created_by: Option<String>,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A stored task run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    pub id: String,
+    pub template_ref: String,
+    pub spec: Value,
+    pub created_by: Option<String>,
+    pub status: TaskStatus,
+    pub created_at: String,
+    pub last_heartbeat_at: Option<String>,
+    pub completed_at: Option<String>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+}
+
+/// An event to append to a task's log.
+#[derive(Debug, Clone)]
+pub struct NewTaskEvent {
+    pub event_type: String,
+    pub body: Value,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A stored task event; `id` increases in append order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEventRow {
+    pub id: i64,
+    pub task_id: String,
+    pub event_type: String,
+    pub body: Value,
+    pub created_at: String,
+}
+
+/// Filters for listing tasks; newest first.
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    pub created_by: Option<String>,
+    pub status: Option<TaskStatus>,
+    /// At most this many rows; 0 means no limit.
+    pub limit: usize,
+    pub offset: usize,
+}
+
+const TASK_COLUMNS: &str =
+    "id, template_ref, spec, created_by, status, created_at, last_heartbeat_at, completed_at, output, error";
+
+/// The `error.name` of the completion event written for interrupted tasks.
+const INTERRUPTED_ERROR_NAME: &str = "ServerRestarted";
+
+fn task_row<R>(row: &R) -> Result<TaskRow, StoreError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
+{
+    let status: String = row.try_get(4)?;
+    let status = TaskStatus::parse(&status)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown scaffolder task status {status:?}").into()))?;
+    let output: Option<String> = row.try_get(8)?;
+    Ok(TaskRow {
+        id: row.try_get(0)?,
+        template_ref: row.try_get(1)?,
+        spec: from_json(&row.try_get::<String, _>(2)?)?,
+        created_by: row.try_get(3)?,
+        status,
+        created_at: row.try_get(5)?,
+        last_heartbeat_at: row.try_get(6)?,
+        completed_at: row.try_get(7)?,
+        output: output.as_deref().map(from_json).transpose()?,
+        error: row.try_get(9)?,
+    })
+}
+
+fn event_row<R>(row: &R) -> Result<TaskEventRow, StoreError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(TaskEventRow {
+        id: row.try_get(0)?,
+        task_id: row.try_get(1)?,
+        event_type: row.try_get(2)?,
+        body: from_json(&row.try_get::<String, _>(3)?)?,
+        created_at: row.try_get(4)?,
+    })
+}
+
+/// A `usize` as a SQL integer (saturating).
+fn sql_int(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl Store {
+    /// Creates a task run in status [`TaskStatus::Open`].
+    pub async fn create_task(&self, task: &NewTask) -> Result<(), StoreError> {
+        let spec = to_json(&task.spec)?;
+        on_pool!(self, pool, d => {
+            sqlx::query(&d.sql(
+                "INSERT INTO scaffolder_tasks (id, template_ref, spec, created_by, status, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            ))
+            .bind(&task.id)
+            .bind(&task.template_ref)
+            .bind(&spec)
+            .bind(task.created_by.as_deref())
+            .bind(TaskStatus::Open.as_str())
+            .bind(&task.created_at)
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    /// Sets a task's status and its heartbeat; `false` when there is no such task.
+    pub async fn set_task_status(&self, id: &str, status: TaskStatus, heartbeat_at: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool, d => {
+            let done = sqlx::query(&d.sql("UPDATE scaffolder_tasks SET status = ?, last_heartbeat_at = ? WHERE id = ?"))
+                .bind(status.as_str())
+                .bind(heartbeat_at)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    /// Records that a task's worker is alive (nothing happens for an unknown id).
+    pub async fn heartbeat_task(&self, id: &str, at: &str) -> Result<(), StoreError> {
+        on_pool!(self, pool, d => {
+            sqlx::query(&d.sql("UPDATE scaffolder_tasks SET last_heartbeat_at = ? WHERE id = ?"))
+                .bind(at)
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(())
+        })
+    }
+
+    /// Ends a task with `status`, its output and error; `false` when there
+    /// is no such task.
+    pub async fn finish_task(
+        &self,
+        id: &str,
+        status: TaskStatus,
+        completed_at: &str,
+        output: Option<&Value>,
+        error: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let output = output.map(to_json).transpose()?;
+        on_pool!(self, pool, d => {
+            let done = sqlx::query(&d.sql(
+                "UPDATE scaffolder_tasks SET status = ?, completed_at = ?, output = ?, error = ? WHERE id = ?",
+            ))
+            .bind(status.as_str())
+            .bind(completed_at)
+            .bind(output.as_deref())
+            .bind(error)
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    pub async fn get_task(&self, id: &str) -> Result<Option<TaskRow>, StoreError> {
+        on_pool!(self, pool, d => {
+            let row = sqlx::query(&d.sql(&format!("SELECT {TASK_COLUMNS} FROM scaffolder_tasks WHERE id = ?")))
+                .bind(id)
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(task_row).transpose()
+        })
+    }
+
+    /// The tasks matching `query`, newest first, and how many match in all
+    /// (ignoring limit and offset).
+    pub async fn list_tasks(&self, query: &TaskQuery) -> Result<(Vec<TaskRow>, u64), StoreError> {
+        let mut clauses: Vec<&str> = Vec::new();
+        if query.created_by.is_some() {
+            clauses.push("created_by = ?");
+        }
+        if query.status.is_some() {
+            clauses.push("status = ?");
+        }
+        let filter = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+        let limit = if query.limit == 0 { i64::MAX } else { sql_int(query.limit) };
+        on_pool!(self, pool, d => {
+            let count_sql = d.sql(&format!("SELECT COUNT(*) FROM scaffolder_tasks{filter}"));
+            let list_sql = d.sql(&format!(
+                "SELECT {TASK_COLUMNS} FROM scaffolder_tasks{filter} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
+            ));
+            let mut count = sqlx::query(&count_sql);
+            let mut list = sqlx::query(&list_sql);
+            if let Some(created_by) = &query.created_by {
+                count = count.bind(created_by);
+                list = list.bind(created_by);
+            }
+            if let Some(status) = query.status {
+                count = count.bind(status.as_str());
+                list = list.bind(status.as_str());
+            }
+            let total: i64 = count.fetch_one(pool).await?.try_get(0)?;
+            let rows = list.bind(limit).bind(sql_int(query.offset)).fetch_all(pool).await?;
+            let tasks = rows.iter().map(task_row).collect::<Result<Vec<_>, _>>()?;
+            Ok((tasks, u64::try_from(total).unwrap_or_default()))
+        })
+    }
+
+    /// Appends events to a task's log in one transaction; returns their
+    /// ids, in order.
+    pub async fn append_task_events(&self, task_id: &str, events: &[NewTaskEvent]) -> Result<Vec<i64>, StoreError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let bodies = events.iter().map(|e| to_json(&e.body)).collect::<Result<Vec<_>, _>>()?;
+        on_pool!(self, pool, d => {
+            let sql = d.sql(
+                "INSERT INTO scaffolder_task_events (task_id, event_type, body, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+            );
+            let mut tx = pool.begin().await?;
+            let mut ids = Vec::with_capacity(events.len());
+            for (event, body) in events.iter().zip(&bodies) {
+                let row = sqlx::query(&sql)
+                    .bind(task_id)
+                    .bind(&event.event_type)
+                    .bind(body)
+                    .bind(&event.created_at)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                ids.push(row.try_get::<i64, _>(0)?);
+            }
+            tx.commit().await?;
+            Ok(ids)
+        })
+    }
+
+    /// A task's events with `id > after` (all when `None`), in id order.
+    pub async fn task_events(&self, task_id: &str, after: Option<i64>) -> Result<Vec<TaskEventRow>, StoreError> {
+        on_pool!(self, pool, d => {
+            let rows = sqlx::query(&d.sql(
+                "SELECT id, task_id, event_type, body, created_at FROM scaffolder_task_events WHERE task_id = ? AND id > ? ORDER BY id",
+            ))
+            .bind(task_id)
+            .bind(after.unwrap_or(i64::MIN))
+            .fetch_all(pool)
+            .await?;
+            rows.iter().map(event_row).collect()
+        })
+    }
+
+    /// At start: every task still open or processing was interrupted. Each
+    /// becomes failed (error `reason`, completed at `at`) and gets a
+    /// `completion` event, all in one transaction. Returns their ids (sorted).
+    pub async fn fail_interrupted_tasks(&self, reason: &str, at: &str) -> Result<Vec<String>, StoreError> {
+        let body = to_json(&serde_json::json!({
+            "message": reason,
+            "status": TaskStatus::Failed.as_str(),
+            "error": { "name": INTERRUPTED_ERROR_NAME, "message": reason },
+        }))?;
+        on_pool!(self, pool, d => {
+            let mut tx = pool.begin().await?;
+            // One UPDATE … RETURNING: on PostgreSQL a concurrent caller waits
+            // on the row locks and then no longer matches these rows.
+            let rows = sqlx::query(&d.sql(
+                "UPDATE scaffolder_tasks SET status = ?, error = ?, completed_at = ? WHERE status IN (?, ?) RETURNING id",
+            ))
+            .bind(TaskStatus::Failed.as_str())
+            .bind(reason)
+            .bind(at)
+            .bind(TaskStatus::Open.as_str())
+            .bind(TaskStatus::Processing.as_str())
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut ids = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<Vec<_>, _>>()?;
+            ids.sort();
+            let insert = d.sql("INSERT INTO scaffolder_task_events (task_id, event_type, body, created_at) VALUES (?, ?, ?, ?)");
+            for id in &ids {
+                sqlx::query(&insert).bind(id).bind("completion").bind(&body).bind(at).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(ids)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TaskStatus;
+
+    #[test]
+    fn status_round_trips() {
+        for status in
+            [TaskStatus::Open, TaskStatus::Processing, TaskStatus::Completed, TaskStatus::Failed, TaskStatus::Cancelled]
+        {
+            assert_eq!(TaskStatus::parse(status.as_str()), Some(status));
+            assert_eq!(serde_json::to_value(status).unwrap(), serde_json::Value::from(status.as_str()));
+        }
+        assert_eq!(TaskStatus::parse("Open"), None);
+    }
+}

@@ -1,0 +1,320 @@
+//! Scaffolder task persistence: the same test bodies run against SQLite (in
+//! a temporary directory) and PostgreSQL (a fresh database per test), as in
+//! the conformance suite.
+
+use plinth_store::{NewTask, NewTaskEvent, Store, StoreConfig, TaskQuery, TaskStatus};
+use serde_json::json;
+
+mod harness {
+    use plinth_store::{Store, StoreConfig};
+    use plinth_testkit::PgDatabase;
+
+    pub struct Harness {
+        pub store: Store,
+        pub config: StoreConfig,
+        _dir: Option<tempfile::TempDir>,
+        _database: Option<PgDatabase>,
+    }
+
+    pub async fn sqlite() -> Harness {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let config = StoreConfig::Sqlite { data_dir: dir.path().join("data") };
+        let store = Store::open(&config).await.expect("open SQLite store");
+        Harness { store, config, _dir: Some(dir), _database: None }
+    }
+
+    pub async fn postgres() -> Option<Harness> {
+        let database = PgDatabase::create("scaffolder").await?;
+        let config = StoreConfig::Postgres { url: database.url.clone() };
+        let store = Store::open(&config).await.expect("open PostgreSQL store");
+        Some(Harness { store, config, _dir: None, _database: Some(database) })
+    }
+}
+
+use harness::Harness;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let harness = super::harness::sqlite().await;
+                    super::$name(&harness).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(harness) = super::harness::postgres().await else { return };
+                    super::$name(&harness).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    create_get_round_trip,
+    status_transitions,
+    events_append_in_order_and_page,
+    list_filters_pages_and_counts,
+    fail_interrupted_tasks_fails_only_running_ones,
+    unknown_ids_are_not_errors,
+    version_2_database_migrates_to_3,
+);
+
+// ---------------------------------------------------------------- helpers --
+
+fn ts(second: u32) -> String {
+    format!("2024-05-01T12:00:{second:02}.000000Z")
+}
+
+fn new_task(id: &str, created_by: Option<&str>, second: u32) -> NewTask {
+    NewTask {
+        id: id.to_string(),
+        template_ref: "template:default/service".to_string(),
+        spec: json!({ "apiVersion": "scaffolder.backstage.io/v1beta3", "steps": [{ "id": "fetch", "input": { "n": 1 } }] }),
+        created_by: created_by.map(str::to_string),
+        created_at: ts(second),
+    }
+}
+
+fn event(event_type: &str, message: &str, second: u32) -> NewTaskEvent {
+    NewTaskEvent { event_type: event_type.to_string(), body: json!({ "message": message }), created_at: ts(second) }
+}
+
+fn query(created_by: Option<&str>, status: Option<TaskStatus>, limit: usize, offset: usize) -> TaskQuery {
+    TaskQuery { created_by: created_by.map(str::to_string), status, limit, offset }
+}
+
+async fn ids(store: &Store, q: &TaskQuery) -> (Vec<String>, u64) {
+    let (rows, total) = store.list_tasks(q).await.unwrap();
+    (rows.into_iter().map(|r| r.id).collect(), total)
+}
+
+// ------------------------------------------------------------------ tests --
+
+async fn create_get_round_trip(h: &Harness) {
+    let spec = json!({
+        "apiVersion": "scaffolder.backstage.io/v1beta3",
+        "parameters": { "name": "svc", "unicode": "héllo ✓", "nested": [1, 2.5, null, true, { "k": "v" }] },
+        "steps": [{ "id": "fetch", "action": "fetch:template", "input": { "url": "./skeleton" } }],
+    });
+    let task = NewTask { spec: spec.clone(), ..new_task("t1", Some("user:default/ann"), 1) };
+    h.store.create_task(&task).await.unwrap();
+
+    let row = h.store.get_task("t1").await.unwrap().expect("stored task");
+    assert_eq!(row.id, "t1");
+    assert_eq!(row.template_ref, "template:default/service");
+    assert_eq!(row.spec, spec);
+    assert_eq!(row.created_by.as_deref(), Some("user:default/ann"));
+    assert_eq!(row.status, TaskStatus::Open);
+    assert_eq!(row.created_at, ts(1));
+    assert_eq!(row.last_heartbeat_at, None);
+    assert_eq!(row.completed_at, None);
+    assert_eq!(row.output, None);
+    assert_eq!(row.error, None);
+
+    // No creator is stored as NULL.
+    h.store.create_task(&new_task("t2", None, 2)).await.unwrap();
+    assert_eq!(h.store.get_task("t2").await.unwrap().unwrap().created_by, None);
+
+    // A duplicate id is an error, not a silent overwrite.
+    assert!(h.store.create_task(&new_task("t1", None, 3)).await.is_err());
+}
+
+async fn status_transitions(h: &Harness) {
+    h.store.create_task(&new_task("t1", None, 1)).await.unwrap();
+
+    assert!(h.store.set_task_status("t1", TaskStatus::Processing, &ts(2)).await.unwrap());
+    let row = h.store.get_task("t1").await.unwrap().unwrap();
+    assert_eq!(row.status, TaskStatus::Processing);
+    assert_eq!(row.last_heartbeat_at, Some(ts(2)));
+
+    h.store.heartbeat_task("t1", &ts(3)).await.unwrap();
+    let row = h.store.get_task("t1").await.unwrap().unwrap();
+    assert_eq!(row.status, TaskStatus::Processing);
+    assert_eq!(row.last_heartbeat_at, Some(ts(3)));
+
+    let output = json!({ "links": [{ "title": "Repo", "url": "https://example.com/r" }], "text": [] });
+    assert!(h.store.finish_task("t1", TaskStatus::Completed, &ts(4), Some(&output), None).await.unwrap());
+    let row = h.store.get_task("t1").await.unwrap().unwrap();
+    assert_eq!(row.status, TaskStatus::Completed);
+    assert_eq!(row.completed_at, Some(ts(4)));
+    assert_eq!(row.output, Some(output));
+    assert_eq!(row.error, None);
+    assert_eq!(row.last_heartbeat_at, Some(ts(3)));
+
+    h.store.create_task(&new_task("t2", None, 5)).await.unwrap();
+    assert!(h.store.finish_task("t2", TaskStatus::Failed, &ts(6), None, Some("step fetch failed")).await.unwrap());
+    let row = h.store.get_task("t2").await.unwrap().unwrap();
+    assert_eq!(row.status, TaskStatus::Failed);
+    assert_eq!(row.output, None);
+    assert_eq!(row.error.as_deref(), Some("step fetch failed"));
+
+    h.store.create_task(&new_task("t3", None, 7)).await.unwrap();
+    assert!(h.store.finish_task("t3", TaskStatus::Cancelled, &ts(8), None, None).await.unwrap());
+    assert_eq!(h.store.get_task("t3").await.unwrap().unwrap().status, TaskStatus::Cancelled);
+}
+
+async fn events_append_in_order_and_page(h: &Harness) {
+    h.store.create_task(&new_task("t1", None, 1)).await.unwrap();
+    h.store.create_task(&new_task("t2", None, 1)).await.unwrap();
+
+    let first = h.store.append_task_events("t1", &[event("log", "a", 2), event("log", "b", 3)]).await.unwrap();
+    let other = h.store.append_task_events("t2", &[event("log", "other", 3)]).await.unwrap();
+    let second = h.store.append_task_events("t1", &[event("log", "c", 4), event("completion", "d", 5)]).await.unwrap();
+    assert!(h.store.append_task_events("t1", &[]).await.unwrap().is_empty());
+    assert_eq!(first.len(), 2);
+    assert_eq!(other.len(), 1);
+    assert_eq!(second.len(), 2);
+    let all_ids: Vec<i64> = first.iter().chain(&second).copied().collect();
+    assert!(all_ids.windows(2).all(|w| w[0] < w[1]), "ids not increasing: {all_ids:?}");
+    assert!(first[1] < other[0] && other[0] < second[0]);
+
+    let events = h.store.task_events("t1", None).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.id).collect::<Vec<_>>(), all_ids);
+    assert_eq!(events.iter().map(|e| e.body["message"].as_str().unwrap()).collect::<Vec<_>>(), ["a", "b", "c", "d"]);
+    assert!(events.iter().all(|e| e.task_id == "t1"));
+    assert_eq!(events[3].event_type, "completion");
+    assert_eq!(events[0].created_at, ts(2));
+
+    let after = h.store.task_events("t1", Some(first[1])).await.unwrap();
+    assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), second);
+    assert!(h.store.task_events("t1", Some(second[1])).await.unwrap().is_empty());
+    assert_eq!(h.store.task_events("t1", Some(first[0])).await.unwrap().len(), 3);
+
+    let t2 = h.store.task_events("t2", None).await.unwrap();
+    assert_eq!(t2.len(), 1);
+    assert_eq!(t2[0].body, json!({ "message": "other" }));
+}
+
+async fn list_filters_pages_and_counts(h: &Harness) {
+    // Created at seconds 1..=6; ann owns 1, 2, 4, 6; bob owns 3; 5 has no creator.
+    let owners = [Some("ann"), Some("ann"), Some("bob"), Some("ann"), None, Some("ann")];
+    for (i, owner) in owners.iter().enumerate() {
+        let n = u32::try_from(i).unwrap() + 1;
+        h.store.create_task(&new_task(&format!("t{n}"), *owner, n)).await.unwrap();
+    }
+    h.store.set_task_status("t2", TaskStatus::Processing, &ts(10)).await.unwrap();
+    h.store.finish_task("t4", TaskStatus::Completed, &ts(11), None, None).await.unwrap();
+
+    assert_eq!(
+        ids(&h.store, &query(None, None, 0, 0)).await,
+        (vec!["t6", "t5", "t4", "t3", "t2", "t1"].into_iter().map(String::from).collect(), 6)
+    );
+    let (page, total) = ids(&h.store, &query(None, None, 2, 1)).await;
+    assert_eq!((page, total), (vec!["t5".to_string(), "t4".to_string()], 6));
+
+    let (ann, total) = ids(&h.store, &query(Some("ann"), None, 10, 0)).await;
+    assert_eq!((ann, total), (vec!["t6", "t4", "t2", "t1"].into_iter().map(String::from).collect(), 4));
+    let (ann_page, total) = ids(&h.store, &query(Some("ann"), None, 2, 2)).await;
+    assert_eq!((ann_page, total), (vec!["t2".to_string(), "t1".to_string()], 4));
+    let (beyond, total) = ids(&h.store, &query(Some("ann"), None, 2, 10)).await;
+    assert_eq!((beyond.len(), total), (0, 4));
+
+    let (open, total) = ids(&h.store, &query(None, Some(TaskStatus::Open), 10, 0)).await;
+    assert_eq!((open, total), (vec!["t6", "t5", "t3", "t1"].into_iter().map(String::from).collect(), 4));
+    let (ann_open, total) = ids(&h.store, &query(Some("ann"), Some(TaskStatus::Open), 1, 0)).await;
+    assert_eq!((ann_open, total), (vec!["t6".to_string()], 2));
+    let (done, total) = ids(&h.store, &query(Some("bob"), Some(TaskStatus::Completed), 10, 0)).await;
+    assert_eq!((done.len(), total), (0, 0));
+
+    let (rows, _) = h.store.list_tasks(&query(Some("ann"), Some(TaskStatus::Processing), 10, 0)).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].id, "t2");
+    assert_eq!(rows[0].spec, new_task("t2", None, 2).spec);
+    assert_eq!(rows[0].last_heartbeat_at, Some(ts(10)));
+}
+
+async fn fail_interrupted_tasks_fails_only_running_ones(h: &Harness) {
+    for (i, id) in ["open", "processing", "completed", "failed", "cancelled"].iter().enumerate() {
+        h.store.create_task(&new_task(id, None, u32::try_from(i).unwrap())).await.unwrap();
+    }
+    h.store.set_task_status("processing", TaskStatus::Processing, &ts(10)).await.unwrap();
+    let output = json!({ "ok": true });
+    h.store.finish_task("completed", TaskStatus::Completed, &ts(11), Some(&output), None).await.unwrap();
+    h.store.finish_task("failed", TaskStatus::Failed, &ts(11), None, Some("boom")).await.unwrap();
+    h.store.finish_task("cancelled", TaskStatus::Cancelled, &ts(11), None, None).await.unwrap();
+    h.store.append_task_events("processing", &[event("log", "working", 12)]).await.unwrap();
+
+    let reason = "The server restarted while the task was running";
+    let mut failed = h.store.fail_interrupted_tasks(reason, &ts(20)).await.unwrap();
+    failed.sort();
+    assert_eq!(failed, ["open", "processing"]);
+
+    for id in ["open", "processing"] {
+        let row = h.store.get_task(id).await.unwrap().unwrap();
+        assert_eq!(row.status, TaskStatus::Failed);
+        assert_eq!(row.error.as_deref(), Some(reason));
+        assert_eq!(row.completed_at, Some(ts(20)));
+        let events = h.store.task_events(id, None).await.unwrap();
+        let last = events.last().expect("completion event");
+        assert_eq!(last.event_type, "completion");
+        assert_eq!(last.created_at, ts(20));
+        assert_eq!(
+            last.body,
+            json!({ "message": reason, "status": "failed", "error": { "name": "ServerRestarted", "message": reason } })
+        );
+        assert_eq!(events.iter().filter(|e| e.event_type == "completion").count(), 1);
+    }
+    assert_eq!(h.store.task_events("processing", None).await.unwrap().len(), 2);
+
+    let completed = h.store.get_task("completed").await.unwrap().unwrap();
+    assert_eq!(
+        (completed.status, completed.completed_at, completed.output),
+        (TaskStatus::Completed, Some(ts(11)), Some(output))
+    );
+    let earlier_failure = h.store.get_task("failed").await.unwrap().unwrap();
+    assert_eq!(earlier_failure.error.as_deref(), Some("boom"));
+    assert_eq!(h.store.get_task("cancelled").await.unwrap().unwrap().status, TaskStatus::Cancelled);
+    for id in ["completed", "failed", "cancelled"] {
+        assert!(h.store.task_events(id, None).await.unwrap().is_empty(), "{id} got an event");
+    }
+
+    // Idempotent: nothing left to fail, and no second event.
+    assert!(h.store.fail_interrupted_tasks(reason, &ts(30)).await.unwrap().is_empty());
+    assert_eq!(h.store.task_events("open", None).await.unwrap().len(), 1);
+    assert_eq!(h.store.get_task("open").await.unwrap().unwrap().completed_at, Some(ts(20)));
+}
+
+async fn unknown_ids_are_not_errors(h: &Harness) {
+    assert!(h.store.get_task("missing").await.unwrap().is_none());
+    assert!(!h.store.set_task_status("missing", TaskStatus::Processing, &ts(1)).await.unwrap());
+    h.store.heartbeat_task("missing", &ts(1)).await.unwrap();
+    assert!(!h.store.finish_task("missing", TaskStatus::Completed, &ts(1), Some(&json!({})), None).await.unwrap());
+    assert!(h.store.task_events("missing", None).await.unwrap().is_empty());
+    assert!(h.store.task_events("missing", Some(5)).await.unwrap().is_empty());
+    assert_eq!(h.store.list_tasks(&query(Some("nobody"), None, 10, 0)).await.unwrap().1, 0);
+    assert!(h.store.fail_interrupted_tasks("restart", &ts(1)).await.unwrap().is_empty());
+}
+
+/// A database left at schema version 2 (no scaffolder tables) gains them
+/// when opened.
+async fn version_2_database_migrates_to_3(h: &Harness) {
+    let rollback = "DROP TABLE scaffolder_task_events; DROP TABLE scaffolder_tasks; DELETE FROM plinth_migrations WHERE version = 3";
+    match &h.config {
+        StoreConfig::Sqlite { data_dir } => {
+            use sqlx::Connection;
+            let url = format!("sqlite://{}", data_dir.join("plinth.db").display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(rollback).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        StoreConfig::Postgres { url } => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(rollback).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+
+    let store = Store::open(&h.config).await.expect("reopen and migrate");
+    store.create_task(&new_task("t1", Some("ann"), 1)).await.unwrap();
+    let ids = store.append_task_events("t1", &[event("log", "a", 2)]).await.unwrap();
+    assert_eq!(store.task_events("t1", None).await.unwrap()[0].id, ids[0]);
+    assert_eq!(store.get_task("t1").await.unwrap().unwrap().status, TaskStatus::Open);
+}

@@ -1,0 +1,369 @@
+//! One run of a template: parameters validated, steps executed in order in
+//! a private workspace (removed afterwards), every log line and step
+//! transition emitted as a Backstage-shaped event, secrets redacted from
+//! everything that leaves the run, the whole run bounded in time.
+
+use crate::actions::{self, ActionContext};
+use crate::expr::{truthy, Expressions};
+use crate::files::{directory_contents, DirectoryEntry, TemplateFiles};
+use crate::host::Host;
+use crate::params;
+use crate::template::Template;
+use crate::workspace::{Limits, Workspace};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+
+/// An event of a run, as Backstage's event stream carries it: `log` events
+/// (`body.message`, `body.stepId`, `body.status`) and one `completion`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunEvent {
+    #[serde(rename = "type")]
+    pub event_type: String,
+    pub body: Value,
+    #[serde(rename = "createdAt")]
+    pub created_at: String,
+}
+
+/// Replaces secret values with `***` in text and JSON leaving the run.
+#[derive(Debug, Clone, Default)]
+pub struct Redactor {
+    secrets: Vec<String>,
+}
+
+impl Redactor {
+    pub fn new(secrets: &BTreeMap<String, String>) -> Redactor {
+        let mut secrets: Vec<String> = secrets.values().filter(|s| !s.is_empty()).cloned().collect();
+        // Longest first so a secret containing another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        Redactor { secrets }
+    }
+
+    pub fn text(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for secret in &self.secrets {
+            if out.contains(secret.as_str()) {
+                out = out.replace(secret.as_str(), "***");
+            }
+        }
+        out
+    }
+
+    pub fn value(&self, value: &Value) -> Value {
+        if self.secrets.is_empty() {
+            return value.clone();
+        }
+        match value {
+            Value::String(s) => Value::String(self.text(s)),
+            Value::Array(items) => Value::Array(items.iter().map(|v| self.value(v)).collect()),
+            Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), self.value(v))).collect()),
+            other => other.clone(),
+        }
+    }
+}
+
+/// Emits log lines for one step (or the run), redacted.
+pub struct Logger {
+    events: Option<UnboundedSender<RunEvent>>,
+    redactor: Redactor,
+    step: Option<String>,
+    lines: parking_lot::Mutex<Vec<String>>,
+}
+
+impl Logger {
+    pub fn new(events: Option<UnboundedSender<RunEvent>>, redactor: Redactor) -> Logger {
+        Logger { events, redactor, step: None, lines: Default::default() }
+    }
+
+    fn for_step(&self, step: &str) -> Logger {
+        Logger {
+            events: self.events.clone(),
+            redactor: self.redactor.clone(),
+            step: Some(step.to_string()),
+            lines: Default::default(),
+        }
+    }
+
+    pub fn log(&self, message: &str) {
+        let mut body = json!({"message": self.redactor.text(message)});
+        if let Some(step) = &self.step {
+            body["stepId"] = json!(step);
+        }
+        self.emit("log", body);
+    }
+
+    fn status(&self, message: &str, status: &str) {
+        let body = json!({"message": self.redactor.text(message), "stepId": self.step, "status": status});
+        self.emit("log", body);
+    }
+
+    fn emit(&self, event_type: &str, body: Value) {
+        if let Some(message) = body["message"].as_str() {
+            let prefix = self.step.as_deref().map(|s| format!("[{s}] ")).unwrap_or_default();
+            self.lines.lock().push(format!("{prefix}{message}"));
+        }
+        if let Some(events) = &self.events {
+            let _ = events.send(RunEvent { event_type: event_type.into(), body, created_at: now() });
+        }
+    }
+
+    fn take_lines(&self) -> Vec<String> {
+        std::mem::take(&mut self.lines.lock())
+    }
+}
+
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
+pub struct RunRequest {
+    pub task_id: String,
+    pub template: Arc<Template>,
+    pub files: TemplateFiles,
+    pub values: Value,
+    pub secrets: BTreeMap<String, String>,
+    /// `user.ref` and `user.entity` in expressions.
+    pub user_ref: Option<String>,
+    pub user_entity: Option<Value>,
+    pub dry_run: bool,
+    /// The run's private directory; created, then removed at the end.
+    pub workspace_dir: PathBuf,
+    pub limits: Limits,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    Completed,
+    Skipped,
+    Failed,
+    Open,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub id: String,
+    pub name: String,
+    pub action: String,
+    pub status: StepStatus,
+    #[serde(skip_serializing_if = "Value::is_null")]
+    pub output: Value,
+    #[serde(rename = "durationMs")]
+    pub duration_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunReport {
+    pub completed: bool,
+    pub output: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Parameter problems, when the run stopped before its first step.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parameter_errors: Vec<params::FieldError>,
+    pub steps: Vec<StepReport>,
+    /// Every log line, redacted (the dry-run response's `log`).
+    pub log: Vec<String>,
+    /// Policy decisions taken by `plinth:policy` steps.
+    pub decisions: Vec<Value>,
+    /// The workspace at the end of a dry run.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub directory_contents: Vec<DirectoryEntry>,
+}
+
+/// Runs a template to the end (or its first failure) and reports. The
+/// `completion` event is the caller's to emit, after it has recorded the
+/// result.
+pub async fn run(request: RunRequest, host: &dyn Host, events: Option<UnboundedSender<RunEvent>>) -> RunReport {
+    let redactor = Redactor::new(&request.secrets);
+    let logger = Logger::new(events, redactor.clone());
+    let template = request.template.clone();
+    let mut report = RunReport {
+        completed: false,
+        output: Value::Null,
+        error: None,
+        parameter_errors: Vec::new(),
+        steps: template
+            .steps
+            .iter()
+            .map(|s| StepReport {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                action: s.action.clone(),
+                status: StepStatus::Open,
+                output: Value::Null,
+                duration_ms: 0,
+            })
+            .collect(),
+        log: Vec::new(),
+        decisions: Vec::new(),
+        directory_contents: Vec::new(),
+    };
+    let values = params::apply_defaults(&template.parameters, &request.values);
+    let errors = params::validate(&template.parameters, &values);
+    if !errors.is_empty() {
+        let message = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
+        logger.log(&format!("parameters rejected: {message}"));
+        report.error = Some(redactor.text(&format!("invalid parameters: {message}")));
+        report.parameter_errors = errors;
+        report.log = logger.take_lines();
+        return report;
+    }
+    if let Err(e) = std::fs::create_dir_all(&request.workspace_dir) {
+        report.error = Some(format!("cannot create the workspace {}: {e}", request.workspace_dir.display()));
+        return report;
+    }
+    let mut workspace = Workspace::new(request.workspace_dir.clone(), request.limits);
+    let deadline = request.timeout;
+    let outcome = tokio::time::timeout(
+        deadline,
+        execute(&request, &template, &values, host, &logger, &mut workspace, &mut report),
+    )
+    .await;
+    match outcome {
+        Ok(Ok(output)) => {
+            report.completed = true;
+            report.output = redactor.value(&output);
+        }
+        Ok(Err(error)) => report.error = Some(redactor.text(&error)),
+        Err(_) => {
+            let message = format!("the run took longer than {}s and was stopped", deadline.as_secs());
+            logger.log(&message);
+            report.error = Some(message);
+        }
+    }
+    if request.dry_run {
+        report.directory_contents = directory_contents(workspace.root());
+    }
+    let _ = std::fs::remove_dir_all(workspace.root());
+    let _ = std::fs::remove_dir_all(workspace.root().with_extension("publish"));
+    report.log = logger.take_lines();
+    report
+}
+
+async fn execute(
+    request: &RunRequest,
+    template: &Template,
+    values: &Value,
+    host: &dyn Host,
+    logger: &Logger,
+    workspace: &mut Workspace,
+    report: &mut RunReport,
+) -> Result<Value, String> {
+    let expressions = Expressions::new();
+    let mut scope = json!({
+        "parameters": values,
+        "steps": {},
+        "user": {"ref": request.user_ref, "entity": request.user_entity},
+        "secrets": request.secrets,
+        "context": {"task": {"id": request.task_id}},
+    });
+    for (index, step) in template.steps.iter().enumerate() {
+        let started = Instant::now();
+        let step_logger = logger.for_step(&step.id);
+        if let Some(condition) = &step.condition {
+            let value =
+                expressions.render_value(condition, &scope).map_err(|e| format!("step {}: if: {e}", step.id))?;
+            if !truthy(&value) {
+                step_logger
+                    .status(&format!("Skipping step {} because its if condition was false", step.name), "skipped");
+                report.steps[index].status = StepStatus::Skipped;
+                continue;
+            }
+        }
+        step_logger.status(&format!("Beginning step {}", step.name), "processing");
+        let items: Vec<Option<(Value, Value)>> = match &step.each {
+            None => vec![None],
+            Some(each) => {
+                let value =
+                    expressions.render_value(each, &scope).map_err(|e| format!("step {}: each: {e}", step.id))?;
+                match value {
+                    Value::Array(items) => items.into_iter().enumerate().map(|(i, v)| Some((json!(i), v))).collect(),
+                    Value::Object(map) => map.into_iter().map(|(k, v)| Some((json!(k), v))).collect(),
+                    other => {
+                        return fail(
+                            &step_logger,
+                            report,
+                            index,
+                            &format!("step {}: each must give a list or an object, got {other}", step.id),
+                        )
+                    }
+                }
+            }
+        };
+        let mut output = Map::new();
+        for item in items {
+            if let Some((key, value)) = &item {
+                scope["each"] = json!({"key": key, "value": value});
+            }
+            let input = match expressions.render_value(&step.input, &scope) {
+                Ok(input) => input,
+                Err(e) => return fail(&step_logger, report, index, &format!("step {}: input {e}", step.id)),
+            };
+            let info = actions::describe(&step.action);
+            if request.dry_run && info.as_ref().is_some_and(|i| !i.supports_dry_run) {
+                step_logger
+                    .log(&format!("dry run: {} makes changes outside the run; showing what it would do", step.action));
+            }
+            let mut ctx = ActionContext {
+                workspace,
+                files: &request.files,
+                expressions: &expressions,
+                host,
+                logger: &step_logger,
+                dry_run: request.dry_run,
+                template,
+                parameters: values,
+                task_id: &request.task_id,
+                user_ref: request.user_ref.as_deref(),
+                decisions: &mut report.decisions,
+            };
+            match actions::run(&step.action, &mut ctx, &input).await {
+                Ok(Value::Object(map)) => output.extend(map),
+                Ok(_) => {}
+                Err(error) => {
+                    return fail(
+                        &step_logger,
+                        report,
+                        index,
+                        &format!("step {} ({}) failed: {error}", step.id, step.action),
+                    )
+                }
+            }
+        }
+        if let Some(map) = scope.as_object_mut() {
+            map.remove("each");
+        }
+        scope["steps"][&step.id] = json!({"output": output});
+        report.steps[index].status = StepStatus::Completed;
+        report.steps[index].output = Value::Object(output);
+        report.steps[index].duration_ms = started.elapsed().as_millis() as u64;
+        step_logger.status(&format!("Finished step {}", step.name), "completed");
+    }
+    expressions.render_value(&template.output, &scope).map_err(|e| format!("output: {e}"))
+}
+
+fn fail(logger: &Logger, report: &mut RunReport, index: usize, message: &str) -> Result<Value, String> {
+    logger.status(message, "failed");
+    report.steps[index].status = StepStatus::Failed;
+    Err(message.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_everywhere() {
+        let secrets = BTreeMap::from([("token".to_string(), "s3cr3t-value".to_string())]);
+        let redactor = Redactor::new(&secrets);
+        assert_eq!(redactor.text("token=s3cr3t-value!"), "token=***!");
+        assert_eq!(redactor.value(&json!({"a": ["x s3cr3t-value"]})), json!({"a": ["x ***"]}));
+    }
+}

@@ -11,6 +11,7 @@ mod params;
 mod plinth_api;
 pub mod policy;
 mod portal;
+pub mod scaffolder;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -31,6 +32,8 @@ pub struct ServerConfig {
     pub webhook_secret: Option<String>,
     /// The policy service; `None` answers policy endpoints with 503.
     pub policy: Option<Arc<policy::PolicyService>>,
+    /// Golden paths; `None` answers scaffolder endpoints with 503.
+    pub scaffolder: Option<Arc<scaffolder::Scaffolder>>,
 }
 
 #[derive(Clone)]
@@ -42,7 +45,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Plinth API", description = "Plinth's API: Backstage-compatible catalogue endpoints under /api/catalog plus impact, neighbourhood, search, errors and webhooks; policy decisions, admission, decision log, waivers and scorecards under /api/policy."),
+    info(title = "Plinth API", description = "Plinth's API: Backstage-compatible catalogue endpoints under /api/catalog plus impact, neighbourhood, search, errors and webhooks; policy decisions, admission, decision log, waivers and scorecards under /api/policy; golden paths (Backstage scaffolder v2) under /api/scaffolder/v2."),
     paths(
         catalog_api::list_entities, catalog_api::query_entities, catalog_api::entity_by_name, catalog_api::entity_by_uid,
         catalog_api::delete_entity_by_uid, catalog_api::entities_by_refs, catalog_api::entity_facets,
@@ -51,10 +54,13 @@ pub struct AppState {
         plinth_api::impact, plinth_api::neighbourhood, plinth_api::search, plinth_api::errors, plinth_api::webhook,
         policy::api::evaluate, policy::api::admission, policy::api::decisions, policy::api::policies,
         policy::api::list_waivers, policy::api::create_waiver, policy::api::delete_waiver, policy::api::entity, policy::api::scorecards,
+        scaffolder::api::templates, scaffolder::api::parameter_schema, scaffolder::api::actions, scaffolder::api::create_task,
+        scaffolder::api::list_tasks, scaffolder::api::task, scaffolder::api::events, scaffolder::api::eventstream, scaffolder::api::dry_run,
     ),
-    components(schemas(policy::api::EvaluateRequest, policy::api::NewWaiver, policy::RequestContext)),
+    components(schemas(policy::api::EvaluateRequest, policy::api::NewWaiver, policy::RequestContext, scaffolder::api::NewTask, scaffolder::api::DryRunRequest)),
     tags((name = "catalog", description = "Backstage's catalog API"), (name = "plinth", description = "Plinth's additions"),
-         (name = "policy", description = "Policy-as-code: decisions, admission, decision log, waivers, scorecards"))
+         (name = "policy", description = "Policy-as-code: decisions, admission, decision log, waivers, scorecards"),
+         (name = "scaffolder", description = "Golden paths: Backstage's scaffolder API (templates, tasks, event stream, dry run, actions)"))
 )]
 pub struct ApiDoc;
 
@@ -98,9 +104,19 @@ pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
         .route("/waivers/{id}", axum::routing::delete(policy::api::delete_waiver))
         .route("/entities/{kind}/{namespace}/{name}", get(policy::api::entity))
         .route("/scorecards", get(policy::api::scorecards));
+    let scaffolder_routes = Router::new()
+        .route("/templates", get(scaffolder::api::templates))
+        .route("/templates/{namespace}/{kind}/{name}/parameter-schema", get(scaffolder::api::parameter_schema))
+        .route("/actions", get(scaffolder::api::actions))
+        .route("/tasks", get(scaffolder::api::list_tasks).post(scaffolder::api::create_task))
+        .route("/tasks/{id}", get(scaffolder::api::task))
+        .route("/tasks/{id}/events", get(scaffolder::api::events))
+        .route("/tasks/{id}/eventstream", get(scaffolder::api::eventstream))
+        .route("/dry-run", post(scaffolder::api::dry_run));
     Router::new()
         .nest("/api/catalog", catalog_routes)
         .nest("/api/policy", policy_routes)
+        .nest("/api/scaffolder/v2", scaffolder_routes)
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -4,6 +4,7 @@
 use anyhow::{Context, Result};
 use plinth_catalog::{Catalog, CatalogConfig};
 use plinth_server::policy::{PolicyConfig, PolicyService};
+use plinth_server::scaffolder::{Scaffolder, ScaffolderConfig};
 use plinth_server::ServerConfig;
 use plinth_store::{NewLocation, Store, StoreConfig};
 use std::path::PathBuf;
@@ -52,6 +53,17 @@ pub struct ServeArgs {
     /// Days decision-log events are kept.
     #[arg(long, env = "PLINTH_DECISION_LOG_RETENTION_DAYS", default_value_t = 180)]
     decision_log_retention_days: u64,
+    /// Register the shipped golden-path templates (`templates/`) at start.
+    #[arg(long, env = "PLINTH_SHIPPED_TEMPLATES", default_value_t = true, action = clap::ArgAction::Set)]
+    shipped_templates: bool,
+    /// Local git repositories created by golden paths live under this
+    /// directory (default `<data-dir>/repos`); `publish:git` refuses local
+    /// paths elsewhere.
+    #[arg(long, env = "PLINTH_SCAFFOLDER_REPO_ROOT")]
+    scaffolder_repo_root: Option<PathBuf>,
+    /// Longest a golden-path run may take, in seconds.
+    #[arg(long, env = "PLINTH_SCAFFOLDER_TIMEOUT", default_value_t = 600)]
+    scaffolder_timeout: u64,
     /// Log format.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -91,6 +103,19 @@ fn demo_dir() -> PathBuf {
         return built_from;
     }
     PathBuf::from("examples/demo")
+}
+
+/// Where the shipped golden-path templates are: `PLINTH_TEMPLATES_DIR`,
+/// the source tree this binary was built from, or `./templates`.
+pub fn shipped_templates() -> PathBuf {
+    if let Ok(dir) = std::env::var("PLINTH_TEMPLATES_DIR") {
+        return PathBuf::from(dir);
+    }
+    let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../templates");
+    if let Ok(canonical) = built_from.canonicalize() {
+        return canonical;
+    }
+    PathBuf::from("templates")
 }
 
 /// Where the shipped policy library is: `PLINTH_POLICY_DIR`, the source
@@ -169,6 +194,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     if args.demo {
         targets.push((demo_dir().join("catalog-info.yaml").to_string_lossy().to_string(), None));
     }
+    let templates = shipped_templates().join("catalog-info.yaml");
+    if args.shipped_templates && templates.exists() {
+        targets.push((templates.to_string_lossy().to_string(), None));
+    }
     let registering = catalog.clone();
     tokio::spawn(async move {
         for (target, branch) in targets {
@@ -191,7 +220,18 @@ async fn serve(args: ServeArgs) -> Result<()> {
         "policies loaded"
     );
     tracing::info!("plinth listening on http://{address}");
-    let server_config = ServerConfig { webhook_secret: args.webhook_secret.clone(), policy: Some(policy.clone()) };
+    let mut scaffolder_config = ScaffolderConfig::new(args.data_dir.clone());
+    if let Some(root) = &args.scaffolder_repo_root {
+        scaffolder_config.repo_root = root.clone();
+    }
+    scaffolder_config.run_timeout = Duration::from_secs(args.scaffolder_timeout.max(1));
+    let scaffolder =
+        Scaffolder::start(scaffolder_config, catalog.store().clone(), catalog.clone(), Some(policy.clone())).await;
+    let server_config = ServerConfig {
+        webhook_secret: args.webhook_secret.clone(),
+        policy: Some(policy.clone()),
+        scaffolder: Some(scaffolder),
+    };
     plinth_server::serve(listener, catalog, server_config, shutdown_signal()).await?;
     policy.flush_log().await;
     tracing::info!("stopped");

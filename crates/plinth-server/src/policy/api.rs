@@ -40,13 +40,17 @@ fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> ApiRe
 }
 
 /// Who is asking: the `X-Plinth-User` header until API tokens carry identity.
-fn requester(headers: &HeaderMap, fallback: Option<&str>) -> String {
+pub(crate) fn requester_header(headers: &HeaderMap) -> Option<String> {
     headers
         .get("x-plinth-user")
         .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
         .map(str::to_string)
-        .or_else(|| fallback.map(str::to_string))
-        .unwrap_or_else(|| "anonymous".into())
+}
+
+fn requester(headers: &HeaderMap, fallback: Option<&str>) -> String {
+    requester_header(headers).or_else(|| fallback.map(str::to_string)).unwrap_or_else(|| "anonymous".into())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -106,6 +110,7 @@ pub async fn admission(State(app): State<AppState>, params: Params, body: Bytes)
         user: user.clone(),
         profile: None,
         entities: Vec::new(),
+        pending: Vec::new(),
     };
     let input = json!({"review": request, "parameters": {}});
     let (decision_id, decision) =

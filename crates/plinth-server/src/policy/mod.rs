@@ -83,6 +83,11 @@ pub struct RequestContext {
     /// Entity refs the decision involves, besides those the input names.
     #[serde(default)]
     pub entities: Vec<String>,
+    /// Entities about to be registered by the same request (a golden
+    /// path's rendered descriptors), seen by policies as catalogued.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub pending: Vec<Value>,
 }
 
 pub struct PolicyService {
@@ -205,7 +210,12 @@ impl PolicyService {
     pub fn evaluate(&self, point: Point, input: Value, context: &RequestContext) -> (Decision, Value, Vec<String>) {
         let compiled = self.compiled.load();
         let refs = context::named_refs(&input, &context.entities);
-        let entities = context::resolve(&self.catalog.read(), &refs);
+        let mut entities = context::resolve(&self.catalog.read(), &refs);
+        for entity in &context.pending {
+            if let Some(entity_ref) = plinth_model::entity_ref_of(entity) {
+                entities.entry(entity_ref.key()).or_insert_with(|| entity.clone());
+            }
+        }
         let now = OffsetDateTime::now_utc();
         let plinth = json!({
             "point": point.as_str(),

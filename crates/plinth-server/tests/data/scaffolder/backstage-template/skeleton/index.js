@@ -1,0 +1,2 @@
+// ${{ values.packageName }}
+module.exports = {};

@@ -154,7 +154,7 @@ pub struct StepReport {
     #[serde(skip_serializing_if = "Value::is_null")]
     pub output: Value,
     #[serde(rename = "durationMs")]
-    pub duration_ms: u64,
+    pub duration_ms: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -198,7 +198,7 @@ pub async fn run(request: RunRequest, host: &dyn Host, events: Option<UnboundedS
                 action: s.action.clone(),
                 status: StepStatus::Open,
                 output: Value::Null,
-                duration_ms: 0,
+                duration_ms: 0.0,
             })
             .collect(),
         log: Vec::new(),
@@ -343,7 +343,7 @@ async fn execute(
         scope["steps"][&step.id] = json!({"output": output});
         report.steps[index].status = StepStatus::Completed;
         report.steps[index].output = Value::Object(output);
-        report.steps[index].duration_ms = started.elapsed().as_millis() as u64;
+        report.steps[index].duration_ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
         step_logger.status(&format!("Finished step {}", step.name), "completed");
     }
     expressions.render_value(&template.output, &scope).map_err(|e| format!("output: {e}"))

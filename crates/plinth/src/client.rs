@@ -8,10 +8,10 @@ use std::process::ExitCode;
 pub struct ServerArgs {
     /// The Plinth server.
     #[arg(long, env = "PLINTH_URL", default_value = "http://127.0.0.1:7007", global = true)]
-    server: String,
+    pub(crate) server: String,
     /// Print raw JSON.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(clap::Args)]
@@ -91,7 +91,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// One request; a non-2xx answer becomes an error carrying the server's message.
-fn call(
+pub(crate) fn call(
     server: &ServerArgs,
     method: reqwest::Method,
     path: &str,

@@ -4,10 +4,12 @@
 
 mod bench;
 mod bench_policy;
+mod bench_scaffold;
 mod check;
 mod client;
 mod policy_cli;
 mod serve;
+mod template_cli;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +43,14 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Golden-path templates on a server.
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
+    /// Create something from a golden path: `plinth new service --set name=shop …`
+    /// (progress live; `--dry-run` shows files and the policy decision).
+    New(template_cli::NewArgs),
     /// Check files against the policies of the `pr` point (exit 1 when anything is denied).
     Check(check::CheckArgs),
     /// Benchmarks against the bars of DESIGN.md (results as markdown).
@@ -59,6 +69,12 @@ enum PolicyCommand {
 }
 
 #[derive(Subcommand)]
+enum TemplateCommand {
+    /// List the templates in the catalogue (invalid ones with their problems).
+    Ls(client::ServerArgs),
+}
+
+#[derive(Subcommand)]
 enum BenchCommand {
     /// Ingest, re-ingest, change visibility, API latency and memory at scale.
     Catalog(bench::BenchCatalogArgs),
@@ -66,6 +82,8 @@ enum BenchCommand {
     Portal(bench::BenchCatalogArgs),
     /// Policy decisions in-process and the admission webhook under concurrency.
     Policy(bench_policy::BenchPolicyArgs),
+    /// Golden paths: request → policy → commit → registered, and dry runs.
+    Scaffold(bench_scaffold::BenchScaffoldArgs),
 }
 
 #[derive(Subcommand)]
@@ -112,9 +130,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Check(args) => check::run(args),
+        Command::Template { command: TemplateCommand::Ls(args) } => template_cli::ls(args),
+        Command::New(args) => template_cli::new(args),
         Command::Bench { command: BenchCommand::Catalog(args) } => bench::run(args),
         Command::Bench { command: BenchCommand::Portal(args) } => bench::run_portal(args),
         Command::Bench { command: BenchCommand::Policy(args) } => bench_policy::run(args),
+        Command::Bench { command: BenchCommand::Scaffold(args) } => bench_scaffold::run(args),
         Command::Policy { command: PolicyCommand::Test(args) } => policy_cli::test(args),
         Command::Policy { command: PolicyCommand::Eval(args) } => policy_cli::eval(args),
         Command::Catalog { command } => match command {

@@ -94,7 +94,7 @@ fn init_logging(format: LogFormat) {
 
 /// Where the demo catalogue is: `PLINTH_DEMO_DIR`, the source tree this
 /// binary was built from, or `./examples/demo`.
-fn demo_dir() -> PathBuf {
+pub(crate) fn demo_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("PLINTH_DEMO_DIR") {
         return PathBuf::from(dir);
     }

@@ -559,3 +559,138 @@ async fn client_verbs_talk_to_a_running_server() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("cannot reach the Plinth server"), "{stderr}");
 }
+
+fn demo_catalog() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/catalog-info.yaml").canonicalize().unwrap()
+}
+
+/// `plinth template ls` and `plinth new` (dry run, a real run, a policy
+/// denial, parameter errors) against a real server with the demo catalogue
+/// and the shipped templates and policies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn golden_paths_from_the_command_line() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let demo = demo_catalog();
+    let server = Serve::start(&dir.path().join("data"), None, &[&demo]).await;
+    let s = server.base.clone();
+    let s = s.as_str();
+    // Wait for the demo catalogue and the shipped templates.
+    within(Duration::from_secs(60), "the demo catalogue and templates", async || {
+        server.get("/api/catalog/entities/by-name/group/default/team-orders", &[]).await.0.is_success()
+            && server.get("/api/catalog/entities/by-name/template/default/service", &[]).await.0.is_success()
+    })
+    .await;
+
+    let (code, stdout, stderr) = plinth(&["template", "ls", "--server", s]).await;
+    assert_eq!(code, 0, "template ls\n{stdout}\n{stderr}");
+    assert!(stdout.starts_with("NAME"), "{stdout}");
+    for name in ["service", "gpu-training-environment", "ai-agent", "vector-database"] {
+        assert!(stdout.lines().any(|l| l.starts_with(name)), "{name} not listed:\n{stdout}");
+    }
+
+    let common = ["--set", "owner=group:default/team-orders", "--set", "system=system:default/orders", "--server", s];
+    let (code, stdout, stderr) = plinth(
+        &[&["new", "service", "--set", "name=cli-svc", "--set", "repoUrl=cli-svc", "--dry-run"][..], &common[..]]
+            .concat(),
+    )
+    .await;
+    assert_eq!(code, 0, "dry run\n{stdout}\n{stderr}");
+    assert!(stdout.contains("policy: allow") && stdout.contains("deploy/deployment.yaml"), "{stdout}");
+    assert!(stdout.contains("nothing was published"), "{stdout}");
+    assert!(!dir.path().join("data/repos/cli-svc").exists());
+
+    let (code, stdout, stderr) = plinth(
+        &[
+            &[
+                "new",
+                "service",
+                "--set",
+                "name=cli-svc",
+                "--set",
+                "repoUrl=cli-svc",
+                "--set",
+                "language=python",
+                "--user",
+                "user:default/alice",
+            ][..],
+            &common[..],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(code, 0, "run\n{stdout}\n{stderr}");
+    assert!(stderr.contains("▶ Check policies") && stderr.contains("✓ Publish to git"), "progress shown: {stderr}");
+    assert!(stderr.contains("– skipped: fetch-rust"), "{stderr}");
+    assert!(stdout.contains("component:default/cli-svc"), "{stdout}");
+    let repo = dir.path().join("data/repos/cli-svc");
+    assert!(repo.join("app/main.py").is_file(), "python skeleton committed");
+    let (_, task_list) = server.get("/api/scaffolder/v2/tasks", &[("createdBy", "user:default/alice")]).await;
+    assert_eq!(task_list["totalTasks"], json!(1), "the requester is recorded: {task_list}");
+    let component = server.ok("/api/catalog/entities/by-name/component/default/cli-svc", &[]).await;
+    assert_eq!(component["spec"]["owner"], json!("group:default/team-orders"));
+
+    // A policy denial: exit 1 with the rule's message; nothing published.
+    let values = dir.path().join("gpu.json");
+    std::fs::write(
+        &values,
+        r#"{"name": "cli-gpu", "owner": "group:default/team-analytics", "system": "system:default/analytics",
+            "gpuType": "NVIDIA-A100-SXM4-80GB", "gpuCount": 8, "nodes": 2, "region": "eu-west-1",
+            "datasets": ["dataset:default/search-clickstream"], "dataClassification": "confidential",
+            "purpose": "Train a big model", "maxRuntimeHours": 24, "budgetUsd": 5000, "repoUrl": "cli-gpu"}"#,
+    )
+    .unwrap();
+    let (code, stdout, stderr) =
+        plinth(&["new", "gpu-training-environment", "--values", values.to_str().unwrap(), "--server", s]).await;
+    assert_eq!(code, 1, "denied\n{stdout}\n{stderr}");
+    assert!(stdout.contains("PL-TRN-001") && stdout.contains("denied by policy"), "{stdout}");
+    assert!(!dir.path().join("data/repos/cli-gpu").exists(), "a denied run published");
+
+    // Parameter errors name the field; exit 2.
+    let (code, _, stderr) = plinth(&["new", "service", "--set", "name=Bad Name", "--server", s]).await;
+    assert_eq!(code, 2);
+    assert!(stderr.contains("name:") && stderr.contains("owner:") && stderr.contains("repoUrl:"), "{stderr}");
+}
+
+/// A run cut off by a crash is reported as failed with the reason after the
+/// restart, never silently lost: the server is killed (SIGKILL) while a run
+/// waits on a git remote that never answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_interrupted_by_a_crash_is_failed_with_a_reason_after_restart() {
+    let dir = tempfile::TempDir::new().unwrap();
+    // A "git server" that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let remote = format!("http://127.0.0.1:{}/slow.git", silent.local_addr().unwrap().port());
+    let template = write(
+        &dir.path().join("templates/slow/template.yaml"),
+        "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata:\n  name: slow\nspec:\n  type: test\n  parameters:\n    properties:\n      remote: {type: string}\n  steps:\n    - {id: log, action: debug:log, input: {message: started}}\n    - {id: publish, action: publish:git, input: {repoUrl: '${{ parameters.remote }}'}}\n",
+    );
+    let data = dir.path().join("data");
+    let mut server = Serve::start(&data, None, &[&template]).await;
+    within(Duration::from_secs(30), "the template", async || {
+        server.get("/api/catalog/entities/by-name/template/default/slow", &[]).await.0.is_success()
+    })
+    .await;
+    let (status, created) = server
+        .post(
+            "/api/scaffolder/v2/tasks",
+            &json!({"templateRef": "template:default/slow", "values": {"remote": remote}}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    within(Duration::from_secs(30), "the run reaching publish", async || {
+        let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{id}/events"), &[]).await;
+        events.to_string().contains("Beginning step publish")
+    })
+    .await;
+    server.kill();
+    let server = Serve::start(&data, None, &[&template]).await;
+    let task = server.ok(&format!("/api/scaffolder/v2/tasks/{id}"), &[]).await;
+    assert_eq!(task["status"], json!("failed"), "{task}");
+    assert!(task["error"]["message"].as_str().unwrap().contains("server restarted"), "{task}");
+    let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{id}/events"), &[]).await;
+    let events = events.as_array().unwrap().clone();
+    assert!(events.iter().any(|e| e["body"]["message"] == json!("started")), "events before the crash are kept");
+    assert_eq!(events.last().unwrap()["type"], json!("completion"));
+    drop(silent);
+}

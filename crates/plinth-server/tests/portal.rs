@@ -678,3 +678,255 @@ async fn policy_panels_say_when_the_engine_is_off() {
     assert!(policies.contains(r#"id="policy-disabled""#));
     assert!(policies.contains(r#"<a id="nav-policies" href="/policies" aria-current="page">"#));
 }
+
+// ---------------------------------------------------------------- golden paths
+
+/// Templates of the test's own: one that runs (a `debug:log` step, output
+/// links to an entity, a web page and a refused `javascript:` URL), with a
+/// title that must be escaped, and one that is invalid.
+const TEMPLATES: &str = r#"apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: hello-run
+  title: "<script>alert('t')</script> Hello run"
+  description: Says hello.
+  tags: [test]
+spec:
+  owner: group:default/team-pay
+  type: service
+  parameters:
+    - title: Who
+      required: [who]
+      properties:
+        who:
+          title: Who to greet
+          type: string
+        loud:
+          title: Loud
+          type: boolean
+          default: true
+  steps:
+    - id: greet
+      name: Greet someone
+      action: debug:log
+      input:
+        message: "hello ${{ parameters.who }}"
+  output:
+    links:
+      - title: The team
+        entityRef: group:default/team-pay
+      - title: Docs
+        url: https://example.com/docs
+      - title: Sneaky
+        url: "javascript:alert(1)"
+    text:
+      - title: Next steps
+        content: "Greeted ${{ parameters.who }}"
+---
+apiVersion: scaffolder.backstage.io/v1beta3
+kind: Template
+metadata:
+  name: broken-path
+  title: Broken path
+spec:
+  type: service
+  steps:
+    - id: nope
+      action: does:not-exist
+"#;
+
+struct Golden {
+    portal: Portal,
+}
+
+impl Golden {
+    /// A portal with golden paths on, the fixture catalogue, the shipped
+    /// templates and the test's own.
+    async fn start() -> Golden {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let data = dir.path().join("data");
+        let store = Store::open_sqlite(&data).await.expect("open SQLite store");
+        let catalog = Catalog::open(store, CatalogConfig::new(&data)).await.expect("open the catalogue");
+        catalog.spawn_background();
+        let scaffolder = plinth_server::scaffolder::Scaffolder::start(
+            plinth_server::scaffolder::ScaffolderConfig::new(dir.path().join("scaffolder")),
+            catalog.store().clone(),
+            catalog.clone(),
+            None,
+        )
+        .await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let address = listener.local_addr().expect("local address");
+        let config = ServerConfig { scaffolder: Some(scaffolder), ..ServerConfig::default() };
+        tokio::spawn(plinth_server::serve(listener, catalog.clone(), config, std::future::pending()));
+        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(30)).build().expect("client");
+        let file = dir.path().join("catalog-info.yaml");
+        std::fs::write(&file, FIXTURE).expect("write fixture");
+        let templates = dir.path().join("templates.yaml");
+        std::fs::write(&templates, TEMPLATES).expect("write templates");
+        let portal = Portal { base: format!("http://{address}"), http, catalog, file, _dir: dir };
+        let shipped = repo_root().join("templates/catalog-info.yaml");
+        for target in [portal.file.clone(), templates, shipped] {
+            let response = portal
+                .http
+                .post(portal.url("/api/catalog/locations"))
+                .json(&json!({"type": "file", "target": target.to_string_lossy()}))
+                .send()
+                .await
+                .expect("register");
+            assert!(response.status().is_success(), "register: {}", response.text().await.unwrap_or_default());
+        }
+        Golden { portal }
+    }
+}
+
+/// The opening tag of the element with `id`.
+fn tag<'a>(page: &'a str, id: &str) -> &'a str {
+    let at = page.find(&format!(r#"id="{id}""#)).unwrap_or_else(|| panic!("no #{id} in {page}"));
+    let start = page[..at].rfind('<').expect("tag start");
+    &page[start..at + page[at..].find('>').expect("tag end") + 1]
+}
+
+#[tokio::test]
+async fn create_page_lists_templates_with_problems_and_escapes_titles() {
+    let golden = Golden::start().await;
+    let page = golden.portal.ok("/create").await;
+    for (title, name) in [
+        ("GPU training environment", "gpu-training-environment"),
+        ("Broken path", "broken-path"),
+        ("Hello run", "hello-run"),
+    ] {
+        assert!(page.contains(title), "{title} listed: {page}");
+        assert!(page.contains(&format!(r#"href="/create/templates/default/{name}""#)), "{name} linked");
+    }
+    assert!(count(&page, r#"<li class="template-card"#) >= 10, "every shipped template and ours: {page}");
+    assert!(page.contains(r#"aria-current="page">Create</a>"#), "the nav marks Create");
+    // The invalid template shows its problem, in the problems box.
+    let broken = &page[page.find(r#"data-template-ref="template:default/broken-path""#).expect("broken listed")..];
+    let broken = &broken[..broken.find("</li>\n</ul>").or_else(|| broken.find("\n</li>")).unwrap()];
+    assert!(broken.contains("template-problems"), "{broken}");
+    assert!(broken.contains("unknown action `does:not-exist`"), "{broken}");
+    // Titles are escaped, on the list and the template's page.
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(page.contains("&lt;script&gt;alert(&#39;t&#39;)&lt;/script&gt; Hello run"), "{page}");
+    let form = golden.portal.ok("/create/templates/default/hello-run").await;
+    assert!(!form.contains("<script>alert"), "{form}");
+    assert!(form.contains("<h1>&lt;script&gt;alert(&#39;t&#39;)&lt;/script&gt; Hello run</h1>"), "{form}");
+
+    let (status, body) = golden.portal.page("/create/templates/default/broken-path").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body.contains("does:not-exist"), "{body}");
+    let (status, _) = golden.portal.page("/create/templates/default/no-such-template").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn template_page_renders_a_typed_form_with_entity_pickers() {
+    let golden = Golden::start().await;
+    let page = golden.portal.ok("/create/templates/default/gpu-training-environment").await;
+    assert_eq!(count(&page, "<fieldset"), 4, "one fieldset per page");
+    for legend in ["About the environment", "Compute", "Data", "Repository"] {
+        assert!(page.contains(&format!("<legend>{legend}</legend>")), "{legend}");
+    }
+    // A required string with a pattern.
+    let name = tag(&page, "field-name");
+    assert!(name.starts_with(r#"<input type="text""#), "{name}");
+    assert!(name.contains(" required") && name.contains(r#"pattern="^[a-z][a-z0-9\-]{1,40}$""#), "{name}");
+    assert!(name.contains(r#"data-type="string""#), "{name}");
+    // An enum is a select with the default chosen.
+    let gpu_type = tag(&page, "field-gpuType");
+    assert!(gpu_type.starts_with("<select"), "{gpu_type}");
+    assert!(page.contains(r#"<option value="NVIDIA-A100-SXM4-80GB" selected>"#), "default selected");
+    // Integers and numbers: number inputs with bounds and defaults.
+    let gpu_count = tag(&page, "field-gpuCount");
+    assert!(gpu_count.starts_with(r#"<input type="number""#), "{gpu_count}");
+    for attribute in [r#"data-type="integer""#, r#"step="1""#, r#"min="1""#, r#"max="8""#, r#"value="1""#, " required"]
+    {
+        assert!(gpu_count.contains(attribute), "{attribute} in {gpu_count}");
+    }
+    let budget = tag(&page, "field-budgetUsd");
+    assert!(budget.contains(r#"data-type="number""#) && budget.contains(r#"step="any""#), "{budget}");
+    assert!(budget.contains(r#"value="1000""#) && budget.contains(r#"max="25000""#), "{budget}");
+    // Optional fields are not required; defaults pre-filled; help shown.
+    let image = tag(&page, "field-image");
+    assert!(!image.contains(" required") && image.contains(r#"value="nvcr.io/nvidia/pytorch:24.07-py3""#), "{image}");
+    assert!(page.contains("Container image with a pinned tag from an approved registry."), "help text");
+    // An array of entities: one per line, with a picker to add from.
+    let datasets = tag(&page, "field-datasets");
+    assert!(datasets.starts_with("<textarea") && datasets.contains(r#"data-widget="lines""#), "{datasets}");
+    // The owner picker lists the catalogue's groups (kind Group only).
+    let owner = tag(&page, "field-owner");
+    let list = owner.split(r#"list=""#).nth(1).and_then(|rest| rest.split('"').next()).expect("owner has a datalist");
+    let datalist = &page[page.find(&format!(r#"<datalist id="{list}""#)).expect("datalist rendered")..];
+    let datalist = &datalist[..datalist.find("</datalist>").unwrap()];
+    for group in ["group:default/team-pay", "group:default/team-shop", "group:default/engineering"] {
+        assert!(datalist.contains(&format!(r#"<option value="{group}">"#)), "{group} in {datalist}");
+    }
+    assert!(!datalist.contains("user:default/alice") && !datalist.contains("component:"), "{datalist}");
+    assert!(page.contains("Preview (dry run)</button>") && page.contains(">Create</button>"), "both buttons");
+    assert!(page.contains(r#"data-template-ref="template:default/gpu-training-environment""#));
+
+    // A boolean is a checkbox, checked by its default.
+    let form = golden.portal.ok("/create/templates/default/hello-run").await;
+    let loud = tag(&form, "field-loud");
+    assert!(loud.contains(r#"type="checkbox""#) && loud.contains(" checked"), "{loud}");
+    assert!(tag(&form, "field-who").contains(" required"), "required string");
+}
+
+#[tokio::test]
+async fn task_pages_show_a_finished_run_with_steps_and_output() {
+    let golden = Golden::start().await;
+    let portal = &golden.portal;
+    let response = portal
+        .http
+        .post(portal.url("/api/scaffolder/v2/tasks"))
+        .header("x-plinth-user", "user:default/alice")
+        .json(&json!({"templateRef": "template:default/hello-run", "values": {"who": "world"}}))
+        .send()
+        .await
+        .expect("create task");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let id = response.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let task: Value = portal
+            .http
+            .get(portal.url(&format!("/api/scaffolder/v2/tasks/{id}")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        match task["status"].as_str() {
+            Some("completed") => break,
+            Some("failed") => panic!("the run failed: {task}"),
+            _ => {}
+        }
+        assert!(tokio::time::Instant::now() < deadline, "run not finished: {task}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let page = portal.ok(&format!("/create/tasks/{id}")).await;
+    assert!(page.contains(&format!(r#"data-task-id="{id}""#)) && page.contains(r#"data-finished="true""#), "{page}");
+    assert!(tag(&page, "task-status").contains("status-completed"), "{page}");
+    assert!(page.contains("<dt>Requested by</dt><dd>user:default/alice</dd>"), "{page}");
+    assert!(page.contains(r#"href="/create/templates/default/hello-run">template:default/hello-run</a>"#), "{page}");
+    let step = &page[page.find(r#"data-step-id="greet""#).expect("step listed")..];
+    assert!(step.contains(r#"data-status="completed""#) && step.contains("Greet someone"), "{step}");
+    assert!(page.contains("[greet] hello world"), "log: {page}");
+    let result = section(&page, "task-result");
+    assert!(!tag(&page, "task-result").contains("hidden"), "result shown");
+    assert!(result.contains(r#"href="/catalog/default/group/team-pay">The team</a>"#), "{result}");
+    assert!(result.contains(r#"href="https://example.com/docs">Docs</a>"#), "{result}");
+    assert!(
+        !result.contains(r#"href="javascript:"#) && result.contains("<code>javascript:alert(1)</code>"),
+        "{result}"
+    );
+    assert!(result.contains("Greeted world"), "{result}");
+
+    let list = portal.ok("/create/tasks").await;
+    assert!(list.contains(&format!(r#"href="/create/tasks/{id}""#)), "{list}");
+    assert!(list.contains("status-completed") && list.contains("template:default/hello-run"), "{list}");
+    let (status, _) = portal.page("/create/tasks/no-such-run").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

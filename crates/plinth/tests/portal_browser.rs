@@ -1080,6 +1080,407 @@ async fn journey_at_100k_entities() {
     );
 }
 
+/// The golden-path templates the demo ships.
+const TEMPLATES: [&str; 8] = [
+    "service",
+    "postgresql-database",
+    "kubernetes-namespace",
+    "ci-pipeline",
+    "gpu-training-environment",
+    "vector-database",
+    "model-serving-endpoint",
+    "ai-agent",
+];
+
+/// Form helpers of the create flow.
+impl Browser {
+    async fn click(&self, element: &str, what: &str) {
+        if let Err(e) = self.post(&format!("/element/{element}/click"), json!({})).await {
+            fail!(self, "cannot click {what}: {e}");
+        }
+    }
+
+    /// Replaces the value of an input by typing `text`, as a user would.
+    async fn fill(&self, css: &str, text: &str) {
+        let input = self.wait(css).await;
+        if let Err(e) = self.post(&format!("/element/{input}/clear"), json!({})).await {
+            fail!(self, "cannot clear `{css}`: {e}");
+        }
+        if let Err(e) = self.post(&format!("/element/{input}/value"), json!({"text": text})).await {
+            fail!(self, "cannot type into `{css}`: {e}");
+        }
+        let value = self.value(css).await;
+        ensure!(self, value == text, "`{css}` holds {value:?} after typing {text:?}");
+    }
+
+    /// Picks an option of a select by clicking it.
+    async fn choose(&self, css: &str, value: &str) {
+        let option = self.wait(&format!("{css} option[value=\"{value}\"]")).await;
+        self.click(&option, &format!("option {value} of `{css}`")).await;
+        let now = self.value(css).await;
+        ensure!(self, now == value, "`{css}` is {now:?} after picking {value:?}");
+    }
+
+    async fn value(&self, css: &str) -> String {
+        let element = self.wait(css).await;
+        let value = self.script("return arguments[0].value", json!([{ELEMENT: element}])).await;
+        value.as_str().unwrap_or("").to_string()
+    }
+
+    /// Polls a script until it returns something truthy, up to `timeout`.
+    async fn wait_until(&self, script: &str, timeout: Duration, what: &str) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let value = self.script(script, json!([])).await;
+            if !matches!(value, Value::Null | Value::Bool(false)) {
+                return value;
+            }
+            if Instant::now() > deadline {
+                fail!(self, "{what}: not within {timeout:?}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Every `pattern` attribute compiles as the browser compiles it (with
+    /// the `v` flag); one that does not leaves its field unchecked.
+    async fn check_patterns(&self, page: &str) -> usize {
+        let script = "return [...document.querySelectorAll('[pattern]')].flatMap(i => { \
+            try { new RegExp('^(?:' + i.getAttribute('pattern') + ')$', 'v'); return []; } \
+            catch (e) { return [i.id + ': ' + e.message]; } })";
+        let bad = self.script(script, json!([])).await;
+        ensure!(self, bad == json!([]), "{page}: pattern attributes the browser rejects: {bad}");
+        self.find_all("[pattern]").await.len()
+    }
+
+    async fn scroll_to(&self, css: &str) {
+        let element = self.wait(css).await;
+        self.script("arguments[0].scrollIntoView({block: 'start'})", json!([{ELEMENT: element}])).await;
+    }
+}
+
+/// The ids of the runs the server knows.
+async fn task_ids(plinth: &Plinth) -> Vec<String> {
+    let body: Value = http()
+        .get(plinth.url("/api/scaffolder/v2/tasks"))
+        .send()
+        .await
+        .expect("GET /api/scaffolder/v2/tasks")
+        .json()
+        .await
+        .expect("tasks: JSON");
+    body["tasks"].as_array().expect("tasks[]").iter().filter_map(|t| t["id"].as_str().map(str::to_string)).collect()
+}
+
+#[tokio::test]
+async fn create_flow_preview_and_run() {
+    let started = Instant::now();
+    let plinth = Plinth::demo().await;
+    let b = Browser::open().await;
+
+    // 1. The template list, from the nav; the demo may still be ingesting.
+    b.goto(&plinth.url("/")).await;
+    let nav = b.wait("a#nav-create").await;
+    b.follow(&nav, "main").await;
+    let url = b.current_url().await;
+    ensure!(b, url_path(&url) == "/create", "the Create nav link led to {url}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let refs = loop {
+        let refs = b
+            .script(
+                "return [...document.querySelectorAll('#templates li.template-card')]\
+                 .map(li => li.getAttribute('data-template-ref'))",
+                json!([]),
+            )
+            .await;
+        let refs: Vec<String> = refs
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| r.as_str().map(str::to_string))
+            .collect();
+        if TEMPLATES.iter().all(|t| refs.contains(&format!("template:default/{t}"))) {
+            break refs;
+        }
+        if Instant::now() > deadline {
+            fail!(b, "/create lists {refs:?} after 60 s, expected all of {TEMPLATES:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.goto(&plinth.url("/create")).await;
+    };
+    ensure!(b, refs.len() == TEMPLATES.len(), "/create lists {} templates: {refs:?}", refs.len());
+    let invalid = b.find_all("#templates li.template-card.invalid").await;
+    ensure!(b, invalid.is_empty(), "/create: {} shipped templates are marked invalid", invalid.len());
+    for name in TEMPLATES {
+        let card = b.wait(&format!("#templates li.template-card[data-template-ref=\"template:default/{name}\"]")).await;
+        let links = b.find_all_in(&card, "h2 a").await;
+        ensure!(b, links.len() == 1, "/create: the {name} card has {} title links", links.len());
+        let href = url_path(&b.href(&links[0]).await);
+        ensure!(b, href == format!("/create/templates/default/{name}"), "/create: the {name} card links to {href}");
+        let title = b.text(&links[0]).await;
+        ensure!(b, !title.trim().is_empty(), "/create: the {name} card has an empty title");
+    }
+    b.check_chrome("create").await;
+    b.check_console("create", &[]).await;
+    b.screenshot("create-templates").await;
+    // Every form renders, with buttons, without console errors, and with
+    // patterns the browser can check.
+    let mut patterns = 0;
+    for name in TEMPLATES {
+        b.goto(&plinth.url(&format!("/create/templates/default/{name}"))).await;
+        b.wait("form#create-form fieldset.form-page [data-field]").await;
+        for css in ["button#preview-button", "button#create-button", "#preview[hidden]"] {
+            ensure!(b, b.find(css).await.is_some(), "the {name} form has no `{css}`");
+        }
+        patterns += b.check_patterns(&format!("the {name} form")).await;
+        b.check_console(&format!("create form ({name})"), &[]).await;
+    }
+    ensure!(b, patterns > 0, "no template form has a pattern attribute");
+    b.goto(&plinth.url("/create")).await;
+
+    // 2. The GPU form, over team-analytics' quota: the dry run is denied.
+    let card = b.wait("li.template-card[data-template-ref=\"template:default/gpu-training-environment\"] h2 a").await;
+    b.follow(&card, "form#create-form").await;
+    let form_url = b.current_url().await;
+    ensure!(
+        b,
+        url_path(&form_url) == "/create/templates/default/gpu-training-environment",
+        "the GPU card led to {form_url}"
+    );
+    b.check_chrome("create form").await;
+    ensure!(b, b.find("#preview:not([hidden])").await.is_none(), "the preview shows before any dry run");
+    b.fill("#field-name", "ranker-experiments").await;
+    b.fill("#field-owner", "group:default/team-analytics").await;
+    b.fill("#field-system", "system:default/analytics").await;
+    b.fill(
+        "#field-purpose",
+        "Train the learning-to-rank reranker on pseudonymised clickstream and relevance judgments",
+    )
+    .await;
+    b.choose("#field-gpuType", "NVIDIA-A100-SXM4-80GB").await;
+    b.fill("#field-gpuCount", "8").await;
+    b.fill("#field-nodes", "2").await;
+    b.choose("#field-region", "eu-west-1").await;
+    b.fill("#field-maxRuntimeHours", "48").await;
+    b.fill("#field-budgetUsd", "6000").await;
+    b.fill("#field-costCentre", "cc-4120").await;
+    b.fill("#field-image", "nvcr.io/nvidia/pytorch:24.07-py3").await;
+    // The datasets through the catalogue picker's "Add" box, committed
+    // with Enter, which must add the entry and not submit the form.
+    let tasks_before = task_ids(&plinth).await;
+    for dataset in ["dataset:default/search-clickstream", "dataset:default/search-relevance-judgments"] {
+        let add = b.wait("#field-datasets-add").await;
+        if let Err(e) = b.post(&format!("/element/{add}/value"), json!({"text": format!("{dataset}{ENTER}")})).await {
+            fail!(b, "cannot type into #field-datasets-add: {e}");
+        }
+        let focused = b.script("return document.activeElement && document.activeElement.id", json!([])).await;
+        ensure!(b, focused == json!("field-datasets-add"), "Enter in the Add box moved the focus to {focused}");
+    }
+    let datasets = b.value("#field-datasets").await;
+    ensure!(
+        b,
+        datasets == "dataset:default/search-clickstream\ndataset:default/search-relevance-judgments",
+        "#field-datasets holds {datasets:?} after adding two datasets"
+    );
+    ensure!(b, b.value("#field-datasets-add").await.is_empty(), "the Add box was not emptied");
+    ensure!(b, b.current_url().await == form_url, "pressing Enter in the Add box left the form");
+    ensure!(b, task_ids(&plinth).await == tasks_before, "pressing Enter in the Add box started a run");
+    b.choose("#field-dataClassification", "confidential").await;
+    b.fill("#field-dataVolumeSize", "500Gi").await;
+    b.fill("#field-repoUrl", "ranker-experiments").await;
+    let preview = b.wait("button#preview-button").await;
+    ensure!(b, b.text(&preview).await.contains("Preview (dry run)"), "#preview-button does not say Preview (dry run)");
+    b.click(&preview, "#preview-button").await;
+    b.wait_until(
+        "const p = document.getElementById('preview'); \
+         return !p.hidden && !!document.querySelector('#preview-result') \
+             && document.getElementById('preview-button').disabled === false",
+        Duration::from_secs(30),
+        "the dry run's preview",
+    )
+    .await;
+    let result = b.text_of("#preview-result").await;
+    ensure!(b, result.eq_ignore_ascii_case("deny"), "preview: #preview-result is {result:?}, expected deny");
+    let violations = b.find_all("#preview-policy li.violation").await;
+    let mut quota = None;
+    for violation in &violations {
+        let text = b.text(violation).await;
+        if text.contains("PL-TRN-001") {
+            quota = Some(text);
+        }
+    }
+    let Some(quota) = quota else { fail!(b, "preview: no li.violation names PL-TRN-001 ({} shown)", violations.len()) };
+    ensure!(
+        b,
+        quota.to_lowercase().contains("deny") && quota.contains("team-analytics") && quota.contains("16 GPUs"),
+        "preview: the PL-TRN-001 violation reads {quota:?}"
+    );
+    let status = b.text_of("#preview-status").await;
+    ensure!(b, status.contains("did not complete"), "preview: #preview-status is {status:?} for a denied run");
+    let mut files = Vec::new();
+    for button in b.find_all("#preview-files ul.file-list li button").await {
+        files.push((b.text(&button).await, button));
+    }
+    let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+    for expected in ["README.md", "catalog-info.yaml", "deploy/training-job.yaml"] {
+        ensure!(b, names.contains(&expected), "preview: the file list {names:?} lacks {expected}");
+    }
+    let (_, job) = files.iter().find(|(name, _)| name == "deploy/training-job.yaml").unwrap();
+    b.click(job, "deploy/training-job.yaml in the file list").await;
+    let contents = b.text_of("#preview-files pre.file-contents").await;
+    ensure!(
+        b,
+        contents.contains("ranker-experiments") && contents.contains("nvidia.com/gpu"),
+        "preview: deploy/training-job.yaml shows {:?}",
+        head(&contents, 300)
+    );
+    let log = b.text_of("#preview-log pre").await;
+    ensure!(b, log.contains("[policy]"), "preview: the log has no [policy] line: {:?}", head(&log, 300));
+    let errors = b.find_all(".field-error:not([hidden])").await;
+    ensure!(b, errors.is_empty(), "preview: {} field errors shown for valid values", errors.len());
+    ensure!(b, task_ids(&plinth).await == tasks_before, "the dry run started a run");
+    ensure!(b, b.current_url().await == form_url, "the dry run left the form");
+    b.check_console("create form (preview)", &[]).await;
+    b.scroll_to("#preview").await;
+    b.screenshot("create-preview-denied").await;
+
+    // 3. The service form: create, watch the run, open what it made.
+    b.goto(&plinth.url("/create")).await;
+    let card = b.wait("li.template-card[data-template-ref=\"template:default/service\"] h2 a").await;
+    b.follow(&card, "form#create-form").await;
+    b.fill("#field-name", "browser-svc").await;
+    b.fill("#field-owner", "group:default/team-orders").await;
+    b.fill("#field-system", "system:default/orders").await;
+    b.fill("#field-repoUrl", "browser-svc").await;
+    let create = b.wait("button#create-button").await;
+    let before = b.current_url().await;
+    b.click(&create, "#create-button").await;
+    b.wait_for_page_change(&before, "main[data-task-id]").await;
+    let run_url = b.current_url().await;
+    let main = b.wait("main[data-task-id]").await;
+    let id = b.attribute(&main, "data-task-id").await.unwrap_or_default();
+    ensure!(b, url_path(&run_url) == format!("/create/tasks/{id}"), "Create led to {run_url} (run {id:?})");
+    // What the server rendered: `data-last-event` is not touched by the script.
+    let rendered_last: u64 = b.attribute(&main, "data-last-event").await.unwrap_or_default().parse().unwrap_or(0);
+    let rendered_status = b.attribute(&main, "data-task-status").await.unwrap_or_default();
+    let finished = b
+        .wait_until(
+            "const m = document.querySelector('main[data-task-id]'); \
+             return m.getAttribute('data-finished') === 'true' \
+                 && !document.getElementById('task-result').hidden \
+                 && !!document.querySelector('#output-links a.entity-link')",
+            Duration::from_secs(60),
+            "the run finishing on its page",
+        )
+        .await;
+    ensure!(b, finished == json!(true), "the run did not finish");
+    let status = b.text_of("#task-status").await;
+    ensure!(
+        b,
+        status.eq_ignore_ascii_case("completed"),
+        "run {id}: #task-status is {status:?}; plinth log:\n{}",
+        plinth.log_tail()
+    );
+    let finished_at = b.text_of("#task-finished").await;
+    ensure!(b, finished_at.starts_with("20"), "run {id}: #task-finished shows {finished_at:?} after completion");
+    let steps = b
+        .script(
+            "return [...document.querySelectorAll('#task-steps li.step')]\
+             .map(li => [li.getAttribute('data-step-id'), li.getAttribute('data-status'), \
+                         li.querySelector('.step-status').textContent])",
+            json!([]),
+        )
+        .await;
+    let steps = steps.as_array().cloned().unwrap_or_default();
+    ensure!(b, steps.len() >= 4, "run {id}: {} steps shown", steps.len());
+    for step in &steps {
+        let (name, state, badge) = (&step[0], &step[1], &step[2]);
+        ensure!(
+            b,
+            (state == "completed" || state == "skipped") && badge == state,
+            "run {id}: step {name} is {state} (badge {badge}) after completion"
+        );
+    }
+    for needed in ["policy", "publish", "register"] {
+        let done = steps.iter().any(|s| s[0] == json!(needed) && s[1] == json!("completed"));
+        ensure!(b, done, "run {id}: step {needed} is not completed: {steps:?}");
+    }
+    // The log shows every stored log event once (the stream resumes after
+    // the last event the server rendered).
+    let events: Value = http()
+        .get(plinth.url(&format!("/api/scaffolder/v2/tasks/{id}/events")))
+        .send()
+        .await
+        .expect("GET events")
+        .json()
+        .await
+        .expect("events: JSON");
+    let events = events.as_array().cloned().unwrap_or_default();
+    let log_events = events.iter().filter(|e| e["type"] == json!("log")).count();
+    let last_event = events.iter().filter_map(|e| e["id"].as_u64()).max().unwrap_or(0);
+    let lines = b.find_all("#log-lines span.log-line").await.len();
+    ensure!(b, lines == log_events, "run {id}: the log shows {lines} lines, the run has {log_events} log events");
+    let live = rendered_last < last_event;
+    let entity = b.wait("#output-links a.entity-link").await;
+    let entity_href = url_path(&b.href(&entity).await);
+    ensure!(
+        b,
+        entity_href == "/catalog/default/component/browser-svc",
+        "run {id}: the output's entity link goes to {entity_href}"
+    );
+    // Every output link leads somewhere that answers.
+    for link in b.find_all("#output-links a").await {
+        let href = b.href(&link).await;
+        let status = http().get(&href).send().await.map(|r| r.status().as_u16()).unwrap_or(0);
+        ensure!(b, status == 200, "run {id}: the output link {href} answers {status}");
+    }
+    let outputs = b.text_of("#output-links").await;
+    ensure!(
+        b,
+        outputs.contains("Repository") && outputs.contains("repos/browser-svc"),
+        "run {id}: the outputs do not show the repository: {outputs:?}"
+    );
+    let next = b.text_of("#output-text").await;
+    ensure!(b, next.contains("browser-svc"), "run {id}: #output-text is {:?}", head(&next, 300));
+    b.check_console("create run", &[]).await;
+    b.screenshot("create-run").await;
+    // The page as the script left it equals the page the server renders now.
+    let snapshot = "const m = document.querySelector('main[data-task-id]'); \
+        return JSON.stringify([m.getAttribute('data-task-status'), m.getAttribute('data-finished'), \
+            document.getElementById('task-status').textContent, \
+            !!document.querySelector('#task-finished time[datetime]'), \
+            [...document.querySelectorAll('#task-steps li.step')].map(li => [li.className, li.getAttribute('data-status')]), \
+            [...document.querySelectorAll('#output-links li')].map(li => [li.textContent.trim(), \
+                [...li.querySelectorAll('a')].map(a => [a.className, a.getAttribute('href')])]), \
+            document.getElementById('task-result').hidden, \
+            [...document.querySelectorAll('#log-lines span.log-line')].map(s => s.textContent)])";
+    let by_script = b.script(snapshot, json!([])).await;
+    b.goto(&run_url).await;
+    b.wait("main[data-task-id][data-finished=\"true\"]").await;
+    let by_server = b.script(snapshot, json!([])).await;
+    ensure!(
+        b,
+        by_script == by_server,
+        "run {id}: the live page differs from the server's\n  live:   {by_script}\n  server: {by_server}"
+    );
+    let entity = b.wait("#output-links a.entity-link").await;
+    b.follow(&entity, "main[data-entity-ref]").await;
+    let entity_ref = b.check_entity_page().await;
+    ensure!(b, entity_ref.contains("browser-svc"), "the run's entity link led to {entity_ref}");
+    let title = b.text_of("h1#entity-title").await;
+    ensure!(b, mentions(&title, "browser-svc"), "the new component's page is titled {title:?}");
+    let owner = b.text_of("#entity-owner").await;
+    ensure!(b, mentions(&owner, "team-orders"), "the new component's owner shows {owner:?}");
+    b.check_console("new component", &[]).await;
+    eprintln!(
+        "create_flow_preview_and_run: run {id} rendered as {rendered_status} after event {rendered_last} of \
+         {last_event} ({}); test {:.1} s",
+        if live { "finished live from the event stream" } else { "already finished when served" },
+        started.elapsed().as_secs_f64()
+    );
+}
+
 #[test]
 fn text_helpers_read_what_the_pages_show() {
     assert_eq!(numbers("Showing 1–14 of 14 entities"), vec![1, 14, 14]);

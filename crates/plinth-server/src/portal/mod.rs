@@ -3,6 +3,7 @@
 //! assets, and the live-update event stream. Templates are minijinja with
 //! auto-escaping; every asset is compiled into the binary.
 
+mod create;
 mod governance;
 mod graph;
 mod highlight;
@@ -54,6 +55,10 @@ pub fn router() -> Router<AppState> {
         .route("/catalog/{namespace}/{kind}/{name}/graph", get(graph_page))
         .route("/search", get(search_page))
         .route("/policies", get(governance::policies_page))
+        .route("/create", get(create::templates_page))
+        .route("/create/templates/{namespace}/{name}", get(create::template_page))
+        .route("/create/tasks", get(create::tasks_page))
+        .route("/create/tasks/{id}", get(create::task_page))
         .route("/api/catalog/events", get(events))
         .route("/assets/portal.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/assets/portal.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
@@ -96,6 +101,10 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("search.html", include_str!("templates/search.html")),
             ("not_found.html", include_str!("templates/not_found.html")),
             ("policies.html", include_str!("templates/policies.html")),
+            ("create.html", include_str!("templates/create.html")),
+            ("create_template.html", include_str!("templates/create_template.html")),
+            ("create_task.html", include_str!("templates/create_task.html")),
+            ("create_tasks.html", include_str!("templates/create_tasks.html")),
         ] {
             if let Err(error) = env.add_template(name, source) {
                 tracing::error!(%error, template = name, "portal template does not compile");
@@ -143,6 +152,7 @@ fn page(status: StatusCode, template: &str, mut context: Value) -> Response {
         "catalog.html" | "entity.html" | "graph.html" => "catalog",
         "search.html" => "search",
         "policies.html" => "policies",
+        "create.html" | "create_template.html" | "create_task.html" | "create_tasks.html" => "create",
         _ => "",
     });
     if template == "search.html" {

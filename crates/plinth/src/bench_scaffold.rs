@@ -18,8 +18,8 @@ pub struct BenchScaffoldArgs {
     /// Dry runs of the service template.
     #[arg(long, default_value_t = 50)]
     dry_runs: usize,
-    /// Also register this catalogue directory (e.g. 100k generated
-    /// entities) before measuring, to measure at scale.
+    /// Also register this catalogue (a file, a directory, or the output of
+    /// shared/bench/gen_catalog.py) before measuring, to measure at scale.
     #[arg(long)]
     extra_catalog: Option<PathBuf>,
     /// Use PostgreSQL (a database URL) instead of SQLite.
@@ -81,6 +81,9 @@ async fn bench(args: BenchScaffoldArgs) -> Result<ExitCode> {
     .with_context(|| format!("see the server log at {}", log.display()))?;
     let mut entities = 0u64;
     if let Some(extra) = &args.extra_catalog {
+        // A generated catalogue (gen_catalog.py) has its root in all.yaml.
+        let root = extra.join("all.yaml");
+        let extra = if root.is_file() { &root } else { extra };
         eprintln!("registering {} …", extra.display());
         let response = client
             .post(format!("{base}/api/catalog/locations"))
@@ -92,10 +95,30 @@ async fn bench(args: BenchScaffoldArgs) -> Result<ExitCode> {
             bail!("registering {}: {}", extra.display(), response.text().await?);
         }
     }
-    let facets: Value = client.get(format!("{base}/api/catalog/entity-facets?facet=kind")).send().await?.json().await?;
-    if let Some(kinds) = facets["facets"]["kind"].as_array() {
-        entities = kinds.iter().filter_map(|k| k["count"].as_u64()).sum();
+    // Measure a settled server: the projection has caught up (the count has
+    // stopped moving) before the first run.
+    let mut stable = 0;
+    while stable < 3 {
+        let facets: Value =
+            client.get(format!("{base}/api/catalog/entity-facets?facet=kind")).send().await?.json().await?;
+        let count: u64 =
+            facets["facets"]["kind"].as_array().map(|k| k.iter().filter_map(|k| k["count"].as_u64()).sum()).unwrap_or(0);
+        stable = if count == entities { stable + 1 } else { 0 };
+        entities = count;
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    // …and the background policy evaluation of the whole catalogue is done.
+    let governance = format!("{base}/api/policy/scorecards?owner=group:default/nobody");
+    wait_until("the governance view covering the catalogue", Duration::from_secs(900), async || {
+        let view: Value = match client.get(&governance).send().await {
+            Ok(response) => response.json().await.unwrap_or_default(),
+            Err(_) => return false,
+        };
+        let covered: u64 =
+            view["outcomes"].as_object().map(|o| o.values().filter_map(Value::as_u64).sum()).unwrap_or(0);
+        covered >= entities
+    })
+    .await?;
 
     // Warm-up run (first git invocation, first policy evaluation of the template).
     let mut end_to_end = Vec::new();

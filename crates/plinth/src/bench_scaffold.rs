@@ -101,8 +101,10 @@ async fn bench(args: BenchScaffoldArgs) -> Result<ExitCode> {
     while stable < 3 {
         let facets: Value =
             client.get(format!("{base}/api/catalog/entity-facets?facet=kind")).send().await?.json().await?;
-        let count: u64 =
-            facets["facets"]["kind"].as_array().map(|k| k.iter().filter_map(|k| k["count"].as_u64()).sum()).unwrap_or(0);
+        let count: u64 = facets["facets"]["kind"]
+            .as_array()
+            .map(|k| k.iter().filter_map(|k| k["count"].as_u64()).sum())
+            .unwrap_or(0);
         stable = if count == entities { stable + 1 } else { 0 };
         entities = count;
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -116,8 +116,16 @@ impl Logger {
     }
 }
 
+/// Now as RFC 3339 UTC with fixed-width milliseconds, so timestamps
+/// compare correctly as text (the store compares heartbeats that way).
 pub fn now() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    timestamp(time::OffsetDateTime::now_utc())
+}
+
+pub fn timestamp(at: time::OffsetDateTime) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
 }
 
 pub struct RunRequest {

@@ -467,22 +467,27 @@ async fn policy_denials_publish_nothing(backend: Backend) {
 async fn restarts_fail_unfinished_runs_with_a_reason(backend: Backend) {
     let data = tempfile::tempdir().expect("tempdir");
     let Some((store, database)) = harness::store(backend, data.path()).await else { return };
-    // A run the previous process had started and not finished.
-    store
-        .create_task(&plinth_store::NewTask {
-            id: "0193-interrupted".into(),
-            template_ref: "template:default/service".into(),
-            spec: json!({"templateInfo": {"entityRef": "template:default/service"}, "parameters": {"name": "x"}}),
-            created_by: Some("user:default/alice".into()),
-            created_at: "2026-11-24T09:00:00Z".into(),
-        })
-        .await
-        .unwrap();
-    store
-        .set_task_status("0193-interrupted", plinth_store::TaskStatus::Processing, "2026-11-24T09:00:01Z")
-        .await
-        .unwrap();
+    // A run the previous process had started and not finished (its last
+    // heartbeat long ago), and — on PostgreSQL — one another replica is
+    // running right now (heartbeat fresh), which must be left alone.
+    let now = plinth_scaffold::run::now();
+    for (id, heartbeat) in [("0193-interrupted", "2020-01-01T00:00:01.000Z"), ("0193-elsewhere", now.as_str())] {
+        store
+            .create_task(&plinth_store::NewTask {
+                id: id.into(),
+                template_ref: "template:default/service".into(),
+                spec: json!({"templateInfo": {"entityRef": "template:default/service"}, "parameters": {"name": "x"}}),
+                created_by: Some("user:default/alice".into()),
+                created_at: "2020-01-01T00:00:00.000Z".into(),
+            })
+            .await
+            .unwrap();
+        store.set_task_status(id, plinth_store::TaskStatus::Processing, heartbeat).await.unwrap();
+    }
     let server = Server::on(store, database, data.path(), &[], false).await;
+    let (_, elsewhere) = server.get("/api/scaffolder/v2/tasks/0193-elsewhere").await;
+    let expected = if backend == Backend::Sqlite { "failed" } else { "processing" };
+    assert_eq!(elsewhere["status"], expected, "SQLite is one process's alone; PostgreSQL is shared: {elsewhere}");
     let (status, task) = server.get("/api/scaffolder/v2/tasks/0193-interrupted").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(task["status"], "failed");

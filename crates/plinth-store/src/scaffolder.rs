@@ -309,10 +309,18 @@ impl Store {
         })
     }
 
-    /// At start: every task still open or processing was interrupted. Each
-    /// becomes failed (error `reason`, completed at `at`) and gets a
-    /// `completion` event, all in one transaction. Returns their ids (sorted).
-    pub async fn fail_interrupted_tasks(&self, reason: &str, at: &str) -> Result<Vec<String>, StoreError> {
+    /// Tasks still open or processing whose runner is gone become failed
+    /// (error `reason`, completed at `at`) with a `completion` event, in one
+    /// transaction; returns their ids (sorted). With `stale_before`, only
+    /// those whose last heartbeat (or creation) is older than it — runners
+    /// on other replicas keep theirs fresh; without, every one (a process
+    /// that owns the store alone, at start).
+    pub async fn fail_interrupted_tasks(
+        &self,
+        reason: &str,
+        at: &str,
+        stale_before: Option<&str>,
+    ) -> Result<Vec<String>, StoreError> {
         let body = to_json(&serde_json::json!({
             "message": reason,
             "status": TaskStatus::Failed.as_str(),
@@ -322,16 +330,24 @@ impl Store {
             let mut tx = pool.begin().await?;
             // One UPDATE … RETURNING: on PostgreSQL a concurrent caller waits
             // on the row locks and then no longer matches these rows.
-            let rows = sqlx::query(&d.sql(
-                "UPDATE scaffolder_tasks SET status = ?, error = ?, completed_at = ? WHERE status IN (?, ?) RETURNING id",
-            ))
-            .bind(TaskStatus::Failed.as_str())
-            .bind(reason)
-            .bind(at)
-            .bind(TaskStatus::Open.as_str())
-            .bind(TaskStatus::Processing.as_str())
-            .fetch_all(&mut *tx)
-            .await?;
+            let mut sql = String::from(
+                "UPDATE scaffolder_tasks SET status = ?, error = ?, completed_at = ? WHERE status IN (?, ?)",
+            );
+            if stale_before.is_some() {
+                sql.push_str(" AND COALESCE(last_heartbeat_at, created_at) < ?");
+            }
+            sql.push_str(" RETURNING id");
+            let sql = d.sql(&sql);
+            let mut query = sqlx::query(&sql)
+                .bind(TaskStatus::Failed.as_str())
+                .bind(reason)
+                .bind(at)
+                .bind(TaskStatus::Open.as_str())
+                .bind(TaskStatus::Processing.as_str());
+            if let Some(stale_before) = stale_before {
+                query = query.bind(stale_before);
+            }
+            let rows = query.fetch_all(&mut *tx).await?;
             let mut ids = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<Vec<_>, _>>()?;
             ids.sort();
             let insert = d.sql("INSERT INTO scaffolder_task_events (task_id, event_type, body, created_at) VALUES (?, ?, ?, ?)");

@@ -242,7 +242,14 @@ async fn fail_interrupted_tasks_fails_only_running_ones(h: &Harness) {
     h.store.append_task_events("processing", &[event("log", "working", 12)]).await.unwrap();
 
     let reason = "The server restarted while the task was running";
-    let mut failed = h.store.fail_interrupted_tasks(reason, &ts(20)).await.unwrap();
+    // Only stale runners: "processing" beat at 10 s, "open" (waiting for a
+    // slot) at 12 s, "abandoned" last at 2 s.
+    h.store.heartbeat_task("open", &ts(12)).await.unwrap();
+    h.store.create_task(&new_task("abandoned", None, 1)).await.unwrap();
+    h.store.set_task_status("abandoned", TaskStatus::Processing, &ts(2)).await.unwrap();
+    let stale = h.store.fail_interrupted_tasks("stale", &ts(15), Some(&ts(5))).await.unwrap();
+    assert_eq!(stale, ["abandoned"], "only the task whose heartbeat stopped");
+    let mut failed = h.store.fail_interrupted_tasks(reason, &ts(20), None).await.unwrap();
     failed.sort();
     assert_eq!(failed, ["open", "processing"]);
 
@@ -276,7 +283,7 @@ async fn fail_interrupted_tasks_fails_only_running_ones(h: &Harness) {
     }
 
     // Idempotent: nothing left to fail, and no second event.
-    assert!(h.store.fail_interrupted_tasks(reason, &ts(30)).await.unwrap().is_empty());
+    assert!(h.store.fail_interrupted_tasks(reason, &ts(30), None).await.unwrap().is_empty());
     assert_eq!(h.store.task_events("open", None).await.unwrap().len(), 1);
     assert_eq!(h.store.get_task("open").await.unwrap().unwrap().completed_at, Some(ts(20)));
 }
@@ -289,7 +296,7 @@ async fn unknown_ids_are_not_errors(h: &Harness) {
     assert!(h.store.task_events("missing", None).await.unwrap().is_empty());
     assert!(h.store.task_events("missing", Some(5)).await.unwrap().is_empty());
     assert_eq!(h.store.list_tasks(&query(Some("nobody"), None, 10, 0)).await.unwrap().1, 0);
-    assert!(h.store.fail_interrupted_tasks("restart", &ts(1)).await.unwrap().is_empty());
+    assert!(h.store.fail_interrupted_tasks("restart", &ts(1), None).await.unwrap().is_empty());
 }
 
 /// A database left at schema version 2 (no scaffolder tables) gains them

@@ -62,6 +62,9 @@ impl Serve {
                 command.env_remove(var);
             }
             command.env("PLINTH_LOG", "info,tantivy=warn,sqlx=warn");
+            // Only the locations a test names: the shipped templates are
+            // registered explicitly by the tests that use them.
+            command.env("PLINTH_SHIPPED_TEMPLATES", "false");
             let file = std::fs::File::create(&log).unwrap();
             command.stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file);
             let child = command.spawn().expect("spawn plinth serve");
@@ -571,7 +574,8 @@ fn demo_catalog() -> PathBuf {
 async fn golden_paths_from_the_command_line() {
     let dir = tempfile::TempDir::new().unwrap();
     let demo = demo_catalog();
-    let server = Serve::start(&dir.path().join("data"), None, &[&demo]).await;
+    let templates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../templates/catalog-info.yaml");
+    let server = Serve::start(&dir.path().join("data"), None, &[&demo, &templates]).await;
     let s = server.base.clone();
     let s = s.as_str();
     // Wait for the demo catalogue and the shipped templates.

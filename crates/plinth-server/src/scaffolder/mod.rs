@@ -14,13 +14,34 @@ use plinth_policy::{Decision, Point};
 use plinth_scaffold::params::{self, FieldError};
 use plinth_scaffold::workspace::Limits;
 use plinth_scaffold::{Host, PolicyRequest, RegisterTarget, RunEvent, RunReport, RunRequest, Template, TemplateFiles};
-use plinth_store::{NewLocation, NewTask, NewTaskEvent, Store, TaskEventRow, TaskStatus};
+use plinth_store::{Backend, NewLocation, NewTask, NewTaskEvent, Store, TaskEventRow, TaskStatus};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, Semaphore};
+
+/// How often a running (or queued) run proves its runner is alive.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
+/// A run whose heartbeat is older than this lost its runner.
+const STALE_AFTER: Duration = Duration::from_secs(20);
+
+async fn fail_stale_runs(store: &Store, stale_after: Option<Duration>) {
+    let now = time::OffsetDateTime::now_utc();
+    let before = stale_after.map(|age| plinth_scaffold::run::timestamp(now - age));
+    match store.fail_interrupted_tasks(RESTART_REASON, &plinth_scaffold::run::timestamp(now), before.as_deref()).await {
+        Ok(ids) if !ids.is_empty() => {
+            tracing::warn!(
+                runs = ids.len(),
+                ?ids,
+                "golden-path runs whose runner stopped (restart or crash) marked failed"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => tracing::error!(%error, "cannot mark interrupted golden-path runs"),
+    }
+}
 
 /// Reason recorded on runs a previous process did not finish.
 pub const RESTART_REASON: &str =
@@ -87,13 +108,22 @@ impl Scaffolder {
         let _ = std::fs::create_dir_all(&config.repo_root);
         // Workspaces of runs the last process did not finish.
         let _ = std::fs::remove_dir_all(&config.work_dir);
-        match store.fail_interrupted_tasks(RESTART_REASON, &plinth_scaffold::run::now()).await {
-            Ok(ids) if !ids.is_empty() => {
-                tracing::warn!(runs = ids.len(), ?ids, "golden-path runs interrupted by a restart marked failed")
+        // A SQLite store belongs to this process alone: whatever was running
+        // was interrupted. On PostgreSQL other replicas may be running
+        // theirs, so only runs whose heartbeat stopped are failed — here
+        // and by the sweeper below.
+        let stale = match store.backend() {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(STALE_AFTER),
+        };
+        fail_stale_runs(&store, stale).await;
+        let sweeper = store.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(HEARTBEAT_INTERVAL).await;
+                fail_stale_runs(&sweeper, Some(STALE_AFTER)).await;
             }
-            Ok(_) => {}
-            Err(error) => tracing::error!(%error, "cannot mark interrupted golden-path runs"),
-        }
+        });
         let host = Arc::new(ServerHost { policy, catalog: catalog.clone(), repo_root: config.repo_root.clone() });
         Arc::new(Scaffolder {
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
@@ -239,19 +269,20 @@ impl Scaffolder {
         secrets: BTreeMap<String, String>,
         user: Option<String>,
     ) {
-        let _permit = self.permits.clone().acquire_owned().await;
-        let _ = self.store.set_task_status(&id, TaskStatus::Processing, &plinth_scaffold::run::now()).await;
-        let (events, receiver) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(self.clone().write_events(id.clone(), receiver));
+        // Beats while queued too, so other replicas' sweepers leave it be.
         let heartbeat = {
             let (store, id) = (self.store.clone(), id.clone());
             tokio::spawn(async move {
                 loop {
-                    tokio::time::sleep(Duration::from_secs(5)).await;
                     let _ = store.heartbeat_task(&id, &plinth_scaffold::run::now()).await;
+                    tokio::time::sleep(HEARTBEAT_INTERVAL).await;
                 }
             })
         };
+        let _permit = self.permits.clone().acquire_owned().await;
+        let _ = self.store.set_task_status(&id, TaskStatus::Processing, &plinth_scaffold::run::now()).await;
+        let (events, receiver) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(self.clone().write_events(id.clone(), receiver));
         let request = RunRequest {
             task_id: id.clone(),
             user_entity: user.as_deref().and_then(|u| self.entity(u)),

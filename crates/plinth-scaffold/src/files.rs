@@ -138,12 +138,17 @@ fn is_executable(_: &std::fs::Metadata) -> bool {
     false
 }
 
-/// Reads the workspace back as Backstage's `directoryContents`.
-pub fn directory_contents(root: &std::path::Path) -> Vec<DirectoryEntry> {
+/// Reads the workspace back as Backstage's `directoryContents`, secrets
+/// redacted from text files.
+pub fn directory_contents(root: &std::path::Path, redactor: &crate::run::Redactor) -> Vec<DirectoryEntry> {
     crate::workspace::list_files(root)
         .into_iter()
         .filter_map(|(path, absolute)| {
             let bytes = std::fs::read(&absolute).ok()?;
+            let bytes = match String::from_utf8(bytes) {
+                Ok(text) => redactor.text(&text).into_bytes(),
+                Err(binary) => binary.into_bytes(),
+            };
             let meta = std::fs::metadata(&absolute).ok()?;
             Some(DirectoryEntry {
                 path,

@@ -81,12 +81,39 @@ impl Destination {
         Ok(Destination::Local(local))
     }
 
-    pub fn display(&self) -> String {
+    /// What git is given.
+    fn git_target(&self) -> String {
         match self {
             Destination::Local(path) => path.to_string_lossy().to_string(),
             Destination::Remote(url) => url.clone(),
         }
     }
+
+    /// What people see (outputs, logs): credentials in a URL hidden.
+    pub fn display(&self) -> String {
+        hide_credentials(&self.git_target())
+    }
+}
+
+/// `https://user:token@host/…` → `https://***@host/…`, anywhere in `text`.
+pub fn hide_credentials(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(scheme) = rest.find("://") {
+        let (head, tail) = rest.split_at(scheme + 3);
+        out.push_str(head);
+        let authority_end = tail.find(|c: char| c == '/' || c.is_whitespace()).unwrap_or(tail.len());
+        match tail[..authority_end].rfind('@') {
+            Some(at) => {
+                out.push_str("***");
+                out.push_str(&tail[at..authority_end]);
+            }
+            None => out.push_str(&tail[..authority_end]),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 pub async fn publish(
@@ -157,7 +184,8 @@ async fn publish_branch(
     let branch = request.branch.clone().unwrap_or_else(|| request.review_branch.clone());
     check_branch_name(&branch)?;
     let source = destination.display();
-    git(None, &["clone", "--quiet", "--depth", "1", "--", &source, &staging.to_string_lossy()], request).await?;
+    let target = destination.git_target();
+    git(None, &["clone", "--quiet", "--depth", "1", "--", &target, &staging.to_string_lossy()], request).await?;
     git(Some(staging), &["checkout", "--quiet", "-b", &branch], request).await?;
     copy_tree(&request.source, &staging.join(request.target_path.trim_start_matches("./")))?;
     git(Some(staging), &["add", "--all"], request).await?;
@@ -221,7 +249,8 @@ async fn git(dir: Option<&Path>, args: &[&str], request: &PublishRequest) -> Res
         .map_err(|_| format!("git {} took longer than {}s and was stopped", args[0], GIT_TIMEOUT.as_secs()))?
         .map_err(|e| format!("cannot run git ({e}); is git installed?"))?;
     if !output.status.success() {
-        return Err(format!("git {} failed: {}", args[0], String::from_utf8_lossy(&output.stderr).trim()));
+        let said = hide_credentials(String::from_utf8_lossy(&output.stderr).trim());
+        return Err(format!("git {} failed: {said}", args[0]));
     }
     Ok(String::from_utf8_lossy(&output.stdout).to_string())
 }
@@ -240,6 +269,12 @@ mod tests {
         assert!(Destination::resolve("/etc/shop", root.path()).unwrap_err().contains("outside the repository root"));
         assert!(Destination::resolve("../shop", root.path()).is_err());
         assert!(Destination::resolve("--upload-pack=x", root.path()).is_err());
+        let remote = Destination::resolve("https://bot:t0ken@git.example.com/o/r.git", root.path()).unwrap();
+        assert_eq!(remote.display(), "https://***@git.example.com/o/r.git");
+        assert_eq!(
+            hide_credentials("fatal: https://a:b@h/x failed; ssh://git@h2/y"),
+            "fatal: https://***@h/x failed; ssh://***@h2/y"
+        );
         assert_eq!(
             Destination::resolve("https://git.example.com/o/r.git", root.path()).unwrap(),
             Destination::Remote("https://git.example.com/o/r.git".into())

@@ -247,7 +247,7 @@ pub async fn run(request: RunRequest, host: &dyn Host, events: Option<UnboundedS
         }
     }
     if request.dry_run {
-        report.directory_contents = directory_contents(workspace.root());
+        report.directory_contents = directory_contents(workspace.root(), &redactor);
     }
     let _ = std::fs::remove_dir_all(workspace.root());
     let _ = std::fs::remove_dir_all(workspace.root().with_extension("publish"));

@@ -814,6 +814,19 @@ async fn unsafe_templates_and_inputs_fail_safely() {
     assert!(!everything.contains(secret), "secret leaked: {everything}");
     assert!(events.to_string().contains("token is ***"), "{events}");
     assert!(task["error"]["message"].as_str().unwrap().contains("missing-***"), "{task}");
+    // …nor in a dry run's files.
+    let (_, dry) = server
+        .post(
+            "/api/scaffolder/v2/dry-run",
+            &json!({"templateRef": "template:default/secrets", "values": {}, "secrets": {"apiToken": secret}}),
+        )
+        .await;
+    let config =
+        dry["directoryContents"].as_array().unwrap().iter().find(|f| f["path"] == "config.txt").expect("config.txt");
+    use base64::Engine;
+    let text = base64::engine::general_purpose::STANDARD.decode(config["base64Content"].as_str().unwrap()).unwrap();
+    assert_eq!(String::from_utf8(text).unwrap(), "token=***\n");
+    assert!(!dry.to_string().contains(secret), "secret leaked from a dry run");
 
     // Unknown actions are refused when the template loads, before any run.
     let (_, listed) = server.get("/api/scaffolder/v2/templates").await;

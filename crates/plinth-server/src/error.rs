@@ -68,3 +68,9 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Parses a JSON request body; errors say where (`what`, line, column).
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> ApiResult<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("{what}: {e} (line {}, column {})", e.line(), e.column())))
+}

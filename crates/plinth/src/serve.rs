@@ -92,43 +92,29 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Where the demo catalogue is: `PLINTH_DEMO_DIR`, the source tree this
-/// binary was built from, or `./examples/demo`.
+/// Where shipped content is: the directory in `env_var`, else `relative`
+/// in the source tree this binary was built from, else `./relative`.
+fn shipped(env_var: &str, relative: &str) -> PathBuf {
+    if let Ok(dir) = std::env::var(env_var) {
+        return PathBuf::from(dir);
+    }
+    let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative);
+    built_from.canonicalize().unwrap_or_else(|_| PathBuf::from(relative))
+}
+
+/// The demo catalogue (`PLINTH_DEMO_DIR`).
 pub(crate) fn demo_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("PLINTH_DEMO_DIR") {
-        return PathBuf::from(dir);
-    }
-    let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo");
-    if built_from.exists() {
-        return built_from;
-    }
-    PathBuf::from("examples/demo")
+    shipped("PLINTH_DEMO_DIR", "examples/demo")
 }
 
-/// Where the shipped golden-path templates are: `PLINTH_TEMPLATES_DIR`,
-/// the source tree this binary was built from, or `./templates`.
+/// The shipped golden-path templates (`PLINTH_TEMPLATES_DIR`).
 pub fn shipped_templates() -> PathBuf {
-    if let Ok(dir) = std::env::var("PLINTH_TEMPLATES_DIR") {
-        return PathBuf::from(dir);
-    }
-    let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../templates");
-    if let Ok(canonical) = built_from.canonicalize() {
-        return canonical;
-    }
-    PathBuf::from("templates")
+    shipped("PLINTH_TEMPLATES_DIR", "templates")
 }
 
-/// Where the shipped policy library is: `PLINTH_POLICY_DIR`, the source
-/// tree this binary was built from, or `./policies`.
+/// The shipped policy library (`PLINTH_POLICY_DIR`).
 pub fn shipped_policies() -> PathBuf {
-    if let Ok(dir) = std::env::var("PLINTH_POLICY_DIR") {
-        return PathBuf::from(dir);
-    }
-    let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../policies");
-    if let Ok(canonical) = built_from.canonicalize() {
-        return canonical;
-    }
-    PathBuf::from("policies")
+    shipped("PLINTH_POLICY_DIR", "policies")
 }
 
 fn policy_config(args: &ServeArgs) -> Result<PolicyConfig> {

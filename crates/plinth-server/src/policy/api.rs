@@ -3,7 +3,7 @@
 
 use super::{PolicyService, RequestContext};
 use crate::catalog_api::ref_from_path;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{parse_json, ApiError, ApiResult};
 use crate::params::Params;
 use crate::AppState;
 use axum::body::Bytes;
@@ -32,11 +32,6 @@ fn service(app: &AppState) -> ApiResult<&Arc<PolicyService>> {
         message: "the policy engine is not enabled on this server; start it with `plinth serve` (policies load from ./policies or --policy)".into(),
         details: None,
     })
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> ApiResult<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("{what}: {e} (line {}, column {})", e.line(), e.column())))
 }
 
 /// Who is asking: the `X-Plinth-User` header until API tokens carry identity.

@@ -2,7 +2,7 @@
 //! dry run, actions, parameter schemas) plus a template list.
 
 use super::{Scaffolder, StartError};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{parse_json, ApiError, ApiResult};
 use crate::params::Params;
 use crate::AppState;
 use axum::body::Bytes;
@@ -106,11 +106,6 @@ pub struct NewTask {
     /// Secret values (tokens): usable as `${{ secrets.x }}`, never stored or logged.
     #[serde(default)]
     secrets: BTreeMap<String, String>,
-}
-
-fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes, what: &str) -> ApiResult<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("{what}: {e} (line {}, column {})", e.line(), e.column())))
 }
 
 /// Starts a run of a catalogued template.

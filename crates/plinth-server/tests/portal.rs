@@ -818,6 +818,16 @@ async fn create_page_lists_templates_with_problems_and_escapes_titles() {
     assert!(body.contains("does:not-exist"), "{body}");
     let (status, _) = golden.portal.page("/create/templates/default/no-such-template").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // Templates are catalogue entities; their page leads to the form.
+    let entity = golden.portal.ok("/catalog/default/template/gpu-training-environment").await;
+    assert!(
+        entity.contains(
+            r#"id="create-from-template" class="button" href="/create/templates/default/gpu-training-environment""#
+        ),
+        "{entity}"
+    );
+    let component = golden.portal.ok("/catalog/default/group/team-pay").await;
+    assert!(!component.contains("create-from-template"));
 }
 
 #[tokio::test]

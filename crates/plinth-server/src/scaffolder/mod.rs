@@ -9,7 +9,7 @@ use crate::policy::{PolicyService, RequestContext};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
 use plinth_catalog::git::GitSource;
-use plinth_catalog::Catalog;
+use plinth_catalog::{Catalog, EntityFilter};
 use plinth_policy::{Decision, Point};
 use plinth_scaffold::params::{self, FieldError};
 use plinth_scaffold::workspace::Limits;
@@ -146,9 +146,11 @@ impl Scaffolder {
     /// Every Template entity in the catalogue, parsed (or its problems).
     pub fn templates(&self) -> Vec<(Value, Result<Template, Vec<plinth_scaffold::TemplateProblem>>)> {
         let state = self.catalog.read();
-        let mut out: Vec<_> = state
-            .entities()
-            .filter(|record| record.entity_ref.kind.eq_ignore_ascii_case("template"))
+        // The filter index's kind bitmap: no walk over the whole catalogue.
+        let templates = state.filters().matching(&EntityFilter::equals("kind", "template"), state.live());
+        let mut out: Vec<_> = templates
+            .iter()
+            .filter_map(|node| state.entity(node))
             .filter_map(|record| serde_json::from_str::<Value>(&state.render_json(record)).ok())
             .map(|entity| {
                 let parsed = Template::from_entity(&entity);

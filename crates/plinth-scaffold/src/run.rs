@@ -142,6 +142,9 @@ pub struct RunRequest {
     pub workspace_dir: PathBuf,
     pub limits: Limits,
     pub timeout: Duration,
+    /// Becomes `true` when someone cancels the run; the step in progress is
+    /// dropped (git children are killed) and nothing after it runs.
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -151,6 +154,8 @@ pub enum StepStatus {
     Skipped,
     Failed,
     Open,
+    Processing,
+    Cancelled,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,6 +174,8 @@ pub struct StepReport {
 #[serde(rename_all = "camelCase")]
 pub struct RunReport {
     pub completed: bool,
+    /// Stopped by a cancellation.
+    pub cancelled: bool,
     pub output: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -194,6 +201,7 @@ pub async fn run(request: RunRequest, host: &dyn Host, events: Option<UnboundedS
     let template = request.template.clone();
     let mut report = RunReport {
         completed: false,
+        cancelled: false,
         output: Value::Null,
         error: None,
         parameter_errors: Vec::new(),
@@ -229,22 +237,49 @@ pub async fn run(request: RunRequest, host: &dyn Host, events: Option<UnboundedS
     }
     let mut workspace = Workspace::new(request.workspace_dir.clone(), request.limits);
     let deadline = request.timeout;
-    let outcome = tokio::time::timeout(
-        deadline,
-        execute(&request, &template, &values, host, &logger, &mut workspace, &mut report),
-    )
-    .await;
-    match outcome {
-        Ok(Ok(output)) => {
+    let mut cancel = request.cancel.clone();
+    let cancelled = async {
+        match cancel.as_mut() {
+            Some(receiver) => {
+                let _ = receiver.wait_for(|cancelled| *cancelled).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let outcome = tokio::select! {
+        biased;
+        _ = cancelled => None,
+        outcome = tokio::time::timeout(
+            deadline,
+            execute(&request, &template, &values, host, &logger, &mut workspace, &mut report),
+        ) => Some(outcome),
+    };
+    let interrupted = match outcome {
+        Some(Ok(Ok(output))) => {
             report.completed = true;
             report.output = redactor.value(&output);
+            None
         }
-        Ok(Err(error)) => report.error = Some(redactor.text(&error)),
-        Err(_) => {
-            let message = format!("the run took longer than {}s and was stopped", deadline.as_secs());
-            logger.log(&message);
-            report.error = Some(message);
+        Some(Ok(Err(error))) => {
+            report.error = Some(redactor.text(&error));
+            None
         }
+        Some(Err(_)) => {
+            Some((StepStatus::Failed, format!("the run took longer than {}s and was stopped", deadline.as_secs())))
+        }
+        None => {
+            report.cancelled = true;
+            Some((StepStatus::Cancelled, "the run was cancelled; nothing after the step in progress ran".to_string()))
+        }
+    };
+    if let Some((status, message)) = interrupted {
+        for step in report.steps.iter_mut().filter(|s| s.status == StepStatus::Processing) {
+            step.status = status;
+            logger
+                .for_step(&step.id)
+                .status(&message, if status == StepStatus::Cancelled { "cancelled" } else { "failed" });
+        }
+        report.error = Some(message);
     }
     if request.dry_run {
         report.directory_contents = directory_contents(workspace.root(), &redactor);
@@ -286,6 +321,7 @@ async fn execute(
             }
         }
         step_logger.status(&format!("Beginning step {}", step.name), "processing");
+        report.steps[index].status = StepStatus::Processing;
         let items: Vec<Option<(Value, Value)>> = match &step.each {
             None => vec![None],
             Some(each) => {

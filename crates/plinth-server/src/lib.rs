@@ -55,7 +55,7 @@ pub struct AppState {
         policy::api::evaluate, policy::api::admission, policy::api::decisions, policy::api::policies,
         policy::api::list_waivers, policy::api::create_waiver, policy::api::delete_waiver, policy::api::entity, policy::api::scorecards,
         scaffolder::api::templates, scaffolder::api::parameter_schema, scaffolder::api::actions, scaffolder::api::create_task,
-        scaffolder::api::list_tasks, scaffolder::api::task, scaffolder::api::events, scaffolder::api::eventstream, scaffolder::api::dry_run,
+        scaffolder::api::list_tasks, scaffolder::api::task, scaffolder::api::cancel, scaffolder::api::events, scaffolder::api::eventstream, scaffolder::api::dry_run,
     ),
     components(schemas(policy::api::EvaluateRequest, policy::api::NewWaiver, policy::RequestContext, scaffolder::api::NewTask, scaffolder::api::DryRunRequest)),
     tags((name = "catalog", description = "Backstage's catalog API"), (name = "plinth", description = "Plinth's additions"),
@@ -110,6 +110,7 @@ pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
         .route("/actions", get(scaffolder::api::actions))
         .route("/tasks", get(scaffolder::api::list_tasks).post(scaffolder::api::create_task))
         .route("/tasks/{id}", get(scaffolder::api::task))
+        .route("/tasks/{id}/cancel", post(scaffolder::api::cancel))
         .route("/tasks/{id}/events", get(scaffolder::api::events))
         .route("/tasks/{id}/eventstream", get(scaffolder::api::eventstream))
         .route("/dry-run", post(scaffolder::api::dry_run));

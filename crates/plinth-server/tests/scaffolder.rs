@@ -876,3 +876,69 @@ async fn unsafe_templates_and_inputs_fail_safely() {
     }
     server.stop().await;
 }
+
+/// Backstage's cancel: the step in progress (here git waiting on a remote
+/// that never answers) is stopped, nothing after it runs, the run ends
+/// `cancelled`, and a finished run cannot be cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_run_stops_it() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let templates = tempfile::tempdir().expect("tempdir");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let remote = format!("http://127.0.0.1:{}/slow.git", silent.local_addr().unwrap().port());
+    let template = write_template(
+        templates.path(),
+        "slow",
+        "    - {id: fetch, action: fetch:template, input: {url: ./skeleton}}\n    - {id: publish, action: publish:git, input: {repoUrl: '${{ parameters.target }}'}}\n    - {id: after, action: debug:log, input: {message: never}}\n",
+        &[("a.txt", "x\n")],
+    );
+    let server = Server::start(Backend::Sqlite, data.path(), &[template]).await.unwrap();
+    let (status, created) = server
+        .post(
+            "/api/scaffolder/v2/tasks",
+            &json!({"templateRef": "template:default/slow", "values": {"target": remote}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let started = Instant::now();
+    loop {
+        let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{id}/events")).await;
+        if events.to_string().contains("Beginning step publish") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "publish never began: {events}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = server.post(&format!("/api/scaffolder/v2/tasks/{id}/cancel"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let task = wait_for_status(&server, &id, "cancelled").await;
+    assert!(task["error"]["message"].as_str().unwrap().contains("cancelled"), "{task}");
+    let steps = task["output"]["steps"].as_array().unwrap();
+    let status_of = |id: &str| steps.iter().find(|s| s["id"] == id).map(|s| s["status"].clone()).unwrap_or_default();
+    assert_eq!(
+        (status_of("fetch"), status_of("publish"), status_of("after")),
+        (json!("completed"), json!("cancelled"), json!("open"))
+    );
+    let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{id}/events")).await;
+    assert!(!events.to_string().contains("never"), "a step after the cancel ran");
+    assert_eq!(events.as_array().unwrap().last().unwrap()["body"]["status"], "cancelled");
+    let (status, body) = server.post(&format!("/api/scaffolder/v2/tasks/{id}/cancel"), &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, _) = server.post("/api/scaffolder/v2/tasks/nope/cancel", &json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    drop(silent);
+    server.stop().await;
+}
+
+async fn wait_for_status(server: &Server, id: &str, expected: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (_, task) = server.get(&format!("/api/scaffolder/v2/tasks/{id}")).await;
+        if task["status"] == expected {
+            return task;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "task {id} never became {expected}: {task}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -187,6 +187,25 @@ pub async fn task(State(app): State<AppState>, Path(id): Path<String>) -> ApiRes
     Ok(Json(task_json(&find_task(scaffolder, &id).await?)))
 }
 
+/// Cancels a run: the step in progress is stopped and nothing after it runs.
+#[utoipa::path(post, path = "/api/scaffolder/v2/tasks/{id}/cancel", tag = "scaffolder", params(("id" = String, Path)),
+    responses((status = 200, description = "`{status: \"cancelled\"}` — the run stops within moments"), (status = 404, description = "No such task"),
+              (status = 409, description = "The run has already finished, or runs on another replica")))]
+pub async fn cancel(State(app): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let scaffolder = service(&app)?;
+    let task = find_task(scaffolder, &id).await?;
+    let user = crate::policy::api::requester_header(&headers);
+    if scaffolder.cancel(&id, user.as_deref()) {
+        return Ok(Json(json!({"status": "cancelled"})));
+    }
+    Err(ApiError::conflict(match task.status {
+        TaskStatus::Open | TaskStatus::Processing => {
+            format!("run {id} is executing on another replica; cancel it there")
+        }
+        status => format!("run {id} has already finished ({}); nothing to cancel", status.as_str()),
+    }))
+}
+
 fn event_json(event: &TaskEventRow) -> Value {
     json!({"id": event.id, "taskId": event.task_id, "type": event.event_type, "body": event.body, "createdAt": event.created_at})
 }

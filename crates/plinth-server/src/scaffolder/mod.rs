@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{broadcast, mpsc, Semaphore};
+use tokio::sync::{broadcast, mpsc, watch, Semaphore};
 
 /// How often a running (or queued) run proves its runner is alive.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(5);
@@ -95,6 +95,8 @@ pub struct Scaffolder {
     catalog: Arc<Catalog>,
     host: Arc<ServerHost>,
     live: Mutex<HashMap<String, broadcast::Sender<TaskEventRow>>>,
+    /// Cancellation switches of the runs this process is executing.
+    cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
     permits: Arc<Semaphore>,
 }
 
@@ -132,6 +134,7 @@ impl Scaffolder {
             catalog,
             host,
             live: Mutex::new(HashMap::new()),
+            cancels: Mutex::new(HashMap::new()),
         })
     }
 
@@ -256,21 +259,28 @@ impl Scaffolder {
         );
         let (sender, _) = broadcast::channel(1024);
         self.live.lock().insert(id.clone(), sender);
-        let this = self.clone();
-        let task_id = id.clone();
-        tokio::spawn(async move { this.execute(task_id, template, files, values, secrets, user).await });
+        let (cancel, cancelled) = watch::channel(false);
+        self.cancels.lock().insert(id.clone(), cancel);
+        let request = RunRequest {
+            task_id: id.clone(),
+            user_entity: user.as_deref().and_then(|u| self.entity(u)),
+            template,
+            files,
+            values,
+            secrets,
+            user_ref: user,
+            dry_run: false,
+            workspace_dir: self.config.work_dir.join(&id),
+            limits: self.config.limits,
+            timeout: self.config.run_timeout,
+            cancel: Some(cancelled),
+        };
+        tokio::spawn(self.clone().execute(request));
         Ok(id)
     }
 
-    async fn execute(
-        self: Arc<Self>,
-        id: String,
-        template: Arc<Template>,
-        files: TemplateFiles,
-        values: Value,
-        secrets: BTreeMap<String, String>,
-        user: Option<String>,
-    ) {
+    async fn execute(self: Arc<Self>, request: RunRequest) {
+        let id = request.task_id.clone();
         // Beats while queued too, so other replicas' sweepers leave it be.
         let heartbeat = {
             let (store, id) = (self.store.clone(), id.clone());
@@ -285,22 +295,14 @@ impl Scaffolder {
         let _ = self.store.set_task_status(&id, TaskStatus::Processing, &plinth_scaffold::run::now()).await;
         let (events, receiver) = mpsc::unbounded_channel();
         let writer = tokio::spawn(self.clone().write_events(id.clone(), receiver));
-        let request = RunRequest {
-            task_id: id.clone(),
-            user_entity: user.as_deref().and_then(|u| self.entity(u)),
-            template,
-            files,
-            values,
-            secrets,
-            user_ref: user.clone(),
-            dry_run: false,
-            workspace_dir: self.config.work_dir.join(&id),
-            limits: self.config.limits,
-            timeout: self.config.run_timeout,
-        };
         let report = plinth_scaffold::run(request, self.host.as_ref(), Some(events.clone())).await;
         heartbeat.abort();
-        let status = if report.completed { TaskStatus::Completed } else { TaskStatus::Failed };
+        self.cancels.lock().remove(&id);
+        let status = match (report.completed, report.cancelled) {
+            (true, _) => TaskStatus::Completed,
+            (false, true) => TaskStatus::Cancelled,
+            (false, false) => TaskStatus::Failed,
+        };
         let mut output = report.output.clone();
         if !output.is_object() {
             output = json!({});
@@ -353,6 +355,14 @@ impl Scaffolder {
         }
     }
 
+    /// Cancels a run this process is executing (or has queued); false when
+    /// it is not running here (finished, unknown, or on another replica).
+    pub fn cancel(&self, id: &str, by: Option<&str>) -> bool {
+        let Some(switch) = self.cancels.lock().get(id).cloned() else { return false };
+        tracing::info!(target: "plinth::audit", task = %id, cancelled_by = by.unwrap_or("anonymous"), "golden-path run cancelled");
+        switch.send(true).is_ok()
+    }
+
     /// Live events of a running task (`None` once it has finished).
     pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<TaskEventRow>> {
         self.live.lock().get(id).map(|s| s.subscribe())
@@ -382,6 +392,7 @@ impl Scaffolder {
             dry_run: true,
             limits: self.config.limits,
             timeout: self.config.run_timeout,
+            cancel: None,
         };
         let report = plinth_scaffold::run(request, self.host.as_ref(), Some(sender)).await;
         let mut events = Vec::new();

@@ -341,9 +341,10 @@
     if (finished && at) { clear(finished); finished.appendChild(el("time", { "datetime": at }, at)); }
     Array.prototype.forEach.call(document.querySelectorAll("#task-steps [data-step-id]"), function (s) {
       var st = s.getAttribute("data-status");
-      if (st === "processing") setStep(s.getAttribute("data-step-id"), status === "completed" ? "completed" : "failed");
+      if (st === "processing") setStep(s.getAttribute("data-step-id"), status === "completed" ? "completed" : status === "cancelled" ? "cancelled" : "failed");
       else if (st === "open") setStep(s.getAttribute("data-step-id"), "skipped");
     });
+    if (cancelButton) cancelButton.hidden = true;
     var result = document.getElementById("task-result");
     var errorBox = document.getElementById("task-error");
     var links = document.getElementById("output-links");
@@ -367,6 +368,16 @@
     });
     result.hidden = false;
   }
+
+  var cancelButton = document.getElementById("cancel-run");
+  if (cancelButton) cancelButton.addEventListener("click", function () {
+    cancelButton.disabled = true;
+    fetch("/api/scaffolder/v2/tasks/" + encodeURIComponent(id) + "/cancel", { method: "POST" })
+      .then(function (r) {
+        if (!r.ok) return r.json().then(function (b) { throw new Error((b.error && b.error.message) || String(r.status)); });
+      })
+      .catch(function (e) { cancelButton.disabled = false; appendLog({ message: "cancel failed: " + e.message }); });
+  });
 
   var source = null;
   function parse(event) {

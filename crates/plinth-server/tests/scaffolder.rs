@@ -910,6 +910,9 @@ async fn cancelling_a_run_stops_it() {
         assert!(started.elapsed() < Duration::from_secs(30), "publish never began: {events}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The portal's run page offers to cancel while the run is in progress…
+    let (_, page) = server.get(&format!("/create/tasks/{id}")).await;
+    assert!(page.as_str().unwrap().contains(r#"id="cancel-run""#), "{page}");
     let (status, body) = server.post(&format!("/api/scaffolder/v2/tasks/{id}/cancel"), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let task = wait_for_status(&server, &id, "cancelled").await;
@@ -925,6 +928,10 @@ async fn cancelling_a_run_stops_it() {
     assert_eq!(events.as_array().unwrap().last().unwrap()["body"]["status"], "cancelled");
     let (status, body) = server.post(&format!("/api/scaffolder/v2/tasks/{id}/cancel"), &json!({})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    // …and not once it has ended.
+    let (_, page) = server.get(&format!("/create/tasks/{id}")).await;
+    let page = page.as_str().unwrap();
+    assert!(!page.contains(r#"id="cancel-run""#) && page.contains("cancelled"), "{page}");
     let (status, _) = server.post("/api/scaffolder/v2/tasks/nope/cancel", &json!({})).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     drop(silent);

@@ -3,7 +3,7 @@
 //! against a real `plinth serve` child over loopback (shipped templates and
 //! policies, the demo catalogue, optionally a large generated catalogue too).
 
-use crate::bench::{peak_rss_mib, start};
+use crate::bench::{peak_rss_mib, rss_mib, start};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -122,6 +122,7 @@ async fn bench(args: BenchScaffoldArgs) -> Result<ExitCode> {
     })
     .await?;
 
+    let (settled_peak, settled_rss) = (peak_rss_mib(server.child.id()), rss_mib(server.child.id()));
     // Warm-up run (first git invocation, first policy evaluation of the template).
     let mut end_to_end = Vec::new();
     let mut steps: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
@@ -193,7 +194,7 @@ async fn bench(args: BenchScaffoldArgs) -> Result<ExitCode> {
         }
     }
     dry.sort_by(f64::total_cmp);
-    let rss = peak_rss_mib(server.child.id());
+    let (rss, rss_after) = (peak_rss_mib(server.child.id()), rss_mib(server.child.id()));
 
     let machine =
         format!("{} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), std::env::consts::ARCH);
@@ -224,7 +225,10 @@ async fn bench(args: BenchScaffoldArgs) -> Result<ExitCode> {
             times.last().copied().unwrap_or(0.0)
         ));
     }
-    report.push_str(&format!("\nServer peak RSS {rss:.0} MiB.\n"));
+    report.push_str(&format!(
+        "\nServer RSS: {settled_rss:.0} MiB once the catalogue had settled (peak so far {settled_peak:.0} MiB), \
+         {rss_after:.0} MiB after the runs; peak {rss:.0} MiB.\n"
+    ));
     println!("{report}");
     if let Some(path) = &args.report {
         std::fs::write(path, &report)?;

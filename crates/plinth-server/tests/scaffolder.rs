@@ -949,3 +949,59 @@ async fn wait_for_status(server: &Server, id: &str, expected: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Two replicas on one PostgreSQL database: a run executing on A is
+/// followed to its end through B's event stream (B polls the store), and B
+/// refuses to cancel what it does not run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_on_one_replica_streams_through_another() {
+    let templates = tempfile::tempdir().expect("tempdir");
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let remote = format!("http://127.0.0.1:{}/slow.git", silent.local_addr().unwrap().port());
+    let template = write_template(
+        templates.path(),
+        "slow",
+        "    - {id: fetch, action: fetch:template, input: {url: ./skeleton}}\n    - {id: publish, action: publish:git, input: {repoUrl: '${{ parameters.target }}'}}\n",
+        &[("a.txt", "x\n")],
+    );
+    let (data_a, data_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let Some((store_a, database)) = harness::store(Backend::Postgres, data_a.path()).await else { return };
+    let url = database.as_ref().unwrap().url.clone();
+    let store_b =
+        plinth_store::Store::open(&plinth_store::StoreConfig::Postgres { url }).await.expect("second connection");
+    let a = Server::on(store_a, database, data_a.path(), &[template.clone()], true).await;
+    let b = Server::on(store_b, None, data_b.path(), &[template], true).await;
+
+    let (status, created) = a
+        .post(
+            "/api/scaffolder/v2/tasks",
+            &json!({"templateRef": "template:default/slow", "values": {"target": remote}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    let stream = b.http.get(b.url(&format!("/api/scaffolder/v2/tasks/{id}/eventstream"))).send().await.unwrap();
+    let reader = tokio::spawn(async move { stream.text().await.unwrap() });
+    let started = Instant::now();
+    loop {
+        let (_, events) = b.get(&format!("/api/scaffolder/v2/tasks/{id}/events")).await;
+        if events.to_string().contains("Beginning step publish") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "publish never began: {events}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = b.post(&format!("/api/scaffolder/v2/tasks/{id}/cancel"), &json!({})).await;
+    assert_eq!(status, StatusCode::CONFLICT, "B does not run it: {body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains("another replica"), "{body}");
+    let (status, body) = a.post(&format!("/api/scaffolder/v2/tasks/{id}/cancel"), &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let text = tokio::time::timeout(Duration::from_secs(20), reader).await.expect("B's stream ends").unwrap();
+    for expected in ["Beginning step fetch", "Beginning step publish", "event: completion", "\"status\":\"cancelled\""]
+    {
+        assert!(text.contains(expected), "B's stream lacks {expected}:\n{text}");
+    }
+    drop(silent);
+    a.stop().await;
+    b.stop().await;
+}

@@ -255,6 +255,7 @@ pub async fn eventstream(
         // Stored events, then live ones; a lagging or closed live channel
         // falls back to the store, which has everything.
         let mut live = live;
+        let mut idle = 0u32;
         loop {
             let stored = scaffolder.store().task_events(&id, Some(last)).await.unwrap_or_default();
             for event in &stored {
@@ -267,16 +268,37 @@ pub async fn eventstream(
                 }
             }
             let Some(receiver) = live.as_mut() else {
-                // Finished before we subscribed and everything was stored: done,
-                // unless the run is still writing its last events.
-                match scaffolder.subscribe(&id) {
-                    Some(next) => {
-                        live = Some(next);
-                        continue;
-                    }
-                    None if stored.is_empty() => return,
-                    None => continue,
+                // Not running in this process: on another replica (PostgreSQL
+                // shares runs), or between its last stored event and its
+                // completion. The store has everything: poll it.
+                if let Some(next) = scaffolder.subscribe(&id) {
+                    live = Some(next);
+                    continue;
                 }
+                if sender.is_closed() {
+                    return;
+                }
+                if stored.is_empty() {
+                    idle += 1;
+                    // A finished run whose completion event never got stored
+                    // (the store failed then): end rather than wait forever.
+                    if idle > 8 {
+                        let finished = scaffolder
+                            .store()
+                            .get_task(&id)
+                            .await
+                            .ok()
+                            .flatten()
+                            .is_some_and(|t| !matches!(t.status, TaskStatus::Open | TaskStatus::Processing));
+                        if finished {
+                            return;
+                        }
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                } else {
+                    idle = 0;
+                }
+                continue;
             };
             loop {
                 match receiver.recv().await {

@@ -969,7 +969,7 @@ async fn a_run_on_one_replica_streams_through_another() {
     let url = database.as_ref().unwrap().url.clone();
     let store_b =
         plinth_store::Store::open(&plinth_store::StoreConfig::Postgres { url }).await.expect("second connection");
-    let a = Server::on(store_a, database, data_a.path(), &[template.clone()], true).await;
+    let a = Server::on(store_a, database, data_a.path(), std::slice::from_ref(&template), true).await;
     let b = Server::on(store_b, None, data_b.path(), &[template], true).await;
 
     let (status, created) = a

@@ -125,6 +125,38 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         "Change-log rows applied to the projection.",
         m.changes_applied.load(Ordering::Relaxed),
     );
+    if let Some(scaffolder) = &app.config.scaffolder {
+        let sm = &scaffolder.metrics;
+        gauge(
+            &mut out,
+            "plinth_golden_path_runs_running",
+            "Golden-path runs executing or queued here.",
+            scaffolder.running() as f64,
+        );
+        let _ = writeln!(out, "# HELP plinth_golden_path_runs_total Golden-path runs finished, by status.\n# TYPE plinth_golden_path_runs_total counter");
+        for (status, value) in [("completed", &sm.completed), ("failed", &sm.failed), ("cancelled", &sm.cancelled)] {
+            let _ =
+                writeln!(out, "plinth_golden_path_runs_total{{status=\"{status}\"}} {}", value.load(Ordering::Relaxed));
+        }
+        counter(
+            &mut out,
+            "plinth_golden_path_runs_denied_total",
+            "Golden-path runs stopped by a policy deny.",
+            sm.denied.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "plinth_golden_path_dry_runs_total",
+            "Golden-path dry runs.",
+            sm.dry_runs.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "plinth_golden_path_run_milliseconds_total",
+            "Time spent in golden-path runs.",
+            sm.run_millis_total.load(Ordering::Relaxed),
+        );
+    }
     let routes = app.http_metrics.routes.lock();
     let _ = writeln!(out, "# HELP plinth_http_requests_total HTTP requests by route and status.\n# TYPE plinth_http_requests_total counter");
     for ((method, route), stats) in routes.iter() {

@@ -461,6 +461,10 @@ async fn policy_denials_publish_nothing(backend: Backend) {
         let (_, log) = server.get("/api/policy/decisions?point=provision&result=deny").await;
         assert!(log.to_string().contains(rule), "{rule} not in the decision log");
     }
+    // Operators see denials in /metrics.
+    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("plinth_golden_path_runs_denied_total 2"), "{metrics}");
+    assert!(metrics.contains("plinth_golden_path_runs_total{status=\"failed\"} 2"), "{metrics}");
     server.stop().await;
 }
 

@@ -18,6 +18,7 @@ use plinth_store::{Backend, NewLocation, NewTask, NewTaskEvent, Store, TaskEvent
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, watch, Semaphore};
@@ -83,6 +84,18 @@ pub enum StartError {
     Store(String),
 }
 
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ScaffolderMetrics {
+    pub completed: AtomicU64,
+    pub failed: AtomicU64,
+    pub cancelled: AtomicU64,
+    /// Runs stopped by a `plinth:policy` deny (also counted as failed).
+    pub denied: AtomicU64,
+    pub dry_runs: AtomicU64,
+    pub run_millis_total: AtomicU64,
+}
+
 impl std::fmt::Debug for Scaffolder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scaffolder").field("config", &self.config).finish_non_exhaustive()
@@ -97,6 +110,7 @@ pub struct Scaffolder {
     live: Mutex<HashMap<String, broadcast::Sender<TaskEventRow>>>,
     /// Cancellation switches of the runs this process is executing.
     cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
+    pub metrics: ScaffolderMetrics,
     permits: Arc<Semaphore>,
 }
 
@@ -135,6 +149,7 @@ impl Scaffolder {
             host,
             live: Mutex::new(HashMap::new()),
             cancels: Mutex::new(HashMap::new()),
+            metrics: ScaffolderMetrics::default(),
         })
     }
 
@@ -295,8 +310,19 @@ impl Scaffolder {
         let _ = self.store.set_task_status(&id, TaskStatus::Processing, &plinth_scaffold::run::now()).await;
         let (events, receiver) = mpsc::unbounded_channel();
         let writer = tokio::spawn(self.clone().write_events(id.clone(), receiver));
+        let started = std::time::Instant::now();
         let report = plinth_scaffold::run(request, self.host.as_ref(), Some(events.clone())).await;
         heartbeat.abort();
+        self.metrics.run_millis_total.fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        let counter = match (report.completed, report.cancelled) {
+            (true, _) => &self.metrics.completed,
+            (false, true) => &self.metrics.cancelled,
+            (false, false) => &self.metrics.failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if report.decisions.iter().any(|d| d["result"] == "deny") {
+            self.metrics.denied.fetch_add(1, Ordering::Relaxed);
+        }
         self.cancels.lock().remove(&id);
         let status = match (report.completed, report.cancelled) {
             (true, _) => TaskStatus::Completed,
@@ -363,6 +389,11 @@ impl Scaffolder {
         switch.send(true).is_ok()
     }
 
+    /// Runs executing (or queued) in this process.
+    pub fn running(&self) -> usize {
+        self.cancels.lock().len()
+    }
+
     /// Live events of a running task (`None` once it has finished).
     pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<TaskEventRow>> {
         self.live.lock().get(id).map(|s| s.subscribe())
@@ -395,6 +426,7 @@ impl Scaffolder {
             cancel: None,
         };
         let report = plinth_scaffold::run(request, self.host.as_ref(), Some(sender)).await;
+        self.metrics.dry_runs.fetch_add(1, Ordering::Relaxed);
         let mut events = Vec::new();
         while let Ok(event) = receiver.try_recv() {
             events.push(event);

@@ -84,6 +84,12 @@ pub enum StartError {
     Store(String),
 }
 
+/// A run this process executes: its watchers' channel and its cancel switch.
+struct Running {
+    events: broadcast::Sender<TaskEventRow>,
+    cancel: watch::Sender<bool>,
+}
+
 /// Counters for `/metrics`.
 #[derive(Debug, Default)]
 pub struct ScaffolderMetrics {
@@ -107,9 +113,8 @@ pub struct Scaffolder {
     store: Store,
     catalog: Arc<Catalog>,
     host: Arc<ServerHost>,
-    live: Mutex<HashMap<String, broadcast::Sender<TaskEventRow>>>,
-    /// Cancellation switches of the runs this process is executing.
-    cancels: Mutex<HashMap<String, watch::Sender<bool>>>,
+    /// Runs this process is executing (or has queued).
+    running: Mutex<HashMap<String, Running>>,
     pub metrics: ScaffolderMetrics,
     permits: Arc<Semaphore>,
 }
@@ -147,8 +152,7 @@ impl Scaffolder {
             store,
             catalog,
             host,
-            live: Mutex::new(HashMap::new()),
-            cancels: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
             metrics: ScaffolderMetrics::default(),
         })
     }
@@ -272,10 +276,9 @@ impl Scaffolder {
             task = %id, template = %template.entity_ref, requested_by = user.as_deref().unwrap_or("anonymous"),
             secrets = secrets.len(), "golden-path run created"
         );
-        let (sender, _) = broadcast::channel(1024);
-        self.live.lock().insert(id.clone(), sender);
+        let (events, _) = broadcast::channel(1024);
         let (cancel, cancelled) = watch::channel(false);
-        self.cancels.lock().insert(id.clone(), cancel);
+        self.running.lock().insert(id.clone(), Running { events, cancel });
         let request = RunRequest {
             task_id: id.clone(),
             user_entity: user.as_deref().and_then(|u| self.entity(u)),
@@ -323,7 +326,6 @@ impl Scaffolder {
         if report.decisions.iter().any(|d| d["result"] == "deny") {
             self.metrics.denied.fetch_add(1, Ordering::Relaxed);
         }
-        self.cancels.lock().remove(&id);
         let status = match (report.completed, report.cancelled) {
             (true, _) => TaskStatus::Completed,
             (false, true) => TaskStatus::Cancelled,
@@ -347,7 +349,7 @@ impl Scaffolder {
         let _ = events.send(RunEvent { event_type: "completion".into(), body, created_at: finished });
         drop(events);
         let _ = writer.await;
-        self.live.lock().remove(&id);
+        self.running.lock().remove(&id);
         tracing::info!(task = %id, status = status.as_str(), error = report.error.as_deref().unwrap_or(""), "golden-path run finished");
     }
 
@@ -366,7 +368,7 @@ impl Scaffolder {
                     continue;
                 }
             };
-            let sender = self.live.lock().get(&id).cloned();
+            let sender = self.running.lock().get(&id).map(|r| r.events.clone());
             if let Some(sender) = sender {
                 for (event, event_id) in rows.into_iter().zip(ids) {
                     let _ = sender.send(TaskEventRow {
@@ -384,19 +386,19 @@ impl Scaffolder {
     /// Cancels a run this process is executing (or has queued); false when
     /// it is not running here (finished, unknown, or on another replica).
     pub fn cancel(&self, id: &str, by: Option<&str>) -> bool {
-        let Some(switch) = self.cancels.lock().get(id).cloned() else { return false };
+        let Some(switch) = self.running.lock().get(id).map(|r| r.cancel.clone()) else { return false };
         tracing::info!(target: "plinth::audit", task = %id, cancelled_by = by.unwrap_or("anonymous"), "golden-path run cancelled");
         switch.send(true).is_ok()
     }
 
     /// Runs executing (or queued) in this process.
     pub fn running(&self) -> usize {
-        self.cancels.lock().len()
+        self.running.lock().len()
     }
 
     /// Live events of a running task (`None` once it has finished).
     pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<TaskEventRow>> {
-        self.live.lock().get(id).map(|s| s.subscribe())
+        self.running.lock().get(id).map(|r| r.events.subscribe())
     }
 
     /// A dry run: the whole template in a throw-away workspace, policy

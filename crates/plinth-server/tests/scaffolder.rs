@@ -176,6 +176,16 @@ async fn wait(server: &Server, id: &str) -> Value {
         let (status, task) = server.get(&format!("/api/scaffolder/v2/tasks/{id}")).await;
         assert_eq!(status, StatusCode::OK, "{task}");
         if matches!(task["status"].as_str(), Some("completed" | "failed")) {
+            // Whoever sees the final status sees the whole log: every step
+            // that finished has its "Finished step" event stored already.
+            let (_, events) = server.get(&format!("/api/scaffolder/v2/tasks/{id}/events")).await;
+            let events = events.to_string();
+            for step in task["output"]["steps"].as_array().into_iter().flatten() {
+                if step["status"] == "completed" {
+                    let finished = format!("Finished step {}", step["name"].as_str().unwrap_or_default());
+                    assert!(events.contains(&finished), "{id}: `{finished}` not stored when the run ended: {events}");
+                }
+            }
             return task;
         }
         assert!(started.elapsed() < Duration::from_secs(60), "task {id} did not finish: {task}");

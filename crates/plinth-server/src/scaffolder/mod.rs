@@ -314,8 +314,11 @@ impl Scaffolder {
         let (events, receiver) = mpsc::unbounded_channel();
         let writer = tokio::spawn(self.clone().write_events(id.clone(), receiver));
         let started = std::time::Instant::now();
-        let report = plinth_scaffold::run(request, self.host.as_ref(), Some(events.clone())).await;
+        let report = plinth_scaffold::run(request, self.host.as_ref(), Some(events)).await;
         heartbeat.abort();
+        // Every step event is stored before the run is recorded as ended, so
+        // whoever sees the final status also sees the whole log.
+        let _ = writer.await;
         self.metrics.run_millis_total.fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         let counter = match (report.completed, report.cancelled) {
             (true, _) => &self.metrics.completed,
@@ -346,39 +349,43 @@ impl Scaffolder {
         if let Some(error) = &report.error {
             body["error"] = json!({"name": "Error", "message": error});
         }
-        let _ = events.send(RunEvent { event_type: "completion".into(), body, created_at: finished });
-        drop(events);
-        let _ = writer.await;
+        self.record_events(&id, vec![RunEvent { event_type: "completion".into(), body, created_at: finished }]).await;
         self.running.lock().remove(&id);
         tracing::info!(task = %id, status = status.as_str(), error = report.error.as_deref().unwrap_or(""), "golden-path run finished");
     }
 
-    /// Persists events in order (in batches) and then hands them to watchers.
+    /// Persists a run's events in order (in batches) as they come.
     async fn write_events(self: Arc<Self>, id: String, mut receiver: mpsc::UnboundedReceiver<RunEvent>) {
         let mut batch = Vec::new();
         while receiver.recv_many(&mut batch, 256).await > 0 {
-            let rows: Vec<NewTaskEvent> = batch
-                .drain(..)
-                .map(|e| NewTaskEvent { event_type: e.event_type, body: e.body, created_at: e.created_at })
-                .collect();
-            let ids = match self.store.append_task_events(&id, &rows).await {
-                Ok(ids) => ids,
-                Err(error) => {
-                    tracing::error!(task = %id, %error, "cannot record golden-path run events");
-                    continue;
-                }
-            };
-            let sender = self.running.lock().get(&id).map(|r| r.events.clone());
-            if let Some(sender) = sender {
-                for (event, event_id) in rows.into_iter().zip(ids) {
-                    let _ = sender.send(TaskEventRow {
-                        id: event_id,
-                        task_id: id.clone(),
-                        event_type: event.event_type,
-                        body: event.body,
-                        created_at: event.created_at,
-                    });
-                }
+            self.record_events(&id, std::mem::take(&mut batch)).await;
+        }
+    }
+
+    /// Stores events, then hands them to this process's watchers: a
+    /// watcher never sees an event the store does not have.
+    async fn record_events(&self, id: &str, events: Vec<RunEvent>) {
+        let rows: Vec<NewTaskEvent> = events
+            .into_iter()
+            .map(|e| NewTaskEvent { event_type: e.event_type, body: e.body, created_at: e.created_at })
+            .collect();
+        let ids = match self.store.append_task_events(id, &rows).await {
+            Ok(ids) => ids,
+            Err(error) => {
+                tracing::error!(task = %id, %error, "cannot record golden-path run events");
+                return;
+            }
+        };
+        let sender = self.running.lock().get(id).map(|r| r.events.clone());
+        if let Some(sender) = sender {
+            for (event, event_id) in rows.into_iter().zip(ids) {
+                let _ = sender.send(TaskEventRow {
+                    id: event_id,
+                    task_id: id.to_string(),
+                    event_type: event.event_type,
+                    body: event.body,
+                    created_at: event.created_at,
+                });
             }
         }
     }

@@ -18,6 +18,11 @@ pub use policy::{DecisionQuery, DecisionRecord, WaiverRecord};
 mod postgres;
 mod scaffolder;
 pub use scaffolder::{NewTask, NewTaskEvent, TaskEventRow, TaskQuery, TaskRow, TaskStatus};
+mod signals;
+pub use signals::{
+    AlertEventRow, AlertStateRow, Resolution, RollupKey, RollupQuery, RollupRow, ScoreQuery, ScoreRow,
+    SignalBatchOutcome, SpanQuery, SpanRow,
+};
 mod sqlite;
 mod types;
 

@@ -92,6 +92,160 @@ CREATE TABLE scaffolder_task_events (
 CREATE INDEX scaffolder_task_events_task_id_id ON scaffolder_task_events (task_id, id);
 "#;
 
+/// OpenTelemetry signals: spans, scores and alerting, portable SQL, the same
+/// on both backends. The rollup tables (binary sketches) and the alert event
+/// log (auto-increment key) differ per backend and follow in
+/// `SIGNAL_ROLLUPS_*` / `ALERT_EVENTS_*`.
+const SIGNAL_TABLES: &str = r#"
+CREATE TABLE signal_spans (
+    trace_id       TEXT NOT NULL,
+    span_id        TEXT NOT NULL,
+    parent_span_id TEXT NOT NULL,
+    start_ns       BIGINT NOT NULL,
+    end_ns         BIGINT NOT NULL,
+    received_s     BIGINT NOT NULL,
+    service        TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    operation      TEXT NOT NULL,
+    model          TEXT NOT NULL,
+    prompt         TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    agent          TEXT NOT NULL,
+    data_source    TEXT NOT NULL,
+    body           TEXT,
+    PRIMARY KEY (trace_id, span_id)
+);
+CREATE INDEX signal_spans_start_ns ON signal_spans (start_ns);
+CREATE INDEX signal_spans_data_source_start_ns ON signal_spans (data_source, start_ns) WHERE data_source <> '';
+CREATE INDEX signal_spans_prompt_start_ns ON signal_spans (prompt, start_ns) WHERE prompt <> '';
+CREATE INDEX signal_spans_kept_roots ON signal_spans (start_ns) WHERE parent_span_id = '' AND body IS NOT NULL;
+
+CREATE TABLE signal_scores (
+    id             TEXT PRIMARY KEY NOT NULL,
+    created_s      BIGINT NOT NULL,
+    trace_id       TEXT,
+    span_id        TEXT,
+    prompt         TEXT,
+    prompt_version TEXT,
+    name           TEXT NOT NULL,
+    data_type      TEXT NOT NULL,
+    value_num      DOUBLE PRECISION,
+    value_str      TEXT,
+    source         TEXT NOT NULL,
+    comment        TEXT
+);
+CREATE INDEX signal_scores_prompt_version ON signal_scores (prompt, prompt_version);
+CREATE INDEX signal_scores_trace_id ON signal_scores (trace_id);
+CREATE INDEX signal_scores_created_s ON signal_scores (created_s);
+
+CREATE TABLE alert_rules (
+    id        TEXT PRIMARY KEY NOT NULL,
+    body      TEXT NOT NULL,
+    created_s BIGINT NOT NULL,
+    updated_s BIGINT NOT NULL
+);
+
+CREATE TABLE alert_states (
+    rule_id TEXT PRIMARY KEY NOT NULL,
+    state   TEXT NOT NULL,
+    since_s BIGINT NOT NULL,
+    body    TEXT NOT NULL
+);
+"#;
+
+/// One rollup table (`$table`) with its indexes; `$blob` is the backend's
+/// binary type. Rows are partials, so there is no unique key.
+macro_rules! rollup_table {
+    ($table:literal, $blob:literal) => {
+        concat!(
+            "CREATE TABLE ",
+            $table,
+            " (
+    bucket             BIGINT NOT NULL,
+    service            TEXT NOT NULL,
+    component          TEXT NOT NULL,
+    team               TEXT NOT NULL,
+    provider           TEXT NOT NULL,
+    model              TEXT NOT NULL,
+    operation          TEXT NOT NULL,
+    prompt             TEXT NOT NULL,
+    prompt_version     TEXT NOT NULL,
+    agent              TEXT NOT NULL,
+    requests           BIGINT NOT NULL,
+    errors             BIGINT NOT NULL,
+    input_tokens       BIGINT NOT NULL,
+    output_tokens      BIGINT NOT NULL,
+    cache_read_tokens  BIGINT NOT NULL,
+    cache_write_tokens BIGINT NOT NULL,
+    reasoning_tokens   BIGINT NOT NULL,
+    tool_calls         BIGINT NOT NULL,
+    cost_usd           DOUBLE PRECISION NOT NULL,
+    duration_sketch    ",
+            $blob,
+            " NOT NULL,
+    ttft_sketch        ",
+            $blob,
+            " NOT NULL
+);
+CREATE INDEX ",
+            $table,
+            "_bucket ON ",
+            $table,
+            " (bucket);
+CREATE INDEX ",
+            $table,
+            "_team_bucket ON ",
+            $table,
+            " (team, bucket);
+CREATE INDEX ",
+            $table,
+            "_service_bucket ON ",
+            $table,
+            " (service, bucket);
+CREATE INDEX ",
+            $table,
+            "_model_bucket ON ",
+            $table,
+            " (model, bucket);
+"
+        )
+    };
+}
+
+const SIGNAL_ROLLUPS_SQLITE: &str = concat!(
+    rollup_table!("signal_rollups_minute", "BLOB"),
+    rollup_table!("signal_rollups_hour", "BLOB"),
+    rollup_table!("signal_rollups_day", "BLOB")
+);
+
+const SIGNAL_ROLLUPS_POSTGRES: &str = concat!(
+    rollup_table!("signal_rollups_minute", "BYTEA"),
+    rollup_table!("signal_rollups_hour", "BYTEA"),
+    rollup_table!("signal_rollups_day", "BYTEA")
+);
+
+const ALERT_EVENTS_SQLITE: &str = r#"
+CREATE TABLE alert_events (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule_id TEXT NOT NULL,
+    at_s    BIGINT NOT NULL,
+    state   TEXT NOT NULL,
+    body    TEXT NOT NULL
+);
+CREATE INDEX alert_events_rule_id_id ON alert_events (rule_id, id);
+"#;
+
+const ALERT_EVENTS_POSTGRES: &str = r#"
+CREATE TABLE alert_events (
+    id      BIGSERIAL PRIMARY KEY,
+    rule_id TEXT NOT NULL,
+    at_s    BIGINT NOT NULL,
+    state   TEXT NOT NULL,
+    body    TEXT NOT NULL
+);
+CREATE INDEX alert_events_rule_id_id ON alert_events (rule_id, id);
+"#;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -179,6 +333,11 @@ CREATE INDEX ingestion_errors_location_id ON ingestion_errors (location_id);
         version: 3,
         sqlite: &[SCAFFOLDER_TABLES, SCAFFOLDER_EVENTS_SQLITE],
         postgres: &[SCAFFOLDER_TABLES, SCAFFOLDER_EVENTS_POSTGRES],
+    },
+    Migration {
+        version: 4,
+        sqlite: &[SIGNAL_TABLES, SIGNAL_ROLLUPS_SQLITE, ALERT_EVENTS_SQLITE],
+        postgres: &[SIGNAL_TABLES, SIGNAL_ROLLUPS_POSTGRES, ALERT_EVENTS_POSTGRES],
     },
 ];
 

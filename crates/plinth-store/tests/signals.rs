@@ -1,0 +1,695 @@
+//! Signal persistence (spans, rollups, scores, alerting): the same test
+//! bodies run against SQLite (in a temporary directory) and PostgreSQL (a
+//! fresh database per test), as in the conformance suite.
+
+use std::time::Instant;
+
+use plinth_store::{
+    AlertStateRow, Resolution, RollupKey, RollupQuery, RollupRow, ScoreQuery, ScoreRow, SpanQuery, SpanRow, Store,
+    StoreConfig,
+};
+
+mod harness {
+    use plinth_store::{Store, StoreConfig};
+    use plinth_testkit::PgDatabase;
+
+    pub struct Harness {
+        pub store: Store,
+        pub config: StoreConfig,
+        _dir: Option<tempfile::TempDir>,
+        _database: Option<PgDatabase>,
+    }
+
+    pub async fn sqlite() -> Harness {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let config = StoreConfig::Sqlite { data_dir: dir.path().join("data") };
+        let store = Store::open(&config).await.expect("open SQLite store");
+        Harness { store, config, _dir: Some(dir), _database: None }
+    }
+
+    pub async fn postgres() -> Option<Harness> {
+        let database = PgDatabase::create("signals").await?;
+        let config = StoreConfig::Postgres { url: database.url.clone() };
+        let store = Store::open(&config).await.expect("open PostgreSQL store");
+        Some(Harness { store, config, _dir: None, _database: Some(database) })
+    }
+}
+
+use harness::Harness;
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let harness = super::harness::sqlite().await;
+                    super::$name(&harness).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(harness) = super::harness::postgres().await else { return };
+                    super::$name(&harness).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    ingest_round_trips_spans_and_rollups,
+    duplicates_are_stored_once_and_masked,
+    failed_batch_writes_nothing,
+    rollup_query_filters_and_bounds,
+    compaction_merges_partials,
+    concurrent_compactions_merge_each_row_once,
+    concurrent_overlapping_batches_store_each_span_once,
+    trace_and_span_queries,
+    purge_applies_retention,
+    scores_insert_and_query,
+    alert_rules_events_and_states,
+    ingest_50k_spans_timing,
+    version_3_database_migrates_to_4,
+);
+
+// ---------------------------------------------------------------- helpers --
+
+fn trace_id(n: u64) -> String {
+    format!("{n:032x}")
+}
+
+fn span_id(n: u64) -> String {
+    format!("{n:016x}")
+}
+
+/// A kept GenAI span of trace `t`, span `s`, starting at `start_ns`.
+fn span(t: u64, s: u64, start_ns: i64) -> SpanRow {
+    SpanRow {
+        trace_id: trace_id(t),
+        span_id: span_id(s),
+        parent_span_id: String::new(),
+        start_ns,
+        end_ns: start_ns + 1_000,
+        received_s: 1_000,
+        service: "checkout".to_string(),
+        name: "chat gpt-4o".to_string(),
+        operation: "chat".to_string(),
+        model: "gpt-4o".to_string(),
+        prompt: "greeting".to_string(),
+        prompt_version: "3".to_string(),
+        agent: "helper".to_string(),
+        data_source: String::new(),
+        body: Some(format!(r#"{{"name":"chat","trace":"{t}","span":{s},"text":"héllo ✓"}}"#)),
+    }
+}
+
+fn key(service: &str, team: &str, model: &str) -> RollupKey {
+    RollupKey {
+        service: service.to_string(),
+        team: team.to_string(),
+        model: model.to_string(),
+        operation: "chat".to_string(),
+        ..RollupKey::default()
+    }
+}
+
+fn rollup(bucket: i64, key: &RollupKey, requests: i64, sketch: &[u8]) -> RollupRow {
+    RollupRow {
+        bucket,
+        key: key.clone(),
+        requests,
+        errors: requests / 2,
+        input_tokens: 10 * requests,
+        output_tokens: 20 * requests,
+        cache_read_tokens: 3,
+        cache_write_tokens: 4,
+        reasoning_tokens: 5,
+        tool_calls: 6,
+        cost_usd: 0.1 * requests as f64,
+        duration_sketch: sketch.to_vec(),
+        ttft_sketch: sketch.iter().rev().copied().collect(),
+    }
+}
+
+/// Sums every counter and concatenates the sketches, in the given order.
+fn sum_rows(rows: Vec<RollupRow>) -> RollupRow {
+    let mut out = RollupRow { bucket: rows[0].bucket, key: rows[0].key.clone(), ..RollupRow::default() };
+    for r in rows {
+        out.requests += r.requests;
+        out.errors += r.errors;
+        out.input_tokens += r.input_tokens;
+        out.output_tokens += r.output_tokens;
+        out.cache_read_tokens += r.cache_read_tokens;
+        out.cache_write_tokens += r.cache_write_tokens;
+        out.reasoning_tokens += r.reasoning_tokens;
+        out.tool_calls += r.tool_calls;
+        out.cost_usd += r.cost_usd;
+        out.duration_sketch.extend(r.duration_sketch);
+        out.ttft_sketch.extend(r.ttft_sketch);
+    }
+    out
+}
+
+async fn ingest_rollups(store: &Store, minute: Vec<RollupRow>, hour: Vec<RollupRow>) {
+    store.ingest_signals(&[], move |_| (minute, hour)).await.unwrap();
+}
+
+fn all(from_s: i64, to_s: i64) -> RollupQuery {
+    RollupQuery { from_s, to_s, ..RollupQuery::default() }
+}
+
+async fn count_spans(store: &Store) -> usize {
+    store.query_spans(&SpanQuery { from_ns: i64::MIN, to_ns: i64::MAX, ..SpanQuery::default() }).await.unwrap().len()
+}
+
+fn score(id: &str, created_s: i64, trace: Option<&str>, prompt: Option<(&str, &str)>) -> ScoreRow {
+    ScoreRow {
+        id: id.to_string(),
+        created_s,
+        trace_id: trace.map(str::to_string),
+        span_id: trace.map(|_| span_id(1)),
+        prompt: prompt.map(|p| p.0.to_string()),
+        prompt_version: prompt.map(|p| p.1.to_string()),
+        name: "helpfulness".to_string(),
+        data_type: "numeric".to_string(),
+        value_num: Some(0.1 + 0.2),
+        value_str: None,
+        source: "api".to_string(),
+        comment: Some("good".to_string()),
+    }
+}
+
+// ------------------------------------------------------------------ tests --
+
+async fn ingest_round_trips_spans_and_rollups(h: &Harness) {
+    let root = span(1, 1, 100);
+    let child = SpanRow {
+        parent_span_id: span_id(1),
+        start_ns: 150,
+        operation: String::new(),
+        data_source: "orders-db".to_string(),
+        body: None,
+        ..span(1, 2, 150)
+    };
+    let minute = vec![rollup(60, &key("checkout", "pay", "gpt-4o"), 2, &[0, 1, 2, 255])];
+    let hour = vec![rollup(0, &key("checkout", "pay", "gpt-4o"), 2, &[])];
+    let (m, hr) = (minute.clone(), hour.clone());
+    let mut seen = None;
+    let outcome = h
+        .store
+        .ingest_signals(&[root.clone(), child.clone()], |mask| {
+            seen = Some(mask.to_vec());
+            (m, hr)
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, Some(vec![true, true]));
+    assert_eq!((outcome.inserted, outcome.duplicates), (2, 0));
+
+    assert_eq!(h.store.trace_spans(&trace_id(1)).await.unwrap(), vec![root, child]);
+    assert!(h.store.trace_spans(&trace_id(2)).await.unwrap().is_empty());
+    // f64 and bytes survive exactly.
+    assert_eq!(h.store.rollups(Resolution::Minute, &all(0, 3600)).await.unwrap(), minute);
+    assert_eq!(h.store.rollups(Resolution::Hour, &all(0, 3600)).await.unwrap(), hour);
+
+    // An empty batch with no rollups is fine and writes nothing.
+    let outcome = h.store.ingest_signals(&[], |mask| (assert!(mask.is_empty()), (vec![], vec![])).1).await.unwrap();
+    assert_eq!((outcome.inserted, outcome.duplicates), (0, 0));
+}
+
+async fn duplicates_are_stored_once_and_masked(h: &Harness) {
+    let first = span(1, 1, 100);
+    let again = SpanRow { name: "second copy".to_string(), ..first.clone() };
+    let mut masks = Vec::new();
+    let outcome = h
+        .store
+        .ingest_signals(&[first.clone(), span(1, 2, 200), again.clone(), span(2, 1, 300)], |mask| {
+            masks.push(mask.to_vec());
+            (vec![], vec![])
+        })
+        .await
+        .unwrap();
+    assert_eq!(masks[0], [true, true, false, true], "the first occurrence wins");
+    assert_eq!((outcome.inserted, outcome.duplicates), (3, 1));
+    assert_eq!(h.store.trace_spans(&trace_id(1)).await.unwrap()[0], first);
+
+    // Across calls: only the new span is stored and reported.
+    let outcome = h
+        .store
+        .ingest_signals(&[span(3, 1, 400), again, span(1, 2, 200), span(3, 1, 400)], |mask| {
+            masks.push(mask.to_vec());
+            (vec![], vec![])
+        })
+        .await
+        .unwrap();
+    assert_eq!(masks[1], [true, false, false, false]);
+    assert_eq!((outcome.inserted, outcome.duplicates), (1, 3));
+    assert_eq!(count_spans(&h.store).await, 4);
+    assert_eq!(h.store.trace_spans(&trace_id(1)).await.unwrap()[0].name, "chat gpt-4o");
+}
+
+async fn failed_batch_writes_nothing(h: &Harness) {
+    h.store.ingest_signals(&[span(1, 1, 100)], |_| (vec![], vec![])).await.unwrap();
+
+    // The rollup closure runs after the spans were inserted in the
+    // transaction: if it panics, none of them may stay.
+    let store = h.store.clone();
+    let panicked = tokio::spawn(async move {
+        store
+            .ingest_signals(&[span(2, 1, 100), span(2, 2, 100)], |_| -> (Vec<RollupRow>, Vec<RollupRow>) {
+                panic!("rollup closure failed")
+            })
+            .await
+    })
+    .await;
+    assert!(panicked.is_err());
+    assert!(h.store.trace_spans(&trace_id(2)).await.unwrap().is_empty(), "spans rolled back");
+
+    if matches!(h.store.backend(), plinth_store::Backend::Postgres) {
+        // A failing statement after the span insert: PostgreSQL rejects NUL
+        // in text, so the hour rollup fails and the spans and the minute
+        // rollup go with it.
+        let k = key("a", "t", "m");
+        let bad = RollupRow { key: key("a\0b", "t", "m"), ..rollup(0, &k, 1, &[1]) };
+        let result = h.store.ingest_signals(&[span(3, 1, 100)], |_| (vec![rollup(60, &k, 1, &[1])], vec![bad])).await;
+        assert!(result.is_err());
+        assert!(h.store.trace_spans(&trace_id(3)).await.unwrap().is_empty(), "spans rolled back");
+        assert!(h.store.rollups(Resolution::Minute, &all(0, 3600)).await.unwrap().is_empty(), "rollups rolled back");
+    }
+
+    // A rolled-back batch counts as new when retried.
+    let outcome = h.store.ingest_signals(&[span(2, 1, 100), span(3, 1, 100)], |_| (vec![], vec![])).await.unwrap();
+    assert_eq!((outcome.inserted, outcome.duplicates), (2, 0));
+    assert_eq!(count_spans(&h.store).await, 3);
+}
+
+async fn rollup_query_filters_and_bounds(h: &Harness) {
+    let a = key("checkout", "pay", "gpt-4o");
+    let b = key("search", "find", "claude");
+    let c = RollupKey {
+        prompt: "greeting".into(),
+        prompt_version: "2".into(),
+        agent: "bot".into(),
+        ..key("search", "find", "gpt-4o")
+    };
+    ingest_rollups(
+        &h.store,
+        vec![rollup(0, &a, 1, &[1]), rollup(60, &a, 2, &[2]), rollup(60, &b, 3, &[3]), rollup(120, &c, 4, &[4])],
+        vec![rollup(0, &a, 3, &[9])],
+    )
+    .await;
+    ingest_rollups(&h.store, vec![rollup(60, &a, 5, &[5])], vec![]).await;
+
+    let requests = |rows: Vec<RollupRow>| rows.iter().map(|r| (r.bucket, r.requests)).collect::<Vec<_>>();
+    let q = |f: fn(&mut RollupQuery)| {
+        let mut q = all(0, 180);
+        f(&mut q);
+        q
+    };
+    let minute = |q: RollupQuery| {
+        let store = h.store.clone();
+        async move { requests(store.rollups(Resolution::Minute, &q).await.unwrap()) }
+    };
+    // Partials are returned unmerged; ordered by bucket then key.
+    let everything = minute(all(0, 180)).await;
+    assert_eq!(everything.len(), 5);
+    assert_eq!(everything[0], (0, 1));
+    assert_eq!(everything[4], (120, 4));
+    // [from, to): 60 is in, 120 is out.
+    let mut mid = minute(all(60, 120)).await;
+    mid.sort();
+    assert_eq!(mid, [(60, 2), (60, 3), (60, 5)]);
+    assert!(minute(all(180, 240)).await.is_empty());
+    let mut checkout = minute(q(|q| q.service = Some("checkout".into()))).await;
+    checkout.sort();
+    assert_eq!(checkout, [(0, 1), (60, 2), (60, 5)]);
+    assert_eq!(minute(q(|q| q.team = Some("find".into()))).await, [(60, 3), (120, 4)]);
+    assert_eq!(minute(q(|q| q.model = Some("claude".into()))).await, [(60, 3)]);
+    assert_eq!(minute(q(|q| q.prompt = Some("greeting".into()))).await, [(120, 4)]);
+    assert_eq!(minute(q(|q| q.prompt_version = Some("2".into()))).await, [(120, 4)]);
+    assert_eq!(minute(q(|q| q.agent = Some("bot".into()))).await, [(120, 4)]);
+    assert_eq!(minute(q(|q| q.component = Some(String::new()))).await.len(), 5);
+    assert_eq!(minute(q(|q| q.operation = Some("embed".into()))).await, []);
+    assert_eq!(
+        minute(q(|q| {
+            q.service = Some("search".into());
+            q.model = Some("gpt-4o".into());
+        }))
+        .await,
+        [(120, 4)]
+    );
+    assert_eq!(requests(h.store.rollups(Resolution::Hour, &all(0, 3600)).await.unwrap()), [(0, 3)]);
+}
+
+async fn compaction_merges_partials(h: &Harness) {
+    let a = key("checkout", "pay", "gpt-4o");
+    let b = key("search", "find", "claude");
+    // Three batches: bucket 0 gets 3 partials of a and 1 of b; bucket 60
+    // gets 2 of a; bucket 120 (not before the cut) gets 2 of a.
+    ingest_rollups(&h.store, vec![rollup(0, &a, 1, &[1]), rollup(0, &b, 7, &[7]), rollup(60, &a, 1, &[6])], vec![])
+        .await;
+    ingest_rollups(&h.store, vec![rollup(0, &a, 2, &[2]), rollup(60, &a, 2, &[6]), rollup(120, &a, 1, &[8])], vec![])
+        .await;
+    ingest_rollups(&h.store, vec![rollup(0, &a, 3, &[3]), rollup(120, &a, 1, &[8])], vec![]).await;
+
+    // At most one group per call.
+    assert_eq!(h.store.compact_rollups(Resolution::Minute, 120, 1, sum_rows).await.unwrap(), 1);
+    assert_eq!(h.store.compact_rollups(Resolution::Minute, 120, 10, sum_rows).await.unwrap(), 1);
+    assert_eq!(h.store.compact_rollups(Resolution::Minute, 120, 10, sum_rows).await.unwrap(), 0);
+    assert_eq!(h.store.compact_rollups(Resolution::Minute, 120, 0, sum_rows).await.unwrap(), 0);
+
+    let rows = h.store.rollups(Resolution::Minute, &all(0, 180)).await.unwrap();
+    let of = |bucket: i64, k: &RollupKey| rows.iter().filter(|r| r.bucket == bucket && &r.key == k).collect::<Vec<_>>();
+    let merged = of(0, &a);
+    assert_eq!(merged.len(), 1);
+    assert_eq!(merged[0].requests, 6);
+    assert_eq!(merged[0].input_tokens, 60);
+    assert_eq!(merged[0].tool_calls, 18);
+    assert!((merged[0].cost_usd - 0.6).abs() < 1e-9);
+    let mut sketch = merged[0].duration_sketch.clone();
+    sketch.sort();
+    assert_eq!(sketch, [1, 2, 3], "every partial's sketch was merged once");
+    assert_eq!(of(0, &b).len(), 1, "a lone row is left alone");
+    assert_eq!(of(0, &b)[0].requests, 7);
+    let sixty = of(60, &a);
+    assert_eq!((sixty.len(), sixty[0].requests, sixty[0].duration_sketch.clone()), (1, 3, vec![6, 6]));
+    assert_eq!(of(120, &a).len(), 2, "buckets at or after the cut are not compacted");
+    assert_eq!(rows.len(), 5);
+    // The hour table is separate.
+    assert!(h.store.rollups(Resolution::Hour, &all(0, 3600)).await.unwrap().is_empty());
+    assert_eq!(h.store.compact_rollups(Resolution::Hour, 7200, 10, sum_rows).await.unwrap(), 0);
+}
+
+/// Several replicas compacting the same table at once: every partial ends
+/// up in exactly one merged row.
+async fn concurrent_compactions_merge_each_row_once(h: &Harness) {
+    let keys: Vec<RollupKey> = (0..20).map(|i| key(&format!("svc{i}"), "team", "model")).collect();
+    for batch in 1..=3 {
+        let rows = keys.iter().flat_map(|k| (0..5).map(move |b| rollup(b * 60, k, batch, &[batch as u8]))).collect();
+        ingest_rollups(&h.store, rows, vec![]).await;
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = h.store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut merged = 0;
+            loop {
+                match store.compact_rollups(Resolution::Minute, 300, 7, sum_rows).await.unwrap() {
+                    0 => return merged,
+                    n => merged += n,
+                }
+            }
+        }));
+    }
+    let mut merged = 0;
+    for task in tasks {
+        merged += task.await.unwrap();
+    }
+    assert_eq!(merged, 100, "each of the 100 groups merged once");
+    let rows = h.store.rollups(Resolution::Minute, &all(0, 300)).await.unwrap();
+    assert_eq!(rows.len(), 100);
+    for row in rows {
+        assert_eq!(row.requests, 6, "{row:?}");
+        let mut sketch = row.duration_sketch.clone();
+        sketch.sort();
+        assert_eq!(sketch, [1, 2, 3]);
+    }
+}
+
+/// Concurrent batches with overlapping spans, in different orders: each
+/// span is reported as inserted by exactly one of them (and no deadlock).
+async fn concurrent_overlapping_batches_store_each_span_once(h: &Harness) {
+    let mut tasks = Vec::new();
+    for t in 0..4u64 {
+        let store = h.store.clone();
+        let mut spans: Vec<SpanRow> = (0..2_000u64).map(|i| span(i % 50, i + t * 500, 0)).collect();
+        if t % 2 == 1 {
+            spans.reverse();
+        }
+        tasks.push(tokio::spawn(
+            async move { store.ingest_signals(&spans, |_| (vec![], vec![])).await.unwrap().inserted },
+        ));
+    }
+    let mut inserted = 0;
+    for task in tasks {
+        inserted += task.await.unwrap();
+    }
+    // Span ids 0..3500 (batch t covers t*500 .. t*500+2000).
+    assert_eq!(inserted, 3_500);
+    assert_eq!(count_spans(&h.store).await, 3_500);
+}
+
+async fn trace_and_span_queries(h: &Harness) {
+    let root1 = span(1, 1, 1_000);
+    let child1 = SpanRow { parent_span_id: span_id(1), operation: String::new(), ..span(1, 2, 1_100) };
+    let db1 = SpanRow {
+        parent_span_id: span_id(2),
+        data_source: "orders-db".into(),
+        body: None,
+        operation: String::new(),
+        ..span(1, 3, 1_050)
+    };
+    let root2 = SpanRow { service: "search".into(), agent: "finder".into(), ..span(2, 1, 2_000) };
+    let root3_keyonly = SpanRow { body: None, ..span(3, 1, 3_000) };
+    let root4 = SpanRow { prompt: "farewell".into(), ..span(4, 1, 4_000) };
+    let batch = [root1.clone(), child1.clone(), db1.clone(), root2.clone(), root3_keyonly.clone(), root4.clone()];
+    h.store.ingest_signals(&batch, |_| (vec![], vec![])).await.unwrap();
+
+    assert_eq!(h.store.trace_spans(&trace_id(1)).await.unwrap(), vec![root1.clone(), db1.clone(), child1.clone()]);
+
+    let ids = |rows: Vec<SpanRow>| rows.into_iter().map(|r| (r.trace_id, r.span_id)).collect::<Vec<_>>();
+    let key = |s: &SpanRow| (s.trace_id.clone(), s.span_id.clone());
+    let range = |from_ns, to_ns| SpanQuery { from_ns, to_ns, ..SpanQuery::default() };
+    let q = |q: SpanQuery| {
+        let store = h.store.clone();
+        async move { ids(store.query_spans(&q).await.unwrap()) }
+    };
+    assert_eq!(
+        q(range(0, 10_000)).await,
+        [key(&root4), key(&root3_keyonly), key(&root2), key(&child1), key(&db1), key(&root1)],
+        "newest first"
+    );
+    assert_eq!(q(range(1_000, 2_000)).await, [key(&child1), key(&db1), key(&root1)], "[from, to)");
+    assert_eq!(q(SpanQuery { limit: 2, ..range(0, 10_000) }).await, [key(&root4), key(&root3_keyonly)]);
+    assert_eq!(q(SpanQuery { operation: Some("chat".into()), ..range(0, 10_000) }).await.len(), 4);
+    assert_eq!(q(SpanQuery { service: Some("search".into()), ..range(0, 10_000) }).await, [key(&root2)]);
+    assert_eq!(q(SpanQuery { prompt: Some("farewell".into()), ..range(0, 10_000) }).await, [key(&root4)]);
+    assert_eq!(q(SpanQuery { agent: Some("finder".into()), ..range(0, 10_000) }).await, [key(&root2)]);
+    assert_eq!(q(SpanQuery { data_source_set: true, ..range(0, 10_000) }).await, [key(&db1)]);
+    assert_eq!(q(SpanQuery { only_kept: true, ..range(0, 10_000) }).await.len(), 4);
+    assert_eq!(q(SpanQuery { only_kept: true, data_source_set: true, ..range(0, 10_000) }).await, []);
+    let rows = h.store.query_spans(&SpanQuery { data_source_set: true, ..range(0, 10_000) }).await.unwrap();
+    assert_eq!(rows, vec![db1]);
+
+    // Trace list: kept roots only, newest first.
+    assert_eq!(ids(h.store.recent_traces(None, None, 10).await.unwrap()), [key(&root4), key(&root2), key(&root1)]);
+    assert_eq!(ids(h.store.recent_traces(None, None, 2).await.unwrap()), [key(&root4), key(&root2)]);
+    assert_eq!(ids(h.store.recent_traces(Some("search"), None, 10).await.unwrap()), [key(&root2)]);
+    assert_eq!(ids(h.store.recent_traces(None, Some("helper"), 0).await.unwrap()), [key(&root4), key(&root1)]);
+    assert!(h.store.recent_traces(Some("checkout"), Some("finder"), 10).await.unwrap().is_empty());
+    assert_eq!(h.store.recent_traces(Some("search"), Some("finder"), 10).await.unwrap(), vec![root2]);
+}
+
+async fn purge_applies_retention(h: &Harness) {
+    let at = |t: u64, received_s: i64, kept: bool| SpanRow {
+        received_s,
+        body: if kept { Some("{}".to_string()) } else { None },
+        ..span(t, 1, 100)
+    };
+    let spans = [at(1, 100, false), at(2, 300, false), at(3, 100, true), at(4, 300, true), at(5, 600, true)];
+    let k = key("a", "b", "c");
+    h.store
+        .ingest_signals(&spans, |_| {
+            (vec![rollup(0, &k, 1, &[]), rollup(60, &k, 1, &[]), rollup(120, &k, 1, &[])], vec![rollup(0, &k, 1, &[])])
+        })
+        .await
+        .unwrap();
+    // Key-only before 200 (t1), kept before 400 (t3, t4), rollups before 120.
+    assert_eq!(h.store.purge_signals(200, 400, 120).await.unwrap(), 3 + 2 + 1);
+    let left: Vec<String> = h
+        .store
+        .query_spans(&SpanQuery { from_ns: 0, to_ns: 1_000, ..SpanQuery::default() })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.trace_id)
+        .collect();
+    let mut left = left;
+    left.sort();
+    assert_eq!(left, [trace_id(2), trace_id(5)]);
+    let minute: Vec<i64> =
+        h.store.rollups(Resolution::Minute, &all(0, 3600)).await.unwrap().iter().map(|r| r.bucket).collect();
+    assert_eq!(minute, [120]);
+    assert!(h.store.rollups(Resolution::Hour, &all(0, 3600)).await.unwrap().is_empty());
+    assert_eq!(h.store.purge_signals(200, 400, 120).await.unwrap(), 0);
+    // A purged span can be ingested again.
+    assert_eq!(h.store.ingest_signals(&[at(1, 700, false)], |_| (vec![], vec![])).await.unwrap().inserted, 1);
+}
+
+async fn scores_insert_and_query(h: &Harness) {
+    let t1 = trace_id(1);
+    let s1 = score("s1", 100, Some(&t1), Some(("greeting", "3")));
+    let s2 = ScoreRow {
+        data_type: "categorical".into(),
+        value_num: None,
+        value_str: Some("polite".into()),
+        source: "otel".into(),
+        comment: None,
+        ..score("s2", 200, Some(&t1), Some(("greeting", "4")))
+    };
+    let s3 = ScoreRow {
+        data_type: "boolean".into(),
+        value_num: Some(1.0),
+        ..score("s3", 300, None, Some(("farewell", "1")))
+    };
+    let s4 = score("s4", 400, None, None);
+    h.store.insert_scores(&[s1.clone(), s2.clone()]).await.unwrap();
+    // The duplicate id is ignored, not an error, and does not overwrite.
+    let dup = ScoreRow { value_num: Some(9.0), ..s1.clone() };
+    h.store.insert_scores(&[dup, s3.clone(), s4.clone()]).await.unwrap();
+    h.store.insert_scores(&[]).await.unwrap();
+
+    let q = |q: ScoreQuery| {
+        let store = h.store.clone();
+        async move { store.query_scores(&q).await.unwrap() }
+    };
+    assert_eq!(q(ScoreQuery::default()).await, vec![s4.clone(), s3.clone(), s2.clone(), s1.clone()]);
+    assert_eq!(q(ScoreQuery { limit: 1, ..ScoreQuery::default() }).await, vec![s4.clone()]);
+    assert_eq!(
+        q(ScoreQuery { trace_id: Some(t1.clone()), ..ScoreQuery::default() }).await,
+        vec![s2.clone(), s1.clone()]
+    );
+    assert_eq!(
+        q(ScoreQuery { prompt: Some("greeting".into()), ..ScoreQuery::default() }).await,
+        vec![s2.clone(), s1.clone()]
+    );
+    assert_eq!(
+        q(ScoreQuery { prompt: Some("greeting".into()), prompt_version: Some("3".into()), ..ScoreQuery::default() })
+            .await,
+        vec![s1.clone()]
+    );
+    assert_eq!(
+        q(ScoreQuery { from_s: Some(200), to_s: Some(400), ..ScoreQuery::default() }).await,
+        vec![s3.clone(), s2.clone()],
+        "[from, to)"
+    );
+    assert_eq!(q(ScoreQuery { from_s: Some(300), ..ScoreQuery::default() }).await, vec![s4, s3]);
+    assert_eq!(q(ScoreQuery { to_s: Some(200), ..ScoreQuery::default() }).await, vec![s1]);
+}
+
+async fn alert_rules_events_and_states(h: &Harness) {
+    // Rules: upsert, list ordered by id, delete.
+    h.store.put_alert_rule("r2", r#"{"v":1}"#, 10).await.unwrap();
+    h.store.put_alert_rule("r1", r#"{"v":1}"#, 11).await.unwrap();
+    h.store.put_alert_rule("r2", r#"{"v":2}"#, 12).await.unwrap();
+    assert_eq!(
+        h.store.list_alert_rules().await.unwrap(),
+        vec![("r1".to_string(), r#"{"v":1}"#.to_string()), ("r2".to_string(), r#"{"v":2}"#.to_string())]
+    );
+    assert!(h.store.delete_alert_rule("r1").await.unwrap());
+    assert!(!h.store.delete_alert_rule("r1").await.unwrap());
+    assert_eq!(h.store.list_alert_rules().await.unwrap().len(), 1);
+
+    // Events: increasing ids, newest first, per rule, limit.
+    let e1 = h.store.append_alert_event("r2", 100, "firing", "{}").await.unwrap();
+    let e2 = h.store.append_alert_event("r3", 110, "firing", "{}").await.unwrap();
+    let e3 = h.store.append_alert_event("r2", 120, "resolved", r#"{"value":1}"#).await.unwrap();
+    assert!(e1 < e2 && e2 < e3);
+    let all = h.store.alert_events(None, 0).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.id).collect::<Vec<_>>(), [e3, e2, e1]);
+    let r2 = h.store.alert_events(Some("r2"), 10).await.unwrap();
+    assert_eq!(r2.iter().map(|e| e.id).collect::<Vec<_>>(), [e3, e1]);
+    assert_eq!(
+        (r2[0].rule_id.as_str(), r2[0].at_s, r2[0].state.as_str(), r2[0].body.as_str()),
+        ("r2", 120, "resolved", r#"{"value":1}"#)
+    );
+    assert_eq!(h.store.alert_events(Some("r2"), 1).await.unwrap().len(), 1);
+    assert!(h.store.alert_events(Some("none"), 10).await.unwrap().is_empty());
+
+    // States: upsert, list ordered by rule id, delete.
+    let state = |rule_id: &str, state: &str, since_s| AlertStateRow {
+        rule_id: rule_id.to_string(),
+        state: state.to_string(),
+        since_s,
+        body: format!(r#"{{"since":{since_s}}}"#),
+    };
+    h.store.set_alert_state(&state("r3", "firing", 110)).await.unwrap();
+    h.store.set_alert_state(&state("r2", "firing", 100)).await.unwrap();
+    h.store.set_alert_state(&state("r2", "resolved", 120)).await.unwrap();
+    assert_eq!(h.store.alert_states().await.unwrap(), vec![state("r2", "resolved", 120), state("r3", "firing", 110)]);
+    h.store.delete_alert_state("r3").await.unwrap();
+    h.store.delete_alert_state("missing").await.unwrap();
+    assert_eq!(h.store.alert_states().await.unwrap(), vec![state("r2", "resolved", 120)]);
+}
+
+/// Not a benchmark (nothing is asserted about time): prints how long one
+/// 50,000-span batch with ~300-byte bodies takes to ingest.
+async fn ingest_50k_spans_timing(h: &Harness) {
+    let body = format!(r#"{{"attributes":{{"gen_ai.system":"openai","text":"{}"}}}}"#, "x".repeat(250));
+    let spans: Vec<SpanRow> = (0..50_000u64)
+        .map(|i| SpanRow {
+            parent_span_id: if i % 10 == 0 { String::new() } else { span_id(i - i % 10 + 1) },
+            body: Some(body.clone()),
+            ..span(i / 10, i + 1, i64::try_from(i).unwrap() * 1_000)
+        })
+        .collect();
+    let rollups: Vec<RollupRow> =
+        (0..50).map(|i| rollup(i * 60, &key("checkout", "pay", "gpt-4o"), 1_000, &[7; 64])).collect();
+    let started = Instant::now();
+    let outcome = h.store.ingest_signals(&spans, |_| (rollups.clone(), rollups[..1].to_vec())).await.unwrap();
+    let first = started.elapsed();
+    assert_eq!((outcome.inserted, outcome.duplicates), (50_000, 0));
+    let started = Instant::now();
+    let outcome = h.store.ingest_signals(&spans, |_| (vec![], vec![])).await.unwrap();
+    let again = started.elapsed();
+    assert_eq!((outcome.inserted, outcome.duplicates), (0, 50_000));
+    eprintln!(
+        "TIMING {:?}: 50,000 new spans in {first:?} ({:.0} spans/s); the same 50,000 again (all duplicates) in {again:?}",
+        h.store.backend(),
+        50_000.0 / first.as_secs_f64(),
+    );
+    assert_eq!(count_spans(&h.store).await, 50_000);
+}
+
+/// A database left at schema version 3 (no signal tables) gains them when
+/// opened.
+async fn version_3_database_migrates_to_4(h: &Harness) {
+    let rollback = "DROP TABLE signal_spans; DROP TABLE signal_rollups_minute; DROP TABLE signal_rollups_hour; \
+                    DROP TABLE signal_scores; DROP TABLE alert_rules; DROP TABLE alert_events; DROP TABLE alert_states; \
+                    DELETE FROM plinth_migrations WHERE version = 4";
+    match &h.config {
+        StoreConfig::Sqlite { data_dir } => {
+            use sqlx::Connection;
+            let url = format!("sqlite://{}", data_dir.join("plinth.db").display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(rollback).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        StoreConfig::Postgres { url } => {
+            use sqlx::Connection;
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(rollback).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+
+    let store = Store::open(&h.config).await.expect("reopen and migrate");
+    let outcome = store
+        .ingest_signals(&[span(1, 1, 100)], |_| (vec![rollup(0, &key("a", "b", "c"), 1, &[1])], vec![]))
+        .await
+        .unwrap();
+    assert_eq!(outcome.inserted, 1);
+    assert_eq!(store.trace_spans(&trace_id(1)).await.unwrap().len(), 1);
+    assert_eq!(store.rollups(Resolution::Minute, &all(0, 60)).await.unwrap().len(), 1);
+    store.put_alert_rule("r", "{}", 1).await.unwrap();
+    assert_eq!(store.append_alert_event("r", 1, "firing", "{}").await.unwrap(), 1);
+    store.insert_scores(&[score("s", 1, None, None)]).await.unwrap();
+    store
+        .set_alert_state(&AlertStateRow { rule_id: "r".into(), state: "firing".into(), since_s: 1, body: "{}".into() })
+        .await
+        .unwrap();
+}

@@ -224,7 +224,37 @@ pub async fn entity_by_name(
     let entity_ref = ref_from_path(&kind, &namespace, &name);
     let state = app.catalog.read();
     let record = state.get(&entity_ref.key()).ok_or_else(|| not_found(&entity_ref))?;
-    Ok(RawJson(state.render_json(record)))
+    let rendered = state.render_json(record);
+    match app.config.signals.as_ref().and_then(|signals| signals.alerts.level_of(&entity_ref.key())) {
+        Some((health, firing)) => Ok(RawJson(with_health(rendered, &health, &firing))),
+        None => Ok(RawJson(rendered)),
+    }
+}
+
+/// Adds the entity's health (set by alert rules) as a Backstage status
+/// item, the place Backstage keeps live, non-spec state.
+fn with_health(rendered: String, health: &str, firing: &[String]) -> String {
+    let Ok(serde_json::Value::Object(mut entity)) = serde_json::from_str::<serde_json::Value>(&rendered) else {
+        return rendered;
+    };
+    let level = match health {
+        "unhealthy" => "error",
+        "degraded" => "warning",
+        _ => "info",
+    };
+    let message = if firing.is_empty() {
+        format!("{health}: no alert rule is firing")
+    } else {
+        format!("{health}: firing {}", firing.join(", "))
+    };
+    let item = serde_json::json!({ "type": "plinth.dev/health", "level": level, "health": health, "message": message });
+    let status = entity.entry("status").or_insert_with(|| serde_json::json!({}));
+    if let Some(items) = status.as_object_mut().map(|s| s.entry("items").or_insert_with(|| serde_json::json!([]))) {
+        if let Some(list) = items.as_array_mut() {
+            list.push(item);
+        }
+    }
+    serde_json::to_string(&entity).unwrap_or(rendered)
 }
 
 pub(crate) fn not_found(entity_ref: &EntityRef) -> ApiError {

@@ -12,6 +12,7 @@ mod plinth_api;
 pub mod policy;
 mod portal;
 pub mod scaffolder;
+pub mod signals;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -34,6 +35,8 @@ pub struct ServerConfig {
     pub policy: Option<Arc<policy::PolicyService>>,
     /// Golden paths; `None` answers scaffolder endpoints with 503.
     pub scaffolder: Option<Arc<scaffolder::Scaffolder>>,
+    /// Signals (OTLP receiver and API); `None` answers them with 503.
+    pub signals: Option<Arc<signals::SignalsService>>,
 }
 
 #[derive(Clone)]
@@ -45,7 +48,7 @@ pub struct AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Plinth API", description = "Plinth's API: Backstage-compatible catalogue endpoints under /api/catalog plus impact, neighbourhood, search, errors and webhooks; policy decisions, admission, decision log, waivers and scorecards under /api/policy; golden paths (Backstage scaffolder v2) under /api/scaffolder/v2."),
+    info(title = "Plinth API", description = "Plinth's API: Backstage-compatible catalogue endpoints under /api/catalog plus impact, neighbourhood, search, errors and webhooks; policy decisions, admission, decision log, waivers and scorecards under /api/policy; golden paths (Backstage scaffolder v2) under /api/scaffolder/v2; OTLP/HTTP at /v1/traces and /v1/metrics, signals under /api/signals, /api/traces and /api/cost."),
     paths(
         catalog_api::list_entities, catalog_api::query_entities, catalog_api::entity_by_name, catalog_api::entity_by_uid,
         catalog_api::delete_entity_by_uid, catalog_api::entities_by_refs, catalog_api::entity_facets,
@@ -56,11 +59,16 @@ pub struct AppState {
         policy::api::list_waivers, policy::api::create_waiver, policy::api::delete_waiver, policy::api::entity, policy::api::scorecards,
         scaffolder::api::templates, scaffolder::api::parameter_schema, scaffolder::api::actions, scaffolder::api::create_task,
         scaffolder::api::list_tasks, scaffolder::api::task, scaffolder::api::cancel, scaffolder::api::events, scaffolder::api::eventstream, scaffolder::api::dry_run,
+        signals::receiver::traces, signals::receiver::metrics, signals::api::summary, signals::api::series_handler, signals::api::trace,
+        signals::api::traces, signals::api::prompt_versions, signals::api::retrieval, signals::api::post_scores, signals::api::get_scores,
+        signals::api::cost_anomalies, signals::api::cost_teams, signals::api::list_rules, signals::api::put_rule, signals::api::delete_rule,
+        signals::api::alert_history, signals::api::evaluate_now, signals::api::health, signals::api::entity_health,
     ),
-    components(schemas(policy::api::EvaluateRequest, policy::api::NewWaiver, policy::RequestContext, scaffolder::api::NewTask, scaffolder::api::DryRunRequest)),
+    components(schemas(policy::api::EvaluateRequest, policy::api::NewWaiver, policy::RequestContext, scaffolder::api::NewTask, scaffolder::api::DryRunRequest, signals::api::NewScore, signals::alerts::AlertRule, signals::alerts::Slo)),
     tags((name = "catalog", description = "Backstage's catalog API"), (name = "plinth", description = "Plinth's additions"),
          (name = "policy", description = "Policy-as-code: decisions, admission, decision log, waivers, scorecards"),
-         (name = "scaffolder", description = "Golden paths: Backstage's scaffolder API (templates, tasks, event stream, dry run, actions)"))
+         (name = "scaffolder", description = "Golden paths: Backstage's scaffolder API (templates, tasks, event stream, dry run, actions)"),
+         (name = "signals", description = "Observability with AI signals: OTLP/HTTP receiver, summaries, series, traces, prompt versions, retrieval quality, scores, cost and anomalies, alerts and health"))
 )]
 pub struct ApiDoc;
 
@@ -114,18 +122,40 @@ pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
         .route("/tasks/{id}/events", get(scaffolder::api::events))
         .route("/tasks/{id}/eventstream", get(scaffolder::api::eventstream))
         .route("/dry-run", post(scaffolder::api::dry_run));
+    let signals_routes = Router::new()
+        .route("/summary", get(signals::api::summary))
+        .route("/series", get(signals::api::series_handler))
+        .route("/prompts/{name}/versions", get(signals::api::prompt_versions))
+        .route("/retrieval", get(signals::api::retrieval))
+        .route("/scores", get(signals::api::get_scores).post(signals::api::post_scores))
+        .route("/alerts/rules", get(signals::api::list_rules).post(signals::api::put_rule))
+        .route("/alerts/rules/{id}", axum::routing::delete(signals::api::delete_rule))
+        .route("/alerts/history", get(signals::api::alert_history))
+        .route("/alerts/evaluate", post(signals::api::evaluate_now))
+        .route("/health", get(signals::api::health))
+        .route("/health/{kind}/{namespace}/{name}", get(signals::api::entity_health));
+    // OTLP bodies have their own (configurable) limit, checked by the receiver.
+    let otlp_routes = Router::new()
+        .route("/v1/traces", post(signals::receiver::traces))
+        .route("/v1/metrics", post(signals::receiver::metrics));
     Router::new()
         .nest("/api/catalog", catalog_routes)
         .nest("/api/policy", policy_routes)
         .nest("/api/scaffolder/v2", scaffolder_routes)
+        .nest("/api/signals", signals_routes)
+        .route("/api/traces", get(signals::api::traces))
+        .route("/api/traces/{trace_id}", get(signals::api::trace))
+        .route("/api/cost/anomalies", get(signals::api::cost_anomalies))
+        .route("/api/cost/teams", get(signals::api::cost_teams))
         .route("/api/openapi.json", get(openapi))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
         .merge(portal::router())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .merge(otlp_routes)
         .layer(axum::middleware::from_fn(auth::authorize))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(CompressionLayer::new())
         .with_state(state)
 }
@@ -137,13 +167,40 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    if let Ok(address) = listener.local_addr() {
-        if !address.ip().is_loopback() {
-            tracing::warn!(%address, "listening beyond loopback: mutations are not yet authenticated (API tokens arrive in a later release)");
-        }
-    }
+    serve_on(vec![listener], catalog, config, shutdown).await
+}
+
+/// Serves the same application on several listeners (the API port and,
+/// for instance, the standard OTLP/HTTP port 4318).
+pub async fn serve_on(
+    listeners: Vec<tokio::net::TcpListener>,
+    catalog: Arc<Catalog>,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let app = router(catalog, config);
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut servers = Vec::new();
+    for listener in listeners {
+        if let Ok(address) = listener.local_addr() {
+            if !address.ip().is_loopback() {
+                tracing::warn!(%address, "listening beyond loopback: mutations are not yet authenticated (API tokens arrive in a later release)");
+            }
+        }
+        let mut stopped = stopped.clone();
+        let app = app.clone();
+        servers.push(tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .await
+        }));
+    }
+    shutdown.await;
+    let _ = stop.send(true);
+    for server in servers {
+        server.await.map_err(std::io::Error::other)??;
+    }
+    Ok(())
 }

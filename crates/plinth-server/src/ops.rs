@@ -125,6 +125,33 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         "Change-log rows applied to the projection.",
         m.changes_applied.load(Ordering::Relaxed),
     );
+    if let Some(signals) = &app.config.signals {
+        let sm = &signals.metrics;
+        for (name, help, value) in [
+            ("plinth_otlp_spans_accepted_total", "Spans stored (new).", &sm.spans_accepted),
+            (
+                "plinth_otlp_spans_duplicate_total",
+                "Spans received again (same trace and span id) and not counted.",
+                &sm.spans_duplicate,
+            ),
+            (
+                "plinth_otlp_spans_rejected_total",
+                "Spans refused (bad ids, out of retention), reported as partial success.",
+                &sm.spans_rejected,
+            ),
+            ("plinth_otlp_metric_points_total", "Metric data points received.", &sm.metric_points),
+            (
+                "plinth_otlp_requests_throttled_total",
+                "Exports answered 429 (in-flight limit or queue full).",
+                &sm.requests_throttled,
+            ),
+            ("plinth_otlp_requests_failed_total", "Exports answered 400/413/503.", &sm.requests_failed),
+            ("plinth_otlp_batches_committed_total", "Group commits of signal batches.", &sm.batches_committed),
+            ("plinth_otlp_commit_microseconds_total", "Time spent committing signal batches.", &sm.commit_micros),
+        ] {
+            counter(&mut out, name, help, value.load(Ordering::Relaxed));
+        }
+    }
     if let Some(scaffolder) = &app.config.scaffolder {
         let sm = &scaffolder.metrics;
         gauge(

@@ -1496,3 +1496,198 @@ fn text_helpers_read_what_the_pages_show() {
     );
     assert_eq!(url_path("http://127.0.0.1:1/catalog/default/component/a?x=1#y"), "/catalog/default/component/a");
 }
+
+/// OTLP/JSON spans of one agent run of `agent-runtime`, started `ago_s`
+/// seconds ago: invoke_agent → chat, execute_tool, retrieval.
+fn agent_run_export(trace_id: &str, ago_s: i64, input_tokens: i64) -> Value {
+    let now_ns = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let base = now_ns - ago_s * 1_000_000_000;
+    let text = |key: &str, value: &str| json!({"key": key, "value": {"stringValue": value}});
+    let int = |key: &str, value: i64| json!({"key": key, "value": {"intValue": value.to_string()}});
+    let span = |id: &str, parent: &str, name: &str, start_ms: i64, end_ms: i64, attributes: Vec<Value>| {
+        json!({"traceId": trace_id, "spanId": id, "parentSpanId": parent, "name": name, "kind": 1,
+               "startTimeUnixNano": (base + start_ms * 1_000_000).to_string(),
+               "endTimeUnixNano": (base + end_ms * 1_000_000).to_string(), "attributes": attributes})
+    };
+    let root = &trace_id[16..];
+    let spans = vec![
+        span(
+            root,
+            "",
+            "invoke_agent support-triage",
+            0,
+            2400,
+            vec![text("gen_ai.operation.name", "invoke_agent"), text("gen_ai.agent.name", "support-triage")],
+        ),
+        span(
+            "1000000000000001",
+            root,
+            "chat gpt-4o-mini",
+            50,
+            1250,
+            vec![
+                text("gen_ai.operation.name", "chat"),
+                text("gen_ai.provider.name", "openai"),
+                text("gen_ai.request.model", "gpt-4o-mini"),
+                int("gen_ai.usage.input_tokens", input_tokens),
+                int("gen_ai.usage.output_tokens", 300),
+                text("gen_ai.agent.name", "support-triage"),
+                text("gen_ai.prompt.name", "support-reply-draft"),
+                text("gen_ai.prompt.version", "3"),
+            ],
+        ),
+        span(
+            "1000000000000002",
+            root,
+            "execute_tool lookup_order",
+            1300,
+            1700,
+            vec![
+                text("gen_ai.operation.name", "execute_tool"),
+                text("gen_ai.tool.name", "lookup_order"),
+                text("gen_ai.tool.call.arguments", r#"{"order_id":"NW-1042"}"#),
+                text("gen_ai.tool.call.result", r#"{"status":"shipped"}"#),
+            ],
+        ),
+        span(
+            "1000000000000003",
+            root,
+            "retrieval kb-articles",
+            1750,
+            2300,
+            vec![
+                text("gen_ai.operation.name", "retrieval"),
+                text("gen_ai.data_source.id", "kb-articles"),
+                text("gen_ai.retrieval.documents", r#"[{"id":"kb-17","score":0.82},{"id":"kb-4","score":0.61}]"#),
+            ],
+        ),
+    ];
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [text("service.name", "agent-runtime")]},
+        "scopeSpans": [{"scope": {"name": "portal-browser-test"}, "spans": spans}],
+    }]})
+}
+
+#[tokio::test]
+async fn signals_tab_trace_cost_and_anomalies() {
+    let started = Instant::now();
+    let plinth = Plinth::demo().await;
+    let client = http();
+    let post = |body: Value| {
+        let client = client.clone();
+        let url = plinth.url("/v1/traces");
+        async move {
+            let response = client
+                .post(url)
+                .header("Content-Type", "application/json")
+                .body(body.to_string())
+                .send()
+                .await
+                .expect("POST /v1/traces");
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            assert!(status.is_success(), "OTLP export answered {status}: {text}");
+        }
+    };
+    // The run the test clicks through to. Attribution follows the demo
+    // catalogue a moment after it loads; until then spans carry no
+    // Component, so a run is sent again until the summary counts it.
+    let mut trace_id = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for attempt in 0.. {
+        trace_id = format!("{:032x}", 0xabcd_0000_u64 + attempt);
+        post(agent_run_export(&trace_id, 5, 1200)).await;
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let summary: Value = client
+            .get(plinth.url("/api/signals/summary?entity=component:default/agent-runtime"))
+            .send()
+            .await
+            .expect("summary")
+            .json()
+            .await
+            .expect("summary JSON");
+        if summary["requests"].as_i64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "agent-runtime was not attributed within 60 s: {summary}");
+    }
+    // History for the anomaly page: the same hour on three previous days,
+    // then a spike of tokens per request in the last whole hour.
+    for day in 1..=3 {
+        post(agent_run_export(&format!("{:032x}", 0xfeed_0000 + day), day * 86_400 + 3600, 1_000_000)).await;
+    }
+    post(agent_run_export(&format!("{:032x}", 0xfeed_1000_i64), 3600, 20_000_000)).await;
+
+    let b = Browser::open().await;
+    b.goto(&plinth.url("/catalog/default/component/agent-runtime")).await;
+    b.check_entity_page().await;
+    let tab = b.wait("a#signals-tab").await;
+    b.follow(&tab, "#signals-headline").await;
+    let url = b.current_url().await;
+    ensure!(b, url_path(&url) == "/catalog/default/component/agent-runtime/signals", "the Signals tab led to {url}");
+    b.check_chrome("signals").await;
+    let requests = first_number(&b.text_of("#signals-headline [data-stat=\"requests\"]").await).unwrap_or(0);
+    ensure!(b, requests >= 1, "signals: {requests} requests shown");
+    let cost = b.text_of("#signals-headline [data-stat=\"cost\"]").await;
+    ensure!(b, cost.contains('$'), "signals: the cost tile shows {cost:?}");
+    for css in
+        ["#chart-requests svg", "#chart-latency svg", "#chart-cost svg", "#top-models tr[data-model=\"gpt-4o-mini\"]"]
+    {
+        b.wait(css).await;
+    }
+    let bars = b.find_all("#chart-requests rect.bar").await;
+    ensure!(b, !bars.is_empty(), "signals: the requests chart draws no bar");
+    let prompt = b.text_of("#top-prompts").await;
+    ensure!(b, prompt.contains("support-reply-draft@3"), "signals: top prompt versions show {prompt:?}");
+    b.check_console("signals", &[]).await;
+    b.screenshot("signals-entity").await;
+
+    // Through the recent-traces table to the waterfall.
+    let link = b.wait(&format!("#recent-traces a.trace-link[href=\"/traces/{trace_id}\"]")).await;
+    b.follow(&link, "#trace-tree").await;
+    b.check_chrome("trace").await;
+    let rows = b
+        .script(
+            "return [...document.querySelectorAll('#trace-tree li.span-row')] \
+             .map(li => li.dataset.operation + '@' + li.dataset.depth)",
+            json!([]),
+        )
+        .await;
+    ensure!(
+        b,
+        rows == json!(["invoke_agent@0", "chat@1", "execute_tool@1", "retrieval@1"]),
+        "trace: rows are {rows}, expected invoke_agent → chat, execute_tool, retrieval"
+    );
+    let chat = b.text_of("#trace-tree li[data-operation=\"chat\"] .span-head").await;
+    ensure!(
+        b,
+        chat.contains("gpt-4o-mini") && chat.contains("1,200 in / 300 out"),
+        "trace: the chat row shows {chat:?}"
+    );
+    let summary = b.wait("#trace-tree li[data-operation=\"execute_tool\"] details.tool-arguments summary").await;
+    b.click(&summary, "the tool arguments").await;
+    let arguments = b.text_of("#trace-tree li[data-operation=\"execute_tool\"] details.tool-arguments pre").await;
+    ensure!(b, arguments.contains("NW-1042"), "trace: the opened arguments show {arguments:?}");
+    let documents = b.text_of("#trace-tree li[data-operation=\"retrieval\"] details.documents").await;
+    ensure!(b, documents.contains("kb-17") && documents.contains("0.82"), "trace: documents show {documents:?}");
+    b.check_console("trace", &[]).await;
+    b.screenshot("signals-trace").await;
+
+    // Team cost, from the nav.
+    let nav = b.wait("a#nav-cost").await;
+    b.follow(&nav, "#team-costs").await;
+    let team = b.text_of("#team-costs tr[data-team=\"group:default/team-applied-ai\"]").await;
+    ensure!(b, team.contains("agent-runtime") && team.contains('$'), "cost: the team row shows {team:?}");
+    b.check_console("cost", &[]).await;
+    b.screenshot("signals-cost").await;
+
+    // Anomalies: the spike, explained.
+    let anomalies = b.wait("a#anomalies-link").await;
+    b.follow(&anomalies, "h1").await;
+    let first = b.text_of("#anomalies li.anomaly").await;
+    ensure!(b, first.contains("agent-runtime") && first.contains("Tokens per request"), "anomalies: {first:?}");
+    b.wait("#anomalies li.anomaly .badge.anomaly-kind").await;
+    b.check_console("anomalies", &[]).await;
+    b.screenshot("signals-anomalies").await;
+    eprintln!("signals_tab_trace_cost_and_anomalies: {:.1} s", started.elapsed().as_secs_f64());
+}

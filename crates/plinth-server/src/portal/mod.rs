@@ -7,6 +7,7 @@ mod create;
 mod governance;
 mod graph;
 mod highlight;
+mod signals;
 
 use crate::params::Params;
 use crate::AppState;
@@ -53,6 +54,13 @@ pub fn router() -> Router<AppState> {
         .route("/catalog", get(explorer))
         .route("/catalog/{namespace}/{kind}/{name}", get(entity_page))
         .route("/catalog/{namespace}/{kind}/{name}/graph", get(graph_page))
+        .route("/catalog/{namespace}/{kind}/{name}/signals", get(signals::entity_signals_page))
+        .route("/cost", get(signals::cost_page))
+        .route("/cost/teams/{namespace}/{name}", get(signals::team_cost_page))
+        .route("/cost/anomalies", get(signals::anomalies_page))
+        .route("/traces", get(signals::traces_page))
+        .route("/traces/{trace_id}", get(signals::trace_page))
+        .route("/prompts/{name}/versions", get(signals::prompt_versions_page))
         .route("/search", get(search_page))
         .route("/policies", get(governance::policies_page))
         .route("/create", get(create::templates_page))
@@ -105,6 +113,15 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("create_template.html", include_str!("templates/create_template.html")),
             ("create_task.html", include_str!("templates/create_task.html")),
             ("create_tasks.html", include_str!("templates/create_tasks.html")),
+            ("signals_macros.html", include_str!("templates/signals_macros.html")),
+            ("signals_error.html", include_str!("templates/signals_error.html")),
+            ("signals_entity.html", include_str!("templates/signals_entity.html")),
+            ("signals_traces.html", include_str!("templates/signals_traces.html")),
+            ("trace.html", include_str!("templates/trace.html")),
+            ("cost.html", include_str!("templates/cost.html")),
+            ("cost_team.html", include_str!("templates/cost_team.html")),
+            ("cost_anomalies.html", include_str!("templates/cost_anomalies.html")),
+            ("prompt_versions.html", include_str!("templates/prompt_versions.html")),
         ] {
             if let Err(error) = env.add_template(name, source) {
                 tracing::error!(%error, template = name, "portal template does not compile");
@@ -149,7 +166,8 @@ fn html_formatter(
 fn page(status: StatusCode, template: &str, mut context: Value) -> Response {
     context["asset_version"] = json!(asset_version());
     context["nav"] = json!(match template {
-        "catalog.html" | "entity.html" | "graph.html" => "catalog",
+        "catalog.html" | "entity.html" | "graph.html" | "signals_entity.html" | "prompt_versions.html" => "catalog",
+        "cost.html" | "cost_team.html" | "cost_anomalies.html" => "cost",
         "search.html" => "search",
         "policies.html" => "policies",
         "create.html" | "create_template.html" | "create_task.html" | "create_tasks.html" => "create",
@@ -598,6 +616,9 @@ async fn entity_page(
     };
     let kind_lower = context["kind_lower"].as_str().unwrap_or("").to_string();
     context["policy"] = governance::entity_panel(&app, &key, &kind_lower);
+    if signals::SIGNAL_KINDS.contains(&kind_lower.as_str()) {
+        context["signals_href"] = json!(format!("{}/signals", context["href"].as_str().unwrap_or_default()));
+    }
     page(StatusCode::OK, "entity.html", context)
 }
 

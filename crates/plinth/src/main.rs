@@ -5,6 +5,7 @@
 mod bench;
 mod bench_policy;
 mod bench_scaffold;
+mod bench_signals;
 mod check;
 mod client;
 mod policy_cli;
@@ -84,6 +85,8 @@ enum BenchCommand {
     Policy(bench_policy::BenchPolicyArgs),
     /// Golden paths: request → policy → commit → registered, and dry runs.
     Scaffold(bench_scaffold::BenchScaffoldArgs),
+    /// OTLP ingest throughput per core, freshness, 30-day summaries, overload.
+    Signals(bench_signals::BenchSignalsArgs),
 }
 
 #[derive(Subcommand)]
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Portal(args) } => bench::run_portal(args),
         Command::Bench { command: BenchCommand::Policy(args) } => bench_policy::run(args),
         Command::Bench { command: BenchCommand::Scaffold(args) } => bench_scaffold::run(args),
+        Command::Bench { command: BenchCommand::Signals(args) } => bench_signals::run(args),
         Command::Policy { command: PolicyCommand::Test(args) } => policy_cli::test(args),
         Command::Policy { command: PolicyCommand::Eval(args) } => policy_cli::eval(args),
         Command::Catalog { command } => match command {

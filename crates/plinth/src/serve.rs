@@ -5,8 +5,10 @@ use anyhow::{Context, Result};
 use plinth_catalog::{Catalog, CatalogConfig};
 use plinth_server::policy::{PolicyConfig, PolicyService};
 use plinth_server::scaffolder::{Scaffolder, ScaffolderConfig};
+use plinth_server::signals::{SignalsConfig, SignalsService};
 use plinth_server::ServerConfig;
 use plinth_store::{NewLocation, Store, StoreConfig};
+use plinth_telemetry::prices::PriceTable;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -64,6 +66,29 @@ pub struct ServeArgs {
     /// Longest a golden-path run may take, in seconds.
     #[arg(long, env = "PLINTH_SCAFFOLDER_TIMEOUT", default_value_t = 600)]
     scaffolder_timeout: u64,
+    /// Also accept OTLP/HTTP (and the whole API) on this address, e.g.
+    /// `0.0.0.0:4318`, the standard OTLP/HTTP port.
+    #[arg(long, env = "PLINTH_OTLP_LISTEN")]
+    otlp_listen: Option<String>,
+    /// A price table replacing the shipped `prices.yaml` (same format).
+    #[arg(long, env = "PLINTH_PRICES")]
+    prices: Option<PathBuf>,
+    /// Largest OTLP request body in bytes, compressed or inflated (413 above).
+    #[arg(long, env = "PLINTH_OTLP_MAX_BODY", default_value_t = 16 * 1024 * 1024)]
+    otlp_max_body: usize,
+    /// Memory the OTLP receiver may hold for requests in flight, in MiB
+    /// (429 + Retry-After beyond it).
+    #[arg(long, env = "PLINTH_OTLP_MAX_INFLIGHT_MIB", default_value_t = 256)]
+    otlp_max_inflight_mib: usize,
+    /// Days raw GenAI spans (trace views) are kept.
+    #[arg(long, env = "PLINTH_SPAN_RETENTION_DAYS", default_value_t = 7)]
+    span_retention_days: u64,
+    /// Days signal rollups are kept.
+    #[arg(long, env = "PLINTH_ROLLUP_RETENTION_DAYS", default_value_t = 400)]
+    rollup_retention_days: u64,
+    /// Seconds between evaluations of alert rules.
+    #[arg(long, env = "PLINTH_ALERT_INTERVAL", default_value_t = 15)]
+    alert_interval: u64,
     /// Log format.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -137,6 +162,37 @@ fn policy_config(args: &ServeArgs) -> Result<PolicyConfig> {
     Ok(config)
 }
 
+/// SQLite has one writer; PostgreSQL takes several commits at once.
+fn store_config_writers(args: &ServeArgs) -> usize {
+    if args.database_url.is_some() {
+        2
+    } else {
+        1
+    }
+}
+
+fn signals_config(args: &ServeArgs, writers: usize) -> Result<SignalsConfig> {
+    let mut config = SignalsConfig {
+        max_body_bytes: args.otlp_max_body.max(1024),
+        max_inflight_bytes: args.otlp_max_inflight_mib.max(1) * 1024 * 1024,
+        span_retention: Duration::from_secs(args.span_retention_days.max(1) * 86_400),
+        rollup_retention: Duration::from_secs(args.rollup_retention_days.max(1) * 86_400),
+        alert_interval: Duration::from_secs(args.alert_interval.max(1)),
+        writers,
+        ..SignalsConfig::default()
+    };
+    if let Some(path) = &args.prices {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read the price table {}", path.display()))?;
+        let table = PriceTable::parse(&path.to_string_lossy(), &text).map_err(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            anyhow::anyhow!("the price table has problems:\n  {}", lines.join("\n  "))
+        })?;
+        config.prices = std::sync::Arc::new(table);
+    }
+    Ok(config)
+}
+
 /// `URL@branch` → (URL, branch) for git URLs; paths pass through.
 fn split_branch(target: &str) -> (String, Option<String>) {
     let looks_remote = target.contains("://") || target.starts_with("git@");
@@ -160,6 +216,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         None => StoreConfig::Sqlite { data_dir: args.data_dir.clone() },
     };
     let policy_config = policy_config(&args)?;
+    let signals_config = signals_config(&args, store_config_writers(&args))?;
     let store = Store::open(&store_config).await.context("opening the store")?;
     tracing::info!(backend = ?store.backend(), "store ready");
     let mut config = CatalogConfig::new(&args.data_dir);
@@ -213,12 +270,22 @@ async fn serve(args: ServeArgs) -> Result<()> {
     scaffolder_config.run_timeout = Duration::from_secs(args.scaffolder_timeout.max(1));
     let scaffolder =
         Scaffolder::start(scaffolder_config, catalog.store().clone(), catalog.clone(), Some(policy.clone())).await;
+    let signals = SignalsService::start(signals_config, catalog.store().clone(), catalog.clone()).await;
+    let mut listeners = vec![listener];
+    if let Some(otlp) = &args.otlp_listen {
+        let extra = tokio::net::TcpListener::bind(otlp).await.with_context(|| {
+            format!("cannot listen on {otlp} for OTLP; is a Collector already using it? pass --otlp-listen HOST:PORT")
+        })?;
+        tracing::info!("OTLP/HTTP also on http://{}", extra.local_addr()?);
+        listeners.push(extra);
+    }
     let server_config = ServerConfig {
         webhook_secret: args.webhook_secret.clone(),
         policy: Some(policy.clone()),
         scaffolder: Some(scaffolder),
+        signals: Some(signals),
     };
-    plinth_server::serve(listener, catalog, server_config, shutdown_signal()).await?;
+    plinth_server::serve_on(listeners, catalog, server_config, shutdown_signal()).await?;
     policy.flush_log().await;
     tracing::info!("stopped");
     Ok(())

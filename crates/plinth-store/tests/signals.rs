@@ -495,10 +495,10 @@ async fn trace_and_span_queries(h: &Harness) {
 }
 
 async fn purge_applies_retention(h: &Harness) {
-    let at = |t: u64, received_s: i64, kept: bool| SpanRow {
-        received_s,
+    // Retention goes by the span's start time (indexed), in seconds here.
+    let at = |t: u64, start_s: i64, kept: bool| SpanRow {
         body: if kept { Some("{}".to_string()) } else { None },
-        ..span(t, 1, 100)
+        ..span(t, 1, start_s * 1_000_000_000)
     };
     let spans = [at(1, 100, false), at(2, 300, false), at(3, 100, true), at(4, 300, true), at(5, 600, true)];
     let k = key("a", "b", "c");
@@ -508,11 +508,12 @@ async fn purge_applies_retention(h: &Harness) {
         })
         .await
         .unwrap();
-    // Key-only before 200 (t1), kept before 400 (t3, t4), rollups before 120.
-    assert_eq!(h.store.purge_signals(200, 400, 120).await.unwrap(), 3 + 2 + 1);
+    // Key-only before 200 (t1), kept before 400 (t3, t4), rollups before
+    // 120 (two minute rows, the hour row and the day row written from it).
+    assert_eq!(h.store.purge_signals(200, 400, 120).await.unwrap(), 3 + 2 + 1 + 1);
     let left: Vec<String> = h
         .store
-        .query_spans(&SpanQuery { from_ns: 0, to_ns: 1_000, ..SpanQuery::default() })
+        .query_spans(&SpanQuery { from_ns: 0, to_ns: 1_000_000_000_000, ..SpanQuery::default() })
         .await
         .unwrap()
         .into_iter()
@@ -658,7 +659,7 @@ async fn ingest_50k_spans_timing(h: &Harness) {
 /// A database left at schema version 3 (no signal tables) gains them when
 /// opened.
 async fn version_3_database_migrates_to_4(h: &Harness) {
-    let rollback = "DROP TABLE signal_spans; DROP TABLE signal_rollups_minute; DROP TABLE signal_rollups_hour; \
+    let rollback = "DROP TABLE signal_spans; DROP TABLE signal_rollups_minute; DROP TABLE signal_rollups_hour; DROP TABLE signal_rollups_day; \
                     DROP TABLE signal_scores; DROP TABLE alert_rules; DROP TABLE alert_events; DROP TABLE alert_states; \
                     DELETE FROM plinth_migrations WHERE version = 4";
     match &h.config {

@@ -319,6 +319,7 @@ mod tests {
     fn versions_sort_naturally() {
         let mut v = vec!["10", "2", "v1.10", "v1.2", "1"];
         v.sort_by(|a, b| natural_version_order(a, b));
-        assert_eq!(v, vec!["1", "2", "10", "v1.2", "v1.10"]);
+        // A leading `v` is ignored: v1.2 sits between 1 and 2.
+        assert_eq!(v, vec!["1", "v1.2", "v1.10", "2", "10"]);
     }
 }

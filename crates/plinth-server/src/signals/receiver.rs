@@ -155,6 +155,23 @@ fn too_large(encoding: Encoding, limit: usize) -> Response {
     )
 }
 
+/// 503 + Retry-After: the export was not stored, the client should retry.
+fn store_failed(service: &SignalsService, encoding: Encoding, signal: &str, error: &str) -> Response {
+    service.metrics.requests_failed.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(%error, signal, "OTLP export not stored");
+    status(
+        Some(encoding),
+        StatusCode::SERVICE_UNAVAILABLE,
+        otlp::CODE_UNAVAILABLE,
+        "the store could not take the write; retry after the Retry-After delay",
+    )
+}
+
+/// The blocking decode task panicked (a bug, not the payload's fault).
+fn decoder_stopped(encoding: Encoding) -> Response {
+    status(Some(encoding), StatusCode::INTERNAL_SERVER_ERROR, 13, "the decoder stopped unexpectedly")
+}
+
 fn decode_failure(service: &SignalsService, encoding: Encoding, error: &DecodeError) -> Response {
     service.metrics.requests_failed.fetch_add(1, Ordering::Relaxed);
     if error.is_too_large() {
@@ -193,9 +210,7 @@ pub async fn traces(State(app): State<AppState>, headers: HeaderMap, body: Body)
     let batch = match prepared {
         Ok(Ok(batch)) => batch,
         Ok(Err(error)) => return decode_failure(&service, encoding, &error),
-        Err(_) => {
-            return status(Some(encoding), StatusCode::INTERNAL_SERVER_ERROR, 13, "the decoder stopped unexpectedly")
-        }
+        Err(_) => return decoder_stopped(encoding),
     };
     let rejected = batch.rejected;
     let rejection = batch.rejection.clone();
@@ -204,16 +219,7 @@ pub async fn traces(State(app): State<AppState>, headers: HeaderMap, body: Body)
         match service.commit(batch).await {
             Ok(_) => {}
             Err(None) => return busy(&service, encoding),
-            Err(Some(error)) => {
-                service.metrics.requests_failed.fetch_add(1, Ordering::Relaxed);
-                tracing::error!(%error, "OTLP export not stored");
-                return status(
-                    Some(encoding),
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    otlp::CODE_UNAVAILABLE,
-                    "the store could not take the write; retry after the Retry-After delay",
-                );
-            }
+            Err(Some(error)) => return store_failed(&service, encoding, "traces", &error),
         }
     }
     (
@@ -246,24 +252,13 @@ pub async fn metrics(State(app): State<AppState>, headers: HeaderMap, body: Body
     let points = match prepared {
         Ok(Ok(points)) => points,
         Ok(Err(error)) => return decode_failure(&service, encoding, &error),
-        Err(_) => {
-            return status(Some(encoding), StatusCode::INTERNAL_SERVER_ERROR, 13, "the decoder stopped unexpectedly")
-        }
+        Err(_) => return decoder_stopped(encoding),
     };
     let rejected = points.rejected;
     let message = points.rejection.clone();
     match service.store_metric_points(points).await {
         Ok(()) => {}
-        Err(error) => {
-            service.metrics.requests_failed.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(%error, "OTLP metrics not stored");
-            return status(
-                Some(encoding),
-                StatusCode::SERVICE_UNAVAILABLE,
-                otlp::CODE_UNAVAILABLE,
-                "the store could not take the write; retry after the Retry-After delay",
-            );
-        }
+        Err(error) => return store_failed(&service, encoding, "metrics", &error.to_string()),
     }
     (
         StatusCode::OK,

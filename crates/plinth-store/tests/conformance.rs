@@ -14,72 +14,11 @@ use plinth_store::{
     StoreConfig,
 };
 
-mod harness {
+mod common;
+use common::Harness;
 
-    use plinth_store::{Store, StoreConfig};
-    use plinth_testkit::PgDatabase;
-
-    /// A store under test, plus what it needs to be reopened and cleaned up.
-    pub struct Harness {
-        pub store: Store,
-        pub config: StoreConfig,
-        _dir: Option<tempfile::TempDir>,
-        _database: Option<PgDatabase>,
-    }
-
-    impl Harness {
-        /// Opens the same store again (running the migrations again).
-        pub async fn reopen(&self) -> Store {
-            Store::open(&self.config).await.expect("reopen the store")
-        }
-    }
-
-    pub async fn sqlite() -> Harness {
-        let dir = tempfile::TempDir::new().expect("temp dir");
-        let config = StoreConfig::Sqlite { data_dir: dir.path().join("data") };
-        let store = Store::open(&config).await.expect("open SQLite store");
-        Harness { store, config, _dir: Some(dir), _database: None }
-    }
-
-    /// A fresh PostgreSQL database with the store open on it, or `None`
-    /// (after a loud notice) when `PLINTH_SKIP_POSTGRES=1` is set.
-    pub async fn postgres() -> Option<Harness> {
-        let database = PgDatabase::create("test").await?;
-        let config = StoreConfig::Postgres { url: database.url.clone() };
-        let store = Store::open(&config).await.expect("open PostgreSQL store");
-        Some(Harness { store, config, _dir: None, _database: Some(database) })
-    }
-}
-
-use harness::Harness;
-
-/// Declares each test body once per backend.
-macro_rules! conformance {
-    ($($(#[$meta:meta])* $name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                $(#[$meta])*
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let harness = super::harness::sqlite().await;
-                    super::$name(&harness).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                $(#[$meta])*
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(harness) = super::harness::postgres().await else { return };
-                    super::$name(&harness).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+on_both_backends!(
+    "test":
     insert_update_unchanged_delete,
     uid_kept_and_etag_follows_hash,
     ownership_conflict,

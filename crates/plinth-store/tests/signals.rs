@@ -9,58 +9,11 @@ use plinth_store::{
     StoreConfig,
 };
 
-mod harness {
-    use plinth_store::{Store, StoreConfig};
-    use plinth_testkit::PgDatabase;
-
-    pub struct Harness {
-        pub store: Store,
-        pub config: StoreConfig,
-        _dir: Option<tempfile::TempDir>,
-        _database: Option<PgDatabase>,
-    }
-
-    pub async fn sqlite() -> Harness {
-        let dir = tempfile::TempDir::new().expect("temp dir");
-        let config = StoreConfig::Sqlite { data_dir: dir.path().join("data") };
-        let store = Store::open(&config).await.expect("open SQLite store");
-        Harness { store, config, _dir: Some(dir), _database: None }
-    }
-
-    pub async fn postgres() -> Option<Harness> {
-        let database = PgDatabase::create("signals").await?;
-        let config = StoreConfig::Postgres { url: database.url.clone() };
-        let store = Store::open(&config).await.expect("open PostgreSQL store");
-        Some(Harness { store, config, _dir: None, _database: Some(database) })
-    }
-}
-
-use harness::Harness;
-
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let harness = super::harness::sqlite().await;
-                    super::$name(&harness).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(harness) = super::harness::postgres().await else { return };
-                    super::$name(&harness).await;
-                }
-            )*
-        }
-    };
-}
+mod common;
+use common::Harness;
 
 on_both_backends!(
+    "signals":
     ingest_round_trips_spans_and_rollups,
     duplicates_are_stored_once_and_masked,
     failed_batch_writes_nothing,

@@ -547,13 +547,21 @@ impl Catalog {
                         return (read, None);
                     }
                 };
-                let root = match &source.path {
-                    Some(path) => dir.join(path),
-                    None => dir.clone(),
+                let checkout = dir.canonicalize().unwrap_or(dir);
+                let root = match source.subdir(&checkout) {
+                    Ok(root) => root,
+                    Err(message) => {
+                        let read = SourceRead {
+                            root_failed: true,
+                            diagnostics: vec![Diagnostic::error(location.target.clone(), message)],
+                            ..SourceRead::default()
+                        };
+                        return (read, Some(revision));
+                    }
                 };
                 let namer = GitNamer {
                     source: source.clone(),
-                    checkout: dir,
+                    checkout,
                     revision: source.branch.clone().unwrap_or_else(|| revision.clone()),
                 };
                 let read = self.read_files(root, Box::new(namer), limits).await;
@@ -718,18 +726,26 @@ pub fn normalize_location(mut location: NewLocation) -> Result<NewLocation, Cata
             )))
         }
     };
-    location.target = if location.kind == "file" {
-        let target = target.strip_prefix("file:").unwrap_or(&target);
-        let path = Path::new(target);
-        let absolute = if path.is_absolute() {
-            path.to_path_buf()
-        } else {
-            std::env::current_dir().map_err(|e| CatalogError::BadLocation(e.to_string()))?.join(path)
-        };
-        absolute.canonicalize().unwrap_or(absolute).to_string_lossy().to_string()
+    if location.kind == "git" {
+        location.target = blob_url_to_git(&target, &mut location.branch);
+        let source = GitSource::from_target(&location.target, location.branch.as_deref());
+        source.validate().map_err(|e| CatalogError::BadLocation(e.to_string()))?;
+        if source.path.as_deref().is_some_and(|p| p.split('/').any(|part| part == "..")) {
+            return Err(CatalogError::BadLocation(format!(
+                "the path after `#` in `{}` uses `..`; name a folder or file inside the repository",
+                source.url
+            )));
+        }
+        return Ok(location);
+    }
+    let target = target.strip_prefix("file:").unwrap_or(&target);
+    let path = Path::new(target);
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
     } else {
-        blob_url_to_git(&target, &mut location.branch)
+        std::env::current_dir().map_err(|e| CatalogError::BadLocation(e.to_string()))?.join(path)
     };
+    location.target = absolute.canonicalize().unwrap_or(absolute).to_string_lossy().to_string();
     Ok(location)
 }
 
@@ -774,6 +790,21 @@ impl Namer for GitNamer {
     }
     fn root(&self) -> Option<&Path> {
         Some(&self.checkout)
+    }
+    /// `https://host/org/repo/blob/<branch>/path` of this very repository
+    /// and branch (or revision) is a file of the checkout.
+    fn file_of_url(&self, url: &str) -> Option<PathBuf> {
+        let mut branch = None;
+        let target = blob_url_to_git(url, &mut branch);
+        let linked = GitSource::from_target(&target, branch.as_deref());
+        let same_repository = git::normalize_repo_url(&linked.url) == git::normalize_repo_url(&self.source.url);
+        let same_revision = linked.branch.as_deref().is_some_and(|b| {
+            b == self.revision || Some(b) == self.source.branch.as_deref() || self.revision.starts_with(b)
+        });
+        match (&linked.path, same_repository && same_revision) {
+            (Some(path), true) => Some(self.checkout.join(path)),
+            _ => None,
+        }
     }
 }
 

@@ -2,12 +2,9 @@
 //! to date with the real `git` client. Also the URL forms used to match
 //! webhook payloads to registered repositories.
 
+use plinth_confine::git::{GitCommand, GitError, GitRef, GitUrl};
+use plinth_confine::path::Root;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-use tokio::process::Command;
-
-/// How long one git command may take before it is stopped.
-const GIT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A repository location: a URL (or local path) and a branch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,34 +69,61 @@ pub fn normalize_repo_url(url: &str) -> String {
     s.trim_end_matches('/').trim_end_matches(".git").trim_end_matches('/').to_string()
 }
 
+impl GitSource {
+    /// The URL and branch, validated: what git is given can never be read
+    /// as an option, and only allowed transports are used.
+    pub fn validate(&self) -> Result<(GitUrl, Option<GitRef>), GitError> {
+        let url = GitUrl::parse(&self.url)?;
+        let branch = self.branch.as_deref().map(GitRef::parse).transpose()?;
+        Ok((url, branch))
+    }
+
+    /// The folder `#path` names inside a checkout, confined to it.
+    pub fn subdir(&self, checkout: &Path) -> Result<PathBuf, String> {
+        let Some(path) = &self.path else { return Ok(checkout.to_path_buf()) };
+        let root = Root::new(checkout).map_err(|e| e.to_string())?;
+        let root_path = root.path().to_path_buf();
+        root.resolve(&root_path, path).map_err(|e| format!("the path after `#` in {}: {e}", self.url))
+    }
+}
+
 /// Clones or fetches `source` into `dir` and returns the checked-out commit.
 /// Errors say what git said and how to fix it.
 pub async fn sync(source: &GitSource, dir: &Path) -> Result<String, String> {
+    let (url, branch) = source.validate().map_err(|e| e.to_string())?;
     if dir.join(".git").exists() {
-        let refspec = source.branch.clone().unwrap_or_else(|| "HEAD".to_string());
-        run(Some(dir), &["fetch", "--depth", "1", "--quiet", "origin", &refspec]).await?;
-        run(Some(dir), &["reset", "--hard", "--quiet", "FETCH_HEAD"]).await?;
-        run(Some(dir), &["clean", "-fdxq"]).await?;
+        let fetch = GitCommand::new("fetch")
+            .current_dir(dir)
+            .arg("--depth=1")
+            .arg("--quiet")
+            .arg("--no-tags")
+            .allow(url.transport())
+            .operand("origin");
+        let fetch = match &branch {
+            Some(branch) => fetch.operand(branch.as_str()),
+            None => fetch.operand("HEAD"),
+        };
+        run(fetch).await?;
+        run(GitCommand::new("reset").current_dir(dir).arg("--hard").arg("--quiet").arg("FETCH_HEAD")).await?;
+        run(GitCommand::new("clean").current_dir(dir).arg("-f").arg("-d").arg("-x").arg("--quiet")).await?;
     } else {
         if let Some(parent) = dir.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
         let staging = staging_dir(dir);
         let _ = tokio::fs::remove_dir_all(&staging).await;
-        let url = clone_url(&source.url);
-        let staging_str = staging.to_string_lossy().to_string();
-        let mut args = vec!["clone", "--depth", "1", "--quiet", "--no-tags"];
-        if let Some(branch) = &source.branch {
-            args.extend(["--branch", branch.as_str()]);
+        let mut clone = GitCommand::new("clone").arg("--depth=1").arg("--quiet").arg("--no-tags");
+        if let Some(branch) = &branch {
+            clone = clone.value("--branch", branch.as_str());
         }
-        args.extend([url.as_str(), staging_str.as_str()]);
-        if let Err(error) = run(None, &args).await {
+        let clone = clone.remote(&clone_url(url)?).operand(&staging);
+        if let Err(error) = run(clone).await {
             let _ = tokio::fs::remove_dir_all(&staging).await;
             return Err(error);
         }
         tokio::fs::rename(&staging, dir).await.map_err(|e| format!("cannot move the clone into place: {e}"))?;
     }
-    let head = run(Some(dir), &["rev-parse", "HEAD"]).await?;
+    let head = run(GitCommand::new("rev-parse").current_dir(dir).arg("HEAD")).await?;
     Ok(head.trim().to_string())
 }
 
@@ -110,43 +134,21 @@ fn staging_dir(dir: &Path) -> PathBuf {
 }
 
 /// Local paths are cloned through `file://` so that `--depth` applies.
-fn clone_url(url: &str) -> String {
-    if url.starts_with('/') {
-        format!("file://{url}")
+fn clone_url(url: GitUrl) -> Result<GitUrl, String> {
+    if url.as_str().starts_with('/') {
+        GitUrl::parse(&format!("file://{}", url.as_str())).map_err(|e| e.to_string())
     } else {
-        url.to_string()
+        Ok(url)
     }
 }
 
-async fn run(dir: Option<&Path>, args: &[&str]) -> Result<String, String> {
-    let mut command = Command::new("git");
-    if let Some(dir) = dir {
-        command.current_dir(dir);
-    }
-    command
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_ASKPASS", "true")
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes -o ConnectTimeout=15")
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true);
-    let output = match tokio::time::timeout(GIT_TIMEOUT, command.output()).await {
-        Ok(Ok(output)) => output,
-        Ok(Err(error)) => return Err(format!("cannot run git ({error}); install git and make sure it is on PATH")),
-        Err(_) => {
-            return Err(format!("`git {}` took longer than {}s and was stopped", args.join(" "), GIT_TIMEOUT.as_secs()))
-        }
-    };
-    if output.status.success() {
-        Ok(String::from_utf8_lossy(&output.stdout).to_string())
-    } else {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        let detail = stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or("no output").trim().to_string();
-        Err(format!(
-            "`git {}` failed: {detail}; check that the repository URL and branch are right and reachable from this server",
-            args.first().unwrap_or(&"")
-        ))
-    }
+async fn run(command: GitCommand) -> Result<String, String> {
+    command.run().await.map_err(|error| match error {
+        GitError::Failed { command, said } => format!(
+            "`git {command}` failed: {said}; check that the repository URL and branch are right and reachable from this server"
+        ),
+        other => other.to_string(),
+    })
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! content hash makes an unchanged re-read cost one read and one hash.
 
 use parking_lot::Mutex;
+use plinth_confine::path::{PathError, Root};
 use plinth_model::yaml::{self, YamlLimits};
 use plinth_model::{entity_ref_of, process_entity, Diagnostic, EntityRef, FieldIssue, Origin, ProcessedEntity};
 use rayon::prelude::*;
@@ -21,12 +22,21 @@ pub const CATALOG_FILE_NAMES: &[&str] = &["catalog-info.yaml", "catalog-info.yml
 const MAX_LOCATION_DEPTH: usize = 32;
 const SKIPPED_DIRS: &[&str] = &[".git", "node_modules", "target", ".venv"];
 
-/// How a path inside the source is named in annotations and errors.
+/// How a path inside the source is named in annotations and errors, and
+/// what the source may read.
 pub trait Namer: Send + Sync {
     /// Backstage's `type:target` form for a file (`file:/abs`, `url:https://…`).
     fn location_of(&self, path: &Path) -> String;
-    /// Where the source may be read: relative targets may not leave it.
+    /// Where the source may be read: Location targets and placeholders may
+    /// not leave it. `None`: the directory of the registered file (or the
+    /// registered directory).
     fn root(&self) -> Option<&Path> {
+        None
+    }
+    /// A placeholder's URL as a file of this source, when the URL points
+    /// into the source itself (the same repository); other URLs are not
+    /// fetched.
+    fn file_of_url(&self, _url: &str) -> Option<PathBuf> {
         None
     }
 }
@@ -93,6 +103,15 @@ struct FileOutcome {
     invalid_refs: Vec<String>,
     incomplete: bool,
     targets: Vec<Target>,
+    /// The file inlines other files (`$text` and friends): its parse
+    /// depends on more than its own content, so it is never reused.
+    uses_placeholders: bool,
+}
+
+/// What a read may touch: the confinement root and the source's namer.
+struct ReadScope<'a> {
+    root: &'a Root,
+    namer: &'a dyn Namer,
 }
 
 #[derive(Debug, Clone)]
@@ -134,12 +153,37 @@ impl FileCache {
 }
 
 /// Reads a location rooted at `root` (a file, or a directory searched for
-/// `catalog-info.yaml`), following Location entities.
+/// `catalog-info.yaml`), following Location entities. Everything it reads
+/// stays inside the source's root ([`Namer::root`], else the directory of
+/// `root`).
 pub fn read_location(root: &Path, namer: &dyn Namer, cache: &FileCache, limits: &YamlLimits) -> SourceRead {
     let mut read = SourceRead::default();
     let origin = namer.location_of(root);
-    let roots: Vec<PathBuf> = if root.is_dir() {
-        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(root)
+    let Ok(canonical) = root.canonicalize() else {
+        read.root_failed = true;
+        read.diagnostics.push(Diagnostic::error(
+            origin,
+            format!("{} does not exist; check the path, or remove this location", root.display()),
+        ));
+        return read;
+    };
+    let confine_dir = match namer.root() {
+        Some(dir) => dir.to_path_buf(),
+        None if canonical.is_dir() => canonical.clone(),
+        None => canonical.parent().map(Path::to_path_buf).unwrap_or_else(|| canonical.clone()),
+    };
+    let confined = Root::new(&confine_dir).and_then(|confine| confine.check(&canonical).map(|_| confine));
+    let confine = match confined {
+        Ok(confine) => confine,
+        Err(error) => {
+            read.root_failed = true;
+            read.diagnostics.push(Diagnostic::error(origin, error.to_string()));
+            return read;
+        }
+    };
+    let scope = ReadScope { root: &confine, namer };
+    let roots: Vec<PathBuf> = if canonical.is_dir() {
+        let mut files: Vec<PathBuf> = walkdir::WalkDir::new(&canonical)
             .follow_links(false)
             .into_iter()
             .filter_entry(|e| {
@@ -159,15 +203,8 @@ pub fn read_location(root: &Path, namer: &dyn Namer, cache: &FileCache, limits: 
             ));
         }
         files
-    } else if root.exists() {
-        vec![root.to_path_buf()]
     } else {
-        read.root_failed = true;
-        read.diagnostics.push(Diagnostic::error(
-            origin,
-            format!("{} does not exist; check the path, or remove this location", root.display()),
-        ));
-        return read;
+        vec![canonical]
     };
 
     let mut visited: HashSet<PathBuf> = HashSet::new();
@@ -211,7 +248,7 @@ pub fn read_location(root: &Path, namer: &dyn Namer, cache: &FileCache, limits: 
             .par_iter()
             .map(|(path, _, _, optional, from)| {
                 let location = namer.location_of(path);
-                (read_file(path, &location, &origin, cache, limits, *optional, from.as_ref()), location)
+                (read_file(path, &location, &origin, &scope, cache, limits, *optional, from.as_ref()), location)
             })
             .collect();
         for ((path, canonical, chain, _, _), (outcome, location)) in batch.into_iter().zip(outcomes) {
@@ -230,7 +267,7 @@ pub fn read_location(root: &Path, namer: &dyn Namer, cache: &FileCache, limits: 
             let mut next_chain = chain.clone();
             next_chain.push(canonical);
             for target in &outcome.targets {
-                match resolve_target(&base, &target.raw, namer.root()) {
+                match resolve_target(&base, &target.raw, &confine) {
                     Ok(paths) => {
                         if paths.is_empty() && !target.optional {
                             read.diagnostics.push(
@@ -265,10 +302,12 @@ pub fn read_location(root: &Path, namer: &dyn Namer, cache: &FileCache, limits: 
     read
 }
 
+#[allow(clippy::too_many_arguments)]
 fn read_file(
     path: &Path,
     location: &str,
     origin: &str,
+    scope: &ReadScope<'_>,
     cache: &FileCache,
     limits: &YamlLimits,
     optional: bool,
@@ -314,16 +353,23 @@ fn read_file(
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
     let cache_key = (path.to_path_buf(), origin.to_string());
     if let Some((cached_digest, outcome)) = cache.files.lock().get(&cache_key) {
-        if *cached_digest == digest {
+        if *cached_digest == digest && !outcome.uses_placeholders {
             return outcome.clone();
         }
     }
-    let outcome = Arc::new(parse_file(path, &bytes, location, origin, limits));
+    let outcome = Arc::new(parse_file(path, &bytes, location, origin, scope, limits));
     cache.files.lock().insert(cache_key, (digest, outcome.clone()));
     outcome
 }
 
-fn parse_file(path: &Path, bytes: &[u8], location: &str, origin: &str, limits: &YamlLimits) -> FileOutcome {
+fn parse_file(
+    path: &Path,
+    bytes: &[u8],
+    location: &str,
+    origin: &str,
+    scope: &ReadScope<'_>,
+    limits: &YamlLimits,
+) -> FileOutcome {
     let mut outcome = FileOutcome::default();
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
@@ -350,7 +396,10 @@ fn parse_file(path: &Path, bytes: &[u8], location: &str, origin: &str, limits: &
         };
         let mut issues = Vec::new();
         let mut warnings = Vec::new();
-        resolve_placeholders(&mut value, base, "", limits, &mut issues, &mut warnings);
+        let mut placeholders =
+            Placeholders { base, scope, limits, issues: &mut issues, warnings: &mut warnings, used: false };
+        placeholders.resolve(&mut value, "");
+        outcome.uses_placeholders |= placeholders.used;
         let entity_ref = entity_ref_of(&value).map(|r| r.to_string());
         if !warnings.is_empty() {
             let lines = yaml::field_lines(text, &doc, limits);
@@ -432,28 +481,25 @@ fn collect_targets(body: &Value, text: &str, doc: &yaml::YamlDocument, limits: &
 }
 
 /// Resolves a Location target against the directory of the file that holds
-/// it. Globs (`*`, `**`) expand to the files they match.
-fn resolve_target(base: &Path, raw: &str, root: Option<&Path>) -> Result<Vec<PathBuf>, String> {
+/// it, inside the source's root. Globs (`*`, `**`) expand to the files they
+/// match.
+fn resolve_target(base: &Path, raw: &str, root: &Root) -> Result<Vec<PathBuf>, String> {
     let target = raw.strip_prefix("file:").unwrap_or(raw);
     if target.starts_with("http://") || target.starts_with("https://") {
         return Err(format!(
             "target `{raw}` is a URL; Plinth reads URLs through git: register the repository with `plinth catalog locations add <repo-url>`"
         ));
     }
-    let joined = base.join(target);
-    let normalized = normalize(&joined);
-    if let Some(root) = root {
-        if !normalized.starts_with(root) {
-            return Err(format!("target `{raw}` points outside the repository; targets must stay inside it"));
-        }
-    }
+    let refused = |error: PathError| format!("target {error}");
+    let resolved = root.resolve(base, target).map_err(refused)?;
     if !target.contains('*') {
-        return Ok(vec![normalized]);
+        return Ok(vec![resolved]);
     }
-    let text = normalized.to_string_lossy().to_string();
+    let text = resolved.to_string_lossy().to_string();
     let star = text.find('*').unwrap_or(text.len());
     let dir = Path::new(&text[..star]).parent().map(Path::to_path_buf).unwrap_or_else(|| base.to_path_buf());
     let mut matches: Vec<PathBuf> = walkdir::WalkDir::new(&dir)
+        .follow_links(false)
         .into_iter()
         .filter_entry(|e| !(e.file_type().is_dir() && SKIPPED_DIRS.contains(&e.file_name().to_string_lossy().as_ref())))
         .filter_map(Result::ok)
@@ -461,22 +507,7 @@ fn resolve_target(base: &Path, raw: &str, root: Option<&Path>) -> Result<Vec<Pat
         .map(|e| e.into_path())
         .collect();
     matches.sort();
-    Ok(matches)
-}
-
-/// Removes `.` and `..` without touching the file system.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for component in path.components() {
-        match component {
-            std::path::Component::CurDir => {}
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    out
+    matches.into_iter().map(|path| root.check(&path).map_err(refused)).collect()
 }
 
 /// `*` matches within one path segment, `**` across segments.
@@ -497,81 +528,97 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// Backstage's placeholders: `{$text: ./file}`, `{$json: …}`, `{$yaml: …}`
 /// (and `$openapi`/`$asyncapi`, read as text), resolved relative to the
-/// file that holds them.
-fn resolve_placeholders(
-    value: &mut Value,
-    base: &Path,
-    path: &str,
-    limits: &YamlLimits,
-    issues: &mut Vec<FieldIssue>,
-    warnings: &mut Vec<FieldIssue>,
-) {
-    match value {
-        Value::Object(map) => {
-            if map.len() == 1 {
-                let (key, arg) = map.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
-                if key.starts_with('$') {
-                    let url = arg.as_str().filter(|t| t.starts_with("http://") || t.starts_with("https://"));
-                    if let Some(url) = url {
-                        // A remote placeholder is not fetched (the server
-                        // reads sources through git, not arbitrary URLs);
-                        // the entity keeps the URL and still ingests.
-                        warnings.push(FieldIssue::new(
-                            path,
-                            format!("placeholder `{key}: {url}` was not fetched: Plinth does not read arbitrary URLs, so the field holds the URL; put the file in the repository and use a relative path to inline it"),
-                        ));
-                        *value = Value::String(url.to_string());
-                        return;
-                    }
-                    match placeholder(&key, &arg, base, limits) {
-                        Ok(resolved) => *value = resolved,
-                        Err(message) => issues.push(FieldIssue::new(path, message)),
-                    }
-                    return;
-                }
-            }
-            for (key, child) in map.iter_mut() {
-                let child_path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
-                resolve_placeholders(child, base, &child_path, limits, issues, warnings);
-            }
-        }
-        Value::Array(items) => {
-            for (i, item) in items.iter_mut().enumerate() {
-                resolve_placeholders(item, base, &format!("{path}[{i}]"), limits, issues, warnings);
-            }
-        }
-        _ => {}
-    }
+/// file that holds them and never outside the source's root. A URL is
+/// read only when it points into the source itself.
+struct Placeholders<'a, 'b> {
+    base: &'a Path,
+    scope: &'a ReadScope<'b>,
+    limits: &'a YamlLimits,
+    issues: &'a mut Vec<FieldIssue>,
+    warnings: &'a mut Vec<FieldIssue>,
+    used: bool,
 }
 
-fn placeholder(key: &str, arg: &Value, base: &Path, limits: &YamlLimits) -> Result<Value, String> {
-    let Some(target) = arg.as_str() else {
-        return Err(format!("placeholder `{key}` takes a path string"));
-    };
-    if !matches!(key, "$text" | "$json" | "$yaml" | "$openapi" | "$asyncapi") {
-        return Err(format!("unknown placeholder `{key}`; use $text, $json or $yaml"));
-    }
-    let path = normalize(&base.join(target));
-    let meta =
-        std::fs::metadata(&path).map_err(|e| format!("placeholder `{key}`: cannot read {}: {e}", path.display()))?;
-    if meta.len() as usize > limits.max_file_bytes {
-        return Err(format!("placeholder `{key}`: {} is larger than {} bytes", path.display(), limits.max_file_bytes));
-    }
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("placeholder `{key}`: cannot read {}: {e}", path.display()))?;
-    match key {
-        "$json" => {
-            serde_json::from_str(&text).map_err(|e| format!("placeholder `$json`: {} is not JSON: {e}", path.display()))
-        }
-        "$yaml" => {
-            let docs = yaml::parse_documents(&text, limits);
-            match docs.into_iter().next().map(|d| d.value) {
-                Some(Ok(value)) => Ok(value),
-                Some(Err(e)) => Err(format!("placeholder `$yaml`: {}: {}", path.display(), e.message)),
-                None => Ok(Value::Null),
+impl Placeholders<'_, '_> {
+    fn resolve(&mut self, value: &mut Value, path: &str) {
+        match value {
+            Value::Object(map) => {
+                if map.len() == 1 {
+                    let (key, arg) = map.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
+                    if key.starts_with('$') {
+                        self.used = true;
+                        match self.placeholder(&key, &arg, path) {
+                            Ok(resolved) => *value = resolved,
+                            Err(message) => self.issues.push(FieldIssue::new(path, message)),
+                        }
+                        return;
+                    }
+                }
+                for (key, child) in map.iter_mut() {
+                    let child_path = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    self.resolve(child, &child_path);
+                }
             }
+            Value::Array(items) => {
+                for (i, item) in items.iter_mut().enumerate() {
+                    self.resolve(item, &format!("{path}[{i}]"));
+                }
+            }
+            _ => {}
         }
-        _ => Ok(Value::String(text)),
+    }
+
+    fn placeholder(&mut self, key: &str, arg: &Value, field: &str) -> Result<Value, String> {
+        let Some(target) = arg.as_str() else {
+            return Err(format!("placeholder `{key}` takes a path string"));
+        };
+        if !matches!(key, "$text" | "$json" | "$yaml" | "$openapi" | "$asyncapi") {
+            return Err(format!("unknown placeholder `{key}`; use $text, $json or $yaml"));
+        }
+        let path = if target.starts_with("http://") || target.starts_with("https://") {
+            match self.scope.namer.file_of_url(target) {
+                Some(file) => self.scope.root.check(&file).map_err(|e| format!("placeholder `{key}`: {e}"))?,
+                None => {
+                    // Not a file of this source: the server does not fetch
+                    // arbitrary URLs; the entity keeps the URL and ingests.
+                    self.warnings.push(FieldIssue::new(
+                        field,
+                        format!("placeholder `{key}: {target}` was not fetched: Plinth reads only files of the entity's own source, so the field holds the URL; put the file in the repository and use a relative path to inline it"),
+                    ));
+                    return Ok(Value::String(target.to_string()));
+                }
+            }
+        } else {
+            self.scope.root.resolve(self.base, target).map_err(|e| format!("placeholder `{key}`: {e}"))?
+        };
+        let limits = self.limits;
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| format!("placeholder `{key}`: cannot read {}: {e}", path.display()))?;
+        if !meta.is_file() {
+            return Err(format!("placeholder `{key}`: {} is not a file", path.display()));
+        }
+        if meta.len() as usize > limits.max_file_bytes {
+            return Err(format!(
+                "placeholder `{key}`: {} is larger than {} bytes",
+                path.display(),
+                limits.max_file_bytes
+            ));
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("placeholder `{key}`: cannot read {}: {e}", path.display()))?;
+        match key {
+            "$json" => serde_json::from_str(&text)
+                .map_err(|e| format!("placeholder `$json`: {} is not JSON: {e}", path.display())),
+            "$yaml" => {
+                let docs = yaml::parse_documents(&text, limits);
+                match docs.into_iter().next().map(|d| d.value) {
+                    Some(Ok(value)) => Ok(value),
+                    Some(Err(e)) => Err(format!("placeholder `$yaml`: {}: {}", path.display(), e.message)),
+                    None => Ok(Value::Null),
+                }
+            }
+            _ => Ok(Value::String(text)),
+        }
     }
 }
 
@@ -586,10 +633,5 @@ mod tests {
         assert!(glob_match("/a/**/catalog-info.yaml", "/a/b/c/catalog-info.yaml"));
         assert!(glob_match("/a/**/catalog-info.yaml", "/a/catalog-info.yaml"));
         assert!(glob_match("/a/*.yaml", "/a/x.yaml"));
-    }
-
-    #[test]
-    fn normalizes_paths() {
-        assert_eq!(normalize(Path::new("/a/b/../c/./d")), PathBuf::from("/a/c/d"));
     }
 }

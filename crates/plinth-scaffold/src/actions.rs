@@ -7,7 +7,7 @@ use crate::git;
 use crate::host::{Host, PolicyRequest, RegisterTarget};
 use crate::run::Logger;
 use crate::template::Template;
-use crate::workspace::{list_files, resolve_within, Workspace};
+use crate::workspace::{check_relative, list_files, resolve_within, Workspace};
 use plinth_policy::Outcome;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -396,7 +396,7 @@ async fn publish(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, St
         author_email: str_input(input, "gitAuthorEmail").unwrap_or("plinth@localhost").to_string(),
         review_branch: format!("plinth/{}-{}", ctx.template.name, &ctx.task_id[ctx.task_id.len().saturating_sub(8)..]),
     };
-    resolve_within(std::path::Path::new("/"), &request.target_path).map_err(|e| format!("targetPath {e}"))?;
+    check_relative(&request.target_path).map_err(|e| format!("targetPath {e}"))?;
     let destination = git::Destination::resolve(&request.repo_url, &ctx.host.repo_root())?;
     if ctx.dry_run {
         ctx.logger.log(&format!("dry run: would commit the workspace to {}", destination.display()));

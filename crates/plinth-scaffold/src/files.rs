@@ -2,7 +2,7 @@
 //! YAML file lives in, or — for a dry run — the files posted with the
 //! request (Backstage's `directoryContents`).
 
-use crate::workspace::resolve_within;
+use crate::workspace::{check_relative, resolve_within};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -46,7 +46,7 @@ impl TemplateFiles {
                 .decode(entry.base64_content.trim())
                 .map_err(|e| format!("directoryContents `{}`: base64Content is not base64: {e}", entry.path))?;
             let path = normalise(&entry.path);
-            resolve_within(std::path::Path::new("/"), &path).map_err(|e| format!("directoryContents: {e}"))?;
+            check_relative(&path).map_err(|e| format!("directoryContents: {e}"))?;
             files.insert(path, (bytes, entry.executable));
         }
         Ok(TemplateFiles::Inline(files))

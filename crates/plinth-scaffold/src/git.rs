@@ -3,14 +3,11 @@
 //! for review, pushed next to its other branches.
 
 use crate::run::Logger;
-use crate::workspace::{list_files, resolve_within};
+use crate::workspace::list_files;
+use plinth_confine::git::{GitCommand, GitError, GitRef, GitUrl, Transport};
+use plinth_confine::path::{join_strict, PathError, Root};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
-use tokio::process::Command;
-
-/// How long one git command may take.
-const GIT_TIMEOUT: Duration = Duration::from_secs(120);
 
 pub struct PublishRequest {
     pub repo_url: String,
@@ -43,77 +40,57 @@ pub struct Published {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Destination {
     Local(PathBuf),
-    Remote(String),
+    Remote(GitUrl),
 }
 
 impl Destination {
     pub fn resolve(repo_url: &str, root: &Path) -> Result<Destination, String> {
         let url = repo_url.trim();
-        if url.starts_with("git@") || (url.contains("://") && !url.starts_with("file://")) {
-            if url.starts_with("ext::") || url.contains("--upload-pack") {
-                return Err(format!("`{url}` is not a repository URL"));
-            }
-            return Ok(Destination::Remote(url.to_string()));
+        if url.starts_with('-') {
+            return Err(format!("`{url}` is not a repository URL or path: it starts with `-`"));
+        }
+        let remote = url.starts_with("git@") || (url.contains("://") && !url.starts_with("file://"));
+        if remote || url.contains("::") {
+            return GitUrl::parse(url).map(Destination::Remote).map_err(|e| format!("repoUrl: {e}"));
         }
         let path = url.strip_prefix("file://").unwrap_or(url);
-        if path.starts_with('-') {
-            return Err(format!("`{url}` is not a repository path"));
+        std::fs::create_dir_all(root).map_err(|e| format!("cannot create the repository root: {e}"))?;
+        let root = Root::new(root).map_err(|e| e.to_string())?;
+        let outside = |_| {
+            format!(
+                "`{url}` is outside the repository root {}; local repositories must live there (pass a relative path, or start the server with --scaffolder-repo-root)",
+                root.path().display()
+            )
+        };
+        if Path::new(path).is_absolute() {
+            return root.resolve(root.path(), path).map(Destination::Local).map_err(outside);
         }
-        let root_canonical = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-        let candidate = Path::new(path);
-        if candidate.is_absolute() {
-            let absolute = candidate.to_path_buf();
-            let mut existing = absolute.as_path();
-            // The deepest part that exists, resolved, must be inside the root.
-            while !existing.exists() {
-                existing = existing.parent().unwrap_or(Path::new("/"));
-            }
-            let resolved = existing.canonicalize().map_err(|e| e.to_string())?;
-            if !resolved.starts_with(&root_canonical) || absolute.components().any(|c| c.as_os_str() == "..") {
-                return Err(format!(
-                    "`{url}` is outside the repository root {}; local repositories must live there (pass a relative path, or start the server with --scaffolder-repo-root)",
-                    root_canonical.display()
-                ));
-            }
-            return Ok(Destination::Local(absolute));
-        }
-        let local = resolve_within(&root_canonical, path).map_err(|e| format!("repoUrl {e}"))?;
-        Ok(Destination::Local(local))
-    }
-
-    /// What git is given.
-    fn git_target(&self) -> String {
-        match self {
-            Destination::Local(path) => path.to_string_lossy().to_string(),
-            Destination::Remote(url) => url.clone(),
-        }
+        join_strict(root.path(), path).map(Destination::Local).map_err(|e: PathError| format!("repoUrl {e}"))
     }
 
     /// What people see (outputs, logs): credentials in a URL hidden.
     pub fn display(&self) -> String {
-        hide_credentials(&self.git_target())
-    }
-}
-
-/// `https://user:token@host/…` → `https://***@host/…`, anywhere in `text`.
-pub fn hide_credentials(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(scheme) = rest.find("://") {
-        let (head, tail) = rest.split_at(scheme + 3);
-        out.push_str(head);
-        let authority_end = tail.find(|c: char| c == '/' || c.is_whitespace()).unwrap_or(tail.len());
-        match tail[..authority_end].rfind('@') {
-            Some(at) => {
-                out.push_str("***");
-                out.push_str(&tail[at..authority_end]);
-            }
-            None => out.push_str(&tail[..authority_end]),
+        match self {
+            Destination::Local(path) => path.to_string_lossy().into_owned(),
+            Destination::Remote(url) => url.display(),
         }
-        rest = &tail[authority_end..];
     }
-    out.push_str(rest);
-    out
+
+    /// The transport git uses to reach it.
+    fn transport(&self) -> Transport {
+        match self {
+            Destination::Local(_) => Transport::File,
+            Destination::Remote(url) => url.transport(),
+        }
+    }
+
+    /// The destination as a clone/push operand.
+    fn operand(&self) -> std::ffi::OsString {
+        match self {
+            Destination::Local(path) => path.as_os_str().to_os_string(),
+            Destination::Remote(url) => url.as_str().into(),
+        }
+    }
 }
 
 pub async fn publish(
@@ -125,7 +102,7 @@ pub async fn publish(
         Destination::Local(path) => {
             path.join(".git").exists() || (path.join("HEAD").is_file() && path.join("objects").is_dir())
         }
-        Destination::Remote(url) => !git(None, &["ls-remote", "--heads", "--", url], request).await?.trim().is_empty(),
+        Destination::Remote(url) => !run(git(request, "ls-remote").arg("--heads").remote(url)).await?.trim().is_empty(),
     };
     let staging = request.source.with_extension("publish");
     let _ = std::fs::remove_dir_all(&staging);
@@ -144,8 +121,7 @@ async fn publish_new(
     staging: &Path,
     logger: &Logger,
 ) -> Result<Published, String> {
-    let branch = request.default_branch.clone();
-    check_branch_name(&branch)?;
+    let branch = branch_name(&request.default_branch, "defaultBranch")?;
     let repo = match destination {
         Destination::Local(path) => {
             if path.exists() && std::fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(false) {
@@ -159,20 +135,21 @@ async fn publish_new(
         Destination::Remote(_) => staging.to_path_buf(),
     };
     std::fs::create_dir_all(&repo).map_err(|e| format!("cannot create {}: {e}", repo.display()))?;
-    git(Some(&repo), &["init", "--quiet", "-b", &branch], request).await?;
-    copy_tree(&request.source, &repo.join(request.target_path.trim_start_matches("./")))?;
-    git(Some(&repo), &["add", "--all"], request).await?;
-    git(Some(&repo), &["commit", "--quiet", "-m", &request.message], request).await?;
+    run(git(request, "init").current_dir(&repo).arg("--quiet").value("--initial-branch", branch.as_str())).await?;
+    copy_tree(&request.source, &repo, &request.target_path)?;
+    run(git(request, "add").current_dir(&repo).arg("--all")).await?;
+    run(git(request, "commit").current_dir(&repo).arg("--quiet").value("--message", &request.message)).await?;
     if let Destination::Remote(url) = destination {
-        git(Some(&repo), &["push", "--quiet", "--", url, &format!("HEAD:refs/heads/{branch}")], request).await?;
+        let refspec = format!("HEAD:refs/heads/{branch}");
+        run(git(request, "push").current_dir(&repo).arg("--quiet").remote(url).operand(refspec)).await?;
     }
-    let commit = git(Some(&repo), &["rev-parse", "HEAD"], request).await?.trim().to_string();
+    let commit = run(git(request, "rev-parse").current_dir(&repo).arg("HEAD")).await?.trim().to_string();
     logger.log(&format!(
         "created repository {} with commit {} on {branch}",
         destination.display(),
         &commit[..8.min(commit.len())]
     ));
-    Ok(published(destination, branch, commit, true))
+    Ok(published(destination, branch.to_string(), commit, true))
 }
 
 async fn publish_branch(
@@ -181,25 +158,74 @@ async fn publish_branch(
     staging: &Path,
     logger: &Logger,
 ) -> Result<Published, String> {
-    let branch = request.branch.clone().unwrap_or_else(|| request.review_branch.clone());
-    check_branch_name(&branch)?;
+    let branch = match &request.branch {
+        Some(branch) => branch_name(branch, "branch")?,
+        None => branch_name(&request.review_branch, "branch")?,
+    };
     let source = destination.display();
-    let target = destination.git_target();
-    git(None, &["clone", "--quiet", "--depth", "1", "--", &target, &staging.to_string_lossy()], request).await?;
-    git(Some(staging), &["checkout", "--quiet", "-b", &branch], request).await?;
-    copy_tree(&request.source, &staging.join(request.target_path.trim_start_matches("./")))?;
-    git(Some(staging), &["add", "--all"], request).await?;
-    if git(Some(staging), &["status", "--porcelain"], request).await?.trim().is_empty() {
-        return Err(format!("{source} already holds exactly these files; there is nothing to commit"));
+    let transport = destination.transport();
+    run(git(request, "clone")
+        .arg("--quiet")
+        .arg("--depth=1")
+        .allow(transport)
+        .operand(destination.operand())
+        .operand(staging))
+    .await?;
+    let base = run(git(request, "rev-parse").current_dir(staging).arg("--abbrev-ref").arg("HEAD")).await?;
+    let base = base.trim().to_string();
+    run(git(request, "switch").current_dir(staging).arg("--quiet").value("--create", branch.as_str())).await?;
+    copy_tree(&request.source, staging, &request.target_path)?;
+    run(git(request, "add").current_dir(staging).arg("--all")).await?;
+    if run(git(request, "status").current_dir(staging).arg("--porcelain")).await?.trim().is_empty() {
+        // The repository already holds exactly these files: a run started
+        // again after an earlier one published and was cut off. Publishing
+        // the same content again succeeds without a new commit.
+        let commit = run(git(request, "rev-parse").current_dir(staging).arg("HEAD")).await?.trim().to_string();
+        logger.log(&format!(
+            "{source} already holds exactly these files on {base} ({}); nothing new to commit",
+            &commit[..8.min(commit.len())]
+        ));
+        return Ok(published(destination, base, commit, false));
     }
-    git(Some(staging), &["commit", "--quiet", "-m", &request.message], request).await?;
-    git(Some(staging), &["push", "--quiet", "origin", &format!("HEAD:refs/heads/{branch}")], request).await?;
-    let commit = git(Some(staging), &["rev-parse", "HEAD"], request).await?.trim().to_string();
+    run(git(request, "commit").current_dir(staging).arg("--quiet").value("--message", &request.message)).await?;
+    let remote_ref = format!("refs/heads/{branch}");
+    let listed =
+        run(git(request, "ls-remote").current_dir(staging).allow(transport).operand("origin").operand(&remote_ref))
+            .await?;
+    if !listed.trim().is_empty() {
+        // The branch is there already: the same files mean an earlier run
+        // pushed it before it was cut off; other files are a conflict.
+        run(git(request, "fetch")
+            .current_dir(staging)
+            .arg("--quiet")
+            .arg("--depth=1")
+            .allow(transport)
+            .operand("origin")
+            .operand(&remote_ref))
+        .await?;
+        let theirs = run(git(request, "rev-parse").current_dir(staging).arg("FETCH_HEAD^{tree}")).await?;
+        let ours = run(git(request, "rev-parse").current_dir(staging).arg("HEAD^{tree}")).await?;
+        if theirs.trim() != ours.trim() {
+            return Err(format!(
+                "{source} already has a branch {branch} with other files; choose another branch name, or delete that branch"
+            ));
+        }
+        let commit = run(git(request, "rev-parse").current_dir(staging).arg("FETCH_HEAD")).await?.trim().to_string();
+        logger.log(&format!(
+            "{source} already has branch {branch} with exactly these files ({})",
+            &commit[..8.min(commit.len())]
+        ));
+        return Ok(published(destination, branch.to_string(), commit, false));
+    }
+    let refspec = format!("HEAD:{remote_ref}");
+    run(git(request, "push").current_dir(staging).arg("--quiet").allow(transport).operand("origin").operand(refspec))
+        .await?;
+    let commit = run(git(request, "rev-parse").current_dir(staging).arg("HEAD")).await?.trim().to_string();
     logger.log(&format!(
         "pushed branch {branch} to {source} ({}); open a pull/merge request from it",
         &commit[..8.min(commit.len())]
     ));
-    Ok(published(destination, branch, commit, false))
+    Ok(published(destination, branch.to_string(), commit, false))
 }
 
 fn published(destination: &Destination, branch: String, commit_hash: String, created: bool) -> Published {
@@ -207,20 +233,17 @@ fn published(destination: &Destination, branch: String, commit_hash: String, cre
     Published { repo_contents_url: format!("{remote_url}/blob/{branch}"), remote_url, commit_hash, branch, created }
 }
 
-fn check_branch_name(branch: &str) -> Result<(), String> {
-    let bad = branch.is_empty()
-        || branch.starts_with('-')
-        || branch.contains("..")
-        || branch.chars().any(|c| c.is_whitespace() || "~^:?*[\\".contains(c));
-    if bad {
-        return Err(format!("`{branch}` is not a valid branch name"));
-    }
-    Ok(())
+fn branch_name(name: &str, field: &str) -> Result<GitRef, String> {
+    GitRef::parse(name).map_err(|e| format!("{field}: {e}"))
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
+/// Copies the workspace files into `repo` under `target_path`, never
+/// through a link or out of the repository (a cloned repository may hold
+/// links of its own).
+fn copy_tree(from: &Path, repo: &Path, target_path: &str) -> Result<(), String> {
+    let target = join_strict(repo, target_path.trim_start_matches("./")).map_err(|e| format!("targetPath {e}"))?;
     for (relative, absolute) in list_files(from) {
-        let destination = to.join(&relative);
+        let destination = join_strict(&target, &relative).map_err(|e| format!("cannot publish {relative}: {e}"))?;
         if let Some(parent) = destination.parent() {
             std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         }
@@ -229,30 +252,18 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs git with the run's identity, no prompts and no user configuration
-/// that could sign or rewrite the commit.
-async fn git(dir: Option<&Path>, args: &[&str], request: &PublishRequest) -> Result<String, String> {
-    let mut command = Command::new("git");
-    if let Some(dir) = dir {
-        command.current_dir(dir);
-    }
-    command
-        .args(["-c", &format!("user.name={}", request.author_name)])
-        .args(["-c", &format!("user.email={}", request.author_email)])
-        .args(["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null", "-c", "protocol.ext.allow=never"])
-        .args(args)
-        .env("GIT_TERMINAL_PROMPT", "0")
+/// git with the run's identity, no system configuration, and nothing that
+/// could sign or rewrite the commit.
+fn git(request: &PublishRequest, subcommand: &'static str) -> GitCommand {
+    GitCommand::new(subcommand)
+        .config("user.name", &request.author_name)
+        .config("user.email", &request.author_email)
+        .config("commit.gpgsign", "false")
         .env("GIT_CONFIG_NOSYSTEM", "1")
-        .kill_on_drop(true);
-    let output = tokio::time::timeout(GIT_TIMEOUT, command.output())
-        .await
-        .map_err(|_| format!("git {} took longer than {}s and was stopped", args[0], GIT_TIMEOUT.as_secs()))?
-        .map_err(|e| format!("cannot run git ({e}); is git installed?"))?;
-    if !output.status.success() {
-        let said = hide_credentials(String::from_utf8_lossy(&output.stderr).trim());
-        return Err(format!("git {} failed: {said}", args[0]));
-    }
-    Ok(String::from_utf8_lossy(&output.stdout).to_string())
+}
+
+async fn run(command: GitCommand) -> Result<String, String> {
+    command.run().await.map_err(|error: GitError| error.to_string())
 }
 
 #[cfg(test)]
@@ -268,16 +279,15 @@ mod tests {
         assert_eq!(Destination::resolve(&inside.to_string_lossy(), root.path()).unwrap(), Destination::Local(inside));
         assert!(Destination::resolve("/etc/shop", root.path()).unwrap_err().contains("outside the repository root"));
         assert!(Destination::resolve("../shop", root.path()).is_err());
-        assert!(Destination::resolve("--upload-pack=x", root.path()).is_err());
+        for injected in ["--upload-pack=x", "-oProxyCommand=x", "ext::sh -c touch% /tmp/x", "ssh://-oProxyCommand=x/r"]
+        {
+            assert!(Destination::resolve(injected, root.path()).is_err(), "{injected}");
+        }
         let remote = Destination::resolve("https://bot:t0ken@git.example.com/o/r.git", root.path()).unwrap();
         assert_eq!(remote.display(), "https://***@git.example.com/o/r.git");
         assert_eq!(
-            hide_credentials("fatal: https://a:b@h/x failed; ssh://git@h2/y"),
-            "fatal: https://***@h/x failed; ssh://***@h2/y"
-        );
-        assert_eq!(
             Destination::resolve("https://git.example.com/o/r.git", root.path()).unwrap(),
-            Destination::Remote("https://git.example.com/o/r.git".into())
+            Destination::Remote(GitUrl::parse("https://git.example.com/o/r.git").unwrap())
         );
     }
 }

@@ -2,7 +2,7 @@
 //! writes is resolved inside. Absolute paths, `..` and symlinks are refused,
 //! and the total size is bounded.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 /// Bounds on what one run may write.
 #[derive(Debug, Clone, Copy)]
@@ -78,27 +78,13 @@ impl Workspace {
 /// Joins `relative` onto `root`, refusing anything that could leave it: an
 /// absolute path, a `..` component, or an existing symlink on the way.
 pub fn resolve_within(root: &Path, relative: &str) -> Result<PathBuf, String> {
-    let relative = relative.trim();
-    let path = Path::new(relative);
-    let mut out = root.to_path_buf();
-    for component in path.components() {
-        match component {
-            Component::Normal(part) => {
-                out.push(part);
-                if out.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink()) {
-                    return Err(format!("`{relative}` goes through a symbolic link; templates may not follow links"));
-                }
-            }
-            Component::CurDir => {}
-            Component::ParentDir => {
-                return Err(format!("`{relative}` contains `..`; paths must stay inside the workspace"));
-            }
-            Component::RootDir | Component::Prefix(_) => {
-                return Err(format!("`{relative}` is absolute; use a path relative to the workspace"));
-            }
-        }
-    }
-    Ok(out)
+    plinth_confine::path::join_strict(root, relative).map_err(|e| e.to_string())
+}
+
+/// Refuses, without touching the disk, a relative path that could leave the
+/// folder it is joined to (absolute, or with `..`).
+pub fn check_relative(relative: &str) -> Result<(), String> {
+    plinth_confine::path::check_relative(relative).map_err(|e| e.to_string())
 }
 
 /// Regular files under `root` (symlinks are not followed), sorted.

@@ -899,7 +899,7 @@ async fn cancelling_a_run_stops_it() {
     let data = tempfile::tempdir().expect("tempdir");
     let templates = tempfile::tempdir().expect("tempdir");
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let remote = format!("http://127.0.0.1:{}/slow.git", silent.local_addr().unwrap().port());
+    let remote = format!("git://127.0.0.1:{}/slow.git", silent.local_addr().unwrap().port());
     let template = write_template(
         templates.path(),
         "slow",
@@ -971,7 +971,7 @@ async fn wait_for_status(server: &Server, id: &str, expected: &str) -> Value {
 async fn a_run_on_one_replica_streams_through_another() {
     let templates = tempfile::tempdir().expect("tempdir");
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let remote = format!("http://127.0.0.1:{}/slow.git", silent.local_addr().unwrap().port());
+    let remote = format!("git://127.0.0.1:{}/slow.git", silent.local_addr().unwrap().port());
     let template = write_template(
         templates.path(),
         "slow",

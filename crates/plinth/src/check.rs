@@ -9,13 +9,14 @@
 
 use anyhow::{bail, Context};
 use clap::Args;
+use plinth_confine::git::GitCommand;
 use plinth_model::yaml::{check_size, field_lines, parse_documents, YamlLimits};
 use plinth_policy::report::{self, CheckReport, DocumentResult, InputError, SarifTool};
 use plinth_policy::{attach_context, EngineOptions, EvalRequest, Point, PolicyBundle, PolicyEngine};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::ExitCode;
 use std::time::Duration;
 
 /// Directories never searched.
@@ -152,13 +153,26 @@ fn walk(dir: &Path, found: &mut BTreeSet<PathBuf>) -> std::io::Result<()> {
 /// Canonical paths of the files changed between `base` and the working tree
 /// (staged or not), plus untracked files; deleted files are left out.
 fn changed_files(base: &str, cwd: &Path) -> anyhow::Result<BTreeSet<PathBuf>> {
-    let root = git(cwd, &["rev-parse", "--show-toplevel"]).context("--diff needs a git repository")?;
+    let root = git(GitCommand::new("rev-parse").current_dir(cwd).arg("--show-toplevel"))
+        .context("--diff needs a git repository")?;
     let root = PathBuf::from(root.trim_end_matches(['\n', '\r']));
     let revision = format!("{base}^{{commit}}");
-    git(&root, &["rev-parse", "--verify", "--quiet", &revision])
+    git(GitCommand::new("rev-parse").current_dir(&root).arg("--verify").arg("--quiet").rev(&revision))
         .with_context(|| format!("--diff {base}: not a revision of this repository"))?;
-    let tracked = git(&root, &["diff", "--name-only", "--no-renames", "--diff-filter=d", "-z", base, "--"])?;
-    let untracked = git(&root, &["ls-files", "--others", "--exclude-standard", "--full-name", "-z"])?;
+    let tracked = git(GitCommand::new("diff")
+        .current_dir(&root)
+        .arg("--name-only")
+        .arg("--no-renames")
+        .arg("--diff-filter=d")
+        .arg("-z")
+        .rev(base)
+        .operand("."))?;
+    let untracked = git(GitCommand::new("ls-files")
+        .current_dir(&root)
+        .arg("--others")
+        .arg("--exclude-standard")
+        .arg("--full-name")
+        .arg("-z"))?;
     Ok(tracked
         .split('\0')
         .chain(untracked.split('\0'))
@@ -169,17 +183,10 @@ fn changed_files(base: &str, cwd: &Path) -> anyhow::Result<BTreeSet<PathBuf>> {
         .collect())
 }
 
-fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()
-        .context("cannot run `git`; --diff needs the git command")?;
-    if !output.status.success() {
-        bail!("git {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
-    }
-    String::from_utf8(output.stdout).context("git printed a path that is not UTF-8")
+/// Runs one git command to its end (the CLI has no runtime of its own).
+fn git(command: GitCommand) -> anyhow::Result<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    Ok(runtime.block_on(command.run())?)
 }
 
 /// The path shown in reports: relative to the working directory when

@@ -663,7 +663,7 @@ async fn a_run_interrupted_by_a_crash_is_failed_with_a_reason_after_restart() {
     let dir = tempfile::TempDir::new().unwrap();
     // A "git server" that accepts connections and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let remote = format!("http://127.0.0.1:{}/slow.git", silent.local_addr().unwrap().port());
+    let remote = format!("git://127.0.0.1:{}/slow.git", silent.local_addr().unwrap().port());
     let template = write(
         &dir.path().join("templates/slow/template.yaml"),
         "apiVersion: scaffolder.backstage.io/v1beta3\nkind: Template\nmetadata:\n  name: slow\nspec:\n  type: test\n  parameters:\n    properties:\n      remote: {type: string}\n  steps:\n    - {id: log, action: debug:log, input: {message: started}}\n    - {id: publish, action: publish:git, input: {repoUrl: '${{ parameters.remote }}'}}\n",

@@ -131,13 +131,15 @@ impl PolicyService {
             if is_git_url(source) {
                 let git = GitSource::from_target(source, None);
                 let checkout = config.data_dir.join("policies").join(git.checkout_name());
-                let path = match &git.path {
-                    Some(sub) => checkout.join(sub),
-                    None => checkout.clone(),
-                };
                 if let Err(error) = plinth_catalog::git::sync(&git, &checkout).await {
                     tracing::error!(source, %error, "cannot fetch policy repository; points depending on it fail closed");
                 }
+                // The folder after `#` stays inside the checkout; a path
+                // that leaves it loads nothing, so its points fail closed.
+                let path = git.subdir(&checkout).unwrap_or_else(|error| {
+                    tracing::error!(source, %error, "policy source path refused; points depending on it fail closed");
+                    checkout.join(".plinth-refused-path")
+                });
                 roots.push(Root { path, git: Some(git), checkout: Some(checkout) });
             } else {
                 roots.push(Root { path: PathBuf::from(source), git: None, checkout: None });

@@ -230,8 +230,10 @@ impl Scaffolder {
             .or_else(|| {
                 annotation.split_once("/blob/").and_then(|(_, rest)| rest.split_once('/')).map(|(_, p)| p.to_string())
             });
-        match relative.and_then(|r| std::path::Path::new(&r).parent().map(|p| checkout.join(p))) {
-            Some(dir) if dir.starts_with(&checkout) => TemplateFiles::Dir(dir),
+        let Ok(root) = plinth_confine::Root::new(&checkout) else { return TemplateFiles::None };
+        let dir = relative.and_then(|r| std::path::Path::new(&r).parent().map(|p| p.to_string_lossy().into_owned()));
+        match dir.map(|d| root.resolve(root.path(), &d)) {
+            Some(Ok(dir)) => TemplateFiles::Dir(dir),
             _ => TemplateFiles::None,
         }
     }

@@ -16,6 +16,6 @@ pub use catalog::{
 };
 pub use filters::{Condition, EntityFilter, FilterGroup};
 pub use graph::{Direction, Impact, NodeId, RelId};
-pub use search::{Hit, SearchIndex};
+pub use search::{Hit, SearchIndex, MAX_SEARCH_DEPTH, MAX_SEARCH_WINDOW};
 pub use source::{read_location, FileCache, FileNamer, Found, ReadEntity, SourceRead};
 pub use state::{CatalogState, EntityRecord, RecentChange, Summary, SORTABLE_KEYS};

@@ -15,6 +15,13 @@ use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, INDEXED, STORED, T
 use tantivy::tokenizer::TokenStream;
 use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term};
 
+/// How deep ranked results go: an `offset` beyond this is refused by the
+/// API, and no caller can make a search collect more than
+/// [`MAX_SEARCH_WINDOW`] hits.
+pub const MAX_SEARCH_DEPTH: usize = 10_000;
+/// Most hits one search collects (`offset + limit`, whatever is asked).
+pub const MAX_SEARCH_WINDOW: usize = 12_000;
+
 /// The text of one entity, as the search index sees it.
 #[derive(Debug, Default, Clone)]
 pub struct SearchDoc {
@@ -140,7 +147,10 @@ impl SearchIndex {
             return Ok((Vec::new(), RoaringBitmap::new()));
         }
         let searcher = self.reader.searcher();
-        let collector = (TopDocs::with_limit(limit.max(1)).and_offset(offset), IdSet);
+        // The collector reserves `offset + limit` slots up front: bound both.
+        let offset = offset.min(MAX_SEARCH_WINDOW);
+        let limit = limit.clamp(1, MAX_SEARCH_WINDOW - offset.min(MAX_SEARCH_WINDOW - 1));
+        let collector = (TopDocs::with_limit(limit).and_offset(offset), IdSet);
         let (mut top, mut all) = searcher.search(&self.query(&words, Occur::Must), &collector)?;
         if all.is_empty() && words.len() > 1 {
             (top, all) = searcher.search(&self.query(&words, Occur::Should), &collector)?;
@@ -171,7 +181,8 @@ impl SearchIndex {
             return Ok(Vec::new());
         }
         let searcher = self.reader.searcher();
-        let top = searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit.max(1)))?;
+        let top =
+            searcher.search(&BooleanQuery::new(clauses), &TopDocs::with_limit(limit.clamp(1, MAX_SEARCH_WINDOW)))?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let column = searcher.segment_reader(address.segment_ord).fast_fields().u64("id")?;

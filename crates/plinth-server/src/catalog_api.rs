@@ -19,6 +19,11 @@ use serde_json::{json, Value};
 
 pub const DEFAULT_PAGE: usize = 20;
 pub const MAX_PAGE: usize = 10_000;
+/// Most entities one `GET /entities` may ask for (the whole catalogue at
+/// the 1M-entity goal); it never sizes an allocation beyond the matches.
+pub const MAX_LIST: usize = 1_000_000;
+/// Largest `offset` anywhere in the catalogue API.
+pub const MAX_OFFSET: usize = 10_000_000;
 
 /// JSON text, answered as `application/json` without re-parsing.
 pub struct RawJson(pub String);
@@ -67,14 +72,15 @@ fn filter_of(params: &Params) -> ApiResult<EntityFilter> {
 #[utoipa::path(get, path = "/api/catalog/entities", tag = "catalog",
     params(("filter" = Option<Vec<String>>, Query, description = "Backstage filter, e.g. `kind=component,spec.type=service`; repeat for OR"),
            ("fields" = Option<Vec<String>>, Query, description = "Dotted paths to keep, comma-separated"),
-           ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query),
+           ("limit" = Option<usize>, Query, minimum = 0, maximum = 1_000_000, description = "Most entities returned (default all, at most 1,000,000)"),
+           ("offset" = Option<usize>, Query, minimum = 0, maximum = 10_000_000),
            ("order" = Option<String>, Query, description = "`asc:FIELD` or `desc:FIELD`")),
     responses((status = 200, description = "Entities", body = Vec<serde_json::Value>)))]
 pub async fn list_entities(State(app): State<AppState>, params: Params) -> ApiResult<RawJson> {
     let filter = filter_of(&params)?;
     let fields = FieldSet::parse(&params.all("fields"));
-    let limit = params.number("limit")?.unwrap_or(usize::MAX);
-    let offset = params.number("offset")?.unwrap_or(0);
+    let limit = params.int_or("limit", 0..=MAX_LIST, MAX_LIST)?;
+    let offset = params.int_or("offset", 0..=MAX_OFFSET, 0)?;
     let order = match params.one("order") {
         Some(raw) => Some(parse_order(raw, ':', true)?),
         None => None,
@@ -143,11 +149,12 @@ impl Cursor {
     params(("filter" = Option<Vec<String>>, Query), ("fields" = Option<Vec<String>>, Query),
            ("orderField" = Option<Vec<String>>, Query, description = "`FIELD,asc|desc`; the first decides the order"),
            ("fullTextFilterTerm" = Option<String>, Query), ("fullTextFilterFields" = Option<Vec<String>>, Query),
-           ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query), ("cursor" = Option<String>, Query)),
+           ("limit" = Option<usize>, Query, minimum = 0, maximum = 10_000, description = "Page size (default 20)"),
+           ("offset" = Option<usize>, Query, minimum = 0, maximum = 10_000_000), ("cursor" = Option<String>, Query)),
     responses((status = 200, description = "A page of entities", body = serde_json::Value)))]
 pub async fn query_entities(State(app): State<AppState>, params: Params) -> ApiResult<RawJson> {
     let fields = FieldSet::parse(&params.all("fields"));
-    let limit = params.number("limit")?.unwrap_or(DEFAULT_PAGE).min(MAX_PAGE);
+    let limit = params.int_or("limit", 0..=MAX_PAGE, DEFAULT_PAGE)?;
     let cursor = match params.one("cursor") {
         Some(raw) if !raw.is_empty() => Some(Cursor::decode(raw)?),
         _ => None,
@@ -165,9 +172,14 @@ pub async fn query_entities(State(app): State<AppState>, params: Params) -> ApiR
                 .map(|f| f.trim().to_lowercase())
                 .filter(|f| !f.is_empty())
                 .collect(),
-            offset: params.number("offset")?.unwrap_or(0),
+            offset: params.int_or("offset", 0..=MAX_OFFSET, 0)?,
         },
     };
+    if cursor.offset > MAX_OFFSET {
+        return Err(ApiError::bad_request(
+            "malformed cursor; pass back the nextCursor or prevCursor of a previous response unchanged",
+        ));
+    }
     let filter = EntityFilter::parse(&cursor.filters).map_err(ApiError::bad_request)?;
     let order = match cursor.order.first() {
         Some(raw) => Some(parse_order(raw, ',', false)?),

@@ -16,6 +16,11 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 const DEFAULT_IMPACT_LIMIT: usize = 100;
+const MAX_IMPACT_LIMIT: usize = 10_000;
+const MAX_IMPACT_DEPTH: u32 = 1_000;
+const MAX_NEIGHBOURHOOD_DEPTH: u32 = 6;
+const DEFAULT_SEARCH_LIMIT: usize = 20;
+const MAX_SEARCH_LIMIT: usize = 500;
 const MAX_NEIGHBOURHOOD_NODES: usize = 2_000;
 const DEFAULT_NEIGHBOURHOOD_NODES: usize = 200;
 
@@ -24,7 +29,8 @@ const DEFAULT_NEIGHBOURHOOD_NODES: usize = 200;
 #[utoipa::path(get, path = "/api/catalog/impact/{kind}/{namespace}/{name}", tag = "plinth",
     params(("kind" = String, Path), ("namespace" = String, Path), ("name" = String, Path),
            ("direction" = Option<String>, Query, description = "`dependents` (default) or `dependencies`"),
-           ("maxDepth" = Option<u32>, Query), ("limit" = Option<usize>, Query, description = "Items returned (default 100); `count` is always the full count")),
+           ("maxDepth" = Option<u32>, Query, minimum = 1, maximum = 1000),
+           ("limit" = Option<usize>, Query, minimum = 0, maximum = 10_000, description = "Items returned (default 100); `count` is always the full count")),
     responses((status = 200, description = "`{entityRef, direction, count, items: [{entityRef, depth, path}], cycles}`, nearest first", body = serde_json::Value),
               (status = 404, description = "No such entity")))]
 pub async fn impact(
@@ -42,8 +48,8 @@ pub async fn impact(
             )))
         }
     };
-    let max_depth = params.number("maxDepth")?.map(|d| d as u32);
-    let limit = params.number("limit")?.unwrap_or(DEFAULT_IMPACT_LIMIT);
+    let max_depth = params.int("maxDepth", 1..=MAX_IMPACT_DEPTH)?;
+    let limit = params.int_or("limit", 0..=MAX_IMPACT_LIMIT, DEFAULT_IMPACT_LIMIT)?;
     let state = app.catalog.read();
     let impact = state.impact(&entity_ref.key(), direction, max_depth).ok_or_else(|| not_found(&entity_ref))?;
     let start_ref = state.get(&entity_ref.key()).map(|r| r.entity_ref.to_string()).unwrap_or_default();
@@ -76,8 +82,8 @@ pub async fn impact(
 /// nodes and edges within N hops, for drawing graphs.
 #[utoipa::path(get, path = "/api/catalog/neighbourhood/{kind}/{namespace}/{name}", tag = "plinth",
     params(("kind" = String, Path), ("namespace" = String, Path), ("name" = String, Path),
-           ("depth" = Option<u32>, Query, description = "Hops (default 1, at most 6)"),
-           ("limit" = Option<usize>, Query, description = "Most nodes returned (default 200, at most 2000)"),
+           ("depth" = Option<u32>, Query, minimum = 0, maximum = 6, description = "Hops (default 1, at most 6)"),
+           ("limit" = Option<usize>, Query, minimum = 1, maximum = 2000, description = "Most nodes returned (default 200, at most 2000)"),
            ("relation" = Option<Vec<String>>, Query, description = "Only these relation types (either direction)")),
     responses((status = 200, description = "`{root, nodes, edges, truncated}`", body = serde_json::Value), (status = 404, description = "No such entity")))]
 pub async fn neighbourhood(
@@ -86,8 +92,8 @@ pub async fn neighbourhood(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     let entity_ref = ref_from_path(&kind, &namespace, &name);
-    let depth = params.number("depth")?.unwrap_or(1).min(6) as u32;
-    let limit = params.number("limit")?.unwrap_or(DEFAULT_NEIGHBOURHOOD_NODES).clamp(1, MAX_NEIGHBOURHOOD_NODES);
+    let depth = params.int_or("depth", 0..=MAX_NEIGHBOURHOOD_DEPTH, 1)?;
+    let limit = params.int_or("limit", 1..=MAX_NEIGHBOURHOOD_NODES, DEFAULT_NEIGHBOURHOOD_NODES)?;
     let relations: Vec<RelId> = params
         .all("relation")
         .iter()
@@ -146,18 +152,21 @@ pub const SEARCH_FACETS: &[&str] =
 /// `GET /api/catalog/search?q=…`: ranked full-text search with facet counts
 /// over all hits; `filter` narrows as in by-query.
 #[utoipa::path(get, path = "/api/catalog/search", tag = "plinth",
-    params(("q" = String, Query), ("filter" = Option<Vec<String>>, Query), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
+    params(("q" = String, Query), ("filter" = Option<Vec<String>>, Query),
+           ("limit" = Option<usize>, Query, minimum = 1, maximum = 500, description = "Hits returned (default 20)"),
+           ("offset" = Option<usize>, Query, minimum = 0, maximum = 10_000, description = "Hits skipped; ranked results go 10,000 deep")),
     responses((status = 200, description = "`{query, totalItems, items: [{entityRef, score, summary}], facets}`", body = serde_json::Value)))]
 pub async fn search(State(app): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
     let query = params.one("q").unwrap_or("").trim().to_string();
-    let limit = params.number("limit")?.unwrap_or(20).clamp(1, 500);
-    let offset = params.number("offset")?.unwrap_or(0);
+    let limit = params.int_or("limit", 1..=MAX_SEARCH_LIMIT, DEFAULT_SEARCH_LIMIT)?;
+    let offset = params.int_or("offset", 0..=plinth_catalog::MAX_SEARCH_DEPTH, 0)?;
     let filter = EntityFilter::parse(&params.all("filter")).map_err(ApiError::bad_request)?;
     if query.is_empty() {
         return Err(ApiError::bad_request("give a search text in `q`, e.g. `/api/catalog/search?q=checkout`"));
     }
     // Rank more than a page when filtering, so filtered pages stay full.
     let window = if filter.is_empty() { offset + limit } else { (offset + limit).max(2_000) };
+    let window = window.min(plinth_catalog::MAX_SEARCH_DEPTH + MAX_SEARCH_LIMIT);
     let (hits, all) =
         app.catalog.search_index().search(&query, 0, window).map_err(|e| ApiError::internal(e.to_string()))?;
     let state = app.catalog.read();

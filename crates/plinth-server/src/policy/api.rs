@@ -160,7 +160,7 @@ fn parse_time(params: &Params, key: &str) -> ApiResult<Option<i64>> {
     params(("point" = Option<String>, Query), ("entity" = Option<String>, Query, description = "Entity ref involved"),
            ("result" = Option<String>, Query, description = "allow, warn or deny"),
            ("from" = Option<String>, Query, description = "RFC 3339, inclusive"), ("to" = Option<String>, Query, description = "RFC 3339, exclusive"),
-           ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+           ("limit" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Events returned (default 50)"), ("cursor" = Option<String>, Query)),
     responses((status = 200, description = "`{items: [OPA decision-log events], nextCursor}`", body = serde_json::Value)))]
 pub async fn decisions(State(app): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
     let service = service(&app)?;
@@ -179,7 +179,7 @@ pub async fn decisions(State(app): State<AppState>, params: Params) -> ApiResult
         .map(|e| plinth_model::parse_ref_lenient(e, Some("component")).map(|r| r.key()))
         .transpose()
         .map_err(ApiError::bad_request)?;
-    let limit = params.number("limit")?.map(|l| l as i64).unwrap_or(DEFAULT_DECISIONS).clamp(1, MAX_DECISIONS);
+    let limit = params.int_or("limit", 1..=MAX_DECISIONS, DEFAULT_DECISIONS)?;
     let before = match params.one("cursor") {
         Some(cursor) => {
             let (ts, id) = cursor

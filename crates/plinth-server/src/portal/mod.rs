@@ -9,6 +9,7 @@ mod graph;
 mod highlight;
 mod signals;
 
+use crate::error::ApiError;
 use crate::params::Params;
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -108,6 +109,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("graph.html", include_str!("templates/graph.html")),
             ("search.html", include_str!("templates/search.html")),
             ("not_found.html", include_str!("templates/not_found.html")),
+            ("error.html", include_str!("templates/error.html")),
             ("policies.html", include_str!("templates/policies.html")),
             ("create.html", include_str!("templates/create.html")),
             ("create_template.html", include_str!("templates/create_template.html")),
@@ -318,6 +320,10 @@ fn query(pairs: &[(&str, &str)]) -> String {
     serializer.finish()
 }
 
+/// The deepest explorer page (the offset it implies is bounded by the
+/// catalogue API's own bound).
+const MAX_EXPLORER_PAGE: usize = 100_000;
+
 /// Explorer state from the URL.
 struct Explorer {
     selected: Vec<Vec<String>>,
@@ -327,16 +333,16 @@ struct Explorer {
 }
 
 impl Explorer {
-    fn from(params: &Params) -> Explorer {
-        Explorer {
+    fn from(params: &Params) -> Result<Explorer, ApiError> {
+        Ok(Explorer {
             selected: FACETS
                 .iter()
                 .map(|(param, _, _)| params.all(param).into_iter().filter(|v| !v.is_empty()).collect())
                 .collect(),
             q: params.one("q").unwrap_or("").trim().to_string(),
             sort: params.one("sort").unwrap_or("").to_string(),
-            page: params.one("page").and_then(|p| p.parse().ok()).unwrap_or(1usize).max(1),
-        }
+            page: params.int_or("page", 1..=MAX_EXPLORER_PAGE, 1)?,
+        })
     }
 
     /// The URL with facet `toggle` (index, value) flipped, or `page` set.
@@ -477,7 +483,10 @@ async fn explorer(
     axum::Extension(names): axum::Extension<Arc<NameCache>>,
     params: Params,
 ) -> Response {
-    let explorer = Explorer::from(&params);
+    let explorer = match Explorer::from(&params) {
+        Ok(explorer) => explorer,
+        Err(error) => return error_page(error),
+    };
     let context = {
         let state = app.catalog.read();
         let universe = if explorer.q.is_empty() {
@@ -835,7 +844,10 @@ async fn graph_page(
     params: Params,
 ) -> Response {
     let key = lookup_key(&kind, &namespace, &name);
-    let depth = params.one("depth").and_then(|d| d.parse::<u32>().ok()).unwrap_or(2).clamp(1, 4);
+    let depth = match params.int_or("depth", 1..=4, 2) {
+        Ok(depth) => depth,
+        Err(error) => return error_page(error),
+    };
     let direction = match params.one("direction") {
         Some("upstream") => graph::Mode::Upstream,
         Some("downstream") => graph::Mode::Downstream,
@@ -877,10 +889,15 @@ async fn graph_page(
 // ---------------------------------------------------------------- search
 
 const SEARCH_LIMIT: usize = 50;
+/// Ranked results go [`plinth_catalog::MAX_SEARCH_DEPTH`] deep.
+const MAX_SEARCH_PAGE: usize = plinth_catalog::MAX_SEARCH_DEPTH / SEARCH_LIMIT;
 
 async fn search_page(State(app): State<AppState>, params: Params) -> Response {
     let q = params.one("q").unwrap_or("").trim().to_string();
-    let page_no = params.one("page").and_then(|p| p.parse().ok()).unwrap_or(1usize).max(1);
+    let page_no = match params.int_or("page", 1..=MAX_SEARCH_PAGE, 1) {
+        Ok(page_no) => page_no,
+        Err(error) => return error_page(error),
+    };
     if q.is_empty() {
         return page(StatusCode::OK, "search.html", json!({"title": "Search", "q": "", "results": [], "total": 0}));
     }
@@ -934,6 +951,17 @@ async fn search_page(State(app): State<AppState>, params: Params) -> Response {
 }
 
 // ---------------------------------------------------------------- not found
+
+/// A request the portal cannot answer, as a page: what was wrong and how to
+/// fix it, with the API error's status.
+fn error_page(error: ApiError) -> Response {
+    let heading = match error.status {
+        StatusCode::BAD_REQUEST => "Invalid request",
+        StatusCode::NOT_FOUND => "Not found",
+        _ => "Something went wrong",
+    };
+    page(error.status, "error.html", json!({"title": heading, "heading": heading, "message": error.message}))
+}
 
 fn not_found_entity(app: &AppState, kind: &str, namespace: &str, name: &str) -> Response {
     let wanted = format!("{kind}:{namespace}/{name}");

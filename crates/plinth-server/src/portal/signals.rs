@@ -609,7 +609,10 @@ fn trace_item(item: &Value) -> Value {
 /// `GET /traces`: recent traces with GenAI work (`service`, `agent`, `limit`).
 pub(super) async fn traces_page(State(app): State<AppState>, params: Params) -> Response {
     let Some(service) = signals(&app) else { return disabled() };
-    let limit = params.number("limit").ok().flatten().unwrap_or(TRACE_LIST).min(500).to_string();
+    let limit = match params.int_or("limit", 1..=500, TRACE_LIST) {
+        Ok(limit) => limit.to_string(),
+        Err(error) => return api_problem(error),
+    };
     let mut pairs: Vec<(&str, &str)> = vec![("limit", &limit)];
     for key in ["service", "agent"] {
         if let Some(value) = params.one(key).filter(|v| !v.is_empty()) {

@@ -155,16 +155,11 @@ pub async fn list_tasks(State(app): State<AppState>, params: Params) -> ApiResul
         })?),
         None => None,
     };
-    let number = |key: &str, default: usize| -> ApiResult<usize> {
-        params.one(key).map_or(Ok(default), |v| {
-            v.parse().map_err(|_| ApiError::bad_request(format!("`{key}` must be a non-negative number, got `{v}`")))
-        })
-    };
     let query = TaskQuery {
         created_by: params.one("createdBy").map(str::to_string),
         status,
-        limit: number("limit", 50)?.clamp(1, 500),
-        offset: number("offset", 0)?,
+        limit: params.int_or("limit", 1..=500, 50)?,
+        offset: params.int_or("offset", 0..=10_000_000, 0)?,
     };
     let (tasks, total) = scaffolder.store().list_tasks(&query).await.map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(json!({"tasks": tasks.iter().map(task_json).collect::<Vec<_>>(), "totalTasks": total})))
@@ -211,10 +206,7 @@ fn event_json(event: &TaskEventRow) -> Value {
 }
 
 fn after(params: &Params) -> ApiResult<Option<i64>> {
-    params
-        .one("after")
-        .map(|v| v.parse().map_err(|_| ApiError::bad_request(format!("`after` must be an event id, got `{v}`"))))
-        .transpose()
+    params.int("after", 0..=i64::MAX)
 }
 
 /// A run's events so far (Backstage's polling alternative to the stream).

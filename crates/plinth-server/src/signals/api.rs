@@ -334,20 +334,34 @@ pub(crate) async fn series_rows(
         .collect())
 }
 
+/// The longest `step`: the longest range a query may span.
+const MAX_STEP_SECONDS: i64 = 400 * 86_400;
+
 fn parse_step(raw: &str) -> ApiResult<i64> {
     let (number, unit) = match raw.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
         Some((i, _)) => (&raw[..i], &raw[i..]),
         None => (raw, "s"),
     };
-    let n: i64 = number.parse().map_err(|_| ApiError::bad_request(format!("`step` `{raw}` is not a duration")))?;
-    let seconds = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(ApiError::bad_request(format!("`step` `{raw}`: use seconds or a unit of m, h or d"))),
+    let unit_seconds: i64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(ApiError::bad_request(format!(
+                "`step` `{}`: use seconds or a unit of m, h or d",
+                crate::params::shorten(raw)
+            )))
+        }
     };
-    if seconds < 60 || seconds % 60 != 0 {
+    // At most the longest range (400 days), so nothing overflows.
+    let seconds = number
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_seconds))
+        .filter(|s| (60..=MAX_STEP_SECONDS).contains(s))
+        .ok_or_else(|| crate::params::out_of_range("step", raw, "1m", "400d"))?;
+    if seconds % 60 != 0 {
         return Err(ApiError::bad_request("`step` must be a whole number of minutes (rollups are per minute)"));
     }
     Ok(seconds)
@@ -400,7 +414,7 @@ pub async fn traces(State(app): State<AppState>, params: Params) -> ApiResult<Js
 
 /// Recent traces (root spans), newest first, by `service`, `agent`, `limit`.
 pub(crate) async fn recent_traces(service: &SignalsService, params: &Params) -> ApiResult<Vec<TraceListItem>> {
-    let limit = params.number("limit")?.unwrap_or(50).min(500) as i64;
+    let limit = params.int_or("limit", 1..=500, 50)?;
     let rows =
         service.store().recent_traces(params.one("service"), params.one("agent"), limit).await.map_err(store_error)?;
     Ok(rows
@@ -669,7 +683,7 @@ pub async fn get_scores(State(app): State<AppState>, params: Params) -> ApiResul
         trace_id: params.one("traceId").map(str::to_ascii_lowercase),
         prompt: params.one("prompt").map(|p| entity_name(p, "prompt")).transpose()?,
         prompt_version: params.one("promptVersion").map(str::to_string),
-        limit: params.number("limit")?.unwrap_or(200).min(5000) as i64,
+        limit: params.int_or("limit", 1..=5000, 200)?,
         ..ScoreQuery::default()
     };
     let rows = service.store().query_scores(&query).await.map_err(store_error)?;
@@ -826,7 +840,7 @@ pub async fn delete_rule(State(app): State<AppState>, Path(id): Path<String>) ->
     responses((status = 200, description = "Firing and resolved events, newest first", body = Vec<Value>)))]
 pub async fn alert_history(State(app): State<AppState>, params: Params) -> ApiResult<Json<Vec<Value>>> {
     let service = service(&app)?;
-    let limit = params.number("limit")?.unwrap_or(100).min(1000) as i64;
+    let limit = params.int_or("limit", 1..=1000, 100)?;
     let events = service.store().alert_events(params.one("rule"), limit).await.map_err(store_error)?;
     Ok(Json(
         events

@@ -163,8 +163,30 @@ impl Catalog {
         self.events.subscribe()
     }
 
-    /// Starts the change-log follower and the periodic refresh.
+    /// Refreshes, at once, every location whose last refresh did not
+    /// complete (the process was killed mid-ingest, or before the first
+    /// refresh of a newly registered location). Returns how many.
+    pub async fn resume_interrupted(self: &Arc<Self>) -> Result<usize, CatalogError> {
+        let interrupted: Vec<LocationRow> =
+            self.store.list_locations().await?.into_iter().filter(|l| l.status.interrupted()).collect();
+        for location in &interrupted {
+            tracing::info!(location = %location.target, "resuming a refresh that did not complete");
+            if let Err(error) = self.refresh_location(&location.id).await {
+                tracing::warn!(location = %location.target, %error, "resumed refresh failed; the periodic refresh retries");
+            }
+        }
+        Ok(interrupted.len())
+    }
+
+    /// Starts the change-log follower, the periodic refresh, and the
+    /// resumption of refreshes a restart cut off.
     pub fn spawn_background(self: &Arc<Self>) {
+        let resuming = self.clone();
+        tokio::spawn(async move {
+            if let Err(error) = resuming.resume_interrupted().await {
+                tracing::warn!(%error, "cannot list locations to resume interrupted refreshes");
+            }
+        });
         let follower = Arc::downgrade(self);
         let interval = self.config.follow_interval;
         tokio::spawn(async move {
@@ -451,6 +473,9 @@ impl Catalog {
         let started = Instant::now();
         let location =
             self.store.get_location(id).await?.ok_or_else(|| CatalogError::UnknownLocation(id.to_string()))?;
+        // Marked until the refresh completes, so a restart knows to resume it.
+        let marked = LocationStatus { refreshing_since: Some(now_rfc3339()), ..location.status.clone() };
+        self.store.set_location_status(id, &marked).await?;
         let (read, revision) = self.read_source(&location).await;
         tracing::debug!(ms = started.elapsed().as_millis() as u64, files = read.files_read, "read location");
         let mut report = RefreshReport {
@@ -509,8 +534,13 @@ impl Catalog {
             .collect();
         self.store.replace_errors(id, &errors).await?;
         let entities = self.read().entities().filter(|r| &*r.location_id == id).count() as i64;
-        let status =
-            LocationStatus { refreshed_at: Some(now_rfc3339()), entities, errors: report.errors as i64, revision };
+        let status = LocationStatus {
+            refreshed_at: Some(now_rfc3339()),
+            entities,
+            errors: report.errors as i64,
+            revision,
+            refreshing_since: None,
+        };
         self.store.set_location_status(id, &status).await?;
         report.duration_ms = started.elapsed().as_millis() as u64;
         self.metrics.refreshes.fetch_add(1, Ordering::Relaxed);

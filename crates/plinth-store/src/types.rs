@@ -127,6 +127,17 @@ pub struct LocationStatus {
     pub errors: i64,
     /// Git commit the last refresh read, for git locations.
     pub revision: Option<String>,
+    /// Set when a refresh starts and cleared when it completes: a location
+    /// that still has it after a restart was cut off mid-refresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refreshing_since: Option<String>,
+}
+
+impl LocationStatus {
+    /// The last refresh did not complete (or none ever ran).
+    pub fn interrupted(&self) -> bool {
+        self.refreshing_since.is_some() || self.refreshed_at.is_none()
+    }
 }
 
 /// An ingestion problem, attributed to the registered location whose

@@ -456,11 +456,19 @@ async fn locations_detect_duplicates(h: &Harness) {
         entities: 12,
         errors: 3,
         revision: Some("abc123".into()),
+        refreshing_since: None,
     };
     store.set_location_status(&first.id, &status).await.unwrap();
     let updated = store.get_location(&first.id).await.unwrap().unwrap();
     assert_eq!(updated.status, status);
     assert_eq!(updated.created_at, first.created_at);
+    assert!(!updated.status.interrupted());
+    let marked = LocationStatus { refreshing_since: Some("2024-05-01T10:05:00Z".into()), ..status.clone() };
+    store.set_location_status(&first.id, &marked).await.unwrap();
+    let updated = store.get_location(&first.id).await.unwrap().unwrap();
+    assert_eq!(updated.status, marked);
+    assert!(updated.status.interrupted(), "a refresh marked and not completed is interrupted");
+    assert!(store.get_location(&other.id).await.unwrap().unwrap().status.interrupted(), "never refreshed");
     store.set_location_status("missing", &status).await.unwrap();
 }
 

@@ -172,6 +172,9 @@ impl GitUrl {
         if url.starts_with('-') {
             return Err(bad("it starts with `-`, which git would read as an option"));
         }
+        if url.contains("::") && !url.contains("://") && !url.starts_with('/') {
+            return Err(bad("remote helpers (`transport::address`) are not allowed"));
+        }
         if url.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(bad("it contains whitespace or a control character"));
         }
@@ -197,8 +200,6 @@ impl GitUrl {
                 return Err(bad("a file URL must hold an absolute path (`file:///srv/git/repo`)"));
             }
             transport
-        } else if url.contains("::") && !url.starts_with('/') {
-            return Err(bad("remote helpers (`transport::address`) are not allowed"));
         } else if url.starts_with('/') {
             Transport::File
         } else if let Some((authority, _path)) = url.split_once(':') {

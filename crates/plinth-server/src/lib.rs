@@ -6,6 +6,7 @@ mod auth;
 mod catalog_api;
 mod error;
 mod fields;
+mod listen;
 mod ops;
 mod params;
 mod plinth_api;
@@ -17,26 +18,28 @@ pub mod signals;
 use axum::routing::{get, post};
 use axum::Router;
 use plinth_catalog::Catalog;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::OpenApi;
 
 pub use error::ApiError;
+pub use listen::{ConnectionLimits, ConnectionStats};
 
 /// Server settings that are not the catalogue's.
 #[derive(Debug, Clone, Default)]
 pub struct ServerConfig {
     /// Shared secret for webhook signatures (GitHub HMAC or GitLab token);
     /// `None` accepts unsigned webhooks.
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<secrecy::SecretString>,
     /// The policy service; `None` answers policy endpoints with 503.
     pub policy: Option<Arc<policy::PolicyService>>,
     /// Golden paths; `None` answers scaffolder endpoints with 503.
     pub scaffolder: Option<Arc<scaffolder::Scaffolder>>,
     /// Signals (OTLP receiver and API); `None` answers them with 503.
     pub signals: Option<Arc<signals::SignalsService>>,
+    /// Connection cap and timeouts.
+    pub connections: ConnectionLimits,
 }
 
 #[derive(Clone)]
@@ -44,6 +47,7 @@ pub struct AppState {
     pub catalog: Arc<Catalog>,
     pub config: Arc<ServerConfig>,
     http_metrics: Arc<ops::HttpMetrics>,
+    connections: Arc<ConnectionStats>,
 }
 
 #[derive(OpenApi)]
@@ -85,7 +89,11 @@ async fn openapi() -> impl axum::response::IntoResponse {
 const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
 
 pub fn router(catalog: Arc<Catalog>, config: ServerConfig) -> Router {
-    let state = AppState { catalog, config: Arc::new(config), http_metrics: Arc::default() };
+    router_with_stats(catalog, config, Arc::default())
+}
+
+fn router_with_stats(catalog: Arc<Catalog>, config: ServerConfig, connections: Arc<ConnectionStats>) -> Router {
+    let state = AppState { catalog, config: Arc::new(config), http_metrics: Arc::default(), connections };
     let catalog_routes = Router::new()
         .route("/entities", get(catalog_api::list_entities))
         .route("/entities/by-query", get(catalog_api::query_entities))
@@ -171,36 +179,27 @@ pub async fn serve(
 }
 
 /// Serves the same application on several listeners (the API port and,
-/// for instance, the standard OTLP/HTTP port 4318).
+/// for instance, the standard OTLP/HTTP port 4318), with the connection
+/// cap and timeouts of `config.connections`.
 pub async fn serve_on(
     listeners: Vec<tokio::net::TcpListener>,
     catalog: Arc<Catalog>,
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(catalog, config);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut servers = Vec::new();
-    for listener in listeners {
+    let limits = config.connections;
+    let stats = Arc::new(ConnectionStats::default());
+    let app = router_with_stats(catalog, config, stats.clone());
+    for listener in &listeners {
         if let Ok(address) = listener.local_addr() {
             if !address.ip().is_loopback() {
                 tracing::warn!(%address, "listening beyond loopback: mutations are not yet authenticated (API tokens arrive in a later release)");
             }
         }
-        let mut stopped = stopped.clone();
-        let app = app.clone();
-        servers.push(tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|stop| *stop).await;
-                })
-                .await
-        }));
     }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let serving = tokio::spawn(listen::serve(listeners, app, limits, stats, stopped));
     shutdown.await;
     let _ = stop.send(true);
-    for server in servers {
-        server.await.map_err(std::io::Error::other)??;
-    }
-    Ok(())
+    serving.await.map_err(std::io::Error::other)?
 }

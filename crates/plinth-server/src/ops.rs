@@ -82,6 +82,25 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         last_seq as f64,
     );
     gauge(&mut out, "plinth_catalog_filter_keys", "Distinct filter keys indexed.", keys as f64);
+    let connections = &app.connections;
+    gauge(
+        &mut out,
+        "plinth_http_connections_open",
+        "HTTP connections open now.",
+        connections.open.load(Ordering::Relaxed) as f64,
+    );
+    counter(
+        &mut out,
+        "plinth_http_connections_accepted_total",
+        "HTTP connections accepted.",
+        connections.accepted.load(Ordering::Relaxed),
+    );
+    counter(
+        &mut out,
+        "plinth_http_connections_rejected_total",
+        "HTTP connections answered 503 (or closed) because the connection cap was reached.",
+        connections.rejected.load(Ordering::Relaxed),
+    );
     counter(&mut out, "plinth_ingest_refreshes_total", "Location refreshes run.", m.refreshes.load(Ordering::Relaxed));
     counter(
         &mut out,

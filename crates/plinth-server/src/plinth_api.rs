@@ -215,7 +215,7 @@ pub async fn errors(State(app): State<AppState>, params: Params) -> ApiResult<Js
               (status = 401, description = "Bad signature or token")))]
 pub async fn webhook(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
     if let Some(secret) = &app.config.webhook_secret {
-        verify_webhook(&headers, &body, secret)?;
+        verify_webhook(&headers, &body, secrecy::ExposeSecret::expose_secret(secret))?;
     }
     let event = headers
         .get("x-github-event")

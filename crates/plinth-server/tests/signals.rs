@@ -131,6 +131,9 @@ async fn start(backend: Backend, tweak: impl FnOnce(&mut SignalsConfig)) -> Opti
     let mut signals_config = SignalsConfig {
         prices: Arc::new(PriceTable::parse("prices.yaml", PRICES).expect("test prices")),
         alert_interval: Duration::from_secs(3600),
+        // The server listens on loopback only: local mode, where webhooks
+        // to loopback receivers are allowed.
+        outbound: Arc::new(plinth_confine::OutboundPolicy::default_for(true)),
         ..SignalsConfig::default()
     };
     tweak(&mut signals_config);

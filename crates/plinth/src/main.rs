@@ -33,7 +33,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server: API, ingestion and background refresh.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Work with the software catalogue.
     Catalog {
         #[command(subcommand)]
@@ -131,7 +131,7 @@ enum LocationsCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Check(args) => check::run(args),
         Command::Template { command: TemplateCommand::Ls(args) } => template_cli::ls(args),
         Command::New(args) => template_cli::new(args),

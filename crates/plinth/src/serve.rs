@@ -35,8 +35,31 @@ pub struct ServeArgs {
     #[arg(long, env = "PLINTH_REFRESH_INTERVAL", default_value_t = 60)]
     refresh_interval: u64,
     /// Shared secret for webhook signatures (GitHub HMAC / GitLab token).
-    #[arg(long, env = "PLINTH_WEBHOOK_SECRET")]
+    /// Prefer --webhook-secret-file: the environment of a process can be
+    /// read by whoever can read its /proc entry.
+    #[arg(long, env = "PLINTH_WEBHOOK_SECRET", hide_env_values = true, conflicts_with = "webhook_secret_file")]
     webhook_secret: Option<String>,
+    /// A file holding the webhook secret (its first line; trailing newline
+    /// ignored), e.g. a mounted Kubernetes secret.
+    #[arg(long, env = "PLINTH_WEBHOOK_SECRET_FILE", value_name = "FILE")]
+    webhook_secret_file: Option<PathBuf>,
+    /// Allow outbound requests (alert webhooks) to this destination:
+    /// `public` (any public address; the default), a host name, `*.suffix`,
+    /// an address or a CIDR block. Repeatable; entries replace the default.
+    /// Link-local (cloud metadata) and private addresses need an explicit
+    /// CIDR; loopback is allowed only when every listener is on loopback.
+    #[arg(long = "outbound-allow", value_name = "HOST_OR_CIDR", env = "PLINTH_OUTBOUND_ALLOW", value_delimiter = ',')]
+    outbound_allow: Vec<String>,
+    /// Most connections open at once; one more is answered 503.
+    #[arg(long, env = "PLINTH_MAX_CONNECTIONS", default_value_t = 4096)]
+    max_connections: usize,
+    /// Seconds a client has to send a complete request header (and, on a
+    /// keep-alive connection, its next request).
+    #[arg(long, env = "PLINTH_HEADER_READ_TIMEOUT", default_value_t = 10)]
+    header_read_timeout: u64,
+    /// Seconds a connection may stay open with no request in flight.
+    #[arg(long, env = "PLINTH_IDLE_TIMEOUT", default_value_t = 60)]
+    idle_timeout: u64,
     /// Policy sources: directories, .rego files or git repository URLs
     /// (`URL#subdir`); repeatable. Default: the shipped `policies/` library.
     #[arg(long = "policy", value_name = "DIR_OR_GIT_URL", env = "PLINTH_POLICY", value_delimiter = ',')]
@@ -162,6 +185,47 @@ fn policy_config(args: &ServeArgs) -> Result<PolicyConfig> {
     Ok(config)
 }
 
+/// The webhook secret from --webhook-secret-file or --webhook-secret.
+fn webhook_secret(args: &ServeArgs) -> Result<Option<secrecy::SecretString>> {
+    if let Some(path) = &args.webhook_secret_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the webhook secret file {}", path.display()))?;
+        let secret = text.lines().next().unwrap_or("").trim_end_matches('\r').to_string();
+        if secret.is_empty() {
+            anyhow::bail!("the webhook secret file {} is empty; put the secret on its first line", path.display());
+        }
+        return Ok(Some(secret.into()));
+    }
+    Ok(args.webhook_secret.clone().filter(|s| !s.is_empty()).map(Into::into))
+}
+
+/// The connection cap and timeouts, with the cap lowered to what the
+/// open-file limit allows (after raising that limit as far as it goes).
+fn connection_limits(args: &ServeArgs) -> plinth_server::ConnectionLimits {
+    let mut max_connections = args.max_connections.max(1);
+    // Files besides connections: the store, git, policy and template files.
+    const RESERVED_FILES: u64 = 256;
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(files) if (max_connections as u64).saturating_add(RESERVED_FILES) > files => {
+            let lowered = files.saturating_sub(RESERVED_FILES).max(16) as usize;
+            tracing::warn!(
+                requested = max_connections,
+                open_file_limit = files,
+                max_connections = lowered,
+                "the open-file limit is too low for --max-connections; lowered it (raise `ulimit -n` to keep it)"
+            );
+            max_connections = lowered;
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read the open-file limit"),
+    }
+    plinth_server::ConnectionLimits {
+        max_connections,
+        header_read_timeout: Duration::from_secs(args.header_read_timeout.max(1)),
+        idle_timeout: Duration::from_secs(args.idle_timeout.max(1)),
+    }
+}
+
 /// SQLite has one writer; PostgreSQL takes several commits at once.
 fn store_config_writers(args: &ServeArgs) -> usize {
     if args.database_url.is_some() {
@@ -216,7 +280,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         None => StoreConfig::Sqlite { data_dir: args.data_dir.clone() },
     };
     let policy_config = policy_config(&args)?;
-    let signals_config = signals_config(&args, store_config_writers(&args))?;
+    let mut signals_config = signals_config(&args, store_config_writers(&args))?;
+    let webhook_secret = webhook_secret(&args)?;
     let store = Store::open(&store_config).await.context("opening the store")?;
     tracing::info!(backend = ?store.backend(), "store ready");
     let mut config = CatalogConfig::new(&args.data_dir);
@@ -232,6 +297,19 @@ async fn serve(args: ServeArgs) -> Result<()> {
         format!("cannot listen on {}; is another server using it? pass --listen HOST:PORT", args.listen)
     })?;
     let address = listener.local_addr()?;
+    let mut listeners = vec![listener];
+    if let Some(otlp) = &args.otlp_listen {
+        let extra = tokio::net::TcpListener::bind(otlp).await.with_context(|| {
+            format!("cannot listen on {otlp} for OTLP; is a Collector already using it? pass --otlp-listen HOST:PORT")
+        })?;
+        tracing::info!("OTLP/HTTP also on http://{}", extra.local_addr()?);
+        listeners.push(extra);
+    }
+    // Local mode: nobody beyond this machine can reach the server.
+    let local_mode = listeners.iter().all(|l| l.local_addr().is_ok_and(|a| a.ip().is_loopback()));
+    let outbound = plinth_confine::OutboundPolicy::new(&args.outbound_allow, local_mode)
+        .map_err(|error| anyhow::anyhow!("--outbound-allow: {error}"))?;
+    signals_config.outbound = std::sync::Arc::new(outbound);
 
     let mut targets: Vec<(String, Option<String>)> = args.locations.iter().map(|t| split_branch(t)).collect();
     if args.demo {
@@ -271,19 +349,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let scaffolder =
         Scaffolder::start(scaffolder_config, catalog.store().clone(), catalog.clone(), Some(policy.clone())).await;
     let signals = SignalsService::start(signals_config, catalog.store().clone(), catalog.clone()).await;
-    let mut listeners = vec![listener];
-    if let Some(otlp) = &args.otlp_listen {
-        let extra = tokio::net::TcpListener::bind(otlp).await.with_context(|| {
-            format!("cannot listen on {otlp} for OTLP; is a Collector already using it? pass --otlp-listen HOST:PORT")
-        })?;
-        tracing::info!("OTLP/HTTP also on http://{}", extra.local_addr()?);
-        listeners.push(extra);
-    }
     let server_config = ServerConfig {
-        webhook_secret: args.webhook_secret.clone(),
+        webhook_secret,
         policy: Some(policy.clone()),
         scaffolder: Some(scaffolder),
         signals: Some(signals),
+        connections: connection_limits(&args),
     };
     plinth_server::serve_on(listeners, catalog, server_config, shutdown_signal()).await?;
     policy.flush_log().await;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::RwLock;
+use plinth_confine::OutboundPolicy;
 use plinth_model::parse_ref_lenient;
 use plinth_store::{AlertStateRow, RollupQuery, Store, StoreError};
 use plinth_telemetry::query::{is_model_call, metric_value, rfc3339};
@@ -278,16 +279,37 @@ pub struct HealthEntry {
 /// A rule watching an entity: (rule id, severity, firing).
 type Watch = (String, String, bool);
 
-#[derive(Default)]
 pub struct AlertEngine {
     rules: RwLock<BTreeMap<String, AlertRule>>,
     states: RwLock<HashMap<String, RuleState>>,
     /// Entity key → the rules watching it.
     health: RwLock<HashMap<String, Vec<Watch>>>,
-    client: std::sync::OnceLock<reqwest::Client>,
+    /// Where webhooks may go, and the client that enforces it on every
+    /// connection and redirect.
+    outbound: Arc<OutboundPolicy>,
+    client: reqwest::Client,
 }
 
 impl AlertEngine {
+    pub fn new(outbound: Arc<OutboundPolicy>) -> AlertEngine {
+        AlertEngine {
+            rules: RwLock::default(),
+            states: RwLock::default(),
+            health: RwLock::default(),
+            client: outbound.client(Duration::from_secs(5)),
+            outbound,
+        }
+    }
+
+    /// Checks a rule's webhook against the outbound allowlist before it
+    /// is stored (names are checked again at every delivery).
+    pub fn check_webhook(&self, rule: &AlertRule) -> Result<(), String> {
+        match &rule.webhook {
+            Some(url) => self.outbound.check_url(url).map(|_| ()).map_err(|error| format!("webhook: {error}")),
+            None => Ok(()),
+        }
+    }
+
     pub async fn load(&self, store: &Store) -> Result<(), StoreError> {
         let rules = store.list_alert_rules().await?;
         let mut map = BTreeMap::new();
@@ -504,9 +526,11 @@ pub async fn evaluate_once(service: &Arc<SignalsService>) {
 
 /// Posts an alert; three tries with back-off. Returns the delivery result.
 async fn deliver(engine: &AlertEngine, url: &str, event: &Value) -> Value {
-    let client = engine.client.get_or_init(|| {
-        reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap_or_else(|_| reqwest::Client::new())
-    });
+    let client = &engine.client;
+    if let Err(error) = engine.outbound.check_url(url) {
+        tracing::warn!(%error, "alert webhook refused by the outbound allowlist");
+        return json!({ "delivered": false, "error": error.to_string(), "attempts": 0 });
+    }
     let mut last_error = String::new();
     for attempt in 0..3u32 {
         if attempt > 0 {
@@ -517,11 +541,25 @@ async fn deliver(engine: &AlertEngine, url: &str, event: &Value) -> Value {
                 return json!({ "delivered": true, "status": response.status().as_u16(), "attempts": attempt + 1 })
             }
             Ok(response) => last_error = format!("HTTP {}", response.status()),
-            Err(error) => last_error = error.to_string(),
+            Err(error) => last_error = error_chain(&error),
         }
     }
+    let url = plinth_confine::git::hide_credentials(url);
     tracing::warn!(%url, error = %last_error, "alert webhook not delivered");
     json!({ "delivered": false, "error": last_error, "attempts": 3 })
+}
+
+/// An error and its causes on one line ("refused by the outbound
+/// allowlist" is a cause of reqwest's "error sending request").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// Evaluates the rules forever at the configured interval.

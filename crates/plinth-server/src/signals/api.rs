@@ -814,10 +814,13 @@ pub async fn list_rules(State(app): State<AppState>) -> ApiResult<Json<Vec<Value
 pub async fn put_rule(State(app): State<AppState>, body: Bytes) -> ApiResult<(StatusCode, Json<AlertRule>)> {
     let service = service(&app)?;
     let rule: AlertRule = parse_json(&body, "alert rule")?;
-    let rule = rule.validated().map_err(|errors| {
-        ApiError::bad_request(format!("the alert rule is invalid: {}", errors.join("; ")))
-            .with_details(json!({ "errors": errors }))
-    })?;
+    let rule = rule
+        .validated()
+        .and_then(|rule| service.alerts.check_webhook(&rule).map(|()| rule).map_err(|error| vec![error]))
+        .map_err(|errors| {
+            ApiError::bad_request(format!("the alert rule is invalid: {}", errors.join("; ")))
+                .with_details(json!({ "errors": errors }))
+        })?;
     service.alerts.put(service.store(), rule.clone()).await.map_err(store_error)?;
     Ok((StatusCode::CREATED, Json(rule)))
 }

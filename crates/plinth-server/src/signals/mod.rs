@@ -11,6 +11,7 @@ pub mod receiver;
 
 use arc_swap::ArcSwap;
 use plinth_catalog::{Catalog, EntityFilter};
+use plinth_confine::OutboundPolicy;
 use plinth_store::{SignalBatchOutcome, Store};
 use plinth_telemetry::attribution::{Attribution, TeamInfo};
 use plinth_telemetry::ingest::{PreparedBatch, RecentTraces};
@@ -41,6 +42,8 @@ pub struct SignalsConfig {
     pub writers: usize,
     /// How often alert rules are evaluated.
     pub alert_interval: Duration,
+    /// Where alert webhooks may be posted.
+    pub outbound: Arc<OutboundPolicy>,
 }
 
 impl Default for SignalsConfig {
@@ -54,6 +57,7 @@ impl Default for SignalsConfig {
             prices: Arc::new(shipped_prices()),
             writers: 1,
             alert_interval: Duration::from_secs(15),
+            outbound: Arc::new(OutboundPolicy::default_for(false)),
         }
     }
 }
@@ -119,7 +123,7 @@ impl SignalsService {
             inflight: Arc::new(Semaphore::new(permits)),
             queue: sender,
             metrics: SignalsMetrics::default(),
-            alerts: alerts::AlertEngine::default(),
+            alerts: alerts::AlertEngine::new(config.outbound.clone()),
             cumulative: CumulativeState::new(100_000, now_s().max(0) as u64 * 1_000_000_000),
             store,
             catalog,

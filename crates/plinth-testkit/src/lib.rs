@@ -1,11 +1,16 @@
 //! Test support shared by Plinth's test suites (dev-dependency only): a fresh
 //! PostgreSQL database per test, dropped afterwards even when the test panics,
-//! and the git client with a fixed identity.
+//! the git client with a fixed identity, and a whole server in process
+//! ([`TestServer`]) with the [`scenarios!`] macro that runs a scenario on
+//! both store backends.
 //!
 //! The admin URL comes from `PLINTH_TEST_DATABASE_URL` (default: the local
 //! server with trust auth). An unreachable server fails the test with a
 //! clear message; `PLINTH_SKIP_POSTGRES=1` skips PostgreSQL tests loudly.
 
+pub mod server;
+
+pub use server::{wait_until, Backend, Options, TestServer};
 use sqlx::{Connection, PgConnection};
 use std::time::Duration;
 

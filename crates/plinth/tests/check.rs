@@ -562,6 +562,13 @@ fn diff_checks_only_files_changed_since_the_base_revision() {
     let bad = plinth(root, &["check", "--policy", "policies", "--diff", "no-such-rev", "deploy"]);
     assert_eq!(bad.code, 2);
     assert!(bad.stderr.contains("no-such-rev"), "{}", bad.stderr);
+    // A base that looks like an option is a revision to git, never an option.
+    let marker = root.join("written-by-git");
+    let injected = format!("--diff=--output={}", marker.display());
+    let bad = plinth(root, &["check", "--policy", "policies", &injected, "deploy"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("not a revision"), "{}", bad.stderr);
+    assert!(!marker.exists(), "git took the base as an option and wrote a file");
     let outside = tempfile::tempdir().unwrap();
     policies(outside.path());
     write(&outside.path().join("a.yaml"), CLEAN);

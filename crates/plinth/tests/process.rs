@@ -35,6 +35,17 @@ struct Serve {
 impl Serve {
     /// Starts `plinth serve` and waits until `/readyz` answers 200.
     async fn start(data_dir: &Path, database_url: Option<&str>, locations: &[&Path]) -> Serve {
+        Serve::start_with(data_dir, database_url, locations, &[], &[]).await
+    }
+
+    /// [`Serve::start`] with extra arguments and environment variables.
+    async fn start_with(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        locations: &[&Path],
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Serve {
         let mut last_log = String::new();
         // A free port can be taken between probing and binding: retry.
         for attempt in 0..3 {
@@ -52,12 +63,14 @@ impl Serve {
             for location in locations {
                 command.arg("--location").arg(location);
             }
+            command.args(extra);
             for var in [
                 "PLINTH_DATABASE_URL",
                 "PLINTH_LISTEN",
                 "PLINTH_DATA_DIR",
                 "PLINTH_REFRESH_INTERVAL",
                 "PLINTH_WEBHOOK_SECRET",
+                "PLINTH_WEBHOOK_SECRET_FILE",
             ] {
                 command.env_remove(var);
             }
@@ -65,6 +78,7 @@ impl Serve {
             // Only the locations a test names: the shipped templates are
             // registered explicitly by the tests that use them.
             command.env("PLINTH_SHIPPED_TEMPLATES", "false");
+            command.envs(env.iter().copied());
             let file = std::fs::File::create(&log).unwrap();
             command.stdin(Stdio::null()).stdout(file.try_clone().unwrap()).stderr(file);
             let child = command.spawn().expect("spawn plinth serve");
@@ -95,6 +109,14 @@ impl Serve {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         false
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL, then reap.
@@ -375,6 +397,147 @@ async fn sqlite_survives_kill_9_during_ingestion() {
 async fn postgres_survives_kill_9_during_ingestion() {
     let Some(database) = PgDatabase::create("it").await else { return };
     kill_during_ingestion_then_restart(Some(&database.url)).await;
+}
+
+/// A location registered through the API (so no `--location` flag brings
+/// it back) is cut off by `kill -9` in the middle of its first ingest; the
+/// restarted server resumes it at once, long before the periodic refresh.
+async fn location_cut_off_mid_ingest_resumes_at_start(database_url: Option<&str>) {
+    let dir = tempfile::TempDir::new().unwrap();
+    let catalog = dir.path().join("catalog");
+    let manifest = generate_catalog(&catalog);
+    let total = manifest["entities"].as_u64().unwrap() + 1;
+    let all = catalog.join("all.yaml");
+    let data = dir.path().join("data");
+    let hour = [("PLINTH_REFRESH_INTERVAL", "3600")];
+    let mut victim = Serve::start_with(&data, database_url, &[], &[], &hour).await;
+    let registering = {
+        let url = format!("{}/api/catalog/locations", victim.base);
+        let body = json!({"type": "file", "target": all});
+        tokio::spawn(async move { http().post(url).json(&body).send().await })
+    };
+    // Kill as soon as the refresh is under way (marked, not yet complete).
+    let started = Instant::now();
+    loop {
+        let locations = victim.ok("/api/catalog/locations", &[]).await;
+        if locations[0]["data"]["status"]["refreshingSince"].is_string() {
+            victim.kill();
+            break;
+        }
+        assert!(
+            locations[0]["data"]["status"]["refreshedAt"].is_null(),
+            "the ingest finished before it could be cut off"
+        );
+        assert!(started.elapsed() < Duration::from_secs(60), "the ingest never got under way");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    registering.abort();
+    eprintln!("killed plinth serve while its refresh was under way");
+
+    let restarted = Serve::start_with(&data, database_url, &[], &[], &hour).await;
+    let took = within(Duration::from_secs(60), "the interrupted location to be resumed", async || {
+        restarted.kind_counts().await.values().sum::<u64>() == total
+    })
+    .await;
+    eprintln!("the restarted server resumed the location: all {total} entities after {took:?}");
+    // The restart found the refresh cut off (the kill landed mid-ingest).
+    assert!(
+        restarted.log_text().contains("resuming a refresh that did not complete"),
+        "the restarted server did not see an interrupted refresh:\n{}",
+        restarted.log_tail()
+    );
+    // The location's status records the completed refresh.
+    within(Duration::from_secs(30), "the resumed refresh to complete", async || {
+        let locations = restarted.ok("/api/catalog/locations", &[]).await;
+        let status = &locations[0]["data"]["status"];
+        status["refreshedAt"].is_string() && status["refreshingSince"].is_null() && status["entities"] == json!(total)
+    })
+    .await;
+    // Registering it again is still a conflict, as in Backstage, and says how to refresh.
+    let (code, body) = restarted.post("/api/catalog/locations", &json!({"type": "file", "target": all})).await;
+    assert_eq!(code, reqwest::StatusCode::CONFLICT, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_location_cut_off_mid_ingest_resumes_at_start() {
+    location_cut_off_mid_ingest_resumes_at_start(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_location_cut_off_mid_ingest_resumes_at_start() {
+    let Some(database) = PgDatabase::create("it").await else { return };
+    location_cut_off_mid_ingest_resumes_at_start(Some(&database.url)).await;
+}
+
+// ---------------------------------------------------------------------------
+// Secrets
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_secret_from_a_file_is_enforced_and_never_leaks() {
+    use hmac::Mac;
+    let dir = tempfile::TempDir::new().unwrap();
+    let secret = "whsec-5ecret-9f2c41";
+    let file = write(&dir.path().join("webhook-secret"), &format!("{secret}\n"));
+    let server =
+        Serve::start_with(&dir.path().join("data"), None, &[], &["--webhook-secret-file", file.to_str().unwrap()], &[])
+            .await;
+    let payload = json!({"repository": "https://example.com/org/repo.git", "ref": "refs/heads/main"}).to_string();
+    let post = |headers: Vec<(&'static str, String)>| {
+        let url = format!("{}/api/catalog/webhook", server.base);
+        let payload = payload.clone();
+        async move {
+            let mut request = http().post(url).header("content-type", "application/json").body(payload);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let response = request.send().await.expect("POST");
+            (response.status(), response.text().await.unwrap_or_default())
+        }
+    };
+    let (status, body) = post(vec![]).await;
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "an unsigned push: {body}");
+    let (status, body) = post(vec![("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))]).await;
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "a wrong GitHub signature: {body}");
+    let (status, body) = post(vec![("x-gitlab-token", "not-the-secret".into())]).await;
+    assert_eq!(status, reqwest::StatusCode::UNAUTHORIZED, "a wrong GitLab token: {body}");
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(payload.as_bytes());
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let (status, body) = post(vec![("x-hub-signature-256", signature), ("x-github-event", "push".into())]).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "a signed push: {body}");
+    let (status, body) = post(vec![("x-gitlab-token", secret.into())]).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "the right GitLab token: {body}");
+    // The secret is in neither the process environment nor the log, nor
+    // any answer — including a dry run that tries to read the environment.
+    #[cfg(target_os = "linux")]
+    {
+        let environ = std::fs::read(format!("/proc/{}/environ", server.pid())).unwrap();
+        assert!(!String::from_utf8_lossy(&environ).contains(secret), "the secret is in the environment");
+    }
+    let location =
+        write(&dir.path().join("probe/catalog-info.yaml"), &component("probe", "{$text: /proc/self/environ}", ""));
+    let (status, body) =
+        server.post("/api/catalog/locations?dryRun=true", &json!({"type": "file", "target": location})).await;
+    assert_eq!(status, reqwest::StatusCode::CREATED, "{body}");
+    assert!(!body.to_string().contains(secret) && !body.to_string().contains("PATH="), "{body}");
+    assert!(!server.log_text().contains(secret), "the secret is in the log:\n{}", server.log_tail());
+
+    // Given through the environment instead, it is still never logged.
+    let env_server =
+        Serve::start_with(&dir.path().join("data-env"), None, &[], &[], &[("PLINTH_WEBHOOK_SECRET", secret)]).await;
+    let response = http()
+        .post(format!("{}/api/catalog/webhook", env_server.base))
+        .header("x-gitlab-token", "wrong")
+        .json(&json!({"repository": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::UNAUTHORIZED);
+    assert!(!env_server.log_text().contains(secret), "the secret is in the log");
+    let (code, help, _) = plinth(&["serve", "--help"]).await;
+    assert_eq!(code, 0);
+    assert!(help.contains("--webhook-secret-file") && help.contains("--outbound-allow"), "{help}");
 }
 
 // ---------------------------------------------------------------------------

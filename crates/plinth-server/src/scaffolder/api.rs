@@ -143,7 +143,7 @@ fn task_json(task: &TaskRow) -> Value {
 
 /// Runs, newest first: `createdBy`, `status`, `limit` (default 50), `offset`.
 #[utoipa::path(get, path = "/api/scaffolder/v2/tasks", tag = "scaffolder",
-    params(("createdBy" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<usize>, Query), ("offset" = Option<usize>, Query)),
+    params(("createdBy" = Option<String>, Query), ("status" = Option<String>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 500), ("offset" = Option<usize>, Query, minimum = 0, maximum = 10_000_000)),
     responses((status = 200, description = "`{tasks, totalTasks}`")))]
 pub async fn list_tasks(State(app): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
     let scaffolder = service(&app)?;
@@ -211,7 +211,7 @@ fn after(params: &Params) -> ApiResult<Option<i64>> {
 
 /// A run's events so far (Backstage's polling alternative to the stream).
 #[utoipa::path(get, path = "/api/scaffolder/v2/tasks/{id}/events", tag = "scaffolder",
-    params(("id" = String, Path), ("after" = Option<i64>, Query)),
+    params(("id" = String, Path), ("after" = Option<i64>, Query, minimum = 0)),
     responses((status = 200, description = "`[{id, taskId, type, body, createdAt}]`")))]
 pub async fn events(State(app): State<AppState>, Path(id): Path<String>, params: Params) -> ApiResult<Json<Value>> {
     let scaffolder = service(&app)?;
@@ -224,7 +224,7 @@ pub async fn events(State(app): State<AppState>, Path(id): Path<String>, params:
 /// Server-sent events of a run: every `log` event (step started, log line,
 /// step finished) and the final `completion`; `?after=ID` resumes.
 #[utoipa::path(get, path = "/api/scaffolder/v2/tasks/{id}/eventstream", tag = "scaffolder",
-    params(("id" = String, Path), ("after" = Option<i64>, Query)),
+    params(("id" = String, Path), ("after" = Option<i64>, Query, minimum = 0)),
     responses((status = 200, description = "text/event-stream of `log` and `completion` events")))]
 pub async fn eventstream(
     State(app): State<AppState>,

@@ -255,7 +255,7 @@ pub async fn summary(State(app): State<AppState>, params: Params) -> ApiResult<J
 #[utoipa::path(get, path = "/api/signals/series", tag = "signals",
     params(("metric" = String, Query, description = "requests, errors, error_rate, latency_p50|p95|p99, ttft_p50|p95|p99, cost_usd, tokens, input_tokens, output_tokens, cache_read_tokens, reasoning_tokens, tool_calls"),
            ("groupBy" = Option<String>, Query, description = "none, service, team, model, provider, operation, prompt, prompt_version, agent, component"),
-           ("step" = Option<String>, Query, description = "Seconds or 1m/5m/1h/1d; default gives about 60 points"),
+           ("step" = Option<String>, Query, description = "Seconds or 1m/5m/1h/1d, from 1m to 400d; default gives about 60 points"),
            ("operation" = Option<String>, Query, description = "Default: model calls; `server` for RED"),
            ("from" = Option<String>, Query), ("to" = Option<String>, Query),
            ("service" = Option<String>, Query), ("team" = Option<String>, Query), ("model" = Option<String>, Query),
@@ -405,7 +405,7 @@ pub struct TraceListItem {
 
 /// `GET /api/traces`: recent traces (root spans) with GenAI work.
 #[utoipa::path(get, path = "/api/traces", tag = "signals",
-    params(("service" = Option<String>, Query), ("agent" = Option<String>, Query), ("limit" = Option<usize>, Query)),
+    params(("service" = Option<String>, Query), ("agent" = Option<String>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 500)),
     responses((status = 200, description = "Newest first", body = Vec<TraceListItem>)))]
 pub async fn traces(State(app): State<AppState>, params: Params) -> ApiResult<Json<Vec<TraceListItem>>> {
     let service = service(&app)?;
@@ -675,7 +675,7 @@ pub struct ScoreOut {
 
 /// `GET /api/signals/scores`.
 #[utoipa::path(get, path = "/api/signals/scores", tag = "signals",
-    params(("traceId" = Option<String>, Query), ("prompt" = Option<String>, Query), ("promptVersion" = Option<String>, Query), ("limit" = Option<usize>, Query)),
+    params(("traceId" = Option<String>, Query), ("prompt" = Option<String>, Query), ("promptVersion" = Option<String>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 5000)),
     responses((status = 200, description = "Scores, newest first", body = Vec<ScoreOut>)))]
 pub async fn get_scores(State(app): State<AppState>, params: Params) -> ApiResult<Json<Vec<ScoreOut>>> {
     let service = service(&app)?;
@@ -839,7 +839,7 @@ pub async fn delete_rule(State(app): State<AppState>, Path(id): Path<String>) ->
 
 /// `GET /api/signals/alerts/history`.
 #[utoipa::path(get, path = "/api/signals/alerts/history", tag = "signals",
-    params(("rule" = Option<String>, Query), ("limit" = Option<usize>, Query)),
+    params(("rule" = Option<String>, Query), ("limit" = Option<usize>, Query, minimum = 1, maximum = 1000)),
     responses((status = 200, description = "Firing and resolved events, newest first", body = Vec<Value>)))]
 pub async fn alert_history(State(app): State<AppState>, params: Params) -> ApiResult<Json<Vec<Value>>> {
     let service = service(&app)?;

@@ -847,6 +847,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn url_placeholders_read_only_the_same_repository_and_branch() {
+        let namer = GitNamer {
+            source: GitSource::from_target("https://github.com/Org/Repo.git", Some("main")),
+            checkout: PathBuf::from("/data/git/abc"),
+            revision: "main".into(),
+        };
+        assert_eq!(
+            namer.file_of_url("https://github.com/org/repo/blob/main/docs/openapi.yaml"),
+            Some(PathBuf::from("/data/git/abc/docs/openapi.yaml"))
+        );
+        assert_eq!(namer.file_of_url("https://github.com/org/other/blob/main/openapi.yaml"), None);
+        assert_eq!(namer.file_of_url("https://github.com/org/repo/blob/dev/openapi.yaml"), None);
+        assert_eq!(namer.file_of_url("https://evil.example.com/org/repo/blob/main/openapi.yaml"), None);
+        assert_eq!(FileNamer.file_of_url("https://github.com/org/repo/blob/main/openapi.yaml"), None);
+        // A `..` in the URL's path is refused by the reader's root check.
+        let checkout = tempfile::tempdir().unwrap();
+        let namer = GitNamer { checkout: checkout.path().to_path_buf(), ..namer };
+        let escaping = namer.file_of_url("https://github.com/org/repo/blob/main/../../etc/passwd").unwrap();
+        let root = plinth_confine::Root::new(checkout.path()).unwrap();
+        let error = root.check(&escaping).unwrap_err().to_string();
+        assert!(error.contains("uses `..` to leave"), "{error}");
+    }
+
+    #[test]
+    fn git_locations_are_validated_when_registered() {
+        for (target, branch) in [
+            ("https://github.com/o/r.git", Some("--upload-pack=touch /tmp/x")),
+            ("--upload-pack=touch /tmp/x", None),
+            ("ext::sh -c touch% /tmp/x", None),
+            ("https://github.com/o/r.git#../../etc", None),
+        ] {
+            let location = NewLocation { kind: "git".into(), target: target.into(), branch: branch.map(Into::into) };
+            assert!(normalize_location(location).is_err(), "{target} {branch:?}");
+        }
+    }
+
+    #[test]
     fn locations_normalize() {
         let mut branch = None;
         assert_eq!(

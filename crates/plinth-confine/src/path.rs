@@ -99,7 +99,15 @@ impl Root {
     /// followed, returning its canonical form. A path that does not exist
     /// is checked through its nearest existing ancestor.
     pub fn check(&self, path: &Path) -> Result<PathBuf, PathError> {
-        self.check_as(&normalize(path), &path.to_string_lossy())
+        let target = path.to_string_lossy();
+        let lexical = normalize(path);
+        if !lexical.starts_with(&self.path) {
+            return match path.canonicalize() {
+                Ok(resolved) if resolved.starts_with(&self.path) => Ok(resolved),
+                _ => Err(PathError::ParentEscape { target: target.into_owned(), root: self.path.clone() }),
+            };
+        }
+        self.check_as(&lexical, &target)
     }
 
     fn check_as(&self, lexical: &Path, target: &str) -> Result<PathBuf, PathError> {
@@ -253,6 +261,9 @@ mod tests {
             assert_eq!(root.resolve(root.path(), "inner").unwrap(), root.path().join("top.yaml"));
         }
         assert!(matches!(root.resolve(&base, "a\0b").unwrap_err(), PathError::Nul { .. }));
+        let error = root.check(&root.path().join("a/../../secret")).unwrap_err();
+        assert!(matches!(error, PathError::ParentEscape { .. }), "{error}");
+        assert_eq!(root.check(&root.path().join("a/../top.yaml")).unwrap(), root.path().join("top.yaml"));
     }
 
     #[test]

@@ -571,7 +571,7 @@ impl Catalog {
                     Err(message) => {
                         let read = SourceRead {
                             root_failed: true,
-                            diagnostics: vec![Diagnostic::error(location.target.clone(), message)],
+                            diagnostics: vec![Diagnostic::error(location.target.clone(), message.to_string())],
                             ..SourceRead::default()
                         };
                         return (read, None);
@@ -583,7 +583,7 @@ impl Catalog {
                     Err(message) => {
                         let read = SourceRead {
                             root_failed: true,
-                            diagnostics: vec![Diagnostic::error(location.target.clone(), message)],
+                            diagnostics: vec![Diagnostic::error(location.target.clone(), message.to_string())],
                             ..SourceRead::default()
                         };
                         return (read, Some(revision));

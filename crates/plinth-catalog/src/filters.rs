@@ -90,6 +90,13 @@ pub struct Condition {
     pub values: Option<Vec<String>>,
 }
 
+/// A `filter` parameter that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("filter `{0}` has a condition with no key; write it as `key=value`")]
+    NoKey(String),
+}
+
 impl EntityFilter {
     pub fn is_empty(&self) -> bool {
         self.any_of.is_empty()
@@ -98,7 +105,7 @@ impl EntityFilter {
     /// Parses Backstage's `filter` query parameters: each parameter is a
     /// group, `a=b,c=d` within it are ANDed, a key repeated within a group
     /// matches any of its values, and a bare `key` means "has the key".
-    pub fn parse(params: &[String]) -> Result<EntityFilter, String> {
+    pub fn parse(params: &[String]) -> Result<EntityFilter, FilterError> {
         let mut any_of = Vec::new();
         for param in params {
             let mut group: Vec<Condition> = Vec::new();
@@ -112,7 +119,7 @@ impl EntityFilter {
                     None => (statement, None),
                 };
                 if key.is_empty() {
-                    return Err(format!("filter `{param}` has a condition with no key; write it as `key=value`"));
+                    return Err(FilterError::NoKey(param.clone()));
                 }
                 let key = key.to_lowercase();
                 let value = value.map(str::to_lowercase);

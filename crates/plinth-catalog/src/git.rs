@@ -3,7 +3,7 @@
 //! webhook payloads to registered repositories.
 
 use plinth_confine::git::{GitCommand, GitError, GitRef, GitUrl};
-use plinth_confine::path::Root;
+use plinth_confine::path::{PathError, Root};
 use std::path::{Path, PathBuf};
 
 /// A repository location: a URL (or local path) and a branch.
@@ -79,18 +79,20 @@ impl GitSource {
     }
 
     /// The folder `#path` names inside a checkout, confined to it.
-    pub fn subdir(&self, checkout: &Path) -> Result<PathBuf, String> {
+    pub fn subdir(&self, checkout: &Path) -> Result<PathBuf, SyncError> {
         let Some(path) = &self.path else { return Ok(checkout.to_path_buf()) };
-        let root = Root::new(checkout).map_err(|e| e.to_string())?;
+        let in_path =
+            |source| SyncError::Path { url: GitUrl::parse(&self.url).map(|u| u.display()).unwrap_or_default(), source };
+        let root = Root::new(checkout).map_err(in_path)?;
         let root_path = root.path().to_path_buf();
-        root.resolve(&root_path, path).map_err(|e| format!("the path after `#` in {}: {e}", self.url))
+        root.resolve(&root_path, path).map_err(in_path)
     }
 }
 
 /// Clones or fetches `source` into `dir` and returns the checked-out commit.
 /// Errors say what git said and how to fix it.
-pub async fn sync(source: &GitSource, dir: &Path) -> Result<String, String> {
-    let (url, branch) = source.validate().map_err(|e| e.to_string())?;
+pub async fn sync(source: &GitSource, dir: &Path) -> Result<String, SyncError> {
+    let (url, branch) = source.validate()?;
     if dir.join(".git").exists() {
         let fetch = GitCommand::new("fetch")
             .current_dir(dir)
@@ -108,7 +110,9 @@ pub async fn sync(source: &GitSource, dir: &Path) -> Result<String, String> {
         run(GitCommand::new("clean").current_dir(dir).arg("-f").arg("-d").arg("-x").arg("--quiet")).await?;
     } else {
         if let Some(parent) = dir.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|source| SyncError::Io { what: format!("cannot create {}", parent.display()), source })?;
         }
         let staging = staging_dir(dir);
         let _ = tokio::fs::remove_dir_all(&staging).await;
@@ -121,7 +125,9 @@ pub async fn sync(source: &GitSource, dir: &Path) -> Result<String, String> {
             let _ = tokio::fs::remove_dir_all(&staging).await;
             return Err(error);
         }
-        tokio::fs::rename(&staging, dir).await.map_err(|e| format!("cannot move the clone into place: {e}"))?;
+        tokio::fs::rename(&staging, dir)
+            .await
+            .map_err(|source| SyncError::Io { what: "cannot move the clone into place".into(), source })?;
     }
     let head = run(GitCommand::new("rev-parse").current_dir(dir).arg("HEAD")).await?;
     Ok(head.trim().to_string())
@@ -134,21 +140,38 @@ fn staging_dir(dir: &Path) -> PathBuf {
 }
 
 /// Local paths are cloned through `file://` so that `--depth` applies.
-fn clone_url(url: GitUrl) -> Result<GitUrl, String> {
+fn clone_url(url: GitUrl) -> Result<GitUrl, GitError> {
     if url.as_str().starts_with('/') {
-        GitUrl::parse(&format!("file://{}", url.as_str())).map_err(|e| e.to_string())
+        GitUrl::parse(&format!("file://{}", url.as_str()))
     } else {
         Ok(url)
     }
 }
 
-async fn run(command: GitCommand) -> Result<String, String> {
-    command.run().await.map_err(|error| match error {
-        GitError::Failed { command, said } => format!(
-            "`git {command}` failed: {said}; check that the repository URL and branch are right and reachable from this server"
-        ),
-        other => other.to_string(),
-    })
+async fn run(command: GitCommand) -> Result<String, SyncError> {
+    Ok(command.run().await?)
+}
+
+/// Why a git source could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("`git {command}` failed: {said}; check that the repository URL and branch are right and reachable from this server")]
+    Failed { command: String, said: String },
+    #[error(transparent)]
+    Git(GitError),
+    #[error("the path after `#` in {url}: {source}")]
+    Path { url: String, source: PathError },
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+}
+
+impl From<GitError> for SyncError {
+    fn from(error: GitError) -> Self {
+        match error {
+            GitError::Failed { command, said } => SyncError::Failed { command, said },
+            other => SyncError::Git(other),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -290,7 +290,7 @@ pub fn read_location(root: &Path, namer: &dyn Namer, cache: &FileCache, limits: 
                     }
                     Err(message) => {
                         read.diagnostics.push(
-                            Diagnostic::error(location.clone(), message)
+                            Diagnostic::error(location.clone(), message.to_string())
                                 .at_line(Some(target.line))
                                 .on_field(Some("spec.targets".into())),
                         );
@@ -483,14 +483,12 @@ fn collect_targets(body: &Value, text: &str, doc: &yaml::YamlDocument, limits: &
 /// Resolves a Location target against the directory of the file that holds
 /// it, inside the source's root. Globs (`*`, `**`) expand to the files they
 /// match.
-fn resolve_target(base: &Path, raw: &str, root: &Root) -> Result<Vec<PathBuf>, String> {
+fn resolve_target(base: &Path, raw: &str, root: &Root) -> Result<Vec<PathBuf>, ReadError> {
     let target = raw.strip_prefix("file:").unwrap_or(raw);
     if target.starts_with("http://") || target.starts_with("https://") {
-        return Err(format!(
-            "target `{raw}` is a URL; Plinth reads URLs through git: register the repository with `plinth catalog locations add <repo-url>`"
-        ));
+        return Err(ReadError::UrlTarget(raw.to_string()));
     }
-    let refused = |error: PathError| format!("target {error}");
+    let refused = ReadError::Target;
     let resolved = root.resolve(base, target).map_err(refused)?;
     if !target.contains('*') {
         return Ok(vec![resolved]);
@@ -526,6 +524,23 @@ fn glob_match(pattern: &str, text: &str) -> bool {
     go(pattern.as_bytes(), text.as_bytes())
 }
 
+/// Why a Location target or a placeholder could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("target `{0}` is a URL; Plinth reads URLs through git: register the repository with `plinth catalog locations add <repo-url>`")]
+    UrlTarget(String),
+    #[error("target {0}")]
+    Target(PathError),
+    #[error("placeholder `{key}` takes a path string")]
+    PlaceholderArgument { key: String },
+    #[error("unknown placeholder `{key}`; use $text, $json or $yaml")]
+    UnknownPlaceholder { key: String },
+    #[error("placeholder `{key}`: {source}")]
+    PlaceholderPath { key: String, source: PathError },
+    #[error("placeholder `{key}`: {} {problem}", path.display())]
+    Placeholder { key: String, path: PathBuf, problem: String },
+}
+
 /// Backstage's placeholders: `{$text: ./file}`, `{$json: …}`, `{$yaml: …}`
 /// (and `$openapi`/`$asyncapi`, read as text), resolved relative to the
 /// file that holds them and never outside the source's root. A URL is
@@ -549,7 +564,7 @@ impl Placeholders<'_, '_> {
                         self.used = true;
                         match self.placeholder(&key, &arg, path) {
                             Ok(resolved) => *value = resolved,
-                            Err(message) => self.issues.push(FieldIssue::new(path, message)),
+                            Err(error) => self.issues.push(FieldIssue::new(path, error.to_string())),
                         }
                         return;
                     }
@@ -568,16 +583,18 @@ impl Placeholders<'_, '_> {
         }
     }
 
-    fn placeholder(&mut self, key: &str, arg: &Value, field: &str) -> Result<Value, String> {
+    fn placeholder(&mut self, key: &str, arg: &Value, field: &str) -> Result<Value, ReadError> {
+        let key = key.to_string();
         let Some(target) = arg.as_str() else {
-            return Err(format!("placeholder `{key}` takes a path string"));
+            return Err(ReadError::PlaceholderArgument { key });
         };
-        if !matches!(key, "$text" | "$json" | "$yaml" | "$openapi" | "$asyncapi") {
-            return Err(format!("unknown placeholder `{key}`; use $text, $json or $yaml"));
+        if !matches!(key.as_str(), "$text" | "$json" | "$yaml" | "$openapi" | "$asyncapi") {
+            return Err(ReadError::UnknownPlaceholder { key });
         }
+        let confined = |source| ReadError::PlaceholderPath { key: key.clone(), source };
         let path = if target.starts_with("http://") || target.starts_with("https://") {
             match self.scope.namer.file_of_url(target) {
-                Some(file) => self.scope.root.check(&file).map_err(|e| format!("placeholder `{key}`: {e}"))?,
+                Some(file) => self.scope.root.check(&file).map_err(confined)?,
                 None => {
                     // Not a file of this source: the server does not fetch
                     // arbitrary URLs; the entity keeps the URL and ingests.
@@ -589,31 +606,25 @@ impl Placeholders<'_, '_> {
                 }
             }
         } else {
-            self.scope.root.resolve(self.base, target).map_err(|e| format!("placeholder `{key}`: {e}"))?
+            self.scope.root.resolve(self.base, target).map_err(confined)?
         };
         let limits = self.limits;
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| format!("placeholder `{key}`: cannot read {}: {e}", path.display()))?;
+        let unreadable = |problem: String| ReadError::Placeholder { key: key.clone(), path: path.clone(), problem };
+        let meta = std::fs::metadata(&path).map_err(|e| unreadable(format!("cannot be read: {e}")))?;
         if !meta.is_file() {
-            return Err(format!("placeholder `{key}`: {} is not a file", path.display()));
+            return Err(unreadable("is not a file".into()));
         }
         if meta.len() as usize > limits.max_file_bytes {
-            return Err(format!(
-                "placeholder `{key}`: {} is larger than {} bytes",
-                path.display(),
-                limits.max_file_bytes
-            ));
+            return Err(unreadable(format!("is larger than {} bytes", limits.max_file_bytes)));
         }
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("placeholder `{key}`: cannot read {}: {e}", path.display()))?;
-        match key {
-            "$json" => serde_json::from_str(&text)
-                .map_err(|e| format!("placeholder `$json`: {} is not JSON: {e}", path.display())),
+        let text = std::fs::read_to_string(&path).map_err(|e| unreadable(format!("cannot be read: {e}")))?;
+        match key.as_str() {
+            "$json" => serde_json::from_str(&text).map_err(|e| unreadable(format!("is not JSON: {e}"))),
             "$yaml" => {
                 let docs = yaml::parse_documents(&text, limits);
                 match docs.into_iter().next().map(|d| d.value) {
                     Some(Ok(value)) => Ok(value),
-                    Some(Err(e)) => Err(format!("placeholder `$yaml`: {}: {}", path.display(), e.message)),
+                    Some(Err(e)) => Err(unreadable(format!("is not YAML: {}", e.message))),
                     None => Ok(Value::Null),
                 }
             }

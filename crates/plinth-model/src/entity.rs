@@ -366,7 +366,7 @@ pub fn declared_relations(value: &Value, me: &EntityRef) -> Result<Vec<DeclaredR
                         relations.push(relation);
                     }
                 }
-                Err(message) => issues.push(FieldIssue::new(path, message)),
+                Err(error) => issues.push(FieldIssue::new(path, error.to_string())),
             }
         }
     }

@@ -54,11 +54,28 @@ pub struct RefContext<'a> {
     pub default_namespace: &'a str,
 }
 
+/// Why an entity reference could not be read; each says how to write it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefError {
+    #[error("entity reference is empty; write it as `[kind:][namespace/]name`")]
+    Empty,
+    #[error("entity reference `{0}` has an empty kind before `:`")]
+    EmptyKind(String),
+    #[error("entity reference `{0}` has no kind and this field has no default; write it as `kind:{0}`, e.g. `component:{0}` or `resource:{0}`")]
+    NoKind(String),
+    #[error("entity reference `{0}` has an empty namespace before `/`")]
+    EmptyNamespace(String),
+    #[error("entity reference `{0}` has an empty name")]
+    EmptyName(String),
+    #[error("entity reference `{0}` is malformed; write it as `[kind:][namespace/]name`")]
+    Malformed(String),
+}
+
 /// Parses `[kind:][namespace/]name`. The error says how to write it right.
-pub fn parse_entity_ref(text: &str, context: RefContext<'_>) -> Result<EntityRef, String> {
+pub fn parse_entity_ref(text: &str, context: RefContext<'_>) -> Result<EntityRef, RefError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err("entity reference is empty; write it as `[kind:][namespace/]name`".into());
+        return Err(RefError::Empty);
     }
     let (kind, rest) = match text.split_once(':') {
         Some((kind, rest)) => (Some(kind), rest),
@@ -69,34 +86,30 @@ pub fn parse_entity_ref(text: &str, context: RefContext<'_>) -> Result<EntityRef
         None => (None, rest),
     };
     let kind = match kind {
-        Some("") => return Err(format!("entity reference `{text}` has an empty kind before `:`")),
+        Some("") => return Err(RefError::EmptyKind(text.to_string())),
         Some(kind) => kind,
         None => match context.default_kind {
             Some(kind) => kind,
-            None => {
-                return Err(format!(
-                    "entity reference `{text}` has no kind and this field has no default; write it as `kind:{text}`, e.g. `component:{text}` or `resource:{text}`"
-                ))
-            }
+            None => return Err(RefError::NoKind(text.to_string())),
         },
     };
     let namespace = match namespace {
-        Some("") => return Err(format!("entity reference `{text}` has an empty namespace before `/`")),
+        Some("") => return Err(RefError::EmptyNamespace(text.to_string())),
         Some(namespace) => namespace,
         None => context.default_namespace,
     };
     if name.is_empty() {
-        return Err(format!("entity reference `{text}` has an empty name"));
+        return Err(RefError::EmptyName(text.to_string()));
     }
     if name.contains(['/', ':']) {
-        return Err(format!("entity reference `{text}` is malformed; write it as `[kind:][namespace/]name`"));
+        return Err(RefError::Malformed(text.to_string()));
     }
     Ok(EntityRef::new(kind, namespace, name))
 }
 
 /// Parses a ref written in full or in part with no field context; used by
 /// the API, where `component:default/x` and `component:x` both name `x`.
-pub fn parse_ref_lenient(text: &str, default_kind: Option<&str>) -> Result<EntityRef, String> {
+pub fn parse_ref_lenient(text: &str, default_kind: Option<&str>) -> Result<EntityRef, RefError> {
     parse_entity_ref(text, RefContext { default_kind, default_namespace: DEFAULT_NAMESPACE })
 }
 
@@ -124,12 +137,12 @@ mod tests {
     #[test]
     fn bad_refs_explain_themselves() {
         let e = parse_entity_ref("orders-db", ctx(None, "default")).unwrap_err();
-        assert!(e.contains("write it as `kind:orders-db`"), "{e}");
-        assert!(parse_entity_ref(":x", ctx(None, "default")).unwrap_err().contains("empty kind"));
-        assert!(parse_entity_ref("a:/x", ctx(None, "default")).unwrap_err().contains("empty namespace"));
-        assert!(parse_entity_ref("a:b/", ctx(None, "default")).unwrap_err().contains("empty name"));
-        assert!(parse_entity_ref("a:b/c/d", ctx(None, "default")).unwrap_err().contains("malformed"));
-        assert!(parse_entity_ref("  ", ctx(None, "default")).unwrap_err().contains("empty"));
+        assert!(e.to_string().contains("write it as `kind:orders-db`"), "{e}");
+        assert_eq!(parse_entity_ref(":x", ctx(None, "default")), Err(RefError::EmptyKind(":x".into())));
+        assert_eq!(parse_entity_ref("a:/x", ctx(None, "default")), Err(RefError::EmptyNamespace("a:/x".into())));
+        assert_eq!(parse_entity_ref("a:b/", ctx(None, "default")), Err(RefError::EmptyName("a:b/".into())));
+        assert_eq!(parse_entity_ref("a:b/c/d", ctx(None, "default")), Err(RefError::Malformed("a:b/c/d".into())));
+        assert_eq!(parse_entity_ref("  ", ctx(None, "default")), Err(RefError::Empty));
     }
 
     #[test]

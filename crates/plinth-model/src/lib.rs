@@ -17,5 +17,5 @@ pub use entity::{
     validate_entity, Origin, ProcessedEntity, ANNOTATION_MANAGED_BY_LOCATION, ANNOTATION_MANAGED_BY_ORIGIN_LOCATION,
     ANNOTATION_SOURCE_LOCATION,
 };
-pub use entity_ref::{parse_entity_ref, parse_ref_lenient, EntityRef, RefContext, DEFAULT_NAMESPACE};
+pub use entity_ref::{parse_entity_ref, parse_ref_lenient, EntityRef, RefContext, RefError, DEFAULT_NAMESPACE};
 pub use relations::{canonical_relation, inverse_relation, is_dependency, DeclaredRelation, RELATION_PAIRS};

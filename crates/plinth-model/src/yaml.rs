@@ -50,13 +50,18 @@ pub struct YamlError {
     pub message: String,
 }
 
+/// A file over the size limit.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("file is {len} bytes, over the {limit} byte limit for catalogue files; split it into several files")]
+pub struct TooLarge {
+    pub len: usize,
+    pub limit: usize,
+}
+
 /// Refuses a file that is larger than the limit, with a message saying so.
-pub fn check_size(len: usize, limits: &YamlLimits) -> Result<(), String> {
+pub fn check_size(len: usize, limits: &YamlLimits) -> Result<(), TooLarge> {
     if len > limits.max_file_bytes {
-        return Err(format!(
-            "file is {len} bytes, over the {} byte limit for catalogue files; split it into several files",
-            limits.max_file_bytes
-        ));
+        return Err(TooLarge { len, limit: limits.max_file_bytes });
     }
     Ok(())
 }
@@ -358,7 +363,8 @@ impl Builder<'_> {
             Some(Frame::Map { map, key, merged, .. }) => {
                 let (key, merge) = key.take().unwrap_or_default();
                 if merge {
-                    return merge_into(map, merged, value).map_err(|message| YamlError { line: Some(line), message });
+                    return merge_into(map, merged, value)
+                        .map_err(|message| YamlError { line: Some(line), message: message.to_string() });
                 }
                 if let Some(i) = merged.iter().position(|k| *k == key) {
                     // An explicit key overrides one that a merge brought in.
@@ -377,17 +383,18 @@ impl Builder<'_> {
 }
 
 /// YAML merge keys (`<<: *defaults`): keys already present win.
-fn merge_into(map: &mut Map<String, Value>, merged: &mut Vec<String>, value: Value) -> Result<(), String> {
+fn merge_into(map: &mut Map<String, Value>, merged: &mut Vec<String>, value: Value) -> Result<(), &'static str> {
+    const NOT_A_MAPPING: &str = "a merge key (`<<`) takes a mapping or a list of mappings";
     let sources = match value {
         Value::Object(source) => vec![source],
         Value::Array(items) => items
             .into_iter()
             .map(|item| match item {
                 Value::Object(source) => Ok(source),
-                _ => Err("a merge key (`<<`) takes a mapping or a list of mappings".to_string()),
+                _ => Err(NOT_A_MAPPING),
             })
             .collect::<Result<_, _>>()?,
-        _ => return Err("a merge key (`<<`) takes a mapping or a list of mappings".into()),
+        _ => return Err(NOT_A_MAPPING),
     };
     for source in sources {
         for (k, v) in source {
@@ -564,6 +571,6 @@ mod tests {
     #[test]
     fn oversized_files_are_refused() {
         let limits = YamlLimits { max_file_bytes: 10, ..YamlLimits::default() };
-        assert!(check_size(11, &limits).unwrap_err().contains("over the 10 byte limit"));
+        assert!(check_size(11, &limits).unwrap_err().to_string().contains("over the 10 byte limit"));
     }
 }

@@ -3,6 +3,7 @@
 //! packages, rules and METADATA. No evaluation happens here.
 
 use crate::source::{scan, yaml_to_json, ScannedModule};
+use crate::PolicyError;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -94,7 +95,7 @@ impl PolicyBundle {
             hasher.update(text.as_bytes());
         }
         let manifest = read_manifest(root).unwrap_or_else(|message| {
-            self.problems.push(problem(root.join(".manifest").display().to_string(), None, message));
+            self.problems.push(problem(root.join(".manifest").display().to_string(), None, message.to_string()));
             Manifest::default()
         });
         let mut paths: Vec<PathBuf> = if root.is_file() {
@@ -126,7 +127,7 @@ impl PolicyBundle {
             let text = match read_bounded(&path) {
                 Ok(text) => text,
                 Err(message) => {
-                    self.problems.push(problem(display, None, message));
+                    self.problems.push(problem(display, None, message.to_string()));
                     continue;
                 }
             };
@@ -136,7 +137,7 @@ impl PolicyBundle {
                 match parse_data(&name, &text) {
                     Ok(value) => {
                         if let Err(message) = merge(&mut self.data, value, "data") {
-                            self.problems.push(problem(display, None, message));
+                            self.problems.push(problem(display, None, message.to_string()));
                         }
                     }
                     Err((line, message)) => self.problems.push(problem(display, line, message)),
@@ -168,15 +169,15 @@ fn problem(file: String, line: Option<usize>, message: String) -> LoadProblem {
     LoadProblem { file, line, message, package: None, points: Vec::new() }
 }
 
-fn read_bounded(path: &Path) -> Result<String, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+fn read_bounded(path: &Path) -> Result<String, PolicyError> {
+    let meta = std::fs::metadata(path).map_err(|e| PolicyError::Read(format!("cannot read: {e}")))?;
     if meta.len() > MAX_FILE_BYTES {
-        return Err(format!(
+        return Err(PolicyError::Read(format!(
             "file is {} bytes; policy and data files are limited to {MAX_FILE_BYTES} bytes",
             meta.len()
-        ));
+        )));
     }
-    std::fs::read_to_string(path).map_err(|e| format!("cannot read as UTF-8 text: {e}"))
+    std::fs::read_to_string(path).map_err(|e| PolicyError::Read(format!("cannot read as UTF-8 text: {e}")))
 }
 
 fn parse_data(name: &str, text: &str) -> Result<Value, (Option<usize>, String)> {
@@ -195,7 +196,7 @@ fn parse_data(name: &str, text: &str) -> Result<Value, (Option<usize>, String)> 
 
 /// Deep-merges `value` into `target`; two files giving different values at
 /// one path is an error naming the path.
-fn merge(target: &mut Value, value: Value, path: &str) -> Result<(), String> {
+fn merge(target: &mut Value, value: Value, path: &str) -> Result<(), PolicyError> {
     match (target, value) {
         (Value::Object(into), Value::Object(from)) => {
             for (key, value) in from {
@@ -210,7 +211,7 @@ fn merge(target: &mut Value, value: Value, path: &str) -> Result<(), String> {
             Ok(())
         }
         (existing, value) if *existing == value => Ok(()),
-        _ => Err(format!("`{path}` is already defined by another data file with a different value")),
+        _ => Err(PolicyError::DataConflict(path.to_string())),
     }
 }
 
@@ -229,13 +230,14 @@ impl Manifest {
     }
 }
 
-fn read_manifest(root: &Path) -> Result<Manifest, String> {
+fn read_manifest(root: &Path) -> Result<Manifest, PolicyError> {
     let path = root.join(".manifest");
     if !root.is_dir() || !path.is_file() {
         return Ok(Manifest::default());
     }
     let text = read_bounded(&path)?;
-    let json: Value = serde_json::from_str(&text).map_err(|e| format!("invalid JSON in bundle manifest: {e}"))?;
+    let json: Value =
+        serde_json::from_str(&text).map_err(|e| PolicyError::Read(format!("invalid JSON in bundle manifest: {e}")))?;
     let mut manifest =
         Manifest { rego_version: json.get("rego_version").and_then(Value::as_i64), ..Default::default() };
     if let Some(Value::Object(map)) = json.get("file_rego_versions") {
@@ -287,6 +289,6 @@ mod tests {
         let mut target = serde_json::json!({"a": {"b": 1}});
         assert!(merge(&mut target, serde_json::json!({"a": {"c": 2}}), "data").is_ok());
         let error = merge(&mut target, serde_json::json!({"a": {"b": 2}}), "data").unwrap_err();
-        assert!(error.contains("data.a.b"), "{error}");
+        assert_eq!(error, PolicyError::DataConflict("data.a.b".into()));
     }
 }

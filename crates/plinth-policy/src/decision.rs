@@ -1,6 +1,7 @@
 //! The vocabulary of decisions: enforcement points, outcomes, enforcement
 //! modes, violations and waivers.
 
+use crate::PolicyError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -29,10 +30,11 @@ impl Point {
         }
     }
 
-    pub fn parse(text: &str) -> Result<Point, String> {
-        Point::ALL.into_iter().find(|p| p.as_str().eq_ignore_ascii_case(text.trim())).ok_or_else(|| {
-            format!("unknown enforcement point `{text}`; use one of catalog, provision, deploy, admission, pr")
-        })
+    pub fn parse(text: &str) -> Result<Point, PolicyError> {
+        Point::ALL
+            .into_iter()
+            .find(|p| p.as_str().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| PolicyError::UnknownPoint(text.to_string()))
     }
 }
 
@@ -60,12 +62,12 @@ impl Outcome {
         }
     }
 
-    pub fn parse(text: &str) -> Result<Outcome, String> {
+    pub fn parse(text: &str) -> Result<Outcome, PolicyError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "allow" => Ok(Outcome::Allow),
             "warn" => Ok(Outcome::Warn),
             "deny" => Ok(Outcome::Deny),
-            other => Err(format!("unknown result `{other}`; use allow, warn or deny")),
+            other => Err(PolicyError::UnknownOutcome(other.to_string())),
         }
     }
 }
@@ -84,12 +86,12 @@ pub enum Enforcement {
 }
 
 impl Enforcement {
-    pub fn parse(text: &str) -> Result<Enforcement, String> {
+    pub fn parse(text: &str) -> Result<Enforcement, PolicyError> {
         match text.trim().to_ascii_lowercase().as_str() {
             "enforce" | "deny" => Ok(Enforcement::Enforce),
             "warn" => Ok(Enforcement::Warn),
             "dry-run" | "dryrun" | "dry_run" | "audit" => Ok(Enforcement::DryRun),
-            other => Err(format!("unknown enforcement mode `{other}`; use enforce, warn or dry-run")),
+            other => Err(PolicyError::UnknownEnforcement(other.to_string())),
         }
     }
 }

@@ -10,6 +10,7 @@
 use crate::bundle::{package_points, LoadProblem, PolicyBundle};
 use crate::decision::{AppliedWaiver, Decision, Enforcement, Outcome, Point, Violation, Waiver};
 use crate::source::Annotations;
+use crate::PolicyError;
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -310,7 +311,7 @@ impl PolicyEngine {
         engine: &mut regorus::Engine,
         input: &regorus::Value,
         entry: &str,
-    ) -> Result<regorus::Value, String> {
+    ) -> Result<regorus::Value, PolicyError> {
         if let Some(program) = self.programs.get(entry) {
             let mut vm = regorus::rvm::RegoVM::new();
             vm.load_program(Arc::clone(program));
@@ -323,7 +324,7 @@ impl PolicyEngine {
             }
         }
         engine.set_input(input.clone());
-        engine.eval_rule(entry.to_string()).map_err(|e| e.to_string())
+        engine.eval_rule(entry.to_string()).map_err(|e| PolicyError::Evaluation(e.to_string()))
     }
 
     /// Generates and compiles the dispatch module. Evaluating one rule that
@@ -536,7 +537,7 @@ impl PolicyEngine {
                     single.set_input(regorus::Value::from(request.input.clone()));
                     self.collect(
                         package,
-                        |rule| single.eval_rule(rule.path.clone()).map_err(|e| e.to_string()),
+                        |rule| single.eval_rule(rule.path.clone()).map_err(|e| PolicyError::Evaluation(e.to_string())),
                         &mut violations,
                     );
                 }
@@ -570,7 +571,7 @@ impl PolicyEngine {
     fn collect(
         &self,
         package: &PackagePlan,
-        mut value_of: impl FnMut(&RulePlan) -> Result<regorus::Value, String>,
+        mut value_of: impl FnMut(&RulePlan) -> Result<regorus::Value, PolicyError>,
         violations: &mut Vec<Violation>,
     ) {
         let exceptions = if package.has_exception {
@@ -602,7 +603,8 @@ impl PolicyEngine {
                         });
                     }
                 }
-                Err(text) => {
+                Err(error) => {
+                    let text = error.to_string();
                     let message = if text.contains("time limit") {
                         format!(
                             "`{}` exceeded the {} ms evaluation time limit; the decision fails closed",
@@ -623,16 +625,17 @@ impl PolicyEngine {
     }
 
     /// Evaluates a query (`data.x.y`, or any Rego expression) like `opa eval`.
-    pub fn query(&self, query: &str, input: Option<&Value>) -> Result<Value, String> {
+    pub fn query(&self, query: &str, input: Option<&Value>) -> Result<Value, PolicyError> {
         let mut engine = self.instance();
         if let Some(input) = input {
             engine.set_input(regorus::Value::from(input.clone()));
         }
+        let failed = |message: String| PolicyError::Query { query: query.to_string(), message };
         let results = engine.eval_query(query.to_string(), false).map_err(|e| {
             let (_, _, message) = locate_error(&e.to_string());
-            format!("query `{query}` failed: {message}")
+            failed(message)
         })?;
-        serde_json::to_value(&results).map_err(|e| e.to_string())
+        serde_json::to_value(&results).map_err(|e| failed(e.to_string()))
     }
 }
 
@@ -911,14 +914,19 @@ pub(crate) fn data_ref(package: &str) -> String {
 pub(crate) fn evaluate_packages(
     engine: &mut regorus::Engine,
     packages: &[&PackagePlan],
-) -> Result<Vec<regorus::Value>, String> {
+) -> Result<Vec<regorus::Value>, PolicyError> {
     if packages.is_empty() {
         return Ok(Vec::new());
     }
     let query: Vec<String> =
         packages.iter().enumerate().map(|(i, p)| format!("p{i} := {}", data_ref(&p.name))).collect();
-    let results = engine.eval_query(query.join("; "), false).map_err(|e| e.to_string())?;
-    let bindings = results.result.into_iter().next().map(|r| r.bindings).ok_or("the policy query was undefined")?;
+    let results = engine.eval_query(query.join("; "), false).map_err(|e| PolicyError::Evaluation(e.to_string()))?;
+    let bindings = results
+        .result
+        .into_iter()
+        .next()
+        .map(|r| r.bindings)
+        .ok_or_else(|| PolicyError::Evaluation("the policy query was undefined".into()))?;
     Ok((0..packages.len()).map(|i| package_field(&bindings, &format!("p{i}"))).collect())
 }
 

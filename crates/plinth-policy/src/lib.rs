@@ -14,6 +14,7 @@
 pub mod bundle;
 pub mod decision;
 pub mod engine;
+mod error;
 pub mod report;
 pub mod scorecard;
 pub mod source;
@@ -22,3 +23,4 @@ pub mod testing;
 pub use bundle::{LoadProblem, PolicyBundle};
 pub use decision::{AppliedWaiver, Decision, Enforcement, Outcome, Point, Violation, Waiver};
 pub use engine::{attach_context, EngineOptions, EvalRequest, PolicyEngine, PolicySummary};
+pub use error::PolicyError;

@@ -6,6 +6,7 @@
 //! start at column 0 in every formatter's output and OPA's annotations are
 //! comment blocks directly above the package or rule they describe.
 
+use crate::PolicyError;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -74,7 +75,7 @@ const KEYWORDS: &[&str] =
 pub fn scan(text: &str) -> ScannedModule {
     let mut module = ScannedModule::default();
     let lines: Vec<&str> = text.lines().collect();
-    let mut pending: Option<(usize, Result<Annotations, String>)> = None;
+    let mut pending: Option<(usize, Result<Annotations, PolicyError>)> = None;
     let mut index = 0;
     while index < lines.len() {
         let line = lines[index];
@@ -93,7 +94,7 @@ pub fn scan(text: &str) -> ScannedModule {
                 }
                 pending = Some(match parse_annotations(&yaml) {
                     Ok(annotations) => (start, Ok(annotations)),
-                    Err((offset, message)) => (start + offset, Err(message)),
+                    Err((offset, message)) => (start + offset, Err(PolicyError::Annotation(message))),
                 });
                 continue;
             }
@@ -133,21 +134,21 @@ pub fn scan(text: &str) -> ScannedModule {
 
 fn take_annotations(
     module: &mut ScannedModule,
-    pending: &mut Option<(usize, Result<Annotations, String>)>,
+    pending: &mut Option<(usize, Result<Annotations, PolicyError>)>,
 ) -> Option<Annotations> {
     match pending.take() {
         Some((_, Ok(annotations))) => Some(annotations),
-        Some((line, Err(message))) => {
-            module.annotation_errors.push(AnnotationError { line, message });
+        Some((line, Err(error))) => {
+            module.annotation_errors.push(AnnotationError { line, message: error.to_string() });
             None
         }
         None => None,
     }
 }
 
-fn flush_orphan(module: &mut ScannedModule, pending: &mut Option<(usize, Result<Annotations, String>)>) {
-    if let Some((line, Err(message))) = pending.take() {
-        module.annotation_errors.push(AnnotationError { line, message });
+fn flush_orphan(module: &mut ScannedModule, pending: &mut Option<(usize, Result<Annotations, PolicyError>)>) {
+    if let Some((line, Err(error))) = pending.take() {
+        module.annotation_errors.push(AnnotationError { line, message: error.to_string() });
     }
 }
 

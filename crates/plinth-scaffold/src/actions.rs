@@ -1,28 +1,18 @@
 //! The built-in actions. The set is fixed and known when a template loads,
 //! so a template naming an unknown action is refused before it runs.
 
+use crate::error::ScaffoldError;
 use crate::expr::Expressions;
 use crate::files::TemplateFiles;
 use crate::git;
 use crate::host::{Host, PolicyRequest, RegisterTarget};
-use crate::run::Logger;
+use crate::log::Logger;
 use crate::template::Template;
 use crate::workspace::{check_relative, list_files, resolve_within, Workspace};
 use plinth_policy::Outcome;
-use serde::Serialize;
 use serde_json::{json, Value};
 
-/// What `GET /actions` shows for an action.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ActionInfo {
-    pub id: &'static str,
-    pub description: &'static str,
-    pub schema: Value,
-    /// Runs (without side effects) in a dry run; otherwise it is skipped
-    /// and its outputs are stand-ins.
-    pub supports_dry_run: bool,
-}
+type Result<T, E = ScaffoldError> = std::result::Result<T, E>;
 
 /// Everything an action may touch.
 pub struct ActionContext<'a> {
@@ -40,88 +30,8 @@ pub struct ActionContext<'a> {
     pub decisions: &'a mut Vec<Value>,
 }
 
-pub fn ids() -> Vec<&'static str> {
-    list().into_iter().map(|a| a.id).collect()
-}
-
-pub fn describe(id: &str) -> Option<ActionInfo> {
-    list().into_iter().find(|a| a.id == id)
-}
-
-pub fn list() -> Vec<ActionInfo> {
-    let string = json!({"type": "string"});
-    let globs = json!({"type": "array", "items": {"type": "string"}});
-    vec![
-        ActionInfo {
-            id: "fetch:template",
-            description: "Renders a skeleton directory beside the template into the workspace: file names and contents are templates over `values`.",
-            schema: json!({"input": {"type": "object", "required": ["url"], "properties": {
-                "url": {"type": "string", "description": "Directory relative to the template file"},
-                "targetPath": {"type": "string", "description": "Where in the workspace (default .)"},
-                "values": {"type": "object", "description": "`values` in the skeleton's expressions"},
-                "copyWithoutTemplating": {"type": "array", "items": {"type": "string"}, "description": "Globs copied verbatim"},
-                "templateFileExtension": {"type": ["boolean", "string"], "description": "Render only files with this extension (.njk when true) and strip it"}}}}),
-            supports_dry_run: true,
-        },
-        ActionInfo {
-            id: "fetch:plain",
-            description: "Copies a directory or file beside the template into the workspace without rendering.",
-            schema: json!({"input": {"type": "object", "required": ["url"], "properties": {"url": string, "targetPath": string}}}),
-            supports_dry_run: true,
-        },
-        ActionInfo {
-            id: "fs:rename",
-            description: "Renames files or directories in the workspace.",
-            schema: json!({"input": {"type": "object", "required": ["files"], "properties": {"files": {"type": "array", "items": {"type": "object", "required": ["from", "to"], "properties": {"from": string, "to": string, "overwrite": {"type": "boolean"}}}}}}}),
-            supports_dry_run: true,
-        },
-        ActionInfo {
-            id: "fs:delete",
-            description: "Deletes files or directories (globs allowed) from the workspace.",
-            schema: json!({"input": {"type": "object", "required": ["files"], "properties": {"files": globs}}}),
-            supports_dry_run: true,
-        },
-        ActionInfo {
-            id: "catalog:write",
-            description: "Writes an entity as a catalogue descriptor file in the workspace.",
-            schema: json!({"input": {"type": "object", "required": ["entity"], "properties": {"filePath": string, "entity": {"type": "object"}}}}),
-            supports_dry_run: true,
-        },
-        ActionInfo {
-            id: "plinth:policy",
-            description: "Evaluates the provision policy point over the parameters and every rendered YAML/JSON document; a deny stops the run before anything is published.",
-            schema: json!({"input": {"type": "object", "properties": {"profile": string, "environment": string, "parameters": {"type": "object"}, "files": globs}},
-                           "output": {"type": "object", "properties": {"result": string, "decisionIds": globs, "violations": {"type": "array"}}}}),
-            supports_dry_run: true,
-        },
-        ActionInfo {
-            id: "publish:git",
-            description: "Commits the workspace to a git repository with the git client: a new repository gets its first commit on the default branch; an existing one gets a new branch ready for review.",
-            schema: json!({"input": {"type": "object", "required": ["repoUrl"], "properties": {
-                "repoUrl": {"type": "string", "description": "A path under the server's repository root, or a git URL"},
-                "defaultBranch": string, "branch": string, "sourcePath": string, "targetPath": string,
-                "commitMessage": string, "gitAuthorName": string, "gitAuthorEmail": string}},
-                "output": {"type": "object", "properties": {"remoteUrl": string, "repoContentsUrl": string, "commitHash": string, "branch": string, "created": {"type": "boolean"}}}}),
-            supports_dry_run: false,
-        },
-        ActionInfo {
-            id: "catalog:register",
-            description: "Registers a catalogue file from the published repository so its entities appear at once.",
-            schema: json!({"input": {"type": "object", "properties": {"catalogInfoUrl": string, "repoContentsUrl": string, "catalogInfoPath": string, "optional": {"type": "boolean"}}},
-                           "output": {"type": "object", "properties": {"entityRef": string, "entityRefs": globs, "catalogInfoUrl": string}}}),
-            supports_dry_run: false,
-        },
-        ActionInfo {
-            id: "debug:log",
-            description: "Writes a message (and optionally the workspace listing) to the run's log.",
-            schema: json!({"input": {"type": "object", "properties": {"message": string, "listWorkspace": {"type": ["boolean", "string"]}}}}),
-            supports_dry_run: true,
-        },
-    ]
-}
-
 /// Runs one action; returns its outputs.
-pub async fn run(id: &str, ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, String> {
+pub async fn run(id: &str, ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value> {
     match id {
         "fetch:template" => fetch(ctx, input, true),
         "fetch:plain" => fetch(ctx, input, false),
@@ -132,7 +42,7 @@ pub async fn run(id: &str, ctx: &mut ActionContext<'_>, input: &Value) -> Result
         "publish:git" => publish(ctx, input).await,
         "catalog:register" => register(ctx, input).await,
         "debug:log" => debug_log(ctx, input),
-        other => Err(format!("unknown action `{other}`")),
+        other => Err(ScaffoldError::Input(format!("unknown action `{other}`"))),
     }
 }
 
@@ -140,21 +50,21 @@ fn str_input<'v>(input: &'v Value, key: &str) -> Option<&'v str> {
     input.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn required<'v>(input: &'v Value, key: &str) -> Result<&'v str, String> {
-    str_input(input, key).ok_or_else(|| format!("input `{key}` is required"))
+fn required<'v>(input: &'v Value, key: &str) -> Result<&'v str> {
+    str_input(input, key).ok_or_else(|| ScaffoldError::Input(format!("input `{key}` is required")))
 }
 
-fn glob_set(patterns: &[String]) -> Result<globset::GlobSet, String> {
+fn glob_set(patterns: &[String]) -> Result<globset::GlobSet> {
     let mut builder = globset::GlobSetBuilder::new();
     for pattern in patterns {
         let pattern = pattern.trim_start_matches("./");
         let glob = globset::GlobBuilder::new(pattern)
             .literal_separator(false)
             .build()
-            .map_err(|e| format!("glob `{pattern}`: {e}"))?;
+            .map_err(|e| ScaffoldError::Input(format!("glob `{pattern}`: {e}")))?;
         builder.add(glob);
     }
-    builder.build().map_err(|e| e.to_string())
+    builder.build().map_err(|e| ScaffoldError::Input(e.to_string()))
 }
 
 fn string_list(value: Option<&Value>) -> Vec<String> {
@@ -165,7 +75,7 @@ fn string_list(value: Option<&Value>) -> Vec<String> {
     }
 }
 
-fn fetch(ctx: &mut ActionContext<'_>, input: &Value, render: bool) -> Result<Value, String> {
+fn fetch(ctx: &mut ActionContext<'_>, input: &Value, render: bool) -> Result<Value> {
     let url = required(input, "url")?;
     let target = str_input(input, "targetPath").unwrap_or(".");
     let tree = ctx.files.read_tree(url)?;
@@ -193,21 +103,25 @@ fn fetch(ctx: &mut ActionContext<'_>, input: &Value, render: bool) -> Result<Val
             }
         }
         if render {
-            path =
-                ctx.expressions.render_text(&path, &values).map_err(|e| format!("{url}/{relative}: file name: {e}"))?;
+            path = ctx
+                .expressions
+                .render_text(&path, &values)
+                .map_err(|e| e.context(format!("{url}/{relative}: file name")))?;
             // A path part that renders empty (a conditional directory) drops the file.
             if path.split('/').any(|part| part.trim().is_empty()) {
                 continue;
             }
         }
         let contents = match (templated, std::str::from_utf8(&bytes)) {
-            (true, Ok(text)) => {
-                ctx.expressions.render_text(text, &values).map_err(|e| format!("{url}/{relative}: {e}"))?.into_bytes()
-            }
+            (true, Ok(text)) => ctx
+                .expressions
+                .render_text(text, &values)
+                .map_err(|e| e.context(format!("{url}/{relative}")))?
+                .into_bytes(),
             _ => bytes,
         };
         let destination = join(target, &path);
-        ctx.workspace.write(&destination, &contents, executable).map_err(|e| format!("{url}/{relative}: {e}"))?;
+        ctx.workspace.write(&destination, &contents, executable).map_err(|e| e.context(format!("{url}/{relative}")))?;
         written += 1;
     }
     ctx.logger.log(&format!("fetched {written} file(s) from {url} into {target}"));
@@ -223,31 +137,38 @@ fn join(base: &str, path: &str) -> String {
     }
 }
 
-fn rename(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, String> {
-    let files = input.get("files").and_then(Value::as_array).ok_or("input `files` must be a list of {from, to}")?;
+fn rename(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value> {
+    let input_error = |message: String| ScaffoldError::Input(message);
+    let files = input
+        .get("files")
+        .and_then(Value::as_array)
+        .ok_or_else(|| input_error("input `files` must be a list of {from, to}".into()))?;
     for (index, file) in files.iter().enumerate() {
-        let from = str_input(file, "from").ok_or_else(|| format!("files[{index}].from is required"))?;
-        let to = str_input(file, "to").ok_or_else(|| format!("files[{index}].to is required"))?;
+        let from = str_input(file, "from").ok_or_else(|| input_error(format!("files[{index}].from is required")))?;
+        let to = str_input(file, "to").ok_or_else(|| input_error(format!("files[{index}].to is required")))?;
         let (source, destination) = (ctx.workspace.resolve(from)?, ctx.workspace.resolve(to)?);
         if !source.exists() {
-            return Err(format!("files[{index}]: `{from}` does not exist in the workspace"));
+            return Err(input_error(format!("files[{index}]: `{from}` does not exist in the workspace")));
         }
         if destination.exists() && file.get("overwrite").and_then(Value::as_bool) != Some(true) {
-            return Err(format!("files[{index}]: `{to}` already exists; set overwrite: true to replace it"));
+            return Err(input_error(format!(
+                "files[{index}]: `{to}` already exists; set overwrite: true to replace it"
+            )));
         }
         if let Some(parent) = destination.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            std::fs::create_dir_all(parent)
+                .map_err(ScaffoldError::io(format!("cannot create {}", parent.display())))?;
         }
-        std::fs::rename(&source, &destination).map_err(|e| format!("cannot rename {from} to {to}: {e}"))?;
+        std::fs::rename(&source, &destination).map_err(ScaffoldError::io(format!("cannot rename {from} to {to}")))?;
         ctx.logger.log(&format!("renamed {from} to {to}"));
     }
     Ok(json!({}))
 }
 
-fn delete(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, String> {
+fn delete(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value> {
     let patterns = string_list(input.get("files"));
     if patterns.is_empty() {
-        return Err("input `files` must list paths or globs".into());
+        return Err(ScaffoldError::Input("input `files` must list paths or globs".into()));
     }
     for pattern in &patterns {
         ctx.workspace.resolve(pattern.trim_start_matches("./").split(['*', '?', '[']).next().unwrap_or(""))?;
@@ -258,13 +179,13 @@ fn delete(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, String> {
     for pattern in &patterns {
         let path = ctx.workspace.resolve(pattern)?;
         if path.is_dir() {
-            std::fs::remove_dir_all(&path).map_err(|e| format!("cannot delete {pattern}: {e}"))?;
+            std::fs::remove_dir_all(&path).map_err(ScaffoldError::io(format!("cannot delete {pattern}")))?;
             deleted += 1;
         }
     }
     for (relative, absolute) in list_files(&root) {
         if set.is_match(&relative) {
-            std::fs::remove_file(&absolute).map_err(|e| format!("cannot delete {relative}: {e}"))?;
+            std::fs::remove_file(&absolute).map_err(ScaffoldError::io(format!("cannot delete {relative}")))?;
             deleted += 1;
         }
     }
@@ -272,9 +193,12 @@ fn delete(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, String> {
     Ok(json!({}))
 }
 
-fn catalog_write(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, String> {
+fn catalog_write(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value> {
     let path = str_input(input, "filePath").unwrap_or("catalog-info.yaml");
-    let entity = input.get("entity").filter(|e| e.is_object()).ok_or("input `entity` must be an object")?;
+    let entity = input
+        .get("entity")
+        .filter(|e| e.is_object())
+        .ok_or_else(|| ScaffoldError::Input("input `entity` must be an object".into()))?;
     let text = crate::yaml::to_yaml(entity);
     ctx.workspace.write(path, text.as_bytes(), false)?;
     ctx.logger.log(&format!("wrote {path}"));
@@ -284,7 +208,7 @@ fn catalog_write(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, St
 /// Most documents `plinth:policy` evaluates in one step.
 const MAX_POLICY_DOCUMENTS: usize = 500;
 
-async fn policy(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, String> {
+async fn policy(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value> {
     let mut request = PolicyRequest {
         pending_entities: Vec::new(),
         environment: str_input(input, "environment")
@@ -304,10 +228,11 @@ async fn policy(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, Str
         if !set.is_match(&relative) {
             continue;
         }
-        let text = std::fs::read_to_string(&absolute).map_err(|e| format!("cannot read {relative}: {e}"))?;
+        let text = std::fs::read_to_string(&absolute).map_err(ScaffoldError::io(format!("cannot read {relative}")))?;
         if relative.ends_with(".json") {
-            let value: Value =
-                serde_json::from_str(&text).map_err(|e| format!("{relative}:{}: not valid JSON: {e}", e.line()))?;
+            let value: Value = serde_json::from_str(&text).map_err(|e| {
+                ScaffoldError::Publish(format!("{relative}:{}: the rendered file is not valid JSON: {e}", e.line()))
+            })?;
             subjects.push((relative, value));
             continue;
         }
@@ -315,11 +240,11 @@ async fn policy(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, Str
         let several = documents.len() > 1;
         for (index, document) in documents.into_iter().enumerate() {
             let value = document.value.map_err(|e| {
-                format!(
+                ScaffoldError::Publish(format!(
                     "{relative}:{}: the rendered file is not valid YAML: {}",
                     e.line.unwrap_or(document.line),
                     e.message
-                )
+                ))
             })?;
             if value.is_null() {
                 continue;
@@ -330,10 +255,10 @@ async fn policy(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, Str
     }
     request.pending_entities = subjects.iter().map(|(_, doc)| doc).filter(|doc| is_entity(doc)).cloned().collect();
     if subjects.len() > MAX_POLICY_DOCUMENTS {
-        return Err(format!(
+        return Err(ScaffoldError::Limit(format!(
             "the run produced {} documents; plinth:policy checks at most {MAX_POLICY_DOCUMENTS}",
             subjects.len()
-        ));
+        )));
     }
     let mut worst = Outcome::Allow;
     let mut ids = Vec::new();
@@ -364,7 +289,11 @@ async fn policy(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, Str
     }
     ctx.logger.log(&format!("policy: {} document(s) checked, result {}", ids.len(), outcome_name(worst)));
     if !denials.is_empty() {
-        return Err(format!("denied by policy ({} violation(s)): {}", denials.len(), denials.join("; ")));
+        return Err(ScaffoldError::Denied(format!(
+            "denied by policy ({} violation(s)): {}",
+            denials.len(),
+            denials.join("; ")
+        )));
     }
     Ok(json!({"result": outcome_name(worst), "decisionIds": ids, "violations": violations}))
 }
@@ -382,7 +311,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
     outcome.as_str()
 }
 
-async fn publish(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, String> {
+async fn publish(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value> {
     let request = git::PublishRequest {
         repo_url: required(input, "repoUrl")?.to_string(),
         default_branch: str_input(input, "defaultBranch").unwrap_or("main").to_string(),
@@ -396,7 +325,7 @@ async fn publish(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, St
         author_email: str_input(input, "gitAuthorEmail").unwrap_or("plinth@localhost").to_string(),
         review_branch: format!("plinth/{}-{}", ctx.template.name, &ctx.task_id[ctx.task_id.len().saturating_sub(8)..]),
     };
-    check_relative(&request.target_path).map_err(|e| format!("targetPath {e}"))?;
+    check_relative(&request.target_path).map_err(|e| ScaffoldError::from(e).context("targetPath"))?;
     let destination = git::Destination::resolve(&request.repo_url, &ctx.host.repo_root())?;
     if ctx.dry_run {
         ctx.logger.log(&format!("dry run: would commit the workspace to {}", destination.display()));
@@ -411,25 +340,29 @@ async fn publish(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, St
 }
 
 /// `<repo>/blob/<branch>` (+ a path) → the repository, branch and file.
-fn parse_contents_url(url: &str, path: Option<&str>) -> Result<RegisterTarget, String> {
-    let (repo, rest) = url
-        .split_once("/blob/")
-        .ok_or_else(|| format!("`{url}` is not a repository contents URL (`<repository>/blob/<branch>`)"))?;
+fn parse_contents_url(url: &str, path: Option<&str>) -> Result<RegisterTarget> {
+    let (repo, rest) = url.split_once("/blob/").ok_or_else(|| {
+        ScaffoldError::Input(format!("`{url}` is not a repository contents URL (`<repository>/blob/<branch>`)"))
+    })?;
     let (branch, file) = match path {
         Some(path) => (rest.trim_end_matches('/'), path.trim_start_matches('/')),
-        None => rest.split_once('/').ok_or_else(|| format!("`{url}` names no file after the branch"))?,
+        None => rest
+            .split_once('/')
+            .ok_or_else(|| ScaffoldError::Input(format!("`{url}` names no file after the branch")))?,
     };
     Ok(RegisterTarget { repo: repo.to_string(), path: file.to_string(), branch: Some(branch.to_string()) })
 }
 
-async fn register(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, String> {
+async fn register(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value> {
     let optional = input.get("optional").and_then(Value::as_bool) == Some(true);
     let target = match (str_input(input, "catalogInfoUrl"), str_input(input, "repoContentsUrl")) {
         (Some(url), _) => parse_contents_url(url, None),
         (None, Some(contents)) => {
             parse_contents_url(contents, Some(str_input(input, "catalogInfoPath").unwrap_or("/catalog-info.yaml")))
         }
-        (None, None) => Err("give `catalogInfoUrl`, or `repoContentsUrl` with `catalogInfoPath`".to_string()),
+        (None, None) => {
+            Err(ScaffoldError::Input("give `catalogInfoUrl`, or `repoContentsUrl` with `catalogInfoPath`".into()))
+        }
     }?;
     let catalog_info_url =
         format!("{}/blob/{}/{}", target.repo, target.branch.as_deref().unwrap_or_default(), target.path);
@@ -486,7 +419,7 @@ fn workspace_refs(workspace: &Workspace, path: &str) -> Vec<String> {
         .collect()
 }
 
-fn debug_log(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value, String> {
+fn debug_log(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value> {
     if let Some(message) = input.get("message").filter(|m| !m.is_null()) {
         let text = message.as_str().map(str::to_string).unwrap_or_else(|| message.to_string());
         ctx.logger.log(&text);

@@ -2,6 +2,7 @@
 //! minijinja (Jinja2 semantics, sandboxed: no file, network or environment
 //! access; a fuel limit bounds the work one expression may do).
 
+use crate::error::ScaffoldError;
 use minijinja::value::{Kwargs, Value as JinjaValue};
 use minijinja::{Environment, Error as JinjaError, ErrorKind};
 use serde_json::{Map, Value};
@@ -44,7 +45,7 @@ impl Expressions {
     }
 
     /// Checks that `text` parses, without evaluating it.
-    pub fn check(&self, text: &str) -> Result<(), String> {
+    pub fn check(&self, text: &str) -> Result<(), ScaffoldError> {
         if let Some(expr) = whole_expression(text) {
             return self.env.compile_expression(expr).map(|_| ()).map_err(describe);
         }
@@ -53,7 +54,7 @@ impl Expressions {
 
     /// Renders a string. A string that is exactly one `${{ … }}` keeps the
     /// value's type (a list stays a list); anything else renders to text.
-    pub fn render_str(&self, text: &str, scope: &Value) -> Result<Value, String> {
+    pub fn render_str(&self, text: &str, scope: &Value) -> Result<Value, ScaffoldError> {
         if !text.contains("${{") && !text.contains("{%") {
             return Ok(Value::String(text.to_string()));
         }
@@ -63,18 +64,18 @@ impl Expressions {
             if value.is_undefined() || value.is_none() {
                 return Ok(Value::Null);
             }
-            return serde_json::to_value(&value).map_err(|e| e.to_string());
+            return serde_json::to_value(&value).map_err(|e| ScaffoldError::Expression(e.to_string()));
         }
         self.render_text(text, scope).map(Value::String)
     }
 
     /// Renders text (file contents, file names) to text.
-    pub fn render_text(&self, text: &str, scope: &Value) -> Result<String, String> {
+    pub fn render_text(&self, text: &str, scope: &Value) -> Result<String, ScaffoldError> {
         self.env.render_str(text, scope).map_err(describe)
     }
 
     /// Renders every string inside a JSON value.
-    pub fn render_value(&self, value: &Value, scope: &Value) -> Result<Value, String> {
+    pub fn render_value(&self, value: &Value, scope: &Value) -> Result<Value, ScaffoldError> {
         Ok(match value {
             Value::String(text) => self.render_str(text, scope)?,
             Value::Array(items) => {
@@ -83,7 +84,7 @@ impl Expressions {
             Value::Object(map) => {
                 let mut out = Map::new();
                 for (key, item) in map {
-                    out.insert(key.clone(), self.render_value(item, scope).map_err(|e| format!("{key}: {e}"))?);
+                    out.insert(key.clone(), self.render_value(item, scope).map_err(|e| e.context(key.clone()))?);
                 }
                 Value::Object(out)
             }
@@ -95,8 +96,8 @@ impl Expressions {
     pub fn check_value(&self, value: &Value, path: &str, problems: &mut Vec<(String, String)>) {
         match value {
             Value::String(text) if text.contains("${{") || text.contains("{%") => {
-                if let Err(message) = self.check(text) {
-                    problems.push((path.to_string(), message));
+                if let Err(error) = self.check(text) {
+                    problems.push((path.to_string(), error.to_string()));
                 }
             }
             Value::Array(items) => {
@@ -135,7 +136,7 @@ fn whole_expression(text: &str) -> Option<&str> {
     Some(inner.trim())
 }
 
-fn describe(error: JinjaError) -> String {
+fn describe(error: JinjaError) -> ScaffoldError {
     let mut message = match error.kind() {
         ErrorKind::OutOfFuel => "the expression did too much work (a loop too long?) and was stopped".to_string(),
         _ => error.detail().map(str::to_string).unwrap_or_else(|| error.kind().to_string()),
@@ -143,7 +144,7 @@ fn describe(error: JinjaError) -> String {
     if let Some(line) = error.line() {
         message = format!("line {line}: {message}");
     }
-    message
+    ScaffoldError::Expression(message)
 }
 
 /// Backstage's `parseRepoUrl`: `github.com?owner=o&repo=r` (RepoUrlPicker's
@@ -260,10 +261,11 @@ mod tests {
                 "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
                 &json!({}),
             )
-            .unwrap_err();
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("too much work") || err.contains("range"), "{err}");
         // No include/import loader is configured: templates cannot reach the file system.
-        let err = expressions.render_text("{% include '/etc/passwd' %}", &json!({})).unwrap_err();
+        let err = expressions.render_text("{% include '/etc/passwd' %}", &json!({})).unwrap_err().to_string();
         assert!(err.contains("not found") || err.contains("template"), "{err}");
     }
 
@@ -271,6 +273,7 @@ mod tests {
     fn syntax_errors_are_reported_with_a_line() {
         let expressions = Expressions::new();
         let err = expressions.check("a\n${{ parameters.name | }}").unwrap_err();
-        assert!(err.contains("line 2"), "{err}");
+        assert!(matches!(err, ScaffoldError::Expression(_)), "{err}");
+        assert!(err.to_string().contains("line 2"), "{err}");
     }
 }

@@ -2,6 +2,8 @@
 //! YAML file lives in, or — for a dry run — the files posted with the
 //! request (Backstage's `directoryContents`).
 
+use crate::error::ScaffoldError;
+use crate::log::Redactor;
 use crate::workspace::{check_relative, resolve_within};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -39,14 +41,14 @@ pub enum TemplateFiles {
 }
 
 impl TemplateFiles {
-    pub fn from_entries(entries: &[DirectoryEntry]) -> Result<TemplateFiles, String> {
+    pub fn from_entries(entries: &[DirectoryEntry]) -> Result<TemplateFiles, ScaffoldError> {
         let mut files = BTreeMap::new();
         for entry in entries {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(entry.base64_content.trim())
-                .map_err(|e| format!("directoryContents `{}`: base64Content is not base64: {e}", entry.path))?;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(entry.base64_content.trim()).map_err(|e| {
+                ScaffoldError::Input(format!("directoryContents `{}`: base64Content is not base64: {e}", entry.path))
+            })?;
             let path = normalise(&entry.path);
-            check_relative(&path).map_err(|e| format!("directoryContents: {e}"))?;
+            check_relative(&path).map_err(|e| ScaffoldError::from(e).context("directoryContents"))?;
             files.insert(path, (bytes, entry.executable));
         }
         Ok(TemplateFiles::Inline(files))
@@ -54,17 +56,17 @@ impl TemplateFiles {
 
     /// The files under `url` (a directory or one file, relative to the
     /// template), refusing paths that leave the template's directory.
-    pub fn read_tree(&self, url: &str) -> Result<Vec<TreeFile>, String> {
+    pub fn read_tree(&self, url: &str) -> Result<Vec<TreeFile>, ScaffoldError> {
         if url.contains("://") {
-            return Err(format!(
+            return Err(ScaffoldError::Files(format!(
                 "`{url}` is a remote URL; fetch actions read the template's own directory — keep the skeleton beside template.yaml and use a relative path such as ./skeleton"
-            ));
+            )));
         }
         let prefix = normalise(url);
         match self {
-            TemplateFiles::None => Err(format!(
+            TemplateFiles::None => Err(ScaffoldError::Files(format!(
                 "this template has no directory of its own to read `{url}` from (it was not registered from a file or git location)"
-            )),
+            ))),
             TemplateFiles::Inline(files) => {
                 let mut out = Vec::new();
                 for (path, (bytes, executable)) in files {
@@ -80,36 +82,46 @@ impl TemplateFiles {
                     }
                 }
                 if out.is_empty() {
-                    return Err(format!("`{url}` matches no file in the template's directoryContents"));
+                    return Err(ScaffoldError::Files(format!(
+                        "`{url}` matches no file in the template's directoryContents"
+                    )));
                 }
                 Ok(out)
             }
             TemplateFiles::Dir(base) => {
-                let root = resolve_within(base, &prefix).map_err(|e| format!("fetch url {e}"))?;
-                let meta = std::fs::symlink_metadata(&root)
-                    .map_err(|e| format!("cannot read `{url}` beside the template ({}): {e}", root.display()))?;
+                let root = resolve_within(base, &prefix).map_err(|e| ScaffoldError::from(e).context("fetch url"))?;
+                let meta = std::fs::symlink_metadata(&root).map_err(ScaffoldError::io(format!(
+                    "cannot read `{url}` beside the template ({})",
+                    root.display()
+                )))?;
                 if meta.is_file() {
                     let name = root.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-                    let bytes = std::fs::read(&root).map_err(|e| format!("cannot read {}: {e}", root.display()))?;
+                    let bytes =
+                        std::fs::read(&root).map_err(ScaffoldError::io(format!("cannot read {}", root.display())))?;
                     return Ok(vec![(name, bytes, is_executable(&meta))]);
                 }
                 let mut out = Vec::new();
                 let mut total = 0u64;
                 for entry in walkdir::WalkDir::new(&root).follow_links(false).sort_by_file_name() {
-                    let entry = entry.map_err(|e| format!("cannot read `{url}`: {e}"))?;
+                    let entry = entry.map_err(|e| ScaffoldError::Files(format!("cannot read `{url}`: {e}")))?;
                     let relative = entry.path().strip_prefix(&root).unwrap_or(entry.path()).to_string_lossy().replace('\\', "/");
                     if entry.file_type().is_symlink() {
-                        return Err(format!("`{url}/{relative}` is a symbolic link; skeletons may not contain links"));
+                        return Err(ScaffoldError::Files(format!(
+                            "`{url}/{relative}` is a symbolic link; skeletons may not contain links"
+                        )));
                     }
                     if !entry.file_type().is_file() {
                         continue;
                     }
-                    let meta = entry.metadata().map_err(|e| e.to_string())?;
+                    let meta = entry.metadata().map_err(|e| ScaffoldError::Files(format!("cannot read `{url}`: {e}")))?;
                     total += meta.len();
                     if out.len() >= MAX_TREE_FILES || total > MAX_TREE_BYTES {
-                        return Err(format!("`{url}` holds more than {MAX_TREE_FILES} files or 64 MiB; templates are limited to that"));
+                        return Err(ScaffoldError::Limit(format!(
+                            "`{url}` holds more than {MAX_TREE_FILES} files or 64 MiB; templates are limited to that"
+                        )));
                     }
-                    let bytes = std::fs::read(entry.path()).map_err(|e| format!("cannot read {relative}: {e}"))?;
+                    let bytes =
+                        std::fs::read(entry.path()).map_err(ScaffoldError::io(format!("cannot read {relative}")))?;
                     out.push((relative, bytes, is_executable(&meta)));
                 }
                 Ok(out)
@@ -140,7 +152,7 @@ fn is_executable(_: &std::fs::Metadata) -> bool {
 
 /// Reads the workspace back as Backstage's `directoryContents`, secrets
 /// redacted from text files.
-pub fn directory_contents(root: &std::path::Path, redactor: &crate::run::Redactor) -> Vec<DirectoryEntry> {
+pub fn directory_contents(root: &std::path::Path, redactor: &Redactor) -> Vec<DirectoryEntry> {
     crate::workspace::list_files(root)
         .into_iter()
         .filter_map(|(path, absolute)| {

@@ -2,9 +2,10 @@
 //! commit on the default branch; an existing one gets a new branch, ready
 //! for review, pushed next to its other branches.
 
-use crate::run::Logger;
+use crate::error::ScaffoldError;
+use crate::log::Logger;
 use crate::workspace::list_files;
-use plinth_confine::git::{GitCommand, GitError, GitRef, GitUrl, Transport};
+use plinth_confine::git::{GitCommand, GitRef, GitUrl, Transport};
 use plinth_confine::path::{join_strict, PathError, Root};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -44,28 +45,30 @@ pub enum Destination {
 }
 
 impl Destination {
-    pub fn resolve(repo_url: &str, root: &Path) -> Result<Destination, String> {
+    pub fn resolve(repo_url: &str, root: &Path) -> Result<Destination, ScaffoldError> {
         let url = repo_url.trim();
         if url.starts_with('-') {
-            return Err(format!("`{url}` is not a repository URL or path: it starts with `-`"));
+            return Err(ScaffoldError::Input(format!("`{url}` is not a repository URL or path: it starts with `-`")));
         }
         let remote = url.starts_with("git@") || (url.contains("://") && !url.starts_with("file://"));
         if remote || url.contains("::") {
-            return GitUrl::parse(url).map(Destination::Remote).map_err(|e| format!("repoUrl: {e}"));
+            return GitUrl::parse(url).map(Destination::Remote).map_err(|e| ScaffoldError::from(e).context("repoUrl"));
         }
         let path = url.strip_prefix("file://").unwrap_or(url);
-        std::fs::create_dir_all(root).map_err(|e| format!("cannot create the repository root: {e}"))?;
-        let root = Root::new(root).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(root).map_err(ScaffoldError::io("cannot create the repository root"))?;
+        let root = Root::new(root)?;
         let outside = |_| {
-            format!(
+            ScaffoldError::Input(format!(
                 "`{url}` is outside the repository root {}; local repositories must live there (pass a relative path, or start the server with --scaffolder-repo-root)",
                 root.path().display()
-            )
+            ))
         };
         if Path::new(path).is_absolute() {
             return root.resolve(root.path(), path).map(Destination::Local).map_err(outside);
         }
-        join_strict(root.path(), path).map(Destination::Local).map_err(|e: PathError| format!("repoUrl {e}"))
+        join_strict(root.path(), path)
+            .map(Destination::Local)
+            .map_err(|e: PathError| ScaffoldError::from(e).context("repoUrl"))
     }
 
     /// What people see (outputs, logs): credentials in a URL hidden.
@@ -97,7 +100,7 @@ pub async fn publish(
     destination: &Destination,
     request: &PublishRequest,
     logger: &Logger,
-) -> Result<Published, String> {
+) -> Result<Published, ScaffoldError> {
     let existing = match destination {
         Destination::Local(path) => {
             path.join(".git").exists() || (path.join("HEAD").is_file() && path.join("objects").is_dir())
@@ -120,21 +123,21 @@ async fn publish_new(
     request: &PublishRequest,
     staging: &Path,
     logger: &Logger,
-) -> Result<Published, String> {
+) -> Result<Published, ScaffoldError> {
     let branch = branch_name(&request.default_branch, "defaultBranch")?;
     let repo = match destination {
         Destination::Local(path) => {
             if path.exists() && std::fs::read_dir(path).map(|mut d| d.next().is_some()).unwrap_or(false) {
-                return Err(format!(
+                return Err(ScaffoldError::Publish(format!(
                     "{} exists and is not a git repository; choose another repository name or remove it",
                     path.display()
-                ));
+                )));
             }
             path.clone()
         }
         Destination::Remote(_) => staging.to_path_buf(),
     };
-    std::fs::create_dir_all(&repo).map_err(|e| format!("cannot create {}: {e}", repo.display()))?;
+    std::fs::create_dir_all(&repo).map_err(ScaffoldError::io(format!("cannot create {}", repo.display())))?;
     run(git(request, "init").current_dir(&repo).arg("--quiet").value("--initial-branch", branch.as_str())).await?;
     copy_tree(&request.source, &repo, &request.target_path)?;
     run(git(request, "add").current_dir(&repo).arg("--all")).await?;
@@ -157,7 +160,7 @@ async fn publish_branch(
     request: &PublishRequest,
     staging: &Path,
     logger: &Logger,
-) -> Result<Published, String> {
+) -> Result<Published, ScaffoldError> {
     let branch = match &request.branch {
         Some(branch) => branch_name(branch, "branch")?,
         None => branch_name(&request.review_branch, "branch")?,
@@ -206,9 +209,9 @@ async fn publish_branch(
         let theirs = run(git(request, "rev-parse").current_dir(staging).arg("FETCH_HEAD^{tree}")).await?;
         let ours = run(git(request, "rev-parse").current_dir(staging).arg("HEAD^{tree}")).await?;
         if theirs.trim() != ours.trim() {
-            return Err(format!(
+            return Err(ScaffoldError::Publish(format!(
                 "{source} already has a branch {branch} with other files; choose another branch name, or delete that branch"
-            ));
+            )));
         }
         let commit = run(git(request, "rev-parse").current_dir(staging).arg("FETCH_HEAD")).await?.trim().to_string();
         logger.log(&format!(
@@ -233,21 +236,24 @@ fn published(destination: &Destination, branch: String, commit_hash: String, cre
     Published { repo_contents_url: format!("{remote_url}/blob/{branch}"), remote_url, commit_hash, branch, created }
 }
 
-fn branch_name(name: &str, field: &str) -> Result<GitRef, String> {
-    GitRef::parse(name).map_err(|e| format!("{field}: {e}"))
+fn branch_name(name: &str, field: &str) -> Result<GitRef, ScaffoldError> {
+    GitRef::parse(name).map_err(|e| ScaffoldError::from(e).context(field))
 }
 
 /// Copies the workspace files into `repo` under `target_path`, never
 /// through a link or out of the repository (a cloned repository may hold
 /// links of its own).
-fn copy_tree(from: &Path, repo: &Path, target_path: &str) -> Result<(), String> {
-    let target = join_strict(repo, target_path.trim_start_matches("./")).map_err(|e| format!("targetPath {e}"))?;
+fn copy_tree(from: &Path, repo: &Path, target_path: &str) -> Result<(), ScaffoldError> {
+    let target = join_strict(repo, target_path.trim_start_matches("./"))
+        .map_err(|e| ScaffoldError::from(e).context("targetPath"))?;
     for (relative, absolute) in list_files(from) {
-        let destination = join_strict(&target, &relative).map_err(|e| format!("cannot publish {relative}: {e}"))?;
+        let destination = join_strict(&target, &relative)
+            .map_err(|e| ScaffoldError::from(e).context(format!("cannot publish {relative}")))?;
         if let Some(parent) = destination.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .map_err(ScaffoldError::io(format!("cannot create {}", parent.display())))?;
         }
-        std::fs::copy(&absolute, &destination).map_err(|e| format!("cannot copy {relative}: {e}"))?;
+        std::fs::copy(&absolute, &destination).map_err(ScaffoldError::io(format!("cannot copy {relative}")))?;
     }
     Ok(())
 }
@@ -262,8 +268,8 @@ fn git(request: &PublishRequest, subcommand: &'static str) -> GitCommand {
         .env("GIT_CONFIG_NOSYSTEM", "1")
 }
 
-async fn run(command: GitCommand) -> Result<String, String> {
-    command.run().await.map_err(|error: GitError| error.to_string())
+async fn run(command: GitCommand) -> Result<String, ScaffoldError> {
+    Ok(command.run().await?)
 }
 
 #[cfg(test)]
@@ -277,7 +283,10 @@ mod tests {
         assert_eq!(Destination::resolve("shop", root.path()).unwrap(), Destination::Local(canonical.join("shop")));
         let inside = canonical.join("team/shop");
         assert_eq!(Destination::resolve(&inside.to_string_lossy(), root.path()).unwrap(), Destination::Local(inside));
-        assert!(Destination::resolve("/etc/shop", root.path()).unwrap_err().contains("outside the repository root"));
+        assert!(Destination::resolve("/etc/shop", root.path())
+            .unwrap_err()
+            .to_string()
+            .contains("outside the repository root"));
         assert!(Destination::resolve("../shop", root.path()).is_err());
         for injected in ["--upload-pack=x", "-oProxyCommand=x", "ext::sh -c touch% /tmp/x", "ssh://-oProxyCommand=x/r"]
         {

@@ -2,6 +2,7 @@
 //! catalogue registration. The engine stays free of HTTP and storage; the
 //! server implements this over its policy service and catalogue.
 
+use crate::error::ScaffoldError;
 use futures::future::BoxFuture;
 use plinth_policy::Decision;
 use serde_json::Value;
@@ -36,11 +37,11 @@ pub trait Host: Send + Sync {
         &'a self,
         input: Value,
         request: &'a PolicyRequest,
-    ) -> BoxFuture<'a, Result<(String, Decision), String>>;
+    ) -> BoxFuture<'a, Result<(String, Decision), ScaffoldError>>;
 
     /// Registers a location and returns the refs of the entities it holds
     /// once they are in the catalogue.
-    fn register<'a>(&'a self, target: RegisterTarget) -> BoxFuture<'a, Result<Vec<String>, String>>;
+    fn register<'a>(&'a self, target: RegisterTarget) -> BoxFuture<'a, Result<Vec<String>, ScaffoldError>>;
 
     /// Local repositories (`publish:git` with a path) must live under this
     /// directory; relative paths are resolved against it.

@@ -7,18 +7,25 @@
 //! workspace. The server supplies policy decisions and catalogue
 //! registration through `host::Host`; nothing here knows HTTP or storage.
 
-pub mod actions;
+mod actions;
+mod error;
 pub mod expr;
-pub mod files;
+mod files;
 mod git;
-pub mod host;
+mod host;
+mod log;
 pub mod params;
-pub mod run;
-pub mod template;
-pub mod workspace;
+mod registry;
+mod run;
+mod template;
+mod workspace;
 mod yaml;
 
+pub use error::ScaffoldError;
 pub use files::{DirectoryEntry, TemplateFiles};
 pub use host::{Host, PolicyRequest, RegisterTarget};
-pub use run::{run, Redactor, RunEvent, RunReport, RunRequest, StepStatus};
-pub use template::{Template, TemplateProblem};
+pub use log::{now, timestamp, Logger, Redactor, RunEvent};
+pub use registry::{describe as describe_action, list as list_actions, ActionInfo};
+pub use run::{run, RunReport, RunRequest, StepReport, StepStatus};
+pub use template::{Step, Template, TemplateProblem, API_VERSION};
+pub use workspace::Limits;

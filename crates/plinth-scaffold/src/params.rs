@@ -29,8 +29,8 @@ impl std::fmt::Display for FieldError {
     }
 }
 
-pub fn compile(page: &Value) -> Result<jsonschema::Validator, String> {
-    jsonschema::validator_for(page).map_err(|e| e.to_string())
+pub fn compile(page: &Value) -> Result<jsonschema::Validator, crate::ScaffoldError> {
+    jsonschema::validator_for(page).map_err(|e| crate::ScaffoldError::Schema(e.to_string()))
 }
 
 /// Fills absent top-level properties that declare a `default`, page by page.
@@ -77,7 +77,7 @@ pub fn validate(pages: &[Value], values: &Value) -> Vec<FieldError> {
         let validator = match compile(page) {
             Ok(validator) => validator,
             Err(message) => {
-                errors.push(FieldError { field: String::new(), message, page: title });
+                errors.push(FieldError { field: String::new(), message: message.to_string(), page: title });
                 continue;
             }
         };

@@ -4,10 +4,13 @@
 //! everything that leaves the run, the whole run bounded in time.
 
 use crate::actions::{self, ActionContext};
+use crate::error::ScaffoldError;
 use crate::expr::{truthy, Expressions};
 use crate::files::{directory_contents, DirectoryEntry, TemplateFiles};
 use crate::host::Host;
+use crate::log::{Logger, Redactor, RunEvent};
 use crate::params;
+use crate::registry;
 use crate::template::Template;
 use crate::workspace::{Limits, Workspace};
 use serde::Serialize;
@@ -17,116 +20,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
-
-/// An event of a run, as Backstage's event stream carries it: `log` events
-/// (`body.message`, `body.stepId`, `body.status`) and one `completion`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunEvent {
-    #[serde(rename = "type")]
-    pub event_type: String,
-    pub body: Value,
-    #[serde(rename = "createdAt")]
-    pub created_at: String,
-}
-
-/// Replaces secret values with `***` in text and JSON leaving the run.
-#[derive(Debug, Clone, Default)]
-pub struct Redactor {
-    secrets: Vec<String>,
-}
-
-impl Redactor {
-    pub fn new(secrets: &BTreeMap<String, String>) -> Redactor {
-        let mut secrets: Vec<String> = secrets.values().filter(|s| !s.is_empty()).cloned().collect();
-        // Longest first so a secret containing another is replaced whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        Redactor { secrets }
-    }
-
-    pub fn text(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        for secret in &self.secrets {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), "***");
-            }
-        }
-        out
-    }
-
-    pub fn value(&self, value: &Value) -> Value {
-        if self.secrets.is_empty() {
-            return value.clone();
-        }
-        match value {
-            Value::String(s) => Value::String(self.text(s)),
-            Value::Array(items) => Value::Array(items.iter().map(|v| self.value(v)).collect()),
-            Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), self.value(v))).collect()),
-            other => other.clone(),
-        }
-    }
-}
-
-/// Emits log lines for one step (or the run), redacted.
-pub struct Logger {
-    events: Option<UnboundedSender<RunEvent>>,
-    redactor: Redactor,
-    step: Option<String>,
-    lines: parking_lot::Mutex<Vec<String>>,
-}
-
-impl Logger {
-    pub fn new(events: Option<UnboundedSender<RunEvent>>, redactor: Redactor) -> Logger {
-        Logger { events, redactor, step: None, lines: Default::default() }
-    }
-
-    fn for_step(&self, step: &str) -> Logger {
-        Logger {
-            events: self.events.clone(),
-            redactor: self.redactor.clone(),
-            step: Some(step.to_string()),
-            lines: Default::default(),
-        }
-    }
-
-    pub fn log(&self, message: &str) {
-        let mut body = json!({"message": self.redactor.text(message)});
-        if let Some(step) = &self.step {
-            body["stepId"] = json!(step);
-        }
-        self.emit("log", body);
-    }
-
-    fn status(&self, message: &str, status: &str) {
-        let body = json!({"message": self.redactor.text(message), "stepId": self.step, "status": status});
-        self.emit("log", body);
-    }
-
-    fn emit(&self, event_type: &str, body: Value) {
-        if let Some(message) = body["message"].as_str() {
-            let prefix = self.step.as_deref().map(|s| format!("[{s}] ")).unwrap_or_default();
-            self.lines.lock().push(format!("{prefix}{message}"));
-        }
-        if let Some(events) = &self.events {
-            let _ = events.send(RunEvent { event_type: event_type.into(), body, created_at: now() });
-        }
-    }
-
-    fn take_lines(&self) -> Vec<String> {
-        std::mem::take(&mut self.lines.lock())
-    }
-}
-
-/// Now as RFC 3339 UTC with fixed-width milliseconds, so timestamps
-/// compare correctly as text (the store compares heartbeats that way).
-pub fn now() -> String {
-    timestamp(time::OffsetDateTime::now_utc())
-}
-
-pub fn timestamp(at: time::OffsetDateTime) -> String {
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
-}
 
 pub struct RunRequest {
     pub task_id: String,
@@ -261,7 +154,7 @@ pub async fn run(request: RunRequest, host: &dyn Host, events: Option<UnboundedS
             None
         }
         Some(Ok(Err(error))) => {
-            report.error = Some(redactor.text(&error));
+            report.error = Some(redactor.text(&error.to_string()));
             None
         }
         Some(Err(_)) => {
@@ -298,7 +191,7 @@ async fn execute(
     logger: &Logger,
     workspace: &mut Workspace,
     report: &mut RunReport,
-) -> Result<Value, String> {
+) -> Result<Value, ScaffoldError> {
     let expressions = Expressions::new();
     let mut scope = json!({
         "parameters": values,
@@ -312,7 +205,7 @@ async fn execute(
         let step_logger = logger.for_step(&step.id);
         if let Some(condition) = &step.condition {
             let value =
-                expressions.render_value(condition, &scope).map_err(|e| format!("step {}: if: {e}", step.id))?;
+                expressions.render_value(condition, &scope).map_err(|e| e.context(format!("step {}: if", step.id)))?;
             if !truthy(&value) {
                 step_logger
                     .status(&format!("Skipping step {} because its if condition was false", step.name), "skipped");
@@ -326,7 +219,7 @@ async fn execute(
             None => vec![None],
             Some(each) => {
                 let value =
-                    expressions.render_value(each, &scope).map_err(|e| format!("step {}: each: {e}", step.id))?;
+                    expressions.render_value(each, &scope).map_err(|e| e.context(format!("step {}: each", step.id)))?;
                 match value {
                     Value::Array(items) => items.into_iter().enumerate().map(|(i, v)| Some((json!(i), v))).collect(),
                     Value::Object(map) => map.into_iter().map(|(k, v)| Some((json!(k), v))).collect(),
@@ -335,7 +228,10 @@ async fn execute(
                             &step_logger,
                             report,
                             index,
-                            &format!("step {}: each must give a list or an object, got {other}", step.id),
+                            ScaffoldError::Expression(format!(
+                                "step {}: each must give a list or an object, got {other}",
+                                step.id
+                            )),
                         )
                     }
                 }
@@ -348,9 +244,9 @@ async fn execute(
             }
             let input = match expressions.render_value(&step.input, &scope) {
                 Ok(input) => input,
-                Err(e) => return fail(&step_logger, report, index, &format!("step {}: input {e}", step.id)),
+                Err(e) => return fail(&step_logger, report, index, e.context(format!("step {}: input", step.id))),
             };
-            let info = actions::describe(&step.action);
+            let info = registry::describe(&step.action);
             if request.dry_run && info.as_ref().is_some_and(|i| !i.supports_dry_run) {
                 step_logger
                     .log(&format!("dry run: {} makes changes outside the run; showing what it would do", step.action));
@@ -376,7 +272,7 @@ async fn execute(
                         &step_logger,
                         report,
                         index,
-                        &format!("step {} ({}) failed: {error}", step.id, step.action),
+                        error.context(format!("step {} ({}) failed", step.id, step.action)),
                     )
                 }
             }
@@ -390,24 +286,11 @@ async fn execute(
         report.steps[index].duration_ms = (started.elapsed().as_secs_f64() * 10_000.0).round() / 10.0;
         step_logger.status(&format!("Finished step {}", step.name), "completed");
     }
-    expressions.render_value(&template.output, &scope).map_err(|e| format!("output: {e}"))
+    expressions.render_value(&template.output, &scope).map_err(|e| e.context("output"))
 }
 
-fn fail(logger: &Logger, report: &mut RunReport, index: usize, message: &str) -> Result<Value, String> {
-    logger.status(message, "failed");
+fn fail(logger: &Logger, report: &mut RunReport, index: usize, error: ScaffoldError) -> Result<Value, ScaffoldError> {
+    logger.status(&error.to_string(), "failed");
     report.steps[index].status = StepStatus::Failed;
-    Err(message.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_are_redacted_everywhere() {
-        let secrets = BTreeMap::from([("token".to_string(), "s3cr3t-value".to_string())]);
-        let redactor = Redactor::new(&secrets);
-        assert_eq!(redactor.text("token=s3cr3t-value!"), "token=***!");
-        assert_eq!(redactor.value(&json!({"a": ["x s3cr3t-value"]})), json!({"a": ["x ***"]}));
-    }
+    Err(error)
 }

@@ -3,8 +3,8 @@
 //! parse, parameter schemas compile. A broken template is refused with
 //! every problem at once, never discovered halfway through a run.
 
-use crate::actions;
 use crate::expr::Expressions;
+use crate::registry;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -98,8 +98,8 @@ impl Template {
                 problem(&format!("spec.parameters[{index}]"), "each page must be a JSON Schema object".into());
                 continue;
             }
-            if let Err(message) = crate::params::compile(page) {
-                problem(&format!("spec.parameters[{index}]"), format!("not a valid JSON Schema: {message}"));
+            if let Err(error) = crate::params::compile(page) {
+                problem(&format!("spec.parameters[{index}]"), format!("not a valid JSON Schema: {error}"));
             }
         }
         let expressions = Expressions::new();
@@ -119,10 +119,10 @@ impl Template {
                     }
                     if action.is_empty() {
                         problem(&format!("{at}.action"), "every step needs an action".into());
-                    } else if actions::describe(&action).is_none() {
+                    } else if registry::describe(&action).is_none() {
                         problem(
                             &format!("{at}.action"),
-                            format!("unknown action `{action}`; available: {}", actions::ids().join(", ")),
+                            format!("unknown action `{action}`; available: {}", registry::ids().join(", ")),
                         );
                     }
                     let input = raw.get("input").cloned().unwrap_or(Value::Object(Default::default()));

@@ -2,6 +2,8 @@
 //! writes is resolved inside. Absolute paths, `..` and symlinks are refused,
 //! and the total size is bounded.
 
+use crate::error::ScaffoldError;
+use plinth_confine::PathError;
 use std::path::{Path, PathBuf};
 
 /// Bounds on what one run may write.
@@ -34,31 +36,32 @@ impl Workspace {
     }
 
     /// `relative` inside the workspace, or an error saying why not.
-    pub fn resolve(&self, relative: &str) -> Result<PathBuf, String> {
+    pub fn resolve(&self, relative: &str) -> Result<PathBuf, PathError> {
         resolve_within(&self.root, relative)
     }
 
     /// Writes a file, creating directories, counting it against the limits.
-    pub fn write(&mut self, relative: &str, contents: &[u8], executable: bool) -> Result<PathBuf, String> {
+    pub fn write(&mut self, relative: &str, contents: &[u8], executable: bool) -> Result<PathBuf, ScaffoldError> {
         let path = self.resolve(relative)?;
         self.files += 1;
         self.bytes += contents.len() as u64;
         if self.files > self.limits.max_files {
-            return Err(format!(
+            return Err(ScaffoldError::Limit(format!(
                 "the run wrote more than {} files; templates are limited to that",
                 self.limits.max_files
-            ));
+            )));
         }
         if self.bytes > self.limits.max_bytes {
-            return Err(format!(
+            return Err(ScaffoldError::Limit(format!(
                 "the run wrote more than {} MiB; templates are limited to that",
                 self.limits.max_bytes / (1024 * 1024)
-            ));
+            )));
         }
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .map_err(ScaffoldError::io(format!("cannot create {}", parent.display())))?;
         }
-        std::fs::write(&path, contents).map_err(|e| format!("cannot write {relative}: {e}"))?;
+        std::fs::write(&path, contents).map_err(ScaffoldError::io(format!("cannot write {relative}")))?;
         #[cfg(unix)]
         if executable {
             use std::os::unix::fs::PermissionsExt;
@@ -77,14 +80,14 @@ impl Workspace {
 
 /// Joins `relative` onto `root`, refusing anything that could leave it: an
 /// absolute path, a `..` component, or an existing symlink on the way.
-pub fn resolve_within(root: &Path, relative: &str) -> Result<PathBuf, String> {
-    plinth_confine::path::join_strict(root, relative).map_err(|e| e.to_string())
+pub fn resolve_within(root: &Path, relative: &str) -> Result<PathBuf, PathError> {
+    plinth_confine::path::join_strict(root, relative)
 }
 
 /// Refuses, without touching the disk, a relative path that could leave the
 /// folder it is joined to (absolute, or with `..`).
-pub fn check_relative(relative: &str) -> Result<(), String> {
-    plinth_confine::path::check_relative(relative).map_err(|e| e.to_string())
+pub fn check_relative(relative: &str) -> Result<(), PathError> {
+    plinth_confine::path::check_relative(relative)
 }
 
 /// Regular files under `root` (symlinks are not followed), sorted.
@@ -114,13 +117,13 @@ mod tests {
         let root = dir.path();
         assert!(resolve_within(root, "a/b.txt").is_ok());
         assert!(resolve_within(root, "./a").is_ok());
-        assert!(resolve_within(root, "../x").unwrap_err().contains(".."));
-        assert!(resolve_within(root, "a/../../x").unwrap_err().contains(".."));
-        assert!(resolve_within(root, "/etc/passwd").unwrap_err().contains("absolute"));
+        assert!(resolve_within(root, "../x").unwrap_err().to_string().contains(".."));
+        assert!(resolve_within(root, "a/../../x").unwrap_err().to_string().contains(".."));
+        assert!(resolve_within(root, "/etc/passwd").unwrap_err().to_string().contains("absolute"));
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink("/tmp", root.join("link")).unwrap();
-            assert!(resolve_within(root, "link/x").unwrap_err().contains("symbolic link"));
+            assert!(resolve_within(root, "link/x").unwrap_err().to_string().contains("symbolic link"));
         }
     }
 
@@ -129,9 +132,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut workspace = Workspace::new(dir.path().to_path_buf(), Limits { max_files: 2, max_bytes: 10 });
         workspace.write("a", b"12345", false).unwrap();
-        assert!(workspace.write("b", b"123456", false).unwrap_err().contains("MiB"));
+        assert!(workspace.write("b", b"123456", false).unwrap_err().to_string().contains("MiB"));
         let mut workspace = Workspace::new(dir.path().to_path_buf(), Limits { max_files: 1, max_bytes: 100 });
         workspace.write("a", b"1", false).unwrap();
-        assert!(workspace.write("b", b"1", false).unwrap_err().contains("files"));
+        assert!(workspace.write("b", b"1", false).unwrap_err().to_string().contains("files"));
     }
 }

@@ -17,8 +17,8 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, name: "InputError", message: message.into(), details: None }
+    pub fn bad_request(message: impl std::fmt::Display) -> Self {
+        ApiError { status: StatusCode::BAD_REQUEST, name: "InputError", message: message.to_string(), details: None }
     }
     pub fn not_found(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::NOT_FOUND, name: "NotFoundError", message: message.into(), details: None }

@@ -484,7 +484,7 @@ async fn restarts_fail_unfinished_runs_with_a_reason(backend: Backend) {
     // A run the previous process had started and not finished (its last
     // heartbeat long ago), and — on PostgreSQL — one another replica is
     // running right now (heartbeat fresh), which must be left alone.
-    let now = plinth_scaffold::run::now();
+    let now = plinth_scaffold::now();
     for (id, heartbeat) in [("0193-interrupted", "2020-01-01T00:00:01.000Z"), ("0193-elsewhere", now.as_str())] {
         store
             .create_task(&plinth_store::NewTask {

@@ -181,9 +181,15 @@ pub fn compare_prompt_versions(
 
 /// `2` < `10`, `v1.2` < `v1.10`; other text compares as text.
 fn natural_version_order(a: &str, b: &str) -> std::cmp::Ordering {
-    let parts = |s: &str| -> Vec<Result<u64, String>> {
+    /// Numbers sort before text, and among themselves by value.
+    #[derive(PartialEq, Eq, PartialOrd, Ord)]
+    enum Part {
+        Number(u64),
+        Text(String),
+    }
+    let parts = |s: &str| -> Vec<Part> {
         s.split(|c: char| !c.is_ascii_alphanumeric())
-            .map(|p| p.trim_start_matches('v').parse::<u64>().map_err(|_| p.to_string()))
+            .map(|p| p.trim_start_matches('v').parse::<u64>().map_or_else(|_| Part::Text(p.to_string()), Part::Number))
             .collect()
     };
     parts(a).cmp(&parts(b))

@@ -220,7 +220,7 @@ fn check_file(
         Err(error) => return vec![unreadable(1, format!("cannot read: {error}"))],
     };
     if let Err(message) = check_size(bytes.len(), limits) {
-        return vec![unreadable(1, message)];
+        return vec![unreadable(1, message.to_string())];
     }
     let Ok(text) = String::from_utf8(bytes) else {
         return vec![unreadable(1, "not UTF-8 text".into())];

@@ -92,7 +92,7 @@ pub async fn parameter_schema(
 #[utoipa::path(get, path = "/api/scaffolder/v2/actions", tag = "scaffolder",
     responses((status = 200, description = "`[{id, description, schema: {input, output}}]`")))]
 pub async fn actions() -> Json<Value> {
-    Json(json!(plinth_scaffold::actions::list()))
+    Json(json!(plinth_scaffold::list_actions()))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -12,8 +12,10 @@ use plinth_catalog::git::GitSource;
 use plinth_catalog::{Catalog, EntityFilter};
 use plinth_policy::{Decision, Point};
 use plinth_scaffold::params::{self, FieldError};
-use plinth_scaffold::workspace::Limits;
-use plinth_scaffold::{Host, PolicyRequest, RegisterTarget, RunEvent, RunReport, RunRequest, Template, TemplateFiles};
+use plinth_scaffold::Limits;
+use plinth_scaffold::{
+    Host, PolicyRequest, RegisterTarget, RunEvent, RunReport, RunRequest, ScaffoldError, Template, TemplateFiles,
+};
 use plinth_store::{Backend, NewLocation, NewTask, NewTaskEvent, Store, TaskEventRow, TaskStatus};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -30,8 +32,8 @@ const STALE_AFTER: Duration = Duration::from_secs(20);
 
 async fn fail_stale_runs(store: &Store, stale_after: Option<Duration>) {
     let now = time::OffsetDateTime::now_utc();
-    let before = stale_after.map(|age| plinth_scaffold::run::timestamp(now - age));
-    match store.fail_interrupted_tasks(RESTART_REASON, &plinth_scaffold::run::timestamp(now), before.as_deref()).await {
+    let before = stale_after.map(|age| plinth_scaffold::timestamp(now - age));
+    match store.fail_interrupted_tasks(RESTART_REASON, &plinth_scaffold::timestamp(now), before.as_deref()).await {
         Ok(ids) if !ids.is_empty() => {
             tracing::warn!(
                 runs = ids.len(),
@@ -255,14 +257,14 @@ impl Scaffolder {
         let id = uuid::Uuid::now_v7().to_string();
         let redactor = plinth_scaffold::Redactor::new(&secrets);
         let spec = json!({
-            "apiVersion": plinth_scaffold::template::API_VERSION,
+            "apiVersion": plinth_scaffold::API_VERSION,
             "templateInfo": {"entityRef": template.entity_ref},
             "parameters": redactor.value(&values),
             "steps": template.steps,
             "output": template.output,
             "user": {"ref": user},
         });
-        let created_at = plinth_scaffold::run::now();
+        let created_at = plinth_scaffold::now();
         self.store
             .create_task(&NewTask {
                 id: id.clone(),
@@ -306,13 +308,13 @@ impl Scaffolder {
             let (store, id) = (self.store.clone(), id.clone());
             tokio::spawn(async move {
                 loop {
-                    let _ = store.heartbeat_task(&id, &plinth_scaffold::run::now()).await;
+                    let _ = store.heartbeat_task(&id, &plinth_scaffold::now()).await;
                     tokio::time::sleep(HEARTBEAT_INTERVAL).await;
                 }
             })
         };
         let _permit = self.permits.clone().acquire_owned().await;
-        let _ = self.store.set_task_status(&id, TaskStatus::Processing, &plinth_scaffold::run::now()).await;
+        let _ = self.store.set_task_status(&id, TaskStatus::Processing, &plinth_scaffold::now()).await;
         let (events, receiver) = mpsc::unbounded_channel();
         let writer = tokio::spawn(self.clone().write_events(id.clone(), receiver));
         let started = std::time::Instant::now();
@@ -342,7 +344,7 @@ impl Scaffolder {
         }
         output["steps"] = json!(report.steps);
         output["policy"] = json!(report.decisions);
-        let finished = plinth_scaffold::run::now();
+        let finished = plinth_scaffold::now();
         if let Err(error) = self.store.finish_task(&id, status, &finished, Some(&output), report.error.as_deref()).await
         {
             tracing::error!(task = %id, %error, "cannot record the end of a golden-path run");
@@ -465,11 +467,11 @@ impl Host for ServerHost {
         &'a self,
         input: Value,
         request: &'a PolicyRequest,
-    ) -> BoxFuture<'a, Result<(String, Decision), String>> {
+    ) -> BoxFuture<'a, Result<(String, Decision), ScaffoldError>> {
         Box::pin(async move {
-            let policy = self.policy.as_ref().ok_or(
-                "the policy engine is not running on this server, so plinth:policy cannot check the request (it fails closed)",
-            )?;
+            let policy = self.policy.as_ref().ok_or_else(|| ScaffoldError::Host(
+                "the policy engine is not running on this server, so plinth:policy cannot check the request (it fails closed)".into(),
+            ))?;
             let context = RequestContext {
                 environment: request.environment.clone(),
                 user: request.user.clone(),
@@ -482,19 +484,20 @@ impl Host for ServerHost {
         })
     }
 
-    fn register<'a>(&'a self, target: RegisterTarget) -> BoxFuture<'a, Result<Vec<String>, String>> {
+    fn register<'a>(&'a self, target: RegisterTarget) -> BoxFuture<'a, Result<Vec<String>, ScaffoldError>> {
         Box::pin(async move {
             let location = NewLocation {
                 kind: "git".into(),
                 target: format!("{}#{}", target.repo, target.path),
                 branch: target.branch.clone(),
             };
-            let (row, _, report) = self.catalog.add_location(location).await.map_err(|e| e.to_string())?;
+            let (row, _, report) =
+                self.catalog.add_location(location).await.map_err(|e| ScaffoldError::Host(e.to_string()))?;
             if row.status.entities == 0 {
-                return Err(format!(
+                return Err(ScaffoldError::Host(format!(
                     "registered {} but it produced no entities ({} error(s); see GET /api/catalog/errors)",
                     row.target, report.errors
-                ));
+                )));
             }
             let state = self.catalog.read();
             let mut refs: Vec<String> = state

@@ -130,9 +130,9 @@ async fn git_branch_named_upload_pack_runs_nothing(backend: Backend) {
     plinth_catalog::git::sync(&legit, &checkout).await.expect("a legitimate clone works");
     let source = plinth_catalog::git::GitSource::from_target(&repo.to_string_lossy(), Some(&evil));
     let error = plinth_catalog::git::sync(&source, &checkout).await.unwrap_err();
-    assert!(error.contains("starts with `-`"), "{error}");
+    assert!(error.to_string().contains("starts with `-`"), "{error}");
     let error = plinth_catalog::git::sync(&source, &server.data_dir().join("git-fresh")).await.unwrap_err();
-    assert!(error.contains("starts with `-`"), "{error}");
+    assert!(error.to_string().contains("starts with `-`"), "{error}");
 
     // The legitimate branch still registers and refreshes by webhook.
     let (status, body) =

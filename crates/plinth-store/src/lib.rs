@@ -10,10 +10,13 @@
 //! - an upsert never takes an entity from another location (the first
 //!   location to claim a ref keeps it) and never writes an unchanged hash.
 
+mod catalog;
 mod common;
+mod dialect;
 mod error;
 mod migrations;
 mod policy;
+mod record;
 pub use policy::{DecisionQuery, DecisionRecord, WaiverRecord};
 mod postgres;
 mod scaffolder;
@@ -47,15 +50,6 @@ pub enum Store {
     Postgres(postgres::PgStore),
 }
 
-macro_rules! dispatch {
-    ($self:ident, $s:ident => $body:expr) => {
-        match $self {
-            Store::Sqlite($s) => $body,
-            Store::Postgres($s) => $body,
-        }
-    };
-}
-
 impl Store {
     /// Opens (creating if needed) and migrates the store.
     pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
@@ -74,70 +68,5 @@ impl Store {
             Store::Sqlite(_) => Backend::Sqlite,
             Store::Postgres(_) => Backend::Postgres,
         }
-    }
-
-    /// Applies entity changes in one transaction and appends one change-log
-    /// row per change that actually wrote. An upsert whose ref belongs to
-    /// another location, or whose hash equals the stored one, writes
-    /// nothing and is reported in [`ApplyOutcome::skipped`]. A delete of a
-    /// missing ref writes nothing.
-    pub async fn apply(&self, changes: &[EntityChange]) -> Result<ApplyOutcome, StoreError> {
-        dispatch!(self, s => s.apply(changes).await)
-    }
-
-    /// Every entity, for building projections at start.
-    pub async fn load_entities(&self) -> Result<Vec<StoredEntity>, StoreError> {
-        dispatch!(self, s => s.load_entities().await)
-    }
-
-    /// The entities with these keys (lower-case refs); missing keys are absent.
-    pub async fn get_entities(&self, keys: &[String]) -> Result<Vec<StoredEntity>, StoreError> {
-        dispatch!(self, s => s.get_entities(keys).await)
-    }
-
-    /// Change-log rows with `seq > after`, in order, at most `limit`.
-    pub async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<ChangeRecord>, StoreError> {
-        dispatch!(self, s => s.changes_since(after, limit).await)
-    }
-
-    /// The highest `seq` in the change log (0 when empty).
-    pub async fn last_seq(&self) -> Result<i64, StoreError> {
-        dispatch!(self, s => s.last_seq().await)
-    }
-
-    /// Registers a location. Registering the same (type, target, branch)
-    /// twice returns the existing row with `created == false`.
-    pub async fn add_location(&self, location: &NewLocation) -> Result<(LocationRow, bool), StoreError> {
-        dispatch!(self, s => s.add_location(location).await)
-    }
-
-    pub async fn list_locations(&self) -> Result<Vec<LocationRow>, StoreError> {
-        dispatch!(self, s => s.list_locations().await)
-    }
-
-    pub async fn get_location(&self, id: &str) -> Result<Option<LocationRow>, StoreError> {
-        dispatch!(self, s => s.get_location(id).await)
-    }
-
-    /// Removes a location and, in the same transaction, every entity it
-    /// manages (each with a change-log row) and its errors. Returns the
-    /// change-log rows written, or `None` when there was no such location.
-    pub async fn delete_location(&self, id: &str) -> Result<Option<Vec<ChangeRecord>>, StoreError> {
-        dispatch!(self, s => s.delete_location(id).await)
-    }
-
-    /// Records the outcome of a refresh of a location.
-    pub async fn set_location_status(&self, id: &str, status: &LocationStatus) -> Result<(), StoreError> {
-        dispatch!(self, s => s.set_location_status(id, status).await)
-    }
-
-    /// Replaces the ingestion errors of a location with these.
-    pub async fn replace_errors(&self, location_id: &str, errors: &[IngestionError]) -> Result<(), StoreError> {
-        dispatch!(self, s => s.replace_errors(location_id, errors).await)
-    }
-
-    /// Every ingestion error, ordered by location id then insertion order.
-    pub async fn list_errors(&self) -> Result<Vec<IngestionError>, StoreError> {
-        dispatch!(self, s => s.list_errors().await)
     }
 }

@@ -3,8 +3,9 @@
 //! `plinth_migrations`. On PostgreSQL the run holds an advisory lock so
 //! replicas starting together do not race.
 
-use sqlx::{Connection, PgConnection, Row, SqliteConnection};
+use sqlx::{Connection, PgConnection, SqliteConnection};
 
+use crate::dialect::Dialect;
 use crate::StoreError;
 
 /// Session-level advisory lock key held while migrating PostgreSQL
@@ -246,10 +247,11 @@ CREATE TABLE alert_events (
 CREATE INDEX alert_events_rule_id_id ON alert_events (rule_id, id);
 "#;
 
-const MIGRATIONS: &[Migration] = &[
-    Migration {
-        version: 1,
-        sqlite: &[r#"
+/// The catalogue: entities and locations, portable SQL (PostgreSQL's
+/// `PRIMARY KEY` implies the `NOT NULL` that SQLite needs spelled out). The
+/// change log and the error table need a per-backend auto-increment key, so
+/// they are in `CATALOG_LOGS_*`, run after this in the same migration.
+const CATALOG_TABLES: &str = r#"
 CREATE TABLE entities (
     entity_key  TEXT PRIMARY KEY NOT NULL,
     uid         TEXT NOT NULL UNIQUE,
@@ -264,13 +266,6 @@ CREATE TABLE entities (
 );
 CREATE INDEX entities_location_id ON entities (location_id);
 
-CREATE TABLE change_log (
-    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-    entity_key TEXT NOT NULL,
-    op         TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
-    at         TEXT NOT NULL
-);
-
 CREATE TABLE locations (
     id         TEXT PRIMARY KEY NOT NULL,
     kind       TEXT NOT NULL,
@@ -280,6 +275,17 @@ CREATE TABLE locations (
     status     TEXT NOT NULL
 );
 CREATE UNIQUE INDEX locations_identity ON locations (kind, target, COALESCE(branch, ''));
+"#;
+
+/// `AUTOINCREMENT` also keeps SQLite from reusing the seq of a deleted last
+/// row (the change-log appender reads `sqlite_sequence`).
+const CATALOG_LOGS_SQLITE: &str = r#"
+CREATE TABLE change_log (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    entity_key TEXT NOT NULL,
+    op         TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
+    at         TEXT NOT NULL
+);
 
 CREATE TABLE ingestion_errors (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -287,22 +293,9 @@ CREATE TABLE ingestion_errors (
     body        TEXT NOT NULL
 );
 CREATE INDEX ingestion_errors_location_id ON ingestion_errors (location_id);
-"#],
-        postgres: &[r#"
-CREATE TABLE entities (
-    entity_key  TEXT PRIMARY KEY,
-    uid         TEXT NOT NULL UNIQUE,
-    etag        TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    namespace   TEXT NOT NULL,
-    name        TEXT NOT NULL,
-    body        TEXT NOT NULL,
-    hash        TEXT NOT NULL,
-    location_id TEXT NOT NULL,
-    updated_at  TEXT NOT NULL
-);
-CREATE INDEX entities_location_id ON entities (location_id);
+"#;
 
+const CATALOG_LOGS_POSTGRES: &str = r#"
 CREATE TABLE change_log (
     seq        BIGSERIAL PRIMARY KEY,
     entity_key TEXT NOT NULL,
@@ -310,23 +303,19 @@ CREATE TABLE change_log (
     at         TEXT NOT NULL
 );
 
-CREATE TABLE locations (
-    id         TEXT PRIMARY KEY,
-    kind       TEXT NOT NULL,
-    target     TEXT NOT NULL,
-    branch     TEXT,
-    created_at TEXT NOT NULL,
-    status     TEXT NOT NULL
-);
-CREATE UNIQUE INDEX locations_identity ON locations (kind, target, COALESCE(branch, ''));
-
 CREATE TABLE ingestion_errors (
     id          BIGSERIAL PRIMARY KEY,
     location_id TEXT NOT NULL,
     body        TEXT NOT NULL
 );
 CREATE INDEX ingestion_errors_location_id ON ingestion_errors (location_id);
-"#],
+"#;
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sqlite: &[CATALOG_TABLES, CATALOG_LOGS_SQLITE],
+        postgres: &[CATALOG_TABLES, CATALOG_LOGS_POSTGRES],
     },
     Migration { version: 2, sqlite: &[POLICY_TABLES], postgres: &[POLICY_TABLES] },
     Migration {
@@ -345,42 +334,57 @@ fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Migration { version, source }
 }
 
-/// Applies the missing migrations to a SQLite database.
-pub(crate) async fn run_sqlite(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    sqlx::raw_sql(BOOTSTRAP).execute(&mut *conn).await.map_err(failed(0))?;
-    for migration in MIGRATIONS {
-        // IMMEDIATE takes the write lock first, so a second process opening
-        // the same file waits and then sees the version as applied.
-        let mut tx = conn.begin_with("BEGIN IMMEDIATE").await.map_err(failed(migration.version))?;
-        if is_applied_sqlite(&mut tx, migration.version).await? {
-            continue;
+/// Whether a migration is recorded as applied.
+const IS_APPLIED: &str = "SELECT COUNT(*) FROM plinth_migrations WHERE version = ?";
+/// Records a migration as applied.
+const RECORD: &str = "INSERT INTO plinth_migrations (version, applied_at) VALUES (?, ?)";
+
+/// Applies the missing migrations on `$conn` (a connection of dialect
+/// `$d`), each in its own write transaction with its `$scripts` (the
+/// migration's field for that dialect): written once, compiled per backend.
+macro_rules! run_migrations {
+    ($conn:expr, $d:expr, $scripts:ident) => {{
+        let conn = $conn;
+        let d: Dialect = $d;
+        sqlx::raw_sql(BOOTSTRAP).execute(&mut *conn).await.map_err(failed(0))?;
+        for migration in MIGRATIONS {
+            let version = migration.version;
+            // On SQLite, IMMEDIATE takes the write lock first, so a second
+            // process opening the same file waits and then sees the version
+            // as applied; PostgreSQL runs hold the migration lock.
+            let mut tx = conn.begin_with(d.begin_write()).await.map_err(failed(version))?;
+            let applied: i64 = sqlx::query_scalar(&d.sql(IS_APPLIED))
+                .bind(version)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(failed(version))?;
+            if applied > 0 {
+                continue;
+            }
+            for script in migration.$scripts {
+                sqlx::raw_sql(script).execute(&mut *tx).await.map_err(failed(version))?;
+            }
+            sqlx::query(&d.sql(RECORD))
+                .bind(version)
+                .bind(crate::common::now())
+                .execute(&mut *tx)
+                .await
+                .map_err(failed(version))?;
+            tx.commit().await.map_err(failed(version))?;
+            tracing::info!(version, dialect = ?d, "applied migration");
         }
-        for script in migration.sqlite {
-            sqlx::raw_sql(script).execute(&mut *tx).await.map_err(failed(migration.version))?;
-        }
-        sqlx::query("INSERT INTO plinth_migrations (version, applied_at) VALUES (?, ?)")
-            .bind(migration.version)
-            .bind(crate::common::now())
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(migration.version))?;
-        tx.commit().await.map_err(failed(migration.version))?;
-        tracing::info!(version = migration.version, "applied SQLite migration");
-    }
-    Ok(())
+        Ok(())
+    }};
 }
 
-async fn is_applied_sqlite(conn: &mut SqliteConnection, version: i64) -> Result<bool, StoreError> {
-    let row = sqlx::query("SELECT COUNT(*) FROM plinth_migrations WHERE version = ?")
-        .bind(version)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(failed(version))?;
-    Ok(row.try_get::<i64, _>(0).map_err(failed(version))? > 0)
+/// Applies the missing migrations to a SQLite database.
+pub(crate) async fn run_sqlite(conn: &mut SqliteConnection) -> Result<(), StoreError> {
+    run_migrations!(conn, Dialect::Sqlite, sqlite)
 }
 
 /// Applies the missing migrations to a PostgreSQL database, holding the
-/// migration advisory lock throughout.
+/// migration advisory lock throughout (replicas starting together wait for
+/// each other; SQLite's write lock does this per migration).
 pub(crate) async fn run_postgres(conn: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *conn).await.map_err(failed(0))?;
     let result = run_postgres_locked(conn).await;
@@ -394,30 +398,7 @@ pub(crate) async fn run_postgres(conn: &mut PgConnection) -> Result<(), StoreErr
 }
 
 async fn run_postgres_locked(conn: &mut PgConnection) -> Result<(), StoreError> {
-    sqlx::raw_sql(BOOTSTRAP).execute(&mut *conn).await.map_err(failed(0))?;
-    for migration in MIGRATIONS {
-        let mut tx = conn.begin().await.map_err(failed(migration.version))?;
-        let row = sqlx::query("SELECT COUNT(*) FROM plinth_migrations WHERE version = $1")
-            .bind(migration.version)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(failed(migration.version))?;
-        if row.try_get::<i64, _>(0).map_err(failed(migration.version))? > 0 {
-            continue;
-        }
-        for script in migration.postgres {
-            sqlx::raw_sql(script).execute(&mut *tx).await.map_err(failed(migration.version))?;
-        }
-        sqlx::query("INSERT INTO plinth_migrations (version, applied_at) VALUES ($1, $2)")
-            .bind(migration.version)
-            .bind(crate::common::now())
-            .execute(&mut *tx)
-            .await
-            .map_err(failed(migration.version))?;
-        tx.commit().await.map_err(failed(migration.version))?;
-        tracing::info!(version = migration.version, "applied PostgreSQL migration");
-    }
-    Ok(())
+    run_migrations!(conn, Dialect::Postgres, postgres)
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! are the same on both backends apart from placeholders, so each is written
 //! once with `?` and numbered for PostgreSQL.
 
+use crate::dialect::on_pool;
 use crate::{Store, StoreError};
-use sqlx::Row;
 
 /// One decision-log event to store.
 #[derive(Debug, Clone)]
@@ -42,62 +42,6 @@ pub struct WaiverRecord {
     pub body: String,
 }
 
-/// The SQL dialect of a backend (shared with the other portable-SQL modules).
-#[derive(Clone, Copy)]
-pub(crate) enum Dialect {
-    Sqlite,
-    Postgres,
-}
-
-impl Dialect {
-    /// Numbers `?` placeholders for PostgreSQL.
-    pub(crate) fn sql(self, sql: &str) -> String {
-        match self {
-            Dialect::Sqlite => sql.to_string(),
-            Dialect::Postgres => {
-                let mut out = String::with_capacity(sql.len() + 16);
-                let mut n = 0;
-                for c in sql.chars() {
-                    if c == '?' {
-                        n += 1;
-                        out.push('$');
-                        out.push_str(&n.to_string());
-                    } else {
-                        out.push(c);
-                    }
-                }
-                out
-            }
-        }
-    }
-
-    fn insert_ignore(self) -> (&'static str, &'static str) {
-        match self {
-            Dialect::Sqlite => ("INSERT OR IGNORE INTO", ""),
-            Dialect::Postgres => ("INSERT INTO", " ON CONFLICT DO NOTHING"),
-        }
-    }
-}
-
-/// Runs `$body` with `$pool` bound to the backend's pool and `$d` to its dialect.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident, $d:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite(s) => {
-                let $pool = &s.pool;
-                let $d = Dialect::Sqlite;
-                $body
-            }
-            Store::Postgres(s) => {
-                let $pool = &s.pool;
-                let $d = Dialect::Postgres;
-                $body
-            }
-        }
-    };
-}
-pub(crate) use on_pool;
-
 impl Store {
     /// Appends decisions; an id already stored is ignored (replicas that
     /// make the same deterministic decision record it once).
@@ -106,9 +50,14 @@ impl Store {
             return Ok(());
         }
         on_pool!(self, pool, d => {
-            let (insert, conflict) = d.insert_ignore();
-            let decision_sql = d.sql(&format!("{insert} policy_decisions (decision_id, ts_ms, point, result, event) VALUES (?, ?, ?, ?, ?){conflict}"));
-            let entity_sql = d.sql(&format!("{insert} policy_decision_entities (entity_ref, ts_ms, decision_id) VALUES (?, ?, ?){conflict}"));
+            let decision_sql = d.sql(
+                "INSERT INTO policy_decisions (decision_id, ts_ms, point, result, event) VALUES (?, ?, ?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            );
+            let entity_sql = d.sql(
+                "INSERT INTO policy_decision_entities (entity_ref, ts_ms, decision_id) VALUES (?, ?, ?) \
+                 ON CONFLICT DO NOTHING",
+            );
             let mut tx = pool.begin().await?;
             for record in records {
                 sqlx::query(&decision_sql)
@@ -159,7 +108,8 @@ impl Store {
         sql.push_str(" ORDER BY d.ts_ms DESC, d.decision_id DESC LIMIT ?");
         on_pool!(self, pool, d => {
             let sql = d.sql(&sql);
-            let mut q = sqlx::query(&sql);
+            // (ts_ms, decision_id, event), as returned.
+            let mut q = sqlx::query_as::<_, (i64, String, String)>(&sql);
             if let Some(entity) = &query.entity {
                 q = q.bind(entity.to_lowercase());
             }
@@ -178,8 +128,7 @@ impl Store {
             if let Some((ts, id)) = &query.before {
                 q = q.bind(*ts).bind(*ts).bind(id);
             }
-            let rows = q.bind(query.limit.max(1)).fetch_all(pool).await?;
-            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))).collect()
+            Ok(q.bind(query.limit.max(1)).fetch_all(pool).await?)
         })
     }
 
@@ -212,8 +161,7 @@ impl Store {
     /// history; evaluation ignores them by their expiry).
     pub async fn list_waivers(&self) -> Result<Vec<String>, StoreError> {
         on_pool!(self, pool, d => {
-            let rows = sqlx::query(&d.sql("SELECT body FROM policy_waivers ORDER BY created_ms DESC, id")).fetch_all(pool).await?;
-            rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+            Ok(sqlx::query_scalar(&d.sql("SELECT body FROM policy_waivers ORDER BY created_ms DESC, id")).fetch_all(pool).await?)
         })
     }
 
@@ -222,16 +170,5 @@ impl Store {
             let done = sqlx::query(&d.sql("DELETE FROM policy_waivers WHERE id = ?")).bind(id).execute(pool).await?;
             Ok(done.rows_affected() > 0)
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Dialect;
-
-    #[test]
-    fn numbers_placeholders_for_postgres() {
-        assert_eq!(Dialect::Postgres.sql("a = ? AND b = ?"), "a = $1 AND b = $2");
-        assert_eq!(Dialect::Sqlite.sql("a = ?"), "a = ?");
     }
 }

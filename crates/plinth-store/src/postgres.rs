@@ -1,61 +1,24 @@
-//! The PostgreSQL backend, shared by replicas: writers serialise on an
-//! advisory transaction lock (so `seq` order is commit order), compare
-//! hashes set-wise through `UNNEST`ed arrays, and write new rows and the
-//! change log with binary `COPY`.
+//! The PostgreSQL backend, shared by replicas: connections, and the
+//! catalogue's bulk work, set-based through arrays (`UNNEST`, `= ANY`) and
+//! binary `COPY`. Writers of entities and the change log serialise on an
+//! advisory transaction lock, so `seq` order is commit order. The
+//! statements themselves are in `catalog`, beside their SQLite forms.
 
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgCopyIn, PgPoolOptions, PgRow};
-use sqlx::{Connection, PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgCopyIn, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 
-use crate::common::{self, etag_of, new_uuid, normalize_branch, op_str, parse_op};
-use crate::{
-    ApplyOutcome, ChangeOp, ChangeRecord, EntityChange, EntityUpsert, IngestionError, LocationRow, LocationStatus,
-    NewLocation, StoreError, StoredEntity,
-};
-
-/// Transaction-level advisory lock key taken by every writer of entities
-/// and the change log ("plinthwr" in ASCII).
-const PG_WRITE_LOCK: i64 = 0x706c_696e_7468_7772;
+use crate::catalog::{self, DifferingRecord, EntityRecord, EntityWrites};
+use crate::common::{self, etag_of, op_str};
+use crate::{ChangeOp, ChangeRecord, EntityUpsert, StoreError, StoredEntity};
 
 /// How long opening the store waits for the server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Rows per bulk statement.
 const CHUNK: usize = 5_000;
-
-const ENTITY_COLUMNS: &str = "entity_key, uid, etag, kind, namespace, name, body, hash, location_id, updated_at";
-const LOCATION_COLUMNS: &str = "id, kind, target, branch, created_at, status";
-
-const COPY_ENTITIES_SQL: &str = "\
-COPY entities (entity_key, uid, etag, kind, namespace, name, body, hash, location_id, updated_at)
-FROM STDIN (FORMAT binary)";
-
-/// Deletes the stored versions of changed entities of the same location,
-/// returning their uids so that the new versions keep them.
-const DELETE_CHANGED_SQL: &str = "\
-DELETE FROM entities e
-USING UNNEST($1::text[], $2::text[], $3::text[]) AS t(k, l, h)
-WHERE e.entity_key = t.k AND e.location_id = t.l AND e.hash <> t.h
-RETURNING e.entity_key, e.uid";
-
-/// The upserts that would change something: new keys (NULL owner) and keys
-/// stored with another hash or location.
-const DIFFERING_SQL: &str = "\
-SELECT t.k, e.location_id
-FROM UNNEST($1::text[], $2::text[], $3::text[]) AS t(k, l, h)
-LEFT JOIN entities e ON e.entity_key = t.k
-WHERE e.entity_key IS NULL OR e.location_id <> t.l OR e.hash <> t.h";
-
-/// Reserves `$1` consecutive change-log seqs and returns the first. Only
-/// writers holding [`PG_WRITE_LOCK`] call this, so nothing interleaves.
-const RESERVE_SEQS_SQL: &str = "\
-WITH s AS (SELECT pg_get_serial_sequence('change_log', 'seq')::regclass AS name),
-     f AS (SELECT nextval(s.name) AS first, s.name FROM s)
-SELECT f.first, setval(f.name, f.first + $1 - 1) FROM f";
-
-const COPY_LOG_SQL: &str = "COPY change_log (seq, entity_key, op, at) FROM STDIN (FORMAT binary)";
 
 /// A PostgreSQL-backed store. Cheap to clone.
 #[derive(Clone)]
@@ -94,44 +57,6 @@ fn redact_url(url: &str) -> String {
     format!("{scheme}{authority}{tail}")
 }
 
-fn entity_from_row(row: &PgRow) -> Result<StoredEntity, sqlx::Error> {
-    Ok(StoredEntity {
-        key: row.try_get(0)?,
-        uid: row.try_get(1)?,
-        etag: row.try_get(2)?,
-        kind: row.try_get(3)?,
-        namespace: row.try_get(4)?,
-        name: row.try_get(5)?,
-        body: row.try_get(6)?,
-        hash: row.try_get(7)?,
-        location_id: row.try_get(8)?,
-        updated_at: row.try_get(9)?,
-    })
-}
-
-fn location_from_row(row: &PgRow) -> Result<LocationRow, StoreError> {
-    let status: String = row.try_get(5)?;
-    Ok(LocationRow {
-        id: row.try_get(0)?,
-        kind: row.try_get(1)?,
-        target: row.try_get(2)?,
-        branch: row.try_get(3)?,
-        created_at: row.try_get(4)?,
-        status: common::from_json(&status)?,
-    })
-}
-
-fn record_from_row(row: &PgRow) -> Result<ChangeRecord, sqlx::Error> {
-    let op: String = row.try_get(2)?;
-    Ok(ChangeRecord { seq: row.try_get(0)?, key: row.try_get(1)?, op: parse_op(&op)?, at: row.try_get(3)? })
-}
-
-/// Takes the writers' advisory lock for the rest of the transaction.
-async fn lock_writers(tx: &mut Transaction<'static, Postgres>) -> Result<(), StoreError> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_WRITE_LOCK).execute(&mut **tx).await?;
-    Ok(())
-}
-
 impl PgStore {
     /// Connects to `url` (waiting at most 5 s for the server) and migrates.
     pub async fn open(url: &str) -> Result<PgStore, StoreError> {
@@ -160,222 +85,193 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    pub async fn apply(&self, changes: &[EntityChange]) -> Result<ApplyOutcome, StoreError> {
-        let changes = common::dedupe(changes);
-        if changes.is_empty() {
-            return Ok(ApplyOutcome::default());
-        }
-        let now = common::now();
-        let mut upserts: Vec<&EntityUpsert> = Vec::new();
-        let mut deletes: Vec<&str> = Vec::new();
-        for change in &changes {
-            match change {
-                EntityChange::Upsert(u) => upserts.push(u),
-                EntityChange::Delete { key } => deletes.push(key),
-            }
-        }
+    /// A write transaction (PostgreSQL locks rows as they are written).
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
+        Ok(self.pool.begin().await?)
+    }
 
+    /// A write transaction of entities and the change log: it holds the
+    /// writers' advisory lock (see `catalog::PG_LOCK_WRITERS`) until it ends.
+    pub(crate) async fn begin_catalog_write(&self) -> Result<Transaction<'static, Postgres>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        lock_writers(&mut tx).await?;
-        let mut differing = HashMap::new();
+        sqlx::query(catalog::PG_LOCK_WRITERS).bind(catalog::PG_WRITE_LOCK).execute(&mut *tx).await?;
+        Ok(tx)
+    }
+
+    pub(crate) async fn commit_write(&self, tx: Transaction<'static, Postgres>) -> Result<(), StoreError> {
+        Ok(tx.commit().await?)
+    }
+
+    /// Nothing to do after a write (SQLite schedules a checkpoint here).
+    pub(crate) fn wrote(&self) {}
+
+    /// Nothing to do after signals were written (SQLite schedules a
+    /// checkpoint here).
+    pub(crate) fn wrote_signals(&self) {}
+
+    /// A connection for a write acknowledged to a sender: PostgreSQL's
+    /// commits are durable already (with its default `synchronous_commit`).
+    pub(crate) async fn acquire_durable(&self) -> Result<PoolConnection<Postgres>, StoreError> {
+        Ok(self.pool.acquire().await?)
+    }
+
+    /// Returns a connection from [`PgStore::acquire_durable`] to the pool.
+    pub(crate) async fn release_durable(&self, conn: PoolConnection<Postgres>) -> Result<(), StoreError> {
+        drop(conn);
+        Ok(())
+    }
+
+    /// The upserts that would change something (see `catalog::PG_DIFFERING`).
+    pub(crate) async fn differing(
+        &self,
+        conn: &mut PgConnection,
+        upserts: &[&EntityUpsert],
+    ) -> Result<Vec<DifferingRecord>, StoreError> {
+        let mut differing = Vec::new();
         for chunk in upserts.chunks(CHUNK) {
             let column = |f: fn(&EntityUpsert) -> &str| chunk.iter().map(|u| f(u)).collect::<Vec<&str>>();
-            let rows = sqlx::query(DIFFERING_SQL)
+            let rows: Vec<DifferingRecord> = sqlx::query_as(catalog::PG_DIFFERING)
                 .persistent(false)
                 .bind(column(|u| &u.key))
                 .bind(column(|u| &u.location_id))
                 .bind(column(|u| &u.hash))
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut *conn)
                 .await?;
-            for row in rows {
-                differing.insert(row.try_get(0)?, row.try_get(1)?);
-            }
+            differing.extend(rows);
         }
-        let common::Classified { inserts, updates, owners } = common::classify(&upserts, differing);
-        let mut written: HashSet<String> = HashSet::with_capacity(inserts.len() + updates.len() + deletes.len());
+        Ok(differing)
+    }
 
-        // Changed rows are replaced (delete, then insert with the same uid):
-        // in bulk that is much cheaper in PostgreSQL than UPDATE, and the
-        // writers' lock means nobody else sees or touches them in between.
-        let mut kept_uids: HashMap<String, String> = HashMap::with_capacity(updates.len());
-        for chunk in updates.chunks(CHUNK) {
-            let column = |f: fn(&EntityUpsert) -> &str| chunk.iter().map(|u| f(u)).collect::<Vec<&str>>();
-            let rows = sqlx::query(DELETE_CHANGED_SQL)
+    /// Writes new and changed entities: deletes the stored versions of the
+    /// changed ones, then copies every row in (see `catalog::PG_DELETE_CHANGED`).
+    pub(crate) async fn write_entities(
+        &self,
+        conn: &mut PgConnection,
+        writes: &EntityWrites<'_>,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        for chunk in writes.updates().chunks(CHUNK) {
+            let column = |f: fn(&EntityUpsert) -> &str| chunk.iter().map(|(u, _)| f(u)).collect::<Vec<&str>>();
+            let affected = sqlx::query(catalog::PG_DELETE_CHANGED)
                 .persistent(false)
                 .bind(column(|u| &u.key))
                 .bind(column(|u| &u.location_id))
                 .bind(column(|u| &u.hash))
-                .fetch_all(&mut *tx)
-                .await?;
-            if rows.len() != chunk.len() {
-                return Err(common::unexpected_rows("an entity replacement", chunk.len(), rows.len() as u64));
-            }
-            for row in rows {
-                kept_uids.insert(row.try_get(0)?, row.try_get(1)?);
+                .execute(&mut *conn)
+                .await?
+                .rows_affected();
+            if affected != chunk.len() as u64 {
+                return Err(common::unexpected_rows("an entity replacement", chunk.len(), affected));
             }
         }
-        let mut rows: Vec<(&EntityUpsert, String)> = Vec::with_capacity(inserts.len() + updates.len());
-        rows.extend(inserts.iter().map(|u| (*u, new_uuid())));
-        for u in &updates {
-            let uid = kept_uids.remove(&u.key).ok_or_else(|| common::unexpected_rows("an entity replacement", 1, 0))?;
-            rows.push((*u, uid));
+        if writes.rows.is_empty() {
+            return Ok(());
         }
-        copy_entities(&mut tx, &rows, &now).await?;
-        written.extend(rows.iter().map(|(u, _)| u.key.clone()));
-        let uids: HashMap<String, String> = rows.into_iter().map(|(u, uid)| (u.key.clone(), uid)).collect();
-
-        for chunk in deletes.chunks(CHUNK) {
-            let rows = sqlx::query("DELETE FROM entities WHERE entity_key = ANY($1::text[]) RETURNING entity_key")
-                .persistent(false)
-                .bind(chunk)
-                .fetch_all(&mut *tx)
-                .await?;
-            for row in rows {
-                written.insert(row.try_get(0)?);
+        let mut copy = BinaryCopy::start(conn, &catalog::pg_copy_entities()).await?;
+        for (u, uid) in &writes.rows {
+            // In `EntityRecord::COLUMNS` order.
+            copy.begin_row(10);
+            for field in
+                [&u.key, uid, etag_of(&u.hash), &u.kind, &u.namespace, &u.name, &u.body, &u.hash, &u.location_id, now]
+            {
+                copy.text(field)?;
             }
+            copy.maybe_flush().await?;
         }
-
-        let records = append_log(&mut tx, &common::log_entries(&changes, &written), &now).await?;
-        tx.commit().await?;
-        Ok(ApplyOutcome { uids, ..common::outcome(&changes, &written, &owners, records) })
+        copy.finish("an entity COPY").await
     }
 
-    pub async fn load_entities(&self) -> Result<Vec<StoredEntity>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {ENTITY_COLUMNS} FROM entities")).fetch_all(&self.pool).await?;
-        Ok(rows.iter().map(entity_from_row).collect::<Result<_, _>>()?)
+    /// Deletes entities by key; returns the keys that were stored.
+    pub(crate) async fn delete_entities(
+        &self,
+        conn: &mut PgConnection,
+        keys: &[&str],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut deleted = Vec::new();
+        for chunk in keys.chunks(CHUNK) {
+            let rows: Vec<String> =
+                sqlx::query_scalar(catalog::PG_DELETE_KEYS).persistent(false).bind(chunk).fetch_all(&mut *conn).await?;
+            deleted.extend(rows);
+        }
+        Ok(deleted)
     }
 
-    pub async fn get_entities(&self, keys: &[String]) -> Result<Vec<StoredEntity>, StoreError> {
+    /// Deletes the entities of a location; returns their keys.
+    pub(crate) async fn delete_location_entities(
+        &self,
+        conn: &mut PgConnection,
+        location_id: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(catalog::PG_DELETE_LOCATION_ENTITIES).bind(location_id).fetch_all(&mut *conn).await?)
+    }
+
+    /// Appends one change-log row per entry, in order, and returns them. The
+    /// caller holds the writers' lock, so the reserved seqs are consecutive
+    /// and commit in order.
+    pub(crate) async fn append_log(
+        &self,
+        conn: &mut PgConnection,
+        entries: &[(&str, ChangeOp)],
+        at: &str,
+    ) -> Result<Vec<ChangeRecord>, StoreError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let count = i64::try_from(entries.len()).map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
+        let first: i64 = sqlx::query_scalar(catalog::PG_RESERVE_SEQS).bind(count).fetch_one(&mut *conn).await?;
+        let records = common::log_records(entries, first, at);
+        let mut copy = BinaryCopy::start(conn, &catalog::pg_copy_log()).await?;
+        for record in &records {
+            // In `LogRecord::COLUMNS` order.
+            copy.begin_row(4);
+            copy.int8(record.seq);
+            copy.text(&record.key)?;
+            copy.text(op_str(record.op))?;
+            copy.text(at)?;
+            copy.maybe_flush().await?;
+        }
+        copy.finish("a change-log COPY").await?;
+        Ok(records)
+    }
+
+    /// Inserts a location's errors (their JSON bodies), in order.
+    pub(crate) async fn insert_errors(
+        &self,
+        conn: &mut PgConnection,
+        location_id: &str,
+        bodies: &[String],
+    ) -> Result<(), StoreError> {
+        for chunk in bodies.chunks(CHUNK) {
+            sqlx::query(catalog::PG_INSERT_ERRORS).bind(location_id).bind(chunk).execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn load_entities(&self) -> Result<Vec<StoredEntity>, StoreError> {
+        let rows: Vec<EntityRecord> = sqlx::query_as(&catalog::pg_load_entities()).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(StoredEntity::from).collect())
+    }
+
+    pub(crate) async fn get_entities(&self, keys: &[String]) -> Result<Vec<StoredEntity>, StoreError> {
         let mut out = Vec::with_capacity(keys.len());
         let mut conn = self.pool.acquire().await?;
-        let sql = format!("SELECT {ENTITY_COLUMNS} FROM entities WHERE entity_key = ANY($1::text[])");
+        let sql = catalog::pg_get_entities();
         for chunk in keys.chunks(CHUNK) {
-            for row in sqlx::query(&sql).persistent(false).bind(chunk).fetch_all(&mut *conn).await? {
-                out.push(entity_from_row(&row)?);
-            }
+            let rows: Vec<EntityRecord> =
+                sqlx::query_as(&sql).persistent(false).bind(chunk).fetch_all(&mut *conn).await?;
+            out.extend(rows.into_iter().map(StoredEntity::from));
         }
         Ok(out)
     }
 
-    pub async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<ChangeRecord>, StoreError> {
-        let rows = sqlx::query("SELECT seq, entity_key, op, at FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2")
-            .bind(after)
-            .bind(limit.max(0))
-            .fetch_all(&self.pool)
-            .await?;
-        Ok(rows.iter().map(record_from_row).collect::<Result<_, _>>()?)
-    }
-
-    pub async fn last_seq(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0)::bigint FROM change_log").fetch_one(&self.pool).await?;
-        Ok(row.try_get(0)?)
-    }
-
-    pub async fn add_location(&self, location: &NewLocation) -> Result<(LocationRow, bool), StoreError> {
-        let branch = normalize_branch(&location.branch);
-        let status = common::to_json(&LocationStatus::default())?;
-        let inserted = sqlx::query(&format!(
-            "INSERT INTO locations ({LOCATION_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT DO NOTHING RETURNING {LOCATION_COLUMNS}"
-        ))
-        .bind(new_uuid())
-        .bind(location.kind.as_str())
-        .bind(location.target.as_str())
-        .bind(branch)
-        .bind(common::now())
-        .bind(status)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = inserted {
-            return Ok((location_from_row(&row)?, true));
-        }
-        // The conflicting row is committed by now: the insert waited for it.
-        let row = sqlx::query(&format!(
-            "SELECT {LOCATION_COLUMNS} FROM locations \
-             WHERE kind = $1 AND target = $2 AND COALESCE(branch, '') = COALESCE($3, '')"
-        ))
-        .bind(location.kind.as_str())
-        .bind(location.target.as_str())
-        .bind(branch)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((location_from_row(&row)?, false))
-    }
-
-    pub async fn list_locations(&self) -> Result<Vec<LocationRow>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {LOCATION_COLUMNS} FROM locations ORDER BY created_at, id"))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(location_from_row).collect()
-    }
-
-    pub async fn get_location(&self, id: &str) -> Result<Option<LocationRow>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {LOCATION_COLUMNS} FROM locations WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(location_from_row).transpose()
-    }
-
-    pub async fn delete_location(&self, id: &str) -> Result<Option<Vec<ChangeRecord>>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        lock_writers(&mut tx).await?;
-        let deleted =
-            sqlx::query("DELETE FROM locations WHERE id = $1 RETURNING id").bind(id).fetch_optional(&mut *tx).await?;
-        if deleted.is_none() {
-            tx.rollback().await?;
-            return Ok(None);
-        }
-        let rows = sqlx::query("DELETE FROM entities WHERE location_id = $1 RETURNING entity_key")
-            .bind(id)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut keys: Vec<String> = rows.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
-        keys.sort_unstable();
-        let entries: Vec<(&str, ChangeOp)> = keys.iter().map(|k| (k.as_str(), ChangeOp::Delete)).collect();
-        let records = append_log(&mut tx, &entries, &common::now()).await?;
-        sqlx::query("DELETE FROM ingestion_errors WHERE location_id = $1").bind(id).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(Some(records))
-    }
-
-    pub async fn set_location_status(&self, id: &str, status: &LocationStatus) -> Result<(), StoreError> {
-        sqlx::query("UPDATE locations SET status = $1 WHERE id = $2")
-            .bind(common::to_json(status)?)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn replace_errors(&self, location_id: &str, errors: &[IngestionError]) -> Result<(), StoreError> {
-        let bodies: Vec<String> = errors.iter().map(|e| common::to_json(&e.diagnostic)).collect::<Result<_, _>>()?;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM ingestion_errors WHERE location_id = $1").bind(location_id).execute(&mut *tx).await?;
-        for chunk in bodies.chunks(CHUNK) {
-            sqlx::query(
-                "INSERT INTO ingestion_errors (location_id, body) \
-                 SELECT $1, t.b FROM UNNEST($2::text[]) WITH ORDINALITY AS t(b, n) ORDER BY t.n",
-            )
-            .bind(location_id)
-            .bind(chunk)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    pub async fn list_errors(&self) -> Result<Vec<IngestionError>, StoreError> {
-        let rows = sqlx::query("SELECT location_id, body FROM ingestion_errors ORDER BY location_id, id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                let body: String = row.try_get(1)?;
-                Ok(IngestionError { location_id: row.try_get(0)?, diagnostic: common::from_json(&body)? })
-            })
-            .collect()
+    pub(crate) async fn changes_since(&self, after: i64, limit: i64) -> Result<Vec<ChangeRecord>, StoreError> {
+        let rows: Vec<catalog::LogRecord> =
+            sqlx::query_as(&crate::dialect::Dialect::Postgres.sql(&catalog::select_changes()))
+                .bind(after)
+                .bind(limit.max(0))
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(ChangeRecord::try_from).collect::<Result<_, _>>()?)
     }
 }
 
@@ -437,56 +333,6 @@ impl<'c> BinaryCopy<'c> {
         }
         Ok(())
     }
-}
-
-/// Inserts entities that are not stored (checked under the writers' lock),
-/// each with its uid.
-async fn copy_entities(
-    tx: &mut Transaction<'static, Postgres>,
-    rows: &[(&EntityUpsert, String)],
-    now: &str,
-) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut copy = BinaryCopy::start(tx, COPY_ENTITIES_SQL).await?;
-    for (u, uid) in rows {
-        copy.begin_row(10);
-        for field in
-            [&u.key, uid, etag_of(&u.hash), &u.kind, &u.namespace, &u.name, &u.body, &u.hash, &u.location_id, now]
-        {
-            copy.text(field)?;
-        }
-        copy.maybe_flush().await?;
-    }
-    copy.finish("an entity COPY").await
-}
-
-/// Appends one change-log row per entry, in order, and returns them. The
-/// caller holds the writers' lock, so the reserved seqs are consecutive and
-/// commit in order.
-async fn append_log(
-    tx: &mut Transaction<'static, Postgres>,
-    entries: &[(&str, ChangeOp)],
-    at: &str,
-) -> Result<Vec<ChangeRecord>, StoreError> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    let count = i64::try_from(entries.len()).map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))?;
-    let first: i64 = sqlx::query(RESERVE_SEQS_SQL).bind(count).fetch_one(&mut **tx).await?.try_get(0)?;
-    let records = common::log_records(entries, first, at);
-    let mut copy = BinaryCopy::start(tx, COPY_LOG_SQL).await?;
-    for record in &records {
-        copy.begin_row(4);
-        copy.int8(record.seq);
-        copy.text(&record.key)?;
-        copy.text(op_str(record.op))?;
-        copy.text(at)?;
-        copy.maybe_flush().await?;
-    }
-    copy.finish("a change-log COPY").await?;
-    Ok(records)
 }
 
 #[cfg(test)]

@@ -3,10 +3,10 @@
 //! numbered for PostgreSQL; JSON columns are stored as text.
 
 use serde_json::Value;
-use sqlx::Row;
 
 use crate::common::{from_json, to_json};
-use crate::policy::{on_pool, Dialect};
+use crate::dialect::on_pool;
+use crate::record::record;
 use crate::{Store, StoreError};
 
 /// Where a task run is in its life.
@@ -100,51 +100,69 @@ pub struct TaskQuery {
     pub offset: usize,
 }
 
-const TASK_COLUMNS: &str =
-    "id, template_ref, spec, created_by, status, created_at, last_heartbeat_at, completed_at, output, error";
-
 /// The `error.name` of the completion event written for interrupted tasks.
 const INTERRUPTED_ERROR_NAME: &str = "ServerRestarted";
 
-fn task_row<R>(row: &R) -> Result<TaskRow, StoreError>
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
-{
-    let status: String = row.try_get(4)?;
-    let status = TaskStatus::parse(&status)
-        .ok_or_else(|| sqlx::Error::Decode(format!("unknown scaffolder task status {status:?}").into()))?;
-    let output: Option<String> = row.try_get(8)?;
-    Ok(TaskRow {
-        id: row.try_get(0)?,
-        template_ref: row.try_get(1)?,
-        spec: from_json(&row.try_get::<String, _>(2)?)?,
-        created_by: row.try_get(3)?,
-        status,
-        created_at: row.try_get(5)?,
-        last_heartbeat_at: row.try_get(6)?,
-        completed_at: row.try_get(7)?,
-        output: output.as_deref().map(from_json).transpose()?,
-        error: row.try_get(9)?,
-    })
+record! {
+    /// A `scaffolder_tasks` row; `spec` and `output` are JSON.
+    struct TaskRecord {
+        id: String,
+        template_ref: String,
+        spec: String,
+        created_by: Option<String>,
+        status: String,
+        created_at: String,
+        last_heartbeat_at: Option<String>,
+        completed_at: Option<String>,
+        output: Option<String>,
+        error: Option<String>,
+    }
 }
 
-fn event_row<R>(row: &R) -> Result<TaskEventRow, StoreError>
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(TaskEventRow {
-        id: row.try_get(0)?,
-        task_id: row.try_get(1)?,
-        event_type: row.try_get(2)?,
-        body: from_json(&row.try_get::<String, _>(3)?)?,
-        created_at: row.try_get(4)?,
-    })
+impl TryFrom<TaskRecord> for TaskRow {
+    type Error = StoreError;
+
+    fn try_from(r: TaskRecord) -> Result<TaskRow, StoreError> {
+        let status = TaskStatus::parse(&r.status)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown scaffolder task status {:?}", r.status).into()))?;
+        Ok(TaskRow {
+            id: r.id,
+            template_ref: r.template_ref,
+            spec: from_json(&r.spec)?,
+            created_by: r.created_by,
+            status,
+            created_at: r.created_at,
+            last_heartbeat_at: r.last_heartbeat_at,
+            completed_at: r.completed_at,
+            output: r.output.as_deref().map(from_json).transpose()?,
+            error: r.error,
+        })
+    }
+}
+
+record! {
+    /// A `scaffolder_task_events` row; `body` is JSON.
+    struct TaskEventRecord {
+        id: i64,
+        task_id: String,
+        event_type: String,
+        body: String,
+        created_at: String,
+    }
+}
+
+impl TryFrom<TaskEventRecord> for TaskEventRow {
+    type Error = StoreError;
+
+    fn try_from(r: TaskEventRecord) -> Result<TaskEventRow, StoreError> {
+        Ok(TaskEventRow {
+            id: r.id,
+            task_id: r.task_id,
+            event_type: r.event_type,
+            body: from_json(&r.body)?,
+            created_at: r.created_at,
+        })
+    }
 }
 
 /// A `usize` as a SQL integer (saturating).
@@ -224,12 +242,11 @@ impl Store {
     }
 
     pub async fn get_task(&self, id: &str) -> Result<Option<TaskRow>, StoreError> {
+        let sql = format!("SELECT {} FROM scaffolder_tasks WHERE id = ?", TaskRecord::COLUMNS);
         on_pool!(self, pool, d => {
-            let row = sqlx::query(&d.sql(&format!("SELECT {TASK_COLUMNS} FROM scaffolder_tasks WHERE id = ?")))
-                .bind(id)
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(task_row).transpose()
+            let sql = d.sql(&sql);
+            let row: Option<TaskRecord> = sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?;
+            row.map(TaskRow::try_from).transpose()
         })
     }
 
@@ -245,13 +262,16 @@ impl Store {
         }
         let filter = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
         let limit = if query.limit == 0 { i64::MAX } else { sql_int(query.limit) };
+        let count_sql = format!("SELECT COUNT(*) FROM scaffolder_tasks{filter}");
+        let list_sql = format!(
+            "SELECT {} FROM scaffolder_tasks{filter} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+            TaskRecord::COLUMNS
+        );
         on_pool!(self, pool, d => {
-            let count_sql = d.sql(&format!("SELECT COUNT(*) FROM scaffolder_tasks{filter}"));
-            let list_sql = d.sql(&format!(
-                "SELECT {TASK_COLUMNS} FROM scaffolder_tasks{filter} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
-            ));
-            let mut count = sqlx::query(&count_sql);
-            let mut list = sqlx::query(&list_sql);
+            let count_sql = d.sql(&count_sql);
+            let list_sql = d.sql(&list_sql);
+            let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+            let mut list = sqlx::query_as::<_, TaskRecord>(&list_sql);
             if let Some(created_by) = &query.created_by {
                 count = count.bind(created_by);
                 list = list.bind(created_by);
@@ -260,9 +280,9 @@ impl Store {
                 count = count.bind(status.as_str());
                 list = list.bind(status.as_str());
             }
-            let total: i64 = count.fetch_one(pool).await?.try_get(0)?;
+            let total = count.fetch_one(pool).await?;
             let rows = list.bind(limit).bind(sql_int(query.offset)).fetch_all(pool).await?;
-            let tasks = rows.iter().map(task_row).collect::<Result<Vec<_>, _>>()?;
+            let tasks = rows.into_iter().map(TaskRow::try_from).collect::<Result<Vec<_>, _>>()?;
             Ok((tasks, u64::try_from(total).unwrap_or_default()))
         })
     }
@@ -281,14 +301,14 @@ impl Store {
             let mut tx = pool.begin().await?;
             let mut ids = Vec::with_capacity(events.len());
             for (event, body) in events.iter().zip(&bodies) {
-                let row = sqlx::query(&sql)
+                let id: i64 = sqlx::query_scalar(&sql)
                     .bind(task_id)
                     .bind(&event.event_type)
                     .bind(body)
                     .bind(&event.created_at)
                     .fetch_one(&mut *tx)
                     .await?;
-                ids.push(row.try_get::<i64, _>(0)?);
+                ids.push(id);
             }
             tx.commit().await?;
             Ok(ids)
@@ -297,15 +317,15 @@ impl Store {
 
     /// A task's events with `id > after` (all when `None`), in id order.
     pub async fn task_events(&self, task_id: &str, after: Option<i64>) -> Result<Vec<TaskEventRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM scaffolder_task_events WHERE task_id = ? AND id > ? ORDER BY id",
+            TaskEventRecord::COLUMNS
+        );
         on_pool!(self, pool, d => {
-            let rows = sqlx::query(&d.sql(
-                "SELECT id, task_id, event_type, body, created_at FROM scaffolder_task_events WHERE task_id = ? AND id > ? ORDER BY id",
-            ))
-            .bind(task_id)
-            .bind(after.unwrap_or(i64::MIN))
-            .fetch_all(pool)
-            .await?;
-            rows.iter().map(event_row).collect()
+            let sql = d.sql(&sql);
+            let rows: Vec<TaskEventRecord> =
+                sqlx::query_as(&sql).bind(task_id).bind(after.unwrap_or(i64::MIN)).fetch_all(pool).await?;
+            rows.into_iter().map(TaskEventRow::try_from).collect()
         })
     }
 
@@ -338,7 +358,7 @@ impl Store {
             }
             sql.push_str(" RETURNING id");
             let sql = d.sql(&sql);
-            let mut query = sqlx::query(&sql)
+            let mut query = sqlx::query_scalar::<_, String>(&sql)
                 .bind(TaskStatus::Failed.as_str())
                 .bind(reason)
                 .bind(at)
@@ -347,8 +367,7 @@ impl Store {
             if let Some(stale_before) = stale_before {
                 query = query.bind(stale_before);
             }
-            let rows = query.fetch_all(&mut *tx).await?;
-            let mut ids = rows.iter().map(|r| r.try_get::<String, _>(0)).collect::<Result<Vec<_>, _>>()?;
+            let mut ids = query.fetch_all(&mut *tx).await?;
             ids.sort();
             let insert = d.sql("INSERT INTO scaffolder_task_events (task_id, event_type, body, created_at) VALUES (?, ?, ?, ?)");
             for id in &ids {

@@ -4,80 +4,25 @@
 //! an event log and the current state per rule).
 //!
 //! Span ingestion is on the hot path of the OTLP receiver, so it is
-//! set-based: SQLite gets multi-row `INSERT OR IGNORE … VALUES` statements
-//! of 2,000 spans, PostgreSQL one array per column unpacked by `UNNEST`.
-//! Both return only the keys they actually inserted (`RETURNING`), which is
-//! how the caller learns which spans were new. The other statements are written
-//! once with `?` placeholders and numbered for PostgreSQL, as in `policy`.
+//! set-based: SQLite gets multi-row `INSERT … VALUES` statements of 2,000
+//! spans, PostgreSQL one array per column unpacked by `UNNEST` (the two
+//! forms, and those of the rollup inserts, are side by side below). Both
+//! skip stored keys (`ON CONFLICT DO NOTHING`) and return only the keys they
+//! actually inserted (`RETURNING`), which is how the caller learns which
+//! spans were new. The other statements are written once with `?`
+//! placeholders and numbered for PostgreSQL.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use sqlx::{PgConnection, Row, SqliteConnection, SqlitePool};
+use sqlx::{FromRow, PgConnection, SqliteConnection};
 
-use crate::policy::{on_pool, Dialect};
+use crate::dialect::{on_pool, on_store, values};
+use crate::postgres::PgStore;
+use crate::record::record;
+use crate::sqlite::SqliteStore;
 use crate::{Store, StoreError};
 
-/// One stored span. `body` is the span as JSON; `None` keeps only the key
-/// (and the indexed columns) so that a re-delivered span is recognised.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SpanRow {
-    /// 32 lower-case hex digits.
-    pub trace_id: String,
-    /// 16 lower-case hex digits.
-    pub span_id: String,
-    /// Empty for a root span.
-    pub parent_span_id: String,
-    pub start_ns: i64,
-    pub end_ns: i64,
-    /// Unix seconds at which the receiver got the span (retention clock).
-    pub received_s: i64,
-    pub service: String,
-    pub name: String,
-    /// The GenAI operation; empty when the span is not a GenAI span.
-    pub operation: String,
-    pub model: String,
-    pub prompt: String,
-    pub prompt_version: String,
-    pub agent: String,
-    pub data_source: String,
-    pub body: Option<String>,
-}
-
-/// The dimensions of a rollup row; empty strings when absent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RollupKey {
-    pub service: String,
-    pub component: String,
-    pub team: String,
-    pub provider: String,
-    pub model: String,
-    pub operation: String,
-    pub prompt: String,
-    pub prompt_version: String,
-    pub agent: String,
-}
-
-/// One (partial) rollup row: several may exist per (bucket, key) until
-/// [`Store::compact_rollups`] merges them.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RollupRow {
-    /// Unix seconds at the start of the minute or hour.
-    pub bucket: i64,
-    pub key: RollupKey,
-    pub requests: i64,
-    pub errors: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cache_read_tokens: i64,
-    pub cache_write_tokens: i64,
-    pub reasoning_tokens: i64,
-    pub tool_calls: i64,
-    pub cost_usd: f64,
-    /// Opaque to the store (the caller's sketch encoding).
-    pub duration_sketch: Vec<u8>,
-    pub ttft_sketch: Vec<u8>,
-}
+pub use plinth_telemetry::records::{RollupKey, RollupRow, ScoreRow, SpanRow};
 
 /// The granularity of a rollup table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,25 +97,6 @@ pub struct SpanQuery {
     pub limit: i64,
 }
 
-/// A stored evaluation score.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScoreRow {
-    pub id: String,
-    pub created_s: i64,
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
-    pub prompt: Option<String>,
-    pub prompt_version: Option<String>,
-    pub name: String,
-    /// `numeric`, `boolean` or `categorical`.
-    pub data_type: String,
-    pub value_num: Option<f64>,
-    pub value_str: Option<String>,
-    /// `api`, `otel`, ...
-    pub source: String,
-    pub comment: Option<String>,
-}
-
 /// Which scores to list: every given filter equal, created_s in
 /// [from_s, to_s) when given; newest first.
 #[derive(Debug, Clone, Default)]
@@ -204,21 +130,149 @@ pub struct AlertStateRow {
     pub body: String,
 }
 
-const SPAN_COLUMNS: &str =
-    "trace_id, span_id, parent_span_id, start_ns, end_ns, received_s, service, name, operation, \
-                            model, prompt, prompt_version, agent, data_source, body";
+record! {
+    /// A `signal_spans` row.
+    struct SpanRecord -> SpanRow {
+        trace_id: String,
+        span_id: String,
+        parent_span_id: String,
+        start_ns: i64,
+        end_ns: i64,
+        received_s: i64,
+        service: String,
+        name: String,
+        operation: String,
+        model: String,
+        prompt: String,
+        prompt_version: String,
+        agent: String,
+        data_source: String,
+        body: Option<String>,
+    }
+}
 
-const ROLLUP_COLUMNS: &str = "bucket, service, component, team, provider, model, operation, prompt, prompt_version, \
-                              agent, requests, errors, input_tokens, output_tokens, cache_read_tokens, \
-                              cache_write_tokens, reasoning_tokens, tool_calls, cost_usd, duration_sketch, ttft_sketch";
+record! {
+    /// The key of a span an insert stored (borrowed from the row: no
+    /// allocation per span on the ingest path).
+    struct SpanKey<'r> {
+        trace_id: &'r str,
+        span_id: &'r str,
+    }
+}
 
-/// The rollup dimensions, in [`ROLLUP_COLUMNS`] order (after `bucket`).
+record! {
+    /// A row of a rollup table.
+    struct RollupRecord {
+        bucket: i64,
+        service: String,
+        component: String,
+        team: String,
+        provider: String,
+        model: String,
+        operation: String,
+        prompt: String,
+        prompt_version: String,
+        agent: String,
+        requests: i64,
+        errors: i64,
+        input_tokens: i64,
+        output_tokens: i64,
+        cache_read_tokens: i64,
+        cache_write_tokens: i64,
+        reasoning_tokens: i64,
+        tool_calls: i64,
+        cost_usd: f64,
+        duration_sketch: Vec<u8>,
+        ttft_sketch: Vec<u8>,
+    }
+}
+
+impl From<RollupRecord> for RollupRow {
+    fn from(r: RollupRecord) -> RollupRow {
+        RollupRow {
+            bucket: r.bucket,
+            key: RollupKey {
+                service: r.service,
+                component: r.component,
+                team: r.team,
+                provider: r.provider,
+                model: r.model,
+                operation: r.operation,
+                prompt: r.prompt,
+                prompt_version: r.prompt_version,
+                agent: r.agent,
+            },
+            requests: r.requests,
+            errors: r.errors,
+            input_tokens: r.input_tokens,
+            output_tokens: r.output_tokens,
+            cache_read_tokens: r.cache_read_tokens,
+            cache_write_tokens: r.cache_write_tokens,
+            reasoning_tokens: r.reasoning_tokens,
+            tool_calls: r.tool_calls,
+            cost_usd: r.cost_usd,
+            duration_sketch: r.duration_sketch,
+            ttft_sketch: r.ttft_sketch,
+        }
+    }
+}
+
+/// The rollup dimensions, in [`RollupRecord::COLUMNS`] order (after `bucket`).
 const ROLLUP_KEY_COLUMNS: &str = "service, component, team, provider, model, operation, prompt, prompt_version, agent";
 
-const ROLLUP_PARAMS: usize = 21;
+record! {
+    /// A `signal_scores` row.
+    struct ScoreRecord -> ScoreRow {
+        id: String,
+        created_s: i64,
+        trace_id: Option<String>,
+        span_id: Option<String>,
+        prompt: Option<String>,
+        prompt_version: Option<String>,
+        name: String,
+        data_type: String,
+        value_num: Option<f64>,
+        value_str: Option<String>,
+        source: String,
+        comment: Option<String>,
+    }
+}
 
-const SCORE_COLUMNS: &str =
-    "id, created_s, trace_id, span_id, prompt, prompt_version, name, data_type, value_num, value_str, source, comment";
+record! {
+    /// An `alert_events` row.
+    struct AlertEventRecord -> AlertEventRow {
+        id: i64,
+        rule_id: String,
+        at_s: i64,
+        state: String,
+        body: String,
+    }
+}
+
+record! {
+    /// An `alert_states` row.
+    struct AlertStateRecord -> AlertStateRow {
+        rule_id: String,
+        state: String,
+        since_s: i64,
+        body: String,
+    }
+}
+
+record! {
+    /// An `alert_rules` row, as far as it is read.
+    struct AlertRuleRecord {
+        id: String,
+        body: String,
+    }
+}
+
+// ---------------------------------- inserts per dialect, side by side --
+//
+// SQLite has no array parameters: it binds every row of a multi-row
+// `VALUES`, in chunks below its limit of 32,766 parameters. PostgreSQL binds
+// one array per column and unpacks them with `UNNEST`: one statement and one
+// plan per batch however large.
 
 /// Spans per PostgreSQL insert: bounds the size of one set of arrays (a
 /// 10,000-span chunk with 300-byte bodies is a few MB). Larger or smaller
@@ -235,132 +289,39 @@ const SQLITE_SPAN_CHUNK: usize = 2_000;
 /// below SQLite's limit of 32,766.
 const SQLITE_ROLLUP_CHUNK: usize = 1_000;
 
-const PG_INSERT_SPANS: &str = "\
-INSERT INTO signal_spans (trace_id, span_id, parent_span_id, start_ns, end_ns, received_s, service, name, operation, \
-model, prompt, prompt_version, agent, data_source, body)
-SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], $8::text[],
-                     $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])
-ON CONFLICT DO NOTHING
-RETURNING trace_id, span_id";
-
-fn span_row<R>(row: &R) -> Result<SpanRow, StoreError>
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(SpanRow {
-        trace_id: row.try_get(0)?,
-        span_id: row.try_get(1)?,
-        parent_span_id: row.try_get(2)?,
-        start_ns: row.try_get(3)?,
-        end_ns: row.try_get(4)?,
-        received_s: row.try_get(5)?,
-        service: row.try_get(6)?,
-        name: row.try_get(7)?,
-        operation: row.try_get(8)?,
-        model: row.try_get(9)?,
-        prompt: row.try_get(10)?,
-        prompt_version: row.try_get(11)?,
-        agent: row.try_get(12)?,
-        data_source: row.try_get(13)?,
-        body: row.try_get(14)?,
-    })
+/// Stores `rows` spans ([`SpanRecord::COLUMNS`] each), skipping stored keys
+/// and returning the keys it stored.
+fn sqlite_spans_insert(rows: usize) -> String {
+    format!(
+        "INSERT INTO signal_spans ({}) VALUES {} ON CONFLICT DO NOTHING RETURNING trace_id, span_id",
+        SpanRecord::COLUMNS,
+        values(rows, 15)
+    )
+}
+/// PostgreSQL form of [`sqlite_spans_insert`]: one array per column.
+fn pg_spans_insert() -> String {
+    format!(
+        "INSERT INTO signal_spans ({}) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], \
+         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[]) \
+         ON CONFLICT DO NOTHING RETURNING trace_id, span_id",
+        SpanRecord::COLUMNS
+    )
 }
 
-fn rollup_row<R>(row: &R) -> Result<RollupRow, StoreError>
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> f64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(RollupRow {
-        bucket: row.try_get(0)?,
-        key: RollupKey {
-            service: row.try_get(1)?,
-            component: row.try_get(2)?,
-            team: row.try_get(3)?,
-            provider: row.try_get(4)?,
-            model: row.try_get(5)?,
-            operation: row.try_get(6)?,
-            prompt: row.try_get(7)?,
-            prompt_version: row.try_get(8)?,
-            agent: row.try_get(9)?,
-        },
-        requests: row.try_get(10)?,
-        errors: row.try_get(11)?,
-        input_tokens: row.try_get(12)?,
-        output_tokens: row.try_get(13)?,
-        cache_read_tokens: row.try_get(14)?,
-        cache_write_tokens: row.try_get(15)?,
-        reasoning_tokens: row.try_get(16)?,
-        tool_calls: row.try_get(17)?,
-        cost_usd: row.try_get(18)?,
-        duration_sketch: row.try_get(19)?,
-        ttft_sketch: row.try_get(20)?,
-    })
+/// Appends `rows` rows ([`RollupRecord::COLUMNS`] each) to a rollup table.
+fn sqlite_rollups_insert(table: &str, rows: usize) -> String {
+    format!("INSERT INTO {table} ({}) VALUES {}", RollupRecord::COLUMNS, values(rows, 21))
 }
-
-fn score_row<R>(row: &R) -> Result<ScoreRow, StoreError>
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<String>: sqlx::Decode<'r, R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> Option<f64>: sqlx::Decode<'r, R::Database>,
-    f64: sqlx::Type<R::Database>,
-{
-    Ok(ScoreRow {
-        id: row.try_get(0)?,
-        created_s: row.try_get(1)?,
-        trace_id: row.try_get(2)?,
-        span_id: row.try_get(3)?,
-        prompt: row.try_get(4)?,
-        prompt_version: row.try_get(5)?,
-        name: row.try_get(6)?,
-        data_type: row.try_get(7)?,
-        value_num: row.try_get(8)?,
-        value_str: row.try_get(9)?,
-        source: row.try_get(10)?,
-        comment: row.try_get(11)?,
-    })
-}
-
-fn alert_event_row<R>(row: &R) -> Result<AlertEventRow, StoreError>
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(AlertEventRow {
-        id: row.try_get(0)?,
-        rule_id: row.try_get(1)?,
-        at_s: row.try_get(2)?,
-        state: row.try_get(3)?,
-        body: row.try_get(4)?,
-    })
-}
-
-fn alert_state_row<R>(row: &R) -> Result<AlertStateRow, StoreError>
-where
-    R: Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(AlertStateRow {
-        rule_id: row.try_get(0)?,
-        state: row.try_get(1)?,
-        since_s: row.try_get(2)?,
-        body: row.try_get(3)?,
-    })
+/// PostgreSQL form of [`sqlite_rollups_insert`]: one array per column.
+fn pg_rollups_insert(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} ({}) SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], \
+         $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::int8[], \
+         $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::float8[], $20::bytea[], \
+         $21::bytea[])",
+        RollupRecord::COLUMNS
+    )
 }
 
 /// A non-positive limit means "no limit".
@@ -369,16 +330,6 @@ fn limit_or_all(limit: i64) -> i64 {
         limit
     } else {
         i64::MAX
-    }
-}
-
-/// The statement that opens a write transaction: on SQLite, IMMEDIATE takes
-/// the write lock up front, so a transaction that reads before writing
-/// cannot fail to upgrade its lock (which the busy timeout does not cover).
-fn begin_write(d: Dialect) -> &'static str {
-    match d {
-        Dialect::Sqlite => "BEGIN IMMEDIATE",
-        Dialect::Postgres => "BEGIN",
     }
 }
 
@@ -416,184 +367,166 @@ impl<'a> UniqueSpans<'a> {
     }
 }
 
-/// Set while a WAL checkpoint started here runs (see [`schedule_checkpoint`]).
-static LAST_CHECKPOINT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-static CHECKPOINT_RUNNING: AtomicBool = AtomicBool::new(false);
+// The inserts of `ingest_signals` and `compact_rollups`, named alike on both
+// backends so that those are written once.
 
-/// The SQLite store disables automatic checkpoints and checkpoints in the
-/// background after its own writes; signal ingestion does not go through
-/// that path (its waker is private to the backend module), so without this
-/// the WAL would grow for as long as only signals are written. At most one
-/// such checkpoint runs at a time; later requests while it runs are dropped
-/// (the next ingest asks again).
-fn schedule_checkpoint(pool: &SqlitePool) {
-    // At most one checkpoint a second: each copies the pages the WAL holds,
-    // and back-to-back ingest commits dirty the same pages again and again.
-    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    if now_ms.saturating_sub(LAST_CHECKPOINT_MS.load(Ordering::Acquire)) < 1000 {
-        return;
-    }
-    if CHECKPOINT_RUNNING.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_err() {
-        return;
-    }
-    LAST_CHECKPOINT_MS.store(now_ms, Ordering::Release);
-    let pool = pool.clone();
-    tokio::spawn(async move {
-        if let Err(error) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
-            tracing::warn!(%error, "SQLite WAL checkpoint after signal ingest failed");
+impl SqliteStore {
+    /// Stores the spans not stored yet and marks them in `mask`
+    /// ([`sqlite_spans_insert`]).
+    async fn insert_spans(
+        &self,
+        conn: &mut SqliteConnection,
+        unique: &UniqueSpans<'_>,
+        mask: &mut [bool],
+    ) -> Result<(), StoreError> {
+        for chunk in unique.rows.chunks(SQLITE_SPAN_CHUNK) {
+            let sql = sqlite_spans_insert(chunk.len());
+            // Only the full-size statement is worth caching: every other
+            // length would leave another large prepared statement behind.
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == SQLITE_SPAN_CHUNK);
+            // In `SpanRecord::COLUMNS` order.
+            for s in chunk {
+                query = query
+                    .bind(&s.trace_id)
+                    .bind(&s.span_id)
+                    .bind(&s.parent_span_id)
+                    .bind(s.start_ns)
+                    .bind(s.end_ns)
+                    .bind(s.received_s)
+                    .bind(&s.service)
+                    .bind(&s.name)
+                    .bind(&s.operation)
+                    .bind(&s.model)
+                    .bind(&s.prompt)
+                    .bind(&s.prompt_version)
+                    .bind(&s.agent)
+                    .bind(&s.data_source)
+                    .bind(s.body.as_deref());
+            }
+            for row in &query.fetch_all(&mut *conn).await? {
+                let key = SpanKey::from_row(row)?;
+                unique.mark(mask, key.trace_id, key.span_id);
+            }
         }
-        CHECKPOINT_RUNNING.store(false, Ordering::Release);
-    });
+        Ok(())
+    }
+
+    /// Appends rollup rows ([`sqlite_rollups_insert`]; few rows per batch;
+    /// binds keep `cost_usd` and the sketches exact).
+    async fn insert_rollups(
+        &self,
+        conn: &mut SqliteConnection,
+        table: &str,
+        rows: &[RollupRow],
+    ) -> Result<(), StoreError> {
+        for chunk in rows.chunks(SQLITE_ROLLUP_CHUNK) {
+            let sql = sqlite_rollups_insert(table, chunk.len());
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == SQLITE_ROLLUP_CHUNK);
+            // In `RollupRecord::COLUMNS` order.
+            for r in chunk {
+                let k = &r.key;
+                query = query
+                    .bind(r.bucket)
+                    .bind(&k.service)
+                    .bind(&k.component)
+                    .bind(&k.team)
+                    .bind(&k.provider)
+                    .bind(&k.model)
+                    .bind(&k.operation)
+                    .bind(&k.prompt)
+                    .bind(&k.prompt_version)
+                    .bind(&k.agent)
+                    .bind(r.requests)
+                    .bind(r.errors)
+                    .bind(r.input_tokens)
+                    .bind(r.output_tokens)
+                    .bind(r.cache_read_tokens)
+                    .bind(r.cache_write_tokens)
+                    .bind(r.reasoning_tokens)
+                    .bind(r.tool_calls)
+                    .bind(r.cost_usd)
+                    .bind(r.duration_sketch.as_slice())
+                    .bind(r.ttft_sketch.as_slice());
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
+    }
 }
 
-async fn sqlite_insert_spans(
-    conn: &mut SqliteConnection,
-    unique: &UniqueSpans<'_>,
-    mask: &mut [bool],
-) -> Result<(), StoreError> {
-    let one = format!("({})", vec!["?"; 15].join(", "));
-    for chunk in unique.rows.chunks(SQLITE_SPAN_CHUNK) {
-        // INSERT OR IGNORE returns only the rows it actually inserted.
-        let sql = format!(
-            "INSERT OR IGNORE INTO signal_spans ({SPAN_COLUMNS}) VALUES {} RETURNING trace_id, span_id",
-            vec![one.as_str(); chunk.len()].join(", ")
-        );
-        // Only the full-size statement is worth caching: every other
-        // length would leave another large prepared statement behind.
-        let mut query = sqlx::query(&sql).persistent(chunk.len() == SQLITE_SPAN_CHUNK);
-        for s in chunk {
-            query = query
-                .bind(&s.trace_id)
-                .bind(&s.span_id)
-                .bind(&s.parent_span_id)
-                .bind(s.start_ns)
-                .bind(s.end_ns)
-                .bind(s.received_s)
-                .bind(&s.service)
-                .bind(&s.name)
-                .bind(&s.operation)
-                .bind(&s.model)
-                .bind(&s.prompt)
-                .bind(&s.prompt_version)
-                .bind(&s.agent)
-                .bind(&s.data_source)
-                .bind(s.body.as_deref());
+impl PgStore {
+    /// Stores the spans not stored yet and marks them in `mask`
+    /// ([`pg_spans_insert`]).
+    async fn insert_spans(
+        &self,
+        conn: &mut PgConnection,
+        unique: &UniqueSpans<'_>,
+        mask: &mut [bool],
+    ) -> Result<(), StoreError> {
+        let sql = pg_spans_insert();
+        for chunk in unique.rows.chunks(PG_SPAN_CHUNK) {
+            let text = |f: fn(&SpanRow) -> &str| chunk.iter().map(|s| f(s)).collect::<Vec<&str>>();
+            let int = |f: fn(&SpanRow) -> i64| chunk.iter().map(|s| f(s)).collect::<Vec<i64>>();
+            let inserted = sqlx::query(&sql)
+                .bind(text(|s| &s.trace_id))
+                .bind(text(|s| &s.span_id))
+                .bind(text(|s| &s.parent_span_id))
+                .bind(int(|s| s.start_ns))
+                .bind(int(|s| s.end_ns))
+                .bind(int(|s| s.received_s))
+                .bind(text(|s| &s.service))
+                .bind(text(|s| &s.name))
+                .bind(text(|s| &s.operation))
+                .bind(text(|s| &s.model))
+                .bind(text(|s| &s.prompt))
+                .bind(text(|s| &s.prompt_version))
+                .bind(text(|s| &s.agent))
+                .bind(text(|s| &s.data_source))
+                .bind(chunk.iter().map(|s| s.body.as_deref()).collect::<Vec<Option<&str>>>())
+                .fetch_all(&mut *conn)
+                .await?;
+            for row in &inserted {
+                let key = SpanKey::from_row(row)?;
+                unique.mark(mask, key.trace_id, key.span_id);
+            }
         }
-        for row in &query.fetch_all(&mut *conn).await? {
-            unique.mark(mask, row.try_get(0)?, row.try_get(1)?);
-        }
+        Ok(())
     }
-    Ok(())
-}
 
-async fn pg_insert_spans(
-    conn: &mut PgConnection,
-    unique: &UniqueSpans<'_>,
-    mask: &mut [bool],
-) -> Result<(), StoreError> {
-    for chunk in unique.rows.chunks(PG_SPAN_CHUNK) {
-        let text = |f: fn(&SpanRow) -> &str| chunk.iter().map(|s| f(s)).collect::<Vec<&str>>();
-        let int = |f: fn(&SpanRow) -> i64| chunk.iter().map(|s| f(s)).collect::<Vec<i64>>();
-        let inserted = sqlx::query(PG_INSERT_SPANS)
-            .bind(text(|s| &s.trace_id))
-            .bind(text(|s| &s.span_id))
-            .bind(text(|s| &s.parent_span_id))
-            .bind(int(|s| s.start_ns))
-            .bind(int(|s| s.end_ns))
-            .bind(int(|s| s.received_s))
-            .bind(text(|s| &s.service))
-            .bind(text(|s| &s.name))
-            .bind(text(|s| &s.operation))
-            .bind(text(|s| &s.model))
-            .bind(text(|s| &s.prompt))
-            .bind(text(|s| &s.prompt_version))
-            .bind(text(|s| &s.agent))
-            .bind(text(|s| &s.data_source))
-            .bind(chunk.iter().map(|s| s.body.as_deref()).collect::<Vec<Option<&str>>>())
-            .fetch_all(&mut *conn)
+    /// Appends rollup rows ([`pg_rollups_insert`]).
+    async fn insert_rollups(&self, conn: &mut PgConnection, table: &str, rows: &[RollupRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let sql = pg_rollups_insert(table);
+        let text = |f: fn(&RollupKey) -> &str| rows.iter().map(|r| f(&r.key)).collect::<Vec<&str>>();
+        let int = |f: fn(&RollupRow) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
+        sqlx::query(&sql)
+            .bind(int(|r| r.bucket))
+            .bind(text(|k| &k.service))
+            .bind(text(|k| &k.component))
+            .bind(text(|k| &k.team))
+            .bind(text(|k| &k.provider))
+            .bind(text(|k| &k.model))
+            .bind(text(|k| &k.operation))
+            .bind(text(|k| &k.prompt))
+            .bind(text(|k| &k.prompt_version))
+            .bind(text(|k| &k.agent))
+            .bind(int(|r| r.requests))
+            .bind(int(|r| r.errors))
+            .bind(int(|r| r.input_tokens))
+            .bind(int(|r| r.output_tokens))
+            .bind(int(|r| r.cache_read_tokens))
+            .bind(int(|r| r.cache_write_tokens))
+            .bind(int(|r| r.reasoning_tokens))
+            .bind(int(|r| r.tool_calls))
+            .bind(rows.iter().map(|r| r.cost_usd).collect::<Vec<f64>>())
+            .bind(rows.iter().map(|r| r.duration_sketch.as_slice()).collect::<Vec<&[u8]>>())
+            .bind(rows.iter().map(|r| r.ttft_sketch.as_slice()).collect::<Vec<&[u8]>>())
+            .execute(&mut *conn)
             .await?;
-        for row in &inserted {
-            unique.mark(mask, row.try_get(0)?, row.try_get(1)?);
-        }
+        Ok(())
     }
-    Ok(())
-}
-
-/// Appends rollup rows with multi-row `VALUES` (few rows per batch; binds
-/// keep `cost_usd` and the sketches exact).
-async fn sqlite_insert_rollups(conn: &mut SqliteConnection, table: &str, rows: &[RollupRow]) -> Result<(), StoreError> {
-    let one = format!("({})", vec!["?"; ROLLUP_PARAMS].join(", "));
-    for chunk in rows.chunks(SQLITE_ROLLUP_CHUNK) {
-        let sql =
-            format!("INSERT INTO {table} ({ROLLUP_COLUMNS}) VALUES {}", vec![one.as_str(); chunk.len()].join(", "));
-        let mut query = sqlx::query(&sql).persistent(chunk.len() == SQLITE_ROLLUP_CHUNK);
-        for r in chunk {
-            let k = &r.key;
-            query = query
-                .bind(r.bucket)
-                .bind(&k.service)
-                .bind(&k.component)
-                .bind(&k.team)
-                .bind(&k.provider)
-                .bind(&k.model)
-                .bind(&k.operation)
-                .bind(&k.prompt)
-                .bind(&k.prompt_version)
-                .bind(&k.agent)
-                .bind(r.requests)
-                .bind(r.errors)
-                .bind(r.input_tokens)
-                .bind(r.output_tokens)
-                .bind(r.cache_read_tokens)
-                .bind(r.cache_write_tokens)
-                .bind(r.reasoning_tokens)
-                .bind(r.tool_calls)
-                .bind(r.cost_usd)
-                .bind(r.duration_sketch.as_slice())
-                .bind(r.ttft_sketch.as_slice());
-        }
-        query.execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-async fn pg_insert_rollups(conn: &mut PgConnection, table: &str, rows: &[RollupRow]) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let sql = format!(
-        "INSERT INTO {table} ({ROLLUP_COLUMNS}) SELECT * FROM UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], \
-         $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int8[], $12::int8[], \
-         $13::int8[], $14::int8[], $15::int8[], $16::int8[], $17::int8[], $18::int8[], $19::float8[], $20::bytea[], \
-         $21::bytea[])"
-    );
-    let text = |f: fn(&RollupKey) -> &str| rows.iter().map(|r| f(&r.key)).collect::<Vec<&str>>();
-    let int = |f: fn(&RollupRow) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
-    sqlx::query(&sql)
-        .bind(int(|r| r.bucket))
-        .bind(text(|k| &k.service))
-        .bind(text(|k| &k.component))
-        .bind(text(|k| &k.team))
-        .bind(text(|k| &k.provider))
-        .bind(text(|k| &k.model))
-        .bind(text(|k| &k.operation))
-        .bind(text(|k| &k.prompt))
-        .bind(text(|k| &k.prompt_version))
-        .bind(text(|k| &k.agent))
-        .bind(int(|r| r.requests))
-        .bind(int(|r| r.errors))
-        .bind(int(|r| r.input_tokens))
-        .bind(int(|r| r.output_tokens))
-        .bind(int(|r| r.cache_read_tokens))
-        .bind(int(|r| r.cache_write_tokens))
-        .bind(int(|r| r.reasoning_tokens))
-        .bind(int(|r| r.tool_calls))
-        .bind(rows.iter().map(|r| r.cost_usd).collect::<Vec<f64>>())
-        .bind(rows.iter().map(|r| r.duration_sketch.as_slice()).collect::<Vec<&[u8]>>())
-        .bind(rows.iter().map(|r| r.ttft_sketch.as_slice()).collect::<Vec<&[u8]>>())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 /// Groups the rows a compaction delete returned by (bucket, key) and merges
@@ -644,41 +577,26 @@ impl Store {
     {
         let unique = UniqueSpans::new(spans);
         let mut mask = vec![false; spans.len()];
-        match self {
-            Store::Sqlite(s) => {
-                let mut conn = s.pool.acquire().await?;
-                // The store runs with synchronous=NORMAL, where a WAL commit
-                // survives a crash of the process but not of the machine;
-                // this batch is acknowledged to the sender once we return,
-                // so sync it. Per connection, and reset afterwards.
-                sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
-                let result = async {
-                    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-                    sqlite_insert_spans(&mut tx, &unique, &mut mask).await?;
-                    let (minute, hour) = rollups(&mask);
-                    sqlite_insert_rollups(&mut tx, Resolution::Minute.table(), &minute).await?;
-                    sqlite_insert_rollups(&mut tx, Resolution::Hour.table(), &hour).await?;
-                    sqlite_insert_rollups(&mut tx, Resolution::Day.table(), &day_partials(&hour)).await?;
-                    tx.commit().await?;
-                    Ok::<(), StoreError>(())
-                }
-                .await;
-                let reset = sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await;
-                result?;
-                reset?;
-                drop(conn);
-                schedule_checkpoint(&s.pool);
-            }
-            Store::Postgres(s) => {
-                let mut tx = s.pool.begin().await?;
-                pg_insert_spans(&mut tx, &unique, &mut mask).await?;
+        on_store!(self, s, d => {
+            // This batch is acknowledged to the sender once we return, so its
+            // commit must survive a crash of the machine (see `acquire_durable`).
+            let mut conn = s.acquire_durable().await?;
+            let result = async {
+                let mut tx = sqlx::Connection::begin_with(&mut *conn, d.begin_write()).await?;
+                s.insert_spans(&mut tx, &unique, &mut mask).await?;
                 let (minute, hour) = rollups(&mask);
-                pg_insert_rollups(&mut tx, Resolution::Minute.table(), &minute).await?;
-                pg_insert_rollups(&mut tx, Resolution::Hour.table(), &hour).await?;
-                pg_insert_rollups(&mut tx, Resolution::Day.table(), &day_partials(&hour)).await?;
+                s.insert_rollups(&mut tx, Resolution::Minute.table(), &minute).await?;
+                s.insert_rollups(&mut tx, Resolution::Hour.table(), &hour).await?;
+                s.insert_rollups(&mut tx, Resolution::Day.table(), &day_partials(&hour)).await?;
                 tx.commit().await?;
+                Ok::<(), StoreError>(())
             }
-        }
+            .await;
+            let released = s.release_durable(conn).await;
+            result?;
+            released?;
+            s.wrote_signals();
+        });
         let inserted = mask.iter().filter(|&&m| m).count();
         Ok(SignalBatchOutcome { inserted, duplicates: spans.len() - inserted })
     }
@@ -696,23 +614,25 @@ impl Store {
             ("agent", &query.agent),
             ("operation", &query.operation),
         ];
-        let mut sql = format!("SELECT {ROLLUP_COLUMNS} FROM {} WHERE bucket >= ? AND bucket < ?", resolution.table());
+        let mut sql =
+            format!("SELECT {} FROM {} WHERE bucket >= ? AND bucket < ?", RollupRecord::COLUMNS, resolution.table());
         for (column, value) in &filters {
             if value.is_some() {
                 sql.push_str(&format!(" AND {column} = ?"));
             }
         }
         sql.push_str(" ORDER BY bucket");
-        let mut rows = on_pool!(self, pool, d => {
+        let rows = on_pool!(self, pool, d => {
             let sql = d.sql(&sql);
-            let mut q = sqlx::query(&sql).bind(query.from_s).bind(query.to_s);
+            let mut q = sqlx::query_as::<_, RollupRecord>(&sql).bind(query.from_s).bind(query.to_s);
             for (_, value) in &filters {
                 if let Some(value) = value {
                     q = q.bind(value.as_str());
                 }
             }
-            q.fetch_all(pool).await?.iter().map(rollup_row).collect::<Result<Vec<_>, _>>()
-        })?;
+            q.fetch_all(pool).await?
+        });
+        let mut rows: Vec<RollupRow> = rows.into_iter().map(RollupRow::from).collect();
         // In Rust rather than SQL: PostgreSQL's text order follows the
         // database collation, and both backends should answer alike.
         rows.sort_by(|a, b| (a.bucket, &a.key).cmp(&(b.bucket, &b.key)));
@@ -746,38 +666,30 @@ impl Store {
             "DELETE FROM {table} WHERE (bucket, {ROLLUP_KEY_COLUMNS}) IN (\
              SELECT bucket, {ROLLUP_KEY_COLUMNS} FROM {table} WHERE bucket < ? \
              GROUP BY bucket, {ROLLUP_KEY_COLUMNS} HAVING COUNT(*) > 1 ORDER BY bucket LIMIT ?) \
-             RETURNING {ROLLUP_COLUMNS}"
+             RETURNING {}",
+            RollupRecord::COLUMNS
         );
         let limit = i64::try_from(max_groups).unwrap_or(i64::MAX);
-        match self {
-            Store::Sqlite(s) => {
-                let mut tx = s.pool.begin_with(begin_write(Dialect::Sqlite)).await?;
-                let deleted = sqlx::query(&sql).bind(before_s).bind(limit).fetch_all(&mut *tx).await?;
-                let deleted = deleted.iter().map(rollup_row).collect::<Result<Vec<_>, _>>()?;
-                let (rows, merged) = merge_groups(deleted, &merge);
-                sqlite_insert_rollups(&mut tx, table, &rows).await?;
-                tx.commit().await?;
-                schedule_checkpoint(&s.pool);
-                Ok(merged)
-            }
-            Store::Postgres(s) => {
-                let sql = Dialect::Postgres.sql(&sql);
-                let mut tx = s.pool.begin().await?;
-                let deleted = sqlx::query(&sql).bind(before_s).bind(limit).fetch_all(&mut *tx).await?;
-                let deleted = deleted.iter().map(rollup_row).collect::<Result<Vec<_>, _>>()?;
-                let (rows, merged) = merge_groups(deleted, &merge);
-                pg_insert_rollups(&mut tx, table, &rows).await?;
-                tx.commit().await?;
-                Ok(merged)
-            }
-        }
+        on_store!(self, s, d => {
+            let mut tx = s.begin_write().await?;
+            let deleted: Vec<RollupRecord> =
+                sqlx::query_as(&d.sql(&sql)).bind(before_s).bind(limit).fetch_all(&mut *tx).await?;
+            let (rows, merged) = merge_groups(deleted.into_iter().map(RollupRow::from).collect(), &merge);
+            s.insert_rollups(&mut tx, table, &rows).await?;
+            tx.commit().await?;
+            s.wrote_signals();
+            Ok(merged)
+        })
     }
 
     /// Every stored span of a trace, ordered by start time.
     pub async fn trace_spans(&self, trace_id: &str) -> Result<Vec<SpanRow>, StoreError> {
+        let sql =
+            format!("SELECT {} FROM signal_spans WHERE trace_id = ? ORDER BY start_ns, span_id", SpanRecord::COLUMNS);
         on_pool!(self, pool, d => {
-            let sql = d.sql(&format!("SELECT {SPAN_COLUMNS} FROM signal_spans WHERE trace_id = ? ORDER BY start_ns, span_id"));
-            sqlx::query(&sql).bind(trace_id).fetch_all(pool).await?.iter().map(span_row).collect()
+            let sql = d.sql(&sql);
+            let rows: Vec<SpanRecord> = sqlx::query_as(&sql).bind(trace_id).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(SpanRow::from).collect())
         })
     }
 
@@ -789,7 +701,7 @@ impl Store {
             ("prompt", &query.prompt),
             ("agent", &query.agent),
         ];
-        let mut sql = format!("SELECT {SPAN_COLUMNS} FROM signal_spans WHERE start_ns >= ? AND start_ns < ?");
+        let mut sql = format!("SELECT {} FROM signal_spans WHERE start_ns >= ? AND start_ns < ?", SpanRecord::COLUMNS);
         for (column, value) in &filters {
             if value.is_some() {
                 sql.push_str(&format!(" AND {column} = ?"));
@@ -810,13 +722,14 @@ impl Store {
         sql.push_str(" ORDER BY start_ns DESC, trace_id DESC, span_id DESC LIMIT ?");
         on_pool!(self, pool, d => {
             let sql = d.sql(&sql);
-            let mut q = sqlx::query(&sql).bind(query.from_ns).bind(query.to_ns);
+            let mut q = sqlx::query_as::<_, SpanRecord>(&sql).bind(query.from_ns).bind(query.to_ns);
             for (_, value) in &filters {
                 if let Some(value) = value {
                     q = q.bind(value.as_str());
                 }
             }
-            q.bind(limit_or_all(query.limit)).fetch_all(pool).await?.iter().map(span_row).collect()
+            let rows = q.bind(limit_or_all(query.limit)).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(SpanRow::from).collect())
         })
     }
 
@@ -831,7 +744,8 @@ impl Store {
     ) -> Result<Vec<SpanRow>, StoreError> {
         // The two literal conditions match the partial index
         // `signal_spans_kept_roots`.
-        let mut sql = format!("SELECT {SPAN_COLUMNS} FROM signal_spans WHERE parent_span_id = '' AND body IS NOT NULL");
+        let mut sql =
+            format!("SELECT {} FROM signal_spans WHERE parent_span_id = '' AND body IS NOT NULL", SpanRecord::COLUMNS);
         if service.is_some() {
             sql.push_str(" AND service = ?");
         }
@@ -841,14 +755,15 @@ impl Store {
         sql.push_str(" ORDER BY start_ns DESC, trace_id DESC LIMIT ?");
         on_pool!(self, pool, d => {
             let sql = d.sql(&sql);
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query_as::<_, SpanRecord>(&sql);
             if let Some(service) = service {
                 q = q.bind(service);
             }
             if let Some(agent) = agent {
                 q = q.bind(agent);
             }
-            q.bind(limit_or_all(limit)).fetch_all(pool).await?.iter().map(span_row).collect()
+            let rows = q.bind(limit_or_all(limit)).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(SpanRow::from).collect())
         })
     }
 
@@ -877,7 +792,7 @@ impl Store {
             ("DELETE FROM signal_rollups_day WHERE bucket < ?", rollups_before_s),
         ];
         on_pool!(self, pool, d => {
-            let mut tx = pool.begin_with(begin_write(d)).await?;
+            let mut tx = pool.begin_with(d.begin_write()).await?;
             let mut deleted = 0;
             for (sql, before) in statements {
                 deleted += sqlx::query(&d.sql(sql)).bind(before).execute(&mut *tx).await?.rows_affected();
@@ -893,15 +808,15 @@ impl Store {
         if scores.is_empty() {
             return Ok(());
         }
+        let sql = format!(
+            "INSERT INTO signal_scores ({}) VALUES ({}) ON CONFLICT DO NOTHING",
+            ScoreRecord::COLUMNS,
+            crate::dialect::list(12)
+        );
         on_pool!(self, pool, d => {
-            let (insert, conflict) = match d {
-                Dialect::Sqlite => ("INSERT OR IGNORE INTO", ""),
-                Dialect::Postgres => ("INSERT INTO", " ON CONFLICT DO NOTHING"),
-            };
-            let sql = d.sql(&format!(
-                "{insert} signal_scores ({SCORE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?){conflict}"
-            ));
-            let mut tx = pool.begin_with(begin_write(d)).await?;
+            let sql = d.sql(&sql);
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            // In `ScoreRecord::COLUMNS` order.
             for s in scores {
                 sqlx::query(&sql)
                     .bind(&s.id)
@@ -943,17 +858,21 @@ impl Store {
             clauses.push("created_s < ?");
         }
         let filter = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
-        let sql = format!("SELECT {SCORE_COLUMNS} FROM signal_scores{filter} ORDER BY created_s DESC, id DESC LIMIT ?");
+        let sql = format!(
+            "SELECT {} FROM signal_scores{filter} ORDER BY created_s DESC, id DESC LIMIT ?",
+            ScoreRecord::COLUMNS
+        );
         on_pool!(self, pool, d => {
             let sql = d.sql(&sql);
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query_as::<_, ScoreRecord>(&sql);
             for value in [&query.trace_id, &query.prompt, &query.prompt_version].into_iter().flatten() {
                 q = q.bind(value.as_str());
             }
             for value in [query.from_s, query.to_s].into_iter().flatten() {
                 q = q.bind(value);
             }
-            q.bind(limit_or_all(query.limit)).fetch_all(pool).await?.iter().map(score_row).collect()
+            let rows = q.bind(limit_or_all(query.limit)).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(ScoreRow::from).collect())
         })
     }
 
@@ -977,10 +896,9 @@ impl Store {
 
     /// Every alert rule as (id, body), ordered by id.
     pub async fn list_alert_rules(&self) -> Result<Vec<(String, String)>, StoreError> {
-        let mut rules = on_pool!(self, pool, _d => {
-            let rows = sqlx::query("SELECT id, body FROM alert_rules").fetch_all(pool).await?;
-            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<Vec<(String, String)>, StoreError>>()
-        })?;
+        let sql = format!("SELECT {} FROM alert_rules", AlertRuleRecord::COLUMNS);
+        let rows: Vec<AlertRuleRecord> = on_pool!(self, pool, _d => sqlx::query_as(&sql).fetch_all(pool).await?);
+        let mut rules: Vec<(String, String)> = rows.into_iter().map(|r| (r.id, r.body)).collect();
         // Byte order on both backends (PostgreSQL would use its collation).
         rules.sort();
         Ok(rules)
@@ -1003,14 +921,8 @@ impl Store {
         body: &str,
     ) -> Result<i64, StoreError> {
         on_pool!(self, pool, d => {
-            let row = sqlx::query(&d.sql("INSERT INTO alert_events (rule_id, at_s, state, body) VALUES (?, ?, ?, ?) RETURNING id"))
-                .bind(rule_id)
-                .bind(at_s)
-                .bind(state)
-                .bind(body)
-                .fetch_one(pool)
-                .await?;
-            Ok(row.try_get::<i64, _>(0)?)
+            let sql = d.sql("INSERT INTO alert_events (rule_id, at_s, state, body) VALUES (?, ?, ?, ?) RETURNING id");
+            Ok(sqlx::query_scalar(&sql).bind(rule_id).bind(at_s).bind(state).bind(body).fetch_one(pool).await?)
         })
     }
 
@@ -1018,14 +930,15 @@ impl Store {
     /// `limit` means no limit.
     pub async fn alert_events(&self, rule_id: Option<&str>, limit: i64) -> Result<Vec<AlertEventRow>, StoreError> {
         let filter = if rule_id.is_some() { " WHERE rule_id = ?" } else { "" };
-        let sql = format!("SELECT id, rule_id, at_s, state, body FROM alert_events{filter} ORDER BY id DESC LIMIT ?");
+        let sql = format!("SELECT {} FROM alert_events{filter} ORDER BY id DESC LIMIT ?", AlertEventRecord::COLUMNS);
         on_pool!(self, pool, d => {
             let sql = d.sql(&sql);
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query_as::<_, AlertEventRecord>(&sql);
             if let Some(rule_id) = rule_id {
                 q = q.bind(rule_id);
             }
-            q.bind(limit_or_all(limit)).fetch_all(pool).await?.iter().map(alert_event_row).collect()
+            let rows = q.bind(limit_or_all(limit)).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(AlertEventRow::from).collect())
         })
     }
 
@@ -1048,10 +961,9 @@ impl Store {
 
     /// The state of every rule that has one, ordered by rule id.
     pub async fn alert_states(&self) -> Result<Vec<AlertStateRow>, StoreError> {
-        let mut states = on_pool!(self, pool, _d => {
-            let rows = sqlx::query("SELECT rule_id, state, since_s, body FROM alert_states").fetch_all(pool).await?;
-            rows.iter().map(alert_state_row).collect::<Result<Vec<_>, _>>()
-        })?;
+        let sql = format!("SELECT {} FROM alert_states", AlertStateRecord::COLUMNS);
+        let rows: Vec<AlertStateRecord> = on_pool!(self, pool, _d => sqlx::query_as(&sql).fetch_all(pool).await?);
+        let mut states: Vec<AlertStateRow> = rows.into_iter().map(AlertStateRow::from).collect();
         states.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
         Ok(states)
     }

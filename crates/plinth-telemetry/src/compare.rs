@@ -9,16 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use plinth_store::{RollupRow, ScoreRow, SpanRow};
+use crate::records::{RollupRow, ScoreRow, SpanRow};
 use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::genai::SpanFacts;
 use crate::query::{is_model_call, Percentiles};
 use crate::rollup::Cell;
 use crate::stats::{mann_whitney_u, quantile, two_proportion_z_test, welch_t_test, Moments, TestResult};
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Significance {
     /// The metric compared against the baseline.
     pub metric: String,
@@ -29,7 +28,7 @@ pub struct Significance {
     pub direction: String,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct VersionStats {
     pub version: String,
     pub requests: i64,
@@ -48,7 +47,7 @@ pub struct VersionStats {
     pub differences: Vec<Significance>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct PromptComparison {
     pub prompt: String,
     pub prompt_ref: Option<String>,
@@ -195,7 +194,7 @@ fn natural_version_order(a: &str, b: &str) -> std::cmp::Ordering {
     parts(a).cmp(&parts(b))
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ScoreDistribution {
     pub count: usize,
     pub mean: Option<f64>,
@@ -206,7 +205,7 @@ pub struct ScoreDistribution {
     pub histogram: Vec<usize>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RetrievalSource {
     /// `gen_ai.data_source.id` (a vector store or index).
     pub data_source: String,

@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use plinth_store::RollupRow;
+use crate::records::RollupRow;
 use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::anomaly::{self, AnomalyConfig, HourlyCell};
 use crate::query::{is_model_call, rfc3339, round_usd};
@@ -48,7 +47,7 @@ pub fn hourly_series(rows: &[RollupRow]) -> BTreeMap<(String, String), Vec<Hourl
 }
 
 /// One anomaly with the series it belongs to.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CostAnomaly {
     pub team: Option<String>,
     pub service: String,
@@ -57,7 +56,6 @@ pub struct CostAnomaly {
     /// Models that carried the cost in that hour, most expensive first.
     pub models: Vec<String>,
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub anomaly: anomaly::Anomaly,
 }
 
@@ -85,7 +83,7 @@ pub fn anomalies(rows: &[RollupRow], from_s: i64, to_s: i64, config: &AnomalyCon
     out
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct CostLine {
     pub name: String,
     pub requests: i64,
@@ -94,7 +92,7 @@ pub struct CostLine {
 }
 
 /// A team's cost over a range.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TeamCost {
     /// The owning Group's ref; `null` for services no catalogue Component claims.
     pub team: Option<String>,

@@ -7,9 +7,9 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
+use crate::records::{RollupKey, RollupRow, ScoreRow, SpanRow};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use plinth_store::{RollupKey, RollupRow, ScoreRow, SpanRow};
 use rustc_hash::FxHashMap;
 
 use crate::attribution::Attribution;

@@ -17,5 +17,6 @@ pub mod metrics;
 pub mod otlp;
 pub mod prices;
 pub mod query;
+pub mod records;
 pub mod rollup;
 pub mod stats;

@@ -12,10 +12,10 @@ use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
+use crate::records::{RollupKey, RollupRow};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{metric::Data, AggregationTemporality, HistogramDataPoint};
-use plinth_store::{RollupKey, RollupRow};
 use rustc_hash::FxHashMap;
 
 use crate::attribution::Attribution;

@@ -5,9 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use plinth_store::{RollupKey, RollupRow, SpanRow};
+use crate::records::{RollupKey, RollupRow, SpanRow};
 use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::genai::SpanFacts;
 use crate::rollup::{Cell, Sketch, SERVER_OPERATION};
@@ -92,7 +91,7 @@ pub fn plan_range_upto(from_s: i64, to_s: i64, coarsest: i64) -> RangePlan {
     plan
 }
 
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Percentiles {
     pub p50: Option<f64>,
     pub p95: Option<f64>,
@@ -110,7 +109,7 @@ impl Percentiles {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Tokens {
     /// All input tokens (cache reads and writes included).
     pub input: i64,
@@ -122,7 +121,7 @@ pub struct Tokens {
 }
 
 /// Totals of a set of calls.
-#[derive(Debug, Clone, Default, Serialize, ToSchema)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
     pub requests: i64,
     pub errors: i64,
@@ -160,7 +159,7 @@ pub fn round_usd(usd: f64) -> f64 {
     (usd * 1e8).round() / 1e8
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ModelTotals {
     pub model: String,
     pub provider: String,
@@ -170,7 +169,7 @@ pub struct ModelTotals {
     pub totals: Totals,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct OperationTotals {
     pub operation: String,
     pub requests: i64,
@@ -178,7 +177,7 @@ pub struct OperationTotals {
     pub latency_ms: Percentiles,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NamedTotals {
     pub name: String,
     #[serde(flatten)]
@@ -186,7 +185,7 @@ pub struct NamedTotals {
 }
 
 /// `GET /api/signals/summary`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub from: String,
     pub to: String,
@@ -208,7 +207,7 @@ pub struct Summary {
     pub agent_runs: i64,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ServiceTotals {
     pub service: String,
     pub component: Option<String>,
@@ -392,21 +391,21 @@ pub fn metric_value(cell: &Cell, metric: &str) -> Option<f64> {
     Some(value)
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SeriesPoint {
     /// Start of the step (RFC 3339).
     pub t: String,
     pub value: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Series {
     pub group: String,
     pub points: Vec<SeriesPoint>,
 }
 
 /// `GET /api/signals/series`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SeriesResponse {
     pub metric: String,
     pub group_by: String,
@@ -481,7 +480,7 @@ pub fn rfc3339_ns(unix_ns: i64) -> String {
 // ------------------------------------------------------------------ traces --
 
 /// One span of a trace view.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TraceNode {
     pub span_id: String,
     pub parent_span_id: Option<String>,
@@ -504,24 +503,20 @@ pub struct TraceNode {
     pub tool_arguments: Option<String>,
     pub tool_result: Option<String>,
     pub data_source: Option<String>,
-    #[schema(value_type = Object)]
     pub tokens: Option<crate::genai::Usage>,
     pub ttft_ms: Option<f64>,
     pub cost_usd: Option<f64>,
     pub cost_source: Option<String>,
     pub price_version: Option<String>,
-    #[schema(value_type = Vec<Object>)]
     pub documents: Vec<crate::genai::RetrievedDocument>,
-    #[schema(value_type = Vec<Object>)]
     pub evaluations: Vec<crate::genai::Evaluation>,
     pub http_route: Option<String>,
     pub http_status: Option<i64>,
-    #[schema(no_recursion)]
     pub children: Vec<TraceNode>,
 }
 
 /// `GET /api/traces/{traceId}`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct TraceView {
     pub trace_id: String,
     pub span_count: usize,

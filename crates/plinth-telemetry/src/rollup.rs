@@ -7,7 +7,7 @@
 //! Because counts add and DDSketches merge exactly, the answer does not
 //! depend on how rows were split or when they were compacted.
 
-use plinth_store::{RollupKey, RollupRow};
+use crate::records::{RollupKey, RollupRow};
 use rustc_hash::FxHashMap;
 use sketches_ddsketch::{Config, DDSketch};
 

@@ -1,9 +1,5 @@
-//! Conformance suite: the same test bodies run against SQLite (in a temporary
-//! directory) and PostgreSQL (a fresh database per test).
-//!
-//! PostgreSQL comes from `PLINTH_TEST_DATABASE_URL` (default
-//! `postgres://postgres@127.0.0.1:5432/postgres`); set
-//! `PLINTH_SKIP_POSTGRES=1` to skip those tests when no server is available.
+//! Conformance suite: entities, the change log, locations and errors; every
+//! scenario runs on SQLite and PostgreSQL.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -13,12 +9,14 @@ use plinth_store::{
     ChangeOp, ChangeRecord, EntityChange, EntityUpsert, IngestionError, LocationStatus, NewLocation, SkipReason, Store,
     StoreConfig,
 };
+use plinth_testkit::{scenarios, Backend};
 
-mod common;
-use common::Harness;
+use crate::common::Harness;
 
-on_both_backends!(
-    "test":
+/// Names the PostgreSQL databases of this suite.
+const DATABASE: &str = "test";
+
+scenarios!(
     insert_update_unchanged_delete,
     uid_kept_and_etag_follows_hash,
     ownership_conflict,
@@ -101,7 +99,8 @@ fn bulk_changes(count: usize, version: u32) -> Vec<EntityChange> {
 
 // ----------------------------------------------------------------- bodies --
 
-async fn insert_update_unchanged_delete(h: &Harness) {
+async fn insert_update_unchanged_delete(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let store = &h.store;
     assert_eq!(store.last_seq().await.unwrap(), 0);
     assert!(store.changes_since(0, 100).await.unwrap().is_empty());
@@ -169,7 +168,8 @@ async fn insert_update_unchanged_delete(h: &Harness) {
     assert!(store.apply(&[]).await.unwrap().written.is_empty());
 }
 
-async fn uid_kept_and_etag_follows_hash(h: &Harness) {
+async fn uid_kept_and_etag_follows_hash(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let store = &h.store;
     let inserted = store
         .apply(&[upsert("component:default/a", "v1", "loc-1"), upsert("component:default/b", "v1", "loc-1")])
@@ -202,7 +202,8 @@ async fn uid_kept_and_etag_follows_hash(h: &Harness) {
     assert_ne!(entity(store, "component:default/a").await.unwrap().uid, a1.uid);
 }
 
-async fn ownership_conflict(h: &Harness) {
+async fn ownership_conflict(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let store = &h.store;
     let first = store.apply(&[upsert("component:default/x", "from-a", "loc-a")]).await.unwrap();
     assert_eq!(first.written.len(), 1);
@@ -226,7 +227,8 @@ async fn ownership_conflict(h: &Harness) {
     assert_eq!(entity(store, "component:default/x").await.unwrap().location_id, "loc-a");
 }
 
-async fn dedupe_within_slice(h: &Harness) {
+async fn dedupe_within_slice(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let store = &h.store;
     store.apply(&[upsert("component:default/b", "b0", "loc-1")]).await.unwrap();
     let outcome = store
@@ -251,7 +253,8 @@ async fn dedupe_within_slice(h: &Harness) {
     assert_eq!(store.changes_since(0, 100).await.unwrap().len(), 3);
 }
 
-async fn mixed_slice_logs_in_slice_order(h: &Harness) {
+async fn mixed_slice_logs_in_slice_order(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let store = &h.store;
     store
         .apply(&[upsert("component:default/a", "a", "loc-1"), upsert("component:default/b", "b", "loc-1")])
@@ -284,7 +287,8 @@ async fn mixed_slice_logs_in_slice_order(h: &Harness) {
     assert!(outcome.written.iter().all(|r| r.at == outcome.written[0].at));
 }
 
-async fn bodies_round_trip_exactly(h: &Harness) {
+async fn bodies_round_trip_exactly(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let store = &h.store;
     let tricky = [
         r#"{"description":"quotes \" and backslashes \\ and a slash /"}"#.to_string(),
@@ -314,7 +318,8 @@ async fn bodies_round_trip_exactly(h: &Harness) {
     assert_eq!((turtle.name.as_str(), turtle.location_id.as_str()), ("żółw", "loc-ü"));
 }
 
-async fn paging_and_chunking(h: &Harness) {
+async fn paging_and_chunking(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let store = &h.store;
     // More rows than any internal page or chunk size, and in several applies.
     let count = 7_500;
@@ -360,7 +365,8 @@ async fn paging_and_chunking(h: &Harness) {
     assert_eq!(store.load_entities().await.unwrap().len(), count / 2);
 }
 
-async fn delete_location_removes_its_entities(h: &Harness) {
+async fn delete_location_removes_its_entities(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let store = &h.store;
     let (one, _) =
         store.add_location(&NewLocation { kind: "file".into(), target: "/one".into(), branch: None }).await.unwrap();
@@ -416,7 +422,8 @@ async fn delete_location_removes_its_entities(h: &Harness) {
     assert_eq!(store.delete_location(&three.id).await.unwrap(), Some(vec![]));
 }
 
-async fn locations_detect_duplicates(h: &Harness) {
+async fn locations_detect_duplicates(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let store = &h.store;
     let git_main =
         NewLocation { kind: "git".into(), target: "https://example.com/r.git".into(), branch: Some("main".into()) };
@@ -472,7 +479,8 @@ async fn locations_detect_duplicates(h: &Harness) {
     store.set_location_status("missing", &status).await.unwrap();
 }
 
-async fn errors_replace_and_list(h: &Harness) {
+async fn errors_replace_and_list(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let store = &h.store;
     let detailed = Diagnostic::error("/repo/catalog-info.yaml", "spec.owner is required").at_line(Some(7));
     let mut with_field = Diagnostic::warning("/repo/other.yaml", "unknown field");
@@ -495,7 +503,8 @@ async fn errors_replace_and_list(h: &Harness) {
     assert_eq!(store.list_errors().await.unwrap(), [err("loc-b", &third)]);
 }
 
-async fn reopen_keeps_data(h: &Harness) {
+async fn reopen_keeps_data(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let store = &h.store;
     let (location, _) =
         store.add_location(&NewLocation { kind: "file".into(), target: "/x".into(), branch: None }).await.unwrap();
@@ -523,7 +532,8 @@ async fn reopen_keeps_data(h: &Harness) {
     assert_eq!(store.last_seq().await.unwrap(), next[0].seq);
 }
 
-async fn concurrent_applies_keep_an_ordered_log(h: &Harness) {
+async fn concurrent_applies_keep_an_ordered_log(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     const WRITERS: usize = 2;
     const BATCHES: usize = 40;
     const PER_BATCH: usize = 50;
@@ -638,8 +648,9 @@ async fn bulk_apply(h: &Harness, count: usize) {
     assert!(store.load_entities().await.unwrap().is_empty());
 }
 
-async fn bulk_apply_20k(h: &Harness) {
-    bulk_apply(h, 20_000).await;
+async fn bulk_apply_20k(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
+    bulk_apply(&h, 20_000).await;
 }
 
 // ------------------------------------------------- backend-specific tests --

@@ -1,6 +1,5 @@
-//! Signal persistence (spans, rollups, scores, alerting): the same test
-//! bodies run against SQLite (in a temporary directory) and PostgreSQL (a
-//! fresh database per test), as in the conformance suite.
+//! Signal persistence (spans, rollups, scores, alerting); every scenario
+//! runs on SQLite and PostgreSQL.
 
 use std::time::Instant;
 
@@ -8,12 +7,14 @@ use plinth_store::{
     AlertStateRow, Resolution, RollupKey, RollupQuery, RollupRow, ScoreQuery, ScoreRow, SpanQuery, SpanRow, Store,
     StoreConfig,
 };
+use plinth_testkit::{scenarios, Backend};
 
-mod common;
-use common::Harness;
+use crate::common::Harness;
 
-on_both_backends!(
-    "signals":
+/// Names the PostgreSQL databases of this suite.
+const DATABASE: &str = "signals";
+
+scenarios!(
     ingest_round_trips_spans_and_rollups,
     duplicates_are_stored_once_and_masked,
     failed_batch_writes_nothing,
@@ -138,7 +139,8 @@ fn score(id: &str, created_s: i64, trace: Option<&str>, prompt: Option<(&str, &s
 
 // ------------------------------------------------------------------ tests --
 
-async fn ingest_round_trips_spans_and_rollups(h: &Harness) {
+async fn ingest_round_trips_spans_and_rollups(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let root = span(1, 1, 100);
     let child = SpanRow {
         parent_span_id: span_id(1),
@@ -174,7 +176,8 @@ async fn ingest_round_trips_spans_and_rollups(h: &Harness) {
     assert_eq!((outcome.inserted, outcome.duplicates), (0, 0));
 }
 
-async fn duplicates_are_stored_once_and_masked(h: &Harness) {
+async fn duplicates_are_stored_once_and_masked(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let first = span(1, 1, 100);
     let again = SpanRow { name: "second copy".to_string(), ..first.clone() };
     let mut masks = Vec::new();
@@ -205,7 +208,8 @@ async fn duplicates_are_stored_once_and_masked(h: &Harness) {
     assert_eq!(h.store.trace_spans(&trace_id(1)).await.unwrap()[0].name, "chat gpt-4o");
 }
 
-async fn failed_batch_writes_nothing(h: &Harness) {
+async fn failed_batch_writes_nothing(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     h.store.ingest_signals(&[span(1, 1, 100)], |_| (vec![], vec![])).await.unwrap();
 
     // The rollup closure runs after the spans were inserted in the
@@ -240,7 +244,8 @@ async fn failed_batch_writes_nothing(h: &Harness) {
     assert_eq!(count_spans(&h.store).await, 3);
 }
 
-async fn rollup_query_filters_and_bounds(h: &Harness) {
+async fn rollup_query_filters_and_bounds(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let a = key("checkout", "pay", "gpt-4o");
     let b = key("search", "find", "claude");
     let c = RollupKey {
@@ -298,7 +303,8 @@ async fn rollup_query_filters_and_bounds(h: &Harness) {
     assert_eq!(requests(h.store.rollups(Resolution::Hour, &all(0, 3600)).await.unwrap()), [(0, 3)]);
 }
 
-async fn compaction_merges_partials(h: &Harness) {
+async fn compaction_merges_partials(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let a = key("checkout", "pay", "gpt-4o");
     let b = key("search", "find", "claude");
     // Three batches: bucket 0 gets 3 partials of a and 1 of b; bucket 60
@@ -339,7 +345,8 @@ async fn compaction_merges_partials(h: &Harness) {
 
 /// Several replicas compacting the same table at once: every partial ends
 /// up in exactly one merged row.
-async fn concurrent_compactions_merge_each_row_once(h: &Harness) {
+async fn concurrent_compactions_merge_each_row_once(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let keys: Vec<RollupKey> = (0..20).map(|i| key(&format!("svc{i}"), "team", "model")).collect();
     for batch in 1..=3 {
         let rows = keys.iter().flat_map(|k| (0..5).map(move |b| rollup(b * 60, k, batch, &[batch as u8]))).collect();
@@ -375,7 +382,8 @@ async fn concurrent_compactions_merge_each_row_once(h: &Harness) {
 
 /// Concurrent batches with overlapping spans, in different orders: each
 /// span is reported as inserted by exactly one of them (and no deadlock).
-async fn concurrent_overlapping_batches_store_each_span_once(h: &Harness) {
+async fn concurrent_overlapping_batches_store_each_span_once(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let mut tasks = Vec::new();
     for t in 0..4u64 {
         let store = h.store.clone();
@@ -396,7 +404,8 @@ async fn concurrent_overlapping_batches_store_each_span_once(h: &Harness) {
     assert_eq!(count_spans(&h.store).await, 3_500);
 }
 
-async fn trace_and_span_queries(h: &Harness) {
+async fn trace_and_span_queries(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let root1 = span(1, 1, 1_000);
     let child1 = SpanRow { parent_span_id: span_id(1), operation: String::new(), ..span(1, 2, 1_100) };
     let db1 = SpanRow {
@@ -447,7 +456,8 @@ async fn trace_and_span_queries(h: &Harness) {
     assert_eq!(h.store.recent_traces(Some("search"), Some("finder"), 10).await.unwrap(), vec![root2]);
 }
 
-async fn purge_applies_retention(h: &Harness) {
+async fn purge_applies_retention(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     // Retention goes by the span's start time (indexed), in seconds here.
     let at = |t: u64, start_s: i64, kept: bool| SpanRow {
         body: if kept { Some("{}".to_string()) } else { None },
@@ -484,7 +494,8 @@ async fn purge_applies_retention(h: &Harness) {
     assert_eq!(h.store.ingest_signals(&[at(1, 700, false)], |_| (vec![], vec![])).await.unwrap().inserted, 1);
 }
 
-async fn scores_insert_and_query(h: &Harness) {
+async fn scores_insert_and_query(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let t1 = trace_id(1);
     let s1 = score("s1", 100, Some(&t1), Some(("greeting", "3")));
     let s2 = ScoreRow {
@@ -535,7 +546,8 @@ async fn scores_insert_and_query(h: &Harness) {
     assert_eq!(q(ScoreQuery { to_s: Some(200), ..ScoreQuery::default() }).await, vec![s1]);
 }
 
-async fn alert_rules_events_and_states(h: &Harness) {
+async fn alert_rules_events_and_states(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     // Rules: upsert, list ordered by id, delete.
     h.store.put_alert_rule("r2", r#"{"v":1}"#, 10).await.unwrap();
     h.store.put_alert_rule("r1", r#"{"v":1}"#, 11).await.unwrap();
@@ -582,7 +594,8 @@ async fn alert_rules_events_and_states(h: &Harness) {
 
 /// Not a benchmark (nothing is asserted about time): prints how long one
 /// 50,000-span batch with ~300-byte bodies takes to ingest.
-async fn ingest_50k_spans_timing(h: &Harness) {
+async fn ingest_50k_spans_timing(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let body = format!(r#"{{"attributes":{{"gen_ai.system":"openai","text":"{}"}}}}"#, "x".repeat(250));
     let spans: Vec<SpanRow> = (0..50_000u64)
         .map(|i| SpanRow {
@@ -611,7 +624,8 @@ async fn ingest_50k_spans_timing(h: &Harness) {
 
 /// A database left at schema version 3 (no signal tables) gains them when
 /// opened.
-async fn version_3_database_migrates_to_4(h: &Harness) {
+async fn version_3_database_migrates_to_4(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let rollback = "DROP TABLE signal_spans; DROP TABLE signal_rollups_minute; DROP TABLE signal_rollups_hour; DROP TABLE signal_rollups_day; \
                     DROP TABLE signal_scores; DROP TABLE alert_rules; DROP TABLE alert_events; DROP TABLE alert_states; \
                     DELETE FROM plinth_migrations WHERE version = 4";

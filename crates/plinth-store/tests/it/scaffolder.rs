@@ -1,15 +1,16 @@
-//! Scaffolder task persistence: the same test bodies run against SQLite (in
-//! a temporary directory) and PostgreSQL (a fresh database per test), as in
-//! the conformance suite.
+//! Scaffolder task persistence; every scenario runs on SQLite and
+//! PostgreSQL.
 
 use plinth_store::{NewTask, NewTaskEvent, Store, StoreConfig, TaskQuery, TaskStatus};
+use plinth_testkit::{scenarios, Backend};
 use serde_json::json;
 
-mod common;
-use common::Harness;
+use crate::common::Harness;
 
-on_both_backends!(
-    "scaffolder":
+/// Names the PostgreSQL databases of this suite.
+const DATABASE: &str = "scaffolder";
+
+scenarios!(
     create_get_round_trip,
     status_transitions,
     events_append_in_order_and_page,
@@ -50,7 +51,8 @@ async fn ids(store: &Store, q: &TaskQuery) -> (Vec<String>, u64) {
 
 // ------------------------------------------------------------------ tests --
 
-async fn create_get_round_trip(h: &Harness) {
+async fn create_get_round_trip(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let spec = json!({
         "apiVersion": "scaffolder.backstage.io/v1beta3",
         "parameters": { "name": "svc", "unicode": "héllo ✓", "nested": [1, 2.5, null, true, { "k": "v" }] },
@@ -79,7 +81,8 @@ async fn create_get_round_trip(h: &Harness) {
     assert!(h.store.create_task(&new_task("t1", None, 3)).await.is_err());
 }
 
-async fn status_transitions(h: &Harness) {
+async fn status_transitions(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     h.store.create_task(&new_task("t1", None, 1)).await.unwrap();
 
     assert!(h.store.set_task_status("t1", TaskStatus::Processing, &ts(2)).await.unwrap());
@@ -113,7 +116,8 @@ async fn status_transitions(h: &Harness) {
     assert_eq!(h.store.get_task("t3").await.unwrap().unwrap().status, TaskStatus::Cancelled);
 }
 
-async fn events_append_in_order_and_page(h: &Harness) {
+async fn events_append_in_order_and_page(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     h.store.create_task(&new_task("t1", None, 1)).await.unwrap();
     h.store.create_task(&new_task("t2", None, 1)).await.unwrap();
 
@@ -145,7 +149,8 @@ async fn events_append_in_order_and_page(h: &Harness) {
     assert_eq!(t2[0].body, json!({ "message": "other" }));
 }
 
-async fn list_filters_pages_and_counts(h: &Harness) {
+async fn list_filters_pages_and_counts(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     // Created at seconds 1..=6; ann owns 1, 2, 4, 6; bob owns 3; 5 has no creator.
     let owners = [Some("ann"), Some("ann"), Some("bob"), Some("ann"), None, Some("ann")];
     for (i, owner) in owners.iter().enumerate() {
@@ -183,7 +188,8 @@ async fn list_filters_pages_and_counts(h: &Harness) {
     assert_eq!(rows[0].last_heartbeat_at, Some(ts(10)));
 }
 
-async fn fail_interrupted_tasks_fails_only_running_ones(h: &Harness) {
+async fn fail_interrupted_tasks_fails_only_running_ones(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     for (i, id) in ["open", "processing", "completed", "failed", "cancelled"].iter().enumerate() {
         h.store.create_task(&new_task(id, None, u32::try_from(i).unwrap())).await.unwrap();
     }
@@ -241,7 +247,8 @@ async fn fail_interrupted_tasks_fails_only_running_ones(h: &Harness) {
     assert_eq!(h.store.get_task("open").await.unwrap().unwrap().completed_at, Some(ts(20)));
 }
 
-async fn unknown_ids_are_not_errors(h: &Harness) {
+async fn unknown_ids_are_not_errors(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     assert!(h.store.get_task("missing").await.unwrap().is_none());
     assert!(!h.store.set_task_status("missing", TaskStatus::Processing, &ts(1)).await.unwrap());
     h.store.heartbeat_task("missing", &ts(1)).await.unwrap();
@@ -254,7 +261,8 @@ async fn unknown_ids_are_not_errors(h: &Harness) {
 
 /// A database left at schema version 2 (no scaffolder tables) gains them
 /// when opened.
-async fn version_2_database_migrates_to_3(h: &Harness) {
+async fn version_2_database_migrates_to_3(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let rollback = "DROP TABLE scaffolder_task_events; DROP TABLE scaffolder_tasks; DELETE FROM plinth_migrations WHERE version = 3";
     match &h.config {
         StoreConfig::Sqlite { data_dir } => {

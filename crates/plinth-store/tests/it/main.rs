@@ -1,0 +1,13 @@
+//! The store's integration tests, in one binary. Every scenario runs on
+//! SQLite (in a temporary directory) and on PostgreSQL (a fresh database per
+//! scenario), as `<suite>::sqlite::<name>` and `<suite>::postgres::<name>`.
+//!
+//! PostgreSQL comes from `PLINTH_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`); set
+//! `PLINTH_SKIP_POSTGRES=1` to skip those scenarios when no server is
+//! available.
+
+mod common;
+mod conformance;
+mod scaffolder;
+mod signals;

@@ -81,6 +81,18 @@ pub fn parse_documents(text: &str, limits: &YamlLimits) -> Vec<YamlDocument> {
     docs
 }
 
+/// The one document of a JSON or YAML text (the first, when YAML holds
+/// several), as JSON: what `--input` files and policy test inputs are.
+pub fn parse_document(text: &str) -> Result<Value, YamlError> {
+    if let Ok(value) = serde_json::from_str(text) {
+        return Ok(value);
+    }
+    match parse_documents(text, &YamlLimits::default()).into_iter().next() {
+        Some(doc) => doc.value,
+        None => Err(YamlError { line: None, message: "holds no document".to_string() }),
+    }
+}
+
 /// Lines of every field of one document, keyed by dotted path
 /// (`spec.owner`, `metadata.tags[1]`). Only used when reporting errors, so
 /// the fast path never pays for it.

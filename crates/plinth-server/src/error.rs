@@ -1,76 +1,140 @@
-//! API errors in Backstage's error shape, so Backstage clients show them.
+//! API errors in Backstage's error shape, so Backstage clients show them:
+//! `{"error": {"name", "message"}, "request": {"method", "url"},
+//! "response": {"statusCode"}}`. A handler returns an [`ApiError`]; the
+//! `backstage_errors` middleware, which knows the request, writes the body.
 
-use axum::http::StatusCode;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use plinth_catalog::CatalogError;
-use serde_json::json;
+use plinth_app::{AppError, ErrorKind};
+use serde::Serialize;
+use serde_json::{json, Value};
 
 /// An error answered to an API caller: a status, Backstage's error name and
 /// a message that says what was wrong and how to fix it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub status: StatusCode,
     pub name: &'static str,
     pub message: String,
-    pub details: Option<serde_json::Value>,
+    pub details: Option<Value>,
+}
+
+/// The error body, as the OpenAPI document describes it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+    pub request: ErrorRequest,
+    pub response: ErrorResponse,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Backstage's error name: `InputError`, `NotFoundError`,
+    /// `ConflictError`, `AuthenticationError`, `NotAllowedError`,
+    /// `ServiceUnavailableError`, `Error`.
+    pub name: String,
+    pub message: String,
+    /// Field errors (`[{field, message}]`) and other structured detail.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<Value>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorRequest {
+    pub method: String,
+    pub url: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorResponse {
+    pub status_code: u16,
 }
 
 impl ApiError {
+    pub fn new(status: StatusCode, name: &'static str, message: impl std::fmt::Display) -> Self {
+        ApiError { status, name, message: message.to_string(), details: None }
+    }
     pub fn bad_request(message: impl std::fmt::Display) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, name: "InputError", message: message.to_string(), details: None }
+        ApiError::new(StatusCode::BAD_REQUEST, "InputError", message)
     }
-    pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::NOT_FOUND, name: "NotFoundError", message: message.into(), details: None }
+    pub fn not_found(message: impl std::fmt::Display) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "NotFoundError", message)
     }
-    pub fn conflict(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::CONFLICT, name: "ConflictError", message: message.into(), details: None }
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Error", message)
     }
-    pub fn unauthorized(message: impl Into<String>) -> Self {
-        ApiError {
-            status: StatusCode::UNAUTHORIZED,
-            name: "AuthenticationError",
-            message: message.into(),
-            details: None,
-        }
+    pub fn unauthorized(message: impl std::fmt::Display) -> Self {
+        ApiError::new(StatusCode::UNAUTHORIZED, "AuthenticationError", message)
     }
-    pub fn internal(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, name: "Error", message: message.into(), details: None }
-    }
-    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+    pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
     }
 }
 
-impl From<CatalogError> for ApiError {
-    fn from(error: CatalogError) -> Self {
-        match error {
-            CatalogError::UnknownLocation(_) => ApiError::not_found(error.to_string()),
-            CatalogError::BadLocation(_) => ApiError::bad_request(error.to_string()),
-            other => {
-                tracing::error!(error = %other, "request failed");
-                ApiError::internal(other.to_string())
-            }
-        }
+/// The one HTTP status (and Backstage error name) of each kind.
+pub fn status_of(kind: ErrorKind) -> (StatusCode, &'static str) {
+    match kind {
+        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "NotFoundError"),
+        ErrorKind::InvalidInput => (StatusCode::BAD_REQUEST, "InputError"),
+        ErrorKind::Conflict => (StatusCode::CONFLICT, "ConflictError"),
+        ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, "AuthenticationError"),
+        ErrorKind::Forbidden => (StatusCode::FORBIDDEN, "NotAllowedError"),
+        ErrorKind::Overloaded => (StatusCode::TOO_MANY_REQUESTS, "ServiceUnavailableError"),
+        ErrorKind::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailableError"),
+        ErrorKind::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Error"),
     }
 }
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        let (status, name) = status_of(error.kind);
+        let mut details = error.details.map_or(Value::Null, |d| *d);
+        if !error.fields.is_empty() {
+            if !details.is_object() {
+                details = json!({});
+            }
+            details["fields"] = json!(error.fields);
+        }
+        ApiError { status, name, message: error.message, details: (!details.is_null()).then_some(details) }
+    }
+}
+
+/// The error a handler hands to the middleware, to be written with the
+/// request it answers.
+#[derive(Debug, Clone)]
+struct PendingError(ApiError);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"name": self.name, "message": self.message});
-        if let Some(details) = self.details {
-            error["details"] = details;
+        let mut response = self.status.into_response();
+        if matches!(self.status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE) {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
         }
-        let body = json!({"error": error, "response": {"statusCode": self.status.as_u16()}});
-        (self.status, Json(body)).into_response()
+        response.extensions_mut().insert(PendingError(self));
+        response
     }
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
-
-/// Parses a JSON request body; errors say where (`what`, line, column).
-pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> ApiResult<T> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::bad_request(format!("{what}: {e} (line {}, column {})", e.line(), e.column())))
+/// Writes every [`ApiError`] as Backstage's error body, with the request.
+pub async fn backstage_errors(request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let url = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let mut response = next.run(request).await;
+    let Some(PendingError(error)) = response.extensions_mut().remove::<PendingError>() else { return response };
+    let body = ErrorBody {
+        error: ErrorDetail { name: error.name.to_string(), message: error.message, details: error.details },
+        request: ErrorRequest { method, url: crate::params::shorten_to(&url, 2_048) },
+        response: ErrorResponse { status_code: error.status.as_u16() },
+    };
+    let (mut parts, _) = response.into_parts();
+    parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default()))
 }
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -7,6 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
+use plinth_app::{MetricFamily, MetricKind};
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -55,153 +56,51 @@ pub async fn healthz() -> &'static str {
 
 /// Ready when the store answers.
 pub async fn readyz(State(app): State<AppState>) -> Response {
-    match app.catalog.store().last_seq().await {
-        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
-        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {error}\n")).into_response(),
+    match app.platform.ready().await {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", error.message)).into_response(),
     }
 }
 
+/// The platform's metrics and the server's own (connections, requests by
+/// route), in Prometheus' text format.
 pub async fn metrics(State(app): State<AppState>) -> Response {
     let mut out = String::new();
-    let m = &app.catalog.metrics;
-    let (entities, last_seq, keys) = {
-        let state = app.catalog.read();
-        (state.len(), state.last_seq, state.filters().distinct_keys())
-    };
-    let gauge = |out: &mut String, name: &str, help: &str, value: f64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
-    };
-    let counter = |out: &mut String, name: &str, help: &str, value: u64| {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
-    };
-    gauge(&mut out, "plinth_catalog_entities", "Entities in the catalogue projection.", entities as f64);
-    gauge(
-        &mut out,
-        "plinth_catalog_change_log_position",
-        "Last change-log sequence applied to the projection.",
-        last_seq as f64,
-    );
-    gauge(&mut out, "plinth_catalog_filter_keys", "Distinct filter keys indexed.", keys as f64);
     let connections = &app.connections;
-    gauge(
-        &mut out,
-        "plinth_http_connections_open",
-        "HTTP connections open now.",
-        connections.open.load(Ordering::Relaxed) as f64,
-    );
-    counter(
-        &mut out,
-        "plinth_http_connections_accepted_total",
-        "HTTP connections accepted.",
-        connections.accepted.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "plinth_http_connections_rejected_total",
-        "HTTP connections answered 503 (or closed) because the connection cap was reached.",
-        connections.rejected.load(Ordering::Relaxed),
-    );
-    counter(&mut out, "plinth_ingest_refreshes_total", "Location refreshes run.", m.refreshes.load(Ordering::Relaxed));
-    counter(
-        &mut out,
-        "plinth_ingest_refresh_failures_total",
-        "Refreshes whose source could not be read at all.",
-        m.refresh_failures.load(Ordering::Relaxed),
-    );
-    gauge(
-        &mut out,
-        "plinth_ingest_last_refresh_seconds",
-        "Duration of the last refresh.",
-        m.last_refresh_millis.load(Ordering::Relaxed) as f64 / 1000.0,
-    );
-    counter(
-        &mut out,
-        "plinth_ingest_refresh_milliseconds_total",
-        "Time spent refreshing.",
-        m.refresh_millis_total.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "plinth_ingest_entities_written_total",
-        "Entity rows inserted or updated.",
-        m.entities_written.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "plinth_ingest_entities_deleted_total",
-        "Entity rows deleted.",
-        m.entities_deleted.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "plinth_ingest_errors_total",
-        "Ingestion errors reported.",
-        m.ingestion_errors.load(Ordering::Relaxed),
-    );
-    counter(
-        &mut out,
-        "plinth_catalog_changes_applied_total",
-        "Change-log rows applied to the projection.",
-        m.changes_applied.load(Ordering::Relaxed),
-    );
-    if let Some(signals) = &app.config.signals {
-        let sm = &signals.metrics;
-        for (name, help, value) in [
-            ("plinth_otlp_spans_accepted_total", "Spans stored (new).", &sm.spans_accepted),
-            (
-                "plinth_otlp_spans_duplicate_total",
-                "Spans received again (same trace and span id) and not counted.",
-                &sm.spans_duplicate,
-            ),
-            (
-                "plinth_otlp_spans_rejected_total",
-                "Spans refused (bad ids, out of retention), reported as partial success.",
-                &sm.spans_rejected,
-            ),
-            ("plinth_otlp_metric_points_total", "Metric data points received.", &sm.metric_points),
-            (
-                "plinth_otlp_requests_throttled_total",
-                "Exports answered 429 (in-flight limit or queue full).",
-                &sm.requests_throttled,
-            ),
-            ("plinth_otlp_requests_failed_total", "Exports answered 400/413/503.", &sm.requests_failed),
-            ("plinth_otlp_batches_committed_total", "Group commits of signal batches.", &sm.batches_committed),
-            ("plinth_otlp_commit_microseconds_total", "Time spent committing signal batches.", &sm.commit_micros),
-        ] {
-            counter(&mut out, name, help, value.load(Ordering::Relaxed));
+    let mut families = app.platform.metrics();
+    families.push(MetricFamily {
+        name: "plinth_http_connections_open",
+        help: "HTTP connections open now.",
+        kind: MetricKind::Gauge,
+        samples: vec![(Vec::new(), connections.open.load(Ordering::Relaxed) as f64)],
+    });
+    families.push(MetricFamily {
+        name: "plinth_http_connections_accepted_total",
+        help: "HTTP connections accepted.",
+        kind: MetricKind::Counter,
+        samples: vec![(Vec::new(), connections.accepted.load(Ordering::Relaxed) as f64)],
+    });
+    families.push(MetricFamily {
+        name: "plinth_http_connections_rejected_total",
+        help: "HTTP connections answered 503 (or closed) because the connection cap was reached.",
+        kind: MetricKind::Counter,
+        samples: vec![(Vec::new(), connections.rejected.load(Ordering::Relaxed) as f64)],
+    });
+    for family in &families {
+        let kind = match family.kind {
+            MetricKind::Counter => "counter",
+            MetricKind::Gauge => "gauge",
+        };
+        let _ = writeln!(out, "# HELP {} {}\n# TYPE {} {kind}", family.name, family.help, family.name);
+        for (labels, value) in &family.samples {
+            if labels.is_empty() {
+                let _ = writeln!(out, "{} {value}", family.name);
+            } else {
+                let labels: Vec<String> =
+                    labels.iter().map(|(key, value)| format!("{key}=\"{}\"", escape_label(value))).collect();
+                let _ = writeln!(out, "{}{{{}}} {value}", family.name, labels.join(","));
+            }
         }
-    }
-    if let Some(scaffolder) = &app.config.scaffolder {
-        let sm = &scaffolder.metrics;
-        gauge(
-            &mut out,
-            "plinth_golden_path_runs_running",
-            "Golden-path runs executing or queued here.",
-            scaffolder.running() as f64,
-        );
-        let _ = writeln!(out, "# HELP plinth_golden_path_runs_total Golden-path runs finished, by status.\n# TYPE plinth_golden_path_runs_total counter");
-        for (status, value) in [("completed", &sm.completed), ("failed", &sm.failed), ("cancelled", &sm.cancelled)] {
-            let _ =
-                writeln!(out, "plinth_golden_path_runs_total{{status=\"{status}\"}} {}", value.load(Ordering::Relaxed));
-        }
-        counter(
-            &mut out,
-            "plinth_golden_path_runs_denied_total",
-            "Golden-path runs stopped by a policy deny.",
-            sm.denied.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "plinth_golden_path_dry_runs_total",
-            "Golden-path dry runs.",
-            sm.dry_runs.load(Ordering::Relaxed),
-        );
-        counter(
-            &mut out,
-            "plinth_golden_path_run_milliseconds_total",
-            "Time spent in golden-path runs.",
-            sm.run_millis_total.load(Ordering::Relaxed),
-        );
     }
     let routes = app.http_metrics.routes.lock();
     let _ = writeln!(out, "# HELP plinth_http_requests_total HTTP requests by route and status.\n# TYPE plinth_http_requests_total counter");
@@ -235,4 +134,9 @@ pub async fn metrics(State(app): State<AppState>) -> Response {
         );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// A label value as Prometheus' text format needs it.
+fn escape_label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }

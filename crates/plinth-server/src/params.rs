@@ -10,39 +10,112 @@ use std::fmt::Display;
 use std::ops::RangeInclusive;
 use std::str::FromStr;
 
+/// The query string. Free-text parameters treat an empty value as absent
+/// (`?owner=` filters by no owner), as form-built URLs send them. Typed
+/// parameters (numbers, times, enumerations) are read with
+/// [`Params::typed`]: the portal's forms send their empty fields, so there
+/// an empty value is absent too; the JSON API ([`ApiParams`]) holds to its
+/// OpenAPI document, where `?limit=` is not an integer and is a 400.
 #[derive(Debug, Default, Clone)]
-pub struct Params(Vec<(String, String)>);
+pub struct Params {
+    pairs: Vec<(String, String)>,
+    strict: bool,
+}
 
 impl Params {
     pub fn parse(query: Option<&str>) -> Params {
-        Params(
-            form_urlencoded::parse(query.unwrap_or("").as_bytes())
+        Params {
+            pairs: form_urlencoded::parse(query.unwrap_or("").as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
-        )
+            strict: false,
+        }
     }
 
+    /// As [`Params::parse`], holding typed parameters to their documented
+    /// form (the JSON API).
+    pub fn parse_strict(query: Option<&str>) -> Params {
+        Params { strict: true, ..Params::parse(query) }
+    }
+
+    /// Every non-empty value of `key`, in order.
     pub fn all(&self, key: &str) -> Vec<String> {
-        self.0.iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect()
+        self.pairs.iter().filter(|(k, v)| k == key && !v.is_empty()).map(|(_, v)| v.clone()).collect()
     }
 
+    /// Every value of a typed, repeatable `key`, in order: in the JSON API
+    /// an empty one included (to be refused), elsewhere left out.
+    pub fn typed_all(&self, key: &str) -> Vec<String> {
+        self.pairs.iter().filter(|(k, v)| k == key && (self.strict || !v.is_empty())).map(|(_, v)| v.clone()).collect()
+    }
+
+    /// The first value of `key`. An empty value is the same as an absent
+    /// one (`?owner=` filters by no owner), as form-built URLs send them.
     pub fn one(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
     }
 
-    /// An integer parameter inside `range`; absent or empty is `None`.
-    /// Anything else (not a number, negative, too large) is a 400 naming
-    /// the parameter and the range.
+    /// The first value of a typed `key` (a number, a time, one of a set):
+    /// in the JSON API an empty value is returned (and refused by whoever
+    /// parses it); elsewhere it is absent.
+    pub fn typed(&self, key: &str) -> Option<&str> {
+        self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| self.strict || !v.is_empty())
+    }
+
+    /// What a typed value is read as: outside the JSON API surrounding
+    /// spaces are forgiven; in it, `" 5"` and `+5` are not integers.
+    fn lenient<'a>(&self, raw: &'a str) -> &'a str {
+        if self.strict {
+            if raw.starts_with('+') {
+                ""
+            } else {
+                raw
+            }
+        } else {
+            raw.trim()
+        }
+    }
+
+    /// A typed `key` that must be one of `allowed` (compared ignoring ASCII
+    /// case); absent is `None`, anything else a 400 listing the values.
+    pub fn choice(&self, key: &str, allowed: &[&'static str]) -> Result<Option<&'static str>, ApiError> {
+        match self.typed(key) {
+            None => Ok(None),
+            Some(raw) => allowed.iter().find(|a| a.eq_ignore_ascii_case(raw)).copied().map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "query parameter `{key}` must be one of {}, not `{}`",
+                    allowed.join(", "),
+                    shorten(raw)
+                ))
+                .with_details(serde_json::json!({"parameter": key, "allowed": allowed}))
+            }),
+        }
+    }
+
+    /// An integer parameter inside `range`; absent is `None` (and, outside
+    /// the JSON API, empty). Anything else (not a number, negative, too
+    /// large) is a 400 naming the parameter and the range.
     pub fn int<T>(&self, key: &str, range: RangeInclusive<T>) -> Result<Option<T>, ApiError>
     where
         T: FromStr + PartialOrd + Display + Copy,
     {
-        match self.one(key) {
-            None | Some("") => Ok(None),
-            Some(raw) => match raw.trim().parse::<T>() {
+        match self.typed(key) {
+            None => Ok(None),
+            Some(raw) => match self.lenient(raw).parse::<T>() {
                 Ok(value) if range.contains(&value) => Ok(Some(value)),
                 _ => Err(out_of_range(key, raw, range.start(), range.end())),
             },
+        }
+    }
+
+    /// A decimal parameter (finite); absent is `None`, anything else a 400
+    /// naming it.
+    pub fn number(&self, key: &str) -> Result<Option<f64>, ApiError> {
+        match self.typed(key) {
+            None => Ok(None),
+            Some(raw) => self.lenient(raw).parse::<f64>().ok().filter(|v| v.is_finite()).map(Some).ok_or_else(|| {
+                ApiError::bad_request(format!("query parameter `{key}` must be a number, not `{}`", shorten(raw)))
+            }),
         }
     }
 
@@ -53,6 +126,72 @@ impl Params {
     {
         Ok(self.int(key, range)?.unwrap_or(default))
     }
+}
+
+/// An entity ref as the API takes it, `[kind:][namespace/]name`, the kind
+/// left to the field's default: no part empty, none holding whitespace,
+/// `:` or `/`; spaces around it are forgiven.
+pub const REF: &str = r"^\s*(?:[^\s:/]+:)?(?:[^\s:/]+/)?[^\s:/]+\s*$";
+
+/// Most characters of an entity ref (kind, namespace and name are at most
+/// 63 each in a valid entity; spaces around it are forgiven).
+pub const MAX_REF: usize = 512;
+
+/// An entity ref that names its kind, `kind:[namespace/]name`.
+pub const FULL_REF: &str = r"^\s*[^\s:/]+:(?:[^\s:/]+/)?[^\s:/]+\s*$";
+
+/// Whether `text` (not trimmed) is `[kind:][namespace/]name` with no part
+/// empty or holding whitespace, `:`, `/` or one of `forbidden`.
+pub fn ref_parts(text: &str, kind_required: bool, forbidden: &[char]) -> bool {
+    let part = |s: &str| {
+        !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c == ':' || c == '/' || forbidden.contains(&c))
+    };
+    let (kind, rest) = match text.split_once(':') {
+        Some((kind, rest)) => (Some(kind), rest),
+        None => (None, text),
+    };
+    let (namespace, name) = match rest.split_once('/') {
+        Some((namespace, name)) => (Some(namespace), name),
+        None => (None, rest),
+    };
+    (kind.is_some() || !kind_required) && kind.is_none_or(part) && namespace.is_none_or(part) && part(name)
+}
+
+/// Whether `raw` has the shape [`REF`] (or, `kind_required`, [`FULL_REF`])
+/// describes; what matches always parses.
+pub fn ref_shaped(raw: &str, kind_required: bool) -> bool {
+    ref_parts(raw.trim(), kind_required, &[])
+}
+
+/// Reads an entity ref given to the API (see [`REF`]); a 400 naming
+/// `field` says how to write it.
+pub fn entity_ref(raw: &str, default_kind: Option<&str>, field: &str) -> Result<plinth_model::EntityRef, ApiError> {
+    let malformed = |detail: String| {
+        ApiError::bad_request(format!("`{field}`: {detail}"))
+            .with_details(serde_json::json!({"fields": [{"field": field, "message": detail}]}))
+    };
+    if raw.chars().count() > MAX_REF {
+        return Err(malformed(format!("is longer than {MAX_REF} characters")));
+    }
+    if !ref_shaped(raw, default_kind.is_none()) {
+        let how = if default_kind.is_some() { "[kind:][namespace/]name" } else { "kind:[namespace/]name" };
+        return Err(malformed(format!(
+            "`{}` is not an entity reference; write it as `{how}`, no part empty or holding spaces, `:` or `/`",
+            shorten(raw)
+        )));
+    }
+    plinth_model::parse_ref_lenient(raw, default_kind).map_err(|e| malformed(e.to_string()))
+}
+
+/// A 400 unless `value` (a body field) has at most `max` characters, as
+/// the document's `maxLength` counts them.
+pub fn check_length(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.chars().count() > max {
+        let message = format!("is longer than {max} characters");
+        return Err(ApiError::bad_request(format!("`{field}`: {message}"))
+            .with_details(serde_json::json!({"fields": [{"field": field, "message": message}]})));
+    }
+    Ok(())
 }
 
 /// The 400 for a number outside its range (the value shortened, so a huge
@@ -67,10 +206,15 @@ pub fn out_of_range(key: &str, raw: &str, min: impl Display, max: impl Display) 
 
 /// At most 64 characters of user input for a message.
 pub fn shorten(raw: &str) -> String {
-    if raw.chars().count() <= 64 {
+    shorten_to(raw, 64)
+}
+
+/// At most `max` characters of user input.
+pub fn shorten_to(raw: &str, max: usize) -> String {
+    if raw.chars().count() <= max {
         raw.to_string()
     } else {
-        format!("{}…", raw.chars().take(64).collect::<String>())
+        format!("{}…", raw.chars().take(max).collect::<String>())
     }
 }
 
@@ -83,9 +227,34 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     }
 }
 
+/// The query string of a JSON API request: typed parameters must be well
+/// formed, an empty one included (see [`Params`]).
+pub struct ApiParams(pub Params);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiParams {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let RawQuery(query) = RawQuery::from_request_parts(parts, state).await?;
+        Ok(ApiParams(Params::parse_strict(query.as_deref())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ref_shapes() {
+        for ok in ["a", "a:b", "a:b/c", "b/c", " a:b/c ", "Component:Default/X.y-z"] {
+            assert!(ref_shaped(ok, false), "{ok}");
+            assert!(plinth_model::parse_ref_lenient(ok, Some("component")).is_ok(), "{ok}");
+        }
+        for bad in ["", " ", ":a", "a:", "a:/b", "a:b/", "a:b/c/d", "a b", "a:b c", "a/b:c", "a:b:c/d", "/a"] {
+            assert!(!ref_shaped(bad, false), "{bad}");
+        }
+        assert!(ref_shaped("a:b", true) && !ref_shaped("b", true) && !ref_shaped("a/b", true));
+    }
 
     #[test]
     fn numbers_are_bounded_and_errors_name_the_range() {

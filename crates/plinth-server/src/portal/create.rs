@@ -5,15 +5,15 @@
 //! of recent runs.
 
 use super::{encode, entity_href, page};
-use crate::scaffolder::{Scaffolder, StartError};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use plinth_store::{TaskEventRow, TaskQuery, TaskRow};
+use axum::Extension;
+use plinth_app::golden_paths::{TaskEventRow, TaskQuery, TaskRow};
+use plinth_app::{Caller, ErrorKind};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 /// Options in one entity picker's datalist.
 const PICKER_OPTIONS: usize = 500;
@@ -26,21 +26,22 @@ fn disabled(title: &str, template: &str) -> Response {
     page(StatusCode::SERVICE_UNAVAILABLE, template, json!({"title": title, "disabled": true}))
 }
 
-fn service(app: &AppState) -> Option<&Arc<Scaffolder>> {
-    app.config.scaffolder.as_ref()
+/// Whether this server runs golden paths.
+fn enabled(app: &AppState) -> bool {
+    app.platform.golden_paths().service().is_ok()
 }
 
 // ---------------------------------------------------------------- list
 
 /// `GET /create`: every catalogued template, broken ones with their problems.
-pub(super) async fn templates_page(State(app): State<AppState>) -> Response {
-    let Some(scaffolder) = service(&app) else {
+pub(super) async fn templates_page(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+    let Ok(listings) = app.platform.golden_paths().templates(&caller) else {
         return page(StatusCode::OK, "create.html", json!({"title": "Create", "disabled": true, "templates": []}));
     };
-    let templates: Vec<Value> = scaffolder
-        .templates()
+    let templates: Vec<Value> = listings
         .iter()
-        .map(|(entity, parsed)| {
+        .map(|listing| {
+            let (entity, parsed) = (&listing.entity, &listing.template);
             let metadata = &entity["metadata"];
             let namespace = metadata["namespace"].as_str().unwrap_or("default");
             let name = metadata["name"].as_str().unwrap_or_default();
@@ -77,21 +78,24 @@ fn owner_link(owner: &str, namespace: &str) -> Value {
 /// `GET /create/templates/{namespace}/{name}`: the template's form.
 pub(super) async fn template_page(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((namespace, name)): Path<(String, String)>,
 ) -> Response {
-    let Some(scaffolder) = service(&app) else { return disabled("Create", "create_template.html") };
+    if !enabled(&app) {
+        return disabled("Create", "create_template.html");
+    }
     let reference = format!("template:{namespace}/{name}");
-    let template = match scaffolder.template(&reference).await {
-        Ok((template, _)) => template,
-        Err(StartError::BadTemplate(problems)) => {
+    let template = match app.platform.golden_paths().template(&caller, &reference).await {
+        Ok(template) => template,
+        Err(error) if error.kind == ErrorKind::InvalidInput => {
+            let problems = error.details.as_ref().map_or(Value::Null, |d| d["problems"].clone());
             let context = json!({"title": name, "ref": reference, "problems": problems});
             return page(StatusCode::UNPROCESSABLE_ENTITY, "create_template.html", context);
         }
-        Err(StartError::NotFound(message)) | Err(StartError::Store(message)) => {
-            let context = json!({"title": "Template not found", "ref": reference, "missing": message});
+        Err(error) => {
+            let context = json!({"title": "Template not found", "ref": reference, "missing": error.message});
             return page(StatusCode::NOT_FOUND, "create_template.html", context);
         }
-        Err(StartError::BadValues(_)) => return disabled("Create", "create_template.html"),
     };
     let mut pickers = Pickers::default();
     let pages: Vec<Value> = template
@@ -109,7 +113,7 @@ pub(super) async fn template_page(
             })
         })
         .collect();
-    let datalists = pickers.datalists(&app);
+    let datalists = pickers.datalists(&app, &caller);
     let context = json!({
         "title": template.title,
         "ref": template.entity_ref,
@@ -134,8 +138,8 @@ impl Pickers {
         self.0.entry(kinds).or_insert(next).clone()
     }
 
-    fn datalists(&self, app: &AppState) -> Vec<Value> {
-        let state = app.catalog.read();
+    fn datalists(&self, app: &AppState, caller: &Caller) -> Vec<Value> {
+        let state = app.platform.catalog().view(caller);
         self.0
             .iter()
             .map(|(kinds, id)| {
@@ -425,10 +429,12 @@ fn template_href(template_ref: &str) -> Option<String> {
 }
 
 /// `GET /create/tasks`: recent runs.
-pub(super) async fn tasks_page(State(app): State<AppState>) -> Response {
-    let Some(scaffolder) = service(&app) else { return disabled("Runs", "create_tasks.html") };
+pub(super) async fn tasks_page(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+    if !enabled(&app) {
+        return disabled("Runs", "create_tasks.html");
+    }
     let query = TaskQuery { limit: RECENT_TASKS, ..TaskQuery::default() };
-    match scaffolder.store().list_tasks(&query).await {
+    match app.platform.golden_paths().runs(&caller, &query).await {
         Ok((tasks, total)) => {
             let tasks: Vec<Value> = tasks.iter().map(task_summary).collect();
             page(StatusCode::OK, "create_tasks.html", json!({"title": "Runs", "tasks": tasks, "total": total}))
@@ -436,7 +442,7 @@ pub(super) async fn tasks_page(State(app): State<AppState>) -> Response {
         Err(error) => page(
             StatusCode::INTERNAL_SERVER_ERROR,
             "create_tasks.html",
-            json!({"title": "Runs", "tasks": [], "error": error.to_string()}),
+            json!({"title": "Runs", "tasks": [], "error": error.message}),
         ),
     }
 }
@@ -489,23 +495,29 @@ fn output_json(output: &Value) -> Value {
 
 /// `GET /create/tasks/{id}`: the run as it stands; `portal.js` follows the
 /// event stream from the last stored event on.
-pub(super) async fn task_page(State(app): State<AppState>, Path(id): Path<String>) -> Response {
-    let Some(scaffolder) = service(&app) else { return disabled("Run", "create_task.html") };
-    let store = scaffolder.store();
-    let task = match store.get_task(&id).await {
-        Ok(Some(task)) => task,
-        Ok(None) => {
+pub(super) async fn task_page(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Response {
+    if !enabled(&app) {
+        return disabled("Run", "create_task.html");
+    }
+    let golden_paths = app.platform.golden_paths();
+    let task = match golden_paths.run(&caller, &id).await {
+        Ok(task) => task,
+        Err(error) if error.kind == ErrorKind::NotFound => {
             return page(StatusCode::NOT_FOUND, "create_task.html", json!({"title": "Run not found", "missing": id}))
         }
         Err(error) => {
             return page(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "create_task.html",
-                json!({"title": "Run", "missing": id, "error": error.to_string()}),
+                json!({"title": "Run", "missing": id, "error": error.message}),
             )
         }
     };
-    let events = store.task_events(&id, None).await.unwrap_or_default();
+    let events = golden_paths.events(&caller, &id, None).await.unwrap_or_default();
     page(StatusCode::OK, "create_task.html", task_context(&task, &events))
 }
 

@@ -4,16 +4,18 @@
 //! scorecard definitions, outcome counts and active waivers).
 
 use super::{entity_href, page};
-use crate::policy::{Compiled, EntityGovernance, PolicyService};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::Extension;
+use plinth_app::policy::{EntityGovernance, PolicySet, TeamRollup};
+use plinth_app::Caller;
+use plinth_model::EntityRef;
 use plinth_policy::scorecard::{ScorecardDef, LEVELS};
 use plinth_policy::{Outcome, Violation};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -47,33 +49,29 @@ fn violation_json(violation: &Violation) -> Value {
     value
 }
 
-/// The panel of one entity: `key` is its lower-case ref. Reads only that
-/// entity (evaluated now) and, for a group, the team's roll-ups.
-pub(super) fn entity_panel(app: &AppState, key: &str, kind: &str) -> Value {
-    let Some(service) = app.config.policy.as_ref() else {
+/// The panel of one entity. Reads only that entity (evaluated now) and,
+/// for a group, the team's roll-ups.
+pub(super) fn entity_panel(app: &AppState, caller: &Caller, entity: &EntityRef) -> Value {
+    let policy = app.platform.policy();
+    let Ok(status) = policy.status(caller) else {
         return json!({"enabled": false});
     };
-    let compiled = service.compiled();
-    let (complete, revision, rollups) = {
-        let view = service.view();
-        let rollups = (kind == "group" && view.complete).then(|| view.rollups(Some(key), &compiled.scorecards));
-        (view.complete, view.revision.clone(), rollups)
-    };
-    // The entity's own results are evaluated now (a fraction of a
-    // millisecond), so the panel is exact even mid-reload.
-    let governance = crate::policy::detail(service, key);
     let mut panel = json!({
         "enabled": true,
-        "complete": complete,
-        "revision": short_revision(&revision),
-        "problems": compiled.engine.problems().len(),
+        "complete": status.complete,
+        "revision": short_revision(&status.view_revision),
+        "problems": status.problems,
     });
-    if let Some(governance) = governance {
+    // The entity's own results are evaluated now (a fraction of a
+    // millisecond), so the panel is exact even mid-reload.
+    if let Ok(governance) = policy.entity(caller, entity) {
         panel["evaluated"] = json!(true);
         fill_entity(&mut panel, &governance);
     }
-    if let Some(rollups) = rollups {
-        panel["team"] = team_rollups(&rollups, &compiled.scorecards);
+    if entity.kind.eq_ignore_ascii_case("group") && status.complete {
+        if let Ok(cards) = policy.scorecards(caller, Some(entity)) {
+            panel["team"] = team_rollups(&cards.teams, &cards.scorecards);
+        }
     }
     panel
 }
@@ -115,7 +113,7 @@ fn fill_entity(panel: &mut Value, governance: &EntityGovernance) {
 }
 
 /// Roll-ups with titles from the definitions, checks in definition order.
-fn team_rollups(rollups: &[crate::policy::TeamRollup], defs: &[ScorecardDef]) -> Value {
+fn team_rollups(rollups: &[TeamRollup], defs: &[ScorecardDef]) -> Value {
     let cards: Vec<Value> = rollups
         .iter()
         .map(|rollup| {
@@ -172,70 +170,60 @@ fn team_rollups(rollups: &[crate::policy::TeamRollup], defs: &[ScorecardDef]) ->
 
 // ---------------------------------------------------------------- /policies
 
-pub(super) async fn policies_page(State(app): State<AppState>) -> Response {
-    let context = match app.config.policy.as_ref() {
-        Some(service) => policies_context(service),
-        None => json!({"title": "Policies", "enabled": false}),
+pub(super) async fn policies_page(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+    let policy = app.platform.policy();
+    let context = match (policy.status(&caller), policy.policies(&caller), policy.waivers(&caller)) {
+        (Ok(status), Ok(set), Ok(waivers)) => {
+            let outcomes: Vec<Value> = ["deny", "warn", "allow"]
+                .iter()
+                .map(|o| json!({"result": o, "count": status.outcomes.get(o).copied().unwrap_or(0)}))
+                .collect();
+            let mut waivers: Vec<Value> = waivers
+                .iter()
+                .filter(|w| w.active)
+                .map(|w| {
+                    let w = &w.waiver;
+                    let href = plinth_model::parse_ref_lenient(&w.entity, Some("component"))
+                        .ok()
+                        .map(|r| entity_href(&r.to_string()));
+                    json!({
+                        "id": w.id,
+                        "entity": w.entity,
+                        "href": href,
+                        "rule": w.rule,
+                        "owner": w.owner,
+                        "reason": w.reason,
+                        "expiresAt": rfc3339(w.expires_at),
+                        "createdBy": w.created_by,
+                        "createdAt": rfc3339(w.created_at),
+                    })
+                })
+                .collect();
+            waivers.sort_by(|a, b| a["expiresAt"].as_str().cmp(&b["expiresAt"].as_str()));
+            json!({
+                "title": "Policies",
+                "enabled": true,
+                "revision": short_revision(&set.revision),
+                "view_revision": short_revision(&status.view_revision),
+                "loaded_at": rfc3339(set.loaded_at),
+                "sources": set.sources,
+                "problems": problems_json(&set),
+                "profiles": profiles_json(&set),
+                "scorecards": set.scorecards,
+                "outcomes": outcomes,
+                "complete": status.complete,
+                "evaluated": status.evaluated,
+                "evaluated_at": status.evaluated_at.map(rfc3339),
+                "waivers": waivers,
+            })
+        }
+        _ => json!({"title": "Policies", "enabled": false}),
     };
     page(StatusCode::OK, "policies.html", context)
 }
 
-fn policies_context(service: &Arc<PolicyService>) -> Value {
-    let compiled = service.compiled();
-    let (outcomes, complete, evaluated, view_revision, evaluated_at) = {
-        let view = service.view();
-        let counts = view.outcome_counts();
-        let outcomes: Vec<Value> = ["deny", "warn", "allow"]
-            .iter()
-            .map(|o| json!({"result": o, "count": counts.get(o).copied().unwrap_or(0)}))
-            .collect();
-        (outcomes, view.complete, view.entities.len(), view.revision.clone(), view.evaluated_at.map(rfc3339))
-    };
-    let now = OffsetDateTime::now_utc();
-    let mut waivers: Vec<Value> = service
-        .waivers()
-        .iter()
-        .filter(|w| w.expires_at > now)
-        .map(|w| {
-            let href =
-                plinth_model::parse_ref_lenient(&w.entity, Some("component")).ok().map(|r| entity_href(&r.to_string()));
-            json!({
-                "id": w.id,
-                "entity": w.entity,
-                "href": href,
-                "rule": w.rule,
-                "owner": w.owner,
-                "reason": w.reason,
-                "expiresAt": rfc3339(w.expires_at),
-                "createdBy": w.created_by,
-                "createdAt": rfc3339(w.created_at),
-            })
-        })
-        .collect();
-    waivers.sort_by(|a, b| a["expiresAt"].as_str().cmp(&b["expiresAt"].as_str()));
-    let sources: Vec<String> = service.config().sources.clone();
-    json!({
-        "title": "Policies",
-        "enabled": true,
-        "revision": short_revision(compiled.engine.revision()),
-        "view_revision": short_revision(&view_revision),
-        "loaded_at": rfc3339(compiled.loaded_at),
-        "sources": sources,
-        "problems": problems_json(&compiled),
-        "profiles": profiles_json(&compiled),
-        "scorecards": compiled.scorecards,
-        "outcomes": outcomes,
-        "complete": complete,
-        "evaluated": evaluated,
-        "evaluated_at": evaluated_at,
-        "waivers": waivers,
-    })
-}
-
-fn problems_json(compiled: &Compiled) -> Vec<Value> {
-    compiled
-        .engine
-        .problems()
+fn problems_json(set: &PolicySet) -> Vec<Value> {
+    set.problems
         .iter()
         .map(|p| {
             json!({
@@ -253,9 +241,9 @@ fn problems_json(compiled: &Compiled) -> Vec<Value> {
 
 /// Policies grouped by workload profile (`baseline`, `agent`, …); packages
 /// without one are listed under "general".
-fn profiles_json(compiled: &Compiled) -> Vec<Value> {
+fn profiles_json(set: &PolicySet) -> Vec<Value> {
     let mut profiles: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for summary in compiled.engine.summaries() {
+    for summary in &set.policies {
         let rules: Vec<Value> = summary
             .rules
             .iter()

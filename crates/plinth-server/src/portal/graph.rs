@@ -4,7 +4,7 @@
 //! "+N more" node per column and kind.
 
 use super::{entity_href, node_link};
-use plinth_catalog::{CatalogState, NodeId, RelId};
+use plinth_app::catalog::{CatalogState, NodeId, RelId};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 

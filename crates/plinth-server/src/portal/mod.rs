@@ -17,9 +17,10 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use futures::Stream;
-use plinth_catalog::{CatalogState, Direction, EntityFilter, EntityRecord, FilterGroup, NodeId};
+use plinth_app::catalog::{CatalogState, Direction, EntityFilter, EntityRecord, FilterGroup, NodeId};
+use plinth_app::Caller;
 use plinth_model::{parse_ref_lenient, EntityRef};
 use roaring::RoaringBitmap;
 use serde_json::{json, Map, Value};
@@ -252,11 +253,11 @@ fn lookup_key(kind: &str, namespace: &str, name: &str) -> String {
 
 // ---------------------------------------------------------------- home
 
-async fn home(State(app): State<AppState>) -> Response {
-    let errors = app.catalog.store().list_errors().await.unwrap_or_default();
+async fn home(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+    let errors = app.platform.catalog().errors(&caller, None, None).await.unwrap_or_default();
     let error_count = errors.len();
     let context = {
-        let state = app.catalog.read();
+        let state = app.platform.catalog().view(&caller);
         let kinds: Vec<Value> = state
             .facet("kind", state.live())
             .into_iter()
@@ -291,7 +292,7 @@ async fn home(State(app): State<AppState>) -> Response {
     page(StatusCode::OK, "home.html", context)
 }
 
-fn error_json(state: &CatalogState, error: &plinth_store::IngestionError) -> Value {
+fn error_json(state: &CatalogState, error: &plinth_app::catalog::IngestionError) -> Value {
     let d = &error.diagnostic;
     let entity = d.entity_ref.as_deref().map(|r| {
         let key = parse_ref_lenient(r, Some("component")).map(|r| r.key()).unwrap_or_default();
@@ -378,11 +379,11 @@ impl Explorer {
 
     /// Filter of every selected facet except `skip`.
     fn filter(&self, skip: Option<usize>) -> EntityFilter {
-        let conditions: Vec<plinth_catalog::Condition> = FACETS
+        let conditions: Vec<plinth_app::catalog::Condition> = FACETS
             .iter()
             .enumerate()
             .filter(|(i, _)| Some(*i) != skip && !self.selected[*i].is_empty())
-            .map(|(i, (_, key, _))| plinth_catalog::Condition {
+            .map(|(i, (_, key, _))| plinth_app::catalog::Condition {
                 key: key.to_string(),
                 values: Some(self.selected[i].iter().map(|v| v.to_lowercase()).collect()),
             })
@@ -480,6 +481,7 @@ fn matching(state: &CatalogState, filter: &EntityFilter, universe: &RoaringBitma
 
 async fn explorer(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     axum::Extension(names): axum::Extension<Arc<NameCache>>,
     params: Params,
 ) -> Response {
@@ -488,7 +490,7 @@ async fn explorer(
         Err(error) => return error_page(error),
     };
     let context = {
-        let state = app.catalog.read();
+        let state = app.platform.catalog().view(&caller);
         let universe = if explorer.q.is_empty() {
             state.live().clone()
         } else {
@@ -602,15 +604,16 @@ fn explorer_hidden(explorer: &Explorer) -> Vec<Value> {
 
 async fn entity_page(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((namespace, kind, name)): Path<(String, String, String)>,
 ) -> Response {
     let key = lookup_key(&kind, &namespace, &name);
-    let errors = app.catalog.store().list_errors().await.unwrap_or_default();
-    let mut context = {
-        let state = app.catalog.read();
+    let errors = app.platform.catalog().errors(&caller, None, None).await.unwrap_or_default();
+    let (mut context, entity_ref) = {
+        let state = app.platform.catalog().view(&caller);
         let Some(record) = state.get(&key).cloned() else {
             drop(state);
-            return not_found_entity(&app, &kind, &namespace, &name);
+            return not_found_entity(&app, &caller, &kind, &namespace, &name);
         };
         let own_errors: Vec<Value> = errors
             .iter()
@@ -621,10 +624,10 @@ async fn entity_page(
             })
             .map(|e| error_json(&state, e))
             .collect();
-        entity_context(&state, &record, own_errors)
+        (entity_context(&state, &record, own_errors), record.entity_ref.clone())
     };
     let kind_lower = context["kind_lower"].as_str().unwrap_or("").to_string();
-    context["policy"] = governance::entity_panel(&app, &key, &kind_lower);
+    context["policy"] = governance::entity_panel(&app, &caller, &entity_ref);
     if signals::SIGNAL_KINDS.contains(&kind_lower.as_str()) {
         context["signals_href"] = json!(format!("{}/signals", context["href"].as_str().unwrap_or_default()));
     }
@@ -840,6 +843,7 @@ fn openapi_operations(definition: &str) -> Option<Vec<Value>> {
 
 async fn graph_page(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((namespace, kind, name)): Path<(String, String, String)>,
     params: Params,
 ) -> Response {
@@ -854,10 +858,10 @@ async fn graph_page(
         _ => graph::Mode::Both,
     };
     let context = {
-        let state = app.catalog.read();
+        let state = app.platform.catalog().view(&caller);
         let Some(record) = state.get(&key).cloned() else {
             drop(state);
-            return not_found_entity(&app, &kind, &namespace, &name);
+            return not_found_entity(&app, &caller, &kind, &namespace, &name);
         };
         let impact = state.impact(&record.key, Direction::Dependents, None).map_or(0, |i| i.reached.len());
         let drawn = graph::draw(&state, record.node, depth, direction);
@@ -889,10 +893,10 @@ async fn graph_page(
 // ---------------------------------------------------------------- search
 
 const SEARCH_LIMIT: usize = 50;
-/// Ranked results go [`plinth_catalog::MAX_SEARCH_DEPTH`] deep.
-const MAX_SEARCH_PAGE: usize = plinth_catalog::MAX_SEARCH_DEPTH / SEARCH_LIMIT;
+/// Ranked results go [`plinth_app::catalog::MAX_SEARCH_DEPTH`] deep.
+const MAX_SEARCH_PAGE: usize = plinth_app::catalog::MAX_SEARCH_DEPTH / SEARCH_LIMIT;
 
-async fn search_page(State(app): State<AppState>, params: Params) -> Response {
+async fn search_page(State(app): State<AppState>, Extension(caller): Extension<Caller>, params: Params) -> Response {
     let q = params.one("q").unwrap_or("").trim().to_string();
     let page_no = match params.int_or("page", 1..=MAX_SEARCH_PAGE, 1) {
         Ok(page_no) => page_no,
@@ -902,7 +906,7 @@ async fn search_page(State(app): State<AppState>, params: Params) -> Response {
         return page(StatusCode::OK, "search.html", json!({"title": "Search", "q": "", "results": [], "total": 0}));
     }
     let offset = (page_no - 1) * SEARCH_LIMIT;
-    let searched = app.catalog.search_index().search(&q, 0, offset + SEARCH_LIMIT);
+    let searched = app.platform.catalog().search_index().search(&q, 0, offset + SEARCH_LIMIT);
     let (hits, all) = match searched {
         Ok(found) => found,
         Err(error) => {
@@ -911,7 +915,7 @@ async fn search_page(State(app): State<AppState>, params: Params) -> Response {
         }
     };
     let context = {
-        let state = app.catalog.read();
+        let state = app.platform.catalog().view(&caller);
         let matched = all & state.live();
         let results: Vec<Value> = hits
             .iter()
@@ -963,9 +967,9 @@ fn error_page(error: ApiError) -> Response {
     page(error.status, "error.html", json!({"title": heading, "heading": heading, "message": error.message}))
 }
 
-fn not_found_entity(app: &AppState, kind: &str, namespace: &str, name: &str) -> Response {
+fn not_found_entity(app: &AppState, caller: &Caller, kind: &str, namespace: &str, name: &str) -> Response {
     let wanted = format!("{kind}:{namespace}/{name}");
-    let suggestions = suggest(app, name);
+    let suggestions = suggest(app, caller, name);
     page(
         StatusCode::NOT_FOUND,
         "not_found.html",
@@ -973,24 +977,24 @@ fn not_found_entity(app: &AppState, kind: &str, namespace: &str, name: &str) -> 
     )
 }
 
-fn suggest(app: &AppState, text: &str) -> Vec<Value> {
+fn suggest(app: &AppState, caller: &Caller, text: &str) -> Vec<Value> {
     let words: String =
         text.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect::<String>().trim().to_string();
     if words.is_empty() {
         return Vec::new();
     }
     // Names close to the one asked for first (typos), then a text search.
-    let index = app.catalog.search_index();
+    let index = app.platform.catalog().search_index();
     let mut hits = index.suggest(&words, 10).unwrap_or_default();
     if hits.len() < 5 {
         let (more, _) = index.search(&words, 0, 10).unwrap_or_default();
         hits.extend(more.into_iter().filter(|h| !hits.iter().any(|seen| seen.id == h.id)).collect::<Vec<_>>());
     }
-    let state = app.catalog.read();
+    let state = app.platform.catalog().view(caller);
     hits.iter().filter_map(|h| state.entity(h.id).map(|r| record_link(r))).take(5).collect()
 }
 
-async fn fallback(State(app): State<AppState>, uri: Uri) -> Response {
+async fn fallback(State(app): State<AppState>, Extension(caller): Extension<Caller>, uri: Uri) -> Response {
     let path = uri.path();
     if path.starts_with("/api/") {
         let body = json!({"error": {"name": "NotFoundError", "message": format!("no API endpoint at {path}")},
@@ -998,7 +1002,7 @@ async fn fallback(State(app): State<AppState>, uri: Uri) -> Response {
         return (StatusCode::NOT_FOUND, axum::Json(body)).into_response();
     }
     let last = path.trim_end_matches('/').rsplit('/').next().unwrap_or("");
-    let suggestions = suggest(&app, last);
+    let suggestions = suggest(&app, &caller, last);
     page(
         StatusCode::NOT_FOUND,
         "not_found.html",
@@ -1012,6 +1016,7 @@ async fn fallback(State(app): State<AppState>, uri: Uri) -> Response {
 /// events (`{seq, entityRef, op}`), with keep-alive comments.
 async fn events(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     params: Params,
 ) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
     use futures::StreamExt;
@@ -1019,7 +1024,7 @@ async fn events(
         .one("entityRef")
         .filter(|r| !r.is_empty())
         .map(|r| parse_ref_lenient(r, Some("component")).map(|r| r.key()).unwrap_or_else(|_| r.to_lowercase()));
-    let receiver = app.catalog.subscribe();
+    let receiver = app.platform.catalog().subscribe(&caller);
     let stream = tokio_stream::wrappers::BroadcastStream::new(receiver).filter_map(move |change| {
         let wanted = wanted.clone();
         async move {

@@ -9,18 +9,20 @@
 //! the `chart` macro of `signals_macros.html`.
 
 use super::{encode, entity_href, lookup_key, not_found_entity, page, query};
+use crate::api::signals::{number, time_range};
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::signals::api::{self, SignalFilter};
-use crate::signals::SignalsService;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
+use axum::Extension;
+use plinth_app::signals::{AnomalyQuery, PromptVersionsQuery, SignalQuery, TimeRange};
+use plinth_app::{AppError, Caller};
 use plinth_telemetry::cost::{CostAnomaly, CostLine, TeamCost};
-use plinth_telemetry::query::{plan_range, rfc3339, series, summarise, Percentiles, TraceNode, TraceView};
+use plinth_telemetry::query::{rfc3339, Percentiles, TraceNode, TraceView};
 use serde_json::{json, Value};
-use std::sync::Arc;
+use time::OffsetDateTime;
 
 /// Kinds with a Signals tab.
 pub(super) const SIGNAL_KINDS: &[&str] = &["component", "group", "model", "prompt", "agent"];
@@ -39,8 +41,9 @@ const TOP_LINES: usize = 3;
 
 // ---------------------------------------------------------------- shared
 
-fn signals(app: &AppState) -> Option<Arc<SignalsService>> {
-    app.config.signals.clone()
+/// Whether this server runs the signals capability.
+fn enabled(app: &AppState) -> bool {
+    app.platform.signals().config().is_ok()
 }
 
 /// The page shown when signals are off, a parameter is wrong, or the store fails.
@@ -56,6 +59,10 @@ fn disabled() -> Response {
     )
 }
 
+fn app_problem(error: AppError) -> Response {
+    api_problem(ApiError::from(error))
+}
+
 fn api_problem(error: ApiError) -> Response {
     let title = match error.status {
         StatusCode::BAD_REQUEST => "Invalid request",
@@ -68,7 +75,8 @@ fn api_problem(error: ApiError) -> Response {
 /// The selected range (`?range=`, default `default`) and the request's
 /// `[from, to)` window; a range outside [`RANGES`] is a 400.
 struct Window {
-    range: &'static str,
+    name: &'static str,
+    range: TimeRange,
     offered: &'static [&'static str],
     step: i64,
     from_s: i64,
@@ -85,22 +93,19 @@ impl Window {
             .filter(|name| offered.is_empty() || offered.contains(name))
             .collect();
         let found = RANGES.iter().find(|(name, _, _)| *name == wanted && choices.contains(name));
-        let Some(&(range, hours, step)) = found else {
+        let Some(&(name, hours, step)) = found else {
             return Err(ApiError::bad_request(format!(
                 "`range` must be one of {}, not `{wanted}`",
                 choices.join(", ")
             )));
         };
-        let (from_s, to_s) = api::time_range(params, hours)?;
-        Ok(Window { range, offered, step, from_s, to_s })
-    }
-
-    /// Query parameters the API helpers read: this window plus `extra`.
-    fn params(&self, extra: &[(&str, &str)]) -> Params {
-        let (from, to) = (rfc3339(self.from_s), rfc3339(self.to_s));
-        let mut pairs = vec![("from", from.as_str()), ("to", to.as_str())];
-        pairs.extend_from_slice(extra);
-        Params::parse(Some(&query(&pairs)))
+        let mut range = time_range(params)?;
+        if range.from.is_none() {
+            let to = range.to.unwrap_or_else(|| OffsetDateTime::now_utc() + time::Duration::minutes(1));
+            range = TimeRange { from: Some(to - time::Duration::hours(hours)), to: Some(to) };
+        }
+        let (from_s, to_s) = range.resolve(hours).map_err(ApiError::from)?;
+        Ok(Window { name, range, offered, step, from_s, to_s })
     }
 
     /// Links of the range selector, `base` being the page's path.
@@ -109,7 +114,7 @@ impl Window {
             .iter()
             .filter(|(name, _, _)| self.offered.is_empty() || self.offered.contains(name))
             .map(|(name, _, _)| {
-                json!({"name": name, "href": format!("{base}?{}", query(&[("range", name)])), "current": *name == self.range})
+                json!({"name": name, "href": format!("{base}?{}", query(&[("range", name)])), "current": *name == self.name})
             })
             .collect()
     }
@@ -328,15 +333,16 @@ fn ms_axis(v: f64) -> String {
 /// `GET /catalog/{namespace}/{kind}/{name}/signals`.
 pub(super) async fn entity_signals_page(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((namespace, kind, name)): Path<(String, String, String)>,
     headers: HeaderMap,
     params: Params,
 ) -> Response {
     let key = lookup_key(&kind, &namespace, &name);
     // Cloned out, so the read lock is released before any other look-up.
-    let record = app.catalog.read().get(&key).cloned();
+    let record = app.platform.catalog().view(&caller).get(&key).cloned();
     let Some(record) = record else {
-        return not_found_entity(&app, &kind, &namespace, &name);
+        return not_found_entity(&app, &caller, &kind, &namespace, &name);
     };
     let kind_lower = record.summary.kind.to_lowercase();
     let entity_ref = record.entity_ref.to_string();
@@ -351,15 +357,14 @@ pub(super) async fn entity_signals_page(
             ),
         );
     }
-    let Some(service) = signals(&app) else { return disabled() };
+    if !enabled(&app) {
+        return disabled();
+    }
     let window = match Window::from(&params, "24h", &[]) {
         Ok(window) => window,
         Err(error) => return api_problem(error),
     };
-    let filter = match api::signal_filter(&Params::parse(Some(&query(&[("entity", &entity_ref)])))) {
-        Ok(filter) => filter,
-        Err(error) => return api_problem(error),
-    };
+    let filter = SignalQuery { entity: Some(entity_ref.clone()), ..SignalQuery::default() };
     let body: Value = serde_json::from_str(&record.body).unwrap_or(Value::Null);
     // The name spans carry: the annotation wins over the Component's name.
     let service_name = body["metadata"]["annotations"]["opentelemetry.io/service-name"]
@@ -367,9 +372,9 @@ pub(super) async fn entity_signals_page(
         .unwrap_or(&record.summary.name)
         .to_string();
 
-    let signals = match entity_signals(&service, &filter, &window).await {
+    let signals = match entity_signals(&app, &caller, &filter, &window).await {
         Ok(signals) => signals,
-        Err(error) => return api_problem(error),
+        Err(error) => return app_problem(error),
     };
     let traces_filter: Option<(&str, &str)> = match kind_lower.as_str() {
         "component" => Some(("service", service_name.as_str())),
@@ -378,22 +383,16 @@ pub(super) async fn entity_signals_page(
     };
     let traces = match traces_filter {
         Some((param, value)) => {
-            let limit = RECENT_TRACES.to_string();
-            let params = Params::parse(Some(&query(&[(param, value), ("limit", &limit)])));
-            match api::recent_traces(&service, &params).await {
-                Ok(items) => Some(
-                    items
-                        .into_iter()
-                        .map(|t| trace_item(&serde_json::to_value(t).unwrap_or_default()))
-                        .collect::<Vec<_>>(),
-                ),
-                Err(error) => return api_problem(error),
+            let (service_name, agent) = if param == "service" { (Some(value), None) } else { (None, Some(value)) };
+            match app.platform.signals().traces(&caller, service_name, agent, RECENT_TRACES).await {
+                Ok(items) => Some(items.iter().map(trace_item).collect::<Vec<_>>()),
+                Err(error) => return app_problem(error),
             }
         }
         None => None,
     };
     let traces_href = traces_filter.map(|(param, value)| format!("/traces?{}", query(&[(param, value)])));
-    let health = health_panel(&service, &record.key);
+    let health = health_panel(&app, &caller, &record.entity_ref);
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost:7007").to_string();
     let title = record.summary.title.clone().unwrap_or_else(|| record.summary.name.clone());
     let context = json!({
@@ -404,7 +403,7 @@ pub(super) async fn entity_signals_page(
         "summary": record.summary,
         "kind_lower": kind_lower,
         "ranges": window.selector(&format!("{href}/signals")),
-        "range": window.range,
+        "range": window.name,
         "signals": signals,
         "health": health,
         "traces": traces,
@@ -418,39 +417,35 @@ pub(super) async fn entity_signals_page(
 }
 
 /// Headline numbers, charts and breakdowns of one filter over a window.
-async fn entity_signals(service: &SignalsService, filter: &SignalFilter, window: &Window) -> Result<Value, ApiError> {
-    let store_error =
-        |error: plinth_store::StoreError| ApiError::internal(format!("the store could not answer: {error}"));
-    let rows = api::load_rows(service, filter, window.from_s, window.to_s).await.map_err(store_error)?;
-    let plan = plan_range(window.from_s, window.to_s);
-    let summary = {
-        let attribution = service.attribution();
-        summarise(&rows, rfc3339(plan.from_s), rfc3339(plan.to_s), &|model| {
-            attribution.model_ref(model).map(str::to_string)
-        })
-    };
-    let series_rows =
-        api::series_rows(service, filter, plan.from_s, plan.to_s, window.step).await.map_err(store_error)?;
-    // Series start on a step boundary, as `/api/signals/series` does.
-    let series_from = plan.from_s - plan.from_s.rem_euclid(window.step.min(3600));
-    let values = |metric: &str| -> Vec<Option<f64>> {
-        series(&series_rows, metric, "none", series_from, plan.to_s, window.step, 1)
-            .into_iter()
-            .next()
-            .map(|s| s.points.into_iter().map(|p| p.value).collect())
-            .unwrap_or_default()
-    };
-    let steps = ((plan.to_s - series_from + window.step - 1) / window.step).max(0) as usize;
-    let labels: Vec<String> =
-        (0..steps).map(|i| time_label(&rfc3339(series_from + i as i64 * window.step), window.step)).collect();
-    let pad = |mut v: Vec<Option<f64>>, fill: Option<f64>| {
-        v.resize(steps, fill);
-        v
-    };
+async fn entity_signals(
+    app: &AppState,
+    caller: &Caller,
+    filter: &SignalQuery,
+    window: &Window,
+) -> Result<Value, AppError> {
+    const METRICS: &[&str] = &[
+        "requests",
+        "errors",
+        "latency_p50",
+        "latency_p95",
+        "latency_p99",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+    ];
+    let overview = app.platform.signals().overview(caller, filter, window.range, window.step, METRICS).await?;
+    let summary = &overview.summary;
+    let labels: Vec<String> = overview.steps.iter().map(|at| time_label(at, window.step)).collect();
+    // Counts are zero where nothing happened; latencies have gaps.
     let plot = |label: &str, class: &'static str, metric: &str, fill: Option<f64>| Plot {
         label: label.to_string(),
         class,
-        values: pad(values(metric), fill),
+        values: overview
+            .series
+            .iter()
+            .find(|(name, _)| name == metric)
+            .map(|(_, values)| values.iter().map(|v| v.or(fill)).collect())
+            .unwrap_or_default(),
     };
     let charts = vec![
         chart(
@@ -537,7 +532,7 @@ async fn entity_signals(service: &SignalsService, filter: &SignalFilter, window:
         .map(|o| json!({"operation": o.operation, "requests": thousands(o.requests), "errors": thousands(o.errors), "latency": latency(&o.latency_ms)}))
         .collect();
     let server = &summary.server;
-    let empty = rows.is_empty();
+    let empty = overview.empty;
     Ok(json!({
         "empty": empty,
         "from": summary.from,
@@ -569,16 +564,18 @@ async fn entity_signals(service: &SignalsService, filter: &SignalFilter, window:
 }
 
 /// Health from alert rules, with the firing rules' names and messages.
-fn health_panel(service: &SignalsService, key: &str) -> Value {
-    let entry = service.alerts.health_of(key);
-    let rules = service.alerts.rules_with_state();
+fn health_panel(app: &AppState, caller: &Caller, entity: &plinth_model::EntityRef) -> Value {
+    let signals = app.platform.signals();
+    let (Ok(entry), Ok(rules)) = (signals.entity_health(caller, entity), signals.rules(caller)) else {
+        return Value::Null;
+    };
     let describe = |id: &String| -> Value {
-        let rule = rules.iter().find(|r| r["id"].as_str() == Some(id.as_str()));
+        let found = rules.iter().find(|(rule, _)| rule.id == *id);
         json!({
             "id": id,
-            "name": rule.and_then(|r| r["name"].as_str()).unwrap_or(id),
-            "severity": rule.and_then(|r| r["severity"].as_str()),
-            "message": rule.and_then(|r| r["status"]["message"].as_str()),
+            "name": found.map_or(id.as_str(), |(rule, _)| rule.name.as_str()),
+            "severity": found.map(|(rule, _)| rule.severity.clone()),
+            "message": found.and_then(|(_, status)| status["message"].as_str()),
         })
     };
     json!({
@@ -588,43 +585,42 @@ fn health_panel(service: &SignalsService, key: &str) -> Value {
     })
 }
 
-/// A row of a trace list (from the API's `TraceListItem`).
-fn trace_item(item: &Value) -> Value {
-    let id = item["trace_id"].as_str().unwrap_or_default();
+/// A row of a trace list.
+fn trace_item(item: &plinth_app::signals::TraceListItem) -> Value {
     json!({
-        "trace_id": id,
-        "href": format!("/traces/{}", encode(id)),
-        "name": item["name"],
-        "service": item["service"],
-        "agent": item["agent"],
-        "operation": item["operation"],
-        "start": item["start"],
-        "duration": ms(item["duration_ms"].as_f64()),
-        "error": item["error"].as_bool().unwrap_or(false),
+        "trace_id": item.trace_id,
+        "href": format!("/traces/{}", encode(&item.trace_id)),
+        "name": item.name,
+        "service": item.service,
+        "agent": item.agent,
+        "operation": item.operation,
+        "start": item.start,
+        "duration": ms(Some(item.duration_ms)),
+        "error": item.error,
     })
 }
 
 // ---------------------------------------------------------------- traces
 
 /// `GET /traces`: recent traces with GenAI work (`service`, `agent`, `limit`).
-pub(super) async fn traces_page(State(app): State<AppState>, params: Params) -> Response {
-    let Some(service) = signals(&app) else { return disabled() };
-    let limit = match params.int_or("limit", 1..=500, TRACE_LIST) {
-        Ok(limit) => limit.to_string(),
-        Err(error) => return api_problem(error),
-    };
-    let mut pairs: Vec<(&str, &str)> = vec![("limit", &limit)];
-    for key in ["service", "agent"] {
-        if let Some(value) = params.one(key).filter(|v| !v.is_empty()) {
-            pairs.push((key, value));
-        }
+pub(super) async fn traces_page(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Params,
+) -> Response {
+    if !enabled(&app) {
+        return disabled();
     }
-    let traces = match api::recent_traces(&service, &Params::parse(Some(&query(&pairs)))).await {
-        Ok(items) => items,
+    let limit = match params.int_or("limit", 1..=500, TRACE_LIST) {
+        Ok(limit) => limit,
         Err(error) => return api_problem(error),
     };
-    let rows: Vec<Value> =
-        traces.into_iter().map(|t| trace_item(&serde_json::to_value(t).unwrap_or_default())).collect();
+    let service = params.one("service").filter(|v| !v.is_empty());
+    let agent = params.one("agent").filter(|v| !v.is_empty());
+    let rows: Vec<Value> = match app.platform.signals().traces(&caller, service, agent, limit).await {
+        Ok(items) => items.iter().map(trace_item).collect(),
+        Err(error) => return app_problem(error),
+    };
     let context = json!({
         "title": "Traces",
         "traces": rows,
@@ -635,11 +631,18 @@ pub(super) async fn traces_page(State(app): State<AppState>, params: Params) -> 
 }
 
 /// `GET /traces/{traceId}`: the span tree as an indented waterfall.
-pub(super) async fn trace_page(State(app): State<AppState>, Path(trace_id): Path<String>) -> Response {
-    let Some(service) = signals(&app) else { return disabled() };
-    match api::load_trace(&service, &trace_id).await {
+pub(super) async fn trace_page(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(trace_id): Path<String>,
+) -> Response {
+    if !enabled(&app) {
+        return disabled();
+    }
+    match app.platform.signals().trace(&caller, &trace_id).await {
         Ok(view) => page(StatusCode::OK, "trace.html", trace_context(&view)),
         Err(error) => {
+            let error = ApiError::from(error);
             let status = error.status;
             page(
                 status,
@@ -736,29 +739,36 @@ fn flatten(node: &TraceNode, depth: usize, total_ms: f64, out: &mut Vec<Value>) 
 // ---------------------------------------------------------------- cost
 
 /// `GET /cost`: every team's cost over the window (default 30 days).
-pub(super) async fn cost_page(State(app): State<AppState>, params: Params) -> Response {
-    cost_view(app, params, None).await
+pub(super) async fn cost_page(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Params,
+) -> Response {
+    cost_view(app, caller, params, None).await
 }
 
 /// `GET /cost/teams/{namespace}/{name}`: one team.
 pub(super) async fn team_cost_page(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((namespace, name)): Path<(String, String)>,
     params: Params,
 ) -> Response {
-    cost_view(app, params, Some(format!("group:{namespace}/{name}"))).await
+    cost_view(app, caller, params, Some(format!("group:{namespace}/{name}"))).await
 }
 
-async fn cost_view(app: AppState, params: Params, team: Option<String>) -> Response {
-    let Some(service) = signals(&app) else { return disabled() };
+async fn cost_view(app: AppState, caller: Caller, params: Params, team: Option<String>) -> Response {
+    if !enabled(&app) {
+        return disabled();
+    }
     let window = match Window::from(&params, "30d", LONG_RANGES) {
         Ok(window) => window,
         Err(error) => return api_problem(error),
     };
-    let extra: Vec<(&str, &str)> = team.as_deref().map(|t| vec![("team", t)]).unwrap_or_default();
-    let teams = match api::team_cost_list(&service, &window.params(&extra)).await {
+    let filter = SignalQuery { team: team.clone(), ..SignalQuery::default() };
+    let teams = match app.platform.signals().team_costs(&caller, &filter, window.range).await {
         Ok(teams) => teams,
-        Err(error) => return api_problem(error),
+        Err(error) => return app_problem(error),
     };
     // Every day of the window gets a bar, spent or not.
     let first_day = window.from_s - window.from_s.rem_euclid(86_400);
@@ -819,21 +829,34 @@ fn team_json(team: &TeamCost, days: &[i64], lines: usize) -> Value {
 }
 
 /// `GET /cost/anomalies`: hourly cost anomalies, explained.
-pub(super) async fn anomalies_page(State(app): State<AppState>, params: Params) -> Response {
-    let Some(service) = signals(&app) else { return disabled() };
+pub(super) async fn anomalies_page(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Params,
+) -> Response {
+    if !enabled(&app) {
+        return disabled();
+    }
     let window = match Window::from(&params, "24h", LONG_RANGES) {
         Ok(window) => window,
         Err(error) => return api_problem(error),
     };
-    let mut extra: Vec<(&str, &str)> = Vec::new();
-    for key in ["team", "service", "relative", "minUsd"] {
-        if let Some(value) = params.one(key).filter(|v| !v.is_empty()) {
-            extra.push((key, value));
-        }
-    }
-    let list = match api::find_anomalies(&service, &window.params(&extra)).await {
+    let request = match (number(&params, "relative"), number(&params, "minUsd")) {
+        (Ok(relative), Ok(min_usd)) => AnomalyQuery {
+            filter: SignalQuery {
+                team: params.one("team").filter(|v| !v.is_empty()).map(str::to_string),
+                service: params.one("service").filter(|v| !v.is_empty()).map(str::to_string),
+                ..SignalQuery::default()
+            },
+            range: window.range,
+            relative,
+            min_usd,
+        },
+        (Err(error), _) | (_, Err(error)) => return api_problem(error),
+    };
+    let list = match app.platform.signals().anomalies(&caller, &request).await {
         Ok(list) => list,
-        Err(error) => return api_problem(error),
+        Err(error) => return app_problem(error),
     };
     let anomalies: Vec<Value> = list.anomalies.iter().enumerate().map(|(i, a)| anomaly_json(i, a)).collect();
     let context = json!({
@@ -911,23 +934,30 @@ fn anomaly_json(index: usize, found: &CostAnomaly) -> Value {
 /// `GET /prompts/{name}/versions`: versions against the baseline.
 pub(super) async fn prompt_versions_page(
     State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     params: Params,
 ) -> Response {
-    let Some(service) = signals(&app) else { return disabled() };
+    if !enabled(&app) {
+        return disabled();
+    }
     let window = match Window::from(&params, "7d", LONG_RANGES) {
         Ok(window) => window,
         Err(error) => return api_problem(error),
     };
-    let mut extra: Vec<(&str, &str)> = Vec::new();
-    for key in ["baseline", "alpha"] {
-        if let Some(value) = params.one(key).filter(|v| !v.is_empty()) {
-            extra.push((key, value));
-        }
-    }
-    let comparison = match api::compare_versions(&service, &name, &window.params(&extra)).await {
-        Ok(comparison) => comparison,
+    let alpha = match number(&params, "alpha") {
+        Ok(alpha) => alpha,
         Err(error) => return api_problem(error),
+    };
+    let request = PromptVersionsQuery {
+        prompt: name,
+        baseline: params.one("baseline").filter(|b| !b.is_empty()).map(str::to_string),
+        alpha,
+        range: window.range,
+    };
+    let comparison = match app.platform.signals().prompt_versions(&caller, &request).await {
+        Ok(comparison) => comparison,
+        Err(error) => return app_problem(error),
     };
     let versions: Vec<Value> = comparison
         .versions

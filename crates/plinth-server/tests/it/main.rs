@@ -1,5 +1,11 @@
 //! The integration tests of plinth-server, in one binary: each module is a
 //! suite, and every suite starts servers through `plinth_testkit`.
 
+mod api;
 mod parameters;
+mod policy;
+mod portal;
+mod portal_signals;
+mod scaffolder;
 mod security;
+mod signals;

@@ -307,7 +307,7 @@ async fn policy_git_source_path_cannot_leave_its_checkout() {
         TestServer::start_with(Backend::Sqlite, Options { policies: Some(vec![source]), ..Options::default() })
             .await
             .unwrap();
-    let policy = server.policy.as_ref().unwrap();
+    let policy = server.policy();
     let compiled = policy.compiled();
     assert!(
         compiled.engine.packages().iter().all(|p| !p.name.contains("evil")),

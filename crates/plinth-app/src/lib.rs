@@ -1,0 +1,27 @@
+//! Plinth's application layer: the platform's API.
+//!
+//! One [`Platform`] holds the catalogue and the capability services
+//! (policy, golden paths, signals). Each public method of
+//! `platform.catalog()`, `.policy()`, `.golden_paths()` and `.signals()` is
+//! one use case: it takes the [`Caller`] and typed inputs, and returns
+//! typed outputs or an [`AppError`] whose kind every surface maps the same
+//! way. Background work is started and stopped here.
+//!
+//! No HTTP, axum or JSON-transport types appear in this crate: it is to the
+//! server, the CLI and the MCP transport what rust-analyzer's `ide` crate
+//! is to its LSP server.
+
+mod caller;
+pub mod catalog;
+mod error;
+pub mod golden_paths;
+mod operations;
+mod platform;
+pub mod policy;
+pub mod shipped;
+pub mod signals;
+
+pub use caller::{Caller, Principal};
+pub use error::{AppError, AppResult, ErrorKind, FieldError};
+pub use operations::{MetricFamily, MetricKind};
+pub use platform::{Platform, PlatformConfig};

@@ -1,0 +1,446 @@
+//! The policy service: the loaded policy set (reloaded when its files
+//! change), decisions with catalogue context, the decision log, waivers, and
+//! the live governance view (catalog-point results and scorecards of every
+//! entity, kept current from the catalogue's change stream).
+
+use arc_swap::ArcSwap;
+use plinth_catalog::git::GitSource;
+use plinth_catalog::Catalog;
+use plinth_policy::scorecard::{self, ScorecardDef};
+use plinth_policy::{
+    attach_context, Decision, Enforcement, EngineOptions, EvalRequest, Point, PolicyBundle, PolicyEngine, Waiver,
+};
+use plinth_store::{DecisionRecord, Store, WaiverRecord};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+use super::context;
+use super::governance::{self as view, GovernanceView};
+
+/// Default decision-log retention: the EU AI Act asks deployers of high-risk
+/// systems to keep logs at least six months.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(180 * 24 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    /// Directories, files or git URLs (`https://…`, `git@…`, `file://…`,
+    /// `….git`; `URL#subdir` reads a folder of the repository).
+    pub sources: Vec<String>,
+    pub time_limit: Duration,
+    /// Enforcement overrides by policy id, `package.rule` or package.
+    pub enforcement: HashMap<String, Enforcement>,
+    /// JSON pointers erased from logged events (`/input/spec/token`).
+    pub masks: Vec<String>,
+    pub retention: Duration,
+    /// How often policy files are checked for changes (git sources are
+    /// fetched every `git_interval`).
+    pub reload_interval: Duration,
+    pub git_interval: Duration,
+    /// Where git sources are checked out.
+    pub data_dir: PathBuf,
+}
+
+impl PolicyConfig {
+    pub fn new(sources: Vec<String>, data_dir: PathBuf) -> Self {
+        PolicyConfig {
+            sources,
+            time_limit: plinth_policy::engine::DEFAULT_TIME_LIMIT,
+            enforcement: HashMap::new(),
+            masks: Vec::new(),
+            retention: DEFAULT_RETENTION,
+            reload_interval: Duration::from_secs(2),
+            git_interval: Duration::from_secs(60),
+            data_dir,
+        }
+    }
+}
+
+/// A compiled policy set and what was derived from it.
+pub struct Compiled {
+    pub engine: PolicyEngine,
+    pub scorecards: Vec<ScorecardDef>,
+    pub loaded_at: OffsetDateTime,
+}
+
+/// Context a caller gives with a decision request.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestContext {
+    /// `production`, `staging`, …
+    pub environment: Option<String>,
+    /// The user asking (recorded in the decision log).
+    pub user: Option<String>,
+    /// Workload profile: training, inference, agent, rag (default: all).
+    pub profile: Option<String>,
+    /// Entity refs the decision involves, besides those the input names.
+    #[serde(default)]
+    pub entities: Vec<String>,
+    /// Entities about to be registered by the same request (a golden
+    /// path's rendered descriptors), seen by policies as catalogued.
+    #[serde(skip)]
+    pub pending: Vec<Value>,
+}
+
+pub struct PolicyService {
+    pub(crate) config: PolicyConfig,
+    pub(crate) store: Store,
+    pub(crate) catalog: Arc<Catalog>,
+    roots: Vec<Root>,
+    pub(crate) compiled: ArcSwap<Compiled>,
+    pub(crate) waivers: ArcSwap<Vec<Waiver>>,
+    log: mpsc::Sender<LogMessage>,
+    pub(crate) view: parking_lot::RwLock<GovernanceView>,
+    pub(crate) instance_id: String,
+}
+
+impl std::fmt::Debug for PolicyService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyService").field("sources", &self.config.sources).finish()
+    }
+}
+
+/// A policy source on disk (a git source's checkout once synced).
+#[derive(Debug, Clone)]
+struct Root {
+    path: PathBuf,
+    git: Option<GitSource>,
+    checkout: Option<PathBuf>,
+}
+
+fn is_git_url(source: &str) -> bool {
+    let base = source.split('#').next().unwrap_or(source);
+    ["https://", "http://", "git@", "ssh://", "git://", "file://"].iter().any(|p| base.starts_with(p))
+        || base.ends_with(".git")
+}
+
+impl PolicyService {
+    /// Loads the policies (fetching git sources), the waivers, and starts the
+    /// decision-log writer, retention, reload and the governance view.
+    pub async fn start(config: PolicyConfig, store: Store, catalog: Arc<Catalog>) -> Arc<PolicyService> {
+        let mut roots = Vec::new();
+        for source in &config.sources {
+            if is_git_url(source) {
+                let git = GitSource::from_target(source, None);
+                let checkout = config.data_dir.join("policies").join(git.checkout_name());
+                if let Err(error) = plinth_catalog::git::sync(&git, &checkout).await {
+                    tracing::error!(source, %error, "cannot fetch policy repository; points depending on it fail closed");
+                }
+                // The folder after `#` stays inside the checkout; a path
+                // that leaves it loads nothing, so its points fail closed.
+                let path = git.subdir(&checkout).unwrap_or_else(|error| {
+                    tracing::error!(source, %error, "policy source path refused; points depending on it fail closed");
+                    checkout.join(".plinth-refused-path")
+                });
+                roots.push(Root { path, git: Some(git), checkout: Some(checkout) });
+            } else {
+                roots.push(Root { path: PathBuf::from(source), git: None, checkout: None });
+            }
+        }
+        let compiled = compile(&roots, &config);
+        report_problems(&compiled.engine);
+        let (log, receiver) = mpsc::channel(LOG_QUEUE);
+        let service = Arc::new(PolicyService {
+            compiled: ArcSwap::from_pointee(compiled),
+            waivers: ArcSwap::from_pointee(Vec::new()),
+            view: parking_lot::RwLock::new(GovernanceView::default()),
+            instance_id: uuid::Uuid::new_v4().to_string(),
+            log,
+            roots,
+            store,
+            catalog,
+            config,
+        });
+        if let Err(error) = service.reload_waivers().await {
+            tracing::error!(%error, "cannot read waivers");
+        }
+        tokio::spawn(write_log(service.store.clone(), receiver));
+        service.spawn_maintenance();
+        view::spawn(Arc::clone(&service));
+        service
+    }
+
+    pub fn compiled(&self) -> arc_swap::Guard<Arc<Compiled>> {
+        self.compiled.load()
+    }
+
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    pub fn view(&self) -> parking_lot::RwLockReadGuard<'_, GovernanceView> {
+        self.view.read()
+    }
+
+    pub fn waivers(&self) -> Arc<Vec<Waiver>> {
+        self.waivers.load_full()
+    }
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// Makes a decision and records it in the decision log.
+    pub async fn decide(
+        &self,
+        point: Point,
+        input: Value,
+        context: &RequestContext,
+        requested_by: &str,
+    ) -> (String, Decision) {
+        let (decision, full_input, entities) = self.evaluate(point, input, context);
+        let decision_id = uuid::Uuid::now_v7().to_string();
+        let record =
+            self.record(&decision_id, &decision, full_input, entities, requested_by, OffsetDateTime::now_utc());
+        // Awaiting a full queue is back-pressure, not loss: every decision is recorded.
+        if self.log.send(LogMessage::Record(record)).await.is_err() {
+            tracing::error!(decision_id, "decision log writer stopped; decision not recorded");
+        }
+        (decision_id, decision)
+    }
+
+    /// Evaluates without logging: returns the decision, the input as the
+    /// policies saw it and the entities involved.
+    pub fn evaluate(&self, point: Point, input: Value, context: &RequestContext) -> (Decision, Value, Vec<String>) {
+        let compiled = self.compiled.load();
+        let refs = context::named_refs(&input, &context.entities);
+        let mut entities = context::resolve(&self.catalog.read(), &refs);
+        for entity in &context.pending {
+            if let Some(entity_ref) = plinth_model::entity_ref_of(entity) {
+                entities.entry(entity_ref.key()).or_insert_with(|| entity.clone());
+            }
+        }
+        let now = OffsetDateTime::now_utc();
+        let plinth = json!({
+            "point": point.as_str(),
+            "environment": context.environment,
+            "user": context.user,
+            "profile": context.profile,
+            "now": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "catalog": true,
+            "entities": entities,
+        });
+        let full_input = attach_context(input, plinth);
+        let waivers = self.waivers.load();
+        let subjects = context::subject_refs(&full_input, &context.entities);
+        let request = EvalRequest {
+            point,
+            input: &full_input,
+            profile: context.profile.as_deref(),
+            waivers: &waivers,
+            entities: &subjects,
+            now,
+        };
+        let decision = compiled.engine.evaluate(&request);
+        (decision, full_input, refs)
+    }
+
+    /// The OPA-shaped decision-log event for a decision.
+    fn record(
+        &self,
+        decision_id: &str,
+        decision: &Decision,
+        input: Value,
+        entities: Vec<String>,
+        requested_by: &str,
+        at: OffsetDateTime,
+    ) -> DecisionRecord {
+        let mut masks = context::default_masks(&input);
+        masks.extend(self.config.masks.iter().cloned());
+        let mut event = json!({
+            "decision_id": decision_id,
+            "path": format!("plinth/{}", decision.point),
+            "input": input,
+            "result": decision,
+            "timestamp": at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "requested_by": requested_by,
+            "labels": {"id": self.instance_id, "version": env!("CARGO_PKG_VERSION"), "point": decision.point.as_str()},
+            "bundles": {"policies": {"revision": decision.revision}},
+            "metrics": {"timer_rego_query_eval_ns": decision.duration_us * 1000},
+        });
+        let erased = context::erase(&mut event, &masks);
+        if !erased.is_empty() {
+            event["erased"] = json!(erased);
+        }
+        DecisionRecord {
+            decision_id: decision_id.to_string(),
+            ts_ms: (at.unix_timestamp_nanos() / 1_000_000) as i64,
+            point: decision.point.as_str().to_string(),
+            result: decision.result.as_str().to_string(),
+            entities,
+            event: event.to_string(),
+        }
+    }
+
+    /// Records a decision made without a request (catalogue changes).
+    pub(crate) async fn log_decision(
+        &self,
+        decision_id: &str,
+        decision: &Decision,
+        input: Value,
+        entities: Vec<String>,
+    ) {
+        let record = self.record(decision_id, decision, input, entities, "plinth:catalog", OffsetDateTime::now_utc());
+        let _ = self.log.send(LogMessage::Record(record)).await;
+    }
+
+    /// Waits until every decision made so far is in the store.
+    pub async fn flush_log(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.log.send(LogMessage::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    pub async fn reload_waivers(&self) -> Result<(), plinth_store::StoreError> {
+        let bodies = self.store.list_waivers().await?;
+        let waivers: Vec<Waiver> = bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect();
+        self.waivers.store(Arc::new(waivers));
+        Ok(())
+    }
+
+    pub async fn add_waiver(&self, waiver: &Waiver) -> Result<(), plinth_store::StoreError> {
+        let record = WaiverRecord {
+            id: waiver.id.clone(),
+            entity_ref: waiver.entity.to_lowercase(),
+            expires_ms: (waiver.expires_at.unix_timestamp_nanos() / 1_000_000) as i64,
+            created_ms: (waiver.created_at.unix_timestamp_nanos() / 1_000_000) as i64,
+            body: serde_json::to_string(waiver).unwrap_or_default(),
+        };
+        self.store.put_waiver(&record).await?;
+        self.reload_waivers().await
+    }
+
+    pub async fn remove_waiver(&self, id: &str) -> Result<bool, plinth_store::StoreError> {
+        let removed = self.store.delete_waiver(id).await?;
+        self.reload_waivers().await?;
+        Ok(removed)
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Checks the policy files for changes (fetching git sources now and
+    /// then) and swaps in a new compiled set when they changed. Returns
+    /// whether it did.
+    pub async fn reload_if_changed(&self, fetch_git: bool) -> bool {
+        if fetch_git {
+            for root in &self.roots {
+                if let (Some(git), Some(checkout)) = (&root.git, &root.checkout) {
+                    if let Err(error) = plinth_catalog::git::sync(git, checkout).await {
+                        tracing::warn!(url = %git.url, %error, "policy repository fetch failed; keeping the loaded policies");
+                    }
+                }
+            }
+        }
+        let paths: Vec<PathBuf> = self.roots.iter().map(|r| r.path.clone()).collect();
+        let bundle = tokio::task::spawn_blocking(move || PolicyBundle::load(&paths)).await.unwrap_or_default();
+        if bundle.revision == self.compiled.load().engine.revision() {
+            return false;
+        }
+        let compiled = compiled_from(&bundle, &self.config);
+        report_problems(&compiled.engine);
+        tracing::info!(
+            revision = compiled.engine.revision(),
+            packages = compiled.engine.packages().len(),
+            "policies reloaded"
+        );
+        self.compiled.store(Arc::new(compiled));
+        true
+    }
+
+    fn spawn_maintenance(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let reload_every = self.config.reload_interval;
+        let git_every = self.config.git_interval;
+        tokio::spawn(async move {
+            let mut since_fetch = Duration::ZERO;
+            loop {
+                tokio::time::sleep(reload_every).await;
+                let Some(service) = weak.upgrade() else { break };
+                since_fetch += reload_every;
+                let fetch = since_fetch >= git_every;
+                if fetch {
+                    since_fetch = Duration::ZERO;
+                }
+                if service.reload_if_changed(fetch).await {
+                    view::rebuild(&service).await;
+                }
+            }
+        });
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(service) = weak.upgrade() else { break };
+                let cutoff = OffsetDateTime::now_utc() - service.config.retention;
+                match service.store.purge_decisions((cutoff.unix_timestamp_nanos() / 1_000_000) as i64).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "decision log entries past retention deleted"),
+                    Err(error) => tracing::warn!(%error, "decision log retention failed"),
+                }
+                drop(service);
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+            }
+        });
+    }
+}
+
+const LOG_QUEUE: usize = 20_000;
+const LOG_BATCH: usize = 500;
+
+enum LogMessage {
+    Record(DecisionRecord),
+    /// Answered once everything queued before it is written.
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Writes queued decisions in batches. A failed write is retried, so a
+/// database hiccup delays the log instead of losing it.
+async fn write_log(store: Store, mut receiver: mpsc::Receiver<LogMessage>) {
+    let mut messages = Vec::with_capacity(LOG_BATCH);
+    let mut batch = Vec::with_capacity(LOG_BATCH);
+    while receiver.recv_many(&mut messages, LOG_BATCH).await > 0 {
+        let mut flushes = Vec::new();
+        for message in messages.drain(..) {
+            match message {
+                LogMessage::Record(record) => batch.push(record),
+                LogMessage::Flush(done) => flushes.push(done),
+            }
+        }
+        let mut delay = Duration::from_millis(100);
+        while let Err(error) = store.insert_decisions(&batch).await {
+            tracing::warn!(%error, pending = batch.len(), "writing the decision log failed; retrying");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        batch.clear();
+        for done in flushes {
+            let _ = done.send(());
+        }
+    }
+}
+
+fn compile(roots: &[Root], config: &PolicyConfig) -> Compiled {
+    let paths: Vec<PathBuf> = roots.iter().map(|r| r.path.clone()).collect();
+    compiled_from(&PolicyBundle::load(&paths), config)
+}
+
+fn compiled_from(bundle: &PolicyBundle, config: &PolicyConfig) -> Compiled {
+    let engine = PolicyEngine::build(
+        bundle,
+        EngineOptions { time_limit: config.time_limit, enforcement: config.enforcement.clone(), ..Default::default() },
+    );
+    let scorecards = scorecard::definitions(&engine);
+    Compiled { engine, scorecards, loaded_at: OffsetDateTime::now_utc() }
+}
+
+fn report_problems(engine: &PolicyEngine) {
+    for problem in engine.problems() {
+        tracing::error!(%problem, "policy failed to load; the points that depend on it fail closed");
+    }
+}

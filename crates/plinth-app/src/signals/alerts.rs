@@ -1,0 +1,571 @@
+//! Alert rules on signals: a threshold or an availability SLO (burn rate)
+//! over a window, per entity or team, evaluated continuously. A firing rule
+//! sets its entity's health (degraded / unhealthy), is recorded in the alert
+//! history and is posted to the rule's webhook; so is its resolution.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::RwLock;
+use plinth_confine::OutboundPolicy;
+use plinth_model::parse_ref_lenient;
+use plinth_store::{AlertStateRow, RollupQuery, Store, StoreError};
+use plinth_telemetry::query::{is_model_call, metric_value, rfc3339};
+use plinth_telemetry::rollup::{Cell, SERVER_OPERATION};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::query::{load_rows, SignalFilter};
+use super::service::{now_s, SignalsService};
+
+/// An availability objective: fires when the error budget burns at least
+/// `burn_rate` times faster than the objective allows over the window.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// Share of requests that must succeed, e.g. 0.995.
+    pub objective: f64,
+    /// 1 = exactly on budget; 14.4 is the usual one-hour fast-burn page.
+    #[serde(default = "one")]
+    pub burn_rate: f64,
+}
+
+fn one() -> f64 {
+    1.0
+}
+fn default_op() -> String {
+    ">".into()
+}
+fn default_window() -> String {
+    "5m".into()
+}
+fn default_severity() -> String {
+    "unhealthy".into()
+}
+fn default_scope() -> String {
+    "model_calls".into()
+}
+fn default_min_requests() -> i64 {
+    1
+}
+fn yes() -> bool {
+    true
+}
+
+/// An alert rule.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRule {
+    /// Stable id (letters, digits, `-`, `_`); derived from `name` when empty.
+    #[serde(default)]
+    pub id: String,
+    pub name: String,
+    /// The entity whose health this rule sets: a Component, Model, Prompt,
+    /// Agent or Group ref.
+    #[serde(default)]
+    pub entity: Option<String>,
+    /// A team (Group ref): the rule watches everything the team owns.
+    #[serde(default)]
+    pub team: Option<String>,
+    /// A `service.name` (for services not in the catalogue).
+    #[serde(default)]
+    pub service: Option<String>,
+    /// requests, errors, error_rate, latency_p50|p95|p99, ttft_p50|p95|p99,
+    /// cost_usd, tokens, tool_calls — or `availability` with `slo`.
+    pub signal: String,
+    /// `model_calls` (default), `server` (HTTP/RPC RED) or a GenAI operation.
+    #[serde(default = "default_scope")]
+    pub scope: String,
+    /// `>`, `>=`, `<` or `<=`.
+    #[serde(default = "default_op")]
+    pub op: String,
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub slo: Option<Slo>,
+    /// Window such as `5m`, `1h`.
+    #[serde(default = "default_window")]
+    pub window: String,
+    /// Health while firing: `degraded` or `unhealthy`.
+    #[serde(default = "default_severity")]
+    pub severity: String,
+    /// Below this many requests in the window the rule does not judge.
+    #[serde(default = "default_min_requests")]
+    pub min_requests: i64,
+    /// Posted (JSON) on firing and on resolution.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+impl AlertRule {
+    /// Normalises and checks the rule, listing every problem by field.
+    pub fn validated(mut self) -> Result<AlertRule, Vec<String>> {
+        let mut errors = Vec::new();
+        if self.name.trim().is_empty() {
+            errors.push("name: give the rule a name".to_string());
+        }
+        if self.id.is_empty() {
+            self.id = self
+                .name
+                .trim()
+                .to_ascii_lowercase()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect::<String>()
+                .trim_matches('-')
+                .to_string();
+        }
+        if self.id.is_empty() || !self.id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            errors.push(format!("id: `{}` may only hold letters, digits, `-` and `_`", self.id));
+        }
+        let targets = [&self.entity, &self.team, &self.service].iter().filter(|t| t.is_some()).count();
+        if targets != 1 {
+            errors.push("entity/team/service: give exactly one target".to_string());
+        }
+        if let Some(entity) = &self.entity {
+            match parse_ref_lenient(entity, Some("component")) {
+                Ok(r) if matches!(r.kind.as_str(), "component" | "model" | "prompt" | "agent" | "group") => {
+                    self.entity = Some(r.to_string())
+                }
+                Ok(r) => errors.push(format!(
+                    "entity: kind {} has no signals; use a Component, Model, Prompt, Agent or Group",
+                    r.kind
+                )),
+                Err(e) => errors.push(format!("entity: `{entity}` is not a reference: {e}")),
+            }
+        }
+        if let Some(team) = &self.team {
+            match parse_ref_lenient(team, Some("group")) {
+                Ok(r) => self.team = Some(r.to_string()),
+                Err(e) => errors.push(format!("team: `{team}` is not a reference: {e}")),
+            }
+        }
+        match (&self.slo, self.signal.as_str()) {
+            (Some(slo), "availability") => {
+                if !(slo.objective > 0.0 && slo.objective < 1.0) {
+                    errors.push("slo.objective: a share between 0 and 1, e.g. 0.995".to_string());
+                }
+                if !(slo.burn_rate > 0.0 && slo.burn_rate.is_finite()) {
+                    errors.push("slo.burn_rate: a positive number".to_string());
+                }
+            }
+            (Some(_), other) => errors.push(format!("signal: an SLO rule uses `availability`, not `{other}`")),
+            (None, signal) => {
+                if !plinth_telemetry::query::SERIES_METRICS.contains(&signal) {
+                    errors.push(format!(
+                        "signal: `{signal}` is not one of {} (or `availability` with `slo`)",
+                        plinth_telemetry::query::SERIES_METRICS.join(", ")
+                    ));
+                }
+                if self.threshold.is_none_or(|t| !t.is_finite()) {
+                    errors.push("threshold: a number is required for a threshold rule".to_string());
+                }
+            }
+        }
+        const SCOPES: &[&str] = &[
+            "model_calls",
+            "server",
+            "all",
+            "chat",
+            "text_completion",
+            "generate_content",
+            "embeddings",
+            "invoke_agent",
+            "create_agent",
+            "execute_tool",
+            "retrieval",
+        ];
+        if !SCOPES.contains(&self.scope.as_str()) {
+            errors.push(format!("scope: `{}` is not one of {}", self.scope, SCOPES.join(", ")));
+        }
+        if !matches!(self.op.as_str(), ">" | ">=" | "<" | "<=") {
+            errors.push(format!("op: `{}` is not one of >, >=, <, <=", self.op));
+        }
+        match window_seconds(&self.window) {
+            Some(s) if (60..=7 * 86_400).contains(&s) => {}
+            _ => errors.push(format!("window: `{}` must be between 1m and 7d, e.g. 5m or 1h", self.window)),
+        }
+        if !matches!(self.severity.as_str(), "degraded" | "unhealthy") {
+            errors.push(format!("severity: `{}` is `degraded` or `unhealthy`", self.severity));
+        }
+        if let Some(url) = &self.webhook {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                errors.push(format!("webhook: `{url}` is not an http(s) URL"));
+            }
+        }
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The key of the entity whose health the rule sets.
+    fn health_key(&self, service: &SignalsService) -> Option<String> {
+        if let Some(entity) = &self.entity {
+            return parse_ref_lenient(entity, Some("component")).ok().map(|r| r.key());
+        }
+        if let Some(team) = &self.team {
+            return parse_ref_lenient(team, Some("group")).ok().map(|r| r.key());
+        }
+        let service_name = self.service.as_deref()?;
+        let attribution = service.attribution();
+        let owner = attribution.service(service_name)?;
+        parse_ref_lenient(&owner.component, None).ok().map(|r| r.key())
+    }
+
+    fn filter(&self) -> SignalFilter {
+        let mut filter = SignalFilter::default();
+        let q: &mut RollupQuery = &mut filter.query;
+        if let Some(team) = &self.team {
+            q.team = Some(team.clone());
+        }
+        if let Some(service) = &self.service {
+            q.service = Some(service.clone());
+        }
+        if let Some(entity) = &self.entity {
+            if let Ok(r) = parse_ref_lenient(entity, Some("component")) {
+                match r.kind.as_str() {
+                    "component" => q.component = Some(r.to_string()),
+                    "group" => q.team = Some(r.to_string()),
+                    "model" => filter.model_ref = Some(r.to_string()),
+                    "prompt" => q.prompt = Some(r.name.clone()),
+                    "agent" => q.agent = Some(r.name.clone()),
+                    _ => {}
+                }
+            }
+        }
+        filter
+    }
+}
+
+fn window_seconds(text: &str) -> Option<i64> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+    let n: i64 = number.parse().ok()?;
+    Some(match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return None,
+    })
+}
+
+/// A rule's current state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RuleState {
+    /// `ok`, `firing` or `no_data`.
+    pub state: String,
+    pub since: String,
+    pub value: Option<f64>,
+    pub message: String,
+    pub evaluated: String,
+}
+
+/// An entity's health as set by alert rules.
+#[derive(Debug, Clone, Serialize)]
+pub struct HealthEntry {
+    pub entity: String,
+    /// `healthy`, `degraded` or `unhealthy`; `unknown` when no rule watches it.
+    pub health: String,
+    pub firing: Vec<String>,
+    pub rules: Vec<String>,
+}
+
+/// A rule watching an entity: (rule id, severity, firing).
+type Watch = (String, String, bool);
+
+pub struct AlertEngine {
+    rules: RwLock<BTreeMap<String, AlertRule>>,
+    states: RwLock<HashMap<String, RuleState>>,
+    /// Entity key → the rules watching it.
+    health: RwLock<HashMap<String, Vec<Watch>>>,
+    /// Where webhooks may go, and the client that enforces it on every
+    /// connection and redirect.
+    outbound: Arc<OutboundPolicy>,
+    client: reqwest::Client,
+}
+
+impl AlertEngine {
+    pub fn new(outbound: Arc<OutboundPolicy>) -> AlertEngine {
+        AlertEngine {
+            rules: RwLock::default(),
+            states: RwLock::default(),
+            health: RwLock::default(),
+            client: outbound.client(Duration::from_secs(5)),
+            outbound,
+        }
+    }
+
+    /// Checks a rule's webhook against the outbound allowlist before it
+    /// is stored (names are checked again at every delivery).
+    pub fn check_webhook(&self, rule: &AlertRule) -> Result<(), String> {
+        match &rule.webhook {
+            Some(url) => self.outbound.check_url(url).map(|_| ()).map_err(|error| format!("webhook: {error}")),
+            None => Ok(()),
+        }
+    }
+
+    pub async fn load(&self, store: &Store) -> Result<(), StoreError> {
+        let rules = store.list_alert_rules().await?;
+        let mut map = BTreeMap::new();
+        for (id, body) in rules {
+            match serde_json::from_str::<AlertRule>(&body) {
+                Ok(rule) => {
+                    map.insert(id, rule);
+                }
+                Err(error) => tracing::error!(rule = %id, %error, "stored alert rule is unreadable; skipped"),
+            }
+        }
+        *self.rules.write() = map;
+        let mut states = HashMap::new();
+        for row in store.alert_states().await? {
+            if let Ok(state) = serde_json::from_str::<RuleState>(&row.body) {
+                states.insert(row.rule_id, state);
+            }
+        }
+        *self.states.write() = states;
+        Ok(())
+    }
+
+    pub async fn put(&self, store: &Store, rule: AlertRule) -> Result<(), StoreError> {
+        let body = serde_json::to_string(&rule).unwrap_or_default();
+        store.put_alert_rule(&rule.id, &body, now_s()).await?;
+        self.rules.write().insert(rule.id.clone(), rule);
+        Ok(())
+    }
+
+    pub async fn delete(&self, store: &Store, id: &str) -> Result<bool, StoreError> {
+        let deleted = store.delete_alert_rule(id).await?;
+        store.delete_alert_state(id).await?;
+        self.rules.write().remove(id);
+        self.states.write().remove(id);
+        for entries in self.health.write().values_mut() {
+            entries.retain(|(rule, _, _)| rule != id);
+        }
+        Ok(deleted)
+    }
+
+    /// Every rule with its last evaluation (`null` before the first).
+    pub fn rules_with_state(&self) -> Vec<(AlertRule, Value)> {
+        let states = self.states.read();
+        self.rules
+            .read()
+            .values()
+            .map(|rule| (rule.clone(), serde_json::to_value(states.get(&rule.id)).unwrap_or(Value::Null)))
+            .collect()
+    }
+
+    pub fn health(&self) -> Vec<HealthEntry> {
+        let health = self.health.read();
+        let mut out: Vec<HealthEntry> = health.keys().map(|key| entry(key, health.get(key))).collect();
+        out.sort_by(|a, b| a.entity.cmp(&b.entity));
+        out
+    }
+
+    pub fn health_of(&self, key: &str) -> HealthEntry {
+        entry(key, self.health.read().get(key))
+    }
+
+    /// `healthy` / `degraded` / `unhealthy` of an entity watched by rules.
+    pub fn level_of(&self, key: &str) -> Option<(String, Vec<String>)> {
+        let health = self.health.read();
+        let entries = health.get(key)?;
+        let e = entry(key, Some(entries));
+        Some((e.health, e.firing))
+    }
+}
+
+fn entry(key: &str, entries: Option<&Vec<Watch>>) -> HealthEntry {
+    let entries = entries.cloned().unwrap_or_default();
+    let firing: Vec<&Watch> = entries.iter().filter(|(_, _, f)| *f).collect();
+    let health = if entries.is_empty() {
+        "unknown"
+    } else if firing.iter().any(|(_, s, _)| s == "unhealthy") {
+        "unhealthy"
+    } else if !firing.is_empty() {
+        "degraded"
+    } else {
+        "healthy"
+    };
+    HealthEntry {
+        entity: key.to_string(),
+        health: health.to_string(),
+        firing: firing.iter().map(|(r, _, _)| r.clone()).collect(),
+        rules: entries.iter().map(|(r, _, _)| r.clone()).collect(),
+    }
+}
+
+fn compare(op: &str, value: f64, threshold: f64) -> bool {
+    match op {
+        ">" => value > threshold,
+        ">=" => value >= threshold,
+        "<" => value < threshold,
+        _ => value <= threshold,
+    }
+}
+
+/// Evaluates every enabled rule once.
+pub async fn evaluate_once(service: &Arc<SignalsService>) {
+    let rules: Vec<AlertRule> = service.alerts.rules.read().values().filter(|r| r.enabled).cloned().collect();
+    let now = now_s();
+    let mut health: HashMap<String, Vec<Watch>> = HashMap::new();
+    for rule in rules {
+        let window = window_seconds(&rule.window).unwrap_or(300);
+        let rows = match load_rows(service, &rule.filter(), now - window, now + 60).await {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::warn!(rule = %rule.id, %error, "alert rule not evaluated");
+                continue;
+            }
+        };
+        let mut cell = Cell::default();
+        for row in &rows {
+            let in_scope = match rule.scope.as_str() {
+                "model_calls" => is_model_call(&row.key.operation),
+                "server" => row.key.operation == SERVER_OPERATION,
+                "all" => true,
+                op => row.key.operation == op,
+            };
+            if in_scope && row.bucket >= now - window - 60 {
+                cell.merge(&plinth_telemetry::rollup::Cell::from_row(row));
+            }
+        }
+        let (value, firing, message) = if cell.requests < rule.min_requests {
+            (
+                None,
+                false,
+                format!("{} requests in {} (below min_requests {})", cell.requests, rule.window, rule.min_requests),
+            )
+        } else if let Some(slo) = &rule.slo {
+            let bad = cell.errors as f64 / cell.requests as f64;
+            let burn = bad / (1.0 - slo.objective);
+            (
+                Some(burn),
+                burn >= slo.burn_rate,
+                format!(
+                    "availability {:.4} over {} (objective {}): error budget burning at {:.2}× (limit {}×)",
+                    1.0 - bad,
+                    rule.window,
+                    slo.objective,
+                    burn,
+                    slo.burn_rate
+                ),
+            )
+        } else {
+            let threshold = rule.threshold.unwrap_or(0.0);
+            match metric_value(&cell, &rule.signal) {
+                Some(value) => (
+                    Some(value),
+                    compare(&rule.op, value, threshold),
+                    format!("{} = {:.4} over {} ({} {})", rule.signal, value, rule.window, rule.op, threshold),
+                ),
+                None => (None, false, format!("{} has no value over {}", rule.signal, rule.window)),
+            }
+        };
+        let new_state = if value.is_none() {
+            "no_data"
+        } else if firing {
+            "firing"
+        } else {
+            "ok"
+        };
+        let previous = service.alerts.states.read().get(&rule.id).cloned();
+        let changed = previous.as_ref().map(|p| p.state.as_str()) != Some(new_state);
+        let state = RuleState {
+            state: new_state.to_string(),
+            since: if changed { rfc3339(now) } else { previous.as_ref().map(|p| p.since.clone()).unwrap_or_default() },
+            value,
+            message: message.clone(),
+            evaluated: rfc3339(now),
+        };
+        let target = rule.health_key(service);
+        if let Some(key) = &target {
+            health.entry(key.clone()).or_default().push((rule.id.clone(), rule.severity.clone(), firing));
+        }
+        let was_firing = previous.as_ref().is_some_and(|p| p.state == "firing");
+        if firing != was_firing {
+            let transition = if firing { "firing" } else { "resolved" };
+            let event = json!({
+                "rule": rule.id, "name": rule.name, "state": transition, "severity": rule.severity,
+                "entity": target, "signal": rule.signal, "value": value, "threshold": rule.threshold,
+                "window": rule.window, "message": message, "at": rfc3339(now),
+            });
+            let mut recorded = event.clone();
+            if let Some(url) = &rule.webhook {
+                recorded["webhook"] = json!(deliver(&service.alerts, url, &event).await);
+            }
+            let body = recorded.to_string();
+            if let Err(error) = service.store().append_alert_event(&rule.id, now, transition, &body).await {
+                tracing::error!(rule = %rule.id, %error, "alert event not recorded");
+            }
+            tracing::warn!(rule = %rule.id, state = transition, %message, "alert");
+        }
+        if changed || previous.as_ref().map(|p| p.value) != Some(value) {
+            let row = AlertStateRow {
+                rule_id: rule.id.clone(),
+                state: state.state.clone(),
+                since_s: now,
+                body: serde_json::to_string(&state).unwrap_or_default(),
+            };
+            if let Err(error) = service.store().set_alert_state(&row).await {
+                tracing::warn!(rule = %rule.id, %error, "alert state not stored");
+            }
+        }
+        service.alerts.states.write().insert(rule.id.clone(), state);
+    }
+    *service.alerts.health.write() = health;
+}
+
+/// Posts an alert; three tries with back-off. Returns the delivery result.
+async fn deliver(engine: &AlertEngine, url: &str, event: &Value) -> Value {
+    let client = &engine.client;
+    if let Err(error) = engine.outbound.check_url(url) {
+        tracing::warn!(%error, "alert webhook refused by the outbound allowlist");
+        return json!({ "delivered": false, "error": error.to_string(), "attempts": 0 });
+    }
+    let mut last_error = String::new();
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200 * 2u64.pow(attempt))).await;
+        }
+        match client.post(url).json(event).send().await {
+            Ok(response) if response.status().is_success() => {
+                return json!({ "delivered": true, "status": response.status().as_u16(), "attempts": attempt + 1 })
+            }
+            Ok(response) => last_error = format!("HTTP {}", response.status()),
+            Err(error) => last_error = error_chain(&error),
+        }
+    }
+    let url = plinth_confine::git::hide_credentials(url);
+    tracing::warn!(%url, error = %last_error, "alert webhook not delivered");
+    json!({ "delivered": false, "error": last_error, "attempts": 3 })
+}
+
+/// An error and its causes on one line ("refused by the outbound
+/// allowlist" is a cause of reqwest's "error sending request").
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Evaluates the rules forever at the configured interval.
+pub async fn evaluate_forever(service: Weak<SignalsService>) {
+    let Some(interval) = service.upgrade().map(|s| s.config.alert_interval) else { return };
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(service) = service.upgrade() else { return };
+        evaluate_once(&service).await;
+    }
+}

@@ -1,0 +1,245 @@
+//! OTLP/HTTP receiver: `POST /v1/traces` and `POST /v1/metrics`.
+//!
+//! Status codes follow the OTLP/HTTP specification: 200 (with partial
+//! success when some items were refused), 400 for a payload that cannot be
+//! read (with where), 413 above the size limit, 415 for another content
+//! type, 429 with `Retry-After` when the in-flight memory or the queue is
+//! full, 503 with `Retry-After` when the store cannot take the write. A 200
+//! is only sent once the export is committed.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use plinth_app::signals::{IngestAck, IngestError, Reservation};
+use plinth_app::Caller;
+use plinth_telemetry::otlp::{self, Encoding};
+
+use crate::AppState;
+
+/// Seconds a throttled client should wait before retrying.
+const RETRY_AFTER_BUSY: &str = "2";
+/// Seconds to wait when the store is unavailable.
+const RETRY_AFTER_UNAVAILABLE: &str = "5";
+
+fn status(encoding: Option<Encoding>, code: StatusCode, rpc_code: i32, message: &str) -> Response {
+    let content_type = encoding.unwrap_or(Encoding::Json).content_type();
+    let mut response =
+        (code, [(header::CONTENT_TYPE, content_type)], otlp::status_body(encoding, rpc_code, message)).into_response();
+    if code == StatusCode::TOO_MANY_REQUESTS {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_BUSY));
+    }
+    if code == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_UNAVAILABLE));
+    }
+    response
+}
+
+fn busy(encoding: Encoding) -> Response {
+    status(
+        Some(encoding),
+        StatusCode::TOO_MANY_REQUESTS,
+        otlp::CODE_RESOURCE_EXHAUSTED,
+        "the receiver is at its in-flight limit; retry after the Retry-After delay",
+    )
+}
+
+/// What every OTLP request goes through before its signal-specific part:
+/// signals enabled, content type known, body within limits and memory
+/// reserved. Returns the inflated payload and the reservation.
+async fn read_request(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Encoding, Bytes, Reservation), Response> {
+    let signals = app.platform.signals();
+    let config = match signals.config() {
+        Ok(config) => config,
+        Err(error) => {
+            return Err(status(None, StatusCode::SERVICE_UNAVAILABLE, otlp::CODE_UNAVAILABLE, &error.message))
+        }
+    };
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Some(encoding) = Encoding::from_content_type(content_type) else {
+        return Err(status(
+            None,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            otlp::CODE_INVALID_ARGUMENT,
+            &format!(
+                "Content-Type `{}` is not OTLP/HTTP; send application/x-protobuf or application/json",
+                crate::params::shorten(content_type)
+            ),
+        ));
+    };
+    let limit = config.max_body_bytes;
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+    if declared.is_some_and(|len: usize| len > limit) {
+        drain(body, declared.unwrap_or(0)).await;
+        signals.count_failure();
+        return Err(too_large(encoding, limit));
+    }
+    let reserved = signals.reserve(declared.unwrap_or(limit));
+    let Ok(Some(mut reservation)) = reserved else {
+        drain(body, declared.unwrap_or(usize::MAX)).await;
+        return Err(busy(encoding));
+    };
+    let raw = match read_body(body, declared.unwrap_or(0), limit).await {
+        Ok(bytes) => bytes,
+        Err(None) => {
+            signals.count_failure();
+            return Err(too_large(encoding, limit));
+        }
+        Err(Some(message)) => {
+            signals.count_failure();
+            return Err(status(
+                Some(encoding),
+                StatusCode::BAD_REQUEST,
+                otlp::CODE_INVALID_ARGUMENT,
+                &format!("could not read the body: {message}"),
+            ));
+        }
+    };
+    let content_encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok());
+    let inflated = match otlp::decompress(&raw, content_encoding, limit) {
+        Ok(std::borrow::Cow::Borrowed(_)) => raw.clone(),
+        Ok(std::borrow::Cow::Owned(bytes)) => Bytes::from(bytes),
+        Err(error) => {
+            signals.count_failure();
+            if error.is_too_large() {
+                return Err(too_large(encoding, limit));
+            }
+            return Err(status(
+                Some(encoding),
+                StatusCode::BAD_REQUEST,
+                otlp::CODE_INVALID_ARGUMENT,
+                &error.to_string(),
+            ));
+        }
+    };
+    // Decoded spans, their normalised facts and the rows built from them
+    // take about 12× the protobuf size until the commit (measured with the
+    // bench's agent traces); reserve that, so the limit bounds real memory.
+    if !matches!(signals.reserve_more(&mut reservation, inflated.len().saturating_mul(12)), Ok(true)) {
+        return Err(busy(encoding));
+    }
+    Ok((encoding, inflated, reservation))
+}
+
+/// Reads the body into one buffer sized from `Content-Length` (no regrowth
+/// on the hot path). `Err(None)` when it exceeds `limit`.
+async fn read_body(body: Body, declared: usize, limit: usize) -> Result<Bytes, Option<String>> {
+    use futures::StreamExt;
+    let mut buffer = Vec::with_capacity(declared.min(limit));
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| Some(e.to_string()))?;
+        if buffer.len() + chunk.len() > limit {
+            return Err(None);
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(buffer))
+}
+
+/// Most bytes read and discarded to answer a client that is still sending
+/// (a response before its body is read reaches it as a broken connection
+/// instead of the status); above this the connection is just closed.
+const DRAIN_LIMIT: usize = 64 * 1024 * 1024;
+
+async fn drain(body: Body, declared: usize) {
+    use futures::StreamExt;
+    if declared > DRAIN_LIMIT {
+        return;
+    }
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+}
+
+fn too_large(encoding: Encoding, limit: usize) -> Response {
+    status(
+        Some(encoding),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        otlp::CODE_RESOURCE_EXHAUSTED,
+        &format!("the request is larger than the {limit}-byte limit; export smaller batches (e.g. the Collector's batch processor send_batch_max_size)"),
+    )
+}
+
+/// The answer to an export the application layer took or refused.
+fn answer(
+    app: &AppState,
+    encoding: Encoding,
+    result: Result<IngestAck, IngestError>,
+    body: fn(Encoding, i64, &str) -> Vec<u8>,
+) -> Response {
+    match result {
+        Ok(ack) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, encoding.content_type())],
+            body(encoding, ack.rejected, &ack.rejection),
+        )
+            .into_response(),
+        Err(IngestError::Invalid(message)) => {
+            status(Some(encoding), StatusCode::BAD_REQUEST, otlp::CODE_INVALID_ARGUMENT, &message)
+        }
+        Err(IngestError::TooLarge) => {
+            let limit = app.platform.signals().config().map(|c| c.max_body_bytes).unwrap_or_default();
+            too_large(encoding, limit)
+        }
+        Err(IngestError::Busy) => busy(encoding),
+        Err(IngestError::Unavailable(message)) => {
+            status(Some(encoding), StatusCode::SERVICE_UNAVAILABLE, otlp::CODE_UNAVAILABLE, &message)
+        }
+        Err(IngestError::Internal(_)) => {
+            status(Some(encoding), StatusCode::INTERNAL_SERVER_ERROR, 13, "the decoder stopped unexpectedly")
+        }
+    }
+}
+
+/// `POST /v1/traces`.
+#[utoipa::path(post, path = "/v1/traces", tag = "signals",
+    request_body(content = String, description = "OTLP ExportTraceServiceRequest (application/x-protobuf or application/json, optionally gzip)"),
+    responses((status = 200, description = "Stored (durably); partial success lists refused spans"),
+              (status = 400, description = "Malformed payload, with where"), (status = 413, description = "Over the size limit"),
+              (status = 415, description = "Not an OTLP content type"),
+              (status = 429, description = "At the in-flight limit; Retry-After"), (status = 503, description = "Store unavailable; Retry-After")))]
+pub(crate) async fn traces(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (encoding, payload, reservation) = match read_request(&app, &headers, body).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let result = app.platform.signals().ingest_traces(&caller, payload, encoding, &reservation).await;
+    answer(&app, encoding, result, otlp::trace_response)
+}
+
+/// `POST /v1/metrics`.
+#[utoipa::path(post, path = "/v1/metrics", tag = "signals",
+    request_body(content = String, description = "OTLP ExportMetricsServiceRequest (application/x-protobuf or application/json, optionally gzip)"),
+    responses((status = 200, description = "Stored; partial success lists refused data points"),
+              (status = 400, description = "Malformed payload"), (status = 413, description = "Over the size limit"),
+              (status = 415, description = "Not an OTLP content type"),
+              (status = 429, description = "At the in-flight limit; Retry-After"), (status = 503, description = "Store unavailable; Retry-After")))]
+pub(crate) async fn metrics(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (encoding, payload, reservation) = match read_request(&app, &headers, body).await {
+        Ok(parts) => parts,
+        Err(response) => return response,
+    };
+    let result = app.platform.signals().ingest_metrics(&caller, payload, encoding, &reservation).await;
+    answer(&app, encoding, result, otlp::metrics_response)
+}

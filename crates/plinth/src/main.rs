@@ -2,10 +2,6 @@
 //! are the CLI (offline `catalog validate`, and client verbs against a
 //! running server). Parsing and wiring only; the work lives in the crates.
 
-mod bench;
-mod bench_policy;
-mod bench_scaffold;
-mod bench_signals;
 mod check;
 mod client;
 mod policy_cli;
@@ -78,15 +74,15 @@ enum TemplateCommand {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// Ingest, re-ingest, change visibility, API latency and memory at scale.
-    Catalog(bench::BenchCatalogArgs),
+    Catalog(plinth_bench::BenchCatalogArgs),
     /// Server time and bytes per portal page type at scale.
-    Portal(bench::BenchCatalogArgs),
+    Portal(plinth_bench::BenchCatalogArgs),
     /// Policy decisions in-process and the admission webhook under concurrency.
-    Policy(bench_policy::BenchPolicyArgs),
+    Policy(plinth_bench::BenchPolicyArgs),
     /// Golden paths: request → policy → commit → registered, and dry runs.
-    Scaffold(bench_scaffold::BenchScaffoldArgs),
+    Scaffold(plinth_bench::BenchScaffoldArgs),
     /// OTLP ingest throughput per core, freshness, 30-day summaries, overload.
-    Signals(bench_signals::BenchSignalsArgs),
+    Signals(plinth_bench::BenchSignalsArgs),
 }
 
 #[derive(Subcommand)]
@@ -135,11 +131,11 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Template { command: TemplateCommand::Ls(args) } => template_cli::ls(args),
         Command::New(args) => template_cli::new(args),
-        Command::Bench { command: BenchCommand::Catalog(args) } => bench::run(args),
-        Command::Bench { command: BenchCommand::Portal(args) } => bench::run_portal(args),
-        Command::Bench { command: BenchCommand::Policy(args) } => bench_policy::run(args),
-        Command::Bench { command: BenchCommand::Scaffold(args) } => bench_scaffold::run(args),
-        Command::Bench { command: BenchCommand::Signals(args) } => bench_signals::run(args),
+        Command::Bench { command: BenchCommand::Catalog(args) } => plinth_bench::catalog(args),
+        Command::Bench { command: BenchCommand::Portal(args) } => plinth_bench::portal(args),
+        Command::Bench { command: BenchCommand::Policy(args) } => plinth_bench::policy(args),
+        Command::Bench { command: BenchCommand::Scaffold(args) } => plinth_bench::scaffold(args),
+        Command::Bench { command: BenchCommand::Signals(args) } => plinth_bench::signals(args),
         Command::Policy { command: PolicyCommand::Test(args) } => policy_cli::test(args),
         Command::Policy { command: PolicyCommand::Eval(args) } => policy_cli::eval(args),
         Command::Catalog { command } => match command {

@@ -147,10 +147,6 @@ fn merge_data(bundle: &mut PolicyBundle, data: serde_json::Value) -> anyhow::Res
 /// Reads a JSON or YAML file (the first document of a YAML stream).
 pub fn read_document(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    if let Ok(value) = serde_json::from_str(&text) {
-        return Ok(value);
-    }
-    let docs = plinth_model::yaml::parse_documents(&text, &Default::default());
-    let first = docs.into_iter().next().with_context(|| format!("{} holds no document", path.display()))?;
-    first.value.map_err(|e| anyhow::anyhow!("{}:{}: {}", path.display(), e.line.unwrap_or(0), e.message))
+    plinth_model::yaml::parse_document(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{}: {}", path.display(), e.line.unwrap_or(0), e.message))
 }

@@ -2,12 +2,14 @@
 //! given locations and serves the API until interrupted.
 
 use anyhow::{Context, Result};
-use plinth_catalog::{Catalog, CatalogConfig};
-use plinth_server::policy::{PolicyConfig, PolicyService};
-use plinth_server::scaffolder::{Scaffolder, ScaffolderConfig};
-use plinth_server::signals::{SignalsConfig, SignalsService};
+use plinth_app::catalog::NewLocation;
+use plinth_app::golden_paths::GoldenPathsConfig;
+use plinth_app::policy::PolicyConfig;
+use plinth_app::signals::SignalsConfig;
+use plinth_app::{Caller, Platform, PlatformConfig};
+use plinth_catalog::CatalogConfig;
 use plinth_server::ServerConfig;
-use plinth_store::{NewLocation, Store, StoreConfig};
+use plinth_store::{Store, StoreConfig};
 use plinth_telemetry::prices::PriceTable;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -140,34 +142,9 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Where shipped content is: the directory in `env_var`, else `relative`
-/// in the source tree this binary was built from, else `./relative`.
-fn shipped(env_var: &str, relative: &str) -> PathBuf {
-    if let Ok(dir) = std::env::var(env_var) {
-        return PathBuf::from(dir);
-    }
-    let built_from = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").join(relative);
-    built_from.canonicalize().unwrap_or_else(|_| PathBuf::from(relative))
-}
-
-/// The demo catalogue (`PLINTH_DEMO_DIR`).
-pub(crate) fn demo_dir() -> PathBuf {
-    shipped("PLINTH_DEMO_DIR", "examples/demo")
-}
-
-/// The shipped golden-path templates (`PLINTH_TEMPLATES_DIR`).
-pub fn shipped_templates() -> PathBuf {
-    shipped("PLINTH_TEMPLATES_DIR", "templates")
-}
-
-/// The shipped policy library (`PLINTH_POLICY_DIR`).
-pub fn shipped_policies() -> PathBuf {
-    shipped("PLINTH_POLICY_DIR", "policies")
-}
-
 fn policy_config(args: &ServeArgs) -> Result<PolicyConfig> {
     let sources = if args.policies.is_empty() {
-        vec![shipped_policies().to_string_lossy().to_string()]
+        vec![plinth_app::shipped::policies_dir().to_string_lossy().to_string()]
     } else {
         args.policies.clone()
     };
@@ -284,15 +261,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let webhook_secret = webhook_secret(&args)?;
     let store = Store::open(&store_config).await.context("opening the store")?;
     tracing::info!(backend = ?store.backend(), "store ready");
-    let mut config = CatalogConfig::new(&args.data_dir);
-    config.refresh_interval = Duration::from_secs(args.refresh_interval.max(1));
-    let catalog = Catalog::open(store, config).await.context("loading the catalogue")?;
-    tracing::info!(
-        entities = catalog.read().len(),
-        ms = started.elapsed().as_millis() as u64,
-        "catalogue loaded from the store"
-    );
-
+    let mut catalog_config = CatalogConfig::new(&args.data_dir);
+    catalog_config.refresh_interval = Duration::from_secs(args.refresh_interval.max(1));
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| {
         format!("cannot listen on {}; is another server using it? pass --listen HOST:PORT", args.listen)
     })?;
@@ -313,51 +283,55 @@ async fn serve(args: ServeArgs) -> Result<()> {
 
     let mut targets: Vec<(String, Option<String>)> = args.locations.iter().map(|t| split_branch(t)).collect();
     if args.demo {
-        targets.push((demo_dir().join("catalog-info.yaml").to_string_lossy().to_string(), None));
+        targets.push((plinth_app::shipped::demo_dir().join("catalog-info.yaml").to_string_lossy().to_string(), None));
     }
-    let templates = shipped_templates().join("catalog-info.yaml");
+    let templates = plinth_app::shipped::templates_dir().join("catalog-info.yaml");
     if args.shipped_templates && templates.exists() {
         targets.push((templates.to_string_lossy().to_string(), None));
     }
-    let registering = catalog.clone();
+    let mut golden_paths = GoldenPathsConfig::new(args.data_dir.clone());
+    if let Some(root) = &args.scaffolder_repo_root {
+        golden_paths.repo_root = root.clone();
+    }
+    golden_paths.run_timeout = Duration::from_secs(args.scaffolder_timeout.max(1));
+    let config = PlatformConfig {
+        catalog: catalog_config,
+        policy: Some(policy_config),
+        golden_paths: Some(golden_paths),
+        signals: Some(signals_config),
+    };
+    let platform = Platform::start(store, config).await.context("loading the catalogue")?;
+    tracing::info!(
+        entities = platform.catalog().view(&Caller::system("serve")).len(),
+        ms = started.elapsed().as_millis() as u64,
+        "catalogue loaded from the store"
+    );
+    if let Ok(set) = platform.policy().policies(&Caller::system("serve")) {
+        tracing::info!(
+            revision = set.revision,
+            policies = set.policies.len(),
+            problems = set.problems.len(),
+            "policies loaded"
+        );
+    }
+    let registering = platform.clone();
     tokio::spawn(async move {
+        let caller = Caller::system("serve");
         for (target, branch) in targets {
             let location = NewLocation { kind: String::new(), target: target.clone(), branch };
-            match registering.add_location(location).await {
-                Ok((row, _, report)) => tracing::info!(
-                    location = %row.target, entities = row.status.entities, errors = report.errors,
-                    ms = started.elapsed().as_millis() as u64, "location ready"
+            match registering.catalog().ensure_location(&caller, location).await {
+                Ok(registered) => tracing::info!(
+                    location = %registered.location.target, entities = registered.location.status.entities,
+                    errors = registered.report.errors, ms = started.elapsed().as_millis() as u64, "location ready"
                 ),
-                Err(error) => tracing::error!(location = %target, %error, "cannot register location"),
+                Err(error) => tracing::error!(location = %target, error = %error.message, "cannot register location"),
             }
         }
     });
-    catalog.spawn_background();
-    let policy = PolicyService::start(policy_config, catalog.store().clone(), catalog.clone()).await;
-    tracing::info!(
-        revision = policy.compiled().engine.revision(),
-        policies = policy.compiled().engine.packages().len(),
-        problems = policy.compiled().engine.problems().len(),
-        "policies loaded"
-    );
     tracing::info!("plinth listening on http://{address}");
-    let mut scaffolder_config = ScaffolderConfig::new(args.data_dir.clone());
-    if let Some(root) = &args.scaffolder_repo_root {
-        scaffolder_config.repo_root = root.clone();
-    }
-    scaffolder_config.run_timeout = Duration::from_secs(args.scaffolder_timeout.max(1));
-    let scaffolder =
-        Scaffolder::start(scaffolder_config, catalog.store().clone(), catalog.clone(), Some(policy.clone())).await;
-    let signals = SignalsService::start(signals_config, catalog.store().clone(), catalog.clone()).await;
-    let server_config = ServerConfig {
-        webhook_secret,
-        policy: Some(policy.clone()),
-        scaffolder: Some(scaffolder),
-        signals: Some(signals),
-        connections: connection_limits(&args),
-    };
-    plinth_server::serve_on(listeners, catalog, server_config, shutdown_signal()).await?;
-    policy.flush_log().await;
+    let server_config = ServerConfig { webhook_secret, connections: connection_limits(&args) };
+    plinth_server::serve_on(listeners, platform.clone(), server_config, shutdown_signal()).await?;
+    platform.shutdown().await;
     tracing::info!("stopped");
     Ok(())
 }

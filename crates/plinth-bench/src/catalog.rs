@@ -7,7 +7,9 @@
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
+
+use crate::common::{peak_rss_mib, start, Server};
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -32,18 +34,6 @@ pub struct BenchCatalogArgs {
     report: Option<PathBuf>,
 }
 
-pub(crate) struct Server {
-    pub(crate) child: Child,
-    pub(crate) base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 pub fn run(args: BenchCatalogArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     runtime.block_on(bench(args))
@@ -58,10 +48,6 @@ fn generator_path(explicit: Option<&Path>) -> Result<PathBuf> {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/bench/gen_catalog.py"),
     ];
     candidates.into_iter().find(|p| p.exists()).context("cannot find gen_catalog.py; pass --generator PATH")
-}
-
-pub(crate) fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 async fn create_database(admin_url: &str) -> Result<(String, String)> {
@@ -82,28 +68,6 @@ async fn drop_database(admin_url: &str, name: &str) {
     }
 }
 
-pub(crate) fn start(
-    data_dir: &Path,
-    database_url: Option<&str>,
-    location: Option<&Path>,
-    log: &Path,
-) -> Result<Server> {
-    let port = free_port()?;
-    let mut command = Command::new(std::env::current_exe()?);
-    command.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--refresh-interval", "3600"]);
-    command.arg("--data-dir").arg(data_dir);
-    if let Some(url) = database_url {
-        command.args(["--database-url", url]);
-    }
-    if let Some(location) = location {
-        command.arg("--location").arg(location);
-    }
-    let log = std::fs::File::create(log)?;
-    command.stdout(Stdio::null()).stderr(log).env("PLINTH_LOG", "info");
-    let child = command.spawn()?;
-    Ok(Server { child, base: format!("http://127.0.0.1:{port}") })
-}
-
 async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value> {
     let response = client.get(url).send().await?;
     if !response.status().is_success() {
@@ -115,25 +79,6 @@ async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value> {
 async fn total_entities(client: &reqwest::Client, base: &str) -> Option<u64> {
     let facets = get_json(client, &format!("{base}/api/catalog/entity-facets?facet=kind")).await.ok()?;
     Some(facets["facets"]["kind"].as_array()?.iter().filter_map(|v| v["count"].as_u64()).sum())
-}
-
-pub(crate) fn peak_rss_mib(pid: u32) -> f64 {
-    status_mib(pid, "VmHWM:")
-}
-
-/// Resident memory now (`VmRSS`), MiB.
-pub(crate) fn rss_mib(pid: u32) -> f64 {
-    status_mib(pid, "VmRSS:")
-}
-
-fn status_mib(pid: u32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 struct Latency {

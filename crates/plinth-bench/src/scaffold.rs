@@ -3,7 +3,7 @@
 //! against a real `plinth serve` child over loopback (shipped templates and
 //! policies, the demo catalogue, optionally a large generated catalogue too).
 
-use crate::bench::{peak_rss_mib, rss_mib, start};
+use crate::common::{peak_rss_mib, percentile, rss_mib, start};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::PathBuf;
@@ -28,13 +28,6 @@ pub struct BenchScaffoldArgs {
     /// Write the markdown report here too.
     #[arg(long)]
     report: Option<PathBuf>,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 pub fn run(args: BenchScaffoldArgs) -> Result<ExitCode> {
@@ -67,7 +60,7 @@ fn service_values(name: &str) -> Value {
 
 async fn bench(args: BenchScaffoldArgs) -> Result<ExitCode> {
     let work = tempfile::tempdir()?;
-    let demo = crate::serve::demo_dir().join("catalog-info.yaml");
+    let demo = plinth_app::shipped::demo_dir().join("catalog-info.yaml");
     let log = work.path().join("server.log");
     let server = start(&work.path().join("data"), args.database_url.as_deref(), Some(&demo), &log)?;
     let base = server.base.clone();

@@ -7,14 +7,13 @@
 //! 2. Over loopback: a real `plinth serve --demo` answering the admission
 //!    webhook to N concurrent clients; latency percentiles and throughput.
 
-use crate::bench::{peak_rss_mib, start};
-use crate::policy_cli::read_document;
-use crate::serve::shipped_policies;
+use crate::common::{peak_rss_mib, percentile, start};
 use anyhow::{bail, Context, Result};
-use plinth_catalog::{Catalog, CatalogConfig};
+use plinth_app::catalog::NewLocation;
+use plinth_app::policy::{PolicyConfig, RequestContext};
+use plinth_app::{Caller, Platform, PlatformConfig};
 use plinth_policy::Point;
-use plinth_server::policy::{PolicyConfig, PolicyService, RequestContext};
-use plinth_store::{NewLocation, Store};
+use plinth_store::Store;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,14 +37,13 @@ pub struct BenchPolicyArgs {
 }
 
 fn examples_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+    plinth_app::shipped::examples_dir()
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+fn read_document(path: &std::path::Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    plinth_model::yaml::parse_document(&text)
+        .map_err(|e| anyhow::anyhow!("{}:{}: {}", path.display(), e.line.unwrap_or(0), e.message))
 }
 
 pub fn run(args: BenchPolicyArgs) -> Result<ExitCode> {
@@ -62,13 +60,17 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
     // 1. In-process decisions with catalogue context.
     let data = tempfile::tempdir()?;
     let store = Store::open_sqlite(data.path()).await?;
-    let catalog = Catalog::open(store, CatalogConfig::new(data.path())).await?;
+    let policies = vec![plinth_app::shipped::policies_dir().to_string_lossy().to_string()];
+    let config = PlatformConfig {
+        policy: Some(PolicyConfig::new(policies, data.path().to_path_buf())),
+        ..PlatformConfig::catalog_only(data.path())
+    };
+    let platform = Platform::start(store, config).await?;
+    let caller = Caller::system("bench");
     let demo = examples_dir().join("demo/catalog-info.yaml");
-    catalog
-        .add_location(NewLocation { kind: String::new(), target: demo.to_string_lossy().to_string(), branch: None })
-        .await?;
-    let config = PolicyConfig::new(vec![shipped_policies().to_string_lossy().to_string()], data.path().to_path_buf());
-    let service = PolicyService::start(config, catalog.store().clone(), catalog.clone()).await;
+    let location = NewLocation { kind: String::new(), target: demo.to_string_lossy().to_string(), branch: None };
+    platform.catalog().ensure_location(&caller, location).await?;
+    let service = platform.policy().service()?;
     let compiled = service.compiled();
     if !compiled.engine.problems().is_empty() {
         bail!("the shipped policies do not load: {:?}", compiled.engine.problems());
@@ -78,7 +80,7 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
         "Shipped library: {} policy packages, {rules} rules, {} scorecards; demo catalogue of {} entities for context.\n\n",
         compiled.engine.summaries().len(),
         compiled.scorecards.len(),
-        catalog.read().len()
+        platform.catalog().view(&caller).len()
     ));
     let inputs_dir = examples_dir().join("policy-inputs");
     let production = RequestContext { environment: Some("production".into()), ..Default::default() };

@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::bench::{peak_rss_mib, rss_mib, start};
+use crate::common::{peak_rss_mib, percentile, rss_mib, start};
 
 #[derive(clap::Args)]
 pub struct BenchSignalsArgs {
@@ -241,13 +241,6 @@ fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
-}
-
 async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<u16> {
     let response = client.post(url).header("content-type", "application/x-protobuf").body(body).send().await?;
     Ok(response.status().as_u16())
@@ -255,7 +248,7 @@ async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<u16>
 
 async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     let work = tempfile::tempdir()?;
-    let demo = crate::serve::demo_dir().join("catalog-info.yaml");
+    let demo = plinth_app::shipped::demo_dir().join("catalog-info.yaml");
     let log = work.path().join("server.log");
     let server = start(&work.path().join("data"), args.database_url.as_deref(), Some(&demo), &log)?;
     let base = server.base.clone();

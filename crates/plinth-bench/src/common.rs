@@ -1,0 +1,75 @@
+//! What every benchmark shares: a real `plinth serve` child process (the
+//! running binary itself), free ports, memory readings and percentiles.
+
+use anyhow::Result;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+/// A `plinth serve` child, killed when dropped.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub(crate) fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `plinth serve` (this very binary: the benches run inside
+/// `plinth bench …`) on a free loopback port.
+pub(crate) fn start(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    location: Option<&Path>,
+    log: &Path,
+) -> Result<Server> {
+    let port = free_port()?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command.args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--refresh-interval", "3600"]);
+    command.arg("--data-dir").arg(data_dir);
+    if let Some(url) = database_url {
+        command.args(["--database-url", url]);
+    }
+    if let Some(location) = location {
+        command.arg("--location").arg(location);
+    }
+    let log = std::fs::File::create(log)?;
+    command.stdout(Stdio::null()).stderr(log).env("PLINTH_LOG", "info");
+    let child = command.spawn()?;
+    Ok(Server { child, base: format!("http://127.0.0.1:{port}") })
+}
+
+/// Peak resident memory (`VmHWM`), MiB.
+pub(crate) fn peak_rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmHWM:")
+}
+
+/// Resident memory now (`VmRSS`), MiB.
+pub(crate) fn rss_mib(pid: u32) -> f64 {
+    status_mib(pid, "VmRSS:")
+}
+
+fn status_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// The `p` quantile (0–1) of sorted samples, nearest rank; 0 when empty.
+pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}

@@ -8,9 +8,10 @@
 //! server with trust auth). An unreachable server fails the test with a
 //! clear message; `PLINTH_SKIP_POSTGRES=1` skips PostgreSQL tests loudly.
 
+pub mod browser;
 pub mod server;
 
-pub use server::{wait_until, Backend, Options, TestServer};
+pub use server::{wait_until, workspace_root, Backend, Options, TestServer};
 use sqlx::{Connection, PgConnection};
 use std::time::Duration;
 

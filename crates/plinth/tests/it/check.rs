@@ -4,10 +4,10 @@
 //! output format (SARIF validated against the official schema), `--diff` in
 //! a real git repository, and broken policies failing closed.
 
+use super::common::{nth_line_of, plinth_command, repo, write, Run};
 use plinth_testkit::git;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 const K8S_POLICY: &str = r#"# METADATA
 # title: Kubernetes workload rules
@@ -209,11 +209,6 @@ fn terraform_plan() -> Value {
     })
 }
 
-fn write(path: &Path, text: &str) {
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, text).unwrap();
-}
-
 fn policies(root: &Path) {
     write(&root.join("policies/k8s.rego"), K8S_POLICY);
     write(&root.join("policies/terraform.rego"), TERRAFORM_POLICY);
@@ -222,33 +217,13 @@ fn policies(root: &Path) {
     write(&root.join("policies/data.json"), r#"{"limits": {"max_gpus": 8}}"#);
 }
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
+/// `plinth ARGS…` run in `dir`.
 fn plinth(dir: &Path, args: &[&str]) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_plinth"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run plinth");
-    Run {
-        code: output.status.code().expect("exit code"),
-        stdout: String::from_utf8(output.stdout).unwrap(),
-        stderr: String::from_utf8(output.stderr).unwrap(),
-    }
-}
-
-/// 1-based line of the `nth` (0-based) line containing `needle`.
-fn line_of(text: &str, needle: &str, nth: usize) -> usize {
-    text.lines().enumerate().filter(|(_, l)| l.contains(needle)).nth(nth).map(|(i, _)| i + 1).unwrap()
+    Run::from(plinth_command().current_dir(dir).args(args).output().expect("run plinth"))
 }
 
 fn sarif_schema_errors(sarif: &Value) -> Vec<String> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plinth-policy/tests/data/sarif-schema-2.1.0.json");
+    let path = repo().join("crates/plinth-policy/tests/data/sarif-schema-2.1.0.json");
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let validator = jsonschema::options().should_validate_formats(true).build(&schema).unwrap();
     validator.iter_errors(sarif).map(|e| format!("{e} at {}", e.instance_path())).collect()
@@ -281,7 +256,7 @@ fn text_output_reports_every_document_with_file_and_line_and_exits_1() {
     let lines: Vec<&str> = out.lines().collect();
     // The violation points at the field named in its details: the second
     // container's `privileged: true`, not the start of the document.
-    let privileged = line_of(MANIFESTS, "privileged: true", 0);
+    let privileged = nth_line_of(MANIFESTS, "privileged: true", 0);
     assert!(
         lines.contains(
             &format!("FAIL - repo/k8s/deploy.yaml:{privileged} - PL-TEST-001 - container app is privileged").as_str()
@@ -295,14 +270,14 @@ fn text_output_reports_every_document_with_file_and_line_and_exits_1() {
     );
     // The broken document is reported at its line; the documents after it are still checked.
     // (The parser notices the unclosed `[` where the document ends, a line on.)
-    let broken = line_of(MANIFESTS, "[broken", 0) + 1;
+    let broken = nth_line_of(MANIFESTS, "[broken", 0) + 1;
     assert!(
         lines.iter().any(|l| l
             .starts_with(&format!("FAIL - repo/k8s/deploy.yaml:{broken} - plinth.input-error - YAML syntax error"))),
         "{out}"
     );
     // The third document is checked: its exempted container points at its own field.
-    let exempt = line_of(MANIFESTS, "privileged: true", 1);
+    let exempt = nth_line_of(MANIFESTS, "privileged: true", 1);
     assert!(
         lines.iter().any(|l| l
             .starts_with(&format!("EXCP - repo/k8s/deploy.yaml:{exempt} - PL-TEST-001 - container app is privileged"))),
@@ -314,7 +289,7 @@ fn text_output_reports_every_document_with_file_and_line_and_exits_1() {
         lines.contains(&"FAIL - repo/infra/plan.json:1 - PL-TF-001 - aws_s3_bucket_acl.logs makes a bucket public"),
         "{out}"
     );
-    let lifecycle = line_of(CATALOG_INFO, "lifecycle:", 0);
+    let lifecycle = nth_line_of(CATALOG_INFO, "lifecycle:", 0);
     assert!(
         lines.contains(
             &format!("FAIL - repo/catalog-info.yaml:{lifecycle} - PL-CAT-001 - component payments has no owner")
@@ -422,7 +397,7 @@ fn sarif_output_is_valid_sarif_2_1_0() {
     let location = &denied["locations"][0]["physicalLocation"];
     assert_eq!(location["artifactLocation"]["uri"], "repo/k8s/deploy.yaml");
     assert_eq!(location["artifactLocation"]["uriBaseId"], "%SRCROOT%");
-    assert_eq!(location["region"]["startLine"], line_of(MANIFESTS, "privileged: true", 0));
+    assert_eq!(location["region"]["startLine"], nth_line_of(MANIFESTS, "privileged: true", 0));
     let excepted = privileged.iter().find(|r| r["level"] == "note").unwrap();
     assert_eq!(excepted["suppressions"][0]["kind"], "inSource");
     let plan = results.iter().find(|r| r["ruleId"] == "PL-TF-001").unwrap();
@@ -470,8 +445,8 @@ fn json_and_junit_outputs() {
     );
     assert_eq!(entries[0]["input"], "terraform-plan");
     assert_eq!(entries[1]["name"], "Deployment/web");
-    assert_eq!(entries[2]["error"]["line"], line_of(MANIFESTS, "[broken", 0) + 1);
-    assert_eq!(entries[2]["line"], line_of(MANIFESTS, "kind: ConfigMap", 0) - 1);
+    assert_eq!(entries[2]["error"]["line"], nth_line_of(MANIFESTS, "[broken", 0) + 1);
+    assert_eq!(entries[2]["line"], nth_line_of(MANIFESTS, "kind: ConfigMap", 0) - 1);
 
     let run = plinth(dir.path(), &["check", "--policy", "policies", "-o", "junit", "repo/k8s/deploy.yaml"]);
     assert_eq!(run.code, 1);
@@ -585,7 +560,7 @@ fn broken_policies_fail_closed_with_file_and_line() {
     write(&root.join("policies/broken.rego"), unknown_function);
     let run = plinth(root, &["check", "--policy", "policies", "repo/k8s/clean.yml"]);
     assert_eq!(run.code, 1, "a clean file must fail when a policy is broken:\n{}", run.stdout);
-    let line = line_of(unknown_function, "no_such_function", 0);
+    let line = nth_line_of(unknown_function, "no_such_function", 0);
     let at = format!("policies/broken.rego:{line}");
     assert!(run.stderr.contains("error: policy failed to load") && run.stderr.contains(&at), "{}", run.stderr);
     assert!(run.stdout.lines().any(|l| l.starts_with("ERROR - ") && l.contains(&at)), "{}", run.stdout);
@@ -620,16 +595,14 @@ fn broken_policies_fail_closed_with_file_and_line() {
     assert_eq!(errors.len(), 2, "{sarif:#}");
 }
 
-/// The shipped policy library, when this checkout has it.
+/// The shipped policy library (part of the repository: missing is a failure).
 #[test]
 fn shipped_library_denies_the_bad_example() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let repo = repo();
     let library = repo.join("policies");
     let example = repo.join("examples/policy-inputs/deployment-bad.yaml");
-    if !library.is_dir() || !example.is_file() {
-        eprintln!("skipped: no shipped policies/ or examples/policy-inputs/deployment-bad.yaml in this checkout");
-        return;
-    }
+    assert!(library.is_dir(), "the shipped policy library is missing at {}", library.display());
+    assert!(example.is_file(), "the bad example is missing at {}", example.display());
     let run = plinth(&repo, &["check", "--policy", "policies", "examples/policy-inputs/deployment-bad.yaml"]);
     assert_eq!(run.code, 1, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
     assert!(

@@ -6,62 +6,19 @@
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`
 //! (`apt-get install chromium chromium-driver`; `.ci/run` installs them).
+//!
+//! The WebDriver client and the Chromium/chromedriver launcher are
+//! `plinth_testkit::browser`; the portal's journeys and the DOM contract
+//! they check are here.
 
+use super::common::{generate_catalog, http_with_timeout, repo, Launch, Serve};
+use plinth_testkit::browser::{percent_decode, query_param, url_path, Browser, ELEMENT, ENTER, POLL};
+use plinth_testkit::{page_ensure as ensure, page_fail as fail};
 use serde_json::{json, Value};
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-/// The W3C name of the key under which an element reference travels.
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-/// The WebDriver code of the Enter key.
-const ENTER: &str = "\u{E007}";
-/// How long an explicit wait polls for an element.
-const WAIT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(100);
-
-/// Panics with the message, the page's URL and a snippet of its source.
-macro_rules! fail {
-    ($browser:expr, $($arg:tt)+) => {{
-        let message = format!($($arg)+);
-        let context = $browser.context().await;
-        panic!("{message}\n{context}")
-    }};
-}
-
-/// `assert!` with the page's URL and source snippet on failure.
-macro_rules! ensure {
-    ($browser:expr, $cond:expr, $($arg:tt)+) => {
-        if !$cond {
-            fail!($browser, $($arg)+)
-        }
-    };
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn http() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(180)).build().expect("reqwest client")
-}
-
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The last `n` bytes of a text (on a character boundary).
-fn tail(text: &str, n: usize) -> &str {
-    let mut start = text.len().saturating_sub(n);
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    &text[start..]
+    http_with_timeout(Duration::from_secs(180))
 }
 
 /// The first `n` bytes of a text (on a character boundary).
@@ -107,56 +64,6 @@ fn mentions(text: &str, name: &str) -> bool {
     text.contains(name) || format!(" {} ", words(text)).contains(&format!(" {} ", words(name)))
 }
 
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                        continue;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b'+' => out.push(b' '),
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// The value of a query parameter in a URL.
-fn query_param(url: &str, name: &str) -> Option<String> {
-    let query = url.split_once('?')?.1.split('#').next().unwrap_or("");
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(key) == name).then(|| percent_decode(value))
-    })
-}
-
-/// The path of a URL (no scheme, host, query or fragment).
-fn url_path(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
-    let rest = if url.contains("://") { format!("/{rest}") } else { rest.to_string() };
-    rest.split(['?', '#']).next().unwrap_or("").to_string()
-}
-
 /// An owner as the short name: `group:default/team-a`, `default/team-a` and
 /// `team-a` are all `team-a`.
 fn short_name(owner: &str) -> String {
@@ -165,381 +72,29 @@ fn short_name(owner: &str) -> String {
     owner.rsplit(':').next().unwrap_or(owner).trim().to_string()
 }
 
-/// A plain HTTP/1.1 request without an async runtime, for `Drop`.
-fn raw_request(port: u16, method: &str, path: &str) {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else { return };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    let request =
-        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    if stream.write_all(request.as_bytes()).is_ok() {
-        let mut sink = Vec::new();
-        let _ = stream.read_to_end(&mut sink);
-    }
-}
-
-/// A running `plinth serve`, killed on drop.
-struct Plinth {
-    child: Child,
-    base: String,
-    log: PathBuf,
-    _scratch: tempfile::TempDir,
-}
-
-impl Drop for Plinth {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Plinth {
-    fn spawn(args: &[&str]) -> Plinth {
-        let scratch = tempfile::tempdir().unwrap();
-        let data = scratch.path().join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        let log = scratch.path().join("plinth.log");
-        let out = File::create(&log).unwrap();
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_plinth"))
-            .arg("serve")
-            .args(args)
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .arg("--data-dir")
-            .arg(&data)
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start plinth serve");
-        Plinth { child, base: format!("http://127.0.0.1:{port}"), log, _scratch: scratch }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        tail(&log, 3000).to_string()
-    }
-
-    /// Waits until GET `path` answers 200; panics with the server log otherwise.
-    async fn wait_ok(&mut self, path: &str, timeout: Duration) {
-        let client = http();
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("plinth serve exited ({status}) before {path} answered; its log:\n{}", self.log_tail());
-            }
-            if let Ok(response) = client.get(self.url(path)).send().await {
-                if response.status().is_success() {
-                    return;
-                }
-            }
-            if Instant::now() > deadline {
-                panic!("{path} did not answer 200 within {timeout:?}; plinth log:\n{}", self.log_tail());
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn demo() -> Plinth {
-        let mut plinth = Plinth::spawn(&["--demo"]);
-        plinth.wait_ok("/readyz", Duration::from_secs(60)).await;
-        plinth.wait_ok("/api/catalog/entities/by-name/component/default/auth-service", Duration::from_secs(60)).await;
-        plinth
-    }
-}
-
-/// A running chromedriver, shut down (with its browsers) on drop.
-struct Driver {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        raw_request(self.port, "GET", "/shutdown");
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Driver {
-    async fn start() -> Driver {
-        for binary in [CHROMIUM, CHROMEDRIVER] {
-            assert!(
-                Path::new(binary).exists(),
-                "{binary} is missing: install it with `apt-get install -y chromium chromium-driver`"
-            );
-        }
-        let port = free_port();
-        let child = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
-        let driver = Driver { child, port };
-        let client = http();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let status = client.get(format!("http://127.0.0.1:{port}/status")).send().await;
-            if let Ok(response) = status {
-                if let Ok(body) = response.json::<Value>().await {
-                    if body["value"]["ready"] == json!(true) {
-                        return driver;
-                    }
-                }
-            }
-            assert!(Instant::now() < deadline, "chromedriver on port {port} was not ready within 30 s");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-/// One browser session. Drop ends the session, then chromedriver.
-struct Browser {
-    client: reqwest::Client,
-    session: String,
-    driver: Driver,
-    _profile: tempfile::TempDir,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let path = url_path(&self.session);
-        raw_request(self.driver.port, "DELETE", &path);
-    }
-}
-
-impl Browser {
-    async fn open() -> Browser {
-        let driver = Driver::start().await;
-        let profile = tempfile::tempdir().unwrap();
-        let client = http();
-        let capabilities = json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "pageLoadStrategy": "normal",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ],
-            },
-            "goog:loggingPrefs": {"browser": "ALL"},
-        }}});
-        let base = format!("http://127.0.0.1:{}", driver.port);
-        let response = client.post(format!("{base}/session")).json(&capabilities).send().await.expect("new session");
-        let body: Value = response.json().await.expect("new session: JSON");
-        let id = body["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {body}")).to_string();
-        let browser = Browser { client, session: format!("{base}/session/{id}"), driver, _profile: profile };
-        browser
-            .call(
-                reqwest::Method::POST,
-                "/timeouts",
-                Some(json!({"pageLoad": 120_000, "script": 30_000, "implicit": 0})),
-            )
-            .await
-            .expect("set timeouts");
-        browser
-    }
-
-    /// One WebDriver command; `Err` carries the WebDriver error and message.
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let mut request = self.client.request(method.clone(), format!("{}{path}", self.session));
-        if let Some(body) = body {
-            request = request.json(&body);
-        } else if method == reqwest::Method::POST {
-            request = request.json(&json!({}));
-        }
-        let response = request.send().await.map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = response.status();
-        let body: Value = response.json().await.map_err(|e| format!("{method} {path}: bad JSON: {e}"))?;
-        if status.is_success() {
-            Ok(body["value"].clone())
-        } else {
-            Err(format!(
-                "{method} {path}: {} ({}): {}",
-                status,
-                body["value"]["error"].as_str().unwrap_or("?"),
-                head(body["value"]["message"].as_str().unwrap_or(""), 400)
-            ))
-        }
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        self.call(reqwest::Method::GET, path, None).await.unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Result<Value, String> {
-        self.call(reqwest::Method::POST, path, Some(body)).await
-    }
-
-    async fn current_url(&self) -> String {
-        self.get("/url").await.as_str().unwrap_or("").to_string()
-    }
-
-    /// The URL and a snippet of the page source, for failure messages.
-    async fn context(&self) -> String {
-        let url = self.call(reqwest::Method::GET, "/url", None).await.unwrap_or_default();
-        let source = self.call(reqwest::Method::GET, "/source", None).await.unwrap_or_default();
-        let source = source.as_str().unwrap_or("");
-        let from = source.find("<main").unwrap_or(0);
-        format!("  page URL: {}\n  page source (from <main>, 2000 bytes):\n{}", url, head(&source[from..], 2000))
-    }
-
-    async fn goto(&self, url: &str) {
-        if let Err(e) = self.post("/url", json!({"url": url})).await {
-            fail!(self, "cannot load {url}: {e}");
-        }
-    }
-
-    async fn script(&self, script: &str, args: Value) -> Value {
-        match self.post("/execute/sync", json!({"script": script, "args": args})).await {
-            Ok(value) => value,
-            Err(e) => fail!(self, "script failed: {e}\nscript: {script}"),
-        }
-    }
-
-    fn element_id(value: &Value) -> String {
-        value[ELEMENT].as_str().unwrap_or_else(|| panic!("not an element: {value}")).to_string()
-    }
-
-    async fn find_all(&self, css: &str) -> Vec<String> {
-        match self.post("/elements", json!({"using": "css selector", "value": css})).await {
-            Ok(Value::Array(items)) => items.iter().map(Self::element_id).collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    async fn find_all_in(&self, parent: &str, css: &str) -> Vec<String> {
-        let path = format!("/element/{parent}/elements");
-        match self.post(&path, json!({"using": "css selector", "value": css})).await {
-            Ok(Value::Array(items)) => items.iter().map(Self::element_id).collect(),
-            _ => Vec::new(),
-        }
-    }
-
-    async fn find(&self, css: &str) -> Option<String> {
-        self.find_all(css).await.into_iter().next()
-    }
-
-    /// Polls for an element up to [`WAIT`].
-    async fn wait(&self, css: &str) -> String {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(element) = self.find(css).await {
-                return element;
-            }
-            if Instant::now() > deadline {
-                fail!(self, "no element `{css}` within {WAIT:?}");
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    async fn text(&self, element: &str) -> String {
-        match self.call(reqwest::Method::GET, &format!("/element/{element}/text"), None).await {
-            Ok(value) => value.as_str().unwrap_or("").to_string(),
-            Err(e) => fail!(self, "cannot read the text of an element: {e}"),
-        }
-    }
-
-    /// The text content (also of hidden elements and SVG), trimmed.
-    async fn text_of(&self, css: &str) -> String {
-        let element = self.wait(css).await;
-        let text = self.text(&element).await;
-        if !text.trim().is_empty() {
-            return text.trim().to_string();
-        }
-        let value = self.script("return arguments[0].textContent", json!([{ELEMENT: element}])).await;
-        value.as_str().unwrap_or("").trim().to_string()
-    }
-
-    async fn attribute(&self, element: &str, name: &str) -> Option<String> {
-        let value = self.call(reqwest::Method::GET, &format!("/element/{element}/attribute/{name}"), None).await;
-        value.ok().and_then(|v| v.as_str().map(str::to_string))
-    }
-
-    /// The resolved (absolute) href of a link.
-    async fn href(&self, element: &str) -> String {
-        let script = "const a = arguments[0]; \
-            const raw = a.getAttribute('href') || a.getAttribute('xlink:href') || ''; \
-            return raw ? new URL(raw, document.baseURI).href : '';";
-        self.script(script, json!([{ELEMENT: element}])).await.as_str().unwrap_or("").to_string()
-    }
-
-    async fn screenshot(&self, name: &str) {
-        use base64::Engine as _;
-        let data = self.get("/screenshot").await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(data.as_str().unwrap_or(""))
-            .expect("screenshot: base64 PNG");
-        let dir = manifest_dir().join("../../docs/screenshots");
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
-    }
-
-    /// Clicks `element` (a link) and waits for the next page to show `css`.
-    async fn follow(&self, element: &str, css: &str) {
-        let before = self.current_url().await;
-        if let Err(e) = self.post(&format!("/element/{element}/click"), json!({})).await {
-            fail!(self, "cannot click: {e}");
-        }
-        self.wait_for_page_change(&before, css).await;
-    }
-
-    async fn wait_for_page_change(&self, before: &str, css: &str) {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let now = self.current_url().await;
-            let ready = self.script("return document.readyState", json!([])).await == json!("complete");
-            if now != before && ready && self.find(css).await.is_some() {
-                return;
-            }
-            if Instant::now() > deadline {
-                fail!(self, "after leaving {before}, no page with `{css}` within {WAIT:?}");
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// Drains the browser console; fails on any SEVERE entry except those
-    /// whose message contains one of `allowed`.
-    async fn check_console(&self, page: &str, allowed: &[&str]) {
-        let entries = match self.post("/se/log", json!({"type": "browser"})).await {
-            Ok(Value::Array(entries)) => entries,
-            Ok(other) => panic!("se/log answered {other}"),
-            Err(e) => panic!("cannot read the browser console: {e}"),
-        };
-        let severe: Vec<String> = entries
-            .iter()
-            .filter(|e| e["level"] == json!("SEVERE"))
-            .map(|e| e["message"].as_str().unwrap_or("").to_string())
-            .filter(|m| !allowed.iter().any(|a| m.contains(a)))
-            .collect();
-        ensure!(self, severe.is_empty(), "console errors on the {page} page:\n  {}", severe.join("\n  "));
-    }
-
+/// The portal's DOM contract and screenshots, on a [`Browser`].
+trait Portal {
     /// Every page: a search box, the portal's stylesheet and script.
+    async fn check_chrome(&self, page: &str);
+    /// The key elements of an entity page; returns its `data-entity-ref`.
+    async fn check_entity_page(&self) -> String;
+    /// The number `#impact-count` shows.
+    async fn impact_count(&self) -> u64;
+    /// Loads a graph page and returns its node count and impact count.
+    async fn check_graph_page(&self) -> (usize, u64);
+    /// Explorer rows: `(owner cell texts, result count)`.
+    async fn explorer_rows(&self) -> (Vec<String>, u64);
+    /// Saves the viewport as `docs/screenshots/NAME.png`.
+    async fn screenshot(&self, name: &str);
+}
+
+impl Portal for Browser {
     async fn check_chrome(&self, page: &str) {
         for css in ["input[name=\"q\"]", "link[href*=\"/assets/portal.css\"]", "script[src*=\"/assets/portal.js\"]"] {
             ensure!(self, self.find(css).await.is_some(), "the {page} page has no `{css}`");
         }
     }
 
-    /// The key elements of an entity page; returns its `data-entity-ref`.
     async fn check_entity_page(&self) -> String {
         let main = self.wait("main[data-entity-ref]").await;
         let entity_ref = self.attribute(&main, "data-entity-ref").await.unwrap_or_default();
@@ -552,7 +107,6 @@ impl Browser {
         entity_ref
     }
 
-    /// The number `#impact-count` shows.
     async fn impact_count(&self) -> u64 {
         let text = self.text_of("#impact-count").await;
         match first_number(&text) {
@@ -561,7 +115,6 @@ impl Browser {
         }
     }
 
-    /// Loads a graph page and returns its node count and impact count.
     async fn check_graph_page(&self) -> (usize, u64) {
         self.wait("svg#graph").await;
         for css in
@@ -574,7 +127,6 @@ impl Browser {
         (nodes, self.impact_count().await)
     }
 
-    /// Explorer rows: `(owner cell texts, result count)`.
     async fn explorer_rows(&self) -> (Vec<String>, u64) {
         self.wait("table#entities").await;
         self.wait("#facets").await;
@@ -612,12 +164,16 @@ impl Browser {
         };
         (owners, count)
     }
+
+    async fn screenshot(&self, name: &str) {
+        self.save_screenshot(&repo().join(format!("docs/screenshots/{name}.png"))).await;
+    }
 }
 
 #[tokio::test]
 async fn journey_on_the_demo_catalogue() {
     let started = Instant::now();
-    let plinth = Plinth::demo().await;
+    let plinth = Serve::demo().await;
     let b = Browser::open().await;
 
     // Home.
@@ -746,22 +302,27 @@ async fn journey_on_the_demo_catalogue() {
     b.goto(&plinth.url("/catalog")).await;
     b.wait("section#facet-owner").await;
     let mut facet = None;
+    let mut offered = Vec::new();
     for link in b.find_all("section#facet-owner a").await {
         let href = b.href(&link).await;
         if query_param(&href, "owner").is_some_and(|o| short_name(&o) == owner_short) {
             facet = Some(link);
             break;
         }
+        offered.push(href);
     }
-    match facet {
-        Some(link) => b.follow(&link, "table#entities").await,
-        None => {
-            eprintln!("note: /catalog lists no owner facet for {owner}; loading /catalog?owner= directly");
-            b.goto(&plinth.url(&format!("/catalog?owner={}", percent_encode(&owner)))).await;
-        }
-    }
+    // The facet is the journey: without it the test fails, it does not
+    // take another way to the filtered list.
+    let Some(facet) = facet else {
+        fail!(b, "/catalog: section#facet-owner has no link to owner {owner}; its links: {offered:?}")
+    };
+    b.follow(&facet, "table#entities").await;
     let url = b.current_url().await;
-    ensure!(b, query_param(&url, "owner").is_some(), "owner facet led to {url}, expected /catalog?owner=…");
+    ensure!(
+        b,
+        url_path(&url) == "/catalog" && query_param(&url, "owner").is_some_and(|o| short_name(&o) == owner_short),
+        "owner facet led to {url}, expected /catalog?owner={owner_short}"
+    );
     let (owners, count) = b.explorer_rows().await;
     ensure!(b, !owners.is_empty(), "explorer for owner {owner}: no rows");
     for cell in &owners {
@@ -818,7 +379,7 @@ const GOVERNED_AGENT: &str = "/catalog/default/agent/support-copilot-agent";
 #[tokio::test]
 async fn policy_panel_and_policies_page() {
     let started = Instant::now();
-    let plinth = Plinth::demo().await;
+    let plinth = Serve::demo().await;
     let b = Browser::open().await;
 
     // The agent's page, once the governance view has evaluated it.
@@ -913,8 +474,8 @@ async fn live_update_reaches_an_open_entity_page() {
     let fixture = tempfile::tempdir().unwrap();
     let file = fixture.path().join("catalog-info.yaml");
     std::fs::write(&file, LIVE_ENTITY.replace("DESCRIPTION", "The first description")).unwrap();
-    let mut plinth = Plinth::spawn(&[]);
-    plinth.wait_ok("/readyz", Duration::from_secs(60)).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let mut plinth = Serve::launch(&scratch.path().join("data"), Launch::default()).await;
     let client = http();
     let response = client
         .post(plinth.url("/api/catalog/locations"))
@@ -944,22 +505,19 @@ async fn live_update_reaches_an_open_entity_page() {
         .expect("POST /api/catalog/refresh");
     assert!(response.status().is_success(), "refresh: {}", response.status());
     let refreshed = clock.elapsed();
-    let (seen, last) = loop {
+    // A generous bound on the update reaching the page; how fast it
+    // arrives is for the benchmarks, not for a debug build on a busy machine.
+    let bound = Duration::from_secs(60);
+    let seen = loop {
         let element = b.wait("#entity-description").await;
         let text = b.text(&element).await;
         if text.contains(&fresh) {
-            break (Some(clock.elapsed()), text);
+            break clock.elapsed();
         }
-        if clock.elapsed() > Duration::from_secs(2) {
-            break (None, text);
+        if clock.elapsed() > bound {
+            fail!(b, "the open page did not show the new description within {bound:?} of the refresh; #entity-description: {text:?}")
         }
         tokio::time::sleep(POLL).await;
-    };
-    let Some(seen) = seen else {
-        fail!(
-            b,
-            "the open page did not show the new description within 2 s of the refresh; #entity-description: {last:?}"
-        )
     };
     let marker = b.script("return window.__plinthE2eMarker || null", json!([])).await;
     ensure!(b, marker == json!("still here"), "the page was reloaded (marker lost), not updated in place");
@@ -977,28 +535,20 @@ async fn live_update_reaches_an_open_entity_page() {
 async fn journey_at_100k_entities() {
     let started = Instant::now();
     let catalogue = tempfile::tempdir().unwrap();
-    let generator = manifest_dir().join("../../../shared/bench/gen_catalog.py");
-    let output = Command::new("python3")
-        .arg(&generator)
-        .args(["--entities", "100000", "--ai", "--out"])
-        .arg(catalogue.path())
-        .output()
-        .expect("run python3 gen_catalog.py");
-    assert!(output.status.success(), "gen_catalog.py failed: {}", String::from_utf8_lossy(&output.stderr));
-    let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(catalogue.path().join("manifest.json")).unwrap()).unwrap();
+    let manifest = generate_catalog(catalogue.path(), 100_000);
     let entities = manifest["entities"].as_u64().expect("manifest.json: entities");
     let hub = manifest["most_depended_upon"].as_str().expect("manifest.json: most_depended_upon").to_string();
     let generated = started.elapsed();
 
     let all = catalogue.path().join("all.yaml");
-    let mut plinth = Plinth::spawn(&["--location", all.to_str().unwrap()]);
-    plinth.wait_ok("/readyz", Duration::from_secs(240)).await;
+    let scratch = tempfile::tempdir().unwrap();
+    let launch = Launch { locations: &[all.as_path()], ready_within: Duration::from_secs(240), ..Launch::default() };
+    let mut plinth = Serve::launch(&scratch.path().join("data"), launch).await;
     let client = http();
     let deadline = started + generated + Duration::from_secs(240);
     let mut total = 0;
     while total < entities {
-        if let Ok(Some(status)) = plinth.child.try_wait() {
+        if let Some(status) = plinth.exit_status() {
             panic!("plinth serve exited ({status}) during ingest; log:\n{}", plinth.log_tail());
         }
         assert!(
@@ -1066,7 +616,9 @@ async fn journey_at_100k_entities() {
         let load = Instant::now();
         b.goto(&plinth.url(&format!("/catalog/default/{kind}/{name}/graph{query}"))).await;
         let (nodes, impact) = b.check_graph_page().await;
-        ensure!(b, nodes <= 200, "hub graph{query}: {nodes} a.node drawn, expected at most 200");
+        // The portal draws at most 60 entities (graph.rs MAX_DRAWN) and
+        // collapses the rest; a hub has far more, so the cap is reached.
+        ensure!(b, (2..=60).contains(&nodes), "hub graph{query}: {nodes} a.node drawn, expected 2 to 60 (the cap)");
         ensure!(b, impact > 10_000, "hub graph{query}: #impact-count {impact}, expected > 10000");
         b.check_console("hub graph (100k)", &[]).await;
         hub_nodes.push(format!("{query:?}: {nodes} nodes, impact {impact}, {} ms", load.elapsed().as_millis()));
@@ -1092,75 +644,8 @@ const TEMPLATES: [&str; 8] = [
     "ai-agent",
 ];
 
-/// Form helpers of the create flow.
-impl Browser {
-    async fn click(&self, element: &str, what: &str) {
-        if let Err(e) = self.post(&format!("/element/{element}/click"), json!({})).await {
-            fail!(self, "cannot click {what}: {e}");
-        }
-    }
-
-    /// Replaces the value of an input by typing `text`, as a user would.
-    async fn fill(&self, css: &str, text: &str) {
-        let input = self.wait(css).await;
-        if let Err(e) = self.post(&format!("/element/{input}/clear"), json!({})).await {
-            fail!(self, "cannot clear `{css}`: {e}");
-        }
-        if let Err(e) = self.post(&format!("/element/{input}/value"), json!({"text": text})).await {
-            fail!(self, "cannot type into `{css}`: {e}");
-        }
-        let value = self.value(css).await;
-        ensure!(self, value == text, "`{css}` holds {value:?} after typing {text:?}");
-    }
-
-    /// Picks an option of a select by clicking it.
-    async fn choose(&self, css: &str, value: &str) {
-        let option = self.wait(&format!("{css} option[value=\"{value}\"]")).await;
-        self.click(&option, &format!("option {value} of `{css}`")).await;
-        let now = self.value(css).await;
-        ensure!(self, now == value, "`{css}` is {now:?} after picking {value:?}");
-    }
-
-    async fn value(&self, css: &str) -> String {
-        let element = self.wait(css).await;
-        let value = self.script("return arguments[0].value", json!([{ELEMENT: element}])).await;
-        value.as_str().unwrap_or("").to_string()
-    }
-
-    /// Polls a script until it returns something truthy, up to `timeout`.
-    async fn wait_until(&self, script: &str, timeout: Duration, what: &str) -> Value {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let value = self.script(script, json!([])).await;
-            if !matches!(value, Value::Null | Value::Bool(false)) {
-                return value;
-            }
-            if Instant::now() > deadline {
-                fail!(self, "{what}: not within {timeout:?}");
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    /// Every `pattern` attribute compiles as the browser compiles it (with
-    /// the `v` flag); one that does not leaves its field unchecked.
-    async fn check_patterns(&self, page: &str) -> usize {
-        let script = "return [...document.querySelectorAll('[pattern]')].flatMap(i => { \
-            try { new RegExp('^(?:' + i.getAttribute('pattern') + ')$', 'v'); return []; } \
-            catch (e) { return [i.id + ': ' + e.message]; } })";
-        let bad = self.script(script, json!([])).await;
-        ensure!(self, bad == json!([]), "{page}: pattern attributes the browser rejects: {bad}");
-        self.find_all("[pattern]").await.len()
-    }
-
-    async fn scroll_to(&self, css: &str) {
-        let element = self.wait(css).await;
-        self.script("arguments[0].scrollIntoView({block: 'start'})", json!([{ELEMENT: element}])).await;
-    }
-}
-
 /// The ids of the runs the server knows.
-async fn task_ids(plinth: &Plinth) -> Vec<String> {
+async fn task_ids(plinth: &Serve) -> Vec<String> {
     let body: Value = http()
         .get(plinth.url("/api/scaffolder/v2/tasks"))
         .send()
@@ -1175,7 +660,7 @@ async fn task_ids(plinth: &Plinth) -> Vec<String> {
 #[tokio::test]
 async fn create_flow_preview_and_run() {
     let started = Instant::now();
-    let plinth = Plinth::demo().await;
+    let plinth = Serve::demo().await;
     let b = Browser::open().await;
 
     // 1. The template list, from the nav; the demo may still be ingesting.
@@ -1571,7 +1056,7 @@ fn agent_run_export(trace_id: &str, ago_s: i64, input_tokens: i64) -> Value {
 #[tokio::test]
 async fn signals_tab_trace_cost_and_anomalies() {
     let started = Instant::now();
-    let plinth = Plinth::demo().await;
+    let plinth = Serve::demo().await;
     let client = http();
     let post = |body: Value| {
         let client = client.clone();

@@ -15,6 +15,7 @@ use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
@@ -110,6 +111,21 @@ pub struct RuleSummary {
     pub line: usize,
 }
 
+/// The dispatch rules compiled to VM bytecode, and those left to the
+/// interpreter with the compiler's reason.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VmCoverage {
+    pub compiled: Vec<String>,
+    pub interpreted: Vec<(String, String)>,
+}
+
+/// Dispatch runs by where they ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchRuns {
+    pub vm: u64,
+    pub interpreter: u64,
+}
+
 /// A prepared policy set.
 pub struct PolicyEngine {
     template: regorus::Engine,
@@ -124,6 +140,11 @@ pub struct PolicyEngine {
     /// than the tree-walking interpreter); rules it cannot compile use the
     /// interpreter.
     programs: HashMap<String, Arc<regorus::rvm::program::Program>>,
+    /// Dispatch rules that did not compile to bytecode (with why).
+    interpreted: Vec<(String, String)>,
+    /// Dispatch runs answered by the VM and by the interpreter.
+    vm_runs: AtomicU64,
+    interpreter_runs: AtomicU64,
     /// `data` as the VM needs it.
     vm_data: regorus::Value,
     problems: Vec<LoadProblem>,
@@ -271,6 +292,9 @@ impl PolicyEngine {
             dispatch: HashMap::new(),
             scorecard_dispatch: HashMap::new(),
             programs: HashMap::new(),
+            interpreted: Vec::new(),
+            vm_runs: AtomicU64::new(0),
+            interpreter_runs: AtomicU64::new(0),
             vm_data: regorus::Value::Undefined,
             problems,
             revision: bundle.revision.clone(),
@@ -299,8 +323,28 @@ impl PolicyEngine {
                 Ok(program) => {
                     self.programs.insert(entry, program);
                 }
-                Err(error) => tracing::debug!(%error, entry, "dispatch rule runs on the interpreter"),
+                Err(error) => {
+                    tracing::debug!(%error, entry, "dispatch rule runs on the interpreter");
+                    self.interpreted.push((entry, error));
+                }
             }
+        }
+    }
+
+    /// Which dispatch rules run on the VM and which were left to the
+    /// interpreter because they did not compile (with the compiler's error).
+    pub fn vm_coverage(&self) -> VmCoverage {
+        let mut compiled: Vec<String> = self.programs.keys().cloned().collect();
+        compiled.sort();
+        VmCoverage { compiled, interpreted: self.interpreted.clone() }
+    }
+
+    /// How many dispatch runs the VM answered and how many fell to the
+    /// interpreter (not compiled, or the VM failed at run time).
+    pub fn dispatch_runs(&self) -> DispatchRuns {
+        DispatchRuns {
+            vm: self.vm_runs.load(Ordering::Relaxed),
+            interpreter: self.interpreter_runs.load(Ordering::Relaxed),
         }
     }
 
@@ -319,10 +363,12 @@ impl PolicyEngine {
             if vm.set_data(self.vm_data.clone()).is_ok() {
                 vm.set_input(input.clone());
                 if let Ok(value) = vm.execute_entry_point_by_name(entry) {
+                    self.vm_runs.fetch_add(1, Ordering::Relaxed);
                     return Ok(value);
                 }
             }
         }
+        self.interpreter_runs.fetch_add(1, Ordering::Relaxed);
         engine.set_input(input.clone());
         engine.eval_rule(entry.to_string()).map_err(|e| PolicyError::Evaluation(e.to_string()))
     }

@@ -22,5 +22,5 @@ pub mod testing;
 
 pub use bundle::{LoadProblem, PolicyBundle};
 pub use decision::{AppliedWaiver, Decision, Enforcement, Outcome, Point, Violation, Waiver};
-pub use engine::{attach_context, EngineOptions, EvalRequest, PolicyEngine, PolicySummary};
+pub use engine::{attach_context, DispatchRuns, EngineOptions, EvalRequest, PolicyEngine, PolicySummary, VmCoverage};
 pub use error::PolicyError;

@@ -4,12 +4,10 @@
 //! really be the VM's: the engine falls back to the interpreter silently,
 //! so equal decisions alone would prove nothing if no rule ran on the VM.
 //!
-//! The engine does not say which of its dispatch rules run on the VM, nor
-//! when a run falls back to the interpreter. Until it does (proposed:
-//! `PolicyEngine::vm_coverage()`, listing the dispatch entry points compiled
-//! to bytecode and those left to the interpreter, and
-//! `PolicyEngine::interpreter_fallbacks()`, counting decisions that fell
-//! back at run time), this test establishes it from outside:
+//! The engine says which dispatch rules compiled to bytecode
+//! (`PolicyEngine::vm_coverage()`) and how many runs the VM and the
+//! interpreter answered (`PolicyEngine::dispatch_runs()`); the first test
+//! asserts on both. The second establishes it from outside as well:
 //! - building the engine logs nothing about a dispatch rule left to the
 //!   interpreter (the engine's only trace of a compile-time fallback);
 //! - every dispatch rule of the engine's generated module, compiled as the
@@ -20,9 +18,8 @@
 //! - together those VM runs evaluate every `deny`/`warn` rule and every
 //!   scorecard check of the library.
 //!
-//! What this cannot see: an engine that never tries the VM at all (if
-//! `compile_programs` stopped being called); only the proposed accessors
-//! would catch that.
+//! An engine that never tried the VM would show no compiled rule and no VM
+//! run, which the first test refuses.
 
 use plinth_policy::engine::DEFAULT_TIME_LIMIT;
 use plinth_policy::{attach_context, EngineOptions, EvalRequest, Point, PolicyBundle, PolicyEngine};
@@ -82,7 +79,7 @@ fn vm_and_interpreter_decide_alike_on_every_example() {
     let vm = PolicyEngine::build(&bundle, EngineOptions::default());
     let interpreter = PolicyEngine::build(&bundle, EngineOptions { vm: false, ..Default::default() });
     assert!(vm.problems().is_empty(), "{:?}", vm.problems());
-    let mut compared = 0;
+    let mut compared: u64 = 0;
     let mut denials = 0;
     for (label, point, input) in example_inputs() {
         let a = vm.evaluate(&EvalRequest::new(point, &input));
@@ -94,6 +91,18 @@ fn vm_and_interpreter_decide_alike_on_every_example() {
     }
     assert!(compared >= 80, "compared {compared} decisions");
     assert!(denials > 20, "the examples should exercise denials, got {denials}");
+    // The equal decisions must really be the VM's: every dispatch rule
+    // compiled, and no run fell back to the interpreter.
+    let coverage = vm.vm_coverage();
+    assert!(coverage.interpreted.is_empty(), "dispatch rules left to the interpreter: {:#?}", coverage.interpreted);
+    assert!(!coverage.compiled.is_empty(), "no dispatch rule compiled to bytecode");
+    let runs = vm.dispatch_runs();
+    assert_eq!(runs.interpreter, 0, "{runs:?}: decisions fell back to the interpreter");
+    assert!(runs.vm >= compared, "{runs:?}: fewer VM runs than decisions ({compared})");
+    // And the reference really is the interpreter.
+    let reference = interpreter.dispatch_runs();
+    assert_eq!(reference.vm, 0, "{reference:?}");
+    assert!(interpreter.vm_coverage().compiled.is_empty());
 }
 
 // ---------------------------------------------------------------------------

@@ -727,6 +727,12 @@ fn conflict(entity: &str, owner: &str, claimant: &str) -> Diagnostic {
     .for_entity(Some(entity.to_string()))
 }
 
+/// Most characters of a location's target.
+pub const MAX_TARGET: usize = 4096;
+
+/// Most characters of a location's branch.
+pub const MAX_BRANCH: usize = 255;
+
 /// Checks and canonicalises a location before it is stored: file targets
 /// become absolute paths; `url` targets that name a git repository become
 /// `git` locations.
@@ -734,6 +740,20 @@ pub fn normalize_location(mut location: NewLocation) -> Result<NewLocation, Cata
     let target = location.target.trim().to_string();
     if target.is_empty() {
         return Err(CatalogError::BadLocation("location target is empty; give a file, directory or git URL".into()));
+    }
+    if target.chars().count() > MAX_TARGET {
+        return Err(CatalogError::BadLocation(format!(
+            "location target is {} characters long; at most {MAX_TARGET}",
+            target.chars().count()
+        )));
+    }
+    if let Some(branch) = &location.branch {
+        if branch.chars().count() > MAX_BRANCH {
+            return Err(CatalogError::BadLocation(format!(
+                "branch is {} characters long; a branch name has at most {MAX_BRANCH}",
+                branch.chars().count()
+            )));
+        }
     }
     let kind = location.kind.trim().to_lowercase();
     location.kind = match kind.as_str() {

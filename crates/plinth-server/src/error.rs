@@ -125,7 +125,17 @@ pub async fn backstage_errors(request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let url = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let mut response = next.run(request).await;
-    let Some(PendingError(error)) = response.extensions_mut().remove::<PendingError>() else { return response };
+    let pending = response.extensions_mut().remove::<PendingError>().map(|PendingError(e)| e);
+    let error = match pending {
+        Some(error) => error,
+        // The body limit answers before any handler, in plain text.
+        None if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json(&response) => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PayloadTooLargeError",
+            format!("the body is larger than {} MiB; send less at a time", crate::api::MAX_JSON_BODY / (1024 * 1024)),
+        ),
+        None => return response,
+    };
     let body = ErrorBody {
         error: ErrorDetail { name: error.name.to_string(), message: error.message, details: error.details },
         request: ErrorRequest { method, url: crate::params::shorten_to(&url, 2_048) },
@@ -135,6 +145,14 @@ pub async fn backstage_errors(request: Request, next: Next) -> Response {
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default()))
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"))
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,8 +1,8 @@
 //! The OpenAPI document of the JSON API, served at `/api/openapi.json`.
 
 use crate::api::schema::{
-    EntityRefText, FullEntityRefText, ImpactDirection, OutcomeName, PointName, RelationType, SeriesGroupBy,
-    SeriesMetric, SignalSource, TaskStatusName,
+    EntityRefText, FullEntityRefText, ImpactDirection, NameOrRefText, OutcomeName, PointName, PromptText, RelationType,
+    SeriesGroupBy, SeriesMetric, SignalEntityText, SignalModelText, SignalServiceText, SignalSource, TaskStatusName,
 };
 use crate::api::{catalog, golden_paths, policy, signals};
 use crate::error::ErrorBody;
@@ -30,8 +30,9 @@ use utoipa::{Modify, OpenApi};
         signals::alert_history, signals::evaluate_now, signals::health, signals::entity_health,
     ),
     components(schemas(
-        ErrorBody, EntityRefText, FullEntityRefText, ImpactDirection, OutcomeName, PointName, RelationType,
-        SeriesGroupBy, SeriesMetric, SignalSource, TaskStatusName, catalog::dto::WebhookPayload,
+        ErrorBody, EntityRefText, FullEntityRefText, ImpactDirection, NameOrRefText, OutcomeName, PointName, PromptText, RelationType,
+        SignalEntityText, SignalModelText, SignalServiceText,
+        SeriesGroupBy, SeriesMetric, SignalSource, TaskStatusName, catalog::dto::WebhookPayload, catalog::dto::ValidationErrors,
         signals::dto::NewScoreDto
     )),
     modifiers(&CommonResponses),

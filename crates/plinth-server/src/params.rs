@@ -128,17 +128,29 @@ impl Params {
     }
 }
 
+/// What Rust calls whitespace (`char::is_whitespace`, Unicode White_Space),
+/// as a regex class body: the server trims and refuses exactly these, so
+/// the document says the same (ECMA's `\s` differs: it has U+FEFF and
+/// lacks U+0085).
+macro_rules! ws {
+    () => {
+        r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+    };
+}
+
 /// An entity ref as the API takes it, `[kind:][namespace/]name`, the kind
 /// left to the field's default: no part empty, none holding whitespace,
 /// `:` or `/`; spaces around it are forgiven.
-pub const REF: &str = r"^\s*(?:[^\s:/]+:)?(?:[^\s:/]+/)?[^\s:/]+\s*$";
+pub const REF: &str =
+    concat!("^[", ws!(), "]*(?:[^", ws!(), ":/]+:)?(?:[^", ws!(), ":/]+/)?[^", ws!(), ":/]+[", ws!(), "]*$");
 
 /// Most characters of an entity ref (kind, namespace and name are at most
 /// 63 each in a valid entity; spaces around it are forgiven).
 pub const MAX_REF: usize = 512;
 
 /// An entity ref that names its kind, `kind:[namespace/]name`.
-pub const FULL_REF: &str = r"^\s*[^\s:/]+:(?:[^\s:/]+/)?[^\s:/]+\s*$";
+pub const FULL_REF: &str =
+    concat!("^[", ws!(), "]*[^", ws!(), ":/]+:(?:[^", ws!(), ":/]+/)?[^", ws!(), ":/]+[", ws!(), "]*$");
 
 /// Whether `text` (not trimmed) is `[kind:][namespace/]name` with no part
 /// empty or holding whitespace, `:`, `/` or one of `forbidden`.

@@ -42,9 +42,17 @@ where
                 ),
             ));
         }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    e.status(),
+                    "PayloadTooLargeError",
+                    format!("the body is larger than {} MiB; send less at a time", MAX_JSON_BODY / (1024 * 1024)),
+                )
+            } else {
+                ApiError::bad_request(format!("cannot read the request body: {e}"))
+            }
+        })?;
         // serde_json's message ends with the line and column.
         let value = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::bad_request(format!("the body must be {}: {e}", body_name::<T>())))?;

@@ -99,6 +99,9 @@ fn templates() -> &'static minijinja::Environment<'static> {
     static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = minijinja::Environment::new();
+        // A typo'd variable fails the render (and so a test) instead of
+        // printing nothing; `{% if x %}` on an absent value stays allowed.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
         env.set_formatter(html_formatter);
         env.add_filter("urlencode", |value: String| encode(&value));
         for (name, source) in [

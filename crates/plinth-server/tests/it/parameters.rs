@@ -347,3 +347,65 @@ async fn every_openapi_query_parameter_survives_extreme_values() {
     );
     server.stop().await;
 }
+
+/// The OpenAPI document is whole: every `$ref` names a schema it defines,
+/// every operation answers some 2xx, and every 2xx answer with a body has a
+/// schema, so a client generator and Schemathesis' response checks have
+/// something to hold the server to. The document itself is a snapshot
+/// (`snapshots/`): a change to the API is a reviewed diff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_whole_and_reviewed() {
+    let options = Options { scaffolder: true, signals: true, ..Options::default() };
+    let server = TestServer::start_with(Backend::Sqlite, options).await.unwrap();
+    let document = server.ok("/api/openapi.json").await;
+    server.stop().await;
+
+    fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(target)) = map.get("$ref") {
+                    out.push(target);
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut targets = Vec::new();
+    refs(&document, &mut targets);
+    assert!(targets.len() > 50, "only {} $refs", targets.len());
+    let schemas = document["components"]["schemas"].as_object().expect("components.schemas");
+    let dangling: Vec<&str> = targets
+        .iter()
+        .copied()
+        .filter(|t| t.strip_prefix("#/components/schemas/").is_none_or(|name| !schemas.contains_key(name)))
+        .collect();
+    assert!(dangling.is_empty(), "$refs to schemas the document does not define: {dangling:?}");
+
+    let mut untyped = Vec::new();
+    let mut operations = 0;
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().unwrap() {
+            operations += 1;
+            let responses = operation["responses"].as_object().expect("responses");
+            let success: Vec<(&String, &Value)> =
+                responses.iter().filter(|(status, _)| status.starts_with('2')).collect();
+            assert!(!success.is_empty(), "{method} {path} lists no 2xx answer");
+            for (status, response) in success {
+                if status == "204" {
+                    continue;
+                }
+                let content = response["content"].as_object();
+                let typed = content.is_some_and(|c| !c.is_empty() && c.values().all(|m| m.get("schema").is_some()));
+                if !typed {
+                    untyped.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+    }
+    assert!(operations >= 50, "the document lists {operations} operations");
+    assert!(untyped.is_empty(), "2xx answers without a schema: {untyped:#?}");
+
+    insta::assert_json_snapshot!("openapi", document);
+}

@@ -5,7 +5,7 @@
 use super::dto::{
     AddLocationRequest, ByRefsRequest, ByRefsResponse, DiagnosticDto, EntitiesPage, Entity, FacetCount, FacetsResponse,
     Location, LocationItem, LocationRegistered, RefreshReportDto, RefreshRequest, RegisteredLocation, Valid,
-    ValidateRequest, ValidationError, ValidationErrors,
+    ValidateEntityFailure, ValidateRequest, ValidationError, ValidationErrors,
 };
 use super::fields::FieldSet;
 use crate::api::JsonBody;
@@ -381,6 +381,7 @@ pub async fn get_location(
 #[utoipa::path(post, path = "/api/catalog/locations", tag = "catalog", request_body = AddLocationRequest,
     params(("dryRun" = Option<bool>, Query, description = "Read it and report, writing nothing")),
     responses((status = 201, description = "Registered and ingested (or, with dryRun, what would be)", body = LocationRegistered),
+              (status = 200, description = "The same location was already registered: it, as it is", body = LocationRegistered),
               (status = 400, description = "Bad target", body = ErrorBody),
               (status = 409, description = "Already registered", body = ErrorBody)))]
 pub async fn add_location(
@@ -476,7 +477,7 @@ pub async fn refresh(
 /// `{errors: [{name, message, field}]}` otherwise.
 #[utoipa::path(post, path = "/api/catalog/validate-entity", tag = "catalog", request_body = ValidateRequest,
     responses((status = 200, description = "Valid", body = Valid),
-              (status = 400, description = "Invalid, with every problem", body = ValidationErrors)))]
+              (status = 400, description = "Invalid, with every problem (or a malformed body)", body = ValidateEntityFailure)))]
 pub async fn validate_entity(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -343,6 +343,23 @@ pub struct ValidateRequest {
 #[derive(Serialize, ToSchema)]
 pub struct Valid {}
 
+/// The 400 of `validate-entity`: every problem of the entity, or, when the
+/// body itself is malformed, the usual error body.
+pub enum ValidateEntityFailure {}
+
+impl utoipa::PartialSchema for ValidateEntityFailure {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        crate::api::schema::from_json(serde_json::json!({
+            "oneOf": [
+                {"$ref": "#/components/schemas/ValidationErrors"},
+                {"$ref": "#/components/schemas/ErrorBody"}
+            ]
+        }))
+    }
+}
+
+impl ToSchema for ValidateEntityFailure {}
+
 /// Every problem of an invalid entity.
 #[derive(Serialize, ToSchema)]
 pub struct ValidationErrors {

@@ -82,7 +82,14 @@ pub(crate) async fn admission(
     let Some(uid) = request.get("uid").and_then(Value::as_str).map(str::to_string) else {
         return Err(ApiError::bad_request("AdmissionReview request has no `uid`; the API server always sends one"));
     };
-    let user = request.pointer("/userInfo/username").and_then(Value::as_str).map(str::to_string);
+    if request.get("userInfo").is_some_and(|u| !u.is_object()) {
+        return Err(ApiError::bad_request("AdmissionReview request.userInfo must be an object"));
+    }
+    let user = match request.pointer("/userInfo/username") {
+        None => None,
+        Some(Value::String(name)) => Some(name.clone()),
+        Some(_) => return Err(ApiError::bad_request("AdmissionReview request.userInfo.username must be a string")),
+    };
     let verdict = app
         .platform
         .policy()

@@ -203,9 +203,47 @@ fn answer(
 }
 
 /// `POST /v1/traces`.
+/// Declares the OTLP/JSON form of an export response for the document.
+macro_rules! export_response {
+    ($(#[$doc:meta])* $name:ident, $rejected:literal) => {
+        $(#[$doc])*
+        pub(crate) enum $name {}
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::api::schema::from_json(serde_json::json!({
+                    "type": "object",
+                    "properties": {"partialSuccess": {
+                        "type": ["object", "null"],
+                        "description": "Present when part of the export was refused",
+                        "properties": {
+                            $rejected: {"type": ["string", "integer"], "description": "How many were refused (int64, a string in OTLP/JSON)"},
+                            "errorMessage": {"type": "string", "description": "Why"}
+                        }
+                    }}
+                }))
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+export_response!(
+    /// OTLP `ExportTraceServiceResponse` as OTLP/JSON.
+    ExportTraceServiceResponse,
+    "rejectedSpans"
+);
+export_response!(
+    /// OTLP `ExportMetricsServiceResponse` as OTLP/JSON.
+    ExportMetricsServiceResponse,
+    "rejectedDataPoints"
+);
+
 #[utoipa::path(post, path = "/v1/traces", tag = "signals",
-    request_body(content = String, description = "OTLP ExportTraceServiceRequest (application/x-protobuf or application/json, optionally gzip)"),
-    responses((status = 200, description = "Stored (durably); partial success lists refused spans"),
+    request_body(content((String = "application/x-protobuf"), (Object = "application/json")), description = "OTLP ExportTraceServiceRequest (protobuf or OTLP/JSON, optionally gzip)"),
+    responses((status = 200, description = "Stored (durably); partial success lists refused spans (in the request's encoding)",
+               content((ExportTraceServiceResponse = "application/json"), (String = "application/x-protobuf"))),
               (status = 400, description = "Malformed payload, with where"), (status = 413, description = "Over the size limit"),
               (status = 415, description = "Not an OTLP content type"),
               (status = 429, description = "At the in-flight limit; Retry-After"), (status = 503, description = "Store unavailable; Retry-After")))]
@@ -225,8 +263,9 @@ pub(crate) async fn traces(
 
 /// `POST /v1/metrics`.
 #[utoipa::path(post, path = "/v1/metrics", tag = "signals",
-    request_body(content = String, description = "OTLP ExportMetricsServiceRequest (application/x-protobuf or application/json, optionally gzip)"),
-    responses((status = 200, description = "Stored; partial success lists refused data points"),
+    request_body(content((String = "application/x-protobuf"), (Object = "application/json")), description = "OTLP ExportMetricsServiceRequest (protobuf or OTLP/JSON, optionally gzip)"),
+    responses((status = 200, description = "Stored; partial success lists refused data points (in the request's encoding)",
+               content((ExportMetricsServiceResponse = "application/json"), (String = "application/x-protobuf"))),
               (status = 400, description = "Malformed payload"), (status = 413, description = "Over the size limit"),
               (status = 415, description = "Not an OTLP content type"),
               (status = 429, description = "At the in-flight limit; Retry-After"), (status = 503, description = "Store unavailable; Retry-After")))]

@@ -103,11 +103,31 @@ fn json_error(error: serde_json::Error) -> DecodeError {
     DecodeError::Json { line: error.line(), column: error.column(), message: error.to_string() }
 }
 
+/// An OTLP/JSON export is an object. serde would also read a struct from
+/// an array of its fields in order, which OTLP/JSON never sends.
+fn expect_object(bytes: &[u8]) -> Result<(), DecodeError> {
+    let (mut line, mut column) = (1, 0);
+    for &b in bytes {
+        column += 1;
+        match b {
+            b'\n' => (line, column) = (line + 1, 0),
+            b' ' | b'\t' | b'\r' => {}
+            b'{' => return Ok(()),
+            _ => break,
+        }
+    }
+    Err(DecodeError::Json {
+        line,
+        column,
+        message: "an OTLP/JSON export is a JSON object (`{\"resourceSpans\": …}`)".into(),
+    })
+}
+
 pub fn decode_traces(bytes: &[u8], encoding: Encoding) -> Result<ExportTraceServiceRequest, DecodeError> {
     match encoding {
         Encoding::Protobuf => ExportTraceServiceRequest::decode(bytes)
             .map_err(|e| DecodeError::Protobuf { what: "ExportTraceServiceRequest", message: e.to_string() }),
-        Encoding::Json => serde_json::from_slice(bytes).map_err(json_error),
+        Encoding::Json => expect_object(bytes).and_then(|()| serde_json::from_slice(bytes).map_err(json_error)),
     }
 }
 
@@ -115,7 +135,7 @@ pub fn decode_metrics(bytes: &[u8], encoding: Encoding) -> Result<ExportMetricsS
     match encoding {
         Encoding::Protobuf => ExportMetricsServiceRequest::decode(bytes)
             .map_err(|e| DecodeError::Protobuf { what: "ExportMetricsServiceRequest", message: e.to_string() }),
-        Encoding::Json => serde_json::from_slice(bytes).map_err(json_error),
+        Encoding::Json => expect_object(bytes).and_then(|()| serde_json::from_slice(bytes).map_err(json_error)),
     }
 }
 
@@ -188,6 +208,19 @@ mod tests {
         assert!(decompress(&raw, None, 10).unwrap_err().is_too_large());
         assert!(matches!(decompress(b"not gzip", Some("gzip"), 100), Err(DecodeError::Gzip(_))));
         assert!(matches!(decompress(b"x", Some("br"), 100), Err(DecodeError::UnsupportedEncoding(_))));
+    }
+
+    #[test]
+    fn json_exports_are_objects_not_arrays() {
+        for body in [&b"[]"[..], b"  [[]]", b"\n 1", b""] {
+            assert!(
+                matches!(decode_traces(body, Encoding::Json), Err(DecodeError::Json { .. })),
+                "{:?} was accepted",
+                String::from_utf8_lossy(body)
+            );
+            assert!(decode_metrics(body, Encoding::Json).is_err());
+        }
+        assert!(decode_traces(b" {}", Encoding::Json).is_ok());
     }
 
     #[test]

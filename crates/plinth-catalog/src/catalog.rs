@@ -8,8 +8,9 @@
 //! and updates the projection — the same path every replica follows.
 
 use crate::git::{self, GitSource};
+use crate::reconcile::{self, conflict, Held, Planned};
 use crate::search::SearchIndex;
-use crate::source::{self, FileCache, FileNamer, Namer, ReadEntity, SourceRead};
+use crate::source::{self, FileCache, FileNamer, Namer, SourceRead};
 use crate::state::{prepare, CatalogState, RecentChange};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use plinth_model::yaml::YamlLimits;
@@ -614,7 +615,8 @@ impl Catalog {
             })
     }
 
-    /// Compares what a location declares with what the projection holds.
+    /// Compares what a location declares with what the projection holds
+    /// (the rules are [`reconcile::plan`]'s).
     fn reconcile(
         &self,
         location: &LocationRow,
@@ -622,53 +624,14 @@ impl Catalog {
         diagnostics: &mut Vec<Diagnostic>,
     ) -> (Vec<Planned>, usize) {
         let state = self.read();
-        let mut changes = Vec::new();
-        let mut unchanged = 0;
-        let mut first_seen: HashMap<String, (String, u32)> = HashMap::new();
-        for found in &read.entities {
-            let key = found.entity.entity_ref.key();
-            if let Some((file, line)) = first_seen.get(&key) {
-                diagnostics.push(
-                    Diagnostic::error(
-                        found.location.clone(),
-                        format!(
-                            "{} is defined twice; the definition at {file}:{line} is kept; remove one of them",
-                            found.entity.entity_ref
-                        ),
-                    )
-                    .at_line(Some(found.line))
-                    .for_entity(Some(found.entity.entity_ref.to_string())),
-                );
-                continue;
-            }
-            first_seen.insert(key.clone(), (found.location.clone(), found.line));
-            if let Some(existing) = state.get(&key) {
-                if *existing.location_id != *location.id {
-                    diagnostics.push(
-                        conflict(&found.entity.entity_ref.to_string(), &existing.managed_by, &found.location)
-                            .at_line(Some(found.line)),
-                    );
-                    continue;
-                }
-                if existing.hash == found.entity.hash {
-                    unchanged += 1;
-                    continue;
-                }
-            }
-            changes.push(Planned::Upsert(found.entity.clone()));
-        }
-        if !read.root_failed {
-            for record in state.entities() {
-                if *record.location_id == *location.id
-                    && !first_seen.contains_key(&*record.key)
-                    && !read.invalid_refs.contains(&*record.key)
-                    && !read.incomplete_files.contains(&record.managed_by)
-                {
-                    changes.push(Planned::Delete(record.key.to_string()));
-                }
-            }
-        }
-        (changes, unchanged)
+        let held = |key: &str| {
+            state.get(key).map(|e| Held { location_id: &e.location_id, managed_by: &e.managed_by, hash: &e.hash })
+        };
+        let owned = state
+            .entities()
+            .filter(|record| *record.location_id == *location.id)
+            .map(|record| (&*record.key, record.managed_by.as_str()));
+        reconcile::plan(&location.id, read, held, owned, diagnostics)
     }
 
     /// Every location with its status.
@@ -693,13 +656,6 @@ async fn join_projection(task: tokio::task::JoinHandle<Result<usize, CatalogErro
     task.await.map_err(|e| CatalogError::Internal(e.to_string()))?
 }
 
-/// A change decided by reconciliation, turned into a store change when its
-/// chunk is written.
-enum Planned {
-    Upsert(Arc<ReadEntity>),
-    Delete(String),
-}
-
 impl Planned {
     fn to_change(&self, location_id: &str) -> EntityChange {
         match self {
@@ -717,21 +673,11 @@ impl Planned {
     }
 }
 
-fn conflict(entity: &str, owner: &str, claimant: &str) -> Diagnostic {
-    Diagnostic::error(
-        claimant.to_string(),
-        format!(
-            "{entity} is already defined by {owner}; the first location keeps it, so this definition is ignored. Remove one of the two definitions"
-        ),
-    )
-    .for_entity(Some(entity.to_string()))
-}
-
 /// Most characters of a location's target.
-pub const MAX_TARGET: usize = 4096;
+pub(crate) const MAX_TARGET: usize = 4096;
 
 /// Most characters of a location's branch.
-pub const MAX_BRANCH: usize = 255;
+pub(crate) const MAX_BRANCH: usize = 255;
 
 /// Checks and canonicalises a location before it is stored: file targets
 /// become absolute paths; `url` targets that name a git repository become

@@ -7,6 +7,7 @@ mod catalog;
 mod filters;
 pub mod git;
 mod graph;
+mod reconcile;
 mod search;
 mod source;
 mod state;

@@ -480,7 +480,7 @@ fn empty_reports_are_valid_too() {
 /// one prolog, comments): enough to hold JUnit output to the standard.
 mod xml {
     #[derive(Debug, Default)]
-    pub struct Element {
+    pub(super) struct Element {
         pub name: String,
         pub attrs: Vec<(String, String)>,
         pub children: Vec<Element>,
@@ -488,15 +488,15 @@ mod xml {
     }
 
     impl Element {
-        pub fn attr(&self, name: &str) -> Option<&str> {
+        pub(super) fn attr(&self, name: &str) -> Option<&str> {
             self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
         }
 
-        pub fn children_named(&self, name: &str) -> Vec<&Element> {
+        pub(super) fn children_named(&self, name: &str) -> Vec<&Element> {
             self.children.iter().filter(|c| c.name == name).collect()
         }
 
-        pub fn find_all(&self, name: &str) -> Vec<&Element> {
+        pub(super) fn find_all(&self, name: &str) -> Vec<&Element> {
             let mut out = Vec::new();
             let mut stack = vec![self];
             while let Some(e) = stack.pop() {
@@ -691,7 +691,7 @@ mod xml {
         }
     }
 
-    pub fn parse(text: &str) -> Result<Element, String> {
+    pub(super) fn parse(text: &str) -> Result<Element, String> {
         let mut p = Parser { s: text, i: 0 };
         if p.eat("<?xml") {
             let Some(end) = p.rest().find("?>") else { return p.err("unterminated XML declaration") };
@@ -709,4 +709,64 @@ mod xml {
         }
         Ok(root)
     }
+}
+
+/// The reports a user or a CI system reads, held as reviewed snapshots:
+/// a change to the text, JUnit or SARIF output is a diff in review.
+/// Temporary paths, instants and fingerprints are the only parts normalised.
+#[test]
+fn text_junit_and_sarif_reports_are_reviewed_snapshots() {
+    let (report, engine) = full_report(true);
+    let summaries = engine.summaries();
+    let text = report::render_text(&report, &summaries);
+    let junit = report::render_junit(&report, &summaries);
+    // Fingerprints hash the policy file's path, a temporary directory here;
+    // their stability and uniqueness are asserted by the SARIF test above.
+    let mut sarif = report::render_sarif(&report, &summaries, &SarifTool::default());
+    for result in sarif["runs"][0]["results"].as_array_mut().into_iter().flatten() {
+        if let Some(prints) = result.get_mut("partialFingerprints").and_then(Value::as_object_mut) {
+            prints.values_mut().for_each(|v| *v = json!("[FINGERPRINT]"));
+        }
+    }
+    let sarif = serde_json::to_string_pretty(&sarif).unwrap();
+    insta::assert_snapshot!("check_text", normalise(&text));
+    insta::assert_snapshot!("check_junit", normalise(&junit));
+    insta::assert_snapshot!("check_sarif", normalise(&sarif));
+}
+
+/// Replaces what differs between runs: temporary directories
+/// (`/tmp/.tmpXXXXXX`) and RFC 3339 instants (`2026-12-05T…Z`).
+fn normalise(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        if let Some(tail) = rest.strip_prefix("/tmp/.tmp") {
+            let end = tail.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(tail.len());
+            out.push_str("[TMP]");
+            rest = &tail[end..];
+            continue;
+        }
+        let bytes = rest.as_bytes();
+        let instant = bytes.len() >= 20
+            && bytes[..4].iter().all(u8::is_ascii_digit)
+            && bytes[4] == b'-'
+            && bytes[7] == b'-'
+            && bytes[10] == b'T';
+        if instant {
+            let end = rest.find(['Z', '"', '<', ' ', '\n']).map_or(rest.len(), |i| {
+                if &rest[i..i + 1] == "Z" {
+                    i + 1
+                } else {
+                    i
+                }
+            });
+            out.push_str("[INSTANT]");
+            rest = &rest[end..];
+            continue;
+        }
+        let c = rest.chars().next().unwrap();
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
 }

@@ -409,3 +409,39 @@ async fn the_openapi_document_is_whole_and_reviewed() {
 
     insta::assert_json_snapshot!("openapi", document);
 }
+
+/// The error bodies clients meet most, as reviewed snapshots: Backstage's
+/// shape (`error`, `request`, `response`), a message that says what was
+/// wrong and how to fix it, and field details where there are fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_bodies_are_reviewed_snapshots() {
+    let options = Options { scaffolder: true, signals: true, ..Options::default() };
+    let server = TestServer::start_with(Backend::Sqlite, options).await.unwrap();
+    let mut bodies = serde_json::Map::new();
+    let mut record = |name: &str, status: StatusCode, body: Value| {
+        bodies.insert(name.to_string(), json!({"status": status.as_u16(), "body": body}));
+    };
+    let (status, body) = server.get("/api/catalog/entities/by-name/component/default/no-such-thing").await;
+    record("not_found", status, body);
+    let (status, body) = server.get("/api/catalog/search?q=x&offset=9223372036854775807").await;
+    record("parameter_out_of_range", status, body);
+    let (status, body) = server.get("/api/catalog/entities?filter=%3D").await;
+    record("malformed_filter", status, body);
+    let (status, body) = server.post_raw("/api/catalog/locations", "text/plain", "target: x").await;
+    record("not_json", status, body);
+    let (status, body) = server.post_raw("/api/catalog/locations", "application/json", "{\"target\": ").await;
+    record("json_syntax", status, body);
+    let (status, body) = server.post("/api/catalog/locations", &json!({"target": "x", "tpye": "file"})).await;
+    record("unknown_field", status, body);
+    let (status, body) = server.post("/api/catalog/entities/by-refs", &json!({"entityRefs": ["no kind"]})).await;
+    record("bad_ref", status, body);
+    let (status, body) = server
+        .post(
+            "/api/signals/alerts/rules",
+            &json!({"name": "r", "signal": "error_rate", "threshold": 0.5, "window": "5m"}),
+        )
+        .await;
+    record("invalid_rule_fields", status, body);
+    server.stop().await;
+    insta::assert_json_snapshot!("error_bodies", Value::Object(bodies));
+}

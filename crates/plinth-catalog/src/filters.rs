@@ -26,7 +26,7 @@ pub struct Pair {
 }
 
 /// Flattens an entity body plus its relations `(type, targetRef)`.
-pub fn flatten(body: &Value, relations: &[(&str, String)]) -> Vec<Pair> {
+pub(crate) fn flatten(body: &Value, relations: &[(&str, String)]) -> Vec<Pair> {
     let mut pairs = Vec::with_capacity(48);
     visit("", body, &mut pairs);
     for (relation, target) in relations {

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// File names read from a directory source.
-pub const CATALOG_FILE_NAMES: &[&str] = &["catalog-info.yaml", "catalog-info.yml"];
+pub(crate) const CATALOG_FILE_NAMES: &[&str] = &["catalog-info.yaml", "catalog-info.yml"];
 const MAX_LOCATION_DEPTH: usize = 32;
 const SKIPPED_DIRS: &[&str] = &[".git", "node_modules", "target", ".venv"];
 
@@ -526,7 +526,7 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 
 /// Why a Location target or a placeholder could not be read.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     #[error("target `{0}` is a URL; Plinth reads URLs through git: register the repository with `plinth catalog locations add <repo-url>`")]
     UrlTarget(String),
     #[error("target {0}")]

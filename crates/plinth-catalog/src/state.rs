@@ -639,14 +639,14 @@ impl Prepared {
 /// A stored entity whose body is not JSON (the ingest path never writes one).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("stored entity {key} has a body that is not JSON: {message}")]
-pub struct StoredBodyError {
+pub(crate) struct StoredBodyError {
     pub key: String,
     pub message: String,
 }
 
 /// Parses and flattens a stored entity. A body that is not JSON (which the
 /// ingest path never writes) is an error for that entity only.
-pub fn prepare(stored: StoredEntity) -> Result<Prepared, StoredBodyError> {
+pub(crate) fn prepare(stored: StoredEntity) -> Result<Prepared, StoredBodyError> {
     let body: Value = serde_json::from_str(&stored.body)
         .map_err(|error| StoredBodyError { key: stored.key.clone(), message: error.to_string() })?;
     let entity_ref = EntityRef::new(&stored.kind, &stored.namespace, &stored.name);

@@ -409,7 +409,7 @@ pub fn is_valid_tag(tag: &str) -> bool {
 }
 
 /// `[prefix/]name`: prefix a DNS subdomain (≤253), name an object name.
-pub fn is_valid_qualified_key(key: &str) -> bool {
+pub(crate) fn is_valid_qualified_key(key: &str) -> bool {
     match key.split_once('/') {
         Some((prefix, name)) => {
             prefix.len() <= 253

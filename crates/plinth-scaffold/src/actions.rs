@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 type Result<T, E = ScaffoldError> = std::result::Result<T, E>;
 
 /// Everything an action may touch.
-pub struct ActionContext<'a> {
+pub(crate) struct ActionContext<'a> {
     pub workspace: &'a mut Workspace,
     pub files: &'a TemplateFiles,
     pub expressions: &'a Expressions,
@@ -31,7 +31,7 @@ pub struct ActionContext<'a> {
 }
 
 /// Runs one action; returns its outputs.
-pub async fn run(id: &str, ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value> {
+pub(crate) async fn run(id: &str, ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value> {
     match id {
         "fetch:template" => fetch(ctx, input, true),
         "fetch:plain" => fetch(ctx, input, false),

@@ -26,7 +26,7 @@ pub struct DirectoryEntry {
 
 /// A file read from a template: (path relative to the fetched directory,
 /// contents, executable).
-pub type TreeFile = (String, Vec<u8>, bool);
+pub(crate) type TreeFile = (String, Vec<u8>, bool);
 
 #[derive(Debug, Clone, Default)]
 pub enum TemplateFiles {
@@ -152,7 +152,7 @@ fn is_executable(_: &std::fs::Metadata) -> bool {
 
 /// Reads the workspace back as Backstage's `directoryContents`, secrets
 /// redacted from text files.
-pub fn directory_contents(root: &std::path::Path, redactor: &Redactor) -> Vec<DirectoryEntry> {
+pub(crate) fn directory_contents(root: &std::path::Path, redactor: &Redactor) -> Vec<DirectoryEntry> {
     crate::workspace::list_files(root)
         .into_iter()
         .filter_map(|(path, absolute)| {

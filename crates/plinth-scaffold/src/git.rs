@@ -10,7 +10,7 @@ use plinth_confine::path::{join_strict, PathError, Root};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
-pub struct PublishRequest {
+pub(crate) struct PublishRequest {
     pub repo_url: String,
     pub default_branch: String,
     /// Branch for an existing repository (default `review_branch`).
@@ -27,7 +27,7 @@ pub struct PublishRequest {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Published {
+pub(crate) struct Published {
     pub remote_url: String,
     pub repo_contents_url: String,
     pub commit_hash: String,
@@ -39,13 +39,13 @@ pub struct Published {
 /// Where to publish: a local path (always under the repository root) or a
 /// remote URL.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Destination {
+pub(crate) enum Destination {
     Local(PathBuf),
     Remote(GitUrl),
 }
 
 impl Destination {
-    pub fn resolve(repo_url: &str, root: &Path) -> Result<Destination, ScaffoldError> {
+    pub(crate) fn resolve(repo_url: &str, root: &Path) -> Result<Destination, ScaffoldError> {
         let url = repo_url.trim();
         if url.starts_with('-') {
             return Err(ScaffoldError::Input(format!("`{url}` is not a repository URL or path: it starts with `-`")));
@@ -72,7 +72,7 @@ impl Destination {
     }
 
     /// What people see (outputs, logs): credentials in a URL hidden.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         match self {
             Destination::Local(path) => path.to_string_lossy().into_owned(),
             Destination::Remote(url) => url.display(),
@@ -96,7 +96,7 @@ impl Destination {
     }
 }
 
-pub async fn publish(
+pub(crate) async fn publish(
     destination: &Destination,
     request: &PublishRequest,
     logger: &Logger,

@@ -17,7 +17,7 @@ pub struct ActionInfo {
     pub supports_dry_run: bool,
 }
 
-pub fn ids() -> Vec<&'static str> {
+pub(crate) fn ids() -> Vec<&'static str> {
     list().into_iter().map(|a| a.id).collect()
 }
 

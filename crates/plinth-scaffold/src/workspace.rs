@@ -19,7 +19,7 @@ impl Default for Limits {
     }
 }
 
-pub struct Workspace {
+pub(crate) struct Workspace {
     root: PathBuf,
     limits: Limits,
     files: usize,
@@ -27,21 +27,26 @@ pub struct Workspace {
 }
 
 impl Workspace {
-    pub fn new(root: PathBuf, limits: Limits) -> Workspace {
+    pub(crate) fn new(root: PathBuf, limits: Limits) -> Workspace {
         Workspace { root, limits, files: 0, bytes: 0 }
     }
 
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         &self.root
     }
 
     /// `relative` inside the workspace, or an error saying why not.
-    pub fn resolve(&self, relative: &str) -> Result<PathBuf, PathError> {
+    pub(crate) fn resolve(&self, relative: &str) -> Result<PathBuf, PathError> {
         resolve_within(&self.root, relative)
     }
 
     /// Writes a file, creating directories, counting it against the limits.
-    pub fn write(&mut self, relative: &str, contents: &[u8], executable: bool) -> Result<PathBuf, ScaffoldError> {
+    pub(crate) fn write(
+        &mut self,
+        relative: &str,
+        contents: &[u8],
+        executable: bool,
+    ) -> Result<PathBuf, ScaffoldError> {
         let path = self.resolve(relative)?;
         self.files += 1;
         self.bytes += contents.len() as u64;
@@ -73,25 +78,25 @@ impl Workspace {
     }
 
     /// Every regular file, as (relative path with `/`, absolute path), sorted.
-    pub fn files(&self) -> Vec<(String, PathBuf)> {
+    pub(crate) fn files(&self) -> Vec<(String, PathBuf)> {
         list_files(&self.root)
     }
 }
 
 /// Joins `relative` onto `root`, refusing anything that could leave it: an
 /// absolute path, a `..` component, or an existing symlink on the way.
-pub fn resolve_within(root: &Path, relative: &str) -> Result<PathBuf, PathError> {
+pub(crate) fn resolve_within(root: &Path, relative: &str) -> Result<PathBuf, PathError> {
     plinth_confine::path::join_strict(root, relative)
 }
 
 /// Refuses, without touching the disk, a relative path that could leave the
 /// folder it is joined to (absolute, or with `..`).
-pub fn check_relative(relative: &str) -> Result<(), PathError> {
+pub(crate) fn check_relative(relative: &str) -> Result<(), PathError> {
     plinth_confine::path::check_relative(relative)
 }
 
 /// Regular files under `root` (symlinks are not followed), sorted.
-pub fn list_files(root: &Path) -> Vec<(String, PathBuf)> {
+pub(crate) fn list_files(root: &Path) -> Vec<(String, PathBuf)> {
     let mut out: Vec<(String, PathBuf)> = walkdir::WalkDir::new(root)
         .follow_links(false)
         .into_iter()

@@ -23,14 +23,14 @@ pub struct ApiError {
 
 /// The error body, as the OpenAPI document describes it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     pub error: ErrorDetail,
     pub request: ErrorRequest,
     pub response: ErrorResponse,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     /// Backstage's error name: `InputError`, `NotFoundError`,
     /// `ConflictError`, `AuthenticationError`, `NotAllowedError`,
     /// `ServiceUnavailableError`, `Error`.
@@ -43,14 +43,14 @@ pub struct ErrorDetail {
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorRequest {
+pub(crate) struct ErrorRequest {
     pub method: String,
     pub url: String,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct ErrorResponse {
+pub(crate) struct ErrorResponse {
     pub status_code: u16,
 }
 
@@ -121,7 +121,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Writes every [`ApiError`] as Backstage's error body, with the request.
-pub async fn backstage_errors(request: Request, next: Next) -> Response {
+pub(crate) async fn backstage_errors(request: Request, next: Next) -> Response {
     let method = request.method().to_string();
     let url = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
     let mut response = next.run(request).await;
@@ -155,4 +155,4 @@ fn is_json(response: &Response) -> bool {
         .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"))
 }
 
-pub type ApiResult<T> = Result<T, ApiError>;
+pub(crate) type ApiResult<T> = Result<T, ApiError>;

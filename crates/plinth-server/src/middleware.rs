@@ -15,7 +15,7 @@ pub const CLAIMED_USER: &str = "x-plinth-user";
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Builds the [`Caller`] of a request and logs every mutation.
-pub async fn identify(mut request: Request, next: Next) -> Response {
+pub(crate) async fn identify(mut request: Request, next: Next) -> Response {
     let request_id = request
         .headers()
         .get(REQUEST_ID)

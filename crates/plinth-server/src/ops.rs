@@ -26,11 +26,11 @@ struct RouteStats {
 
 /// Request counts and latency per (method, route).
 #[derive(Default)]
-pub struct HttpMetrics {
+pub(crate) struct HttpMetrics {
     routes: Mutex<BTreeMap<(String, String), RouteStats>>,
 }
 
-pub async fn track(State(app): State<AppState>, request: Request, next: Next) -> Response {
+pub(crate) async fn track(State(app): State<AppState>, request: Request, next: Next) -> Response {
     let route =
         request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = request.method().to_string();
@@ -50,12 +50,12 @@ pub async fn track(State(app): State<AppState>, request: Request, next: Next) ->
     response
 }
 
-pub async fn healthz() -> &'static str {
+pub(crate) async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// Ready when the store answers.
-pub async fn readyz(State(app): State<AppState>) -> Response {
+pub(crate) async fn readyz(State(app): State<AppState>) -> Response {
     match app.platform.ready().await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("{}\n", error.message)).into_response(),
@@ -64,7 +64,7 @@ pub async fn readyz(State(app): State<AppState>) -> Response {
 
 /// The platform's metrics and the server's own (connections, requests by
 /// route), in Prometheus' text format.
-pub async fn metrics(State(app): State<AppState>) -> Response {
+pub(crate) async fn metrics(State(app): State<AppState>) -> Response {
     let mut out = String::new();
     let connections = &app.connections;
     let mut families = app.platform.metrics();

@@ -17,13 +17,13 @@ use std::str::FromStr;
 /// an empty value is absent too; the JSON API ([`ApiParams`]) holds to its
 /// OpenAPI document, where `?limit=` is not an integer and is a 400.
 #[derive(Debug, Default, Clone)]
-pub struct Params {
+pub(crate) struct Params {
     pairs: Vec<(String, String)>,
     strict: bool,
 }
 
 impl Params {
-    pub fn parse(query: Option<&str>) -> Params {
+    pub(crate) fn parse(query: Option<&str>) -> Params {
         Params {
             pairs: form_urlencoded::parse(query.unwrap_or("").as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -34,31 +34,31 @@ impl Params {
 
     /// As [`Params::parse`], holding typed parameters to their documented
     /// form (the JSON API).
-    pub fn parse_strict(query: Option<&str>) -> Params {
+    pub(crate) fn parse_strict(query: Option<&str>) -> Params {
         Params { strict: true, ..Params::parse(query) }
     }
 
     /// Every non-empty value of `key`, in order.
-    pub fn all(&self, key: &str) -> Vec<String> {
+    pub(crate) fn all(&self, key: &str) -> Vec<String> {
         self.pairs.iter().filter(|(k, v)| k == key && !v.is_empty()).map(|(_, v)| v.clone()).collect()
     }
 
     /// Every value of a typed, repeatable `key`, in order: in the JSON API
     /// an empty one included (to be refused), elsewhere left out.
-    pub fn typed_all(&self, key: &str) -> Vec<String> {
+    pub(crate) fn typed_all(&self, key: &str) -> Vec<String> {
         self.pairs.iter().filter(|(k, v)| k == key && (self.strict || !v.is_empty())).map(|(_, v)| v.clone()).collect()
     }
 
     /// The first value of `key`. An empty value is the same as an absent
     /// one (`?owner=` filters by no owner), as form-built URLs send them.
-    pub fn one(&self, key: &str) -> Option<&str> {
+    pub(crate) fn one(&self, key: &str) -> Option<&str> {
         self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
     }
 
     /// The first value of a typed `key` (a number, a time, one of a set):
     /// in the JSON API an empty value is returned (and refused by whoever
     /// parses it); elsewhere it is absent.
-    pub fn typed(&self, key: &str) -> Option<&str> {
+    pub(crate) fn typed(&self, key: &str) -> Option<&str> {
         self.pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str()).filter(|v| self.strict || !v.is_empty())
     }
 
@@ -78,7 +78,7 @@ impl Params {
 
     /// A typed `key` that must be one of `allowed` (compared ignoring ASCII
     /// case); absent is `None`, anything else a 400 listing the values.
-    pub fn choice(&self, key: &str, allowed: &[&'static str]) -> Result<Option<&'static str>, ApiError> {
+    pub(crate) fn choice(&self, key: &str, allowed: &[&'static str]) -> Result<Option<&'static str>, ApiError> {
         match self.typed(key) {
             None => Ok(None),
             Some(raw) => allowed.iter().find(|a| a.eq_ignore_ascii_case(raw)).copied().map(Some).ok_or_else(|| {
@@ -95,7 +95,7 @@ impl Params {
     /// An integer parameter inside `range`; absent is `None` (and, outside
     /// the JSON API, empty). Anything else (not a number, negative, too
     /// large) is a 400 naming the parameter and the range.
-    pub fn int<T>(&self, key: &str, range: RangeInclusive<T>) -> Result<Option<T>, ApiError>
+    pub(crate) fn int<T>(&self, key: &str, range: RangeInclusive<T>) -> Result<Option<T>, ApiError>
     where
         T: FromStr + PartialOrd + Display + Copy,
     {
@@ -110,7 +110,7 @@ impl Params {
 
     /// A decimal parameter (finite); absent is `None`, anything else a 400
     /// naming it.
-    pub fn number(&self, key: &str) -> Result<Option<f64>, ApiError> {
+    pub(crate) fn number(&self, key: &str) -> Result<Option<f64>, ApiError> {
         match self.typed(key) {
             None => Ok(None),
             Some(raw) => self.lenient(raw).parse::<f64>().ok().filter(|v| v.is_finite()).map(Some).ok_or_else(|| {
@@ -120,7 +120,7 @@ impl Params {
     }
 
     /// [`Params::int`] with a default for an absent parameter.
-    pub fn int_or<T>(&self, key: &str, range: RangeInclusive<T>, default: T) -> Result<T, ApiError>
+    pub(crate) fn int_or<T>(&self, key: &str, range: RangeInclusive<T>, default: T) -> Result<T, ApiError>
     where
         T: FromStr + PartialOrd + Display + Copy,
     {
@@ -141,20 +141,20 @@ macro_rules! ws {
 /// An entity ref as the API takes it, `[kind:][namespace/]name`, the kind
 /// left to the field's default: no part empty, none holding whitespace,
 /// `:` or `/`; spaces around it are forgiven.
-pub const REF: &str =
+pub(crate) const REF: &str =
     concat!("^[", ws!(), "]*(?:[^", ws!(), ":/]+:)?(?:[^", ws!(), ":/]+/)?[^", ws!(), ":/]+[", ws!(), "]*$");
 
 /// Most characters of an entity ref (kind, namespace and name are at most
 /// 63 each in a valid entity; spaces around it are forgiven).
-pub const MAX_REF: usize = 512;
+pub(crate) const MAX_REF: usize = 512;
 
 /// An entity ref that names its kind, `kind:[namespace/]name`.
-pub const FULL_REF: &str =
+pub(crate) const FULL_REF: &str =
     concat!("^[", ws!(), "]*[^", ws!(), ":/]+:(?:[^", ws!(), ":/]+/)?[^", ws!(), ":/]+[", ws!(), "]*$");
 
 /// Whether `text` (not trimmed) is `[kind:][namespace/]name` with no part
 /// empty or holding whitespace, `:`, `/` or one of `forbidden`.
-pub fn ref_parts(text: &str, kind_required: bool, forbidden: &[char]) -> bool {
+pub(crate) fn ref_parts(text: &str, kind_required: bool, forbidden: &[char]) -> bool {
     let part = |s: &str| {
         !s.is_empty() && !s.chars().any(|c| c.is_whitespace() || c == ':' || c == '/' || forbidden.contains(&c))
     };
@@ -171,13 +171,17 @@ pub fn ref_parts(text: &str, kind_required: bool, forbidden: &[char]) -> bool {
 
 /// Whether `raw` has the shape [`REF`] (or, `kind_required`, [`FULL_REF`])
 /// describes; what matches always parses.
-pub fn ref_shaped(raw: &str, kind_required: bool) -> bool {
+pub(crate) fn ref_shaped(raw: &str, kind_required: bool) -> bool {
     ref_parts(raw.trim(), kind_required, &[])
 }
 
 /// Reads an entity ref given to the API (see [`REF`]); a 400 naming
 /// `field` says how to write it.
-pub fn entity_ref(raw: &str, default_kind: Option<&str>, field: &str) -> Result<plinth_model::EntityRef, ApiError> {
+pub(crate) fn entity_ref(
+    raw: &str,
+    default_kind: Option<&str>,
+    field: &str,
+) -> Result<plinth_model::EntityRef, ApiError> {
     let malformed = |detail: String| {
         ApiError::bad_request(format!("`{field}`: {detail}"))
             .with_details(serde_json::json!({"fields": [{"field": field, "message": detail}]}))
@@ -197,7 +201,7 @@ pub fn entity_ref(raw: &str, default_kind: Option<&str>, field: &str) -> Result<
 
 /// A 400 unless `value` (a body field) has at most `max` characters, as
 /// the document's `maxLength` counts them.
-pub fn check_length(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
+pub(crate) fn check_length(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.chars().count() > max {
         let message = format!("is longer than {max} characters");
         return Err(ApiError::bad_request(format!("`{field}`: {message}"))
@@ -208,7 +212,7 @@ pub fn check_length(field: &str, value: &str, max: usize) -> Result<(), ApiError
 
 /// The 400 for a number outside its range (the value shortened, so a huge
 /// string is not echoed back whole).
-pub fn out_of_range(key: &str, raw: &str, min: impl Display, max: impl Display) -> ApiError {
+pub(crate) fn out_of_range(key: &str, raw: &str, min: impl Display, max: impl Display) -> ApiError {
     ApiError::bad_request(format!(
         "query parameter `{key}` must be an integer from {min} to {max}, not `{}`",
         shorten(raw)
@@ -217,12 +221,12 @@ pub fn out_of_range(key: &str, raw: &str, min: impl Display, max: impl Display) 
 }
 
 /// At most 64 characters of user input for a message.
-pub fn shorten(raw: &str) -> String {
+pub(crate) fn shorten(raw: &str) -> String {
     shorten_to(raw, 64)
 }
 
 /// At most `max` characters of user input.
-pub fn shorten_to(raw: &str, max: usize) -> String {
+pub(crate) fn shorten_to(raw: &str, max: usize) -> String {
     if raw.chars().count() <= max {
         raw.to_string()
     } else {
@@ -241,7 +245,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
 /// The query string of a JSON API request: typed parameters must be well
 /// formed, an empty one included (see [`Params`]).
-pub struct ApiParams(pub Params);
+pub(crate) struct ApiParams(pub Params);
 
 impl<S: Send + Sync> FromRequestParts<S> for ApiParams {
     type Rejection = std::convert::Infallible;

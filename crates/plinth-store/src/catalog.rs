@@ -146,7 +146,7 @@ pub(crate) struct EntityWrites<'a> {
 }
 
 impl EntityWrites<'_> {
-    pub fn updates(&self) -> &[(&EntityUpsert, String)] {
+    pub(crate) fn updates(&self) -> &[(&EntityUpsert, String)] {
         &self.rows[self.inserts..]
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 const SKIPPED_DIRS: &[&str] = &[".git", "node_modules", "target"];
 
 #[derive(Args)]
-pub struct CheckArgs {
+pub(crate) struct CheckArgs {
     /// Files or directories to check (directories are searched for .yaml, .yml and .json files).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
@@ -47,14 +47,14 @@ pub struct CheckArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Output {
+pub(crate) enum Output {
     Text,
     Json,
     Sarif,
     Junit,
 }
 
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     for path in &args.paths {
         if !path.exists() {
             bail!("{} does not exist", path.display());

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use std::process::ExitCode;
 
 #[derive(clap::Args, Clone)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// The Plinth server.
     #[arg(long, env = "PLINTH_URL", default_value = "http://127.0.0.1:7007", global = true)]
     pub(crate) server: String,
@@ -15,7 +15,7 @@ pub struct ServerArgs {
 }
 
 #[derive(clap::Args)]
-pub struct LsArgs {
+pub(crate) struct LsArgs {
     #[command(flatten)]
     server: ServerArgs,
     /// Backstage filter, e.g. `kind=component,spec.type=service` (repeat for OR).
@@ -32,14 +32,14 @@ pub struct LsArgs {
 }
 
 #[derive(clap::Args)]
-pub struct GetArgs {
+pub(crate) struct GetArgs {
     #[command(flatten)]
     server: ServerArgs,
     entity_ref: String,
 }
 
 #[derive(clap::Args)]
-pub struct ImpactArgs {
+pub(crate) struct ImpactArgs {
     #[command(flatten)]
     server: ServerArgs,
     entity_ref: String,
@@ -53,7 +53,7 @@ pub struct ImpactArgs {
 }
 
 #[derive(clap::Args)]
-pub struct SearchArgs {
+pub(crate) struct SearchArgs {
     #[command(flatten)]
     server: ServerArgs,
     query: Vec<String>,
@@ -62,14 +62,14 @@ pub struct SearchArgs {
 }
 
 #[derive(clap::Args)]
-pub struct RefreshArgs {
+pub(crate) struct RefreshArgs {
     #[command(flatten)]
     server: ServerArgs,
     entity_ref: String,
 }
 
 #[derive(clap::Args)]
-pub struct AddLocationArgs {
+pub(crate) struct AddLocationArgs {
     #[command(flatten)]
     server: ServerArgs,
     /// A file, a directory, or a git repository URL.
@@ -80,7 +80,7 @@ pub struct AddLocationArgs {
 }
 
 #[derive(clap::Args)]
-pub struct RemoveLocationArgs {
+pub(crate) struct RemoveLocationArgs {
     #[command(flatten)]
     server: ServerArgs,
     id: String,
@@ -143,7 +143,7 @@ fn entity_line(entity: &Value) -> String {
     format!("{:<50} {:<14} {:<30}", format!("{kind}:{ns}/{name}"), kind_type, owner)
 }
 
-pub fn ls(args: LsArgs) -> Result<ExitCode> {
+pub(crate) fn ls(args: LsArgs) -> Result<ExitCode> {
     let mut group: Vec<String> = Vec::new();
     if let Some(kind) = &args.kind {
         group.push(format!("kind={kind}"));
@@ -173,7 +173,7 @@ pub fn ls(args: LsArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn get(args: GetArgs) -> Result<ExitCode> {
+pub(crate) fn get(args: GetArgs) -> Result<ExitCode> {
     let entity = call(
         &args.server,
         reqwest::Method::GET,
@@ -184,7 +184,7 @@ pub fn get(args: GetArgs) -> Result<ExitCode> {
     print_json(&entity)
 }
 
-pub fn impact(args: ImpactArgs) -> Result<ExitCode> {
+pub(crate) fn impact(args: ImpactArgs) -> Result<ExitCode> {
     let mut query = vec![("direction", args.direction.clone()), ("limit", args.limit.to_string())];
     if let Some(depth) = args.max_depth {
         query.push(("maxDepth", depth.to_string()));
@@ -216,7 +216,7 @@ pub fn impact(args: ImpactArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn search(args: SearchArgs) -> Result<ExitCode> {
+pub(crate) fn search(args: SearchArgs) -> Result<ExitCode> {
     let query = vec![("q", args.query.join(" ")), ("limit", args.limit.to_string())];
     let result = call(&args.server, reqwest::Method::GET, "/api/catalog/search", &query, None)?;
     if args.server.json {
@@ -235,7 +235,7 @@ pub fn search(args: SearchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn refresh(args: RefreshArgs) -> Result<ExitCode> {
+pub(crate) fn refresh(args: RefreshArgs) -> Result<ExitCode> {
     let report = call(
         &args.server,
         reqwest::Method::POST,
@@ -246,7 +246,7 @@ pub fn refresh(args: RefreshArgs) -> Result<ExitCode> {
     print_json(&report)
 }
 
-pub fn errors(args: ServerArgs) -> Result<ExitCode> {
+pub(crate) fn errors(args: ServerArgs) -> Result<ExitCode> {
     let errors = call(&args, reqwest::Method::GET, "/api/catalog/errors", &[], None)?;
     if args.json {
         return print_json(&errors);
@@ -267,7 +267,7 @@ pub fn errors(args: ServerArgs) -> Result<ExitCode> {
     Ok(if items.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-pub fn add_location(args: AddLocationArgs) -> Result<ExitCode> {
+pub(crate) fn add_location(args: AddLocationArgs) -> Result<ExitCode> {
     let target = match std::path::Path::new(&args.target) {
         p if p.exists() => std::path::absolute(p)?.to_string_lossy().to_string(),
         _ => args.target.clone(),
@@ -300,7 +300,7 @@ pub fn add_location(args: AddLocationArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn list_locations(args: ServerArgs) -> Result<ExitCode> {
+pub(crate) fn list_locations(args: ServerArgs) -> Result<ExitCode> {
     let locations = call(&args, reqwest::Method::GET, "/api/catalog/locations", &[], None)?;
     if args.json {
         return print_json(&locations);
@@ -320,7 +320,7 @@ pub fn list_locations(args: ServerArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn remove_location(args: RemoveLocationArgs) -> Result<ExitCode> {
+pub(crate) fn remove_location(args: RemoveLocationArgs) -> Result<ExitCode> {
     call(&args.server, reqwest::Method::DELETE, &format!("/api/catalog/locations/{}", args.id), &[], None)?;
     println!("removed {}", args.id);
     Ok(ExitCode::SUCCESS)

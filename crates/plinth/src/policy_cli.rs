@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Args)]
-pub struct TestArgs {
+pub(crate) struct TestArgs {
     /// Policy directories or files (default: ./policies).
     pub paths: Vec<PathBuf>,
     /// Only run tests whose full name (`data.pkg.test_x`) matches this regex.
@@ -26,12 +26,12 @@ pub struct TestArgs {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum Format {
+pub(crate) enum Format {
     Text,
     Json,
 }
 
-pub fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
     let paths = if args.paths.is_empty() { vec![PathBuf::from("policies")] } else { args.paths };
     let filter =
         args.run.as_deref().map(regex::Regex::new).transpose().context("--run is not a valid regular expression")?;
@@ -86,7 +86,7 @@ pub fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[derive(Args)]
-pub struct EvalArgs {
+pub(crate) struct EvalArgs {
     /// Policy directories or files (repeatable).
     #[arg(long = "policy", short = 'p', required = true)]
     pub policies: Vec<PathBuf>,
@@ -102,7 +102,7 @@ pub struct EvalArgs {
     pub timeout_ms: u64,
 }
 
-pub fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut bundle = PolicyBundle::load(&args.policies);
     for path in &args.data {
         let value = read_document(path)?;
@@ -145,7 +145,7 @@ fn merge_data(bundle: &mut PolicyBundle, data: serde_json::Value) -> anyhow::Res
 }
 
 /// Reads a JSON or YAML file (the first document of a YAML stream).
-pub fn read_document(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn read_document(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     plinth_model::yaml::parse_document(&text)
         .map_err(|e| anyhow::anyhow!("{}:{}: {}", path.display(), e.line.unwrap_or(0), e.message))

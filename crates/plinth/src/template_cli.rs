@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
-pub struct NewArgs {
+pub(crate) struct NewArgs {
     #[command(flatten)]
     server: ServerArgs,
     /// The template: `service`, `default/service` or `template:default/service`.
@@ -32,7 +32,7 @@ pub struct NewArgs {
     user: Option<String>,
 }
 
-pub fn ls(server: ServerArgs) -> Result<ExitCode> {
+pub(crate) fn ls(server: ServerArgs) -> Result<ExitCode> {
     let listed = call(&server, reqwest::Method::GET, "/api/scaffolder/v2/templates", &[], None)?;
     if server.json {
         println!("{}", serde_json::to_string_pretty(&listed)?);
@@ -109,7 +109,7 @@ fn template_ref(raw: &str) -> String {
     }
 }
 
-pub fn new(args: NewArgs) -> Result<ExitCode> {
+pub(crate) fn new(args: NewArgs) -> Result<ExitCode> {
     let values = read_values(&args)?;
     let mut secrets = Map::new();
     for assignment in &args.secrets {

@@ -10,12 +10,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Output {
+pub(crate) enum Output {
     Text,
     Json,
 }
 
-pub fn run(paths: &[PathBuf], output: Output) -> Result<ExitCode> {
+pub(crate) fn run(paths: &[PathBuf], output: Output) -> Result<ExitCode> {
     let cache = FileCache::default();
     let limits = YamlLimits::default();
     let mut diagnostics: Vec<Diagnostic> = Vec::new();

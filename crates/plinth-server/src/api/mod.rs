@@ -14,12 +14,12 @@ use axum::extract::{FromRequest, Request};
 use axum::http::header;
 
 /// Most bytes of a JSON request body (entity validation, webhooks, tasks).
-pub const MAX_JSON_BODY: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_JSON_BODY: usize = 8 * 1024 * 1024;
 
 /// A JSON request body whose problems are answered in Backstage's error
 /// shape (400 naming the line and column, 415 for another content type),
 /// never axum's plain-text rejections.
-pub struct JsonBody<T>(pub T);
+pub(crate) struct JsonBody<T>(pub T);
 
 impl<S, T> FromRequest<S> for JsonBody<T>
 where

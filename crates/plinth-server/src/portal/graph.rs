@@ -21,7 +21,7 @@ const PAD: i64 = 20;
 const LABEL_CHARS: usize = 24;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(super) enum Mode {
     /// Things that depend on the entity.
     Upstream,
     /// Things the entity depends on.
@@ -31,7 +31,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn name(self) -> &'static str {
+    pub(super) fn name(self) -> &'static str {
         match self {
             Mode::Upstream => "upstream",
             Mode::Downstream => "downstream",
@@ -39,7 +39,7 @@ impl Mode {
         }
     }
 
-    pub fn label(self) -> &'static str {
+    pub(super) fn label(self) -> &'static str {
         match self {
             Mode::Upstream => "Upstream (dependents)",
             Mode::Downstream => "Downstream (dependencies)",
@@ -62,7 +62,7 @@ struct Visit {
     side: i64,
 }
 
-pub fn draw(state: &CatalogState, root: NodeId, depth: u32, mode: Mode) -> Value {
+pub(super) fn draw(state: &CatalogState, root: NodeId, depth: u32, mode: Mode) -> Value {
     let graph = state.graph();
     let mut seen: HashMap<NodeId, usize> = HashMap::from([(root, 0)]);
     let mut visits = vec![Visit { node: root, distance: 0, side: 0 }];
@@ -230,7 +230,7 @@ fn short(label: &str) -> String {
 }
 
 /// A CSS class for a kind's colour.
-pub fn kind_class(kind: &str) -> String {
+pub(super) fn kind_class(kind: &str) -> String {
     let clean: String = kind.to_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     format!("k-{clean}")
 }

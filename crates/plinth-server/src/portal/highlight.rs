@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 /// One line as `{lead, key, rest}` or `{comment}`.
-pub fn lines(text: &str) -> Vec<Value> {
+pub(super) fn lines(text: &str) -> Vec<Value> {
     text.lines().map(line).collect()
 }
 

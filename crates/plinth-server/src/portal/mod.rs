@@ -50,7 +50,7 @@ const FACETS: &[(&str, &str, &str)] = &[
 ];
 
 /// Routes of the portal, merged into the API router.
-pub fn router() -> Router<AppState> {
+pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/catalog", get(explorer))
@@ -419,9 +419,9 @@ impl Explorer {
 /// explorer's text filter scans contiguous memory instead of chasing one
 /// pointer per entity. Rebuilt when the projection moves on.
 #[derive(Default)]
-pub struct NameCache(parking_lot::Mutex<Option<Arc<NameIndex>>>);
+pub(crate) struct NameCache(parking_lot::Mutex<Option<Arc<NameIndex>>>);
 
-pub struct NameIndex {
+pub(crate) struct NameIndex {
     seq: i64,
     len: u64,
     /// `name\ntitle\n` per entity.

@@ -6,7 +6,7 @@ use plinth_store::{Store, StoreConfig};
 use plinth_testkit::{Backend, PgDatabase};
 
 /// A store under test, plus what it needs to be reopened and cleaned up.
-pub struct Harness {
+pub(crate) struct Harness {
     pub store: Store,
     pub config: StoreConfig,
     _dir: Option<tempfile::TempDir>,
@@ -17,7 +17,7 @@ impl Harness {
     /// A fresh store on `backend` (`label` names the PostgreSQL database),
     /// or `None` (after a loud notice) when `PLINTH_SKIP_POSTGRES=1` skips
     /// the PostgreSQL scenarios.
-    pub async fn open(backend: Backend, label: &str) -> Option<Harness> {
+    pub(crate) async fn open(backend: Backend, label: &str) -> Option<Harness> {
         match backend {
             Backend::Sqlite => Some(Harness::sqlite().await),
             Backend::Postgres => Harness::postgres(label).await,
@@ -39,7 +39,7 @@ impl Harness {
     }
 
     /// Opens the same store again (running the migrations again).
-    pub async fn reopen(&self) -> Store {
+    pub(crate) async fn reopen(&self) -> Store {
         Store::open(&self.config).await.expect("reopen the store")
     }
 }

@@ -7,41 +7,41 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_plinth");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_plinth");
 
 /// The repository's root (examples, shipped policies and templates).
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     plinth_testkit::workspace_root()
 }
 
 /// A port nobody listens on right now (it can be taken before it is bound).
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// An HTTP client for loopback servers (no proxy), 30 s per request.
-pub fn http() -> reqwest::Client {
+pub(crate) fn http() -> reqwest::Client {
     http_with_timeout(Duration::from_secs(30))
 }
 
-pub fn http_with_timeout(timeout: Duration) -> reqwest::Client {
+pub(crate) fn http_with_timeout(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder().no_proxy().timeout(timeout).build().expect("HTTP client")
 }
 
 /// Writes `content` to `path`, creating its directory; returns the path.
-pub fn write(path: &Path, content: &str) -> PathBuf {
+pub(crate) fn write(path: &Path, content: &str) -> PathBuf {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, content).unwrap();
     path.to_path_buf()
 }
 
 /// 1-based line of the first line of `text` containing `needle`.
-pub fn line_of(text: &str, needle: &str) -> usize {
+pub(crate) fn line_of(text: &str, needle: &str) -> usize {
     nth_line_of(text, needle, 0)
 }
 
 /// 1-based line of the `nth` (0-based) line of `text` containing `needle`.
-pub fn nth_line_of(text: &str, needle: &str, nth: usize) -> usize {
+pub(crate) fn nth_line_of(text: &str, needle: &str, nth: usize) -> usize {
     text.lines()
         .enumerate()
         .filter(|(_, l)| l.contains(needle))
@@ -52,14 +52,14 @@ pub fn nth_line_of(text: &str, needle: &str, nth: usize) -> usize {
 
 /// `plinth` with no input and none of the environment that would point it
 /// elsewhere (`PLINTH_URL`) or change its logging (`RUST_LOG`).
-pub fn plinth_command() -> Command {
+pub(crate) fn plinth_command() -> Command {
     let mut command = Command::new(BIN);
     command.env_remove("PLINTH_URL").env_remove("RUST_LOG").stdin(Stdio::null());
     command
 }
 
 /// A finished `plinth` run.
-pub struct Run {
+pub(crate) struct Run {
     pub code: i32,
     pub stdout: String,
     pub stderr: String,
@@ -81,7 +81,7 @@ impl From<std::process::Output> for Run {
 /// Polls `check` every 50 ms until it holds; panics naming `what` after
 /// `bound` (a generous bound on a condition, not a timing assertion).
 /// Returns how long it took, for the log.
-pub async fn wait_for(bound: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
+pub(crate) async fn wait_for(bound: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) -> Duration {
     let started = Instant::now();
     loop {
         if check().await {
@@ -95,7 +95,7 @@ pub async fn wait_for(bound: Duration, what: &str, mut check: impl AsyncFnMut() 
 /// Generates an AI catalogue of `entities` entities into `out` with
 /// `shared/bench/gen_catalog.py` (beside the repository); returns its
 /// manifest. Its root is `out/all.yaml`.
-pub fn generate_catalog(out: &Path, entities: u64) -> Value {
+pub(crate) fn generate_catalog(out: &Path, entities: u64) -> Value {
     let script = repo().join("../shared/bench/gen_catalog.py");
     assert!(
         script.is_file(),
@@ -113,7 +113,7 @@ pub fn generate_catalog(out: &Path, entities: u64) -> Value {
 }
 
 /// How to start `plinth serve`.
-pub struct Launch<'a> {
+pub(crate) struct Launch<'a> {
     pub database_url: Option<&'a str>,
     pub locations: &'a [&'a Path],
     /// More arguments (`--demo`, `--webhook-secret-file F`, …).
@@ -142,7 +142,7 @@ impl Default for Launch<'_> {
 
 /// A `plinth serve` child process on a free loopback port, logging to a
 /// file beside its data directory; killed (SIGKILL) when dropped.
-pub struct Serve {
+pub(crate) struct Serve {
     child: Child,
     pub base: String,
     log: PathBuf,
@@ -152,12 +152,12 @@ pub struct Serve {
 
 impl Serve {
     /// Starts `plinth serve` and waits until `/readyz` answers 200.
-    pub async fn start(data_dir: &Path, database_url: Option<&str>, locations: &[&Path]) -> Serve {
+    pub(crate) async fn start(data_dir: &Path, database_url: Option<&str>, locations: &[&Path]) -> Serve {
         Serve::launch(data_dir, Launch { database_url, locations, ..Launch::default() }).await
     }
 
     /// [`Serve::start`] with extra arguments and environment variables.
-    pub async fn start_with(
+    pub(crate) async fn start_with(
         data_dir: &Path,
         database_url: Option<&str>,
         locations: &[&Path],
@@ -169,7 +169,7 @@ impl Serve {
 
     /// `plinth serve --demo` (with the shipped templates) in a scratch
     /// directory, once the demo catalogue is in (its `auth-service` is).
-    pub async fn demo() -> Serve {
+    pub(crate) async fn demo() -> Serve {
         let scratch = tempfile::tempdir().unwrap();
         let launch = Launch { args: &["--demo"], shipped_templates: true, ..Launch::default() };
         let mut serve = Serve::launch(&scratch.path().join("data"), launch).await;
@@ -178,7 +178,7 @@ impl Serve {
         serve
     }
 
-    pub async fn launch(data_dir: &Path, launch: Launch<'_>) -> Serve {
+    pub(crate) async fn launch(data_dir: &Path, launch: Launch<'_>) -> Serve {
         let mut last_log = String::new();
         // A free port can be taken between probing and binding: retry.
         for attempt in 0..3 {
@@ -244,7 +244,7 @@ impl Serve {
     }
 
     /// Waits until GET `path` answers 200; panics with the log otherwise.
-    pub async fn wait_ok(&mut self, path: &str, timeout: Duration) {
+    pub(crate) async fn wait_ok(&mut self, path: &str, timeout: Duration) {
         let client = http();
         let deadline = Instant::now() + timeout;
         loop {
@@ -264,36 +264,36 @@ impl Serve {
     }
 
     /// The exit status, once the process has ended.
-    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn exit_status(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
 
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn log_text(&self) -> String {
+    pub(crate) fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGKILL, then reap.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
     /// The last 40 lines of the log.
-    pub fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = self.log_text();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(40)..].join("\n")
     }
 
-    pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> (reqwest::StatusCode, Value) {
+    pub(crate) async fn get(&self, path: &str, query: &[(&str, &str)]) -> (reqwest::StatusCode, Value) {
         let response = http().get(self.url(path)).query(query).send().await.expect("GET");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
@@ -301,25 +301,25 @@ impl Serve {
     }
 
     /// GET that must succeed; the body as JSON.
-    pub async fn ok(&self, path: &str, query: &[(&str, &str)]) -> Value {
+    pub(crate) async fn ok(&self, path: &str, query: &[(&str, &str)]) -> Value {
         let (status, body) = self.get(path, query).await;
         assert!(status.is_success(), "GET {path} {query:?}: {status} {body}\nserver log:\n{}", self.log_tail());
         body
     }
 
-    pub async fn post(&self, path: &str, body: &Value) -> (reqwest::StatusCode, Value) {
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> (reqwest::StatusCode, Value) {
         let response = http().post(self.url(path)).json(body).send().await.expect("POST");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
-    pub async fn delete(&self, path: &str) -> reqwest::StatusCode {
+    pub(crate) async fn delete(&self, path: &str) -> reqwest::StatusCode {
         http().delete(self.url(path)).send().await.expect("DELETE").status()
     }
 
     /// Entities per kind, from the facets endpoint.
-    pub async fn kind_counts(&self) -> std::collections::BTreeMap<String, u64> {
+    pub(crate) async fn kind_counts(&self) -> std::collections::BTreeMap<String, u64> {
         let body = self.ok("/api/catalog/entity-facets", &[("facet", "kind")]).await;
         body["facets"]["kind"]
             .as_array()
@@ -330,7 +330,7 @@ impl Serve {
     }
 
     /// An unlabelled series from `/metrics`.
-    pub async fn metric(&self, name: &str) -> f64 {
+    pub(crate) async fn metric(&self, name: &str) -> f64 {
         let response = http().get(self.url("/metrics")).send().await.expect("GET /metrics");
         assert!(response.status().is_success(), "GET /metrics: {}", response.status());
         let text = response.text().await.unwrap_or_default();

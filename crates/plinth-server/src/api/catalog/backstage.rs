@@ -24,16 +24,16 @@ use plinth_model::EntityRef;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub const DEFAULT_PAGE: usize = 20;
-pub const MAX_PAGE: usize = 10_000;
+pub(super) const DEFAULT_PAGE: usize = 20;
+pub(super) const MAX_PAGE: usize = 10_000;
 /// Most entities one `GET /entities` may ask for (the whole catalogue at
 /// the 1M-entity goal); it never sizes an allocation beyond the matches.
-pub const MAX_LIST: usize = 1_000_000;
+pub(super) const MAX_LIST: usize = 1_000_000;
 /// Largest `offset` anywhere in the catalogue API.
-pub const MAX_OFFSET: usize = 10_000_000;
+pub(super) const MAX_OFFSET: usize = 10_000_000;
 
 /// JSON text, answered as `application/json` without re-parsing.
-pub struct RawJson(pub String);
+pub(crate) struct RawJson(pub String);
 
 impl IntoResponse for RawJson {
     fn into_response(self) -> axum::response::Response {
@@ -77,7 +77,7 @@ fn filter_of(params: &Params) -> ApiResult<EntityFilter> {
             description = "`asc:FIELD`, `desc:FIELD` or `FIELD` (ascending)")),
     responses((status = 200, description = "Entities", body = Vec<Entity>),
               (status = 400, description = "A parameter is invalid", body = ErrorBody)))]
-pub async fn list_entities(
+pub(crate) async fn list_entities(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiParams(params): ApiParams,
@@ -166,7 +166,7 @@ impl Cursor {
            ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]+=*$", description = "The `nextCursor` or `prevCursor` of a previous page, unchanged; it carries the query, so the other parameters are ignored")),
     responses((status = 200, description = "A page of entities", body = EntitiesPage),
               (status = 400, description = "A parameter is invalid", body = ErrorBody)))]
-pub async fn query_entities(
+pub(crate) async fn query_entities(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiParams(params): ApiParams,
@@ -226,7 +226,7 @@ pub(crate) fn ref_from_path(kind: &str, namespace: &str, name: &str) -> EntityRe
 #[utoipa::path(get, path = "/api/catalog/entities/by-name/{kind}/{namespace}/{name}", tag = "catalog",
     params(("kind" = String, Path), ("namespace" = String, Path), ("name" = String, Path)),
     responses((status = 200, description = "The entity", body = Entity), (status = 404, description = "No such entity", body = ErrorBody)))]
-pub async fn entity_by_name(
+pub(crate) async fn entity_by_name(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
@@ -272,7 +272,7 @@ fn with_health(rendered: String, health: &str, firing: &[String]) -> String {
 /// `GET /api/catalog/entities/by-uid/{uid}`.
 #[utoipa::path(get, path = "/api/catalog/entities/by-uid/{uid}", tag = "catalog", params(("uid" = String, Path)),
     responses((status = 200, description = "The entity", body = Entity), (status = 404, description = "No such entity", body = ErrorBody)))]
-pub async fn entity_by_uid(
+pub(crate) async fn entity_by_uid(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
@@ -288,7 +288,7 @@ pub async fn entity_by_uid(
 /// its source declares it again.
 #[utoipa::path(delete, path = "/api/catalog/entities/by-uid/{uid}", tag = "catalog", params(("uid" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such entity", body = ErrorBody)))]
-pub async fn delete_entity_by_uid(
+pub(crate) async fn delete_entity_by_uid(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
@@ -303,7 +303,7 @@ pub async fn delete_entity_by_uid(
     params(("fields" = Option<Vec<String>>, Query)),
     responses((status = 200, description = "One item per ref, null when missing", body = ByRefsResponse),
               (status = 400, description = "A ref is malformed, or more than 10,000", body = ErrorBody)))]
-pub async fn entities_by_refs(
+pub(crate) async fn entities_by_refs(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiParams(params): ApiParams,
@@ -332,7 +332,7 @@ pub async fn entities_by_refs(
     params(("facet" = Vec<String>, Query, min_items = 1, min_length = 1, description = "Dotted keys to count; at least one"), ("filter" = Option<Vec<String>>, Query)),
     responses((status = 200, description = "Counts per value", body = FacetsResponse),
               (status = 400, description = "No facet, or a bad filter", body = ErrorBody)))]
-pub async fn entity_facets(
+pub(crate) async fn entity_facets(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiParams(params): ApiParams,
@@ -358,7 +358,7 @@ pub async fn entity_facets(
 /// `GET /api/catalog/locations`: `[{data: location}]`.
 #[utoipa::path(get, path = "/api/catalog/locations", tag = "catalog",
     responses((status = 200, description = "Registered locations", body = Vec<LocationItem>)))]
-pub async fn list_locations(
+pub(crate) async fn list_locations(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> ApiResult<Json<Vec<LocationItem>>> {
@@ -368,7 +368,7 @@ pub async fn list_locations(
 
 #[utoipa::path(get, path = "/api/catalog/locations/{id}", tag = "catalog", params(("id" = String, Path)),
     responses((status = 200, description = "The location", body = Location), (status = 404, description = "No such location", body = ErrorBody)))]
-pub async fn get_location(
+pub(crate) async fn get_location(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -384,7 +384,7 @@ pub async fn get_location(
               (status = 200, description = "The same location was already registered: it, as it is", body = LocationRegistered),
               (status = 400, description = "Bad target", body = ErrorBody),
               (status = 409, description = "Already registered", body = ErrorBody)))]
-pub async fn add_location(
+pub(crate) async fn add_location(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiParams(params): ApiParams,
@@ -435,7 +435,7 @@ pub async fn add_location(
 /// entities it manages.
 #[utoipa::path(delete, path = "/api/catalog/locations/{id}", tag = "catalog", params(("id" = String, Path)),
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such location", body = ErrorBody)))]
-pub async fn delete_location(
+pub(crate) async fn delete_location(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -449,7 +449,7 @@ pub async fn delete_location(
     params(("kind" = String, Path), ("namespace" = String, Path), ("name" = String, Path)),
     responses((status = 200, description = "The location that manages the entity", body = Location),
               (status = 404, description = "No such entity", body = ErrorBody)))]
-pub async fn location_by_entity(
+pub(crate) async fn location_by_entity(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
@@ -464,7 +464,7 @@ pub async fn location_by_entity(
     responses((status = 200, description = "Refreshed; what changed", body = RefreshReportDto),
               (status = 400, description = "A malformed ref", body = ErrorBody),
               (status = 404, description = "No such entity", body = ErrorBody)))]
-pub async fn refresh(
+pub(crate) async fn refresh(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<RefreshRequest>,
@@ -478,7 +478,7 @@ pub async fn refresh(
 #[utoipa::path(post, path = "/api/catalog/validate-entity", tag = "catalog", request_body = ValidateRequest,
     responses((status = 200, description = "Valid", body = Valid),
               (status = 400, description = "Invalid, with every problem (or a malformed body)", body = ValidateEntityFailure)))]
-pub async fn validate_entity(
+pub(crate) async fn validate_entity(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonBody(request): JsonBody<ValidateRequest>,

@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 /// required here.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Entity {
+pub(crate) struct Entity {
     /// `backstage.io/v1alpha1` or `plinth.dev/v1alpha1`.
     pub api_version: Option<String>,
     /// Component, API, Resource, System, Domain, Group, User, Location,
@@ -34,7 +34,7 @@ pub struct Entity {
 
 /// An entity's metadata; `labels`, `links`, `title`, … only when set.
 #[derive(Serialize, ToSchema)]
-pub struct EntityMetadata {
+pub(crate) struct EntityMetadata {
     pub name: Option<String>,
     pub namespace: Option<String>,
     pub uid: Option<String>,
@@ -50,7 +50,7 @@ pub struct EntityMetadata {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct EntityRelation {
+pub(crate) struct EntityRelation {
     /// `ownedBy`, `dependsOn`, `providesApi`, `usesModel`, …
     #[serde(rename = "type")]
     pub relation: String,
@@ -61,7 +61,7 @@ pub struct EntityRelation {
 /// A page of `GET /entities/by-query`.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct EntitiesPage {
+pub(crate) struct EntitiesPage {
     pub items: Vec<Entity>,
     pub total_items: u64,
     pub page_info: PageInfo,
@@ -69,7 +69,7 @@ pub struct EntitiesPage {
 
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct PageInfo {
+pub(crate) struct PageInfo {
     /// Pass back unchanged for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -80,7 +80,7 @@ pub struct PageInfo {
 /// `POST /entities/by-refs`.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ByRefsRequest {
+pub(crate) struct ByRefsRequest {
     /// At most 10,000 refs, each naming its kind.
     #[schema(max_items = 10_000, value_type = Vec<FullEntityRefText>)]
     pub entity_refs: Vec<String>,
@@ -90,18 +90,18 @@ pub struct ByRefsRequest {
 
 /// The entities asked for, in order, `null` where none answers.
 #[derive(Serialize, ToSchema)]
-pub struct ByRefsResponse {
+pub(crate) struct ByRefsResponse {
     pub items: Vec<Option<Entity>>,
 }
 
 /// Counts per value of each requested facet.
 #[derive(Serialize, ToSchema)]
-pub struct FacetsResponse {
+pub(crate) struct FacetsResponse {
     pub facets: BTreeMap<String, Vec<FacetCount>>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct FacetCount {
+pub(crate) struct FacetCount {
     pub value: String,
     pub count: u64,
 }
@@ -109,7 +109,7 @@ pub struct FacetCount {
 /// A registered location.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Location {
+pub(crate) struct Location {
     pub id: String,
     /// `file` or `url` (git repositories answer `url`, as in Backstage).
     #[serde(rename = "type")]
@@ -126,7 +126,7 @@ pub struct Location {
 #[derive(Serialize, ToSchema)]
 #[schema(as = LocationStatus)]
 #[serde(rename_all = "camelCase")]
-pub struct LocationStatusDto {
+pub(crate) struct LocationStatusDto {
     /// RFC 3339, when the last refresh completed.
     pub refreshed_at: Option<String>,
     pub entities: i64,
@@ -166,7 +166,7 @@ impl From<&LocationRow> for Location {
 
 /// `GET /locations` items, in Backstage's `{data}` wrapper.
 #[derive(Serialize, ToSchema)]
-pub struct LocationItem {
+pub(crate) struct LocationItem {
     pub data: Location,
 }
 
@@ -197,7 +197,7 @@ impl From<AddLocationRequest> for NewLocation {
 /// What registering a location did (or, with `dryRun`, would do).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct LocationRegistered {
+pub(crate) struct LocationRegistered {
     pub location: RegisteredLocation,
     /// At most 1,000 entities.
     #[schema(value_type = Vec<Entity>)]
@@ -214,7 +214,7 @@ pub struct LocationRegistered {
 /// The location of a registration answer (a dry run has id `dry-run`).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct RegisteredLocation {
+pub(crate) struct RegisteredLocation {
     pub id: String,
     #[serde(rename = "type")]
     pub kind: String,
@@ -244,7 +244,7 @@ impl From<Location> for RegisteredLocation {
 #[derive(Serialize, ToSchema)]
 #[schema(as = RefreshReport)]
 #[serde(rename_all = "camelCase")]
-pub struct RefreshReportDto {
+pub(crate) struct RefreshReportDto {
     pub location_id: String,
     pub files_read: usize,
     pub entities_found: usize,
@@ -279,7 +279,7 @@ impl From<&RefreshReport> for RefreshReportDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Diagnostic)]
 #[serde(rename_all = "camelCase")]
-pub struct DiagnosticDto {
+pub(crate) struct DiagnosticDto {
     /// `error` or `warning`.
     pub severity: String,
     /// The file (`file:/…` or `url:…`).
@@ -322,7 +322,7 @@ impl From<&IngestionError> for DiagnosticDto {
 /// `POST /refresh`.
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RefreshRequest {
+pub(crate) struct RefreshRequest {
     /// `kind:namespace/name` (or shorter forms; the kind defaults to Component).
     #[schema(value_type = EntityRefText)]
     pub entity_ref: String,
@@ -331,7 +331,7 @@ pub struct RefreshRequest {
 /// `POST /validate-entity`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ValidateRequest {
+pub(crate) struct ValidateRequest {
     #[schema(value_type = Object)]
     pub entity: Value,
     /// Where it would come from, e.g. `url:https://…/catalog-info.yaml`.
@@ -341,11 +341,11 @@ pub struct ValidateRequest {
 
 /// An empty object: the entity is valid.
 #[derive(Serialize, ToSchema)]
-pub struct Valid {}
+pub(crate) struct Valid {}
 
 /// The 400 of `validate-entity`: every problem of the entity, or, when the
 /// body itself is malformed, the usual error body.
-pub enum ValidateEntityFailure {}
+pub(crate) enum ValidateEntityFailure {}
 
 impl utoipa::PartialSchema for ValidateEntityFailure {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -362,12 +362,12 @@ impl ToSchema for ValidateEntityFailure {}
 
 /// Every problem of an invalid entity.
 #[derive(Serialize, ToSchema)]
-pub struct ValidationErrors {
+pub(crate) struct ValidationErrors {
     pub errors: Vec<ValidationError>,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct ValidationError {
+pub(crate) struct ValidationError {
     /// `InputError`.
     pub name: String,
     pub message: String,
@@ -378,7 +378,7 @@ pub struct ValidationError {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Impact)]
 #[serde(rename_all = "camelCase")]
-pub struct ImpactDto {
+pub(crate) struct ImpactDto {
     pub entity_ref: String,
     /// `dependents` or `dependencies`.
     pub direction: String,
@@ -394,7 +394,7 @@ pub struct ImpactDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = ImpactItem)]
 #[serde(rename_all = "camelCase")]
-pub struct ImpactItemDto {
+pub(crate) struct ImpactItemDto {
     pub entity_ref: String,
     pub depth: u32,
     pub path: Vec<String>,
@@ -417,7 +417,7 @@ impl From<ImpactAnswer> for ImpactDto {
     }
 }
 
-pub fn direction_name(direction: Direction) -> &'static str {
+pub(crate) fn direction_name(direction: Direction) -> &'static str {
     match direction {
         Direction::Dependents => "dependents",
         Direction::Dependencies => "dependencies",
@@ -427,7 +427,7 @@ pub fn direction_name(direction: Direction) -> &'static str {
 /// An entity's summary: what lists show.
 #[derive(Serialize, ToSchema)]
 #[schema(as = EntitySummary)]
-pub struct SummaryDto {
+pub(crate) struct SummaryDto {
     pub kind: String,
     pub namespace: String,
     pub name: String,
@@ -464,7 +464,7 @@ impl From<&Summary> for SummaryDto {
 /// Nodes and edges within a number of hops.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Neighbourhood)]
-pub struct NeighbourhoodDto {
+pub(crate) struct NeighbourhoodDto {
     pub root: String,
     pub depth: u32,
     pub nodes: Vec<NeighbourNodeDto>,
@@ -476,7 +476,7 @@ pub struct NeighbourhoodDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = NeighbourNode)]
 #[serde(rename_all = "camelCase")]
-pub struct NeighbourNodeDto {
+pub(crate) struct NeighbourNodeDto {
     pub entity_ref: String,
     pub distance: u32,
     pub hidden_relations: usize,
@@ -489,7 +489,7 @@ pub struct NeighbourNodeDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = NeighbourEdge)]
-pub struct NeighbourEdgeDto {
+pub(crate) struct NeighbourEdgeDto {
     pub source: String,
     #[serde(rename = "type")]
     pub relation: String,
@@ -526,7 +526,7 @@ impl From<Neighbourhood> for NeighbourhoodDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Search)]
 #[serde(rename_all = "camelCase")]
-pub struct SearchDto {
+pub(crate) struct SearchDto {
     pub query: String,
     pub total_items: u64,
     pub items: Vec<SearchHitDto>,
@@ -536,7 +536,7 @@ pub struct SearchDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = SearchHit)]
 #[serde(rename_all = "camelCase")]
-pub struct SearchHitDto {
+pub(crate) struct SearchHitDto {
     pub entity_ref: String,
     pub score: f32,
     pub summary: SummaryDto,
@@ -571,7 +571,7 @@ impl From<SearchAnswer> for SearchDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Errors)]
 #[serde(rename_all = "camelCase")]
-pub struct ErrorsDto {
+pub(crate) struct ErrorsDto {
     pub total_items: usize,
     pub items: Vec<DiagnosticDto>,
 }
@@ -581,12 +581,12 @@ pub struct ErrorsDto {
 /// project's `git_http_url`, … ), or `{"repository": URL, "branch": NAME}`.
 /// Some key must name a repository; the branch is `branch`, or `ref`
 /// without `refs/heads/`.
-pub struct WebhookPayload;
+pub(crate) struct WebhookPayload;
 
 /// The keys of a push payload that name a repository, where they sit.
-pub const REPOSITORY_KEYS: [&str; 8] =
+pub(crate) const REPOSITORY_KEYS: [&str; 8] =
     ["clone_url", "html_url", "ssh_url", "git_url", "url", "git_http_url", "git_ssh_url", "homepage"];
-pub const PROJECT_KEYS: [&str; 4] = ["git_http_url", "git_ssh_url", "web_url", "http_url"];
+pub(crate) const PROJECT_KEYS: [&str; 4] = ["git_http_url", "git_ssh_url", "web_url", "http_url"];
 
 impl utoipa::PartialSchema for WebhookPayload {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -617,7 +617,7 @@ impl ToSchema for WebhookPayload {}
 /// What a push webhook refreshed.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Webhook)]
-pub struct WebhookDto {
+pub(crate) struct WebhookDto {
     pub repositories: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,

@@ -5,10 +5,10 @@ use serde_json::{Map, Value};
 
 /// Parsed `fields` parameters (comma-separated, repeatable).
 #[derive(Debug, Clone, Default)]
-pub struct FieldSet(Vec<Vec<String>>);
+pub(super) struct FieldSet(Vec<Vec<String>>);
 
 impl FieldSet {
-    pub fn parse(params: &[String]) -> Option<FieldSet> {
+    pub(super) fn parse(params: &[String]) -> Option<FieldSet> {
         let paths: Vec<Vec<String>> = params
             .iter()
             .flat_map(|p| p.split(','))
@@ -19,7 +19,7 @@ impl FieldSet {
         (!paths.is_empty()).then_some(FieldSet(paths))
     }
 
-    pub fn apply(&self, value: Value) -> Value {
+    pub(super) fn apply(&self, value: Value) -> Value {
         let mut out = Value::Object(Map::new());
         for path in &self.0 {
             if let Some(found) = lookup(&value, path) {

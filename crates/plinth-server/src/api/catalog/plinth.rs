@@ -39,7 +39,7 @@ const DEFAULT_SEARCH_LIMIT: usize = 20;
     responses((status = 200, description = "Nearest first, with paths and cycles", body = ImpactDto),
               (status = 400, description = "A parameter is invalid", body = ErrorBody),
               (status = 404, description = "No such entity", body = ErrorBody)))]
-pub async fn impact(
+pub(crate) async fn impact(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
@@ -66,7 +66,7 @@ pub async fn impact(
     responses((status = 200, description = "Nodes and edges", body = NeighbourhoodDto),
               (status = 400, description = "A parameter is invalid", body = ErrorBody),
               (status = 404, description = "No such entity", body = ErrorBody)))]
-pub async fn neighbourhood(
+pub(crate) async fn neighbourhood(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((kind, namespace, name)): Path<(String, String, String)>,
@@ -88,7 +88,7 @@ pub async fn neighbourhood(
            ("offset" = Option<usize>, Query, minimum = 0, maximum = 10_000, description = "Hits skipped; ranked results go 10,000 deep")),
     responses((status = 200, description = "Ranked hits and facets", body = SearchDto),
               (status = 400, description = "No text, or a parameter is invalid", body = ErrorBody)))]
-pub async fn search(
+pub(crate) async fn search(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiParams(params): ApiParams,
@@ -109,7 +109,7 @@ pub async fn search(
            ("entityRef" = Option<EntityRefText>, Query, description = "Only this entity's problems (the kind defaults to Component)")),
     responses((status = 200, description = "Problems with file, line, field and fix", body = ErrorsDto),
               (status = 400, description = "A malformed ref", body = ErrorBody)))]
-pub async fn errors(
+pub(crate) async fn errors(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiParams(params): ApiParams,
@@ -128,7 +128,7 @@ pub async fn errors(
     responses((status = 200, description = "What was refreshed", body = WebhookDto),
               (status = 400, description = "Not JSON, or no repository named", body = ErrorBody),
               (status = 401, description = "Bad signature or token", body = ErrorBody)))]
-pub async fn webhook(
+pub(crate) async fn webhook(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,

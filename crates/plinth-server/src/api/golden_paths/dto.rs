@@ -11,14 +11,14 @@ use utoipa::ToSchema;
 /// The catalogued templates, each checked.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Templates)]
-pub struct TemplatesDto {
+pub(crate) struct TemplatesDto {
     pub items: Vec<TemplateSummaryDto>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = TemplateSummary)]
 #[serde(rename_all = "camelCase")]
-pub struct TemplateSummaryDto {
+pub(crate) struct TemplateSummaryDto {
     pub entity_ref: String,
     pub name: String,
     pub title: String,
@@ -35,7 +35,7 @@ pub struct TemplateSummaryDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Problem)]
-pub struct ProblemDto {
+pub(crate) struct ProblemDto {
     /// The field, e.g. `spec.steps[2].action`.
     pub field: String,
     pub message: String,
@@ -67,7 +67,7 @@ impl From<&TemplateListing> for TemplateSummaryDto {
 /// Backstage's parameter schema: the template's form pages.
 #[derive(Serialize, ToSchema)]
 #[schema(as = ParameterSchema)]
-pub struct ParameterSchemaDto {
+pub(crate) struct ParameterSchemaDto {
     pub title: String,
     pub description: String,
     pub steps: Vec<ParameterPageDto>,
@@ -75,7 +75,7 @@ pub struct ParameterSchemaDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = ParameterPage)]
-pub struct ParameterPageDto {
+pub(crate) struct ParameterPageDto {
     pub title: String,
     pub description: Option<String>,
     /// A JSON Schema (with `ui:*` form hints).
@@ -87,7 +87,7 @@ pub struct ParameterPageDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Action)]
 #[serde(rename_all = "camelCase")]
-pub struct ActionDto {
+pub(crate) struct ActionDto {
     pub id: String,
     pub description: String,
     /// `{input, output}` JSON Schemas.
@@ -112,7 +112,7 @@ impl From<&ActionInfo> for ActionDto {
 #[derive(Deserialize, ToSchema)]
 #[schema(as = NewTask)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NewTaskDto {
+pub(crate) struct NewTaskDto {
     /// `template:default/service` (or `default/service`, or `service`).
     #[schema(min_length = 1, max_length = 512)]
     pub template_ref: String,
@@ -127,7 +127,7 @@ pub struct NewTaskDto {
 
 /// The id of a started run.
 #[derive(Serialize, ToSchema)]
-pub struct TaskCreated {
+pub(crate) struct TaskCreated {
     pub id: String,
 }
 
@@ -135,7 +135,7 @@ pub struct TaskCreated {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Tasks)]
 #[serde(rename_all = "camelCase")]
-pub struct TasksDto {
+pub(crate) struct TasksDto {
     pub tasks: Vec<TaskDto>,
     pub total_tasks: u64,
 }
@@ -144,7 +144,7 @@ pub struct TasksDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Task)]
 #[serde(rename_all = "camelCase")]
-pub struct TaskDto {
+pub(crate) struct TaskDto {
     pub id: String,
     /// The template, its steps and the parameters (without secrets).
     #[schema(value_type = Object)]
@@ -162,7 +162,7 @@ pub struct TaskDto {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct TaskError {
+pub(crate) struct TaskError {
     pub name: String,
     pub message: String,
 }
@@ -186,7 +186,7 @@ impl From<&TaskRow> for TaskDto {
 /// `{status: "cancelled"}`: the run stops within moments.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Cancelled)]
-pub struct CancelledDto {
+pub(crate) struct CancelledDto {
     pub status: String,
 }
 
@@ -194,7 +194,7 @@ pub struct CancelledDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = TaskEvent)]
 #[serde(rename_all = "camelCase")]
-pub struct TaskEventDto {
+pub(crate) struct TaskEventDto {
     pub id: i64,
     pub task_id: String,
     /// `log` or `completion`.
@@ -219,7 +219,7 @@ impl From<&TaskEventRow> for TaskEventDto {
 
 /// `POST /dry-run`: what the document says of its body (an inline
 /// `template` or a `templateRef`; the inline one wins when both are given).
-pub struct DryRunBody;
+pub(crate) struct DryRunBody;
 
 impl utoipa::PartialSchema for DryRunBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -246,12 +246,12 @@ impl utoipa::PartialSchema for DryRunBody {
 impl ToSchema for DryRunBody {}
 
 /// Most characters of a template ref.
-pub const MAX_TEMPLATE_REF: usize = 512;
+pub(crate) const MAX_TEMPLATE_REF: usize = 512;
 
 /// `POST /dry-run` as read.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DryRunRequest {
+pub(crate) struct DryRunRequest {
     /// An inline Template entity (Backstage) — or use `templateRef`.
     #[serde(default)]
     pub template: Option<Value>,
@@ -295,7 +295,7 @@ impl From<&DirectoryEntry> for DirectoryEntryDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = DryRun)]
 #[serde(rename_all = "camelCase")]
-pub struct DryRunDto {
+pub(crate) struct DryRunDto {
     pub log: Vec<DryRunLogLine>,
     pub directory_contents: Vec<DirectoryEntryDto>,
     #[schema(value_type = Object)]
@@ -307,7 +307,7 @@ pub struct DryRunDto {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct DryRunLogLine {
+pub(crate) struct DryRunLogLine {
     #[schema(value_type = Object)]
     pub body: Value,
 }
@@ -315,7 +315,7 @@ pub struct DryRunLogLine {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Step)]
 #[serde(rename_all = "camelCase")]
-pub struct StepDto {
+pub(crate) struct StepDto {
     pub id: String,
     pub name: String,
     pub action: String,
@@ -344,7 +344,7 @@ impl From<&StepReport> for StepDto {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct DryRunPolicy {
+pub(crate) struct DryRunPolicy {
     /// `allow`, `warn`, `deny`, or `none` (no `plinth:policy` step).
     pub result: String,
     #[schema(value_type = Vec<Object>)]

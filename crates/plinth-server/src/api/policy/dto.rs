@@ -18,7 +18,7 @@ fn rfc3339(at: OffsetDateTime) -> String {
 /// `POST /api/policy/evaluate`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct EvaluateRequest {
+pub(crate) struct EvaluateRequest {
     /// The enforcement point (read ignoring case).
     #[schema(value_type = PointName)]
     pub point: String,
@@ -62,7 +62,7 @@ impl From<RequestContextDto> for plinth_app::policy::RequestContext {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Decision)]
 #[serde(rename_all = "camelCase")]
-pub struct DecisionDto {
+pub(crate) struct DecisionDto {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision_id: Option<String>,
     /// `catalog`, `provision`, `deploy`, `admission` or `pr`.
@@ -78,7 +78,7 @@ pub struct DecisionDto {
 }
 
 impl DecisionDto {
-    pub fn new(decision: &Decision, decision_id: Option<String>) -> DecisionDto {
+    pub(crate) fn new(decision: &Decision, decision_id: Option<String>) -> DecisionDto {
         DecisionDto {
             decision_id,
             point: decision.point.as_str().into(),
@@ -94,7 +94,7 @@ impl DecisionDto {
 /// What a rule reported, with the policy's metadata.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Violation)]
-pub struct ViolationDto {
+pub(crate) struct ViolationDto {
     /// The package (`plinth.baseline.containers`).
     pub policy: String,
     pub rule: String,
@@ -156,7 +156,7 @@ impl From<&Violation> for ViolationDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = AppliedWaiver)]
 #[serde(rename_all = "camelCase")]
-pub struct AppliedWaiverDto {
+pub(crate) struct AppliedWaiverDto {
     pub id: String,
     pub owner: String,
     pub reason: String,
@@ -178,7 +178,7 @@ impl From<&AppliedWaiver> for AppliedWaiverDto {
 /// the handler reads it field by field to say exactly what is missing.
 #[derive(Deserialize)]
 #[serde(transparent)]
-pub struct AdmissionReviewRequest(pub Value);
+pub(crate) struct AdmissionReviewRequest(pub Value);
 
 impl utoipa::PartialSchema for AdmissionReviewRequest {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -205,13 +205,13 @@ impl utoipa::PartialSchema for AdmissionReviewRequest {
 
 impl ToSchema for AdmissionReviewRequest {}
 
-pub const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
-pub const ADMISSION_KIND: &str = "AdmissionReview";
+pub(crate) const ADMISSION_API_VERSION: &str = "admission.k8s.io/v1";
+pub(crate) const ADMISSION_KIND: &str = "AdmissionReview";
 
 /// An `AdmissionReview` v1 (request in, response out).
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct AdmissionReview {
+pub(crate) struct AdmissionReview {
     /// `admission.k8s.io/v1`.
     pub api_version: String,
     /// `AdmissionReview`.
@@ -225,7 +225,7 @@ pub struct AdmissionReview {
 
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct AdmissionResponse {
+pub(crate) struct AdmissionResponse {
     pub uid: String,
     pub allowed: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -236,7 +236,7 @@ pub struct AdmissionResponse {
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]
-pub struct AdmissionStatus {
+pub(crate) struct AdmissionStatus {
     pub code: u16,
     pub reason: String,
     pub message: String,
@@ -246,7 +246,7 @@ pub struct AdmissionStatus {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Decisions)]
 #[serde(rename_all = "camelCase")]
-pub struct DecisionsDto {
+pub(crate) struct DecisionsDto {
     #[schema(value_type = Vec<Object>)]
     pub items: Vec<Value>,
     /// Pass back as `cursor` for the next page; absent on the last.
@@ -263,7 +263,7 @@ impl From<DecisionPage> for DecisionsDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Policies)]
 #[serde(rename_all = "camelCase")]
-pub struct PoliciesDto {
+pub(crate) struct PoliciesDto {
     pub revision: String,
     pub loaded_at: String,
     pub sources: Vec<String>,
@@ -287,7 +287,7 @@ impl From<PolicySet> for PoliciesDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = PolicySummary)]
-pub struct PolicySummaryDto {
+pub(crate) struct PolicySummaryDto {
     pub package: String,
     pub title: Option<String>,
     /// Points it applies at (empty: every point).
@@ -298,7 +298,7 @@ pub struct PolicySummaryDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = RuleSummary)]
-pub struct RuleSummaryDto {
+pub(crate) struct RuleSummaryDto {
     pub rule: String,
     pub kind: String,
     pub id: Option<String>,
@@ -343,7 +343,7 @@ impl From<&PolicySummary> for PolicySummaryDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = ScorecardDef)]
-pub struct ScorecardDefDto {
+pub(crate) struct ScorecardDefDto {
     pub id: String,
     pub package: String,
     pub title: String,
@@ -355,7 +355,7 @@ pub struct ScorecardDefDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = CheckDef)]
-pub struct CheckDefDto {
+pub(crate) struct CheckDefDto {
     pub id: String,
     pub title: String,
     /// `bronze`, `silver` or `gold`.
@@ -390,7 +390,7 @@ impl From<&CheckDef> for CheckDefDto {
 /// A policy file that did not load; the points depending on it fail closed.
 #[derive(Serialize, ToSchema)]
 #[schema(as = LoadProblem)]
-pub struct LoadProblemDto {
+pub(crate) struct LoadProblemDto {
     pub file: String,
     pub line: Option<usize>,
     pub message: String,
@@ -414,7 +414,7 @@ impl From<&LoadProblem> for LoadProblemDto {
 #[derive(Deserialize, ToSchema)]
 #[schema(as = NewWaiver)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NewWaiverDto {
+pub(crate) struct NewWaiverDto {
     /// Who answers for the exception (user or group ref); not only whitespace.
     #[schema(max_length = 512, pattern = r"\S")]
     pub owner: String,
@@ -436,7 +436,7 @@ pub struct NewWaiverDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = Waiver)]
 #[serde(rename_all = "camelCase")]
-pub struct WaiverDto {
+pub(crate) struct WaiverDto {
     pub id: String,
     pub owner: String,
     pub reason: String,
@@ -474,7 +474,7 @@ impl From<&WaiverState> for WaiverDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Waivers)]
-pub struct WaiversDto {
+pub(crate) struct WaiversDto {
     pub items: Vec<WaiverDto>,
 }
 
@@ -482,7 +482,7 @@ pub struct WaiversDto {
 #[derive(Serialize, ToSchema)]
 #[schema(as = EntityGovernance)]
 #[serde(rename_all = "camelCase")]
-pub struct EntityGovernanceDto {
+pub(crate) struct EntityGovernanceDto {
     pub entity_ref: String,
     pub decision: DecisionDto,
     pub scorecards: Vec<ScorecardResultDto>,
@@ -500,7 +500,7 @@ impl From<&EntityGovernance> for EntityGovernanceDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = ScorecardResult)]
-pub struct ScorecardResultDto {
+pub(crate) struct ScorecardResultDto {
     pub scorecard: String,
     pub title: String,
     /// Highest level reached (`null`: not even bronze).
@@ -512,7 +512,7 @@ pub struct ScorecardResultDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = CheckResult)]
-pub struct CheckResultDto {
+pub(crate) struct CheckResultDto {
     pub id: String,
     pub title: String,
     pub level: String,
@@ -550,7 +550,7 @@ impl From<&CheckResult> for CheckResultDto {
 /// Scorecards and, per team, roll-ups.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Scorecards)]
-pub struct ScorecardsDto {
+pub(crate) struct ScorecardsDto {
     pub scorecards: Vec<ScorecardDefDto>,
     pub teams: Vec<TeamRollupDto>,
     /// Entities per catalog-point result (`allow`, `warn`, `deny`).
@@ -561,7 +561,7 @@ pub struct ScorecardsDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = TeamRollup)]
-pub struct TeamRollupDto {
+pub(crate) struct TeamRollupDto {
     pub owner: String,
     pub scorecard: String,
     pub entities: usize,

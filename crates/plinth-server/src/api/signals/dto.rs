@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Percentiles)]
-pub struct PercentilesDto {
+pub(crate) struct PercentilesDto {
     pub p50: Option<f64>,
     pub p95: Option<f64>,
     pub p99: Option<f64>,
@@ -29,7 +29,7 @@ impl From<&Percentiles> for PercentilesDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Tokens)]
-pub struct TokensDto {
+pub(crate) struct TokensDto {
     /// All input tokens (cache reads and writes included).
     pub input: i64,
     /// All output tokens (reasoning included).
@@ -54,7 +54,7 @@ impl From<&Tokens> for TokensDto {
 /// Totals of a set of calls.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Totals)]
-pub struct TotalsDto {
+pub(crate) struct TotalsDto {
     pub requests: i64,
     pub errors: i64,
     pub error_rate: f64,
@@ -82,7 +82,7 @@ impl From<&Totals> for TotalsDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = ModelTotals)]
-pub struct ModelTotalsDto {
+pub(crate) struct ModelTotalsDto {
     pub model: String,
     pub provider: String,
     /// The catalogued Model this name maps to.
@@ -93,7 +93,7 @@ pub struct ModelTotalsDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = OperationTotals)]
-pub struct OperationTotalsDto {
+pub(crate) struct OperationTotalsDto {
     pub operation: String,
     pub requests: i64,
     pub errors: i64,
@@ -102,7 +102,7 @@ pub struct OperationTotalsDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = NamedTotals)]
-pub struct NamedTotalsDto {
+pub(crate) struct NamedTotalsDto {
     pub name: String,
     #[serde(flatten)]
     pub totals: TotalsDto,
@@ -110,7 +110,7 @@ pub struct NamedTotalsDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = ServiceTotals)]
-pub struct ServiceTotalsDto {
+pub(crate) struct ServiceTotalsDto {
     pub service: String,
     pub component: Option<String>,
     pub team: Option<String>,
@@ -122,7 +122,7 @@ pub struct ServiceTotalsDto {
 /// broken down; RED of server spans.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Summary)]
-pub struct SummaryDto {
+pub(crate) struct SummaryDto {
     pub from: String,
     pub to: String,
     #[serde(flatten)]
@@ -195,7 +195,7 @@ impl From<&Summary> for SummaryDto {
 /// One series per group.
 #[derive(Serialize, ToSchema)]
 #[schema(as = SeriesResponse)]
-pub struct SeriesResponseDto {
+pub(crate) struct SeriesResponseDto {
     pub metric: String,
     pub group_by: String,
     pub step_seconds: i64,
@@ -206,14 +206,14 @@ pub struct SeriesResponseDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Series)]
-pub struct SeriesDto {
+pub(crate) struct SeriesDto {
     pub group: String,
     pub points: Vec<SeriesPointDto>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = SeriesPoint)]
-pub struct SeriesPointDto {
+pub(crate) struct SeriesPointDto {
     /// Start of the step (RFC 3339).
     pub t: String,
     pub value: Option<f64>,
@@ -244,7 +244,7 @@ impl From<&SeriesResponse> for SeriesResponseDto {
 /// A trace's span tree with agent steps, tokens, latency and cost.
 #[derive(Serialize, ToSchema)]
 #[schema(as = TraceView)]
-pub struct TraceViewDto {
+pub(crate) struct TraceViewDto {
     pub trace_id: String,
     pub span_count: usize,
     pub start: String,
@@ -262,7 +262,7 @@ pub struct TraceViewDto {
 /// One span of a trace view.
 #[derive(Serialize, ToSchema)]
 #[schema(as = TraceNode)]
-pub struct TraceNodeDto {
+pub(crate) struct TraceNodeDto {
     pub span_id: String,
     pub parent_span_id: Option<String>,
     pub name: String,
@@ -299,7 +299,7 @@ pub struct TraceNodeDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Usage)]
-pub struct UsageDto {
+pub(crate) struct UsageDto {
     pub input: u64,
     pub output: u64,
     pub cache_read: u64,
@@ -309,7 +309,7 @@ pub struct UsageDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Document)]
-pub struct DocumentDto {
+pub(crate) struct DocumentDto {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -318,7 +318,7 @@ pub struct DocumentDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Evaluation)]
-pub struct EvaluationDto {
+pub(crate) struct EvaluationDto {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub score: Option<f64>,
@@ -400,7 +400,7 @@ impl From<&TraceView> for TraceViewDto {
 /// A recent trace (its root span) with GenAI work.
 #[derive(Serialize, ToSchema)]
 #[schema(as = TraceListItem)]
-pub struct TraceListItemDto {
+pub(crate) struct TraceListItemDto {
     pub trace_id: String,
     pub name: String,
     pub service: String,
@@ -429,7 +429,7 @@ impl From<&TraceListItem> for TraceListItemDto {
 /// Every version of a prompt against its baseline.
 #[derive(Serialize, ToSchema)]
 #[schema(as = PromptComparison)]
-pub struct PromptComparisonDto {
+pub(crate) struct PromptComparisonDto {
     pub prompt: String,
     pub prompt_ref: Option<String>,
     pub from: String,
@@ -441,7 +441,7 @@ pub struct PromptComparisonDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = VersionStats)]
-pub struct VersionStatsDto {
+pub(crate) struct VersionStatsDto {
     pub version: String,
     pub requests: i64,
     pub errors: i64,
@@ -461,7 +461,7 @@ pub struct VersionStatsDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Significance)]
-pub struct SignificanceDto {
+pub(crate) struct SignificanceDto {
     pub metric: String,
     pub test: String,
     pub p_value: f64,
@@ -518,7 +518,7 @@ impl From<&PromptComparison> for PromptComparisonDto {
 /// Retrieval quality of one data source.
 #[derive(Serialize, ToSchema)]
 #[schema(as = RetrievalSource)]
-pub struct RetrievalSourceDto {
+pub(crate) struct RetrievalSourceDto {
     pub data_source: String,
     /// The catalogued vector store, when the name matches a Resource.
     pub resource_ref: Option<String>,
@@ -535,7 +535,7 @@ pub struct RetrievalSourceDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = ScoreDistribution)]
-pub struct ScoreDistributionDto {
+pub(crate) struct ScoreDistributionDto {
     pub count: usize,
     pub mean: Option<f64>,
     pub p10: Option<f64>,
@@ -578,10 +578,10 @@ impl From<&RetrievalSource> for RetrievalSourceDto {
 /// A score to attach: to a trace (and a span of it) or to a prompt
 /// (version). The application layer reads each item, so a bad one is
 /// reported by index.
-pub enum NewScoreDto {}
+pub(crate) enum NewScoreDto {}
 
 /// Most characters of a score's name and of a categorical value.
-pub const MAX_SCORE_TEXT: usize = 200;
+pub(crate) const MAX_SCORE_TEXT: usize = 200;
 
 impl utoipa::PartialSchema for NewScoreDto {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -625,7 +625,7 @@ impl ToSchema for NewScoreDto {
 }
 
 /// `POST /scores`: one score or a list (all or nothing).
-pub struct NewScoresBody;
+pub(crate) struct NewScoresBody;
 
 impl utoipa::PartialSchema for NewScoresBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -644,13 +644,13 @@ impl ToSchema for NewScoresBody {}
 
 /// The ids of the stored scores.
 #[derive(Serialize, ToSchema)]
-pub struct ScoresStored {
+pub(crate) struct ScoresStored {
     pub ids: Vec<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = Score)]
-pub struct ScoreDto {
+pub(crate) struct ScoreDto {
     pub id: String,
     pub created: String,
     pub name: String,
@@ -688,7 +688,7 @@ impl From<&Score> for ScoreDto {
 /// Cost anomalies of a window, ranked by dollar impact.
 #[derive(Serialize, ToSchema)]
 #[schema(as = AnomalyList)]
-pub struct AnomalyListDto {
+pub(crate) struct AnomalyListDto {
     pub from: String,
     pub to: String,
     pub relative_threshold: f64,
@@ -699,7 +699,7 @@ pub struct AnomalyListDto {
 /// One anomalous hour of a team's service, explained.
 #[derive(Serialize, ToSchema)]
 #[schema(as = CostAnomaly)]
-pub struct CostAnomalyDto {
+pub(crate) struct CostAnomalyDto {
     pub team: Option<String>,
     pub service: String,
     /// Start of the anomalous hour (RFC 3339).
@@ -766,7 +766,7 @@ impl From<&AnomalyList> for AnomalyListDto {
 /// A team's cost over a range.
 #[derive(Serialize, ToSchema)]
 #[schema(as = TeamCost)]
-pub struct TeamCostDto {
+pub(crate) struct TeamCostDto {
     /// The owning Group's ref; `null` for services no Component claims.
     pub team: Option<String>,
     pub title: Option<String>,
@@ -783,7 +783,7 @@ pub struct TeamCostDto {
 
 #[derive(Serialize, ToSchema)]
 #[schema(as = CostLine)]
-pub struct CostLineDto {
+pub(crate) struct CostLineDto {
     pub name: String,
     pub requests: i64,
     pub tokens: i64,
@@ -813,7 +813,7 @@ impl From<&TeamCost> for TeamCostDto {
 }
 
 /// The scopes an alert rule may watch (as `AlertRule::validated` checks).
-pub const ALERT_SCOPES: &[&str] = &[
+pub(crate) const ALERT_SCOPES: &[&str] = &[
     "model_calls",
     "server",
     "all",
@@ -829,10 +829,10 @@ pub const ALERT_SCOPES: &[&str] = &[
 
 /// The entity an alert rule sets the health of: a Component (the default
 /// kind), Model, Prompt, Agent or Group ref.
-pub const ALERT_ENTITY: &str = r"^\s*(?:(?:component|model|prompt|agent|group):)?(?:[^\s:/]+/)?[^\s:/]+\s*$";
+pub(crate) const ALERT_ENTITY: &str = r"^\s*(?:(?:component|model|prompt|agent|group):)?(?:[^\s:/]+/)?[^\s:/]+\s*$";
 
 /// A rule's window, `N` + `s`, `m`, `h` or `d`, from 1m to 7d.
-pub const ALERT_WINDOW: &str = concat!(
+pub(crate) const ALERT_WINDOW: &str = concat!(
     "^0*(?:(?:[6-9][0-9]|[1-9][0-9]{2,4}|[1-5][0-9]{5}|60[0-3][0-9]{3}|604[0-7][0-9]{2}|604800)s",
     "|(?:[1-9][0-9]{0,3}|100[0-7][0-9]|10080)m",
     "|(?:[1-9]|[1-9][0-9]|1[0-5][0-9]|16[0-8])h",
@@ -841,7 +841,7 @@ pub const ALERT_WINDOW: &str = concat!(
 
 /// A webhook URL the rule can post to: http(s), a host name (not an
 /// address, not `localhost`), an optional port, no whitespace.
-pub const ALERT_WEBHOOK: &str = concat!(
+pub(crate) const ALERT_WEBHOOK: &str = concat!(
     r"^https?://(?!(?:[^/?#:]*\.)?localhost(?:[:/?#]|$))",
     r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*(?:\.[a-z][a-z0-9]*(?:-[a-z0-9]+)*)*",
     r"(?::[0-9]{1,4})?(?:[/?#]\S*)?$"
@@ -849,7 +849,7 @@ pub const ALERT_WEBHOOK: &str = concat!(
 
 /// Seconds of a window the way the rule reads it; `None` when malformed
 /// or out of range (never overflowing).
-pub fn alert_window_ok(window: &str) -> bool {
+pub(crate) fn alert_window_ok(window: &str) -> bool {
     let Some(split) = window.find(|c: char| !c.is_ascii_digit()) else { return false };
     let (number, unit) = window.split_at(split);
     let Ok(n) = number.parse::<i64>() else { return false };
@@ -865,7 +865,7 @@ pub fn alert_window_ok(window: &str) -> bool {
 
 /// `POST /alerts/rules`: what the document says of a rule (the response
 /// is [`AlertRuleDto`], every default filled in).
-pub struct AlertRuleBody;
+pub(crate) struct AlertRuleBody;
 
 impl utoipa::PartialSchema for AlertRuleBody {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -938,7 +938,7 @@ impl ToSchema for AlertRuleBody {}
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = AlertRule)]
-pub struct AlertRuleDto {
+pub(crate) struct AlertRuleDto {
     /// Stable id (letters, digits, `-`, `_`); derived from `name` when empty.
     #[serde(default)]
     pub id: String,
@@ -985,7 +985,7 @@ pub struct AlertRuleDto {
 #[derive(Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = Slo)]
-pub struct SloDto {
+pub(crate) struct SloDto {
     /// Share of requests that must succeed, e.g. 0.995.
     pub objective: f64,
     /// 1 = exactly on budget; 14.4 is the usual one-hour fast-burn page.
@@ -995,7 +995,7 @@ pub struct SloDto {
 
 impl AlertRuleDto {
     /// The rule as the application layer takes it (its defaults applied).
-    pub fn into_rule(self) -> Result<AlertRule, serde_json::Error> {
+    pub(crate) fn into_rule(self) -> Result<AlertRule, serde_json::Error> {
         let mut value = serde_json::to_value(&self)?;
         if let Value::Object(map) = &mut value {
             map.retain(|_, v| !v.is_null());
@@ -1032,7 +1032,7 @@ impl From<&AlertRule> for AlertRuleDto {
 /// A rule with its current state.
 #[derive(Serialize, ToSchema)]
 #[schema(as = AlertRuleState)]
-pub struct AlertRuleStateDto {
+pub(crate) struct AlertRuleStateDto {
     #[serde(flatten)]
     #[schema(inline)]
     pub rule: AlertRuleDto,
@@ -1045,7 +1045,7 @@ pub struct AlertRuleStateDto {
 /// A firing or resolved event.
 #[derive(Serialize, ToSchema)]
 #[schema(as = AlertEvent)]
-pub struct AlertEventDto {
+pub(crate) struct AlertEventDto {
     pub id: i64,
     pub rule: String,
     /// `firing` or `resolved`.
@@ -1074,7 +1074,7 @@ impl From<AlertEvent> for AlertEventDto {
 /// An entity's health, and the rules behind it.
 #[derive(Serialize, ToSchema)]
 #[schema(as = HealthEntry)]
-pub struct HealthEntryDto {
+pub(crate) struct HealthEntryDto {
     pub entity: String,
     /// `healthy`, `degraded` or `unhealthy`; `unknown` when no rule watches it.
     pub health: String,

@@ -137,8 +137,6 @@ pub struct PolicyStatus {
     pub evaluated_at: Option<OffsetDateTime>,
     /// Policies that failed to load.
     pub problems: usize,
-    /// Catalog-point outcomes over every entity.
-    pub outcomes: std::collections::BTreeMap<&'static str, usize>,
 }
 
 /// The policy use cases.
@@ -270,8 +268,13 @@ impl<'a> Policy<'a> {
             evaluated: view.entities.len(),
             evaluated_at: view.evaluated_at,
             problems: compiled.engine.problems().len(),
-            outcomes: view.outcome_counts(),
         })
+    }
+
+    /// Catalog-point outcomes over every entity (a pass over the whole
+    /// governance view: for overview pages, not per-entity ones).
+    pub fn outcomes(&self, _caller: &Caller) -> AppResult<std::collections::BTreeMap<&'static str, usize>> {
+        Ok(self.service()?.view().outcome_counts())
     }
 
     /// Every waiver, with whether it still applies.

@@ -172,53 +172,54 @@ fn team_rollups(rollups: &[TeamRollup], defs: &[ScorecardDef]) -> Value {
 
 pub(super) async fn policies_page(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
     let policy = app.platform.policy();
-    let context = match (policy.status(&caller), policy.policies(&caller), policy.waivers(&caller)) {
-        (Ok(status), Ok(set), Ok(waivers)) => {
-            let outcomes: Vec<Value> = ["deny", "warn", "allow"]
-                .iter()
-                .map(|o| json!({"result": o, "count": status.outcomes.get(o).copied().unwrap_or(0)}))
-                .collect();
-            let mut waivers: Vec<Value> = waivers
-                .iter()
-                .filter(|w| w.active)
-                .map(|w| {
-                    let w = &w.waiver;
-                    let href = plinth_model::parse_ref_lenient(&w.entity, Some("component"))
-                        .ok()
-                        .map(|r| entity_href(&r.to_string()));
-                    json!({
-                        "id": w.id,
-                        "entity": w.entity,
-                        "href": href,
-                        "rule": w.rule,
-                        "owner": w.owner,
-                        "reason": w.reason,
-                        "expiresAt": rfc3339(w.expires_at),
-                        "createdBy": w.created_by,
-                        "createdAt": rfc3339(w.created_at),
+    let context =
+        match (policy.status(&caller), policy.outcomes(&caller), policy.policies(&caller), policy.waivers(&caller)) {
+            (Ok(status), Ok(counts), Ok(set), Ok(waivers)) => {
+                let outcomes: Vec<Value> = ["deny", "warn", "allow"]
+                    .iter()
+                    .map(|o| json!({"result": o, "count": counts.get(o).copied().unwrap_or(0)}))
+                    .collect();
+                let mut waivers: Vec<Value> = waivers
+                    .iter()
+                    .filter(|w| w.active)
+                    .map(|w| {
+                        let w = &w.waiver;
+                        let href = plinth_model::parse_ref_lenient(&w.entity, Some("component"))
+                            .ok()
+                            .map(|r| entity_href(&r.to_string()));
+                        json!({
+                            "id": w.id,
+                            "entity": w.entity,
+                            "href": href,
+                            "rule": w.rule,
+                            "owner": w.owner,
+                            "reason": w.reason,
+                            "expiresAt": rfc3339(w.expires_at),
+                            "createdBy": w.created_by,
+                            "createdAt": rfc3339(w.created_at),
+                        })
                     })
+                    .collect();
+                waivers.sort_by(|a, b| a["expiresAt"].as_str().cmp(&b["expiresAt"].as_str()));
+                json!({
+                    "title": "Policies",
+                    "enabled": true,
+                    "revision": short_revision(&set.revision),
+                    "view_revision": short_revision(&status.view_revision),
+                    "loaded_at": rfc3339(set.loaded_at),
+                    "sources": set.sources,
+                    "problems": problems_json(&set),
+                    "profiles": profiles_json(&set),
+                    "scorecards": set.scorecards,
+                    "outcomes": outcomes,
+                    "complete": status.complete,
+                    "evaluated": status.evaluated,
+                    "evaluated_at": status.evaluated_at.map(rfc3339),
+                    "waivers": waivers,
                 })
-                .collect();
-            waivers.sort_by(|a, b| a["expiresAt"].as_str().cmp(&b["expiresAt"].as_str()));
-            json!({
-                "title": "Policies",
-                "enabled": true,
-                "revision": short_revision(&set.revision),
-                "view_revision": short_revision(&status.view_revision),
-                "loaded_at": rfc3339(set.loaded_at),
-                "sources": set.sources,
-                "problems": problems_json(&set),
-                "profiles": profiles_json(&set),
-                "scorecards": set.scorecards,
-                "outcomes": outcomes,
-                "complete": status.complete,
-                "evaluated": status.evaluated,
-                "evaluated_at": status.evaluated_at.map(rfc3339),
-                "waivers": waivers,
-            })
-        }
-        _ => json!({"title": "Policies", "enabled": false}),
-    };
+            }
+            _ => json!({"title": "Policies", "enabled": false}),
+        };
     page(StatusCode::OK, "policies.html", context)
 }
 

@@ -642,10 +642,10 @@ async fn entity_pages_show_policy_results_scorecards_and_team_rollups() {
     // of the catalogue once.
     assert!(agent.contains(r#"<a id="nav-policies" href="/policies">Policies</a>"#));
     let policies = ok(&governed, "/policies").await;
-    let status = governed.platform.policy().status(&caller).unwrap();
-    assert_eq!(status.outcomes.values().sum::<usize>(), governed.catalog.read().len() as usize);
-    assert!(status.outcomes.get("deny").is_some_and(|n| *n > 0), "the demo has denials: {:?}", status.outcomes);
-    for (result, count) in &status.outcomes {
+    let outcomes = governed.platform.policy().outcomes(&caller).unwrap();
+    assert_eq!(outcomes.values().sum::<usize>(), governed.catalog.read().len() as usize);
+    assert!(outcomes.get("deny").is_some_and(|n| *n > 0), "the demo has denials: {outcomes:?}");
+    for (result, count) in &outcomes {
         assert!(
             policies.contains(&format!(
                 r#"<li data-result="{result}"><span class="count">{count}</span> <span class="badge outcome outcome-{result}">"#

@@ -8,7 +8,8 @@
 //! are inline SVG: the geometry is computed here, drawn (and escaped) by
 //! the `chart` macro of `signals_macros.html`.
 
-use super::{encode, entity_href, lookup_key, not_found_entity, page, query};
+use super::catalog::not_found_entity;
+use super::{encode, entity_href, lookup_key, page, query};
 use crate::api::signals::{number, time_range};
 use crate::error::ApiError;
 use crate::params::Params;

@@ -3,7 +3,8 @@
 //! right). At most [`MAX_DRAWN`] nodes are drawn; the rest collapse into one
 //! "+N more" node per column and kind.
 
-use super::{entity_href, node_link};
+use super::node_link;
+use crate::portal::entity_href;
 use plinth_app::catalog::{CatalogState, NodeId, RelId};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, VecDeque};

@@ -16,8 +16,8 @@ use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use plinth_model::yaml::YamlLimits;
 use plinth_model::{Diagnostic, Severity};
 use plinth_store::{
-    ChangeOp, EntityChange, EntityUpsert, IngestionError, LocationRow, LocationStatus, NewLocation, SkipReason, Store,
-    StoreError,
+    ChangeOp, EntityChange, EntityUpsert, IngestionError, LocationKind, LocationRow, LocationStatus, NewLocation,
+    SkipReason, Store, StoreError,
 };
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -390,12 +390,14 @@ impl Catalog {
     /// produce and its diagnostics.
     pub async fn preview_location(self: &Arc<Self>, location: NewLocation) -> Result<SourceRead, CatalogError> {
         let location = normalize_location(location)?;
+        // A normalised location is `file` or `git`.
+        let kind = LocationKind::parse(&location.kind).unwrap_or(LocationKind::File);
         let row = LocationRow {
             id: "dry-run".into(),
-            kind: location.kind,
+            kind,
             target: location.target,
             branch: location.branch,
-            created_at: String::new(),
+            created_at: time::OffsetDateTime::now_utc(),
             status: LocationStatus::default(),
         };
         let (read, _) = self.read_source(&row).await;
@@ -445,7 +447,7 @@ impl Catalog {
         let wanted: HashSet<String> = urls.iter().map(|u| git::normalize_repo_url(u)).collect();
         let mut reports = Vec::new();
         for location in self.store.list_locations().await? {
-            if location.kind != "git" {
+            if location.kind != LocationKind::Git {
                 continue;
             }
             let source = GitSource::from_target(&location.target, location.branch.as_deref());
@@ -563,8 +565,8 @@ impl Catalog {
     /// Reads a location's files (syncing its git checkout first).
     async fn read_source(&self, location: &LocationRow) -> (SourceRead, Option<String>) {
         let limits = self.config.limits;
-        match location.kind.as_str() {
-            "git" => {
+        match location.kind {
+            LocationKind::Git => {
                 let source = GitSource::from_target(&location.target, location.branch.as_deref());
                 let dir = self.config.data_dir.join("git").join(source.checkout_name());
                 let revision = match git::sync(&source, &dir).await {
@@ -598,7 +600,9 @@ impl Catalog {
                 let read = self.read_files(root, Box::new(namer), limits).await;
                 (read, Some(revision))
             }
-            _ => (self.read_files(PathBuf::from(&location.target), Box::new(FileNamer), limits).await, None),
+            LocationKind::File => {
+                (self.read_files(PathBuf::from(&location.target), Box::new(FileNamer), limits).await, None)
+            }
         }
     }
 

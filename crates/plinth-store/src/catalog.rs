@@ -14,13 +14,15 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use crate::common::{self, new_uuid, normalize_branch, parse_op};
 use crate::dialect::{list, on_pool, on_store, values};
 use crate::record::record;
 use crate::{
-    ApplyOutcome, ChangeOp, ChangeRecord, EntityChange, EntityUpsert, IngestionError, LocationRow, LocationStatus,
-    NewLocation, Store, StoreError, StoredEntity,
+    ApplyOutcome, ChangeOp, ChangeRecord, EntityChange, EntityUpsert, IngestionError, LocationKind, LocationRow,
+    LocationStatus, NewLocation, Store, StoreError, StoredEntity,
 };
 
 // ------------------------------------------------------------------ rows --
@@ -108,12 +110,17 @@ impl TryFrom<LocationRecord> for LocationRow {
     type Error = StoreError;
 
     fn try_from(r: LocationRecord) -> Result<LocationRow, StoreError> {
+        let decode = |what: String| StoreError::Database(sqlx::Error::Decode(what.into()));
+        let kind = LocationKind::parse(&r.kind)
+            .ok_or_else(|| decode(format!("location {} has an unknown kind `{}`", r.id, r.kind)))?;
+        let created_at = OffsetDateTime::parse(&r.created_at, &Rfc3339)
+            .map_err(|e| decode(format!("location {} has created_at `{}`: {e}", r.id, r.created_at)))?;
         Ok(LocationRow {
             id: r.id,
-            kind: r.kind,
+            kind,
             target: r.target,
             branch: r.branch,
-            created_at: r.created_at,
+            created_at,
             status: common::from_json(&r.status)?,
         })
     }

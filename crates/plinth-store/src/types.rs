@@ -106,14 +106,50 @@ pub struct NewLocation {
     pub branch: Option<String>,
 }
 
+/// What a registered location reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocationKind {
+    /// A file or a directory on this machine.
+    File,
+    /// A git repository (a URL, or a path), optionally a branch and a path in it.
+    Git,
+}
+
+impl LocationKind {
+    /// The stored (and API) name: `file` or `git`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LocationKind::File => "file",
+            LocationKind::Git => "git",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(name: &str) -> Option<LocationKind> {
+        match name {
+            "file" => Some(LocationKind::File),
+            "git" => Some(LocationKind::Git),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for LocationKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A registered location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LocationRow {
     pub id: String,
-    pub kind: String,
+    pub kind: LocationKind,
     pub target: String,
     pub branch: Option<String>,
-    pub created_at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
     pub status: LocationStatus,
 }
 

@@ -10,7 +10,7 @@ pub use plinth_catalog::{
     MAX_SEARCH_DEPTH,
 };
 use plinth_model::{process_entity, Diagnostic, EntityRef, Origin};
-pub use plinth_store::{IngestionError, LocationRow, LocationStatus, NewLocation};
+pub use plinth_store::{IngestionError, LocationKind, LocationRow, LocationStatus, NewLocation};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -228,12 +228,9 @@ impl<'a> CatalogUseCases<'a> {
     }
 
     async fn find(&self, normalized: &NewLocation) -> AppResult<Option<LocationRow>> {
-        Ok(self
-            .catalog()
-            .locations()
-            .await?
-            .into_iter()
-            .find(|l| l.kind == normalized.kind && l.target == normalized.target && l.branch == normalized.branch))
+        Ok(self.catalog().locations().await?.into_iter().find(|l| {
+            l.kind.as_str() == normalized.kind && l.target == normalized.target && l.branch == normalized.branch
+        }))
     }
 
     /// Unregisters a location and removes the entities it manages.

@@ -209,7 +209,7 @@ impl Scaffolder {
             };
         }
         let Ok(Some(location)) = self.store.get_location(location_id).await else { return TemplateFiles::None };
-        if location.kind != "git" {
+        if location.kind != crate::catalog::LocationKind::Git {
             return TemplateFiles::None;
         }
         let source = GitSource::from_target(&location.target, location.branch.as_deref());

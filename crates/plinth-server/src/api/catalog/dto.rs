@@ -5,7 +5,7 @@
 use crate::api::schema::{EntityRefText, FullEntityRefText};
 use plinth_app::catalog::{Direction, RefreshReport, Summary};
 use plinth_app::catalog::{ImpactAnswer, Neighbourhood, SearchAnswer};
-use plinth_app::catalog::{IngestionError, LocationRow, LocationStatus, NewLocation};
+use plinth_app::catalog::{IngestionError, LocationKind, LocationRow, LocationStatus, NewLocation};
 use plinth_model::{Diagnostic, Severity};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -152,10 +152,10 @@ impl From<&LocationStatus> for LocationStatusDto {
 
 impl From<&LocationRow> for Location {
     fn from(location: &LocationRow) -> Self {
-        let git = location.kind == "git";
+        let git = location.kind == LocationKind::Git;
         Location {
             id: location.id.clone(),
-            kind: if git { "url".into() } else { location.kind.clone() },
+            kind: if git { "url".into() } else { location.kind.to_string() },
             target: location.target.clone(),
             branch: location.branch.clone(),
             plinth_type: git.then(|| "git".to_string()),

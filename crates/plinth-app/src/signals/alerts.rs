@@ -254,11 +254,50 @@ fn window_seconds(text: &str) -> Option<i64> {
     })
 }
 
+/// Where a rule stands after an evaluation.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// Evaluated, within its threshold.
+    Ok,
+    /// Evaluated, beyond its threshold.
+    Firing,
+    /// Nothing to judge in the window (no data, or below `min_requests`).
+    NoData,
+}
+
+impl Condition {
+    /// The stored name (`ok`, `firing`, `no_data`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Ok => "ok",
+            Condition::Firing => "firing",
+            Condition::NoData => "no_data",
+        }
+    }
+}
+
+/// A change of a rule between firing and not, as recorded in its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Firing,
+    Resolved,
+}
+
+impl Transition {
+    /// The recorded name (`firing`, `resolved`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transition::Firing => "firing",
+            Transition::Resolved => "resolved",
+        }
+    }
+}
+
 /// A rule's current state.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RuleState {
-    /// `ok`, `firing` or `no_data`.
-    pub state: String,
+    pub state: Condition,
     pub since: String,
     pub value: Option<f64>,
     pub message: String,
@@ -467,16 +506,16 @@ pub async fn evaluate_once(service: &Arc<SignalsService>) {
             }
         };
         let new_state = if value.is_none() {
-            "no_data"
+            Condition::NoData
         } else if firing {
-            "firing"
+            Condition::Firing
         } else {
-            "ok"
+            Condition::Ok
         };
         let previous = service.alerts.states.read().get(&rule.id).cloned();
-        let changed = previous.as_ref().map(|p| p.state.as_str()) != Some(new_state);
+        let changed = previous.as_ref().map(|p| p.state) != Some(new_state);
         let state = RuleState {
-            state: new_state.to_string(),
+            state: new_state,
             since: if changed { rfc3339(now) } else { previous.as_ref().map(|p| p.since.clone()).unwrap_or_default() },
             value,
             message: message.clone(),
@@ -486,9 +525,9 @@ pub async fn evaluate_once(service: &Arc<SignalsService>) {
         if let Some(key) = &target {
             health.entry(key.clone()).or_default().push((rule.id.clone(), rule.severity.clone(), firing));
         }
-        let was_firing = previous.as_ref().is_some_and(|p| p.state == "firing");
+        let was_firing = previous.as_ref().is_some_and(|p| p.state == Condition::Firing);
         if firing != was_firing {
-            let transition = if firing { "firing" } else { "resolved" };
+            let transition = if firing { Transition::Firing } else { Transition::Resolved }.as_str();
             let event = json!({
                 "rule": rule.id, "name": rule.name, "state": transition, "severity": rule.severity,
                 "entity": target, "signal": rule.signal, "value": value, "threshold": rule.threshold,
@@ -507,7 +546,7 @@ pub async fn evaluate_once(service: &Arc<SignalsService>) {
         if changed || previous.as_ref().map(|p| p.value) != Some(value) {
             let row = AlertStateRow {
                 rule_id: rule.id.clone(),
-                state: state.state.clone(),
+                state: state.state.as_str().to_string(),
                 since_s: now,
                 body: serde_json::to_string(&state).unwrap_or_default(),
             };

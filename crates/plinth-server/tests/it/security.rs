@@ -490,7 +490,10 @@ async fn slow_and_idle_sockets_are_closed_and_the_cap_answers_503() {
     idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     let closed = tokio::time::timeout(Duration::from_secs(10), read_all(&mut idle)).await;
     assert!(closed.expect("the idle connection was closed").starts_with("HTTP/1.1 200"));
-    let metrics = server.http.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    // A fresh connection: the shared client's pooled one may just have been
+    // closed by the same idle timeout, and reusing it races the close.
+    let fresh = reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap();
+    let metrics = fresh.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("plinth_http_connections_rejected_total 10"), "{metrics}");
     server.stop().await;
 }

@@ -24,7 +24,7 @@ mod yaml;
 pub use error::ScaffoldError;
 pub use files::{DirectoryEntry, TemplateFiles};
 pub use host::{Host, PolicyRequest, RegisterTarget};
-pub use log::{now, timestamp, Logger, Redactor, RunEvent};
+pub use log::{Logger, Redactor, RunEvent};
 pub use registry::{describe as describe_action, list as list_actions, ActionInfo};
 pub use run::{run, RunReport, RunRequest, StepReport, StepStatus};
 pub use template::{Step, Template, TemplateProblem, API_VERSION};

@@ -6,15 +6,14 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tokio::sync::mpsc::UnboundedSender;
 
-/// An event of a run, as Backstage's event stream carries it: `log` events
-/// (`body.message`, `body.stepId`, `body.status`) and one `completion`.
+/// A log event of a run, as Backstage's event stream carries it
+/// (`body.message`, `body.stepId`, `body.status`). The run's one
+/// `completion` event is written by whoever hosts the run, once it ends.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunEvent {
-    #[serde(rename = "type")]
-    pub event_type: String,
     pub body: Value,
-    #[serde(rename = "createdAt")]
-    pub created_at: String,
+    #[serde(rename = "createdAt", with = "time::serde::rfc3339")]
+    pub created_at: time::OffsetDateTime,
 }
 
 /// Replaces secret values with `***` in text and JSON leaving the run.
@@ -81,39 +80,27 @@ impl Logger {
         if let Some(step) = &self.step {
             body["stepId"] = json!(step);
         }
-        self.emit("log", body);
+        self.emit(body);
     }
 
     pub(crate) fn status(&self, message: &str, status: &str) {
         let body = json!({"message": self.redactor.text(message), "stepId": self.step, "status": status});
-        self.emit("log", body);
+        self.emit(body);
     }
 
-    fn emit(&self, event_type: &str, body: Value) {
+    fn emit(&self, body: Value) {
         if let Some(message) = body["message"].as_str() {
             let prefix = self.step.as_deref().map(|s| format!("[{s}] ")).unwrap_or_default();
             self.lines.lock().push(format!("{prefix}{message}"));
         }
         if let Some(events) = &self.events {
-            let _ = events.send(RunEvent { event_type: event_type.into(), body, created_at: now() });
+            let _ = events.send(RunEvent { body, created_at: time::OffsetDateTime::now_utc() });
         }
     }
 
     pub(crate) fn take_lines(&self) -> Vec<String> {
         std::mem::take(&mut self.lines.lock())
     }
-}
-
-/// Now as RFC 3339 UTC with fixed-width milliseconds, so timestamps
-/// compare correctly as text (the store compares heartbeats that way).
-pub fn now() -> String {
-    timestamp(time::OffsetDateTime::now_utc())
-}
-
-pub fn timestamp(at: time::OffsetDateTime) -> String {
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-    at.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default()
 }
 
 #[cfg(test)]

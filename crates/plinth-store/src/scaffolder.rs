@@ -3,6 +3,8 @@
 //! numbered for PostgreSQL; JSON columns are stored as text.
 
 use serde_json::Value;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 use crate::common::{from_json, to_json};
 use crate::dialect::on_pool;
@@ -45,6 +47,37 @@ impl TaskStatus {
     }
 }
 
+/// What a task event records, as Backstage's scaffolder event stream names
+/// it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskEventType {
+    /// A log line of a step or of the run (`body.message`, `body.stepId`).
+    Log,
+    /// The run ended (`body.status`, `body.error` or `body.output`); the last
+    /// event of a task.
+    Completion,
+}
+
+impl TaskEventType {
+    /// The stored (and serialised) form: lower case.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskEventType::Log => "log",
+            TaskEventType::Completion => "completion",
+        }
+    }
+
+    /// The inverse of [`TaskEventType::as_str`]; `None` for anything else.
+    pub fn parse(text: &str) -> Option<TaskEventType> {
+        match text {
+            "log" => Some(TaskEventType::Log),
+            "completion" => Some(TaskEventType::Completion),
+            _ => None,
+        }
+    }
+}
+
 /// A task run to create (it starts [`TaskStatus::Open`]).
 #[derive(Debug, Clone)]
 pub struct NewTask {
@@ -52,11 +85,11 @@ pub struct NewTask {
     pub template_ref: String,
     pub spec: Value,
     pub created_by: Option<String>,
-    /// RFC 3339 UTC.
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
 }
 
-/// A stored task run.
+/// A stored task run. Times are stored as fixed-width RFC 3339 UTC text
+/// (milliseconds), so they order correctly as text in both dialects.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRow {
     pub id: String,
@@ -64,9 +97,9 @@ pub struct TaskRow {
     pub spec: Value,
     pub created_by: Option<String>,
     pub status: TaskStatus,
-    pub created_at: String,
-    pub last_heartbeat_at: Option<String>,
-    pub completed_at: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub last_heartbeat_at: Option<OffsetDateTime>,
+    pub completed_at: Option<OffsetDateTime>,
     pub output: Option<Value>,
     pub error: Option<String>,
 }
@@ -74,10 +107,9 @@ pub struct TaskRow {
 /// An event to append to a task's log.
 #[derive(Debug, Clone)]
 pub struct NewTaskEvent {
-    pub event_type: String,
+    pub event_type: TaskEventType,
     pub body: Value,
-    /// RFC 3339 UTC.
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
 }
 
 /// A stored task event; `id` increases in append order.
@@ -85,9 +117,24 @@ pub struct NewTaskEvent {
 pub struct TaskEventRow {
     pub id: i64,
     pub task_id: String,
-    pub event_type: String,
+    pub event_type: TaskEventType,
     pub body: Value,
-    pub created_at: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// A task time as stored: RFC 3339 UTC with exactly three fractional
+/// digits, so stored times compare correctly as text.
+fn stamp(at: OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    let at = at.to_offset(time::UtcOffset::UTC);
+    at.format(FORMAT).or_else(|_| at.format(&Rfc3339)).unwrap_or_default()
+}
+
+/// A stored task time; a malformed one is a decode error naming the row.
+fn parse_stamp(text: &str, what: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|e| StoreError::Database(sqlx::Error::Decode(format!("{what} has time `{text}`: {e}").into())))
 }
 
 /// Filters for listing tasks; newest first.
@@ -125,17 +172,18 @@ impl TryFrom<TaskRecord> for TaskRow {
     fn try_from(r: TaskRecord) -> Result<TaskRow, StoreError> {
         let status = TaskStatus::parse(&r.status)
             .ok_or_else(|| sqlx::Error::Decode(format!("unknown scaffolder task status {:?}", r.status).into()))?;
+        let what = format!("task {}", r.id);
         Ok(TaskRow {
-            id: r.id,
             template_ref: r.template_ref,
             spec: from_json(&r.spec)?,
             created_by: r.created_by,
             status,
-            created_at: r.created_at,
-            last_heartbeat_at: r.last_heartbeat_at,
-            completed_at: r.completed_at,
+            created_at: parse_stamp(&r.created_at, &what)?,
+            last_heartbeat_at: r.last_heartbeat_at.as_deref().map(|t| parse_stamp(t, &what)).transpose()?,
+            completed_at: r.completed_at.as_deref().map(|t| parse_stamp(t, &what)).transpose()?,
             output: r.output.as_deref().map(from_json).transpose()?,
             error: r.error,
+            id: r.id,
         })
     }
 }
@@ -155,12 +203,16 @@ impl TryFrom<TaskEventRecord> for TaskEventRow {
     type Error = StoreError;
 
     fn try_from(r: TaskEventRecord) -> Result<TaskEventRow, StoreError> {
+        let what = format!("event {} of task {}", r.id, r.task_id);
+        let event_type = TaskEventType::parse(&r.event_type).ok_or_else(|| {
+            StoreError::Database(sqlx::Error::Decode(format!("{what} has unknown type {:?}", r.event_type).into()))
+        })?;
         Ok(TaskEventRow {
+            event_type,
+            body: from_json(&r.body)?,
+            created_at: parse_stamp(&r.created_at, &what)?,
             id: r.id,
             task_id: r.task_id,
-            event_type: r.event_type,
-            body: from_json(&r.body)?,
-            created_at: r.created_at,
         })
     }
 }
@@ -183,7 +235,7 @@ impl Store {
             .bind(&spec)
             .bind(task.created_by.as_deref())
             .bind(TaskStatus::Open.as_str())
-            .bind(&task.created_at)
+            .bind(stamp(task.created_at))
             .execute(pool)
             .await?;
             Ok(())
@@ -191,11 +243,16 @@ impl Store {
     }
 
     /// Sets a task's status and its heartbeat; `false` when there is no such task.
-    pub async fn set_task_status(&self, id: &str, status: TaskStatus, heartbeat_at: &str) -> Result<bool, StoreError> {
+    pub async fn set_task_status(
+        &self,
+        id: &str,
+        status: TaskStatus,
+        heartbeat_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
         on_pool!(self, pool, d => {
             let done = sqlx::query(&d.sql("UPDATE scaffolder_tasks SET status = ?, last_heartbeat_at = ? WHERE id = ?"))
                 .bind(status.as_str())
-                .bind(heartbeat_at)
+                .bind(stamp(heartbeat_at))
                 .bind(id)
                 .execute(pool)
                 .await?;
@@ -204,10 +261,10 @@ impl Store {
     }
 
     /// Records that a task's worker is alive (nothing happens for an unknown id).
-    pub async fn heartbeat_task(&self, id: &str, at: &str) -> Result<(), StoreError> {
+    pub async fn heartbeat_task(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
         on_pool!(self, pool, d => {
             sqlx::query(&d.sql("UPDATE scaffolder_tasks SET last_heartbeat_at = ? WHERE id = ?"))
-                .bind(at)
+                .bind(stamp(at))
                 .bind(id)
                 .execute(pool)
                 .await?;
@@ -221,17 +278,18 @@ impl Store {
         &self,
         id: &str,
         status: TaskStatus,
-        completed_at: &str,
+        completed_at: OffsetDateTime,
         output: Option<&Value>,
         error: Option<&str>,
     ) -> Result<bool, StoreError> {
         let output = output.map(to_json).transpose()?;
+        let completed_at = stamp(completed_at);
         on_pool!(self, pool, d => {
             let done = sqlx::query(&d.sql(
                 "UPDATE scaffolder_tasks SET status = ?, completed_at = ?, output = ?, error = ? WHERE id = ?",
             ))
             .bind(status.as_str())
-            .bind(completed_at)
+            .bind(&completed_at)
             .bind(output.as_deref())
             .bind(error)
             .bind(id)
@@ -303,9 +361,9 @@ impl Store {
             for (event, body) in events.iter().zip(&bodies) {
                 let id: i64 = sqlx::query_scalar(&sql)
                     .bind(task_id)
-                    .bind(&event.event_type)
+                    .bind(event.event_type.as_str())
                     .bind(body)
-                    .bind(&event.created_at)
+                    .bind(stamp(event.created_at))
                     .fetch_one(&mut *tx)
                     .await?;
                 ids.push(id);
@@ -338,9 +396,11 @@ impl Store {
     pub async fn fail_interrupted_tasks(
         &self,
         reason: &str,
-        at: &str,
-        stale_before: Option<&str>,
+        at: OffsetDateTime,
+        stale_before: Option<OffsetDateTime>,
     ) -> Result<Vec<String>, StoreError> {
+        let at = stamp(at);
+        let stale_before = stale_before.map(stamp);
         let body = to_json(&serde_json::json!({
             "message": reason,
             "status": TaskStatus::Failed.as_str(),
@@ -361,7 +421,7 @@ impl Store {
             let mut query = sqlx::query_scalar::<_, String>(&sql)
                 .bind(TaskStatus::Failed.as_str())
                 .bind(reason)
-                .bind(at)
+                .bind(&at)
                 .bind(TaskStatus::Open.as_str())
                 .bind(TaskStatus::Processing.as_str());
             if let Some(stale_before) = stale_before {
@@ -371,7 +431,7 @@ impl Store {
             ids.sort();
             let insert = d.sql("INSERT INTO scaffolder_task_events (task_id, event_type, body, created_at) VALUES (?, ?, ?, ?)");
             for id in &ids {
-                sqlx::query(&insert).bind(id).bind("completion").bind(&body).bind(at).execute(&mut *tx).await?;
+                sqlx::query(&insert).bind(id).bind(TaskEventType::Completion.as_str()).bind(&body).bind(&at).execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(ids)
@@ -381,7 +441,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use super::TaskStatus;
+    use super::{stamp, TaskEventType, TaskStatus};
+    use time::macros::datetime;
 
     #[test]
     fn status_round_trips() {
@@ -392,5 +453,20 @@ mod tests {
             assert_eq!(serde_json::to_value(status).unwrap(), serde_json::Value::from(status.as_str()));
         }
         assert_eq!(TaskStatus::parse("Open"), None);
+    }
+
+    #[test]
+    fn event_type_round_trips() {
+        for event_type in [TaskEventType::Log, TaskEventType::Completion] {
+            assert_eq!(TaskEventType::parse(event_type.as_str()), Some(event_type));
+            assert_eq!(serde_json::to_value(event_type).unwrap(), serde_json::Value::from(event_type.as_str()));
+        }
+        assert_eq!(TaskEventType::parse("cancelled"), None);
+    }
+
+    #[test]
+    fn stamps_are_fixed_width_utc() {
+        assert_eq!(stamp(datetime!(2026-12-05 06:07:08.5 +02:00)), "2026-12-05T04:07:08.500Z");
+        assert_eq!(stamp(datetime!(2026-12-05 06:07:08 UTC)), "2026-12-05T06:07:08.000Z");
     }
 }

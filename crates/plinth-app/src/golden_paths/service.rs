@@ -15,7 +15,7 @@ use plinth_scaffold::Limits;
 use plinth_scaffold::{
     Host, PolicyRequest, RegisterTarget, RunEvent, RunReport, RunRequest, ScaffoldError, Template, TemplateFiles,
 };
-use plinth_store::{Backend, NewLocation, NewTask, NewTaskEvent, Store, TaskEventRow, TaskStatus};
+use plinth_store::{Backend, NewLocation, NewTask, NewTaskEvent, Store, TaskEventRow, TaskEventType, TaskStatus};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -31,8 +31,8 @@ const STALE_AFTER: Duration = Duration::from_secs(20);
 
 async fn fail_stale_runs(store: &Store, stale_after: Option<Duration>) {
     let now = time::OffsetDateTime::now_utc();
-    let before = stale_after.map(|age| plinth_scaffold::timestamp(now - age));
-    match store.fail_interrupted_tasks(RESTART_REASON, &plinth_scaffold::timestamp(now), before.as_deref()).await {
+    let before = stale_after.map(|age| now - age);
+    match store.fail_interrupted_tasks(RESTART_REASON, now, before).await {
         Ok(ids) if !ids.is_empty() => {
             tracing::warn!(
                 runs = ids.len(),
@@ -254,7 +254,7 @@ impl Scaffolder {
             "output": template.output,
             "user": {"ref": user},
         });
-        let created_at = plinth_scaffold::now();
+        let created_at = time::OffsetDateTime::now_utc();
         self.store
             .create_task(&NewTask {
                 id: id.clone(),
@@ -298,13 +298,13 @@ impl Scaffolder {
             let (store, id) = (self.store.clone(), id.clone());
             tokio::spawn(async move {
                 loop {
-                    let _ = store.heartbeat_task(&id, &plinth_scaffold::now()).await;
+                    let _ = store.heartbeat_task(&id, time::OffsetDateTime::now_utc()).await;
                     tokio::time::sleep(HEARTBEAT_INTERVAL).await;
                 }
             })
         };
         let _permit = self.permits.clone().acquire_owned().await;
-        let _ = self.store.set_task_status(&id, TaskStatus::Processing, &plinth_scaffold::now()).await;
+        let _ = self.store.set_task_status(&id, TaskStatus::Processing, time::OffsetDateTime::now_utc()).await;
         let (events, receiver) = mpsc::unbounded_channel();
         let writer = tokio::spawn(self.clone().write_events(id.clone(), receiver));
         let started = std::time::Instant::now();
@@ -334,8 +334,8 @@ impl Scaffolder {
         }
         output["steps"] = json!(report.steps);
         output["policy"] = json!(report.decisions);
-        let finished = plinth_scaffold::now();
-        if let Err(error) = self.store.finish_task(&id, status, &finished, Some(&output), report.error.as_deref()).await
+        let finished = time::OffsetDateTime::now_utc();
+        if let Err(error) = self.store.finish_task(&id, status, finished, Some(&output), report.error.as_deref()).await
         {
             tracing::error!(task = %id, %error, "cannot record the end of a golden-path run");
         }
@@ -343,7 +343,8 @@ impl Scaffolder {
         if let Some(error) = &report.error {
             body["error"] = json!({"name": "Error", "message": error});
         }
-        self.record_events(&id, vec![RunEvent { event_type: "completion".into(), body, created_at: finished }]).await;
+        let completion = NewTaskEvent { event_type: TaskEventType::Completion, body, created_at: finished };
+        self.record_events(&id, vec![completion]).await;
         self.running.lock().remove(&id);
         tracing::info!(task = %id, status = status.as_str(), error = report.error.as_deref().unwrap_or(""), "golden-path run finished");
     }
@@ -352,17 +353,17 @@ impl Scaffolder {
     async fn write_events(self: Arc<Self>, id: String, mut receiver: mpsc::UnboundedReceiver<RunEvent>) {
         let mut batch = Vec::new();
         while receiver.recv_many(&mut batch, 256).await > 0 {
-            self.record_events(&id, std::mem::take(&mut batch)).await;
+            let rows = batch
+                .drain(..)
+                .map(|e| NewTaskEvent { event_type: TaskEventType::Log, body: e.body, created_at: e.created_at })
+                .collect();
+            self.record_events(&id, rows).await;
         }
     }
 
     /// Stores events, then hands them to this process's watchers: a
     /// watcher never sees an event the store does not have.
-    async fn record_events(&self, id: &str, events: Vec<RunEvent>) {
-        let rows: Vec<NewTaskEvent> = events
-            .into_iter()
-            .map(|e| NewTaskEvent { event_type: e.event_type, body: e.body, created_at: e.created_at })
-            .collect();
+    async fn record_events(&self, id: &str, rows: Vec<NewTaskEvent>) {
         let ids = match self.store.append_task_events(id, &rows).await {
             Ok(ids) => ids,
             Err(error) => {

@@ -400,15 +400,17 @@ async fn restarts_fail_unfinished_runs_with_a_reason(backend: Backend) {
     // A run the previous process had started and not finished (its last
     // heartbeat long ago), and — on PostgreSQL — one another replica is
     // running right now (heartbeat fresh), which must be left alone.
-    let now = plinth_scaffold::now();
-    for (id, heartbeat) in [("0193-interrupted", "2020-01-01T00:00:01.000Z"), ("0193-elsewhere", now.as_str())] {
+    let now = time::OffsetDateTime::now_utc();
+    for (id, heartbeat) in
+        [("0193-interrupted", time::macros::datetime!(2020-01-01 00:00:01 UTC)), ("0193-elsewhere", now)]
+    {
         store
             .create_task(&plinth_store::NewTask {
                 id: id.into(),
                 template_ref: "template:default/service".into(),
                 spec: json!({"templateInfo": {"entityRef": "template:default/service"}, "parameters": {"name": "x"}}),
                 created_by: Some("user:default/alice".into()),
-                created_at: "2020-01-01T00:00:00.000Z".into(),
+                created_at: time::macros::datetime!(2020-01-01 00:00 UTC),
             })
             .await
             .unwrap();

@@ -140,6 +140,14 @@ pub(crate) struct TasksDto {
     pub total_tasks: u64,
 }
 
+/// A run's time as the API writes it: RFC 3339 UTC with milliseconds, as
+/// Backstage's scaffolder does.
+fn timestamp(at: time::OffsetDateTime) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    at.to_offset(time::UtcOffset::UTC).format(FORMAT).unwrap_or_default()
+}
+
 /// One run.
 #[derive(Serialize, ToSchema)]
 #[schema(as = Task)]
@@ -173,9 +181,9 @@ impl From<&TaskRow> for TaskDto {
             id: task.id.clone(),
             spec: task.spec.clone(),
             status: task.status.as_str().into(),
-            created_at: task.created_at.clone(),
-            last_heartbeat_at: task.last_heartbeat_at.clone(),
-            completed_at: task.completed_at.clone(),
+            created_at: timestamp(task.created_at),
+            last_heartbeat_at: task.last_heartbeat_at.map(timestamp),
+            completed_at: task.completed_at.map(timestamp),
             created_by: task.created_by.clone(),
             output: task.output.clone(),
             error: task.error.as_ref().map(|message| TaskError { name: "Error".into(), message: message.clone() }),
@@ -210,9 +218,9 @@ impl From<&TaskEventRow> for TaskEventDto {
         TaskEventDto {
             id: e.id,
             task_id: e.task_id.clone(),
-            event_type: e.event_type.clone(),
+            event_type: e.event_type.as_str().into(),
             body: e.body.clone(),
-            created_at: e.created_at.clone(),
+            created_at: timestamp(e.created_at),
         }
     }
 }

@@ -185,7 +185,7 @@ pub(crate) async fn eventstream(
     let events = app.platform.golden_paths().follow(&caller, &id, after(&params)?).await?;
     let stream = events.map(|event| {
         let data = serde_json::to_string(&TaskEventDto::from(&event)).unwrap_or_default();
-        Ok(Event::default().event(event.event_type.clone()).id(event.id.to_string()).data(data))
+        Ok(Event::default().event(event.event_type.as_str()).id(event.id.to_string()).data(data))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

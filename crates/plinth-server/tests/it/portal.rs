@@ -445,7 +445,7 @@ async fn start_governed(sources: Vec<String>, locations: Vec<PathBuf>) -> TestSe
         .await
         .expect("a SQLite server");
     let server = ingested.restart(Options::policies(sources)).await;
-    let caller = Caller::anonymous();
+    let caller = Caller::local();
     wait_until(Duration::from_secs(120), "the governance view evaluating every entity", || async {
         let status = server.platform.policy().status(&caller).expect("the policy service runs");
         let total = server.catalog.read().len() as usize;
@@ -552,7 +552,7 @@ const TEAM_ROLLUPS: [(&str, usize, &str, &[(&str, usize)], &[(&str, usize)]); 2]
 async fn entity_pages_show_policy_results_scorecards_and_team_rollups() {
     let root = workspace_root();
     let governed = start_governed(vec![shipped_policies()], vec![root.join("examples/demo/catalog-info.yaml")]).await;
-    let caller = Caller::anonymous();
+    let caller = Caller::local();
 
     // An agent without `plinth.io/tracing: enabled` is denied by PL-AGT-003.
     let agent = ok(&governed, "/catalog/default/agent/support-copilot-agent").await;
@@ -668,7 +668,7 @@ async fn policies_page_lists_rules_scorecards_waivers_and_load_problems() {
     std::fs::write(&fixture, FIXTURE).unwrap();
     let governed =
         start_governed(vec![shipped_policies(), broken_dir.to_string_lossy().into_owned()], vec![fixture]).await;
-    let caller = Caller::anonymous();
+    let caller = Caller::local();
     let (waiver_status, waiver_body) = governed
         .post(
             "/api/policy/waivers",

@@ -3,10 +3,9 @@
 //! right). At most [`MAX_DRAWN`] nodes are drawn; the rest collapse into one
 //! "+N more" node per column and kind.
 
-use super::node_link;
-use crate::portal::entity_href;
+use crate::portal::view::EntityLink;
 use plinth_app::catalog::{CatalogState, NodeId, RelId};
-use serde_json::{json, Value};
+use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 const MAX_DRAWN: usize = 60;
@@ -63,7 +62,79 @@ struct Visit {
     side: i64,
 }
 
-pub(super) fn draw(state: &CatalogState, root: NodeId, depth: u32, mode: Mode) -> Value {
+/// The drawn graph: an SVG of `width` × `height` with its nodes, edges and
+/// a legend of the kinds drawn.
+#[derive(Debug, Serialize)]
+pub(super) struct Drawing {
+    width: i64,
+    height: i64,
+    node_width: i64,
+    node_height: i64,
+    nodes: Vec<DrawnNode>,
+    edges: Vec<DrawnEdge>,
+    legend: Vec<LegendEntry>,
+    /// Entities the walk reached (the root not counted).
+    reached: usize,
+    /// Entities drawn (the root counted).
+    drawn: usize,
+    /// The walk stopped at [`MAX_VISITED`].
+    truncated: bool,
+}
+
+/// One box: an entity, a dangling reference, or a collapsed "+N more".
+#[derive(Debug, Clone, Serialize)]
+struct DrawnNode {
+    label: String,
+    /// Tooltip.
+    title: String,
+    /// The entity's page; `None` for dangling and collapsed nodes.
+    href: Option<String>,
+    missing: bool,
+    collapsed: bool,
+    root: bool,
+    /// CSS class of the kind's colour.
+    kclass: String,
+    x: i64,
+    y: i64,
+    /// Where the label starts.
+    tx: i64,
+    ty: i64,
+    /// Order within the column (kind, then label; collapsed nodes last).
+    #[serde(skip)]
+    sort: String,
+}
+
+impl DrawnNode {
+    /// The root first, then drawn nodes, then collapsed ones.
+    fn rank(&self) -> u8 {
+        match (self.root, self.collapsed) {
+            (true, _) => 0,
+            (false, false) => 1,
+            (false, true) => 2,
+        }
+    }
+}
+
+/// A line between neighbouring columns.
+#[derive(Debug, Serialize)]
+struct DrawnEdge {
+    x1: i64,
+    y1: i64,
+    x2: i64,
+    y2: i64,
+    /// `from relation to`.
+    title: String,
+    /// A dependency relation (drawn emphasised).
+    dependency: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct LegendEntry {
+    kind: String,
+    kclass: String,
+}
+
+pub(super) fn draw(state: &CatalogState, root: NodeId, depth: u32, mode: Mode) -> Drawing {
     let graph = state.graph();
     let mut seen: HashMap<NodeId, usize> = HashMap::from([(root, 0)]);
     let mut visits = vec![Visit { node: root, distance: 0, side: 0 }];
@@ -96,7 +167,7 @@ pub(super) fn draw(state: &CatalogState, root: NodeId, depth: u32, mode: Mode) -
     }
 
     // Nearest first: the first MAX_DRAWN are drawn, the rest collapse.
-    let mut columns: BTreeMap<i64, Vec<Value>> = BTreeMap::new();
+    let mut columns: BTreeMap<i64, Vec<DrawnNode>> = BTreeMap::new();
     let mut drawn_nodes: HashMap<NodeId, (i64, usize)> = HashMap::new();
     let mut hidden: BTreeMap<(i64, String), usize> = BTreeMap::new();
     let mut legend: BTreeMap<String, String> = BTreeMap::new();
@@ -111,43 +182,51 @@ pub(super) fn draw(state: &CatalogState, root: NodeId, depth: u32, mode: Mode) -
             *hidden.entry((column, kind)).or_default() += 1;
             continue;
         }
-        let link = node_link(state, visit.node);
-        let kind = link["kind"].as_str().unwrap_or("").to_string();
+        let link = EntityLink::node(state, visit.node);
+        let kind = link.kind;
         legend.insert(kind.to_lowercase(), kind_class(&kind));
         let entry = columns.entry(column).or_default();
         drawn_nodes.insert(visit.node, (column, entry.len()));
-        let label = link["label"].as_str().unwrap_or("").to_string();
-        entry.push(json!({
-            "label": short(&label),
-            "title": format!("{} ({})", link["ref"].as_str().unwrap_or(""), kind),
-            "href": link["href"],
-            "missing": link["missing"],
-            "kclass": kind_class(&kind),
-            "root": visit.node == root,
-            "sort": format!("{}\u{0}{}", kind.to_lowercase(), label.to_lowercase()),
-        }));
+        entry.push(DrawnNode {
+            label: short(&link.label),
+            title: format!("{} ({})", link.entity_ref, kind),
+            href: link.href,
+            missing: link.missing,
+            collapsed: false,
+            root: visit.node == root,
+            kclass: kind_class(&kind),
+            x: 0,
+            y: 0,
+            tx: 0,
+            ty: 0,
+            sort: format!("{}\u{0}{}", kind.to_lowercase(), link.label.to_lowercase()),
+        });
     }
     for ((column, kind), count) in &hidden {
-        columns.entry(*column).or_default().push(json!({
-            "label": format!("+{count}{} more {}", if truncated { "+" } else { "" }, kind),
-            "title": format!("{count} more {kind} entities not drawn"),
-            "collapsed": true,
-            "kclass": kind_class(kind),
-            "sort": format!("\u{ffff}{kind}"),
-        }));
+        columns.entry(*column).or_default().push(DrawnNode {
+            label: format!("+{count}{} more {}", if truncated { "+" } else { "" }, kind),
+            title: format!("{count} more {kind} entities not drawn"),
+            href: None,
+            missing: false,
+            collapsed: true,
+            root: false,
+            kclass: kind_class(kind),
+            x: 0,
+            y: 0,
+            tx: 0,
+            ty: 0,
+            sort: format!("\u{ffff}{kind}"),
+        });
     }
     // Sort each column, remembering where each drawn node landed.
     let mut position: HashMap<(i64, usize), usize> = HashMap::new();
     for (column, nodes) in columns.iter_mut() {
         let mut order: Vec<usize> = (0..nodes.len()).collect();
         order.sort_by(|a, b| {
-            nodes[*a]["root"]
-                .as_bool()
-                .cmp(&nodes[*b]["root"].as_bool())
-                .reverse()
-                .then_with(|| nodes[*a]["sort"].as_str().unwrap_or("").cmp(nodes[*b]["sort"].as_str().unwrap_or("")))
+            let (a, b) = (&nodes[*a], &nodes[*b]);
+            (a.rank(), &a.sort).cmp(&(b.rank(), &b.sort))
         });
-        let sorted: Vec<Value> = order.iter().map(|i| nodes[*i].clone()).collect();
+        let sorted: Vec<DrawnNode> = order.iter().map(|i| nodes[*i].clone()).collect();
         for (row, original) in order.iter().enumerate() {
             position.insert((*column, *original), row);
         }
@@ -165,12 +244,7 @@ pub(super) fn draw(state: &CatalogState, root: NodeId, depth: u32, mode: Mode) -
     for (column, items) in &columns {
         for (row, item) in items.iter().enumerate() {
             let (x, y) = place(*column, row, items.len());
-            let mut item = item.clone();
-            item["x"] = json!(x);
-            item["y"] = json!(y);
-            item["tx"] = json!(x + 10);
-            item["ty"] = json!(y + NODE_HEIGHT / 2 + 5);
-            nodes.push(item);
+            nodes.push(DrawnNode { x, y, tx: x + 10, ty: y + NODE_HEIGHT / 2 + 5, ..item.clone() });
         }
     }
     let coordinates = |node: NodeId| -> Option<(i64, i64)> {
@@ -196,28 +270,30 @@ pub(super) fn draw(state: &CatalogState, root: NodeId, depth: u32, mode: Mode) -
             } else {
                 ((x1, y1 + NODE_HEIGHT / 2), (x2 + NODE_WIDTH, y2 + NODE_HEIGHT / 2))
             };
-            edges.push(json!({
-                "x1": ax, "y1": ay, "x2": bx, "y2": by,
-                "title": format!("{} {} {}", state.ref_of(*node), edge.rel.name(), state.ref_of(edge.to)),
-                "dependency": edge.rel.is_dependency() || edge.rel.is_dependent(),
-            }));
+            edges.push(DrawnEdge {
+                x1: ax,
+                y1: ay,
+                x2: bx,
+                y2: by,
+                title: format!("{} {} {}", state.ref_of(*node), edge.rel.name(), state.ref_of(edge.to)),
+                dependency: edge.rel.is_dependency() || edge.rel.is_dependent(),
+            });
         }
     }
-    let legend: Vec<Value> = legend.into_iter().map(|(kind, class)| json!({"kind": kind, "kclass": class})).collect();
+    let legend: Vec<LegendEntry> = legend.into_iter().map(|(kind, kclass)| LegendEntry { kind, kclass }).collect();
     let width = (columns.len() as i64 - 1).max(0) * COLUMN_WIDTH + NODE_WIDTH + 2 * PAD;
-    json!({
-        "width": width,
-        "height": height,
-        "node_width": NODE_WIDTH,
-        "node_height": NODE_HEIGHT,
-        "nodes": nodes,
-        "edges": edges,
-        "legend": legend,
-        "reached": visits.len() - 1,
-        "drawn": drawn_nodes.len(),
-        "truncated": truncated,
-        "root_href": entity_href(state.ref_of(root)),
-    })
+    Drawing {
+        width,
+        height,
+        node_width: NODE_WIDTH,
+        node_height: NODE_HEIGHT,
+        nodes,
+        edges,
+        legend,
+        reached: visits.len() - 1,
+        drawn: drawn_nodes.len(),
+        truncated,
+    }
 }
 
 fn short(label: &str) -> String {

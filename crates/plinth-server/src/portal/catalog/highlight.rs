@@ -1,18 +1,31 @@
 //! Minimal highlighting for API definitions (YAML or JSON): keys and
 //! comments become separate tokens; the template escapes and wraps them.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 
-/// One line as `{lead, key, rest}` or `{comment}`.
-pub(super) fn lines(text: &str) -> Vec<Value> {
+/// One line of a definition: `lead`, then either a `comment`, or an
+/// optional `key` followed by the `rest` of the line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(super) struct Line {
+    /// Indentation (and a list dash) before the token.
+    lead: String,
+    /// The whole line after `lead` when it is a comment.
+    comment: Option<String>,
+    /// A leading mapping key (without its colon).
+    key: Option<String>,
+    /// What follows the key, or the whole line when there is no key.
+    rest: String,
+}
+
+pub(super) fn lines(text: &str) -> Vec<Line> {
     text.lines().map(line).collect()
 }
 
-fn line(text: &str) -> Value {
+fn line(text: &str) -> Line {
     let trimmed = text.trim_start();
     let indent = &text[..text.len() - trimmed.len()];
     if trimmed.starts_with('#') || trimmed.starts_with("//") {
-        return json!({"lead": indent, "comment": trimmed});
+        return Line { lead: indent.to_string(), comment: Some(trimmed.to_string()), key: None, rest: String::new() };
     }
     let (dash, body) = match trimmed.strip_prefix("- ") {
         Some(rest) => ("- ", rest),
@@ -20,9 +33,14 @@ fn line(text: &str) -> Value {
     };
     if let Some(colon) = key_end(body) {
         let (key, rest) = body.split_at(colon);
-        return json!({"lead": format!("{indent}{dash}"), "key": key, "rest": rest});
+        return Line {
+            lead: format!("{indent}{dash}"),
+            comment: None,
+            key: Some(key.to_string()),
+            rest: rest.to_string(),
+        };
     }
-    json!({"lead": "", "rest": text})
+    Line { lead: String::new(), comment: None, key: None, rest: text.to_string() }
 }
 
 /// Where a leading `key:` ends (the colon's index), for plain or quoted keys.
@@ -49,13 +67,20 @@ fn key_end(body: &str) -> Option<usize> {
 mod tests {
     use super::*;
 
+    fn keyed(lead: &str, key: &str, rest: &str) -> Line {
+        Line { lead: lead.into(), comment: None, key: Some(key.into()), rest: rest.into() }
+    }
+
     #[test]
     fn keys_and_comments() {
-        assert_eq!(line("  title: Pay"), json!({"lead": "  ", "key": "title", "rest": ": Pay"}));
-        assert_eq!(line("# note"), json!({"lead": "", "comment": "# note"}));
-        assert_eq!(line("  - name: x"), json!({"lead": "  - ", "key": "name", "rest": ": x"}));
-        assert_eq!(line(r#"  "paths": {"#), json!({"lead": "  ", "key": "\"paths\"", "rest": ": {"}));
-        assert_eq!(line("url: http://x"), json!({"lead": "", "key": "url", "rest": ": http://x"}));
-        assert_eq!(line("just text"), json!({"lead": "", "rest": "just text"}));
+        assert_eq!(line("  title: Pay"), keyed("  ", "title", ": Pay"));
+        assert_eq!(
+            line("# note"),
+            Line { lead: "".into(), comment: Some("# note".into()), key: None, rest: "".into() }
+        );
+        assert_eq!(line("  - name: x"), keyed("  - ", "name", ": x"));
+        assert_eq!(line(r#"  "paths": {"#), keyed("  ", "\"paths\"", ": {"));
+        assert_eq!(line("url: http://x"), keyed("", "url", ": http://x"));
+        assert_eq!(line("just text"), Line { lead: "".into(), comment: None, key: None, rest: "just text".into() });
     }
 }

@@ -6,7 +6,9 @@
 mod graph;
 mod highlight;
 
-use super::{entity_href, error_page, lookup_key, page, query};
+use super::view::{EntityLink, OwnerLink};
+use super::NotFoundView;
+use super::{entity_href, error_page, lookup_key, page, query, render};
 use super::{policy, signals};
 use crate::error::ApiError;
 use crate::params::Params;
@@ -19,7 +21,8 @@ use plinth_app::catalog::{CatalogState, Direction, EntityFilter, EntityRecord, F
 use plinth_app::Caller;
 use plinth_model::parse_ref_lenient;
 use roaring::RoaringBitmap;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -40,102 +43,133 @@ const FACETS: &[(&str, &str, &str)] = &[
     ("namespace", "metadata.namespace", "Namespace"),
 ];
 
-/// A link to a node: `{ref, href, label, kind, title, description, missing}`.
-fn node_link(state: &CatalogState, node: NodeId) -> Value {
-    let entity_ref = state.ref_of(node);
-    match state.entity(node) {
-        Some(record) => record_link(record),
-        None => json!({"ref": entity_ref, "label": entity_ref, "missing": true,
-                       "kind": entity_ref.split_once(':').map_or("", |(k, _)| k)}),
+/// A labelled link that may dangle: an entity page's owner, system and
+/// domain, the entity an ingestion error names.
+#[derive(Debug, Serialize)]
+struct Link {
+    label: String,
+    href: Option<String>,
+    /// A reference to an entity not in the catalogue.
+    missing: bool,
+}
+
+impl From<EntityLink> for Link {
+    fn from(link: EntityLink) -> Link {
+        Link { label: link.label, href: link.href, missing: link.missing }
     }
 }
 
-fn record_link(record: &EntityRecord) -> Value {
-    let s = &record.summary;
-    let entity_ref = record.entity_ref.to_string();
-    json!({
-        "ref": entity_ref,
-        "href": entity_href(&entity_ref),
-        "label": s.title.as_deref().unwrap_or(&s.name),
-        "name": s.name,
-        "kind": s.kind,
-        "type": s.spec_type,
-        "lifecycle": s.lifecycle,
-        "owner": s.owner.as_deref().map(|o| owner_link(o, &s.namespace)),
-        "description": s.description,
-    })
-}
-
-/// An owner value (`team-a`, `group:ops/team-a`) as a link to the group.
-fn owner_link(owner: &str, namespace: &str) -> Value {
-    let parsed = plinth_model::parse_entity_ref(
-        owner,
-        plinth_model::RefContext { default_kind: Some("group"), default_namespace: namespace },
-    );
-    match parsed {
-        Ok(entity_ref) => json!({"label": owner, "href": entity_href(&entity_ref.to_string())}),
-        Err(_) => json!({"label": owner}),
+impl From<OwnerLink> for Link {
+    fn from(owner: OwnerLink) -> Link {
+        Link { label: owner.label, href: owner.href, missing: false }
     }
 }
 
 // ---------------------------------------------------------------- home
 
+/// The home page: entity counts per kind, recent changes, the latest
+/// ingestion errors.
+#[derive(Debug, Serialize)]
+struct HomeView {
+    title: &'static str,
+    /// Live entities.
+    total: u64,
+    kinds: Vec<KindCount>,
+    recent: Vec<RecentRow>,
+    /// The latest [`ERRORS_ON_HOME`], newest first.
+    errors: Vec<ErrorRow>,
+    /// All ingestion errors.
+    error_count: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct KindCount {
+    kind: String,
+    count: u64,
+    /// The explorer filtered to the kind.
+    href: String,
+}
+
+/// A recent change to an entity.
+#[derive(Debug, Serialize)]
+struct RecentRow {
+    #[serde(rename = "ref")]
+    entity_ref: String,
+    /// `None` when the entity is gone.
+    href: Option<String>,
+    /// `updated` or `deleted`.
+    op: &'static str,
+    at: String,
+}
+
+/// An ingestion error, as a row of the errors table.
+#[derive(Debug, Serialize)]
+struct ErrorRow {
+    /// `error` or `warning`.
+    severity: String,
+    location: String,
+    line: Option<u32>,
+    /// The entity it names, linked when in the catalogue.
+    entity: Option<Link>,
+    field: Option<String>,
+    message: String,
+}
+
+impl ErrorRow {
+    fn of(state: &CatalogState, error: &plinth_app::catalog::IngestionError) -> ErrorRow {
+        let d = &error.diagnostic;
+        let entity = d.entity_ref.as_deref().map(|r| {
+            let key = parse_ref_lenient(r, Some("component")).map(|r| r.key()).unwrap_or_default();
+            let href = state.get(&key).map(|record| entity_href(&record.entity_ref.to_string()));
+            Link { label: r.to_string(), missing: href.is_none(), href }
+        });
+        ErrorRow {
+            severity: format!("{:?}", d.severity).to_lowercase(),
+            location: d.location.clone(),
+            line: d.line,
+            entity,
+            field: d.field.clone(),
+            message: d.message.clone(),
+        }
+    }
+}
+
 pub(super) async fn home(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
     let errors = app.platform.catalog().errors(&caller, None, None).await.unwrap_or_default();
-    let error_count = errors.len();
-    let context = {
-        let state = app.platform.catalog().view(&caller);
-        let kinds: Vec<Value> = state
+    let view = {
+        let state = match app.platform.catalog().view(&caller) {
+            Ok(state) => state,
+            Err(error) => return error_page(error.into()),
+        };
+        let kinds = state
             .facet("kind", state.live())
             .into_iter()
-            .map(|(kind, count)| {
-                json!({"kind": kind, "count": count, "href": format!("/catalog?{}", query(&[("kind", &kind)]))})
-            })
+            .map(|(kind, count)| KindCount { href: format!("/catalog?{}", query(&[("kind", &kind)])), kind, count })
             .collect();
-        let recent: Vec<Value> = state
+        let recent = state
             .recent()
             .take(RECENT)
             .map(|change| {
                 let key = parse_ref_lenient(&change.entity_ref, None).map(|r| r.key()).unwrap_or_default();
                 let live = state.get(&key).is_some();
-                json!({
-                    "ref": change.entity_ref,
-                    "href": live.then(|| entity_href(&change.entity_ref)),
-                    "op": if live { "updated" } else { "deleted" },
-                    "at": change.at,
-                })
+                RecentRow {
+                    entity_ref: change.entity_ref.clone(),
+                    href: live.then(|| entity_href(&change.entity_ref)),
+                    op: if live { "updated" } else { "deleted" },
+                    at: change.at.clone(),
+                }
             })
             .collect();
-        let shown: Vec<Value> = errors.iter().rev().take(ERRORS_ON_HOME).map(|e| error_json(&state, e)).collect();
-        json!({
-            "title": "Home",
-            "total": state.len(),
-            "kinds": kinds,
-            "recent": recent,
-            "errors": shown,
-            "error_count": error_count,
-        })
-    };
-    page(StatusCode::OK, "home.html", context)
-}
-
-fn error_json(state: &CatalogState, error: &plinth_app::catalog::IngestionError) -> Value {
-    let d = &error.diagnostic;
-    let entity = d.entity_ref.as_deref().map(|r| {
-        let key = parse_ref_lenient(r, Some("component")).map(|r| r.key()).unwrap_or_default();
-        match state.get(&key) {
-            Some(record) => json!({"label": r, "href": entity_href(&record.entity_ref.to_string())}),
-            None => json!({"label": r}),
+        HomeView {
+            title: "Home",
+            total: state.len(),
+            kinds,
+            recent,
+            errors: errors.iter().rev().take(ERRORS_ON_HOME).map(|e| ErrorRow::of(&state, e)).collect(),
+            error_count: errors.len(),
         }
-    });
-    json!({
-        "severity": format!("{:?}", d.severity).to_lowercase(),
-        "location": d.location,
-        "line": d.line,
-        "entity": entity,
-        "field": d.field,
-        "message": d.message,
-    })
+    };
+    page(StatusCode::OK, "home.html", &view)
 }
 
 // ---------------------------------------------------------------- explorer
@@ -298,6 +332,76 @@ fn matching(state: &CatalogState, filter: &EntityFilter, universe: &RoaringBitma
     }
 }
 
+/// The explorer: one page of entities matching the facets and the name
+/// filter, with facet counts, sort headers and pager links.
+#[derive(Debug, Serialize)]
+struct ExplorerView {
+    title: &'static str,
+    /// The name filter.
+    q: String,
+    sort: String,
+    /// Inputs that keep the selection when the filter form submits.
+    hidden: Vec<HiddenInput>,
+    total: usize,
+    rows: Vec<EntityLink>,
+    facets: Vec<Facet>,
+    sorts: Vec<SortColumn>,
+    /// The selected facet values, as removable chips.
+    selected: Vec<Chip>,
+    page: usize,
+    pages: usize,
+    /// Position of the first and last row shown (1-based; 0 when empty).
+    first: usize,
+    last: usize,
+    prev: Option<String>,
+    next: Option<String>,
+    clear: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct HiddenInput {
+    name: &'static str,
+    value: String,
+}
+
+/// A facet of the explorer or the search page, with its top values.
+#[derive(Debug, Serialize)]
+struct Facet {
+    /// URL parameter.
+    param: &'static str,
+    heading: &'static str,
+    values: Vec<FacetValue>,
+}
+
+#[derive(Debug, Serialize)]
+struct FacetValue {
+    value: String,
+    count: u64,
+    /// Selected in the explorer (always false on the search page).
+    selected: bool,
+    /// The explorer with the value toggled.
+    href: String,
+}
+
+/// A sortable column header.
+#[derive(Debug, Serialize)]
+struct SortColumn {
+    key: &'static str,
+    label: &'static str,
+    /// Sort by this column (descending when it already sorts ascending).
+    href: String,
+    /// `aria-sort`: `ascending`, `descending` or `none`.
+    aria: &'static str,
+}
+
+/// A selected facet value; `href` removes it.
+#[derive(Debug, Serialize)]
+struct Chip {
+    heading: &'static str,
+    value: String,
+    href: String,
+}
+
 pub(super) async fn explorer(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -308,8 +412,11 @@ pub(super) async fn explorer(
         Ok(explorer) => explorer,
         Err(error) => return error_page(error),
     };
-    let context = {
-        let state = app.platform.catalog().view(&caller);
+    let view = {
+        let state = match app.platform.catalog().view(&caller) {
+            Ok(state) => state,
+            Err(error) => return error_page(error.into()),
+        };
         let universe = if explorer.q.is_empty() {
             state.live().clone()
         } else {
@@ -319,15 +426,15 @@ pub(super) async fn explorer(
         let total = matched.len() as usize;
         let pages = total.div_ceil(PAGE_SIZE).max(1);
         let page_no = explorer.page.min(pages);
-        let rows: Vec<Value> = state
+        let rows = state
             .ordered_page(&matched, explorer.order(), (page_no - 1) * PAGE_SIZE, PAGE_SIZE)
             .into_iter()
-            .filter_map(|n| state.entity(n).map(|r| record_link(r)))
+            .filter_map(|n| state.entity(n).map(|r| EntityLink::of(r)))
             .collect();
-        let facets: Vec<Value> = FACETS
+        let facets = FACETS
             .iter()
             .enumerate()
-            .map(|(i, (param, key, heading))| {
+            .map(|(i, &(param, key, heading))| {
                 let within = if explorer.selected[i].is_empty() {
                     matched.clone()
                 } else {
@@ -341,85 +448,213 @@ pub(super) async fn explorer(
                         counts.push((value.clone(), 0));
                     }
                 }
-                let values: Vec<Value> = counts
+                let values = counts
                     .into_iter()
-                    .map(|(value, count)| {
-                        let selected = explorer.selected[i].iter().any(|v| v.eq_ignore_ascii_case(&value));
-                        json!({"value": value, "count": count, "selected": selected,
-                               "href": explorer.href(Some((i, &value)), None, None)})
+                    .map(|(value, count)| FacetValue {
+                        selected: explorer.selected[i].iter().any(|v| v.eq_ignore_ascii_case(&value)),
+                        href: explorer.href(Some((i, &value)), None, None),
+                        value,
+                        count,
                     })
                     .collect();
-                json!({"param": param, "heading": heading, "values": values})
+                Facet { param, heading, values }
             })
             .collect();
-        let sorts: Vec<Value> = [
-            ("name", "Name"),
-            ("kind", "Kind"),
-            ("type", "Type"),
-            ("owner", "Owner"),
-            ("lifecycle", "Lifecycle"),
-        ]
-        .iter()
-        .map(|(key, label)| {
-            let active = explorer.sort == *key;
-            let next = if active { format!("-{key}") } else { key.to_string() };
-            let direction = if active {
-                "ascending"
-            } else if explorer.sort.strip_prefix('-') == Some(key) {
-                "descending"
-            } else {
-                "none"
-            };
-            json!({"key": key, "label": label, "href": explorer.href(None, None, Some(&next)), "aria": direction})
-        })
-        .collect();
-        let selected: Vec<Value> = FACETS
+        let sorts =
+            [("name", "Name"), ("kind", "Kind"), ("type", "Type"), ("owner", "Owner"), ("lifecycle", "Lifecycle")]
+                .into_iter()
+                .map(|(key, label)| {
+                    let active = explorer.sort == key;
+                    let next = if active { format!("-{key}") } else { key.to_string() };
+                    let aria = if active {
+                        "ascending"
+                    } else if explorer.sort.strip_prefix('-') == Some(key) {
+                        "descending"
+                    } else {
+                        "none"
+                    };
+                    SortColumn { key, label, href: explorer.href(None, None, Some(&next)), aria }
+                })
+                .collect();
+        let selected = FACETS
             .iter()
             .enumerate()
-            .flat_map(|(i, (_, _, heading))| {
-                explorer.selected[i].iter().map(move |v| (i, *heading, v.clone())).collect::<Vec<_>>()
-            })
-            .map(|(i, heading, value)| {
-                json!({"heading": heading, "value": value, "href": explorer.href(Some((i, &value)), None, None)})
+            .flat_map(|(i, (_, _, heading))| explorer.selected[i].iter().map(move |v| (i, *heading, v)))
+            .map(|(i, heading, value)| Chip {
+                heading,
+                value: value.clone(),
+                href: explorer.href(Some((i, value)), None, None),
             })
             .collect();
-        json!({
-            "title": "Catalogue",
-            "q": explorer.q,
-            "sort": explorer.sort,
-            "hidden": explorer_hidden(&explorer),
-            "total": total,
-            "rows": rows,
-            "facets": facets,
-            "sorts": sorts,
-            "selected": selected,
-            "page": page_no,
-            "pages": pages,
-            "first": if total == 0 { 0 } else { (page_no - 1) * PAGE_SIZE + 1 },
-            "last": ((page_no - 1) * PAGE_SIZE + PAGE_SIZE).min(total),
-            "prev": (page_no > 1).then(|| explorer.href(None, Some(page_no - 1), None)),
-            "next": (page_no < pages).then(|| explorer.href(None, Some(page_no + 1), None)),
-            "clear": "/catalog",
-        })
+        ExplorerView {
+            title: "Catalogue",
+            q: explorer.q.clone(),
+            sort: explorer.sort.clone(),
+            hidden: explorer_hidden(&explorer),
+            total,
+            rows,
+            facets,
+            sorts,
+            selected,
+            page: page_no,
+            pages,
+            first: if total == 0 { 0 } else { (page_no - 1) * PAGE_SIZE + 1 },
+            last: ((page_no - 1) * PAGE_SIZE + PAGE_SIZE).min(total),
+            prev: (page_no > 1).then(|| explorer.href(None, Some(page_no - 1), None)),
+            next: (page_no < pages).then(|| explorer.href(None, Some(page_no + 1), None)),
+            clear: "/catalog",
+        }
     };
-    page(StatusCode::OK, "catalog.html", context)
+    page(StatusCode::OK, "catalog.html", &view)
 }
 
 /// Hidden inputs that keep the facet selection when the filter form submits.
-fn explorer_hidden(explorer: &Explorer) -> Vec<Value> {
+fn explorer_hidden(explorer: &Explorer) -> Vec<HiddenInput> {
     let mut hidden = Vec::new();
     for (i, (param, _, _)) in FACETS.iter().enumerate() {
         for value in &explorer.selected[i] {
-            hidden.push(json!({"name": param, "value": value}));
+            hidden.push(HiddenInput { name: param, value: value.clone() });
         }
     }
     if !explorer.sort.is_empty() {
-        hidden.push(json!({"name": "sort", "value": explorer.sort}));
+        hidden.push(HiddenInput { name: "sort", value: explorer.sort.clone() });
     }
     hidden
 }
 
 // ---------------------------------------------------------------- entity
+
+/// An entity page: facts, links, impact, the policy panel, relations,
+/// source, ingestion errors, annotations, and one panel per kind (`api`,
+/// `group`, `ai`) that is `Some` only for that kind.
+#[derive(Debug, Serialize)]
+struct EntityView {
+    title: String,
+    #[serde(rename = "ref")]
+    entity_ref: String,
+    href: String,
+    summary: Facts,
+    /// The `ownedBy` target, else `spec.owner` as written.
+    owner: Option<Link>,
+    system: Option<Link>,
+    domain: Option<Link>,
+    links: Vec<ExternalLink>,
+    annotations: Vec<KeyValue>,
+    labels: Vec<KeyValue>,
+    /// Relation targets per relation type, by type name.
+    relations: Vec<RelationGroup>,
+    source: Option<Source>,
+    errors: Vec<ErrorRow>,
+    /// Transitive dependents.
+    impact: usize,
+    /// Transitive dependencies.
+    dependencies: usize,
+    updated_at: String,
+    kind_lower: String,
+    policy: policy::PolicyPanel,
+    /// The entity's signals tab, for AI kinds.
+    signals_href: Option<String>,
+    api: Option<ApiPanel>,
+    group: Option<GroupPanel>,
+    ai: Option<AiPanel>,
+}
+
+/// What the header and "About" list show of the entity.
+#[derive(Debug, Serialize)]
+struct Facts {
+    kind: String,
+    namespace: String,
+    name: String,
+    #[serde(rename = "type")]
+    spec_type: Option<String>,
+    lifecycle: Option<String>,
+    description: Option<String>,
+    tags: Vec<String>,
+}
+
+/// A `metadata.links` entry; `url` is `None` unless it is http(s).
+#[derive(Debug, Serialize)]
+struct ExternalLink {
+    url: Option<String>,
+    text: String,
+}
+
+/// An annotation or label.
+#[derive(Debug, Serialize)]
+struct KeyValue {
+    key: String,
+    value: String,
+}
+
+#[derive(Debug, Serialize)]
+struct RelationGroup {
+    #[serde(rename = "type")]
+    relation: String,
+    /// The first [`RELATION_TARGETS`].
+    targets: Vec<EntityLink>,
+    /// Targets not listed.
+    more: usize,
+    count: usize,
+}
+
+/// Where the entity came from; `url` when that is an http(s) URL.
+#[derive(Debug, Serialize)]
+struct Source {
+    text: String,
+    url: Option<String>,
+}
+
+/// The definition of an API entity, highlighted, with its OpenAPI
+/// operations.
+#[derive(Debug, Serialize)]
+struct ApiPanel {
+    lines: Vec<highlight::Line>,
+    /// Only the first [`MAX_DEFINITION_BYTES`] are shown.
+    truncated: bool,
+    bytes: usize,
+    /// Empty unless the definition is OpenAPI.
+    operations: Vec<Operation>,
+}
+
+#[derive(Debug, Serialize)]
+struct Operation {
+    method: String,
+    path: String,
+    summary: String,
+}
+
+/// A group's parent, children, members and what it owns.
+#[derive(Debug, Serialize)]
+struct GroupPanel {
+    members: Vec<EntityLink>,
+    parent: Vec<EntityLink>,
+    children: Vec<EntityLink>,
+    /// Owned entities by kind.
+    owned: Vec<OwnedKind>,
+}
+
+#[derive(Debug, Serialize)]
+struct OwnedKind {
+    kind: String,
+    items: Vec<EntityLink>,
+}
+
+/// Governance facts and AI relations of a model, dataset, prompt, agent or
+/// tool.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AiPanel {
+    risk_tier: Option<String>,
+    data_classification: Option<String>,
+    residency: Option<String>,
+    autonomy: Option<String>,
+    provider: Option<String>,
+    models: Vec<EntityLink>,
+    prompts: Vec<EntityLink>,
+    tools: Vec<EntityLink>,
+    trained_on: Vec<EntityLink>,
+    used_by: Vec<EntityLink>,
+}
 
 pub(super) async fn entity_page(
     State(app): State<AppState>,
@@ -428,32 +663,34 @@ pub(super) async fn entity_page(
 ) -> Response {
     let key = lookup_key(&kind, &namespace, &name);
     let errors = app.platform.catalog().errors(&caller, None, None).await.unwrap_or_default();
-    let (mut context, entity_ref) = {
-        let state = app.platform.catalog().view(&caller);
+    let (mut view, entity_ref) = {
+        let state = match app.platform.catalog().view(&caller) {
+            Ok(state) => state,
+            Err(error) => return error_page(error.into()),
+        };
         let Some(record) = state.get(&key).cloned() else {
             drop(state);
             return not_found_entity(&app, &caller, &kind, &namespace, &name);
         };
-        let own_errors: Vec<Value> = errors
+        let own_errors: Vec<ErrorRow> = errors
             .iter()
             .filter(|e| {
                 e.diagnostic.entity_ref.as_deref().is_some_and(|r| {
                     parse_ref_lenient(r, Some("component")).map(|r| r.key()).unwrap_or_else(|_| r.to_lowercase()) == key
                 })
             })
-            .map(|e| error_json(&state, e))
+            .map(|e| ErrorRow::of(&state, e))
             .collect();
-        (entity_context(&state, &record, own_errors), record.entity_ref.clone())
+        (entity_view(&state, &record, own_errors), record.entity_ref.clone())
     };
-    let kind_lower = context["kind_lower"].as_str().unwrap_or("").to_string();
-    context["policy"] = policy::entity_panel(&app, &caller, &entity_ref);
-    if signals::SIGNAL_KINDS.contains(&kind_lower.as_str()) {
-        context["signals_href"] = json!(format!("{}/signals", context["href"].as_str().unwrap_or_default()));
+    view.policy = policy::entity_panel(&app, &caller, &entity_ref);
+    if signals::SIGNAL_KINDS.contains(&view.kind_lower.as_str()) {
+        view.signals_href = Some(format!("{}/signals", view.href));
     }
-    page(StatusCode::OK, "entity.html", context)
+    page(StatusCode::OK, "entity.html", &view)
 }
 
-fn entity_context(state: &CatalogState, record: &EntityRecord, errors: Vec<Value>) -> Value {
+fn entity_view(state: &CatalogState, record: &EntityRecord, errors: Vec<ErrorRow>) -> EntityView {
     let body: Value = serde_json::from_str(&record.body).unwrap_or(Value::Null);
     let s = &record.summary;
     let entity_ref = record.entity_ref.to_string();
@@ -464,20 +701,24 @@ fn entity_context(state: &CatalogState, record: &EntityRecord, errors: Vec<Value
     for (rel, target) in &relations {
         by_type.entry(rel.name()).or_default().push(*target);
     }
-    let relation_groups: Vec<Value> = by_type
+    let relation_groups: Vec<RelationGroup> = by_type
         .iter()
-        .map(|(rel, targets)| {
-            let shown: Vec<Value> = targets.iter().take(RELATION_TARGETS).map(|n| node_link(state, *n)).collect();
-            json!({"type": rel, "targets": shown, "more": targets.len().saturating_sub(RELATION_TARGETS),
-                   "count": targets.len()})
+        .map(|(rel, targets)| RelationGroup {
+            relation: rel.to_string(),
+            targets: targets.iter().take(RELATION_TARGETS).map(|n| EntityLink::node(state, *n)).collect(),
+            more: targets.len().saturating_sub(RELATION_TARGETS),
+            count: targets.len(),
         })
         .collect();
-    let first_of = |rel: &str| by_type.get(rel).and_then(|t| t.first()).map(|n| node_link(state, *n));
-    let owner = first_of("ownedBy").or_else(|| s.owner.as_deref().map(|o| owner_link(o, &s.namespace)));
+    let first_of = |rel: &str| by_type.get(rel).and_then(|t| t.first()).map(|n| EntityLink::node(state, *n));
+    let owner = first_of("ownedBy")
+        .map(Link::from)
+        .or_else(|| s.owner.as_deref().map(|o| OwnerLink::new(o, &s.namespace).into()));
 
+    // The entity's own body: free-form YAML/JSON, read field by field.
     let metadata = &body["metadata"];
     let spec = &body["spec"];
-    let links: Vec<Value> = metadata["links"]
+    let links: Vec<ExternalLink> = metadata["links"]
         .as_array()
         .map(|links| {
             links
@@ -485,20 +726,21 @@ fn entity_context(state: &CatalogState, record: &EntityRecord, errors: Vec<Value
                 .filter_map(|l| {
                     let url = l["url"].as_str()?;
                     let safe = url.starts_with("https://") || url.starts_with("http://");
-                    Some(json!({"url": safe.then_some(url), "text": l["title"].as_str().unwrap_or(url)}))
+                    Some(ExternalLink {
+                        url: safe.then(|| url.to_string()),
+                        text: l["title"].as_str().unwrap_or(url).to_string(),
+                    })
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let annotations: Vec<Value> = metadata["annotations"]
-        .as_object()
-        .map(|a| a.iter().map(|(k, v)| json!({"key": k, "value": value_text(v)})).collect())
-        .unwrap_or_default();
-    let labels: Vec<Value> = metadata["labels"]
-        .as_object()
-        .map(|a| a.iter().map(|(k, v)| json!({"key": k, "value": value_text(v)})).collect())
-        .unwrap_or_default();
-    let spec_ref = |field: &str, default_kind: &str| -> Option<Value> {
+    let pairs = |value: &Value| -> Vec<KeyValue> {
+        value
+            .as_object()
+            .map(|a| a.iter().map(|(k, v)| KeyValue { key: k.clone(), value: value_text(v) }).collect())
+            .unwrap_or_default()
+    };
+    let spec_ref = |field: &str, default_kind: &str| -> Option<Link> {
         let text = spec[field].as_str()?;
         let parsed = plinth_model::parse_entity_ref(
             text,
@@ -506,72 +748,71 @@ fn entity_context(state: &CatalogState, record: &EntityRecord, errors: Vec<Value
         )
         .ok()?;
         let exists = state.get(&parsed.key()).is_some();
-        Some(json!({"label": text, "href": exists.then(|| entity_href(&parsed.to_string())), "missing": !exists}))
+        Some(Link { label: text.to_string(), href: exists.then(|| entity_href(&parsed.to_string())), missing: !exists })
     };
     let impact = state.impact(&record.key, Direction::Dependents, None).map_or(0, |i| i.reached.len());
     let dependencies = state.impact(&record.key, Direction::Dependencies, None).map_or(0, |i| i.reached.len());
 
     let kind = s.kind.to_lowercase();
-    let mut context = json!({
-        "title": s.title.as_deref().unwrap_or(&s.name),
-        "ref": entity_ref,
-        "href": href,
-        "summary": s,
-        "owner": owner,
-        "system": spec_ref("system", "system"),
-        "domain": spec_ref("domain", "domain"),
-        "links": links,
-        "annotations": annotations,
-        "labels": labels,
-        "relations": relation_groups,
-        "source": source_json(&record.managed_by),
-        "errors": errors,
-        "impact": impact,
-        "dependencies": dependencies,
-        "updated_at": record.updated_at,
-        "kind_lower": kind,
-    });
+    let mut view = EntityView {
+        title: s.title.clone().unwrap_or_else(|| s.name.clone()),
+        entity_ref,
+        href,
+        summary: Facts {
+            kind: s.kind.clone(),
+            namespace: s.namespace.clone(),
+            name: s.name.clone(),
+            spec_type: s.spec_type.clone(),
+            lifecycle: s.lifecycle.clone(),
+            description: s.description.clone(),
+            tags: s.tags.clone(),
+        },
+        owner,
+        system: spec_ref("system", "system"),
+        domain: spec_ref("domain", "domain"),
+        links,
+        annotations: pairs(&metadata["annotations"]),
+        labels: pairs(&metadata["labels"]),
+        relations: relation_groups,
+        source: source(&record.managed_by),
+        errors,
+        impact,
+        dependencies,
+        updated_at: record.updated_at.clone(),
+        kind_lower: kind.clone(),
+        policy: policy::PolicyPanel::default(),
+        signals_href: None,
+        api: None,
+        group: None,
+        ai: None,
+    };
 
+    let list = |rels: &[&str]| -> Vec<EntityLink> {
+        rels.iter()
+            .flat_map(|rel| by_type.get(rel).into_iter().flatten())
+            .take(RELATION_TARGETS)
+            .map(|n| EntityLink::node(state, *n))
+            .collect()
+    };
     match kind.as_str() {
         "api" => {
             let definition = spec["definition"].as_str().unwrap_or("");
-            context["api"] = api_panel(definition, s.spec_type.as_deref().unwrap_or(""));
+            view.api = Some(api_panel(definition, s.spec_type.as_deref().unwrap_or("")));
         }
         "group" => {
-            let list = |rel: &str| -> Vec<Value> {
-                by_type
-                    .get(rel)
-                    .map(|t| t.iter().take(RELATION_TARGETS).map(|n| node_link(state, *n)).collect())
-                    .unwrap_or_default()
-            };
-            let mut owned: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+            let mut owned: BTreeMap<String, Vec<EntityLink>> = BTreeMap::new();
             for node in by_type.get("ownerOf").into_iter().flatten().take(1000) {
-                let link = node_link(state, *node);
-                let kind = link["kind"].as_str().unwrap_or("").to_string();
-                owned.entry(kind).or_default().push(link);
+                let link = EntityLink::node(state, *node);
+                owned.entry(link.kind.clone()).or_default().push(link);
             }
-            let owned: Vec<Value> =
-                owned.into_iter().map(|(kind, items)| json!({"kind": kind, "items": items})).collect();
-            context["group"] = json!({
-                "members": list("hasMember"),
-                "parent": list("childOf"),
-                "children": list("parentOf"),
-                "owned": owned,
-                "profile": spec["profile"],
+            view.group = Some(GroupPanel {
+                members: list(&["hasMember"]),
+                parent: list(&["childOf"]),
+                children: list(&["parentOf"]),
+                owned: owned.into_iter().map(|(kind, items)| OwnedKind { kind, items }).collect(),
             });
         }
         "model" | "dataset" | "prompt" | "agent" | "tool" => {
-            let list = |rels: &[&str]| -> Vec<Value> {
-                rels.iter()
-                    .flat_map(|rel| by_type.get(rel).into_iter().flatten())
-                    .take(RELATION_TARGETS)
-                    .map(|n| {
-                        let mut link = node_link(state, *n);
-                        link["via"] = json!("");
-                        link
-                    })
-                    .collect()
-            };
             let field = |name: &str| -> Option<String> {
                 match &spec[name] {
                     Value::Null => None,
@@ -579,22 +820,22 @@ fn entity_context(state: &CatalogState, record: &EntityRecord, errors: Vec<Value
                     other => Some(value_text(other)),
                 }
             };
-            context["ai"] = json!({
-                "riskTier": field("riskTier"),
-                "dataClassification": field("dataClassification"),
-                "residency": field("residency"),
-                "autonomy": field("autonomy"),
-                "provider": field("provider"),
-                "models": list(&["usesModel"]),
-                "prompts": list(&["usesPrompt"]),
-                "tools": list(&["usesTool"]),
-                "trainedOn": list(&["trainedOn"]),
-                "usedBy": list(&["modelUsedBy", "promptUsedBy", "toolUsedBy", "trainingDataFor"]),
+            view.ai = Some(AiPanel {
+                risk_tier: field("riskTier"),
+                data_classification: field("dataClassification"),
+                residency: field("residency"),
+                autonomy: field("autonomy"),
+                provider: field("provider"),
+                models: list(&["usesModel"]),
+                prompts: list(&["usesPrompt"]),
+                tools: list(&["usesTool"]),
+                trained_on: list(&["trainedOn"]),
+                used_by: list(&["modelUsedBy", "promptUsedBy", "toolUsedBy", "trainingDataFor"]),
             });
         }
         _ => {}
     }
-    context
+    view
 }
 
 fn value_text(value: &Value) -> String {
@@ -605,18 +846,18 @@ fn value_text(value: &Value) -> String {
 }
 
 /// `url:https://…/blob/…` as a link; anything else as text.
-fn source_json(managed_by: &str) -> Value {
+fn source(managed_by: &str) -> Option<Source> {
     if managed_by.is_empty() {
-        return Value::Null;
+        return None;
     }
     let url = managed_by.strip_prefix("url:").filter(|u| u.starts_with("https://") || u.starts_with("http://"));
-    json!({"text": managed_by, "url": url})
+    Some(Source { text: managed_by.to_string(), url: url.map(str::to_string) })
 }
 
 const MAX_DEFINITION_BYTES: usize = 120 * 1024;
 const MAX_OPERATIONS: usize = 300;
 
-fn api_panel(definition: &str, api_type: &str) -> Value {
+fn api_panel(definition: &str, api_type: &str) -> ApiPanel {
     let truncated = definition.len() > MAX_DEFINITION_BYTES;
     let mut shown = definition;
     if truncated {
@@ -627,15 +868,16 @@ fn api_panel(definition: &str, api_type: &str) -> Value {
         shown = &shown[..cut];
     }
     let operations = if api_type.eq_ignore_ascii_case("openapi") { openapi_operations(definition) } else { None };
-    json!({
-        "lines": highlight::lines(shown),
-        "truncated": truncated,
-        "bytes": definition.len(),
-        "operations": operations,
-    })
+    ApiPanel {
+        lines: highlight::lines(shown),
+        truncated,
+        bytes: definition.len(),
+        operations: operations.unwrap_or_default(),
+    }
 }
 
-fn openapi_operations(definition: &str) -> Option<Vec<Value>> {
+/// The operations of an OpenAPI document (JSON or YAML), in path order.
+fn openapi_operations(definition: &str) -> Option<Vec<Operation>> {
     let document: Value = if definition.trim_start().starts_with('{') {
         serde_json::from_str(definition).ok()?
     } else {
@@ -648,7 +890,11 @@ fn openapi_operations(definition: &str) -> Option<Vec<Value>> {
         for method in ["get", "put", "post", "delete", "patch", "head", "options", "trace"] {
             if let Some(op) = item.get(method) {
                 let summary = op["summary"].as_str().or_else(|| op["operationId"].as_str()).unwrap_or("");
-                operations.push(json!({"method": method.to_uppercase(), "path": path, "summary": summary}));
+                operations.push(Operation {
+                    method: method.to_uppercase(),
+                    path: path.clone(),
+                    summary: summary.to_string(),
+                });
                 if operations.len() >= MAX_OPERATIONS {
                     return Some(operations);
                 }
@@ -659,6 +905,39 @@ fn openapi_operations(definition: &str) -> Option<Vec<Value>> {
 }
 
 // ---------------------------------------------------------------- graph
+
+/// The relation graph of an entity, with depth and direction controls.
+#[derive(Debug, Serialize)]
+struct GraphView {
+    title: String,
+    entity: EntityLink,
+    #[serde(rename = "ref")]
+    entity_ref: String,
+    href: String,
+    /// Transitive dependents.
+    impact: usize,
+    depth: u32,
+    /// `upstream`, `downstream` or `both`.
+    direction: &'static str,
+    depths: Vec<DepthChoice>,
+    directions: Vec<DirectionChoice>,
+    graph: graph::Drawing,
+}
+
+#[derive(Debug, Serialize)]
+struct DepthChoice {
+    depth: u32,
+    href: String,
+    current: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct DirectionChoice {
+    name: &'static str,
+    label: &'static str,
+    href: String,
+    current: bool,
+}
 
 pub(super) async fn graph_page(
     State(app): State<AppState>,
@@ -676,8 +955,11 @@ pub(super) async fn graph_page(
         Some("downstream") => graph::Mode::Downstream,
         _ => graph::Mode::Both,
     };
-    let context = {
-        let state = app.platform.catalog().view(&caller);
+    let view = {
+        let state = match app.platform.catalog().view(&caller) {
+            Ok(state) => state,
+            Err(error) => return error_page(error.into()),
+        };
         let Some(record) = state.get(&key).cloned() else {
             drop(state);
             return not_found_entity(&app, &caller, &kind, &namespace, &name);
@@ -687,26 +969,30 @@ pub(super) async fn graph_page(
         let entity_ref = record.entity_ref.to_string();
         let href = entity_href(&entity_ref);
         let link = |d: u32, m: graph::Mode| format!("{href}/graph?depth={d}&direction={}", m.name());
-        let depths: Vec<Value> =
-            (1..=4).map(|d| json!({"depth": d, "href": link(d, direction), "current": d == depth})).collect();
-        let directions: Vec<Value> = [graph::Mode::Upstream, graph::Mode::Both, graph::Mode::Downstream]
-            .iter()
-            .map(|m| json!({"name": m.name(), "label": m.label(), "href": link(depth, *m), "current": *m == direction}))
+        let depths = (1..=4).map(|d| DepthChoice { depth: d, href: link(d, direction), current: d == depth }).collect();
+        let directions = [graph::Mode::Upstream, graph::Mode::Both, graph::Mode::Downstream]
+            .into_iter()
+            .map(|m| DirectionChoice {
+                name: m.name(),
+                label: m.label(),
+                href: link(depth, m),
+                current: m == direction,
+            })
             .collect();
-        json!({
-            "title": format!("Graph of {}", record.summary.title.as_deref().unwrap_or(&record.summary.name)),
-            "entity": record_link(&record),
-            "ref": entity_ref,
-            "href": href,
-            "impact": impact,
-            "depth": depth,
-            "direction": direction.name(),
-            "depths": depths,
-            "directions": directions,
-            "graph": drawn,
-        })
+        GraphView {
+            title: format!("Graph of {}", record.summary.title.as_deref().unwrap_or(&record.summary.name)),
+            entity: EntityLink::of(&record),
+            entity_ref,
+            href,
+            impact,
+            depth,
+            direction: direction.name(),
+            depths,
+            directions,
+            graph: drawn,
+        }
     };
-    page(StatusCode::OK, "graph.html", context)
+    page(StatusCode::OK, "graph.html", &view)
 }
 
 // ---------------------------------------------------------------- search
@@ -714,6 +1000,37 @@ pub(super) async fn graph_page(
 const SEARCH_LIMIT: usize = 50;
 /// Ranked results go [`plinth_app::catalog::MAX_SEARCH_DEPTH`] deep.
 const MAX_SEARCH_PAGE: usize = plinth_app::catalog::MAX_SEARCH_DEPTH / SEARCH_LIMIT;
+
+/// The search page: one page of ranked results with facet counts over all
+/// of them. Empty (no facets, no pager) until there is a query.
+#[derive(Debug, Serialize)]
+struct SearchView {
+    title: String,
+    q: String,
+    results: Vec<EntityLink>,
+    total: usize,
+    /// Facets over every match; each value opens the explorer.
+    facets: Vec<Facet>,
+    prev: Option<String>,
+    next: Option<String>,
+    /// Why the search failed (a query the index cannot parse).
+    error: Option<String>,
+}
+
+impl SearchView {
+    fn empty(q: String, error: Option<String>) -> SearchView {
+        SearchView {
+            title: "Search".into(),
+            q,
+            results: Vec::new(),
+            total: 0,
+            facets: Vec::new(),
+            prev: None,
+            next: None,
+            error,
+        }
+    }
+}
 
 pub(super) async fn search_page(
     State(app): State<AppState>,
@@ -726,68 +1043,72 @@ pub(super) async fn search_page(
         Err(error) => return error_page(error),
     };
     if q.is_empty() {
-        return page(StatusCode::OK, "search.html", json!({"title": "Search", "q": "", "results": [], "total": 0}));
+        return page(StatusCode::OK, "search.html", &SearchView::empty(q, None));
     }
     let offset = (page_no - 1) * SEARCH_LIMIT;
     let searched = app.platform.catalog().search_index().search(&q, 0, offset + SEARCH_LIMIT);
     let (hits, all) = match searched {
         Ok(found) => found,
         Err(error) => {
-            let context = json!({"title": "Search", "q": q, "results": [], "total": 0, "error": error.to_string()});
-            return page(StatusCode::OK, "search.html", context);
+            let view = SearchView::empty(q, Some(error.to_string()));
+            return render(StatusCode::OK, "search.html", &view, &view.q);
         }
     };
-    let context = {
-        let state = app.platform.catalog().view(&caller);
+    let view = {
+        let state = match app.platform.catalog().view(&caller) {
+            Ok(state) => state,
+            Err(error) => return error_page(error.into()),
+        };
         let matched = all & state.live();
-        let results: Vec<Value> = hits
+        let results = hits
             .iter()
             .filter(|h| matched.contains(h.id))
             .skip(offset)
             .take(SEARCH_LIMIT)
-            .filter_map(|h| state.entity(h.id).map(|r| record_link(r)))
+            .filter_map(|h| state.entity(h.id).map(|r| EntityLink::of(r)))
             .collect();
-        let facets: Vec<Value> = FACETS
+        let facets = FACETS
             .iter()
-            .map(|(param, key, heading)| {
-                let values: Vec<Value> = state
+            .map(|&(param, key, heading)| {
+                let values = state
                     .facet(key, &matched)
                     .into_iter()
                     .take(15)
-                    .map(|(value, count)| {
-                        json!({"value": value, "count": count,
-                               "href": format!("/catalog?{}", query(&[(param, &value), ("q", &q)]))})
+                    .map(|(value, count)| FacetValue {
+                        href: format!("/catalog?{}", query(&[(param, &value), ("q", &q)])),
+                        value,
+                        count,
+                        selected: false,
                     })
                     .collect();
-                json!({"param": param, "heading": heading, "values": values})
+                Facet { param, heading, values }
             })
             .collect();
         let total = matched.len() as usize;
         let more = total > offset + SEARCH_LIMIT;
-        json!({
-            "title": format!("Search: {q}"),
-            "q": q,
-            "results": results,
-            "total": total,
-            "facets": facets,
-            "next": more.then(|| format!("/search?{}", query(&[("q", &q), ("page", &(page_no + 1).to_string())]))),
-            "prev": (page_no > 1).then(|| format!("/search?{}", query(&[("q", &q), ("page", &(page_no - 1).to_string())]))),
-        })
+        let page_href = |page: usize| format!("/search?{}", query(&[("q", &q), ("page", &page.to_string())]));
+        SearchView {
+            title: format!("Search: {q}"),
+            results,
+            total,
+            facets,
+            next: more.then(|| page_href(page_no + 1)),
+            prev: (page_no > 1).then(|| page_href(page_no - 1)),
+            error: None,
+            q: q.clone(),
+        }
     };
-    page(StatusCode::OK, "search.html", context)
+    render(StatusCode::OK, "search.html", &view, &view.q)
 }
 
 pub(super) fn not_found_entity(app: &AppState, caller: &Caller, kind: &str, namespace: &str, name: &str) -> Response {
     let wanted = format!("{kind}:{namespace}/{name}");
     let suggestions = suggest(app, caller, name);
-    page(
-        StatusCode::NOT_FOUND,
-        "not_found.html",
-        json!({"title": "Not found", "wanted": wanted, "suggestions": suggestions, "query": name}),
-    )
+    let view = NotFoundView { title: "Not found", path: "", wanted: Some(&wanted), suggestions, query: name };
+    page(StatusCode::NOT_FOUND, "not_found.html", &view)
 }
 
-pub(super) fn suggest(app: &AppState, caller: &Caller, text: &str) -> Vec<Value> {
+pub(super) fn suggest(app: &AppState, caller: &Caller, text: &str) -> Vec<EntityLink> {
     let words: String =
         text.chars().map(|c| if c.is_alphanumeric() { c } else { ' ' }).collect::<String>().trim().to_string();
     if words.is_empty() {
@@ -800,6 +1121,169 @@ pub(super) fn suggest(app: &AppState, caller: &Caller, text: &str) -> Vec<Value>
         let (more, _) = index.search(&words, 0, 10).unwrap_or_default();
         hits.extend(more.into_iter().filter(|h| !hits.iter().any(|seen| seen.id == h.id)).collect::<Vec<_>>());
     }
-    let state = app.platform.catalog().view(caller);
-    hits.iter().filter_map(|h| state.entity(h.id).map(|r| record_link(r))).take(5).collect()
+    let Ok(state) = app.platform.catalog().view(caller) else { return Vec::new() };
+    hits.iter().filter_map(|h| state.entity(h.id).map(|r| EntityLink::of(r))).take(5).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(template: &str, view: &impl Serialize) -> String {
+        let chrome = crate::portal::Chrome {
+            view,
+            asset_version: "test",
+            nav: "catalog",
+            header_q: "",
+            session: Default::default(),
+        };
+        let found = crate::portal::templates().get_template(template).expect("the template");
+        found.render(minijinja::Value::from_serialize(&chrome)).unwrap_or_else(|e| panic!("{template}: {e:#}"))
+    }
+
+    fn dangling(entity_ref: &str) -> EntityLink {
+        EntityLink {
+            entity_ref: entity_ref.into(),
+            href: None,
+            label: entity_ref.into(),
+            name: "x".into(),
+            kind: "component".into(),
+            spec_type: None,
+            lifecycle: None,
+            owner: None,
+            description: None,
+            missing: true,
+        }
+    }
+
+    fn bare_entity(kind: &str) -> EntityView {
+        EntityView {
+            title: "x".into(),
+            entity_ref: format!("{kind}:default/x"),
+            href: format!("/catalog/default/{kind}/x"),
+            summary: Facts {
+                kind: kind.into(),
+                namespace: "default".into(),
+                name: "x".into(),
+                spec_type: None,
+                lifecycle: None,
+                description: None,
+                tags: Vec::new(),
+            },
+            owner: None,
+            system: None,
+            domain: None,
+            links: Vec::new(),
+            annotations: Vec::new(),
+            labels: Vec::new(),
+            relations: Vec::new(),
+            source: None,
+            errors: Vec::new(),
+            impact: 0,
+            dependencies: 0,
+            updated_at: "2030-01-01T00:00:00Z".into(),
+            kind_lower: kind.into(),
+            policy: policy::PolicyPanel::default(),
+            signals_href: None,
+            api: None,
+            group: None,
+            ai: None,
+        }
+    }
+
+    /// Strict undefined values: every branch of the entity page must find
+    /// its fields, with optional parts present and absent.
+    #[test]
+    fn entity_page_renders_with_and_without_every_optional_part() {
+        let html = render("entity.html", &bare_entity("component"));
+        assert!(html.contains(r#"data-policy-state="disabled""#), "{html}");
+
+        let mut pending = bare_entity("group");
+        pending.policy = policy::tests::pending_panel();
+        assert!(render("entity.html", &pending).contains("policy-pending"));
+
+        let mut full = bare_entity("api");
+        full.summary.spec_type = Some("openapi".into());
+        full.summary.lifecycle = Some("production".into());
+        full.summary.description = Some("d".into());
+        full.summary.tags = vec!["t".into()];
+        full.owner = Some(Link { label: "team-a".into(), href: None, missing: false });
+        full.system = Some(Link { label: "s".into(), href: Some("/catalog/default/system/s".into()), missing: false });
+        full.domain = Some(Link { label: "d".into(), href: None, missing: true });
+        full.links = vec![
+            ExternalLink { url: Some("https://x".into()), text: "x".into() },
+            ExternalLink { url: None, text: "y".into() },
+        ];
+        full.annotations = vec![KeyValue { key: "a".into(), value: "b".into() }];
+        full.relations = vec![RelationGroup {
+            relation: "dependsOn".into(),
+            targets: vec![dangling("component:default/gone")],
+            more: 1,
+            count: 201,
+        }];
+        full.source = Some(Source { text: "url:https://x/y.yaml".into(), url: Some("https://x/y.yaml".into()) });
+        full.errors = vec![ErrorRow {
+            severity: "error".into(),
+            location: "y.yaml".into(),
+            line: None,
+            entity: Some(Link { label: "component:default/x".into(), href: None, missing: true }),
+            field: None,
+            message: "bad".into(),
+        }];
+        full.policy = policy::tests::evaluated_panel();
+        full.signals_href = Some("/catalog/default/api/x/signals".into());
+        full.api = Some(ApiPanel {
+            lines: highlight::lines("# c\nopenapi: 3.0.0\n  plain"),
+            truncated: true,
+            bytes: 1,
+            operations: vec![Operation { method: "GET".into(), path: "/".into(), summary: String::new() }],
+        });
+        full.group = Some(GroupPanel {
+            members: vec![dangling("user:default/u")],
+            parent: Vec::new(),
+            children: Vec::new(),
+            owned: vec![OwnedKind { kind: "component".into(), items: vec![dangling("component:default/c")] }],
+        });
+        full.ai = Some(AiPanel {
+            risk_tier: Some("high".into()),
+            data_classification: None,
+            residency: None,
+            autonomy: None,
+            provider: None,
+            models: vec![dangling("model:default/m")],
+            prompts: Vec::new(),
+            tools: Vec::new(),
+            trained_on: Vec::new(),
+            used_by: Vec::new(),
+        });
+        let html = render("entity.html", &full);
+        for id in
+            ["api-definition", "group-owned", "ai-governance", "policy-violations", "team-scorecards", "annotations"]
+        {
+            assert!(html.contains(id), "{id} missing: {html}");
+        }
+    }
+
+    #[test]
+    fn list_pages_render_empty_and_full() {
+        let home = HomeView {
+            title: "Home",
+            total: 0,
+            kinds: Vec::new(),
+            recent: vec![RecentRow {
+                entity_ref: "component:default/x".into(),
+                href: None,
+                op: "deleted",
+                at: "2030-01-01T00:00:00Z".into(),
+            }],
+            errors: Vec::new(),
+            error_count: 0,
+        };
+        assert!(render("home.html", &home).contains("deleted"));
+        let search = SearchView::empty(String::new(), None);
+        assert!(render("search.html", &search).contains("Type a name"));
+        let mut failed = SearchView::empty("a:".into(), Some("bad query".into()));
+        failed.results = vec![dangling("component:default/x")];
+        assert!(render("search.html", &failed).contains("The search failed"));
+    }
 }

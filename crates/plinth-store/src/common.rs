@@ -21,6 +21,20 @@ pub(crate) fn now() -> String {
     now.format(TIMESTAMP).or_else(|_| now.format(&Rfc3339)).unwrap_or_default()
 }
 
+/// `at` as stored by the auth and audit tables: fixed-width RFC 3339 UTC
+/// with microseconds (as [`now`]), so text order is time order in both
+/// dialects. Finer digits are dropped.
+pub(crate) fn stamp_micros(at: OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    at.format(TIMESTAMP).or_else(|_| at.format(&Rfc3339)).unwrap_or_default()
+}
+
+/// A stored time; a malformed one is a decode error naming `what`.
+pub(crate) fn parse_stamp(text: &str, what: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map_err(|e| StoreError::Database(sqlx::Error::Decode(format!("{what} has time `{text}`: {e}").into())))
+}
+
 /// A fresh entity uid (UUID v4).
 pub(crate) fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -168,6 +182,16 @@ mod tests {
         let t = now();
         assert_eq!(t.len(), "2024-01-01T00:00:00.000000Z".len(), "{t}");
         assert!(OffsetDateTime::parse(&t, &Rfc3339).is_ok());
+    }
+
+    #[test]
+    fn micro_stamps_are_fixed_width_utc() {
+        use time::macros::datetime;
+        assert_eq!(stamp_micros(datetime!(2026-12-05 06:07:08.5 +02:00)), "2026-12-05T04:07:08.500000Z");
+        assert_eq!(stamp_micros(datetime!(2026-12-05 06:07:08.123456789 UTC)), "2026-12-05T06:07:08.123456Z");
+        let back = parse_stamp("2026-12-05T04:07:08.500000Z", "test").unwrap();
+        assert_eq!(back, datetime!(2026-12-05 04:07:08.5 UTC));
+        assert!(parse_stamp("yesterday", "test").is_err());
     }
 
     #[test]

@@ -9,6 +9,10 @@ pub enum StoreError {
     Migration { version: i64, source: sqlx::Error },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A row with the same key (an id, or another unique column such as a
+    /// token's secret hash) is stored already; the message says which.
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("could not create the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
 }

@@ -10,6 +10,13 @@
 //! - an upsert never takes an entity from another location (the first
 //!   location to claim a ref keeps it) and never writes an unchanged hash.
 
+mod audit;
+pub use audit::{
+    AuditEntry, AuditOutcome, AuditProblem, AuditQuery, AuditVerification, NewAuditEntry, AUDIT_GENESIS_HASH,
+    AUDIT_RETENTION_ACTION, AUDIT_RETENTION_ACTOR,
+};
+mod auth;
+pub use auth::{NewToken, SubjectKind, TokenRow, TokensFingerprint};
 mod catalog;
 mod common;
 mod dialect;
@@ -20,7 +27,7 @@ mod record;
 pub use policy::{DecisionQuery, DecisionRecord, WaiverRecord};
 mod postgres;
 mod scaffolder;
-pub use scaffolder::{NewTask, NewTaskEvent, TaskEventRow, TaskQuery, TaskRow, TaskStatus};
+pub use scaffolder::{NewTask, NewTaskEvent, TaskEventRow, TaskEventType, TaskQuery, TaskRow, TaskStatus};
 mod signals;
 pub use signals::{
     AlertEventRow, AlertStateRow, Resolution, RollupKey, RollupQuery, RollupRow, ScoreQuery, ScoreRow,

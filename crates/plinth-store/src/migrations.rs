@@ -311,6 +311,71 @@ CREATE TABLE ingestion_errors (
 CREATE INDEX ingestion_errors_location_id ON ingestion_errors (location_id);
 "#;
 
+/// API tokens: portable SQL, the same on both backends. The store keeps only
+/// the hex SHA-256 of each secret (`secret_hash`), never the secret.
+const AUTH_TABLES: &str = r#"
+CREATE TABLE auth_tokens (
+    id           TEXT PRIMARY KEY NOT NULL,
+    name         TEXT NOT NULL,
+    subject_kind TEXT NOT NULL CHECK (subject_kind IN ('user', 'service')),
+    subject      TEXT NOT NULL,
+    scopes       TEXT NOT NULL,
+    secret_hash  TEXT NOT NULL UNIQUE,
+    created_at   TEXT NOT NULL,
+    created_by   TEXT NOT NULL,
+    expires_at   TEXT,
+    revoked_at   TEXT,
+    revoked_by   TEXT,
+    last_used_at TEXT
+);
+CREATE INDEX auth_tokens_subject ON auth_tokens (subject_kind, subject, created_at);
+CREATE INDEX auth_tokens_created_at ON auth_tokens (created_at);
+"#;
+
+/// The audit log, a hash chain (`audit`): `seq` is assigned by the writer
+/// (1, 2, 3, … without gaps), not by the database. On SQLite an `INTEGER
+/// PRIMARY KEY` is the rowid itself (no second index); PostgreSQL spells the
+/// same 64-bit key `BIGINT`. Everything else is in `AUDIT_INDEXES`.
+const AUDIT_LOG_SQLITE: &str = r#"
+CREATE TABLE audit_log (
+    seq        INTEGER PRIMARY KEY NOT NULL,
+    at         TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    token_id   TEXT,
+    action     TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    outcome    TEXT NOT NULL CHECK (outcome IN ('allowed', 'denied', 'failed')),
+    request_id TEXT,
+    detail     TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+);
+"#;
+
+const AUDIT_LOG_POSTGRES: &str = r#"
+CREATE TABLE audit_log (
+    seq        BIGINT PRIMARY KEY,
+    at         TEXT NOT NULL,
+    actor      TEXT NOT NULL,
+    token_id   TEXT,
+    action     TEXT NOT NULL,
+    target     TEXT NOT NULL,
+    outcome    TEXT NOT NULL CHECK (outcome IN ('allowed', 'denied', 'failed')),
+    request_id TEXT,
+    detail     TEXT NOT NULL,
+    prev_hash  TEXT NOT NULL,
+    hash       TEXT NOT NULL
+);
+"#;
+
+/// Filters of the audit log read newest first (`seq` descending), so each
+/// index ends in `seq`; retention deletes by `at`.
+const AUDIT_INDEXES: &str = r#"
+CREATE INDEX audit_log_actor_seq ON audit_log (actor, seq);
+CREATE INDEX audit_log_action_seq ON audit_log (action, seq);
+CREATE INDEX audit_log_at ON audit_log (at);
+"#;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -327,6 +392,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         sqlite: &[SIGNAL_TABLES, SIGNAL_ROLLUPS_SQLITE, ALERT_EVENTS_SQLITE],
         postgres: &[SIGNAL_TABLES, SIGNAL_ROLLUPS_POSTGRES, ALERT_EVENTS_POSTGRES],
+    },
+    Migration {
+        version: 5,
+        sqlite: &[AUTH_TABLES, AUDIT_LOG_SQLITE, AUDIT_INDEXES],
+        postgres: &[AUTH_TABLES, AUDIT_LOG_POSTGRES, AUDIT_INDEXES],
     },
 ];
 

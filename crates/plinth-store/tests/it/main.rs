@@ -7,6 +7,8 @@
 //! `PLINTH_SKIP_POSTGRES=1` to skip those scenarios when no server is
 //! available.
 
+mod audit;
+mod auth;
 mod common;
 mod conformance;
 mod scaffolder;

@@ -90,6 +90,12 @@ impl AppError {
             details: None,
         }
     }
+    pub fn unauthenticated(message: impl fmt::Display) -> AppError {
+        AppError::new(ErrorKind::Unauthenticated, message)
+    }
+    pub fn forbidden(message: impl fmt::Display) -> AppError {
+        AppError::new(ErrorKind::Forbidden, message)
+    }
     pub fn conflict(message: impl fmt::Display) -> AppError {
         AppError::new(ErrorKind::Conflict, message)
     }

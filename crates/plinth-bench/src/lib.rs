@@ -7,12 +7,14 @@
 //! The benches start servers by running the current executable, so they
 //! are only meaningful inside the `plinth` binary.
 
+mod auth;
 mod catalog;
 mod common;
 mod policy;
 mod scaffold;
 mod signals;
 
+pub use auth::{run as auth, BenchAuthArgs};
 pub use catalog::{run as catalog, run_portal as portal, BenchCatalogArgs};
 pub use policy::{run as policy, BenchPolicyArgs};
 pub use scaffold::{run as scaffold, BenchScaffoldArgs};

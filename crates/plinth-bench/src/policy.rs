@@ -80,7 +80,7 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
         "Shipped library: {} policy packages, {rules} rules, {} scorecards; demo catalogue of {} entities for context.\n\n",
         compiled.engine.summaries().len(),
         compiled.scorecards.len(),
-        platform.catalog().view(&caller).len()
+        platform.catalog().view(&caller).map(|s| s.len()).unwrap_or_default()
     ));
     let inputs_dir = examples_dir().join("policy-inputs");
     let production = RequestContext { environment: Some("production".into()), ..Default::default() };

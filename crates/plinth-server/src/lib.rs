@@ -63,7 +63,7 @@ fn router_with_stats(platform: Arc<Platform>, config: ServerConfig, connections:
         .layer(RequestBodyLimitLayer::new(api::MAX_JSON_BODY))
         .merge(api::otlp_router())
         .layer(axum::middleware::from_fn(error::backstage_errors))
-        .layer(axum::middleware::from_fn(middleware::identify))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), middleware::identify))
         .layer(axum::middleware::from_fn_with_state(state.clone(), ops::track))
         .layer(CompressionLayer::new())
         .with_state(state)
@@ -89,12 +89,20 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = config.connections;
+    let platform_mode = platform.auth_mode();
     let stats = Arc::new(ConnectionStats::default());
     let app = router_with_stats(platform, config, stats.clone());
     for listener in &listeners {
         if let Ok(address) = listener.local_addr() {
-            if !address.ip().is_loopback() {
-                tracing::warn!(%address, "listening beyond loopback: mutations are not yet authenticated (API tokens arrive in a later release)");
+            if !address.ip().is_loopback() && platform_mode == plinth_app::AuthMode::Local {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    format!(
+                        "refusing to listen on {address} without authentication: anyone who can reach it could change \
+                         anything. Start with `--auth required` (and create a token with `plinth token create --admin`), \
+                         or listen on 127.0.0.1"
+                    ),
+                ));
             }
         }
     }

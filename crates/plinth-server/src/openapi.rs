@@ -4,7 +4,7 @@ use crate::api::schema::{
     EntityRefText, FullEntityRefText, ImpactDirection, NameOrRefText, OutcomeName, PointName, PromptText, RelationType,
     SeriesGroupBy, SeriesMetric, SignalEntityText, SignalModelText, SignalServiceText, SignalSource, TaskStatusName,
 };
-use crate::api::{catalog, golden_paths, policy, signals};
+use crate::api::{auth, catalog, golden_paths, policy, signals};
 use crate::error::ErrorBody;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
@@ -28,6 +28,7 @@ use utoipa::{Modify, OpenApi};
         signals::traces, signals::prompt_versions, signals::retrieval, signals::post_scores, signals::get_scores,
         signals::cost_anomalies, signals::cost_teams, signals::list_rules, signals::put_rule, signals::delete_rule,
         signals::alert_history, signals::evaluate_now, signals::health, signals::entity_health,
+        auth::me, auth::create_token, auth::list_tokens, auth::revoke_token, auth::audit,
     ),
     components(schemas(
         ErrorBody, EntityRefText, FullEntityRefText, ImpactDirection, NameOrRefText, OutcomeName, PointName, PromptText, RelationType,
@@ -39,6 +40,7 @@ use utoipa::{Modify, OpenApi};
     tags((name = "catalog", description = "Backstage's catalog API"), (name = "plinth", description = "Plinth's additions"),
          (name = "policy", description = "Policy-as-code: decisions, admission, decision log, waivers, scorecards"),
          (name = "scaffolder", description = "Golden paths: Backstage's scaffolder API (templates, tasks, event stream, dry run, actions)"),
+         (name = "auth", description = "Identity: who am I, API tokens, and the audit log"),
          (name = "signals", description = "Observability with AI signals: OTLP/HTTP receiver, summaries, series, traces, prompt versions, retrieval quality, scores, cost and anomalies, alerts and health"))
 )]
 pub(crate) struct ApiDoc;
@@ -61,6 +63,19 @@ impl Modify for CommonResponses {
                 )
                 .into()
         };
+        // A bearer token (an API token); a local-mode server also answers
+        // without one, which the empty requirement states.
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            utoipa::openapi::security::SecurityScheme::Http(utoipa::openapi::security::Http::new(
+                utoipa::openapi::security::HttpAuthScheme::Bearer,
+            )),
+        );
+        openapi.security = Some(vec![
+            utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new()),
+            utoipa::openapi::security::SecurityRequirement::default(),
+        ]);
         for item in openapi.paths.paths.values_mut() {
             let operations: [&mut Option<Operation>; 4] =
                 [&mut item.get, &mut item.post, &mut item.put, &mut item.delete];
@@ -81,6 +96,12 @@ impl Modify for CommonResponses {
                     responses.entry("413".into()).or_insert_with(|| error("Body over the size limit"));
                     responses.entry("415".into()).or_insert_with(|| error("The body is not JSON"));
                 }
+                responses.entry("401".into()).or_insert_with(|| {
+                    error("No identity, or a token that is unknown, expired or revoked (with `WWW-Authenticate`)")
+                });
+                responses.entry("403".into()).or_insert_with(|| {
+                    error("The access rules refuse this caller: the message names the permission and the rule")
+                });
                 responses.entry("500".into()).or_insert_with(|| error("The store failed"));
                 responses
                     .entry("503".into())

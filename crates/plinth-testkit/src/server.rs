@@ -55,6 +55,8 @@ pub struct Options {
     pub locations: Vec<PathBuf>,
     pub connections: Option<ConnectionLimits>,
     pub webhook_secret: Option<String>,
+    /// Identity, access rules and audit (default: local mode).
+    pub auth: Option<plinth_app::AuthConfig>,
 }
 
 impl Options {
@@ -163,6 +165,7 @@ impl TestServer {
                 config
             }),
             signals,
+            auth: options.auth.unwrap_or_default(),
         };
         let platform = Platform::start(store.clone(), config).await.expect("start the platform");
         let catalog = platform.catalog_service().clone();

@@ -1,6 +1,6 @@
 //! Client verbs: talk to a running `plinth serve` over its HTTP API.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use std::process::ExitCode;
 
@@ -12,6 +12,57 @@ pub(crate) struct ServerArgs {
     /// Print raw JSON.
     #[arg(long, global = true)]
     pub(crate) json: bool,
+    /// An API token (`plinth token create`); sent as `Authorization: Bearer`.
+    #[arg(long, env = "PLINTH_TOKEN", hide_env_values = true, global = true)]
+    pub(crate) token: Option<String>,
+}
+
+impl ServerArgs {
+    /// Adds the token, when there is one, to a request.
+    pub(crate) fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match self.token.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+}
+
+/// The server refused a request: its status and message. The CLI exits
+/// with the code of the matching application error kind (401 → 5,
+/// 403 → 6, …), so scripts can tell them apart.
+#[derive(Debug)]
+pub(crate) struct ServerRefusal {
+    pub(crate) status: reqwest::StatusCode,
+    pub(crate) message: String,
+}
+
+impl std::fmt::Display for ServerRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)?;
+        if self.status == reqwest::StatusCode::UNAUTHORIZED {
+            write!(f, " (pass --token or set PLINTH_TOKEN)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ServerRefusal {}
+
+impl ServerRefusal {
+    pub(crate) fn exit_code(&self) -> u8 {
+        use plinth_app::ErrorKind;
+        let kind = match self.status.as_u16() {
+            400 | 413 | 415 | 422 => ErrorKind::InvalidInput,
+            401 => ErrorKind::Unauthenticated,
+            403 => ErrorKind::Forbidden,
+            404 => ErrorKind::NotFound,
+            409 => ErrorKind::Conflict,
+            429 => ErrorKind::Overloaded,
+            503 => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        };
+        kind.exit_code()
+    }
 }
 
 #[derive(clap::Args)]
@@ -101,7 +152,7 @@ pub(crate) fn call(
     let url = format!("{}{}", server.server.trim_end_matches('/'), path);
     runtime()?.block_on(async {
         let client = reqwest::Client::new();
-        let mut request = client.request(method, &url).query(query);
+        let mut request = server.authorize(client.request(method, &url).query(query));
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -117,7 +168,7 @@ pub(crate) fn call(
             if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         if !status.is_success() {
             let message = value["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| value.to_string());
-            bail!("{status}: {message}");
+            return Err(ServerRefusal { status, message }.into());
         }
         Ok(value)
     })

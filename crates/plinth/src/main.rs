@@ -7,6 +7,7 @@ mod client;
 mod policy_cli;
 mod serve;
 mod template_cli;
+mod token_cli;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,16 @@ enum Command {
     New(template_cli::NewArgs),
     /// Check files against the policies of the `pr` point (exit 1 when anything is denied).
     Check(check::CheckArgs),
+    /// API tokens, offline against the store (bootstraps the first admin).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// The audit log: `plinth audit verify` checks its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Benchmarks against the bars of DESIGN.md (results as markdown).
     Bench {
         #[command(subcommand)]
@@ -63,6 +74,22 @@ enum PolicyCommand {
     Test(policy_cli::TestArgs),
     /// Evaluate a query against policies, an input and data, as `opa eval` does.
     Eval(policy_cli::EvalArgs),
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token; the secret alone is printed on stdout's last line.
+    Create(token_cli::CreateArgs),
+    /// List tokens (never their secrets).
+    Ls(token_cli::LsArgs),
+    /// Revoke a token: servers refuse it from their next poll.
+    Revoke(token_cli::RevokeArgs),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the hash chain; exit 1 naming the first row edited or deleted.
+    Verify(token_cli::VerifyArgs),
 }
 
 #[derive(Subcommand)]
@@ -83,6 +110,9 @@ enum BenchCommand {
     Scaffold(plinth_bench::BenchScaffoldArgs),
     /// OTLP ingest throughput per core, freshness, 30-day summaries, overload.
     Signals(plinth_bench::BenchSignalsArgs),
+    /// Identity and access: token lookup, permission decisions, and what
+    /// `--auth required` adds to a request over loopback.
+    Auth(plinth_bench::BenchAuthArgs),
 }
 
 #[derive(Subcommand)]
@@ -129,6 +159,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Check(args) => check::run(args),
+        Command::Token { command: TokenCommand::Create(args) } => token_cli::create(args),
+        Command::Token { command: TokenCommand::Ls(args) } => token_cli::ls(args),
+        Command::Token { command: TokenCommand::Revoke(args) } => token_cli::revoke(args),
+        Command::Audit { command: AuditCommand::Verify(args) } => token_cli::verify(args),
         Command::Template { command: TemplateCommand::Ls(args) } => template_cli::ls(args),
         Command::New(args) => template_cli::new(args),
         Command::Bench { command: BenchCommand::Catalog(args) } => plinth_bench::catalog(args),
@@ -136,6 +170,7 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Policy(args) } => plinth_bench::policy(args),
         Command::Bench { command: BenchCommand::Scaffold(args) } => plinth_bench::scaffold(args),
         Command::Bench { command: BenchCommand::Signals(args) } => plinth_bench::signals(args),
+        Command::Bench { command: BenchCommand::Auth(args) } => plinth_bench::auth(args),
         Command::Policy { command: PolicyCommand::Test(args) } => policy_cli::test(args),
         Command::Policy { command: PolicyCommand::Eval(args) } => policy_cli::eval(args),
         Command::Catalog { command } => match command {
@@ -157,7 +192,10 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
-            ExitCode::from(2)
+            match error.downcast_ref::<client::ServerRefusal>() {
+                Some(refusal) => ExitCode::from(refusal.exit_code()),
+                None => ExitCode::from(2),
+            }
         }
     }
 }

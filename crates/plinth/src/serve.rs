@@ -117,6 +117,65 @@ pub(crate) struct ServeArgs {
     /// Log format.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// `required`: every caller must present a token (or sign in); the
+    /// access rules decide what each may do. `local` (the default) allows
+    /// anonymous callers everything and only listens on loopback.
+    #[arg(long, env = "PLINTH_AUTH", value_enum, default_value_t = AuthFlag::Local)]
+    auth: AuthFlag,
+    /// Members of this group (and of its child groups) are platform admins,
+    /// e.g. `group:default/platform`; repeatable.
+    #[arg(long = "admin-group", env = "PLINTH_ADMIN_GROUP", value_delimiter = ',')]
+    admin_groups: Vec<String>,
+    /// A directory of access rules (`package plinth.access`, see
+    /// policies/access/) replacing the built-in ones.
+    #[arg(long, env = "PLINTH_ACCESS_RULES", value_name = "DIR")]
+    access_rules: Option<PathBuf>,
+    /// Days audit rows are kept (older ones are deleted, leaving a chained
+    /// marker); unset keeps them forever.
+    #[arg(long, env = "PLINTH_AUDIT_RETENTION_DAYS")]
+    audit_retention_days: Option<u64>,
+    /// A directory callers (other than admins) may register file locations
+    /// from; repeatable. Default: the directories of the --location files,
+    /// the shipped examples and templates, and the data directory.
+    #[arg(long = "allowed-location-root", env = "PLINTH_ALLOWED_LOCATION_ROOT", value_delimiter = ',')]
+    allowed_location_roots: Vec<PathBuf>,
+    /// A git URL pattern callers (other than admins) may register (`*`
+    /// matches anything: `https://github.com/acme/*`); repeatable.
+    /// Default: any https:// or ssh URL.
+    #[arg(long = "allowed-git-url", env = "PLINTH_ALLOWED_GIT_URL", value_delimiter = ',')]
+    allowed_git_urls: Vec<String>,
+}
+
+/// Where callers may register sources from: the flags, or the defaults.
+fn source_policy(args: &ServeArgs) -> plinth_app::access::SourcePolicy {
+    let roots = if args.allowed_location_roots.is_empty() {
+        let mut roots: Vec<PathBuf> = args
+            .locations
+            .iter()
+            .filter(|l| !l.contains("://") && !l.starts_with("git@"))
+            .map(PathBuf::from)
+            .filter_map(|p| if p.is_dir() { Some(p) } else { p.parent().map(|d| d.to_path_buf()) })
+            .map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p })
+            .collect();
+        roots.push(plinth_app::shipped::demo_dir());
+        roots.push(plinth_app::shipped::templates_dir());
+        roots.push(args.data_dir.clone());
+        roots
+    } else {
+        args.allowed_location_roots.clone()
+    };
+    let git_patterns = if args.allowed_git_urls.is_empty() {
+        vec!["https://*".into(), "ssh://*".into(), "git@*".into()]
+    } else {
+        args.allowed_git_urls.clone()
+    };
+    plinth_app::access::SourcePolicy { roots, git_patterns }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum AuthFlag {
+    Local,
+    Required,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -277,6 +336,21 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     // Local mode: nobody beyond this machine can reach the server.
     let local_mode = listeners.iter().all(|l| l.local_addr().is_ok_and(|a| a.ip().is_loopback()));
+    if !local_mode && args.auth != AuthFlag::Required {
+        let remote: Vec<String> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .filter(|a| !a.ip().is_loopback())
+            .map(|a| a.to_string())
+            .collect();
+        anyhow::bail!(
+            "refusing to serve {} without authentication: anyone who can reach it could change anything. \
+             Add `--auth required` and create the first admin token with \
+             `plinth token create --name admin --user user:default/YOU --admin` (see docs/SECURITY.md), \
+             or listen on 127.0.0.1",
+            remote.join(", ")
+        );
+    }
     let outbound = plinth_confine::OutboundPolicy::new(&args.outbound_allow, local_mode)
         .map_err(|error| anyhow::anyhow!("--outbound-allow: {error}"))?;
     signals_config.outbound = std::sync::Arc::new(outbound);
@@ -299,10 +373,20 @@ async fn serve(args: ServeArgs) -> Result<()> {
         policy: Some(policy_config),
         golden_paths: Some(golden_paths),
         signals: Some(signals_config),
+        auth: plinth_app::AuthConfig {
+            mode: match args.auth {
+                AuthFlag::Local => plinth_app::AuthMode::Local,
+                AuthFlag::Required => plinth_app::AuthMode::Required,
+            },
+            access_rules: args.access_rules.clone(),
+            admin_groups: args.admin_groups.clone(),
+            audit_retention: args.audit_retention_days.map(|d| Duration::from_secs(d.max(1) * 24 * 3600)),
+            sources: source_policy(&args),
+        },
     };
     let platform = Platform::start(store, config).await.context("loading the catalogue")?;
     tracing::info!(
-        entities = platform.catalog().view(&Caller::system("serve")).len(),
+        entities = platform.catalog().view(&Caller::system("serve")).map(|s| s.len()).unwrap_or_default(),
         ms = started.elapsed().as_millis() as u64,
         "catalogue loaded from the store"
     );

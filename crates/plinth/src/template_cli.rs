@@ -143,7 +143,7 @@ fn post(args: &NewArgs, path: &str, body: &Value) -> Result<std::result::Result<
     let url = format!("{}{}", args.server.server.trim_end_matches('/'), path);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
-        let mut request = reqwest::Client::new().post(&url).json(body);
+        let mut request = args.server.authorize(reqwest::Client::new().post(&url).json(body));
         if let Some(user) = &args.user {
             request = request.header("x-plinth-user", user);
         }
@@ -175,8 +175,8 @@ fn follow(server: &ServerArgs, id: &str) -> Result<Value> {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let client = reqwest::Client::new();
-        let mut response = client
-            .get(format!("{base}/api/scaffolder/v2/tasks/{id}/eventstream"))
+        let mut response = server
+            .authorize(client.get(format!("{base}/api/scaffolder/v2/tasks/{id}/eventstream")))
             .send()
             .await
             .context("cannot follow the run's event stream")?;
@@ -197,7 +197,12 @@ fn follow(server: &ServerArgs, id: &str) -> Result<Value> {
                 }
             }
         }
-        let task = client.get(format!("{base}/api/scaffolder/v2/tasks/{id}")).send().await?.json::<Value>().await?;
+        let task = server
+            .authorize(client.get(format!("{base}/api/scaffolder/v2/tasks/{id}")))
+            .send()
+            .await?
+            .json::<Value>()
+            .await?;
         Ok(task)
     })
 }

@@ -11,11 +11,13 @@ pub use plinth_catalog::{
 };
 use plinth_model::{process_entity, Diagnostic, EntityRef, Origin};
 pub use plinth_store::{IngestionError, LocationKind, LocationRow, LocationStatus, NewLocation};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
+use crate::access::{Permission, Resource};
+use crate::audit::AuditOutcome;
 use crate::{AppError, AppResult, Caller, FieldError, Platform};
 
 /// Most entities a registration answers with (the rest are in the catalogue).
@@ -145,9 +147,27 @@ impl<'a> CatalogUseCases<'a> {
         &self.platform.catalog
     }
 
+    /// Reads are open to every signed-in caller (services with `read`).
+    fn read(&self, caller: &Caller) -> AppResult<()> {
+        self.platform.access.check(caller, Permission::CatalogRead, &Resource::none())
+    }
+
+    /// A location's entities must all be the caller's to act on the whole
+    /// location; one without entities is the admins'.
+    fn check_location(&self, caller: &Caller, permission: Permission, id: &str) -> AppResult<()> {
+        let state = self.catalog().read();
+        let keys: Vec<String> = state.entities().filter(|r| *r.location_id == *id).map(|r| r.key.to_string()).collect();
+        if keys.is_empty() {
+            let resource = Resource { reference: format!("location {id}"), ..Resource::none() };
+            return self.platform.access.check(caller, permission, &resource);
+        }
+        self.platform.access.check_all(caller, permission, &Resource::entities(&state, format!("location {id}"), &keys))
+    }
+
     /// The projection, for the queries the API and portal render.
-    pub fn view(&self, _caller: &Caller) -> CatalogView<'a> {
-        self.catalog().read()
+    pub fn view(&self, caller: &Caller) -> AppResult<CatalogView<'a>> {
+        self.read(caller)?;
+        Ok(self.catalog().read())
     }
 
     /// The full-text index (ranked search, "did you mean").
@@ -156,16 +176,19 @@ impl<'a> CatalogUseCases<'a> {
     }
 
     /// Changes as they are applied (for live views).
-    pub fn subscribe(&self, _caller: &Caller) -> broadcast::Receiver<RecentChange> {
-        self.catalog().subscribe()
+    pub fn subscribe(&self, caller: &Caller) -> AppResult<broadcast::Receiver<RecentChange>> {
+        self.read(caller)?;
+        Ok(self.catalog().subscribe())
     }
 
     /// Every registered location with its status.
-    pub async fn locations(&self, _caller: &Caller) -> AppResult<Vec<LocationRow>> {
+    pub async fn locations(&self, caller: &Caller) -> AppResult<Vec<LocationRow>> {
+        self.read(caller)?;
         Ok(self.catalog().locations().await?)
     }
 
-    pub async fn location(&self, _caller: &Caller, id: &str) -> AppResult<LocationRow> {
+    pub async fn location(&self, caller: &Caller, id: &str) -> AppResult<LocationRow> {
+        self.read(caller)?;
         self.catalog()
             .store()
             .get_location(id)
@@ -185,7 +208,9 @@ impl<'a> CatalogUseCases<'a> {
     /// Registers a location and ingests it. Registering one twice is a
     /// conflict, as in Backstage.
     pub async fn register(&self, caller: &Caller, location: NewLocation) -> AppResult<Registered> {
+        self.platform.access.check(caller, Permission::CatalogLocationCreate, &Resource::none())?;
         let normalized = normalize_location(location.clone())?;
+        self.platform.access.check_source(caller, &normalized.kind, &normalized.target)?;
         if let Some(existing) = self.find(&normalized).await? {
             return Err(AppError::conflict(format!(
                 "Location {}:{} already exists (id {}); refresh it with POST /api/catalog/refresh or remove it first",
@@ -198,10 +223,13 @@ impl<'a> CatalogUseCases<'a> {
     /// Registers a location unless it is registered already, and ingests
     /// it either way (what `plinth serve --location` does at each start).
     pub async fn ensure_location(&self, caller: &Caller, location: NewLocation) -> AppResult<Registered> {
+        self.platform.access.check(caller, Permission::CatalogLocationCreate, &Resource::none())?;
+        let normalized = normalize_location(location.clone())?;
+        self.platform.access.check_source(caller, &normalized.kind, &normalized.target)?;
         let (row, created, report) = self.catalog().add_location(location).await?;
         if created {
-            tracing::info!(target: "plinth::audit", location = %row.id, target = %row.target, by = %caller.requester(),
-                "location registered");
+            let detail = json!({"kind": row.kind.as_str(), "target": row.target, "branch": row.branch});
+            self.platform.record(caller, "catalog.location.create", &row.id, AuditOutcome::Allowed, detail).await;
         }
         let state = self.catalog().read();
         let entities = state
@@ -214,8 +242,10 @@ impl<'a> CatalogUseCases<'a> {
     }
 
     /// What registering a location would produce, writing nothing.
-    pub async fn preview(&self, _caller: &Caller, location: NewLocation) -> AppResult<LocationPreview> {
+    pub async fn preview(&self, caller: &Caller, location: NewLocation) -> AppResult<LocationPreview> {
+        self.read(caller)?;
         let normalized = normalize_location(location.clone())?;
+        self.platform.access.check_source(caller, &normalized.kind, &normalized.target)?;
         let exists = self.find(&normalized).await?.is_some();
         let read: SourceRead = self.catalog().preview_location(location).await?;
         let entities = read
@@ -235,8 +265,9 @@ impl<'a> CatalogUseCases<'a> {
 
     /// Unregisters a location and removes the entities it manages.
     pub async fn unregister(&self, caller: &Caller, id: &str) -> AppResult<()> {
+        self.check_location(caller, Permission::CatalogLocationDelete, id)?;
         if self.catalog().delete_location(id).await? {
-            tracing::info!(target: "plinth::audit", location = %id, by = %caller.requester(), "location removed");
+            self.platform.record(caller, "catalog.location.delete", id, AuditOutcome::Allowed, json!({})).await;
             Ok(())
         } else {
             Err(AppError::not_found(format!("No location with id {id}")))
@@ -245,6 +276,8 @@ impl<'a> CatalogUseCases<'a> {
 
     /// Re-reads the entity's source now; returns when the change is visible.
     pub async fn refresh(&self, caller: &Caller, entity: &EntityRef) -> AppResult<RefreshReport> {
+        let resource = Resource::entity(&self.catalog().read(), &entity.key());
+        self.platform.access.check(caller, Permission::CatalogEntityRefresh, &resource)?;
         let report = self.catalog().refresh_entity(&entity.key()).await?.ok_or_else(|| entity_not_found(entity))?;
         tracing::debug!(entity = %entity, by = %caller.requester(), "refreshed");
         Ok(report)
@@ -262,6 +295,7 @@ impl<'a> CatalogUseCases<'a> {
                 "webhook names no repository; send a GitHub or GitLab push event, or {\"repository\": URL, \"branch\": NAME}",
             ));
         }
+        self.platform.access.check(caller, Permission::CatalogLocationRefresh, &Resource::none())?;
         let reports = self.catalog().refresh_repositories(urls, branch).await?;
         tracing::info!(repositories = ?urls, refreshed = reports.len(), by = %caller.requester(), "push refreshed");
         Ok(reports)
@@ -270,8 +304,19 @@ impl<'a> CatalogUseCases<'a> {
     /// Deletes one entity (it returns on the next refresh if its source
     /// still declares it, as in Backstage).
     pub async fn delete_entity(&self, caller: &Caller, uid: &str) -> AppResult<()> {
+        let resource = {
+            let state = self.catalog().read();
+            match state.get_by_uid(uid) {
+                Some(record) => Resource::entity(&state, &record.key),
+                None => Resource { reference: uid.to_string(), ..Resource::none() },
+            }
+        };
+        self.platform.access.check(caller, Permission::CatalogEntityDelete, &resource)?;
         if self.catalog().delete_entity_by_uid(uid).await? {
-            tracing::info!(target: "plinth::audit", uid, by = %caller.requester(), "entity deleted");
+            let detail = json!({"uid": uid});
+            self.platform
+                .record(caller, "catalog.entity.delete", &resource.reference, AuditOutcome::Allowed, detail)
+                .await;
             Ok(())
         } else {
             Err(AppError::not_found(format!("No entity with uid {uid}")))
@@ -279,7 +324,8 @@ impl<'a> CatalogUseCases<'a> {
     }
 
     /// Checks an entity as ingestion would; every problem by field.
-    pub fn validate(&self, _caller: &Caller, entity: Value, location: Option<String>) -> AppResult<()> {
+    pub fn validate(&self, caller: &Caller, entity: Value, location: Option<String>) -> AppResult<()> {
+        self.read(caller)?;
         let location = location.unwrap_or_else(|| "validate-entity".to_string());
         let origin = Origin { managed_by: location.clone(), origin: location };
         match process_entity(entity, &origin) {
@@ -300,12 +346,13 @@ impl<'a> CatalogUseCases<'a> {
     /// Everything that depends on an entity (or it depends on), nearest first.
     pub fn impact(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         entity: &EntityRef,
         direction: Direction,
         max_depth: Option<u32>,
         limit: usize,
     ) -> AppResult<ImpactAnswer> {
+        self.read(caller)?;
         let state = self.catalog().read();
         let impact = state.impact(&entity.key(), direction, max_depth).ok_or_else(|| entity_not_found(entity))?;
         let entity_ref = state.get(&entity.key()).map(|r| r.entity_ref.to_string()).unwrap_or_default();
@@ -334,12 +381,13 @@ impl<'a> CatalogUseCases<'a> {
     /// Nodes and edges within `depth` hops, for drawing graphs.
     pub fn neighbourhood(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         entity: &EntityRef,
         depth: u32,
         limit: usize,
         relations: &[String],
     ) -> AppResult<Neighbourhood> {
+        self.read(caller)?;
         let relations: Vec<RelId> = relations
             .iter()
             .map(|r| {
@@ -393,7 +441,8 @@ impl<'a> CatalogUseCases<'a> {
     }
 
     /// Ranked full-text search with facet counts over every hit.
-    pub fn search(&self, _caller: &Caller, query: &SearchQuery) -> AppResult<SearchAnswer> {
+    pub fn search(&self, caller: &Caller, query: &SearchQuery) -> AppResult<SearchAnswer> {
+        self.read(caller)?;
         let text = query.text.trim().to_string();
         if text.is_empty() {
             return Err(AppError::invalid_field("q", "give a search text, e.g. `checkout`"));
@@ -437,10 +486,11 @@ impl<'a> CatalogUseCases<'a> {
     /// Ingestion problems, each with its file, line, field and fix.
     pub async fn errors(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         location: Option<&str>,
         entity: Option<&EntityRef>,
     ) -> AppResult<Vec<IngestionError>> {
+        self.read(caller)?;
         let mut errors = self.catalog().store().list_errors().await?;
         if let Some(location) = location {
             errors.retain(|e| e.location_id == location);

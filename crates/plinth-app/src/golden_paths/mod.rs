@@ -12,10 +12,23 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
-pub use plinth_store::{TaskEventRow, TaskQuery, TaskRow, TaskStatus};
+pub use plinth_store::{TaskEventRow, TaskEventType, TaskQuery, TaskRow, TaskStatus};
 pub use service::{GoldenPathsConfig, Scaffolder, ScaffolderMetrics, RESTART_REASON};
 
-use crate::{AppError, AppResult, Caller, FieldError, Platform};
+use crate::access::{Permission, Resource};
+use crate::audit::AuditOutcome;
+use crate::{AppError, AppResult, Caller, FieldError, Platform, Principal};
+
+/// Who a run is recorded as started by (and whose `User` entity the
+/// template sees): the signed-in user, a service, or in local mode the
+/// name the caller gives.
+fn runner(caller: &Caller) -> Option<String> {
+    match &caller.principal {
+        Principal::User { .. } | Principal::Service { .. } => Some(caller.actor()),
+        Principal::Local => caller.claimed_name.clone(),
+        Principal::Anonymous | Principal::System(_) => None,
+    }
+}
 
 /// A catalogued template, checked.
 #[derive(Debug, Clone)]
@@ -69,8 +82,13 @@ impl<'a> GoldenPaths<'a> {
         })
     }
 
+    fn read(&self, caller: &Caller) -> AppResult<()> {
+        self.platform.access.check(caller, Permission::GoldenPathsRead, &Resource::none())
+    }
+
     /// Every Template entity in the catalogue, checked.
-    pub fn templates(&self, _caller: &Caller) -> AppResult<Vec<TemplateListing>> {
+    pub fn templates(&self, caller: &Caller) -> AppResult<Vec<TemplateListing>> {
+        self.read(caller)?;
         Ok(self
             .service()?
             .templates()
@@ -80,7 +98,8 @@ impl<'a> GoldenPaths<'a> {
     }
 
     /// One catalogued template, checked (400 with its problems when broken).
-    pub async fn template(&self, _caller: &Caller, reference: &str) -> AppResult<Arc<Template>> {
+    pub async fn template(&self, caller: &Caller, reference: &str) -> AppResult<Arc<Template>> {
+        self.read(caller)?;
         Ok(self.service()?.template(reference).await.map_err(start_error)?.0)
     }
 
@@ -92,24 +111,29 @@ impl<'a> GoldenPaths<'a> {
     /// Validates and records a run, then executes it in the background.
     pub async fn start(&self, caller: &Caller, run: NewRun) -> AppResult<String> {
         let service = self.service()?;
+        self.platform.access.check(caller, Permission::GoldenPathsRun, &Resource::none())?;
         let values = match run.values {
             Value::Null => json!({}),
             values @ Value::Object(_) => values,
             _ => return Err(AppError::invalid_field("values", "must be an object of parameter values")),
         };
-        service
-            .create_task(&run.template_ref, values, run.secrets, caller.claimed_name.clone())
-            .await
-            .map_err(start_error)
+        let template_ref = run.template_ref.clone();
+        let id =
+            service.create_task(&run.template_ref, values, run.secrets, runner(caller)).await.map_err(start_error)?;
+        let detail = json!({"template": template_ref});
+        self.platform.record(caller, "golden_paths.run", &id, AuditOutcome::Allowed, detail).await;
+        Ok(id)
     }
 
     /// Runs, newest first.
-    pub async fn runs(&self, _caller: &Caller, query: &TaskQuery) -> AppResult<(Vec<TaskRow>, u64)> {
+    pub async fn runs(&self, caller: &Caller, query: &TaskQuery) -> AppResult<(Vec<TaskRow>, u64)> {
+        self.read(caller)?;
         Ok(self.service()?.store().list_tasks(query).await?)
     }
 
     /// One run: its spec (parameters without secrets), status and output.
-    pub async fn run(&self, _caller: &Caller, id: &str) -> AppResult<TaskRow> {
+    pub async fn run(&self, caller: &Caller, id: &str) -> AppResult<TaskRow> {
+        self.read(caller)?;
         self.service()?
             .store()
             .get_task(id)
@@ -121,7 +145,10 @@ impl<'a> GoldenPaths<'a> {
     pub async fn cancel(&self, caller: &Caller, id: &str) -> AppResult<()> {
         let service = self.service()?;
         let task = self.run(caller, id).await?;
+        let resource = Resource::created_by(format!("run {id}"), task.created_by.clone());
+        self.platform.access.check(caller, Permission::GoldenPathsCancel, &resource)?;
         if service.cancel(id, Some(&caller.requester())) {
+            self.platform.record(caller, "golden_paths.cancel", id, AuditOutcome::Allowed, json!({})).await;
             return Ok(());
         }
         Err(AppError::conflict(match task.status {
@@ -161,7 +188,7 @@ impl<'a> GoldenPaths<'a> {
                 let stored = scaffolder.store().task_events(&id, Some(last)).await.unwrap_or_default();
                 for event in stored.iter().cloned() {
                     last = event.id;
-                    let done = event.event_type == "completion";
+                    let done = event.event_type == TaskEventType::Completion;
                     if sender.send(event).await.is_err() || done {
                         return;
                     }
@@ -203,7 +230,7 @@ impl<'a> GoldenPaths<'a> {
                     match receiver.recv().await {
                         Ok(event) if event.id > last => {
                             last = event.id;
-                            let done = event.event_type == "completion";
+                            let done = event.event_type == TaskEventType::Completion;
                             if sender.send(event).await.is_err() || done {
                                 return;
                             }
@@ -226,6 +253,7 @@ impl<'a> GoldenPaths<'a> {
     /// a real run.
     pub async fn dry_run(&self, caller: &Caller, request: DryRun) -> AppResult<DryRunReport> {
         let service = self.service()?;
+        self.platform.access.check(caller, Permission::GoldenPathsRun, &Resource::none())?;
         let (template, files) = match (&request.template, &request.template_ref) {
             (Some(entity), _) => {
                 let template = Template::from_entity(entity).map_err(bad_template)?;
@@ -251,8 +279,7 @@ impl<'a> GoldenPaths<'a> {
         if !errors.is_empty() {
             return Err(bad_values(errors));
         }
-        let (report, events) =
-            service.dry_run(template, files, values, request.secrets, caller.claimed_name.clone()).await;
+        let (report, events) = service.dry_run(template, files, values, request.secrets, runner(caller)).await;
         let policy_result = report
             .decisions
             .iter()

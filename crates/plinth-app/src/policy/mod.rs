@@ -18,6 +18,8 @@ use time::OffsetDateTime;
 pub use governance::{CardSummary, EntityGovernance, EntitySummary, GovernanceView, TeamRollup};
 pub use service::{Compiled, PolicyConfig, PolicyService, RequestContext, DEFAULT_RETENTION};
 
+use crate::access::{Permission, Resource};
+use crate::audit::AuditOutcome;
 use crate::{AppError, AppResult, Caller, Platform};
 
 /// Longest a waiver may run: exceptions are meant to end.
@@ -145,6 +147,10 @@ pub struct Policy<'a> {
 }
 
 impl<'a> Policy<'a> {
+    fn read(&self, caller: &Caller) -> AppResult<()> {
+        self.platform.access.check(caller, Permission::PolicyRead, &Resource::none())
+    }
+
     /// The service, or `Unavailable` when the server runs without policies.
     pub fn service(&self) -> AppResult<&'a Arc<PolicyService>> {
         self.platform.policy.as_ref().ok_or_else(|| {
@@ -163,18 +169,19 @@ impl<'a> Policy<'a> {
         context: RequestContext,
     ) -> AppResult<LoggedDecision> {
         let service = self.service()?;
-        // The claimed name is recorded as who asked, never given to the
-        // policies: they see only what the request's context says.
-        let requested_by =
-            caller.claimed_name.clone().or_else(|| context.user.clone()).unwrap_or_else(|| caller.requester());
+        self.platform.access.check(caller, Permission::PolicyCheck, &Resource::none())?;
+        // Who asked is the authenticated caller (in local mode, the name it
+        // gives); the policies see only what the request's context says.
+        let requested_by = caller.requester();
         let (decision_id, decision) = service.decide(point, input, &context, &requested_by).await;
         Ok(LoggedDecision { decision_id, decision })
     }
 
     /// A Kubernetes validating admission request: denials become the
     /// rejection message, warnings admission warnings.
-    pub async fn admission(&self, _caller: &Caller, review: AdmissionRequest) -> AppResult<AdmissionVerdict> {
+    pub async fn admission(&self, caller: &Caller, review: AdmissionRequest) -> AppResult<AdmissionVerdict> {
         let service = self.service()?;
+        self.platform.access.check(caller, Permission::PolicyCheck, &Resource::none())?;
         let context = RequestContext {
             environment: review.environment.clone(),
             user: review.user.clone(),
@@ -208,8 +215,13 @@ impl<'a> Policy<'a> {
     }
 
     /// The decision log, newest first.
-    pub async fn decisions(&self, _caller: &Caller, filter: &DecisionFilter) -> AppResult<DecisionPage> {
+    pub async fn decisions(&self, caller: &Caller, filter: &DecisionFilter) -> AppResult<DecisionPage> {
         let service = self.service()?;
+        self.read(caller)?;
+        // Inputs (manifests, parameters) are for admins; others see the
+        // decisions without them.
+        let with_inputs =
+            self.platform.access.decide(caller, Permission::PolicyDecisionInputs, &Resource::none()).allow;
         if !(1..=MAX_DECISIONS).contains(&filter.limit) {
             return Err(AppError::invalid_field("limit", format!("must be from 1 to {MAX_DECISIONS}")));
         }
@@ -238,12 +250,24 @@ impl<'a> Policy<'a> {
                 rows.last().map(|(ts, id, _)| format!("{ts}:{id}"))
             })
             .flatten();
-        let items = rows.iter().filter_map(|(_, _, event)| serde_json::from_str(event).ok()).collect();
+        let items = rows
+            .iter()
+            .filter_map(|(_, _, event)| serde_json::from_str::<Value>(event).ok())
+            .map(|mut item| {
+                if !with_inputs {
+                    if let Some(fields) = item.as_object_mut() {
+                        fields.remove("input");
+                    }
+                }
+                item
+            })
+            .collect();
         Ok(DecisionPage { items, next_cursor })
     }
 
     /// The loaded policies, rules, scorecards and load problems.
-    pub fn policies(&self, _caller: &Caller) -> AppResult<PolicySet> {
+    pub fn policies(&self, caller: &Caller) -> AppResult<PolicySet> {
+        self.read(caller)?;
         let service = self.service()?;
         let compiled = service.compiled();
         Ok(PolicySet {
@@ -257,7 +281,8 @@ impl<'a> Policy<'a> {
     }
 
     /// The loaded revision and the governance view's progress.
-    pub fn status(&self, _caller: &Caller) -> AppResult<PolicyStatus> {
+    pub fn status(&self, caller: &Caller) -> AppResult<PolicyStatus> {
+        self.read(caller)?;
         let service = self.service()?;
         let compiled = service.compiled();
         let view = service.view();
@@ -273,12 +298,14 @@ impl<'a> Policy<'a> {
 
     /// Catalog-point outcomes over every entity (a pass over the whole
     /// governance view: for overview pages, not per-entity ones).
-    pub fn outcomes(&self, _caller: &Caller) -> AppResult<std::collections::BTreeMap<&'static str, usize>> {
+    pub fn outcomes(&self, caller: &Caller) -> AppResult<std::collections::BTreeMap<&'static str, usize>> {
+        self.read(caller)?;
         Ok(self.service()?.view().outcome_counts())
     }
 
     /// Every waiver, with whether it still applies.
-    pub fn waivers(&self, _caller: &Caller) -> AppResult<Vec<WaiverState>> {
+    pub fn waivers(&self, caller: &Caller) -> AppResult<Vec<WaiverState>> {
+        self.read(caller)?;
         let service = self.service()?;
         let now = OffsetDateTime::now_utc();
         Ok(service.waivers().iter().map(|w| WaiverState { active: w.expires_at > now, waiver: w.clone() }).collect())
@@ -294,6 +321,8 @@ impl<'a> Policy<'a> {
         }
         let entity = plinth_model::parse_ref_lenient(&new.entity, Some("component"))
             .map_err(|e| AppError::invalid_field("entity", e))?;
+        let resource = Resource::entity(&self.platform.catalog.read(), &entity.key());
+        self.platform.access.check(caller, Permission::PolicyWaiverWrite, &resource)?;
         let now = OffsetDateTime::now_utc();
         if new.expires_at <= now {
             return Err(AppError::invalid_field("expiresAt", "is in the past; a waiver must expire in the future"));
@@ -315,30 +344,38 @@ impl<'a> Policy<'a> {
             created_at: now,
         };
         service.add_waiver(&waiver).await?;
-        tracing::info!(target: "plinth::audit", waiver = %waiver.id, entity = %waiver.entity, rule = %waiver.rule,
-            owner = %waiver.owner, created_by = %waiver.created_by, "waiver granted");
+        let detail = json!({"waiver": waiver.id, "rule": waiver.rule, "owner": waiver.owner,
+                            "expiresAt": waiver.expires_at.unix_timestamp()});
+        self.platform.record(caller, "policy.waiver.create", &resource.reference, AuditOutcome::Allowed, detail).await;
         Ok(waiver)
     }
 
     /// Revokes a waiver (audited).
     pub async fn revoke_waiver(&self, caller: &Caller, id: &str) -> AppResult<()> {
         let service = self.service()?;
+        let entity = service.waivers().iter().find(|w| w.id == id).map(|w| w.entity.clone());
+        let entity = entity.ok_or_else(|| AppError::not_found(format!("no waiver with id {id}")))?;
+        let resource = Resource::entity(&self.platform.catalog.read(), &entity);
+        self.platform.access.check(caller, Permission::PolicyWaiverWrite, &resource)?;
         if !service.remove_waiver(id).await? {
             return Err(AppError::not_found(format!("no waiver with id {id}")));
         }
-        tracing::info!(target: "plinth::audit", waiver = %id, by = %caller.requester(), "waiver revoked");
+        let detail = json!({"waiver": id});
+        self.platform.record(caller, "policy.waiver.delete", &resource.reference, AuditOutcome::Allowed, detail).await;
         Ok(())
     }
 
     /// An entity's catalog-point decision and scorecards.
-    pub fn entity(&self, _caller: &Caller, entity: &EntityRef) -> AppResult<EntityGovernance> {
+    pub fn entity(&self, caller: &Caller, entity: &EntityRef) -> AppResult<EntityGovernance> {
+        self.read(caller)?;
         let service = self.service()?;
         governance::detail(service, &entity.key())
             .ok_or_else(|| AppError::not_found(format!("no entity {entity} in the catalogue")))
     }
 
     /// Scorecard definitions and per-team roll-ups (one team's with `owner`).
-    pub fn scorecards(&self, _caller: &Caller, owner: Option<&EntityRef>) -> AppResult<Scorecards> {
+    pub fn scorecards(&self, caller: &Caller, owner: Option<&EntityRef>) -> AppResult<Scorecards> {
+        self.read(caller)?;
         let service = self.service()?;
         let compiled = service.compiled();
         let view = service.view();

@@ -24,6 +24,8 @@ pub use alerts::{AlertRule, HealthEntry, Slo};
 pub use query::{SignalFilter, SignalQuery, TimeRange};
 pub use service::{shipped_prices, SignalsConfig, SignalsMetrics, SignalsService};
 
+use crate::access::{Permission, Resource};
+use crate::audit::AuditOutcome;
 use crate::{AppError, AppResult, Caller, Platform};
 
 /// The longest `step` of a series: the longest range a query may span.
@@ -188,10 +190,16 @@ pub enum IngestError {
     Unavailable(String),
     /// The decoder stopped (a bug, not the payload's fault).
     Internal(String),
+    /// The caller may not ingest (401 or 403, as the error says).
+    Refused(AppError),
 }
 
 /// Memory reserved for an OTLP request while it is in flight.
 pub struct Reservation(#[allow(dead_code)] Vec<tokio::sync::OwnedSemaphorePermit>);
+
+/// What a caller without `signals.trace.content` sees of a span's
+/// contents (tool arguments and results).
+pub const REDACTED: &str = "[redacted: only the owning team and admins see trace contents]";
 
 /// The signals use cases.
 pub struct Signals<'a> {
@@ -199,6 +207,73 @@ pub struct Signals<'a> {
 }
 
 impl<'a> Signals<'a> {
+    fn read(&self, caller: &Caller) -> AppResult<()> {
+        self.platform.access.check(caller, Permission::SignalsRead, &Resource::none())
+    }
+
+    /// Whether the caller may send OTLP data and scores (before the
+    /// payload is even read).
+    pub fn authorize_ingest(&self, caller: &Caller) -> AppResult<()> {
+        self.platform.access.check(caller, Permission::SignalsIngest, &Resource::none())
+    }
+
+    /// Alert rules on an entity are its owners', rules on a team its
+    /// members'; rules on anything else (a bare service name) the admins'.
+    fn check_rule(&self, caller: &Caller, rule: &AlertRule) -> AppResult<()> {
+        let parse = |text: &str, kind| plinth_model::parse_ref_lenient(text, Some(kind)).ok().map(|r| r.key());
+        let state = self.platform.catalog.read();
+        let resource = match (rule.entity.as_deref(), rule.team.as_deref()) {
+            (Some(entity), _) => match parse(entity, "component") {
+                Some(key) => Resource::entity(&state, &key),
+                None => Resource { reference: entity.to_string(), ..Resource::none() },
+            },
+            (None, Some(team)) => match parse(team, "group") {
+                Some(key) => Resource::team(&state, &key),
+                None => Resource { reference: team.to_string(), ..Resource::none() },
+            },
+            (None, None) => Resource {
+                reference: rule.service.clone().unwrap_or_else(|| "all services".into()),
+                ..Resource::none()
+            },
+        };
+        drop(state);
+        self.platform.access.check(caller, Permission::SignalsAlertWrite, &resource)
+    }
+
+    /// Hides tool arguments and results from callers who do not own any
+    /// of the trace's services (the owning team and admins see them).
+    fn redact_contents(&self, caller: &Caller, view: &mut TraceView) {
+        let attribution = match &self.platform.signals {
+            Some(service) => service.attribution(),
+            None => return,
+        };
+        let state = self.platform.catalog.read();
+        let mut resources: Vec<Resource> = view
+            .services
+            .iter()
+            .filter_map(|name| attribution.service(name))
+            .map(|owner| Resource::entity(&state, &owner.component.to_lowercase()))
+            .collect();
+        drop(state);
+        if resources.is_empty() {
+            resources.push(Resource { reference: format!("trace {}", view.trace_id), ..Resource::none() });
+        }
+        let allowed =
+            resources.iter().any(|r| self.platform.access.decide(caller, Permission::SignalsTraceContent, r).allow);
+        if allowed {
+            return;
+        }
+        fn redact(node: &mut plinth_telemetry::query::TraceNode) {
+            for field in [&mut node.tool_arguments, &mut node.tool_result] {
+                if field.is_some() {
+                    *field = Some(REDACTED.to_string());
+                }
+            }
+            node.children.iter_mut().for_each(redact);
+        }
+        view.roots.iter_mut().for_each(redact);
+    }
+
     /// The service, or `Unavailable` when the server runs without it.
     pub fn service(&self) -> AppResult<&'a Arc<SignalsService>> {
         self.platform
@@ -257,11 +332,12 @@ impl<'a> Signals<'a> {
     /// only once durable.
     pub async fn ingest_traces(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         payload: bytes::Bytes,
         encoding: Encoding,
         _reservation: &Reservation,
     ) -> Result<IngestAck, IngestError> {
+        self.authorize_ingest(caller).map_err(IngestError::Refused)?;
         let service = self.service().map_err(|e| IngestError::Unavailable(e.message))?.clone();
         let worker = service.clone();
         let prepared = tokio::task::spawn_blocking(move || {
@@ -300,11 +376,12 @@ impl<'a> Signals<'a> {
     /// Ingests an OTLP metrics export (GenAI and HTTP/RPC histograms).
     pub async fn ingest_metrics(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         payload: bytes::Bytes,
         encoding: Encoding,
         _reservation: &Reservation,
     ) -> Result<IngestAck, IngestError> {
+        self.authorize_ingest(caller).map_err(IngestError::Refused)?;
         let service = self.service().map_err(|e| IngestError::Unavailable(e.message))?.clone();
         let worker = service.clone();
         let prepared = tokio::task::spawn_blocking(move || {
@@ -324,7 +401,8 @@ impl<'a> Signals<'a> {
     }
 
     /// Requests, errors, latency and TTFT percentiles, tokens and cost.
-    pub async fn summary(&self, _caller: &Caller, filter: &SignalQuery, range: TimeRange) -> AppResult<Summary> {
+    pub async fn summary(&self, caller: &Caller, filter: &SignalQuery, range: TimeRange) -> AppResult<Summary> {
+        self.read(caller)?;
         let service = self.service()?;
         let filter = SignalFilter::resolve(filter)?;
         let (from, to) = range.resolve(24)?;
@@ -337,7 +415,8 @@ impl<'a> Signals<'a> {
     }
 
     /// One series per group.
-    pub async fn series(&self, _caller: &Caller, request: &SeriesQuery) -> AppResult<SeriesResponse> {
+    pub async fn series(&self, caller: &Caller, request: &SeriesQuery) -> AppResult<SeriesResponse> {
+        self.read(caller)?;
         let service = self.service()?;
         let filter = SignalFilter::resolve(&request.filter)?;
         let (from, to) = request.range.resolve(24)?;
@@ -384,12 +463,13 @@ impl<'a> Signals<'a> {
     /// Signals tab of an entity and similar dashboards.
     pub async fn overview(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         filter: &SignalQuery,
         range: TimeRange,
         step_seconds: i64,
         metrics: &[&str],
     ) -> AppResult<Overview> {
+        self.read(caller)?;
         let service = self.service()?;
         let filter = SignalFilter::resolve(filter)?;
         let (from, to) = range.resolve(24)?;
@@ -436,7 +516,8 @@ impl<'a> Signals<'a> {
     }
 
     /// One trace's span tree.
-    pub async fn trace(&self, _caller: &Caller, trace_id: &str) -> AppResult<TraceView> {
+    pub async fn trace(&self, caller: &Caller, trace_id: &str) -> AppResult<TraceView> {
+        self.read(caller)?;
         let service = self.service()?;
         let trace_id = trace_id.to_ascii_lowercase();
         if trace_id.len() != 32 || !trace_id.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -446,22 +527,25 @@ impl<'a> Signals<'a> {
             ));
         }
         let rows = service.store().trace_spans(&trace_id).await?;
-        plinth_telemetry::query::trace_view(&trace_id, &rows).ok_or_else(|| {
+        let mut view = plinth_telemetry::query::trace_view(&trace_id, &rows).ok_or_else(|| {
             AppError::not_found(format!(
                 "no stored spans for trace {trace_id}; traces are kept {} days, and only traces with a GenAI span",
                 service.config.span_retention.as_secs() / 86_400
             ))
-        })
+        })?;
+        self.redact_contents(caller, &mut view);
+        Ok(view)
     }
 
     /// Recent traces (root spans), newest first.
     pub async fn traces(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         service_name: Option<&str>,
         agent: Option<&str>,
         limit: usize,
     ) -> AppResult<Vec<TraceListItem>> {
+        self.read(caller)?;
         let service = self.service()?;
         let rows = service.store().recent_traces(service_name, agent, limit as i64).await?;
         Ok(rows
@@ -484,11 +568,8 @@ impl<'a> Signals<'a> {
     }
 
     /// Every version of a prompt against its baseline.
-    pub async fn prompt_versions(
-        &self,
-        _caller: &Caller,
-        request: &PromptVersionsQuery,
-    ) -> AppResult<PromptComparison> {
+    pub async fn prompt_versions(&self, caller: &Caller, request: &PromptVersionsQuery) -> AppResult<PromptComparison> {
+        self.read(caller)?;
         let service = self.service()?;
         let name = query::entity_name(&request.prompt, "prompt", "name")?;
         let (from, to) = request.range.resolve(7 * 24)?;
@@ -540,10 +621,11 @@ impl<'a> Signals<'a> {
     /// evaluation-based relevance.
     pub async fn retrieval(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         service_name: Option<&str>,
         range: TimeRange,
     ) -> AppResult<Vec<RetrievalSource>> {
+        self.read(caller)?;
         let service = self.service()?;
         let (from, to) = range.resolve(24)?;
         let spans = service
@@ -577,7 +659,8 @@ impl<'a> Signals<'a> {
     }
 
     /// Stores scores (all or none); returns their ids.
-    pub async fn add_scores(&self, _caller: &Caller, scores: Vec<Value>) -> AppResult<Vec<String>> {
+    pub async fn add_scores(&self, caller: &Caller, scores: Vec<Value>) -> AppResult<Vec<String>> {
+        self.authorize_ingest(caller)?;
         let service = self.service()?;
         if scores.len() > MAX_SCORES {
             return Err(AppError::invalid(format!("at most {MAX_SCORES} scores per request")));
@@ -601,7 +684,8 @@ impl<'a> Signals<'a> {
     }
 
     /// Scores, newest first.
-    pub async fn scores(&self, _caller: &Caller, filter: &ScoreFilter) -> AppResult<Vec<Score>> {
+    pub async fn scores(&self, caller: &Caller, filter: &ScoreFilter) -> AppResult<Vec<Score>> {
+        self.read(caller)?;
         let service = self.service()?;
         let query = ScoreQuery {
             trace_id: filter.trace_id.as_deref().map(str::to_ascii_lowercase),
@@ -631,7 +715,8 @@ impl<'a> Signals<'a> {
     }
 
     /// Hourly cost anomalies of a window, ranked by dollar impact.
-    pub async fn anomalies(&self, _caller: &Caller, request: &AnomalyQuery) -> AppResult<AnomalyList> {
+    pub async fn anomalies(&self, caller: &Caller, request: &AnomalyQuery) -> AppResult<AnomalyList> {
+        self.read(caller)?;
         let service = self.service()?;
         let (from, to) = request.range.resolve(24)?;
         let from = from - from.rem_euclid(3600);
@@ -674,10 +759,11 @@ impl<'a> Signals<'a> {
     /// Cost per team over a window (default 30 days).
     pub async fn team_costs(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         filter: &SignalQuery,
         range: TimeRange,
     ) -> AppResult<Vec<TeamCost>> {
+        self.read(caller)?;
         let service = self.service()?;
         let (from, to) = range.resolve(30 * 24)?;
         let mut filter = SignalFilter::resolve(filter)?;
@@ -696,13 +782,20 @@ impl<'a> Signals<'a> {
     }
 
     /// Alert rules with their current state.
-    pub fn rules(&self, _caller: &Caller) -> AppResult<Vec<(AlertRule, Value)>> {
+    pub fn rules(&self, caller: &Caller) -> AppResult<Vec<(AlertRule, Value)>> {
+        self.read(caller)?;
         Ok(self.service()?.alerts.rules_with_state())
     }
 
     /// Creates or replaces a rule (by id); every problem by field.
     pub async fn put_rule(&self, caller: &Caller, rule: AlertRule) -> AppResult<AlertRule> {
         let service = self.service()?;
+        // The new rule's entity, and the one it replaces, must be the caller's.
+        let replaced = service.alerts.rules_with_state().into_iter().find(|(r, _)| r.id == rule.id);
+        self.check_rule(caller, &rule)?;
+        if let Some((old, _)) = &replaced {
+            self.check_rule(caller, old)?;
+        }
         let rule = rule
             .validated()
             .and_then(|rule| service.alerts.check_webhook(&rule).map(|()| rule).map_err(|error| vec![error]))
@@ -719,14 +812,19 @@ impl<'a> Signals<'a> {
                     .with_details(json!({ "errors": errors }))
             })?;
         service.alerts.put(service.store(), rule.clone()).await?;
-        tracing::info!(target: "plinth::audit", rule = %rule.id, by = %caller.requester(), "alert rule stored");
+        let detail = json!({"entity": rule.entity, "replaced": replaced.is_some()});
+        self.platform.record(caller, "signals.alert.write", &rule.id, AuditOutcome::Allowed, detail).await;
         Ok(rule)
     }
 
     pub async fn delete_rule(&self, caller: &Caller, id: &str) -> AppResult<()> {
         let service = self.service()?;
+        let existing = service.alerts.rules_with_state().into_iter().find(|(r, _)| r.id == id);
+        let Some((rule, _)) = existing else { return Err(AppError::not_found(format!("no alert rule `{id}`"))) };
+        self.check_rule(caller, &rule)?;
         if service.alerts.delete(service.store(), id).await? {
-            tracing::info!(target: "plinth::audit", rule = %id, by = %caller.requester(), "alert rule deleted");
+            let detail = json!({"entity": rule.entity});
+            self.platform.record(caller, "signals.alert.delete", id, AuditOutcome::Allowed, detail).await;
             Ok(())
         } else {
             Err(AppError::not_found(format!("no alert rule `{id}`")))
@@ -734,12 +832,8 @@ impl<'a> Signals<'a> {
     }
 
     /// Firing and resolved events, newest first.
-    pub async fn alert_history(
-        &self,
-        _caller: &Caller,
-        rule: Option<&str>,
-        limit: usize,
-    ) -> AppResult<Vec<AlertEvent>> {
+    pub async fn alert_history(&self, caller: &Caller, rule: Option<&str>, limit: usize) -> AppResult<Vec<AlertEvent>> {
+        self.read(caller)?;
         let service = self.service()?;
         let events = service.store().alert_events(rule, limit as i64).await?;
         Ok(events
@@ -755,19 +849,22 @@ impl<'a> Signals<'a> {
     }
 
     /// Evaluates every rule now; the rules with their state after.
-    pub async fn evaluate_alerts(&self, _caller: &Caller) -> AppResult<Vec<(AlertRule, Value)>> {
+    pub async fn evaluate_alerts(&self, caller: &Caller) -> AppResult<Vec<(AlertRule, Value)>> {
+        self.platform.access.check(caller, Permission::SignalsAlertWrite, &Resource::none())?;
         let service = self.service()?;
         alerts::evaluate_once(service).await;
         Ok(service.alerts.rules_with_state())
     }
 
     /// Entities whose health alert rules set.
-    pub fn health(&self, _caller: &Caller) -> AppResult<Vec<HealthEntry>> {
+    pub fn health(&self, caller: &Caller) -> AppResult<Vec<HealthEntry>> {
+        self.read(caller)?;
         Ok(self.service()?.alerts.health())
     }
 
     /// One entity's health and the rules behind it.
-    pub fn entity_health(&self, _caller: &Caller, entity: &plinth_model::EntityRef) -> AppResult<HealthEntry> {
+    pub fn entity_health(&self, caller: &Caller, entity: &plinth_model::EntityRef) -> AppResult<HealthEntry> {
+        self.read(caller)?;
         Ok(self.service()?.alerts.health_of(&entity.key()))
     }
 

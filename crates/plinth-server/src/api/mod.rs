@@ -2,6 +2,7 @@
 //! handlers (thin: parse, call the application layer, shape the answer),
 //! `dto.rs` the request and response bodies with their schemas.
 
+pub(crate) mod auth;
 pub(crate) mod catalog;
 pub(crate) mod golden_paths;
 pub(crate) mod policy;
@@ -79,6 +80,7 @@ fn body_name<T>() -> String {
 pub(crate) fn router() -> axum::Router<crate::AppState> {
     use axum::routing::get;
     axum::Router::new()
+        .merge(auth::router())
         .nest("/api/catalog", catalog::router())
         .nest("/api/policy", policy::router())
         .nest("/api/scaffolder/v2", golden_paths::router())

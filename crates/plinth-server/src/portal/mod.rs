@@ -6,10 +6,13 @@
 //! printed), the embedded assets, error and not-found pages, and the
 //! live-update event stream.
 
+mod audit;
+mod auth;
 mod catalog;
 mod golden_paths;
 mod policy;
 mod signals;
+mod view;
 
 use crate::error::ApiError;
 use crate::params::Params;
@@ -51,11 +54,15 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/create/templates/{namespace}/{name}", get(golden_paths::template_page))
         .route("/create/tasks", get(golden_paths::tasks_page))
         .route("/create/tasks/{id}", get(golden_paths::task_page))
+        .route("/audit", get(audit::audit_page))
+        .route("/auth/sign-in", get(auth::sign_in_page).post(auth::sign_in))
+        .route("/auth/sign-out", axum::routing::post(auth::sign_out))
         .route("/api/catalog/events", get(events))
         .route("/assets/portal.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/assets/portal.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))
         .route("/favicon.ico", get(|| async { asset("image/svg+xml", FAVICON) }))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn(session_scope))
         .layer(axum::Extension(Arc::new(catalog::NameCache::default())))
 }
 
@@ -81,9 +88,10 @@ fn templates() -> &'static minijinja::Environment<'static> {
     static ENV: OnceLock<minijinja::Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
         let mut env = minijinja::Environment::new();
-        // A typo'd variable fails the render (and so a test) instead of
-        // printing nothing; `{% if x %}` on an absent value stays allowed.
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
+        // Every page renders a typed view: a typo'd variable or field fails
+        // the render (and so a test) instead of printing nothing or
+        // silently taking the `else` branch.
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.set_formatter(html_formatter);
         env.add_filter("urlencode", |value: String| encode(&value));
         for (name, source) in [
@@ -110,6 +118,8 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("cost_team.html", include_str!("templates/cost_team.html")),
             ("cost_anomalies.html", include_str!("templates/cost_anomalies.html")),
             ("prompt_versions.html", include_str!("templates/prompt_versions.html")),
+            ("auth_sign_in.html", include_str!("templates/auth_sign_in.html")),
+            ("audit.html", include_str!("templates/audit.html")),
         ] {
             if let Err(error) = env.add_template(name, source) {
                 tracing::error!(%error, template = name, "portal template does not compile");
@@ -151,25 +161,70 @@ fn html_formatter(
     }
 }
 
-fn page(status: StatusCode, template: &str, mut context: Value) -> Response {
-    context["asset_version"] = json!(asset_version());
-    context["nav"] = json!(match template {
+/// Who is signed in, as every page's header shows it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+struct Session {
+    /// The server runs in local mode (no sign-in).
+    local_mode: bool,
+    /// `user:default/alice`, `service:ci`; `None` when nobody is signed in.
+    actor: Option<String>,
+    admin: bool,
+}
+
+tokio::task_local! {
+    /// The caller of the page being rendered.
+    static SESSION: Session;
+}
+
+/// Makes the caller known to [`render`] for the request's page.
+async fn session_scope(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let session = match request.extensions().get::<Caller>() {
+        Some(caller) => Session {
+            local_mode: matches!(caller.principal, plinth_app::Principal::Local),
+            actor: caller.is_authenticated().then(|| caller.actor()),
+            admin: caller.admin,
+        },
+        None => Session::default(),
+    };
+    SESSION.scope(session, next.run(request)).await
+}
+
+/// What every page shows around its own view: the navigation tab, the
+/// asset version, the header search box and who is signed in.
+#[derive(serde::Serialize)]
+struct Chrome<'a, T: serde::Serialize> {
+    #[serde(flatten)]
+    view: &'a T,
+    asset_version: &'static str,
+    nav: &'static str,
+    header_q: &'a str,
+    session: Session,
+}
+
+/// Renders `template` with a typed view model. Templates run with strict
+/// undefined values: a field the view does not have fails the render (and
+/// so a test) instead of printing nothing.
+fn page<T: serde::Serialize>(status: StatusCode, template: &str, view: &T) -> Response {
+    render(status, template, view, "")
+}
+
+/// [`page`] with the header search box pre-filled (the search page).
+fn render<T: serde::Serialize>(status: StatusCode, template: &str, view: &T, header_q: &str) -> Response {
+    let nav = match template {
         "catalog.html" | "entity.html" | "graph.html" | "signals_entity.html" | "prompt_versions.html" => "catalog",
         "cost.html" | "cost_team.html" | "cost_anomalies.html" => "cost",
         "search.html" => "search",
         "policies.html" => "policies",
         "create.html" | "create_template.html" | "create_task.html" | "create_tasks.html" => "create",
         _ => "",
-    });
-    if template == "search.html" {
-        context["header_q"] = context["q"].clone();
-    }
-    let rendered =
-        templates().get_template(template).and_then(|t| t.render(minijinja::Value::from_serialize(&context)));
+    };
+    let session = SESSION.try_with(Session::clone).unwrap_or_default();
+    let chrome = Chrome { view, asset_version: asset_version(), nav, header_q, session };
+    let rendered = templates().get_template(template).and_then(|t| t.render(minijinja::Value::from_serialize(&chrome)));
     match rendered {
         Ok(html) => (status, [(header::CACHE_CONTROL, "no-cache")], Html(html)).into_response(),
         Err(error) => {
-            tracing::error!(%error, template, "portal template failed");
+            tracing::error!(error = %format!("{error:#}"), template, "portal template failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "the page could not be rendered; see the server log").into_response()
         }
     }
@@ -198,6 +253,11 @@ fn lookup_key(kind: &str, namespace: &str, name: &str) -> String {
     EntityRef::new(kind, namespace, name).key()
 }
 
+/// `next=PATH` for the sign-in page, to come back after signing in.
+pub(crate) fn next_query(path: &str) -> String {
+    query(&[("next", path)])
+}
+
 fn query(pairs: &[(&str, &str)]) -> String {
     let mut serializer = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
@@ -214,9 +274,18 @@ fn error_page(error: ApiError) -> Response {
     let heading = match error.status {
         StatusCode::BAD_REQUEST => "Invalid request",
         StatusCode::NOT_FOUND => "Not found",
+        StatusCode::UNAUTHORIZED => "Sign in",
+        StatusCode::FORBIDDEN => "Not allowed",
         _ => "Something went wrong",
     };
-    page(error.status, "error.html", json!({"title": heading, "heading": heading, "message": error.message}))
+    page(error.status, "error.html", &ErrorView { title: heading, heading, message: &error.message })
+}
+
+#[derive(serde::Serialize)]
+struct ErrorView<'a> {
+    title: &'a str,
+    heading: &'a str,
+    message: &'a str,
 }
 
 async fn fallback(State(app): State<AppState>, Extension(caller): Extension<Caller>, uri: Uri) -> Response {
@@ -231,8 +300,19 @@ async fn fallback(State(app): State<AppState>, Extension(caller): Extension<Call
     page(
         StatusCode::NOT_FOUND,
         "not_found.html",
-        json!({"title": "Not found", "path": path, "suggestions": suggestions, "query": last}),
+        &&NotFoundView { title: "Not found", path, wanted: None, suggestions, query: last },
     )
+}
+
+/// A page or entity that does not exist, with the closest names.
+#[derive(serde::Serialize)]
+struct NotFoundView<'a> {
+    title: &'a str,
+    path: &'a str,
+    /// The entity reference asked for, when the path named one.
+    wanted: Option<&'a str>,
+    suggestions: Vec<view::EntityLink>,
+    query: &'a str,
 }
 
 // ---------------------------------------------------------------- events
@@ -243,13 +323,13 @@ async fn events(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     params: Params,
-) -> Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>> {
+) -> Result<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>, ApiError> {
     use futures::StreamExt;
     let wanted = params
         .one("entityRef")
         .filter(|r| !r.is_empty())
         .map(|r| parse_ref_lenient(r, Some("component")).map(|r| r.key()).unwrap_or_else(|_| r.to_lowercase()));
-    let receiver = app.platform.catalog().subscribe(&caller);
+    let receiver = app.platform.catalog().subscribe(&caller)?;
     let stream = tokio_stream::wrappers::BroadcastStream::new(receiver).filter_map(move |change| {
         let wanted = wanted.clone();
         async move {
@@ -270,5 +350,5 @@ async fn events(
             Some(Ok(Event::default().data(Value::Object(data).to_string())))
         }
     });
-    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive"))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)).text("keep-alive")))
 }

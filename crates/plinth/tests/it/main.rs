@@ -3,12 +3,14 @@
 //! serve` child processes, driven over HTTP, by Backstage's own catalog
 //! client, and through a real browser.
 //!
+//! - `access`: tokens, the permission matrix on every surface, the audit chain;
 //! - `backstage_client`: `@backstage/catalog-client` against `serve --demo`;
 //! - `check`: `plinth check` end to end;
 //! - `portal_browser`: the web portal in headless Chromium;
 //! - `process`: crashes, restarts, replicas, secrets and the client verbs;
 //! - `common`: what they share (starting `plinth serve`, ports, HTTP, files).
 
+mod access;
 mod backstage_client;
 mod check;
 mod common;

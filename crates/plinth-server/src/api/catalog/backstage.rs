@@ -90,7 +90,7 @@ pub(crate) async fn list_entities(
         Some(raw) => Some(parse_order(raw, ':', true)?),
         None => None,
     };
-    let state = app.platform.catalog().view(&caller);
+    let state = app.platform.catalog().view(&caller)?;
     let matched = state.filters().matching(&filter, state.live());
     let order_ref = order.as_ref().map(|(k, d)| (k.as_str(), *d));
     let page = state.ordered_page(&matched, order_ref, offset, limit);
@@ -192,7 +192,7 @@ pub(crate) async fn query_entities(
     let filter = EntityFilter::parse(&cursor.filters).map_err(ApiError::bad_request)?;
     let orders = cursor.order.iter().map(|raw| parse_order(raw, ',', false)).collect::<ApiResult<Vec<_>>>()?;
     let order = orders.into_iter().next();
-    let state = app.platform.catalog().view(&caller);
+    let state = app.platform.catalog().view(&caller)?;
     let mut matched = state.filters().matching(&filter, state.live());
     if let Some(term) = &cursor.text {
         let fields = if cursor.text_fields.is_empty() {
@@ -233,7 +233,7 @@ pub(crate) async fn entity_by_name(
 ) -> ApiResult<RawJson> {
     let entity_ref = ref_from_path(&kind, &namespace, &name);
     let rendered = {
-        let state = app.platform.catalog().view(&caller);
+        let state = app.platform.catalog().view(&caller)?;
         let record = state.get(&entity_ref.key()).ok_or_else(|| ApiError::from(entity_not_found(&entity_ref)))?;
         state.render_json(record)
     };
@@ -277,7 +277,7 @@ pub(crate) async fn entity_by_uid(
     Extension(caller): Extension<Caller>,
     Path(uid): Path<String>,
 ) -> ApiResult<RawJson> {
-    let state = app.platform.catalog().view(&caller);
+    let state = app.platform.catalog().view(&caller)?;
     let record = state
         .get_by_uid(&uid)
         .ok_or_else(|| ApiError::not_found(format!("No entity with uid {}", crate::params::shorten(&uid))))?;
@@ -315,7 +315,7 @@ pub(crate) async fn entities_by_refs(
     if request.entity_refs.len() > MAX_REFS {
         return Err(ApiError::bad_request(format!("at most {MAX_REFS} refs per request")));
     }
-    let state: CatalogView<'_> = app.platform.catalog().view(&caller);
+    let state: CatalogView<'_> = app.platform.catalog().view(&caller)?;
     let mut items = Vec::with_capacity(request.entity_refs.len());
     for raw in &request.entity_refs {
         let entity_ref = crate::params::entity_ref(raw, None, "entityRefs")?;
@@ -342,7 +342,7 @@ pub(crate) async fn entity_facets(
         return Err(ApiError::bad_request("give at least one `facet` parameter, none empty, e.g. `facet=kind`"));
     }
     let filter = filter_of(&params)?;
-    let state = app.platform.catalog().view(&caller);
+    let state = app.platform.catalog().view(&caller)?;
     let matched =
         if filter.is_empty() { state.live().clone() } else { state.filters().matching(&filter, state.live()) };
     let facets = facets

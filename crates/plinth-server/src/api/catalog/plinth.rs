@@ -134,9 +134,18 @@ pub(crate) async fn webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Json<WebhookDto>> {
-    if let Some(secret) = &app.config.webhook_secret {
-        verify_webhook(&headers, &body, secret.expose_secret())?;
-    }
+    // A signed push is Plinth's own business (a refresh); without a
+    // secret the caller needs a token with `catalog:refresh`.
+    let caller = match &app.config.webhook_secret {
+        Some(secret) => {
+            verify_webhook(&headers, &body, secret.expose_secret())?;
+            let mut system = Caller::system("webhook");
+            system.request_id = caller.request_id.clone();
+            system.address = caller.address;
+            system
+        }
+        None => caller,
+    };
     let event = headers
         .get("x-github-event")
         .or_else(|| headers.get("x-gitlab-event"))

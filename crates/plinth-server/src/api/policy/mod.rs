@@ -121,7 +121,7 @@ pub(crate) async fn admission(
     }))
 }
 
-fn parse_time(params: &Params, key: &str) -> ApiResult<Option<OffsetDateTime>> {
+pub(crate) fn parse_time(params: &Params, key: &str) -> ApiResult<Option<OffsetDateTime>> {
     params
         .typed(key)
         .map(|t| {

@@ -50,10 +50,17 @@ fn busy(encoding: Encoding) -> Response {
 /// reserved. Returns the inflated payload and the reservation.
 async fn read_request(
     app: &AppState,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<(Encoding, Bytes, Reservation), Response> {
     let signals = app.platform.signals();
+    // Who may send is settled before a byte of the payload is read.
+    if let Err(error) = signals.authorize_ingest(caller) {
+        let encoding =
+            headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(Encoding::from_content_type);
+        return Err(refused(encoding, &error));
+    }
     let config = match signals.config() {
         Ok(config) => config,
         Err(error) => {
@@ -199,7 +206,22 @@ fn answer(
         Err(IngestError::Internal(_)) => {
             status(Some(encoding), StatusCode::INTERNAL_SERVER_ERROR, 13, "the decoder stopped unexpectedly")
         }
+        Err(IngestError::Refused(error)) => refused(Some(encoding), &error),
     }
+}
+
+/// 401 (`UNAUTHENTICATED`, with the bearer challenge) or 403
+/// (`PERMISSION_DENIED`) in the OTLP status shape.
+fn refused(encoding: Option<Encoding>, error: &plinth_app::AppError) -> Response {
+    let (code, grpc) = match error.kind {
+        plinth_app::ErrorKind::Unauthenticated => (StatusCode::UNAUTHORIZED, 16),
+        _ => (StatusCode::FORBIDDEN, 7),
+    };
+    let mut response = status(encoding, code, grpc, &error.message);
+    if code == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(crate::middleware::CHALLENGE));
+    }
+    response
 }
 
 /// `POST /v1/traces`.
@@ -253,7 +275,7 @@ pub(crate) async fn traces(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (encoding, payload, reservation) = match read_request(&app, &headers, body).await {
+    let (encoding, payload, reservation) = match read_request(&app, &caller, &headers, body).await {
         Ok(parts) => parts,
         Err(response) => return response,
     };
@@ -275,7 +297,7 @@ pub(crate) async fn metrics(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let (encoding, payload, reservation) = match read_request(&app, &headers, body).await {
+    let (encoding, payload, reservation) = match read_request(&app, &caller, &headers, body).await {
         Ok(parts) => parts,
         Err(response) => return response,
     };

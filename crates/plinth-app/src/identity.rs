@@ -356,7 +356,7 @@ impl Identity {
 
     /// Forgets the cached table so the next poll reloads it (after a
     /// revocation here, so it takes effect on the next request).
-    fn revoked(&self, hash: &str, at: OffsetDateTime, by: &str) {
+    pub(crate) fn revoked(&self, hash: &str, at: OffsetDateTime, by: &str) {
         if let Some(row) = self.tokens.write().get_mut(hash) {
             let mut updated = (**row).clone();
             updated.revoked_at = Some(at);

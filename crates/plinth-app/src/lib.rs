@@ -22,6 +22,7 @@ pub mod catalog;
 mod error;
 pub mod golden_paths;
 pub mod identity;
+pub mod oidc;
 mod operations;
 mod platform;
 pub mod policy;

@@ -38,6 +38,8 @@ pub struct AuthConfig {
     pub audit_retention: Option<std::time::Duration>,
     /// Where callers other than admins may register sources from.
     pub sources: crate::access::SourcePolicy,
+    /// An OpenID Connect provider for sign-in and bearer JWTs.
+    pub oidc: Option<crate::oidc::OidcConfig>,
 }
 
 impl Default for AuthConfig {
@@ -48,6 +50,7 @@ impl Default for AuthConfig {
             admin_groups: Vec::new(),
             audit_retention: None,
             sources: crate::access::SourcePolicy::default(),
+            oidc: None,
         }
     }
 }
@@ -76,6 +79,7 @@ pub struct Platform {
     pub(crate) access: Arc<AccessControl>,
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) identity: Arc<Identity>,
+    pub(crate) oidc: Option<Arc<crate::oidc::Oidc>>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -112,6 +116,10 @@ impl Platform {
             config.auth.sources,
         ));
         let identity = Identity::start(store.clone()).await?;
+        let oidc = match config.auth.oidc {
+            Some(oidc) => Some(crate::oidc::Oidc::discover(oidc).await?),
+            None => None,
+        };
         let policy = match config.policy {
             Some(policy) => Some(PolicyService::start(policy, store.clone(), catalog.clone()).await),
             None => None,
@@ -126,7 +134,7 @@ impl Platform {
             Some(signals) => Some(SignalsService::start(signals, store, catalog.clone()).await),
             None => None,
         };
-        Ok(Arc::new(Platform { catalog, policy, golden_paths, signals, access, audit, identity }))
+        Ok(Arc::new(Platform { catalog, policy, golden_paths, signals, access, audit, identity, oidc }))
     }
 
     pub fn catalog(&self) -> CatalogUseCases<'_> {
@@ -166,7 +174,14 @@ impl Platform {
     /// The caller a bearer token stands for; 401 when it is unknown,
     /// expired or revoked (the failure is audited).
     pub async fn authenticate(&self, secret: &str, mut unverified: Caller) -> AppResult<Caller> {
-        match self.identity.authenticate(secret, &self.access).await {
+        let verified = match &self.oidc {
+            Some(oidc) if crate::oidc::looks_like_jwt(secret) => match oidc.verify(secret, None).await {
+                Ok(claims) => Ok(self.oidc_caller(&claims)),
+                Err(error) => Err(error),
+            },
+            _ => self.identity.authenticate(secret, &self.access).await,
+        };
+        match verified {
             Ok(mut caller) => {
                 caller.address = unverified.address;
                 caller.request_id = unverified.request_id.take();
@@ -181,6 +196,108 @@ impl Platform {
                 Err(error)
             }
         }
+    }
+
+    /// The OpenID Connect provider, when one is configured.
+    pub fn oidc(&self) -> Option<&Arc<crate::oidc::Oidc>> {
+        self.oidc.as_ref()
+    }
+
+    /// The caller an OpenID Connect identity stands for: the `User` entity
+    /// whose `spec.profile.email` is the (verified) email claim, else the
+    /// one named by `preferred_username`; a user the catalogue does not
+    /// know is signed in with no groups.
+    fn oidc_caller(&self, claims: &crate::oidc::Claims) -> Caller {
+        let entity_ref = self.user_for(claims);
+        let admin = self.access.is_admin_user(&entity_ref);
+        let mut scopes = vec!["read".to_string(), "write".to_string()];
+        if admin {
+            scopes.push("admin".into());
+        }
+        Caller::user(entity_ref, scopes, admin)
+    }
+
+    fn user_for(&self, claims: &crate::oidc::Claims) -> String {
+        let state = self.catalog.read();
+        let users = || state.entities().filter(|r| r.summary.kind.eq_ignore_ascii_case("user"));
+        if let Some(email) = claims.email.as_deref().filter(|_| claims.email_verified != Some(false)) {
+            let email = email.to_lowercase();
+            let found = users().find(|r| {
+                serde_json::from_str::<serde_json::Value>(&r.body).ok().is_some_and(|body| {
+                    body["spec"]["profile"]["email"].as_str().is_some_and(|e| e.to_lowercase() == email)
+                })
+            });
+            if let Some(record) = found {
+                return record.entity_ref.to_string();
+            }
+        }
+        let name = claims.preferred_username.clone().unwrap_or_else(|| {
+            claims.email.as_deref().and_then(|e| e.split('@').next()).unwrap_or(&claims.sub).to_string()
+        });
+        let name: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' })
+            .take(63)
+            .collect();
+        format!("user:default/{}", name.to_lowercase())
+    }
+
+    /// Finishes an OpenID Connect sign-in: the code is exchanged, the ID
+    /// token verified (nonce included), and a 12-hour session token issued
+    /// for the user; returns the caller and the session secret.
+    pub async fn sign_in_with_oidc(
+        &self,
+        code: &str,
+        verifier: &str,
+        nonce: &str,
+        mut unverified: Caller,
+    ) -> AppResult<(Caller, String)> {
+        let oidc =
+            self.oidc.as_ref().ok_or_else(|| AppError::unavailable("no OpenID Connect provider is configured"))?;
+        let claims = match oidc.exchange(code, verifier, nonce).await {
+            Ok(claims) => claims,
+            Err(error) => {
+                let detail = serde_json::json!({"reason": error.message});
+                self.audit
+                    .record(&unverified, "auth.sign_in", "oidc", crate::audit::AuditOutcome::Denied, detail)
+                    .await;
+                return Err(error);
+            }
+        };
+        let mut caller = self.oidc_caller(&claims);
+        let request = crate::identity::TokenRequest {
+            name: "portal session (OpenID Connect)".into(),
+            subject: crate::identity::TokenSubject::User(caller.actor()),
+            scopes: caller.scopes.clone(),
+            lifetime: Some(std::time::Duration::from_secs(12 * 3600)),
+        };
+        let issued = crate::identity::issue_token(self.store(), request, "oidc").await?;
+        caller.token_id = Some(issued.token.id.clone());
+        caller.request_id = unverified.request_id.take();
+        caller.address = unverified.address;
+        let detail = serde_json::json!({"sub": claims.sub, "email": claims.email, "session": issued.token.id});
+        self.audit.record(&caller, "auth.sign_in", "oidc", crate::audit::AuditOutcome::Allowed, detail).await;
+        Ok((caller, issued.secret))
+    }
+
+    /// Ends a portal session: its token is revoked.
+    pub async fn sign_out(&self, caller: &Caller) {
+        // Only a session the sign-in issued ends with it; a token the user
+        // pasted in stays theirs.
+        let session = match &caller.token_id {
+            Some(id) => self.store().get_token(id).await.ok().flatten().filter(|t| t.created_by == "oidc"),
+            None => None,
+        };
+        if let Some(token) = session {
+            let now = time::OffsetDateTime::now_utc();
+            match self.store().revoke_token(&token.id, now, &caller.actor()).await {
+                Ok(_) => self.identity.revoked(&token.secret_hash, now, &caller.actor()),
+                Err(error) => tracing::warn!(%error, "the session token could not be revoked at sign-out"),
+            }
+        }
+        self.audit
+            .record(caller, "auth.sign_out", "portal", crate::audit::AuditOutcome::Allowed, serde_json::json!({}))
+            .await;
     }
 
     /// Records an event in the audit log and waits until it is stored.

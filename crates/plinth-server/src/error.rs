@@ -136,12 +136,24 @@ pub(crate) async fn backstage_errors(request: Request, next: Next) -> Response {
         ),
         None => return response,
     };
+    with_body(response, error, method, &url)
+}
+
+/// An error answered before the router (by the identity middleware), in
+/// the same shape.
+pub(crate) fn respond(error: ApiError, method: &axum::http::Method, url: &str) -> Response {
+    let response = error.clone().into_response();
+    with_body(response, error, method.to_string(), url)
+}
+
+fn with_body(response: Response, error: ApiError, method: String, url: &str) -> Response {
     let body = ErrorBody {
         error: ErrorDetail { name: error.name.to_string(), message: error.message, details: error.details },
-        request: ErrorRequest { method, url: crate::params::shorten_to(&url, 2_048) },
+        request: ErrorRequest { method, url: crate::params::shorten_to(url, 2_048) },
         response: ErrorResponse { status_code: error.status.as_u16() },
     };
     let (mut parts, _) = response.into_parts();
+    parts.extensions.remove::<PendingError>();
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default()))

@@ -123,7 +123,9 @@ pub(crate) async fn identify(State(app): State<AppState>, mut request: Request, 
             let error = AppError::forbidden(
                 "a change riding on the portal's session must come from a Plinth page (cross-site request refused)",
             );
-            return with_request_id(ApiError::from(error).into_response(), &request_id);
+            let url = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+            let response = crate::error::respond(ApiError::from(error), request.method(), &url);
+            return with_request_id(response, &request_id);
         }
     }
     let caller = match presented.map(|(secret, _)| secret) {
@@ -166,8 +168,11 @@ fn refuse(request: &Request, error: AppError) -> Response {
         let target = format!("/auth/sign-in?{}", crate::portal::next_query(back));
         return Redirect::to(&target).into_response();
     }
-    let mut response = ApiError::from(error).into_response();
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
+    let url = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut response = crate::error::respond(ApiError::from(error), request.method(), url);
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
+    }
     response
 }
 

@@ -9,6 +9,7 @@
 //! clear message; `PLINTH_SKIP_POSTGRES=1` skips PostgreSQL tests loudly.
 
 pub mod browser;
+pub mod oidc;
 pub mod server;
 
 pub use server::{wait_until, workspace_root, Backend, Options, TestServer};

@@ -144,6 +144,13 @@ impl TestServer {
             }
             config
         });
+        // Bound first, so an OpenID Connect redirect URI can name it.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let address = listener.local_addr().expect("local address");
+        let mut auth = options.auth.unwrap_or_default();
+        if let Some(oidc) = auth.oidc.as_mut().filter(|o| o.public_url.is_empty()) {
+            oidc.public_url = format!("http://{address}");
+        }
         let mut catalog_config = CatalogConfig::new(&data);
         if let Some(tweak) = options.catalog_config {
             tweak(&mut catalog_config);
@@ -165,7 +172,7 @@ impl TestServer {
                 config
             }),
             signals,
-            auth: options.auth.unwrap_or_default(),
+            auth,
         };
         let platform = Platform::start(store.clone(), config).await.expect("start the platform");
         let catalog = platform.catalog_service().clone();
@@ -184,8 +191,6 @@ impl TestServer {
             // Attribution knows the catalogue before the first span arrives.
             signals.refresh_attribution();
         }
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
-        let address = listener.local_addr().expect("local address");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server_config = ServerConfig {
             webhook_secret: options.webhook_secret.map(Into::into),

@@ -144,6 +144,25 @@ pub(crate) struct ServeArgs {
     /// Default: any https:// or ssh URL.
     #[arg(long = "allowed-git-url", env = "PLINTH_ALLOWED_GIT_URL", value_delimiter = ',')]
     allowed_git_urls: Vec<String>,
+    /// An OpenID Connect issuer (Keycloak, Dex, Entra ID, Okta, Google):
+    /// the portal signs in with it and the API accepts its JWTs.
+    #[arg(long, env = "PLINTH_OIDC_ISSUER", requires_all = ["oidc_client_id", "public_url"])]
+    oidc_issuer: Option<String>,
+    /// The client id registered with the provider (also the audience JWTs
+    /// must name).
+    #[arg(long, env = "PLINTH_OIDC_CLIENT_ID")]
+    oidc_client_id: Option<String>,
+    /// The client secret, for a confidential client (PKCE is used either way).
+    #[arg(long, env = "PLINTH_OIDC_CLIENT_SECRET", hide_env_values = true)]
+    oidc_client_secret: Option<String>,
+    /// Where users reach Plinth, e.g. `https://plinth.example.com`; the
+    /// provider's redirect URI is `<public-url>/auth/oidc/callback`.
+    #[arg(long, env = "PLINTH_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// Fewest seconds between two key-set fetches caused by tokens signed
+    /// with a key Plinth does not know (key rotation; forged key ids).
+    #[arg(long, env = "PLINTH_OIDC_JWKS_COOLDOWN", default_value_t = 30)]
+    oidc_jwks_cooldown: u64,
 }
 
 /// Where callers may register sources from: the flags, or the defaults.
@@ -353,7 +372,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     }
     let outbound = plinth_confine::OutboundPolicy::new(&args.outbound_allow, local_mode)
         .map_err(|error| anyhow::anyhow!("--outbound-allow: {error}"))?;
-    signals_config.outbound = std::sync::Arc::new(outbound);
+    let signals_outbound = std::sync::Arc::new(outbound);
+    signals_config.outbound = signals_outbound.clone();
 
     let mut targets: Vec<(String, Option<String>)> = args.locations.iter().map(|t| split_branch(t)).collect();
     if args.demo {
@@ -382,6 +402,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
             admin_groups: args.admin_groups.clone(),
             audit_retention: args.audit_retention_days.map(|d| Duration::from_secs(d.max(1) * 24 * 3600)),
             sources: source_policy(&args),
+            oidc: args.oidc_issuer.as_ref().map(|issuer| plinth_app::oidc::OidcConfig {
+                issuer: issuer.clone(),
+                client_id: args.oidc_client_id.clone().unwrap_or_default(),
+                client_secret: args.oidc_client_secret.clone().filter(|s| !s.is_empty()),
+                public_url: args.public_url.clone().unwrap_or_default(),
+                jwks_cooldown: Duration::from_secs(args.oidc_jwks_cooldown.max(1)),
+                outbound: signals_outbound.clone(),
+            }),
         },
     };
     let platform = Platform::start(store, config).await.context("loading the catalogue")?;

@@ -57,6 +57,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/audit", get(audit::audit_page))
         .route("/auth/sign-in", get(auth::sign_in_page).post(auth::sign_in))
         .route("/auth/sign-out", axum::routing::post(auth::sign_out))
+        .route("/auth/oidc/start", get(auth::oidc_start))
+        .route("/auth/oidc/callback", get(auth::oidc_callback))
         .route("/api/catalog/events", get(events))
         .route("/assets/portal.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
         .route("/assets/portal.js", get(|| async { asset("text/javascript; charset=utf-8", JS) }))

@@ -2,6 +2,7 @@
 //! suite, and every suite starts servers through `plinth_testkit`.
 
 mod api;
+mod oidc;
 mod parameters;
 mod policy;
 mod portal;

@@ -193,6 +193,10 @@ impl World {
         if status == StatusCode::UNAUTHORIZED {
             let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok());
             assert_eq!(challenge, Some("Bearer realm=\"plinth\""), "{caller} {path}: a 401 names the scheme");
+            let body: Value = response.json().await.unwrap_or_default();
+            let message = body["error"]["message"].as_str().or(body["message"].as_str()).unwrap_or_default();
+            assert!(!message.is_empty(), "{caller} {path}: a 401 says why: {body}");
+            return status;
         }
         if status == StatusCode::FORBIDDEN {
             let body: Value = response.json().await.unwrap_or_default();

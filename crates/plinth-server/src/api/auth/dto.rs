@@ -114,7 +114,7 @@ pub(crate) struct IssuedTokenDto {
 
 /// `GET /api/auth/tokens`.
 #[derive(Serialize, ToSchema)]
-#[schema(as = Tokens)]
+#[schema(as = TokenList)]
 pub(crate) struct TokensDto {
     pub items: Vec<TokenDto>,
 }

@@ -476,6 +476,7 @@ mod tests {
         assert!(parse_lifetime("0d").is_err());
         assert!(parse_lifetime("90").unwrap_err().contains("unit"));
         assert!(parse_lifetime("d").is_err());
+        assert!(parse_lifetime("9\u{80}").is_err(), "a non-ASCII unit is refused, not split mid-character");
         assert!(parse_lifetime("99999999999999999999d").is_err());
     }
 

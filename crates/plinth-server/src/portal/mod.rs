@@ -58,6 +58,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/auth/sign-in", get(auth::sign_in_page).post(auth::sign_in))
         .route("/auth/sign-out", axum::routing::post(auth::sign_out))
         .route("/auth/oidc/start", get(auth::oidc_start))
+        .route("/tokens", get(auth::tokens::tokens_page).post(auth::tokens::create_token))
+        .route("/tokens/{id}/revoke", axum::routing::post(auth::tokens::revoke_token))
         .route("/auth/oidc/callback", get(auth::oidc_callback))
         .route("/api/catalog/events", get(events))
         .route("/assets/portal.css", get(|| async { asset("text/css; charset=utf-8", CSS) }))
@@ -122,6 +124,7 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("prompt_versions.html", include_str!("templates/prompt_versions.html")),
             ("auth_sign_in.html", include_str!("templates/auth_sign_in.html")),
             ("audit.html", include_str!("templates/audit.html")),
+            ("tokens.html", include_str!("templates/tokens.html")),
         ] {
             if let Err(error) = env.add_template(name, source) {
                 tracing::error!(%error, template = name, "portal template does not compile");

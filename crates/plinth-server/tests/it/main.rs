@@ -10,3 +10,4 @@ mod portal_signals;
 mod scaffolder;
 mod security;
 mod signals;
+mod tokens;

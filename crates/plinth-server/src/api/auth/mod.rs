@@ -68,10 +68,13 @@ pub(crate) async fn create_token(
         return Err(ApiError::bad_request("`scopes`: at most 6 (each scope once)"));
     }
     if let Some(expires) = &body.expires_in {
-        let (digits, unit) = expires.split_at(expires.len().saturating_sub(1));
+        // By characters: the value is arbitrary text, not necessarily ASCII.
+        let mut chars = expires.chars();
+        let unit = chars.next_back();
+        let digits = chars.as_str();
         let well_formed = (1..=6).contains(&digits.len())
             && digits.bytes().all(|b| b.is_ascii_digit())
-            && matches!(unit, "d" | "h" | "m" | "s");
+            && matches!(unit, Some('d' | 'h' | 'm' | 's'));
         if !well_formed {
             return Err(ApiError::bad_request(format!(
                 "`expiresIn` must be a number and a unit, such as 90d, 12h or 30m, not `{}`",

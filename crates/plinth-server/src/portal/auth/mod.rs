@@ -4,6 +4,8 @@
 //! session is an HTTP-only, SameSite=Strict cookie; signing out ends it
 //! (and revokes a session the provider's sign-in issued).
 
+pub(super) mod tokens;
+
 use axum::extract::{Form, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};

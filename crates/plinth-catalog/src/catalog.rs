@@ -262,7 +262,7 @@ impl Catalog {
             drop(guard);
             return self.catch_up().await;
         }
-        let at: HashMap<&str, &str> = written.iter().map(|r| (r.key.as_str(), r.at.as_str())).collect();
+        let at: HashMap<&str, time::OffsetDateTime> = written.iter().map(|r| (r.key.as_str(), r.at)).collect();
         let mut rows = Vec::with_capacity(written.len());
         let mut deleted = Vec::new();
         for change in chunk {
@@ -274,7 +274,7 @@ impl Catalog {
                     rows.push(plinth_store::StoredEntity {
                         uid: uid.clone(),
                         etag: upsert.hash.chars().take(16).collect(),
-                        updated_at: updated_at.to_string(),
+                        updated_at: *updated_at,
                         key: upsert.key,
                         kind: upsert.kind,
                         namespace: upsert.namespace,
@@ -307,7 +307,7 @@ impl Catalog {
     ) -> Result<(), CatalogError> {
         let recent: Vec<RecentChange> = changes
             .iter()
-            .map(|c| RecentChange { seq: c.seq, entity_ref: c.key.clone(), op: c.op, at: c.at.clone() })
+            .map(|c| RecentChange { seq: c.seq, entity_ref: c.key.clone(), op: c.op, at: c.at })
             .collect();
         let this = self.clone();
         let recent_for_apply = recent.clone();

@@ -29,7 +29,7 @@ pub struct EntityRecord {
     pub hash: String,
     pub location_id: Arc<str>,
     pub managed_by: String,
-    pub updated_at: String,
+    pub updated_at: time::OffsetDateTime,
     pub summary: Summary,
     declared: Vec<(RelId, NodeId)>,
 }
@@ -61,7 +61,8 @@ pub struct RecentChange {
     pub seq: i64,
     pub entity_ref: String,
     pub op: plinth_store::ChangeOp,
-    pub at: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: time::OffsetDateTime,
 }
 
 pub struct CatalogState {
@@ -746,7 +747,7 @@ mod tests {
             body: body.to_string(),
             hash: "h".into(),
             location_id: "loc".into(),
-            updated_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: time::macros::datetime!(2026-01-01 00:00 UTC),
         }
     }
 

@@ -46,9 +46,12 @@ record! {
     }
 }
 
-impl From<EntityRecord> for StoredEntity {
-    fn from(r: EntityRecord) -> StoredEntity {
-        StoredEntity {
+impl TryFrom<EntityRecord> for StoredEntity {
+    type Error = StoreError;
+
+    fn try_from(r: EntityRecord) -> Result<StoredEntity, StoreError> {
+        let updated_at = common::parse_stamp(&r.updated_at, &format!("entity {}", r.entity_key))?;
+        Ok(StoredEntity {
             key: r.entity_key,
             uid: r.uid,
             etag: r.etag,
@@ -58,8 +61,8 @@ impl From<EntityRecord> for StoredEntity {
             body: r.body,
             hash: r.hash,
             location_id: r.location_id,
-            updated_at: r.updated_at,
-        }
+            updated_at,
+        })
     }
 }
 
@@ -78,7 +81,9 @@ impl TryFrom<LogRecord> for ChangeRecord {
     type Error = sqlx::Error;
 
     fn try_from(r: LogRecord) -> Result<ChangeRecord, sqlx::Error> {
-        Ok(ChangeRecord { seq: r.seq, key: r.entity_key, op: parse_op(&r.op)?, at: r.at })
+        let at = OffsetDateTime::parse(&r.at, &Rfc3339)
+            .map_err(|e| sqlx::Error::Decode(format!("change {} has time `{}`: {e}", r.seq, r.at).into()))?;
+        Ok(ChangeRecord { seq: r.seq, key: r.entity_key, op: parse_op(&r.op)?, at })
     }
 }
 
@@ -186,7 +191,7 @@ impl Store {
             let mut tx = s.begin_catalog_write().await?;
             let differing = s.differing(&mut tx, &upserts).await?;
             let (writes, owners) = plan_writes(&upserts, differing)?;
-            s.write_entities(&mut tx, &writes, &now).await?;
+            s.write_entities(&mut tx, &writes, &now.text).await?;
             let deleted = s.delete_entities(&mut tx, &deletes).await?;
             let uids: HashMap<String, String> =
                 writes.rows.into_iter().map(|(u, uid)| (u.key.clone(), uid)).collect();
@@ -241,7 +246,7 @@ impl Store {
                 .bind(location.kind.as_str())
                 .bind(location.target.as_str())
                 .bind(branch)
-                .bind(common::now())
+                .bind(common::now().text)
                 .bind(status)
                 .fetch_optional(&mut *tx)
                 .await?;

@@ -15,10 +15,19 @@ use crate::{ApplyOutcome, ChangeOp, ChangeRecord, EntityChange, EntityUpsert, Sk
 const TIMESTAMP: &[time::format_description::BorrowedFormatItem<'static>] =
     time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
 
-/// The current time as RFC 3339 UTC.
-pub(crate) fn now() -> String {
-    let now = OffsetDateTime::now_utc();
-    now.format(TIMESTAMP).or_else(|_| now.format(&Rfc3339)).unwrap_or_default()
+/// The current time, and its stored form (RFC 3339 UTC, fixed-width
+/// microseconds, so text order is time order).
+#[derive(Debug, Clone)]
+pub(crate) struct Now {
+    pub(crate) text: String,
+    pub(crate) time: OffsetDateTime,
+}
+
+/// The current time (see [`Now`]).
+pub(crate) fn now() -> Now {
+    let time = OffsetDateTime::now_utc();
+    let time = time.replace_nanosecond(time.nanosecond() / 1_000 * 1_000).unwrap_or(time);
+    Now { text: stamp_micros(time), time }
 }
 
 /// `at` as stored by the auth and audit tables: fixed-width RFC 3339 UTC
@@ -98,10 +107,10 @@ pub(crate) fn log_entries<'a>(changes: &[&'a EntityChange], written: &HashSet<St
 }
 
 /// Change-log records for `entries` given consecutive seqs from `first`.
-pub(crate) fn log_records(entries: &[(&str, ChangeOp)], first: i64, at: &str) -> Vec<ChangeRecord> {
+pub(crate) fn log_records(entries: &[(&str, ChangeOp)], first: i64, at: &Now) -> Vec<ChangeRecord> {
     (first..)
         .zip(entries)
-        .map(|(seq, (key, op))| ChangeRecord { seq, key: (*key).to_string(), op: *op, at: at.to_string() })
+        .map(|(seq, (key, op))| ChangeRecord { seq, key: (*key).to_string(), op: *op, at: at.time })
         .collect()
 }
 
@@ -180,8 +189,8 @@ mod tests {
     #[test]
     fn timestamps_are_fixed_width() {
         let t = now();
-        assert_eq!(t.len(), "2024-01-01T00:00:00.000000Z".len(), "{t}");
-        assert!(OffsetDateTime::parse(&t, &Rfc3339).is_ok());
+        assert_eq!(t.text.len(), "2024-01-01T00:00:00.000000Z".len(), "{}", t.text);
+        assert_eq!(OffsetDateTime::parse(&t.text, &Rfc3339).unwrap(), t.time, "the text is the time");
     }
 
     #[test]

@@ -436,7 +436,7 @@ macro_rules! run_migrations {
             }
             sqlx::query(&d.sql(RECORD))
                 .bind(version)
-                .bind(crate::common::now())
+                .bind(crate::common::now().text)
                 .execute(&mut *tx)
                 .await
                 .map_err(failed(version))?;

@@ -212,7 +212,7 @@ impl PgStore {
         &self,
         conn: &mut PgConnection,
         entries: &[(&str, ChangeOp)],
-        at: &str,
+        at: &common::Now,
     ) -> Result<Vec<ChangeRecord>, StoreError> {
         if entries.is_empty() {
             return Ok(Vec::new());
@@ -227,7 +227,7 @@ impl PgStore {
             copy.int8(record.seq);
             copy.text(&record.key)?;
             copy.text(op_str(record.op))?;
-            copy.text(at)?;
+            copy.text(&at.text)?;
             copy.maybe_flush().await?;
         }
         copy.finish("a change-log COPY").await?;
@@ -249,7 +249,7 @@ impl PgStore {
 
     pub(crate) async fn load_entities(&self) -> Result<Vec<StoredEntity>, StoreError> {
         let rows: Vec<EntityRecord> = sqlx::query_as(&catalog::pg_load_entities()).fetch_all(&self.pool).await?;
-        Ok(rows.into_iter().map(StoredEntity::from).collect())
+        rows.into_iter().map(StoredEntity::try_from).collect()
     }
 
     pub(crate) async fn get_entities(&self, keys: &[String]) -> Result<Vec<StoredEntity>, StoreError> {
@@ -259,7 +259,9 @@ impl PgStore {
         for chunk in keys.chunks(CHUNK) {
             let rows: Vec<EntityRecord> =
                 sqlx::query_as(&sql).persistent(false).bind(chunk).fetch_all(&mut *conn).await?;
-            out.extend(rows.into_iter().map(StoredEntity::from));
+            for row in rows {
+                out.push(StoredEntity::try_from(row)?);
+            }
         }
         Ok(out)
     }

@@ -320,7 +320,7 @@ impl SqliteStore {
         &self,
         conn: &mut SqliteConnection,
         entries: &[(&str, ChangeOp)],
-        at: &str,
+        at: &common::Now,
     ) -> Result<Vec<ChangeRecord>, StoreError> {
         if entries.is_empty() {
             return Ok(Vec::new());
@@ -333,7 +333,7 @@ impl SqliteStore {
             let mut query = sqlx::query(&sql);
             // In `LogRecord::COLUMNS` order.
             for record in chunk {
-                query = query.bind(record.seq).bind(record.key.as_str()).bind(op_str(record.op)).bind(at);
+                query = query.bind(record.seq).bind(record.key.as_str()).bind(op_str(record.op)).bind(at.text.as_str());
             }
             query.execute(&mut *conn).await?;
         }
@@ -369,7 +369,9 @@ impl SqliteStore {
             let page: Vec<(i64, EntityRecord)> = fetch_json(&mut tx, sqlx::query(&sql).bind(after)).await?;
             let Some(last) = page.iter().map(|(rowid, _)| *rowid).max() else { break };
             after = last;
-            out.extend(page.into_iter().map(|(_, e)| StoredEntity::from(e)));
+            for (_, row) in page {
+                out.push(StoredEntity::try_from(row)?);
+            }
         }
         tx.commit().await?;
         Ok(out)
@@ -385,7 +387,9 @@ impl SqliteStore {
                 query = query.bind(key.as_str());
             }
             let page: Vec<EntityRecord> = fetch_json(&mut tx, query).await?;
-            out.extend(page.into_iter().map(StoredEntity::from));
+            for row in page {
+                out.push(StoredEntity::try_from(row)?);
+            }
         }
         tx.commit().await?;
         Ok(out)

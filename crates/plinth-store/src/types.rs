@@ -55,8 +55,8 @@ pub struct StoredEntity {
     pub body: String,
     pub hash: String,
     pub location_id: String,
-    /// RFC 3339 UTC time of the last write.
-    pub updated_at: String,
+    /// When it was last written (stored to the microsecond).
+    pub updated_at: time::OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,8 +72,8 @@ pub struct ChangeRecord {
     pub seq: i64,
     pub key: String,
     pub op: ChangeOp,
-    /// RFC 3339 UTC.
-    pub at: String,
+    /// When it was written (stored to the microsecond).
+    pub at: time::OffsetDateTime,
 }
 
 /// What [`crate::Store::apply`] did.

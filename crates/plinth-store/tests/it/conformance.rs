@@ -123,8 +123,10 @@ async fn insert_update_unchanged_delete(backend: Backend) {
     assert_eq!(a.body, "a1");
     assert_eq!(a.hash, hash_of("a1"));
     assert_eq!(a.location_id, "loc-1");
-    assert!(time::OffsetDateTime::parse(&a.updated_at, &time::format_description::well_known::Rfc3339).is_ok());
-    assert!(time::OffsetDateTime::parse(&first.written[0].at, &time::format_description::well_known::Rfc3339).is_ok());
+    // The row's time is the change's, read back exactly (microseconds).
+    assert_eq!(a.updated_at, first.written[0].at);
+    let age = time::OffsetDateTime::now_utc() - a.updated_at;
+    assert!(age >= time::Duration::ZERO && age < time::Duration::minutes(10), "written just now: {}", a.updated_at);
 
     let update = store.apply(&[upsert("component:default/a", "a2", "loc-1")]).await.unwrap();
     assert_eq!(keys(&update.written), [("component:default/a", ChangeOp::Upsert)]);

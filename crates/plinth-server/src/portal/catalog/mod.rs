@@ -6,7 +6,7 @@
 mod graph;
 mod highlight;
 
-use super::view::{EntityLink, OwnerLink};
+use super::view::{timestamp, EntityLink, OwnerLink};
 use super::NotFoundView;
 use super::{entity_href, error_page, lookup_key, page, query, render};
 use super::{policy, signals};
@@ -156,7 +156,7 @@ pub(super) async fn home(State(app): State<AppState>, Extension(caller): Extensi
                     entity_ref: change.entity_ref.clone(),
                     href: live.then(|| entity_href(&change.entity_ref)),
                     op: if live { "updated" } else { "deleted" },
-                    at: change.at.clone(),
+                    at: timestamp(change.at),
                 }
             })
             .collect();
@@ -778,7 +778,7 @@ fn entity_view(state: &CatalogState, record: &EntityRecord, errors: Vec<ErrorRow
         errors,
         impact,
         dependencies,
-        updated_at: record.updated_at.clone(),
+        updated_at: timestamp(record.updated_at),
         kind_lower: kind.clone(),
         policy: policy::PolicyPanel::default(),
         signals_href: None,

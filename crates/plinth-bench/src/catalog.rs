@@ -29,6 +29,10 @@ pub struct BenchCatalogArgs {
     /// Requests per latency measurement.
     #[arg(long, default_value_t = 1000)]
     requests: usize,
+    /// Serve with `--auth required` and send a token on every request (what
+    /// identity and access control cost at scale).
+    #[arg(long)]
+    auth: bool,
     /// Write the markdown report here too.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -173,12 +177,32 @@ async fn setup(args: &BenchCatalogArgs) -> Result<Setup> {
     let backend = if database_url.is_some() { "PostgreSQL" } else { "SQLite" };
     let data_dir = work.path().join("data");
     let log = work.path().join("serve.log");
-    let client = reqwest::Client::builder().pool_max_idle_per_host(4).build()?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    if args.auth {
+        // The store is created (and migrated) here so that the token exists
+        // before the server answers its first request.
+        let config = match &database_url {
+            Some(url) => plinth_store::StoreConfig::Postgres { url: url.clone() },
+            None => plinth_store::StoreConfig::Sqlite { data_dir: data_dir.clone() },
+        };
+        let store = plinth_store::Store::open(&config).await?;
+        let request = plinth_app::identity::TokenRequest {
+            name: "bench".into(),
+            subject: plinth_app::identity::TokenSubject::User("user:default/bench".into()),
+            scopes: vec!["read".into(), "write".into(), "admin".into()],
+            lifetime: None,
+        };
+        let secret = plinth_app::identity::issue_token(&store, request, "bench").await?.secret;
+        drop(store);
+        headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {secret}").parse()?);
+    }
+    let client = reqwest::Client::builder().pool_max_idle_per_host(4).default_headers(headers).build()?;
     let root = catalog_dir.join("all.yaml");
 
     // 1. Start → every entity queryable with relations, search and facets.
     let started = Instant::now();
-    let server = start(&data_dir, database_url.as_deref(), Some(&root), &log)?;
+    let extra: &[&str] = if args.auth { &["--auth", "required"] } else { &[] };
+    let server = start(&data_dir, database_url.as_deref(), Some(&root), &log, extra)?;
     let hub_path = hub.replacen(':', "/", 1);
     let deadline = started + Duration::from_secs(600);
     loop {
@@ -370,9 +394,11 @@ async fn bench(args: BenchCatalogArgs) -> Result<ExitCode> {
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mut md = String::new();
     md.push_str(&format!(
-        "### Catalogue, {expected} entities, {backend}\n\nMachine: {cores} cores ({cpu}). Command: `plinth bench catalog --entities {}{}`. Generated with `gen_catalog.py --entities {} --ai` ({} files).\n\n",
+        "### Catalogue, {expected} entities, {backend}{}\n\nMachine: {cores} cores ({cpu}). Command: `plinth bench catalog --entities {}{}{}`. Generated with `gen_catalog.py --entities {} --ai` ({} files).\n\n",
+        if args.auth { ", `--auth required` with a token on every request" } else { "" },
         args.entities,
         if args.postgres.is_some() { " --postgres URL" } else { "" },
+        if args.auth { " --auth" } else { "" },
         args.entities,
         manifest["files"]
     ));

@@ -29,6 +29,7 @@ pub(crate) fn start(
     database_url: Option<&str>,
     location: Option<&Path>,
     log: &Path,
+    extra: &[&str],
 ) -> Result<Server> {
     let port = free_port()?;
     let mut command = Command::new(std::env::current_exe()?);
@@ -40,6 +41,7 @@ pub(crate) fn start(
     if let Some(location) = location {
         command.arg("--location").arg(location);
     }
+    command.args(extra);
     let log = std::fs::File::create(log)?;
     command.stdout(Stdio::null()).stderr(log).env("PLINTH_LOG", "info");
     let child = command.spawn()?;

@@ -148,7 +148,7 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
     // 2. The admission webhook over loopback.
     let server_dir = tempfile::tempdir()?;
     let log = server_dir.path().join("serve.log");
-    let mut server = start(&server_dir.path().join("data"), None, Some(&demo), &log)?;
+    let mut server = start(&server_dir.path().join("data"), None, Some(&demo), &log, &[])?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
     let ready = Instant::now();
     loop {

@@ -62,7 +62,7 @@ async fn bench(args: BenchScaffoldArgs) -> Result<ExitCode> {
     let work = tempfile::tempdir()?;
     let demo = plinth_app::shipped::demo_dir().join("catalog-info.yaml");
     let log = work.path().join("server.log");
-    let server = start(&work.path().join("data"), args.database_url.as_deref(), Some(&demo), &log)?;
+    let server = start(&work.path().join("data"), args.database_url.as_deref(), Some(&demo), &log, &[])?;
     let base = server.base.clone();
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build()?;
     let ready = format!("{base}/api/catalog/entities/by-name/group/default/team-orders");

@@ -250,7 +250,7 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     let work = tempfile::tempdir()?;
     let demo = plinth_app::shipped::demo_dir().join("catalog-info.yaml");
     let log = work.path().join("server.log");
-    let server = start(&work.path().join("data"), args.database_url.as_deref(), Some(&demo), &log)?;
+    let server = start(&work.path().join("data"), args.database_url.as_deref(), Some(&demo), &log, &[])?;
     let base = server.base.clone();
     let pid = server.child.id();
     let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(120)).build()?;

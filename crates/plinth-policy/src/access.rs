@@ -16,6 +16,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The package of the access rules.
+pub const ACCESS_PACKAGE: &str = "plinth.access";
+
+/// Whether a module belongs to the access rules (they are loaded by
+/// [`AccessPolicy`], not by the decision engine).
+pub fn is_access_package(package: Option<&str>) -> bool {
+    package.is_some_and(|p| p == ACCESS_PACKAGE || p.starts_with("plinth.access.") || p == "plinth.access_test")
+}
+
 /// The rule every access decision evaluates.
 pub const ACCESS_ENTRY: &str = "data.plinth.access.decision";
 

@@ -200,7 +200,11 @@ impl PolicyEngine {
     /// Compiles a bundle. Never fails: broken files become problems and the
     /// points that depend on them fail closed.
     pub fn build(bundle: &PolicyBundle, options: EngineOptions) -> PolicyEngine {
-        Self::build_filtered(bundle, options, |f| !f.is_test)
+        // The access rules (policies/access/) live beside the library but
+        // are their own rule set (`AccessPolicy`); decisions never read them.
+        Self::build_filtered(bundle, options, |f| {
+            !f.is_test && !crate::access::is_access_package(f.scan.package.as_deref())
+        })
     }
 
     /// As `build`, with the test files too (for `plinth policy test`).

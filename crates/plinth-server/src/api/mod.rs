@@ -14,6 +14,11 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 
+/// A time as the API writes it: RFC 3339.
+pub(crate) fn rfc3339(at: time::OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+}
+
 /// Most bytes of a JSON request body (entity validation, webhooks, tasks).
 pub(crate) const MAX_JSON_BODY: usize = 8 * 1024 * 1024;
 

@@ -510,3 +510,66 @@ async fn an_edited_audit_row_is_found() {
         assert!(run.stderr.contains(&format!("seq {seq}")), "names the row: {}", run.stderr);
     }
 }
+
+/// Two `plinth serve --auth required` replicas on one PostgreSQL database:
+/// a token issued offline works on both; revoked through one, the other
+/// refuses it within its poll; both write one audit chain, which verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_tokens_revocations_and_one_audit_chain() {
+    let Some(database) = plinth_testkit::PgDatabase::create("it").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let org = write(&dir.path().join("org.yaml"), ORG);
+    let launch = Launch {
+        database_url: Some(&database.url),
+        locations: &[org.as_path()],
+        args: &["--auth", "required"],
+        ..Launch::default()
+    };
+    let a = Serve::launch(&dir.path().join("a"), launch).await;
+    let launch = Launch {
+        database_url: Some(&database.url),
+        locations: &[org.as_path()],
+        args: &["--auth", "required"],
+        ..Launch::default()
+    };
+    let b = Serve::launch(&dir.path().join("b"), launch).await;
+    let cli = |args: &[&str]| -> Run {
+        plinth_command().args(args).args(["--database-url", &database.url]).output().expect("run plinth").into()
+    };
+    let issue_pg = |args: &[&str]| {
+        let run = cli(&[&["token", "create"], args].concat());
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout.lines().last().unwrap().trim().to_string()
+    };
+    let admin = issue_pg(&["--name", "admin", "--user", "user:default/root", "--admin"]);
+    let alice = issue_pg(&["--name", "alice", "--user", "user:default/alice"]);
+    let me = |server: &Serve, token: &str| {
+        let (url, token) = (server.url("/api/auth/me"), token.to_string());
+        async move { http().get(url).bearer_auth(token).send().await.unwrap().status() }
+    };
+    assert_eq!(me(&a, &alice).await, StatusCode::OK);
+    assert_eq!(me(&b, &alice).await, StatusCode::OK);
+
+    // Revoked through A's API by the admin: A refuses it at once, B within
+    // its poll of the token table.
+    let ls = cli(&["token", "ls", "--json"]);
+    let tokens: Value = serde_json::from_str(&ls.stdout).unwrap();
+    let id =
+        tokens.as_array().unwrap().iter().find(|t| t["name"] == "alice").unwrap()["id"].as_str().unwrap().to_string();
+    let revoked = http().delete(a.url(&format!("/api/auth/tokens/{id}"))).bearer_auth(&admin).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(me(&a, &alice).await, StatusCode::UNAUTHORIZED, "refused on the next request where it was revoked");
+    let took = wait_for(Duration::from_secs(10), "B refuses the token A revoked", async || {
+        me(&b, &alice).await == StatusCode::UNAUTHORIZED
+    })
+    .await;
+    eprintln!("B refused the revoked token after {took:?}");
+
+    // Both replicas wrote audit rows; the chain is one and intact.
+    let rows: Value =
+        http().get(b.url("/api/audit?limit=1000")).bearer_auth(&admin).send().await.unwrap().json().await.unwrap();
+    let actions: Vec<&str> = rows["items"].as_array().unwrap().iter().filter_map(|r| r["action"].as_str()).collect();
+    assert!(actions.contains(&"auth.token.revoke") && actions.contains(&"auth.authenticate"), "{actions:?}");
+    let verify = cli(&["audit", "verify"]);
+    assert_eq!(verify.code, 0, "{}{}", verify.stdout, verify.stderr);
+}

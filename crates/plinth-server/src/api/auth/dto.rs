@@ -4,13 +4,9 @@ use plinth_app::audit::AuditEntry;
 use plinth_app::identity::TokenInfo;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
-}
+use crate::api::rfc3339;
 
 /// `POST /api/auth/tokens`: a token for the caller (`user` omitted), for
 /// another user or for a service (admins).

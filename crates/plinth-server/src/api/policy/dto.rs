@@ -7,13 +7,9 @@ use plinth_policy::{AppliedWaiver, Decision, LoadProblem, PolicySummary, Violati
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.format(&Rfc3339).unwrap_or_default()
-}
+use crate::api::rfc3339;
 
 /// `POST /api/policy/evaluate`.
 #[derive(Deserialize, ToSchema)]

@@ -2,7 +2,7 @@
 //! unchanged) against a real `plinth serve --demo`: the compatibility claim
 //! of the catalog API, checked by the client that Backstage plugins use.
 
-use super::common::{repo, Serve};
+use super::common::{http, plinth_command, repo, Launch, Run, Serve};
 use std::process::Command;
 
 fn run(command: &mut Command, what: &str) {
@@ -31,6 +31,51 @@ async fn backstage_catalog_client_works_unchanged() {
     assert!(
         output.status.success(),
         "node check.mjs failed:\n{}\n{}\nplinth log:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        server.log_tail()
+    );
+    print!("{}", String::from_utf8_lossy(&output.stdout));
+}
+
+/// The same client with its `token` option against `--auth required`:
+/// refused without a token (401), answered with one, refused for a token
+/// without the `read` scope (403).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backstage_catalog_client_works_with_its_token_option() {
+    let client_dir = repo().join("tests/backstage-client");
+    run(
+        Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--silent"]).current_dir(&client_dir),
+        "npm ci (installs @backstage/catalog-client)",
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let launch = Launch { args: &["--demo", "--auth", "required"], ..Launch::default() };
+    let server = Serve::launch(&data, launch).await;
+    let issue = |args: &[&str]| -> String {
+        let run: Run =
+            plinth_command().args(["token", "create", "--data-dir"]).arg(&data).args(args).output().unwrap().into();
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        run.stdout.lines().last().unwrap().trim().to_string()
+    };
+    let token = issue(&["--name", "backstage", "--service", "backstage", "--scope", "read"]);
+    let narrow = issue(&["--name", "otel", "--service", "otel", "--scope", "signals:ingest"]);
+    // Ready when the demo catalogue is in.
+    let url = server.url("/api/catalog/entities/by-name/component/default/auth-service");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !http().get(&url).bearer_auth(&token).send().await.is_ok_and(|r| r.status().is_success()) {
+        assert!(std::time::Instant::now() < deadline, "the demo never came in:\n{}", server.log_tail());
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let check = tokio::process::Command::new("node")
+        .args(["check-token.mjs", &server.base, &token, &narrow])
+        .current_dir(&client_dir)
+        .output();
+    let output =
+        check.await.unwrap_or_else(|e| panic!("node check-token.mjs: cannot start: {e}; install Node.js and npm"));
+    assert!(
+        output.status.success(),
+        "node check-token.mjs failed:\n{}\n{}\nplinth log:\n{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr),
         server.log_tail()

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::access::{AccessControl, Permission, Resource};
+use crate::lease::{Flow, Job, Leadership};
 use crate::{AppError, AppResult, Caller};
 
 pub use plinth_store::{AuditEntry, AuditOutcome, AuditProblem, AuditQuery, AuditVerification};
@@ -42,21 +43,25 @@ impl std::fmt::Debug for AuditLog {
 
 impl AuditLog {
     /// Starts the writer (and, with `retention`, hourly pruning of older
-    /// rows).
-    pub(crate) fn start(store: Store, retention: Option<Duration>) -> Arc<AuditLog> {
+    /// rows on the replica leading [`Job::AuditRetention`]).
+    pub(crate) fn start(store: Store, retention: Option<Duration>, leadership: &Arc<Leadership>) -> Arc<AuditLog> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(write(store.clone(), receiver));
         if let Some(retention) = retention {
             let store = store.clone();
-            tokio::spawn(async move {
-                loop {
+            leadership.spawn_job(Job::AuditRetention, Duration::from_secs(3600), move |term| {
+                let store = store.clone();
+                async move {
+                    if !term.holds() {
+                        return Flow::Continue;
+                    }
                     let before = time::OffsetDateTime::now_utc() - retention;
                     match store.prune_audit(before).await {
                         Ok(0) => {}
                         Ok(deleted) => tracing::info!(deleted, "audit rows past retention deleted"),
                         Err(error) => tracing::warn!(%error, "audit retention could not run"),
                     }
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Flow::Continue
                 }
             });
         }

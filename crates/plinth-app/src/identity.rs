@@ -1,8 +1,9 @@
 //! API tokens: issued for a user or a service with scopes and an expiry,
 //! 256 random bits, stored only as a SHA-256 hash and shown once. Each
-//! process keeps the token table in memory and polls a fingerprint of it
-//! (every [`POLL`]), so a token revoked on any replica stops working there
-//! within one poll, and at once on the replica that revoked it.
+//! process keeps the token table in memory and follows a fingerprint of it
+//! (`crate::follow`, every [`POLL`]), so a token revoked on any replica
+//! stops working there within one poll, and at once on the replica that
+//! revoked it.
 
 use parking_lot::{Mutex, RwLock};
 use plinth_store::{NewAuditEntry, NewToken, Store, StoreError, TokenRow, TokensFingerprint};
@@ -17,10 +18,11 @@ use time::OffsetDateTime;
 
 use crate::access::{AccessControl, Permission, Resource};
 use crate::audit::{AuditLog, AuditOutcome};
+use crate::follow::Seen;
 use crate::{AppError, AppResult, Caller, FieldError, Principal};
 
 /// How often each process checks the token table for changes.
-pub const POLL: Duration = Duration::from_millis(200);
+pub const POLL: Duration = crate::follow::POLL;
 /// Every secret starts so, which makes leaked ones easy to scan for.
 pub const SECRET_PREFIX: &str = "plinth_";
 /// How long a token lives unless asked otherwise.
@@ -246,7 +248,7 @@ pub fn token_audit_entry(actor: &str, action: &str, token: &TokenInfo) -> NewAud
 pub struct Identity {
     store: Store,
     tokens: RwLock<HashMap<String, Arc<TokenRow>>>,
-    fingerprint: Mutex<Option<TokensFingerprint>>,
+    fingerprint: Seen<TokensFingerprint>,
     touched: Mutex<HashMap<String, std::time::Instant>>,
 }
 
@@ -262,32 +264,23 @@ impl Identity {
         let identity = Arc::new(Identity {
             store,
             tokens: RwLock::new(HashMap::new()),
-            fingerprint: Mutex::new(None),
+            fingerprint: Seen::new(),
             touched: Mutex::new(HashMap::new()),
         });
         identity.reload_if_changed().await?;
-        let follower = Arc::downgrade(&identity);
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(POLL).await;
-                let Some(identity) = follower.upgrade() else { return };
-                if let Err(error) = identity.reload_if_changed().await {
-                    tracing::warn!(%error, "the token table could not be read; keeping the last one");
-                }
-            }
-        });
+        crate::follow::follow(&identity, "tokens", |identity| async move { identity.reload_if_changed().await });
         Ok(identity)
     }
 
     async fn reload_if_changed(&self) -> AppResult<()> {
         let fingerprint = self.store.tokens_fingerprint().await?;
-        if self.fingerprint.lock().as_ref() == Some(&fingerprint) {
+        if self.fingerprint.is(&fingerprint) {
             return Ok(());
         }
         let rows = self.store.all_tokens().await?;
         let map = rows.into_iter().map(|row| (row.secret_hash.clone(), Arc::new(row))).collect();
         *self.tokens.write() = map;
-        *self.fingerprint.lock() = Some(fingerprint);
+        self.fingerprint.set(fingerprint);
         Ok(())
     }
 

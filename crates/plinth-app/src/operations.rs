@@ -95,6 +95,38 @@ impl Platform {
             "Change-log rows applied to the projection.",
             &m.changes_applied,
         ));
+        let leases = self.leadership.status();
+        out.push(MetricFamily {
+            name: "plinth_lease_held",
+            help: "1 when this replica leads the cluster-wide job (holds its lease), else 0.",
+            kind: MetricKind::Gauge,
+            samples: leases
+                .iter()
+                .map(|l| (vec![("lease", l.job.lease_name().to_string())], if l.held { 1.0 } else { 0.0 }))
+                .collect(),
+        });
+        out.push(MetricFamily {
+            name: "plinth_lease_epoch",
+            help: "The fencing epoch of the lease term this replica holds (0 when it holds none).",
+            kind: MetricKind::Gauge,
+            samples: leases.iter().map(|l| (vec![("lease", l.job.lease_name().to_string())], l.epoch as f64)).collect(),
+        });
+        out.push(MetricFamily::counter(
+            "plinth_lease_acquisitions_total",
+            "Lease terms this replica began (at start, or taking over from a replica that stopped).",
+            &self.leadership.acquisitions,
+        ));
+        out.push(MetricFamily::counter(
+            "plinth_lease_losses_total",
+            "Lease terms this replica lost before releasing them (it could not renew in time).",
+            &self.leadership.losses,
+        ));
+        out.push(MetricFamily {
+            name: "plinth_replica_info",
+            help: "This replica's holder id in the leases table.",
+            kind: MetricKind::Gauge,
+            samples: vec![(vec![("holder", self.leadership.holder().to_string())], 1.0)],
+        });
         if let Some(signals) = &self.signals {
             let sm = &signals.metrics;
             for (name, help, value) in [

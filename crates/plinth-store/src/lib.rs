@@ -18,6 +18,8 @@ pub use audit::{
 mod auth;
 pub use auth::{NewToken, SubjectKind, TokenRow, TokensFingerprint};
 mod catalog;
+mod cluster;
+pub use cluster::{CacheRevisions, Cached, Fence, Lease, LeaseView};
 mod common;
 mod dialect;
 mod error;
@@ -30,8 +32,8 @@ mod scaffolder;
 pub use scaffolder::{NewTask, NewTaskEvent, TaskEventRow, TaskEventType, TaskQuery, TaskRow, TaskStatus};
 mod signals;
 pub use signals::{
-    AlertEventRow, AlertStateRow, Resolution, RollupKey, RollupQuery, RollupRow, ScoreQuery, ScoreRow,
-    SignalBatchOutcome, SpanQuery, SpanRow,
+    AlertEventRow, AlertStateRow, AlertTransition, NewAlertEvent, Resolution, RollupKey, RollupQuery, RollupRow,
+    ScoreQuery, ScoreRow, SignalBatchOutcome, SpanQuery, SpanRow, TransitionApplied, VersionedAlertState,
 };
 mod sqlite;
 mod types;

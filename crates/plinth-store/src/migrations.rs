@@ -376,6 +376,34 @@ CREATE INDEX audit_log_action_seq ON audit_log (action, seq);
 CREATE INDEX audit_log_at ON audit_log (at);
 "#;
 
+/// Replicas coordinating through the store (`cluster`): leases for
+/// cluster-wide jobs (times in ms since the Unix epoch, database clock) and
+/// a revision per cached table, bumped in the transaction that writes it.
+/// Alert states gain the revision their conditional update names, and alert
+/// events a delivery state (NULL: no webhook; `pending`; `done`), so a
+/// transition, its event and its pending delivery are stored together.
+/// Portable SQL, the same on both backends.
+const CLUSTER_TABLES: &str = r#"
+CREATE TABLE leases (
+    name        TEXT PRIMARY KEY NOT NULL,
+    holder      TEXT NOT NULL,
+    epoch       BIGINT NOT NULL,
+    acquired_ms BIGINT NOT NULL,
+    renewed_ms  BIGINT NOT NULL,
+    expires_ms  BIGINT NOT NULL
+);
+
+CREATE TABLE cache_revisions (
+    name     TEXT PRIMARY KEY NOT NULL,
+    revision BIGINT NOT NULL
+);
+INSERT INTO cache_revisions (name, revision) VALUES ('alert_rules', 0), ('alert_states', 0), ('policy_waivers', 0);
+
+ALTER TABLE alert_states ADD COLUMN revision BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE alert_events ADD COLUMN delivery TEXT;
+CREATE INDEX alert_events_pending ON alert_events (id) WHERE delivery = 'pending';
+"#;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -398,6 +426,7 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: &[AUTH_TABLES, AUDIT_LOG_SQLITE, AUDIT_INDEXES],
         postgres: &[AUTH_TABLES, AUDIT_LOG_POSTGRES, AUDIT_INDEXES],
     },
+    Migration { version: 6, sqlite: &[CLUSTER_TABLES], postgres: &[CLUSTER_TABLES] },
 ];
 
 fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {

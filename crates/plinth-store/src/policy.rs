@@ -2,6 +2,7 @@
 //! are the same on both backends apart from placeholders, so each is written
 //! once with `?` and numbered for PostgreSQL.
 
+use crate::cluster::{Cached, BUMP_REVISION};
 use crate::dialect::on_pool;
 use crate::{Store, StoreError};
 
@@ -143,16 +144,21 @@ impl Store {
         })
     }
 
+    /// Stores a waiver; bumps the waivers' cache revision in the same
+    /// transaction, so every replica reloads them.
     pub async fn put_waiver(&self, waiver: &WaiverRecord) -> Result<(), StoreError> {
         on_pool!(self, pool, d => {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
             sqlx::query(&d.sql("INSERT INTO policy_waivers (id, entity_ref, expires_ms, created_ms, body) VALUES (?, ?, ?, ?, ?)"))
                 .bind(&waiver.id)
                 .bind(&waiver.entity_ref)
                 .bind(waiver.expires_ms)
                 .bind(waiver.created_ms)
                 .bind(&waiver.body)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            sqlx::query(&d.sql(BUMP_REVISION)).bind(Cached::Waivers.as_str()).execute(&mut *tx).await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -167,7 +173,12 @@ impl Store {
 
     pub async fn delete_waiver(&self, id: &str) -> Result<bool, StoreError> {
         on_pool!(self, pool, d => {
-            let done = sqlx::query(&d.sql("DELETE FROM policy_waivers WHERE id = ?")).bind(id).execute(pool).await?;
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let done = sqlx::query(&d.sql("DELETE FROM policy_waivers WHERE id = ?")).bind(id).execute(&mut *tx).await?;
+            if done.rows_affected() > 0 {
+                sqlx::query(&d.sql(BUMP_REVISION)).bind(Cached::Waivers.as_str()).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
             Ok(done.rows_affected() > 0)
         })
     }

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 
 use sqlx::{FromRow, PgConnection, SqliteConnection};
 
+use crate::cluster::{with_now, Cached, Fence, BUMP_REVISION, FENCE};
 use crate::dialect::{on_pool, on_store, values};
 use crate::postgres::PgStore;
 use crate::record::record;
@@ -128,6 +129,46 @@ pub struct AlertStateRow {
     pub state: String,
     pub since_s: i64,
     pub body: String,
+}
+
+/// A rule's stored state with its revision: the revision grows with every
+/// write of the state, and a conditional update ([`Store::transition_alert`])
+/// names the one it read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedAlertState {
+    pub row: AlertStateRow,
+    pub revision: i64,
+}
+
+/// A rule's move from the state an evaluation read to the one it computed,
+/// with the event it records (firing or resolved) when the rule changed so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertTransition {
+    pub state: AlertStateRow,
+    /// The revision the evaluation read; `None`: the rule had no state row.
+    pub from_revision: Option<i64>,
+    pub event: Option<NewAlertEvent>,
+}
+
+/// An alert event to append with a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAlertEvent {
+    pub at_s: i64,
+    /// `firing` or `resolved`.
+    pub state: String,
+    pub body: String,
+    /// The rule has a webhook: the event is stored with its delivery pending
+    /// (see [`Store::pending_alert_deliveries`]).
+    pub webhook: bool,
+}
+
+/// What a transition stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TransitionApplied {
+    /// The state's new revision.
+    pub revision: i64,
+    /// The appended event.
+    pub event_id: Option<i64>,
 }
 
 record! {
@@ -256,6 +297,17 @@ record! {
         state: String,
         since_s: i64,
         body: String,
+    }
+}
+
+record! {
+    /// An `alert_states` row with its revision.
+    struct VersionedAlertStateRecord {
+        rule_id: String,
+        state: String,
+        since_s: i64,
+        body: String,
+        revision: i64,
     }
 }
 
@@ -877,9 +929,11 @@ impl Store {
     }
 
     /// Creates or replaces an alert rule (its JSON body); `now_s` becomes
-    /// its update time, and its creation time when new.
+    /// its update time, and its creation time when new. Bumps the rules'
+    /// cache revision in the same transaction.
     pub async fn put_alert_rule(&self, id: &str, body: &str, now_s: i64) -> Result<(), StoreError> {
         on_pool!(self, pool, d => {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
             sqlx::query(&d.sql(
                 "INSERT INTO alert_rules (id, body, created_s, updated_s) VALUES (?, ?, ?, ?) \
                  ON CONFLICT (id) DO UPDATE SET body = excluded.body, updated_s = excluded.updated_s",
@@ -888,8 +942,10 @@ impl Store {
             .bind(body)
             .bind(now_s)
             .bind(now_s)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            sqlx::query(&d.sql(BUMP_REVISION)).bind(Cached::AlertRules.as_str()).execute(&mut *tx).await?;
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -907,7 +963,12 @@ impl Store {
     /// Deletes an alert rule; `false` when there was none.
     pub async fn delete_alert_rule(&self, id: &str) -> Result<bool, StoreError> {
         on_pool!(self, pool, d => {
-            let done = sqlx::query(&d.sql("DELETE FROM alert_rules WHERE id = ?")).bind(id).execute(pool).await?;
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let done = sqlx::query(&d.sql("DELETE FROM alert_rules WHERE id = ?")).bind(id).execute(&mut *tx).await?;
+            if done.rows_affected() > 0 {
+                sqlx::query(&d.sql(BUMP_REVISION)).bind(Cached::AlertRules.as_str()).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
             Ok(done.rows_affected() > 0)
         })
     }
@@ -942,20 +1003,138 @@ impl Store {
         })
     }
 
-    /// Creates or replaces the state of a rule.
+    /// Creates or replaces the state of a rule, unconditionally (its
+    /// revision grows). Evaluations use [`Store::transition_alert`].
     pub async fn set_alert_state(&self, row: &AlertStateRow) -> Result<(), StoreError> {
         on_pool!(self, pool, d => {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
             sqlx::query(&d.sql(
-                "INSERT INTO alert_states (rule_id, state, since_s, body) VALUES (?, ?, ?, ?) \
-                 ON CONFLICT (rule_id) DO UPDATE SET state = excluded.state, since_s = excluded.since_s, body = excluded.body",
+                "INSERT INTO alert_states (rule_id, state, since_s, body, revision) VALUES (?, ?, ?, ?, 1) \
+                 ON CONFLICT (rule_id) DO UPDATE SET state = excluded.state, since_s = excluded.since_s, \
+                 body = excluded.body, revision = alert_states.revision + 1",
             ))
             .bind(&row.rule_id)
             .bind(&row.state)
             .bind(row.since_s)
             .bind(&row.body)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(&d.sql(BUMP_REVISION)).bind(Cached::AlertStates.as_str()).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// The state of every rule that has one, with its revision, ordered by
+    /// rule id.
+    pub async fn versioned_alert_states(&self) -> Result<Vec<VersionedAlertState>, StoreError> {
+        let sql = format!("SELECT {} FROM alert_states", VersionedAlertStateRecord::COLUMNS);
+        let rows: Vec<VersionedAlertStateRecord> =
+            on_pool!(self, pool, _d => sqlx::query_as(&sql).fetch_all(pool).await?);
+        let mut states: Vec<VersionedAlertState> = rows
+            .into_iter()
+            .map(|r| VersionedAlertState {
+                row: AlertStateRow { rule_id: r.rule_id, state: r.state, since_s: r.since_s, body: r.body },
+                revision: r.revision,
+            })
+            .collect();
+        states.sort_by(|a, b| a.row.rule_id.cmp(&b.row.rule_id));
+        Ok(states)
+    }
+
+    /// Stores a rule's new state only if its stored revision is still the
+    /// one the evaluation read (no row, for `from_revision: None`) and, with
+    /// a `fence`, only while that lease term is current; appends the event
+    /// (delivery pending when the rule has a webhook) in the same
+    /// transaction. `None` when the condition failed: another evaluation
+    /// stored a transition first, or the lease was lost; nothing is written
+    /// then, so each transition is stored exactly once.
+    pub async fn transition_alert(
+        &self,
+        transition: &AlertTransition,
+        fence: Option<&Fence>,
+    ) -> Result<Option<TransitionApplied>, StoreError> {
+        let condition = if fence.is_some() { FENCE } else { "1 = 1" };
+        let row = &transition.state;
+        let write = match transition.from_revision {
+            None => format!(
+                "INSERT INTO alert_states (rule_id, state, since_s, body, revision) SELECT ?, ?, ?, ?, 1 \
+                 WHERE {condition} ON CONFLICT (rule_id) DO NOTHING RETURNING revision"
+            ),
+            Some(_) => format!(
+                "UPDATE alert_states SET state = ?, since_s = ?, body = ?, revision = revision + 1 \
+                 WHERE rule_id = ? AND revision = ? AND {condition} RETURNING revision"
+            ),
+        };
+        on_pool!(self, pool, d => {
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let sql = with_now(d, &write);
+            let mut query = sqlx::query_scalar::<_, i64>(&sql);
+            query = match transition.from_revision {
+                None => query.bind(&row.rule_id).bind(&row.state).bind(row.since_s).bind(&row.body),
+                Some(revision) => {
+                    query.bind(&row.state).bind(row.since_s).bind(&row.body).bind(&row.rule_id).bind(revision)
+                }
+            };
+            if let Some(fence) = fence {
+                query = query.bind(&fence.name).bind(&fence.holder).bind(fence.epoch);
+            }
+            let Some(revision) = query.fetch_optional(&mut *tx).await? else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let mut event_id = None;
+            if let Some(event) = &transition.event {
+                let sql = d.sql(
+                    "INSERT INTO alert_events (rule_id, at_s, state, body, delivery) VALUES (?, ?, ?, ?, ?) RETURNING id",
+                );
+                let id: i64 = sqlx::query_scalar(&sql)
+                    .bind(&row.rule_id)
+                    .bind(event.at_s)
+                    .bind(&event.state)
+                    .bind(&event.body)
+                    .bind(event.webhook.then_some("pending"))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                event_id = Some(id);
+            }
+            sqlx::query(&d.sql(BUMP_REVISION)).bind(Cached::AlertStates.as_str()).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Some(TransitionApplied { revision, event_id }))
+        })
+    }
+
+    /// Events whose webhook delivery is still pending and that were recorded
+    /// at or before `at_or_before_s`, oldest first, at most `limit`.
+    pub async fn pending_alert_deliveries(
+        &self,
+        at_or_before_s: i64,
+        limit: i64,
+    ) -> Result<Vec<AlertEventRow>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM alert_events WHERE delivery = 'pending' AND at_s <= ? ORDER BY id LIMIT ?",
+            AlertEventRecord::COLUMNS
+        );
+        on_pool!(self, pool, d => {
+            let rows: Vec<AlertEventRecord> =
+                sqlx::query_as(&d.sql(&sql)).bind(at_or_before_s).bind(limit_or_all(limit)).fetch_all(pool).await?;
+            Ok(rows.into_iter().map(AlertEventRow::from).collect())
+        })
+    }
+
+    /// Records how a pending delivery went (`body`: the event with the
+    /// outcome) and marks it done. `false` when it was not pending (another
+    /// replica finished it).
+    pub async fn finish_alert_delivery(&self, id: i64, body: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool, d => {
+            let done = sqlx::query(&d.sql(
+                "UPDATE alert_events SET body = ?, delivery = 'done' WHERE id = ? AND delivery = 'pending'",
+            ))
+            .bind(body)
+            .bind(id)
             .execute(pool)
             .await?;
-            Ok(())
+            Ok(done.rows_affected() > 0)
         })
     }
 
@@ -971,7 +1150,15 @@ impl Store {
     /// Forgets the state of a rule (nothing happens when it has none).
     pub async fn delete_alert_state(&self, rule_id: &str) -> Result<(), StoreError> {
         on_pool!(self, pool, d => {
-            sqlx::query(&d.sql("DELETE FROM alert_states WHERE rule_id = ?")).bind(rule_id).execute(pool).await?;
+            let mut tx = pool.begin_with(d.begin_write()).await?;
+            let done = sqlx::query(&d.sql("DELETE FROM alert_states WHERE rule_id = ?"))
+                .bind(rule_id)
+                .execute(&mut *tx)
+                .await?;
+            if done.rows_affected() > 0 {
+                sqlx::query(&d.sql(BUMP_REVISION)).bind(Cached::AlertStates.as_str()).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
             Ok(())
         })
     }

@@ -57,6 +57,8 @@ pub struct Options {
     pub webhook_secret: Option<String>,
     /// Identity, access rules and audit (default: local mode).
     pub auth: Option<plinth_app::AuthConfig>,
+    /// How the server holds leases on cluster-wide jobs (default: 10 s).
+    pub lease: Option<plinth_app::lease::LeaseConfig>,
 }
 
 impl Options {
@@ -90,6 +92,8 @@ pub struct TestServer {
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     dir: tempfile::TempDir,
     database: Option<PgDatabase>,
+    /// The database of the server this one is a replica of.
+    shared_url: Option<String>,
 }
 
 impl TestServer {
@@ -104,7 +108,16 @@ impl TestServer {
             Backend::Sqlite => None,
             Backend::Postgres => Some(PgDatabase::create("it").await?),
         };
-        Some(TestServer::launch(backend, dir, database, options).await)
+        Some(TestServer::launch(backend, dir, database, None, options).await)
+    }
+
+    /// Another replica on this server's PostgreSQL database: its own
+    /// platform (caches, leases, background work), data directory and
+    /// port, the same store. Stopping it leaves the database to this server.
+    pub async fn replica(&self, options: Options) -> TestServer {
+        let url = self.database_url().expect("replicas share a PostgreSQL database").to_string();
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        TestServer::launch(Backend::Postgres, dir, None, Some(url), options).await
     }
 
     /// Stops the server and starts a new one on the same store and data
@@ -114,24 +127,24 @@ impl TestServer {
         this.shutdown_and_wait().await;
         let dir = std::mem::replace(&mut this.dir, tempfile::TempDir::new().expect("temp dir"));
         let database = this.database.take();
+        let shared_url = this.shared_url.take();
         let backend = this.backend;
         drop(this);
-        TestServer::launch(backend, dir, database, options).await
+        TestServer::launch(backend, dir, database, shared_url, options).await
     }
 
     async fn launch(
         backend: Backend,
         dir: tempfile::TempDir,
         database: Option<PgDatabase>,
+        shared_url: Option<String>,
         options: Options,
     ) -> TestServer {
         let data = dir.path().join("data");
-        let store = match &database {
+        let url = database.as_ref().map(|d| d.url.clone()).or_else(|| shared_url.clone());
+        let store = match url {
             None => Store::open_sqlite(&data).await.expect("open SQLite store"),
-            Some(database) => {
-                let config = StoreConfig::Postgres { url: database.url.clone() };
-                Store::open(&config).await.expect("open PostgreSQL store")
-            }
+            Some(url) => Store::open(&StoreConfig::Postgres { url }).await.expect("open PostgreSQL store"),
         };
         let signals = options.signals.then(|| {
             let mut config = SignalsConfig {
@@ -173,6 +186,7 @@ impl TestServer {
             }),
             signals,
             auth,
+            lease: options.lease.unwrap_or_default(),
         };
         let platform = Platform::start(store.clone(), config).await.expect("start the platform");
         let catalog = platform.catalog_service().clone();
@@ -211,6 +225,7 @@ impl TestServer {
             task: Some(task),
             dir,
             database,
+            shared_url,
         }
     }
 
@@ -243,12 +258,14 @@ impl TestServer {
                 Ok(joined) => joined.expect("server task").expect("server stopped cleanly"),
                 Err(_) => panic!("the server did not stop within 20 s of the shutdown signal"),
             }
+            // As `plinth serve` does: the next server takes the leases at once.
+            self.platform.leadership().release_all().await;
         }
     }
 
     /// The PostgreSQL URL of this server's database (`None` on SQLite).
     pub fn database_url(&self) -> Option<&str> {
-        self.database.as_ref().map(|d| d.url.as_str())
+        self.database.as_ref().map(|d| d.url.as_str()).or(self.shared_url.as_deref())
     }
 
     /// The test's scratch directory.

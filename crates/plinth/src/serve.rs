@@ -114,6 +114,11 @@ pub(crate) struct ServeArgs {
     /// Seconds between evaluations of alert rules.
     #[arg(long, env = "PLINTH_ALERT_INTERVAL", default_value_t = 15)]
     alert_interval: u64,
+    /// Milliseconds a replica's lease on a cluster-wide job (refresh,
+    /// alerts, compaction, retention, sweeper) lasts unless renewed; a dead
+    /// replica's jobs move to another within 4/3 of it. At least 300.
+    #[arg(long, env = "PLINTH_LEASE_PERIOD_MS", default_value_t = 10_000)]
+    lease_period_ms: u64,
     /// Log format.
     #[arg(long, env = "PLINTH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -411,6 +416,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
                 outbound: signals_outbound.clone(),
             }),
         },
+        lease: plinth_app::lease::LeaseConfig { period: Duration::from_millis(args.lease_period_ms) },
     };
     let platform = Platform::start(store, config).await.context("loading the catalogue")?;
     tracing::info!(

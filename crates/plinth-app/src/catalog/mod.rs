@@ -18,7 +18,38 @@ use tokio::sync::broadcast;
 
 use crate::access::{Permission, Resource};
 use crate::audit::AuditOutcome;
+use crate::lease::{Flow, Job, Leadership};
 use crate::{AppError, AppResult, Caller, FieldError, Platform};
+
+/// Resumes at once the refreshes a crash of this process cut off (a
+/// restart resumes its own work), and runs the periodic refresh of every
+/// location on the replica that leads [`Job::CatalogRefresh`], every
+/// `refresh_interval`; a replica taking the job over from one that died
+/// first resumes what that one cut off. Each location only while the term
+/// lasts.
+pub(crate) fn spawn_refresh(catalog: &Arc<Catalog>, leadership: &Arc<Leadership>) {
+    let resuming = Arc::clone(catalog);
+    tokio::spawn(async move {
+        if let Err(error) = resuming.resume_interrupted().await {
+            tracing::warn!(%error, "cannot list locations to resume interrupted refreshes");
+        }
+    });
+    let weak = Arc::downgrade(catalog);
+    leadership.spawn_job(Job::CatalogRefresh, catalog.config().refresh_interval, move |term| {
+        let weak = weak.clone();
+        async move {
+            let Some(catalog) = weak.upgrade() else { return Flow::Stop };
+            if term.new_term {
+                if let Err(error) = catalog.resume_interrupted_while(|| term.holds()).await {
+                    tracing::warn!(%error, "cannot list locations to resume interrupted refreshes");
+                }
+            } else {
+                catalog.refresh_all_while(|| term.holds()).await;
+            }
+            Flow::Continue
+        }
+    });
+}
 
 /// Most entities a registration answers with (the rest are in the catalogue).
 pub const MAX_ECHOED_ENTITIES: usize = 1_000;

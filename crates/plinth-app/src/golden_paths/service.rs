@@ -4,6 +4,7 @@
 //! a previous process left unfinished are marked failed with the reason.
 
 use super::StartError;
+use crate::lease::{Flow, Job, Leadership};
 use crate::policy::service::{PolicyService, RequestContext};
 use futures::future::BoxFuture;
 use parking_lot::Mutex;
@@ -117,6 +118,7 @@ impl Scaffolder {
         store: Store,
         catalog: Arc<Catalog>,
         policy: Option<Arc<PolicyService>>,
+        leadership: &Arc<Leadership>,
     ) -> Arc<Scaffolder> {
         let _ = std::fs::create_dir_all(&config.repo_root);
         // Workspaces of runs the last process did not finish.
@@ -124,17 +126,20 @@ impl Scaffolder {
         // A SQLite store belongs to this process alone: whatever was running
         // was interrupted. On PostgreSQL other replicas may be running
         // theirs, so only runs whose heartbeat stopped are failed — here
-        // and by the sweeper below.
+        // and by the sweeper below, which runs on the replica leading it.
         let stale = match store.backend() {
             Backend::Sqlite => None,
             Backend::Postgres => Some(STALE_AFTER),
         };
         fail_stale_runs(&store, stale).await;
         let sweeper = store.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(HEARTBEAT_INTERVAL).await;
-                fail_stale_runs(&sweeper, Some(STALE_AFTER)).await;
+        leadership.spawn_job(Job::RunSweeper, HEARTBEAT_INTERVAL, move |term| {
+            let sweeper = sweeper.clone();
+            async move {
+                if term.holds() {
+                    fail_stale_runs(&sweeper, Some(STALE_AFTER)).await;
+                }
+                Flow::Continue
             }
         });
         let host = Arc::new(ServerHost { policy, catalog: catalog.clone(), repo_root: config.repo_root.clone() });

@@ -2,15 +2,25 @@
 //! over a window, per entity or team, evaluated continuously. A firing rule
 //! sets its entity's health (degraded / unhealthy), is recorded in the alert
 //! history and is posted to the rule's webhook; so is its resolution.
+//!
+//! With several replicas, one evaluates (the leader of [`Job::Alerts`]).
+//! Every replica keeps the rules and their states in memory and follows
+//! the store (`crate::follow`), so a rule written through any replica is
+//! evaluated, listed and reflected in health everywhere within a second.
+//! A transition is stored by a conditional update of the rule's state row
+//! (the revision the evaluation read, and the leader's lease term), in the
+//! same transaction as its history event and its pending webhook delivery:
+//! a transition is recorded once, a new leader continues from the stored
+//! state, and a delivery a dead leader left pending is made by the next.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::RwLock;
 use plinth_confine::OutboundPolicy;
 use plinth_model::parse_ref_lenient;
-use plinth_store::{AlertStateRow, RollupQuery, Store, StoreError};
+use plinth_store::{AlertStateRow, AlertTransition, NewAlertEvent, RollupQuery, Store, StoreError};
 use plinth_telemetry::query::{is_model_call, metric_value, rfc3339};
 use plinth_telemetry::rollup::{Cell, SERVER_OPERATION};
 use serde::{Deserialize, Serialize};
@@ -18,6 +28,13 @@ use serde_json::{json, Value};
 
 use super::query::{load_rows, SignalFilter};
 use super::service::{now_s, SignalsService};
+use crate::follow::Seen;
+use crate::lease::{Flow, Job, LeaderTerm};
+
+/// A delivery still pending this long after its transition was left by a
+/// replica that died (a delivery takes at most three 5-second tries): the
+/// leader makes it.
+const PENDING_GRACE_S: i64 = 30;
 
 /// An availability objective: fires when the error budget burns at least
 /// `burn_rate` times faster than the objective allows over the window.
@@ -326,6 +343,10 @@ pub struct AlertEngine {
     /// connection and redirect.
     outbound: Arc<OutboundPolicy>,
     client: reqwest::Client,
+    /// The cache revisions (rules, states) the copies above were loaded at.
+    seen: Seen<(i64, i64)>,
+    /// One evaluation at a time in this process.
+    evaluating: tokio::sync::Mutex<()>,
 }
 
 impl AlertEngine {
@@ -336,6 +357,8 @@ impl AlertEngine {
             health: RwLock::default(),
             client: outbound.client(Duration::from_secs(5)),
             outbound,
+            seen: Seen::new(),
+            evaluating: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -348,26 +371,52 @@ impl AlertEngine {
         }
     }
 
-    pub async fn load(&self, store: &Store) -> Result<(), StoreError> {
-        let rules = store.list_alert_rules().await?;
-        let mut map = BTreeMap::new();
-        for (id, body) in rules {
+    /// Reloads the rules and their states when the store's revisions of
+    /// them moved (a write through any replica), and the health they set.
+    pub(crate) async fn sync(&self, service: &SignalsService) -> Result<(), StoreError> {
+        let store = service.store();
+        let revisions = store.cache_revisions().await?;
+        let fingerprint = (revisions.alert_rules, revisions.alert_states);
+        if self.seen.is(&fingerprint) {
+            return Ok(());
+        }
+        let mut rules = BTreeMap::new();
+        for (id, body) in store.list_alert_rules().await? {
             match serde_json::from_str::<AlertRule>(&body) {
                 Ok(rule) => {
-                    map.insert(id, rule);
+                    rules.insert(id, rule);
                 }
                 Err(error) => tracing::error!(rule = %id, %error, "stored alert rule is unreadable; skipped"),
             }
         }
-        *self.rules.write() = map;
-        let mut states = HashMap::new();
-        for row in store.alert_states().await? {
-            if let Ok(state) = serde_json::from_str::<RuleState>(&row.body) {
-                states.insert(row.rule_id, state);
+        let states: HashMap<String, RuleState> = store
+            .alert_states()
+            .await?
+            .into_iter()
+            .filter_map(|row| serde_json::from_str::<RuleState>(&row.body).ok().map(|state| (row.rule_id, state)))
+            .collect();
+        *self.rules.write() = rules;
+        *self.states.write() = states;
+        self.rebuild_health(service);
+        self.seen.set(fingerprint);
+        Ok(())
+    }
+
+    /// The health every enabled rule with a state sets, from the rules and
+    /// states held (so every replica shows what the leader evaluated).
+    fn rebuild_health(&self, service: &SignalsService) {
+        let mut health: HashMap<String, Vec<Watch>> = HashMap::new();
+        {
+            let rules = self.rules.read();
+            let states = self.states.read();
+            for rule in rules.values().filter(|r| r.enabled) {
+                let Some(state) = states.get(&rule.id) else { continue };
+                let Some(key) = rule.health_key(service) else { continue };
+                let firing = state.state == Condition::Firing;
+                health.entry(key).or_default().push((rule.id.clone(), rule.severity.clone(), firing));
             }
         }
-        *self.states.write() = states;
-        Ok(())
+        *self.health.write() = health;
     }
 
     pub async fn put(&self, store: &Store, rule: AlertRule) -> Result<(), StoreError> {
@@ -447,12 +496,63 @@ fn compare(op: &str, value: f64, threshold: f64) -> bool {
     }
 }
 
-/// Evaluates every enabled rule once.
+/// Evaluates every enabled rule once (`POST /api/signals/alerts/evaluate`,
+/// tests). On the replica leading [`Job::Alerts`] the writes are fenced by
+/// its term; on another, the conditional updates alone keep each
+/// transition recorded (and delivered) once.
 pub async fn evaluate_once(service: &Arc<SignalsService>) {
-    let rules: Vec<AlertRule> = service.alerts.rules.read().values().filter(|r| r.enabled).cloned().collect();
+    let term = service.leadership().term(Job::Alerts);
+    evaluate(service, term.as_ref()).await;
+}
+
+/// A rule's state as the evaluation read it from the store.
+struct Stored {
+    state: RuleState,
+    since_s: i64,
+    revision: i64,
+}
+
+/// The stored state of every rule (the truth a new leader continues from).
+async fn stored_states(store: &Store) -> Result<HashMap<String, Stored>, StoreError> {
+    let mut out = HashMap::new();
+    for row in store.versioned_alert_states().await? {
+        match serde_json::from_str::<RuleState>(&row.row.body) {
+            Ok(state) => {
+                out.insert(row.row.rule_id, Stored { state, since_s: row.row.since_s, revision: row.revision });
+            }
+            Err(error) => tracing::warn!(rule = %row.row.rule_id, %error, "stored alert state is unreadable; replaced"),
+        }
+    }
+    Ok(out)
+}
+
+/// Evaluates every enabled rule once, from the stored states. `term`: the
+/// lease term of this replica's leadership of alerts, which fences every
+/// write and allows delivering what a dead leader left pending.
+async fn evaluate(service: &Arc<SignalsService>, term: Option<&LeaderTerm>) {
+    let engine = &service.alerts;
+    let _one = engine.evaluating.lock().await;
+    if let Err(error) = engine.sync(service).await {
+        tracing::warn!(%error, "alert rules could not be reloaded; evaluating the ones held");
+    }
+    let mut stored = match stored_states(service.store()).await {
+        Ok(stored) => stored,
+        Err(error) => {
+            tracing::warn!(%error, "alert states could not be read; rules not evaluated");
+            return;
+        }
+    };
+    if let Some(term) = term {
+        deliver_pending(service, term).await;
+    }
+    let fence = term.map(LeaderTerm::fence);
+    let rules: Vec<AlertRule> = engine.rules.read().values().filter(|r| r.enabled).cloned().collect();
     let now = now_s();
-    let mut health: HashMap<String, Vec<Watch>> = HashMap::new();
     for rule in rules {
+        if term.is_some_and(|t| !t.holds()) {
+            tracing::info!("no longer leading alert evaluation; stopped");
+            break;
+        }
         let window = window_seconds(&rule.window).unwrap_or(300);
         let rows = match load_rows(service, &rule.filter(), now - window, now + 60).await {
             Ok(rows) => rows,
@@ -512,51 +612,124 @@ pub async fn evaluate_once(service: &Arc<SignalsService>) {
         } else {
             Condition::Ok
         };
-        let previous = service.alerts.states.read().get(&rule.id).cloned();
-        let changed = previous.as_ref().map(|p| p.state) != Some(new_state);
+        let previous = stored.remove(&rule.id);
+        let changed = previous.as_ref().map(|p| p.state.state) != Some(new_state);
         let state = RuleState {
             state: new_state,
-            since: if changed { rfc3339(now) } else { previous.as_ref().map(|p| p.since.clone()).unwrap_or_default() },
+            since: if changed {
+                rfc3339(now)
+            } else {
+                previous.as_ref().map(|p| p.state.since.clone()).unwrap_or_default()
+            },
             value,
             message: message.clone(),
             evaluated: rfc3339(now),
         };
-        let target = rule.health_key(service);
-        if let Some(key) = &target {
-            health.entry(key.clone()).or_default().push((rule.id.clone(), rule.severity.clone(), firing));
+        let was_firing = previous.as_ref().is_some_and(|p| p.state.state == Condition::Firing);
+        let transition =
+            (firing != was_firing).then_some(if firing { Transition::Firing } else { Transition::Resolved });
+        if transition.is_none() && !changed && previous.as_ref().map(|p| p.state.value) == Some(value) {
+            // Nothing to store: only the evaluation time moved.
+            engine.states.write().insert(rule.id.clone(), state);
+            continue;
         }
-        let was_firing = previous.as_ref().is_some_and(|p| p.state == Condition::Firing);
-        if firing != was_firing {
-            let transition = if firing { Transition::Firing } else { Transition::Resolved }.as_str();
-            let event = json!({
-                "rule": rule.id, "name": rule.name, "state": transition, "severity": rule.severity,
-                "entity": target, "signal": rule.signal, "value": value, "threshold": rule.threshold,
-                "window": rule.window, "message": message, "at": rfc3339(now),
-            });
-            let mut recorded = event.clone();
-            if let Some(url) = &rule.webhook {
-                recorded["webhook"] = json!(deliver(&service.alerts, url, &event).await);
+        let event = transition.map(|t| {
+            json!({
+                "rule": rule.id, "name": rule.name, "state": t.as_str(), "severity": rule.severity,
+                "entity": rule.health_key(service), "signal": rule.signal, "value": value,
+                "threshold": rule.threshold, "window": rule.window, "message": message, "at": rfc3339(now),
+            })
+        });
+        let row = AlertStateRow {
+            rule_id: rule.id.clone(),
+            state: new_state.as_str().to_string(),
+            since_s: if changed { now } else { previous.as_ref().map_or(now, |p| p.since_s) },
+            body: serde_json::to_string(&state).unwrap_or_default(),
+        };
+        let new_event = match (transition, &event) {
+            (Some(t), Some(event)) => {
+                let mut recorded = event.clone();
+                if rule.webhook.is_some() {
+                    recorded["webhook"] = json!({ "pending": true });
+                }
+                Some(NewAlertEvent {
+                    at_s: now,
+                    state: t.as_str().to_string(),
+                    body: recorded.to_string(),
+                    webhook: rule.webhook.is_some(),
+                })
             }
-            let body = recorded.to_string();
-            if let Err(error) = service.store().append_alert_event(&rule.id, now, transition, &body).await {
-                tracing::error!(rule = %rule.id, %error, "alert event not recorded");
+            _ => None,
+        };
+        let step =
+            AlertTransition { state: row, from_revision: previous.as_ref().map(|p| p.revision), event: new_event };
+        match service.store().transition_alert(&step, fence).await {
+            Ok(Some(applied)) => {
+                engine.states.write().insert(rule.id.clone(), state);
+                if let (Some(t), Some(event), Some(id)) = (transition, event, applied.event_id) {
+                    tracing::warn!(rule = %rule.id, state = t.as_str(), %message, "alert");
+                    if let Some(url) = &rule.webhook {
+                        deliver_event(service, id, url, event).await;
+                    }
+                }
             }
-            tracing::warn!(rule = %rule.id, state = transition, %message, "alert");
+            Ok(None) => tracing::info!(
+                rule = %rule.id,
+                "alert state not stored: another evaluation stored this rule first, or this replica no longer leads \
+                 alerts; the stored state stands"
+            ),
+            Err(error) => {
+                tracing::error!(rule = %rule.id, %error, "alert state not stored; retried at the next evaluation")
+            }
         }
-        if changed || previous.as_ref().map(|p| p.value) != Some(value) {
-            let row = AlertStateRow {
-                rule_id: rule.id.clone(),
-                state: state.state.as_str().to_string(),
-                since_s: now,
-                body: serde_json::to_string(&state).unwrap_or_default(),
-            };
-            if let Err(error) = service.store().set_alert_state(&row).await {
-                tracing::warn!(rule = %rule.id, %error, "alert state not stored");
-            }
-        }
-        service.alerts.states.write().insert(rule.id.clone(), state);
     }
-    *service.alerts.health.write() = health;
+    engine.rebuild_health(service);
+}
+
+/// Posts one recorded event to `url` and records how it went (the event's
+/// id lets a receiver recognise a repeat).
+async fn deliver_event(service: &SignalsService, id: i64, url: &str, mut event: Value) {
+    event["event_id"] = json!(id);
+    let outcome = deliver(&service.alerts, url, &event).await;
+    event["webhook"] = outcome;
+    match service.store().finish_alert_delivery(id, &event.to_string()).await {
+        Ok(true) => {}
+        Ok(false) => tracing::info!(event = id, "alert delivery was finished elsewhere"),
+        Err(error) => tracing::error!(event = id, %error, "alert delivery outcome not recorded"),
+    }
+}
+
+/// Delivers the webhooks a replica that died left pending (leader only).
+async fn deliver_pending(service: &SignalsService, term: &LeaderTerm) {
+    let pending = match service.store().pending_alert_deliveries(now_s() - PENDING_GRACE_S, 100).await {
+        Ok(pending) => pending,
+        Err(error) => {
+            tracing::warn!(%error, "pending alert deliveries could not be read");
+            return;
+        }
+    };
+    for row in pending {
+        if !term.holds() {
+            return;
+        }
+        let mut event: Value = serde_json::from_str(&row.body).unwrap_or_else(|_| json!({}));
+        if let Some(object) = event.as_object_mut() {
+            object.remove("webhook");
+        }
+        let url = service.alerts.rules.read().get(&row.rule_id).and_then(|r| r.webhook.clone());
+        match url {
+            Some(url) => {
+                tracing::info!(event = row.id, rule = %row.rule_id, "delivering an alert a previous leader left pending");
+                deliver_event(service, row.id, &url, event).await;
+            }
+            None => {
+                event["webhook"] = json!({ "delivered": false, "error": "the rule or its webhook was removed before delivery", "attempts": 0 });
+                if let Err(error) = service.store().finish_alert_delivery(row.id, &event.to_string()).await {
+                    tracing::warn!(event = row.id, %error, "alert delivery outcome not recorded");
+                }
+            }
+        }
+    }
 }
 
 /// Posts an alert; three tries with back-off. Returns the delivery result.
@@ -597,14 +770,17 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Evaluates the rules forever at the configured interval.
-pub async fn evaluate_forever(service: Weak<SignalsService>) {
-    let Some(interval) = service.upgrade().map(|s| s.config.alert_interval) else { return };
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let Some(service) = service.upgrade() else { return };
-        evaluate_once(&service).await;
-    }
+/// Evaluates the rules at the configured interval on the replica that
+/// leads [`Job::Alerts`] (at once when it takes the lease over).
+pub(crate) fn spawn_evaluation(service: &Arc<SignalsService>) {
+    let weak = Arc::downgrade(service);
+    let interval = service.config.alert_interval;
+    service.leadership().spawn_job(Job::Alerts, interval, move |term| {
+        let weak = weak.clone();
+        async move {
+            let Some(service) = weak.upgrade() else { return Flow::Stop };
+            evaluate(&service, Some(&term)).await;
+            Flow::Continue
+        }
+    });
 }

@@ -19,6 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::lease::{self, Flow, LeaderTerm, Leadership};
+
 /// Settings of the signals service.
 #[derive(Debug, Clone)]
 pub struct SignalsConfig {
@@ -99,6 +101,7 @@ pub struct SignalsService {
     pub metrics: SignalsMetrics,
     pub alerts: super::alerts::AlertEngine,
     cumulative: CumulativeState,
+    leadership: Arc<Leadership>,
 }
 
 impl std::fmt::Debug for SignalsService {
@@ -109,8 +112,14 @@ impl std::fmt::Debug for SignalsService {
 
 impl SignalsService {
     /// Starts the service and its background tasks (writers, attribution
-    /// refresh, compaction, retention, alert evaluation).
-    pub async fn start(config: SignalsConfig, store: Store, catalog: Arc<Catalog>) -> Arc<SignalsService> {
+    /// refresh, the alert rules' follower; compaction, retention and alert
+    /// evaluation on the replica that leads each).
+    pub async fn start(
+        config: SignalsConfig,
+        store: Store,
+        catalog: Arc<Catalog>,
+        leadership: Arc<Leadership>,
+    ) -> Arc<SignalsService> {
         let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
         let permits = (config.max_inflight_bytes / 1024).clamp(1, Semaphore::MAX_PERMITS);
         let service = Arc::new(SignalsService {
@@ -124,18 +133,29 @@ impl SignalsService {
             store,
             catalog,
             config,
+            leadership,
         });
         let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
         for _ in 0..service.config.writers.max(1) {
             tokio::spawn(writer(Arc::downgrade(&service), receiver.clone()));
         }
         tokio::spawn(follow_catalogue(Arc::downgrade(&service)));
-        tokio::spawn(maintenance(Arc::downgrade(&service)));
-        if let Err(error) = service.alerts.load(&service.store).await {
+        spawn_maintenance(&service);
+        if let Err(error) = service.alerts.sync(&service).await {
             tracing::error!(%error, "cannot load alert rules");
         }
-        tokio::spawn(super::alerts::evaluate_forever(Arc::downgrade(&service)));
+        crate::follow::follow(
+            &service,
+            "alert rules",
+            |service| async move { Ok(service.alerts.sync(&service).await?) },
+        );
+        super::alerts::spawn_evaluation(&service);
         service
+    }
+
+    /// This replica's part in choosing leaders.
+    pub fn leadership(&self) -> &Arc<Leadership> {
+        &self.leadership
     }
 
     pub fn store(&self) -> &Store {
@@ -294,42 +314,58 @@ async fn follow_catalogue(service: std::sync::Weak<SignalsService>) {
 }
 
 /// Compaction every 15 seconds (queries read fewer rows once partials
-/// are merged); retention every hour.
-async fn maintenance(service: std::sync::Weak<SignalsService>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(15));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Retention runs every 240th tick (hourly).
+/// are merged); retention every hour, and when a replica takes the job
+/// over. Both on the replica that leads [`lease::Job::SignalsMaintenance`].
+fn spawn_maintenance(service: &Arc<SignalsService>) {
+    let weak = Arc::downgrade(service);
+    // Retention runs every 240th tick (hourly), and first in each term.
     let mut ticks = 0u64;
-    loop {
-        tick.tick().await;
-        let Some(service) = service.upgrade() else { return };
-        let now = now_s();
-        for resolution in
-            [plinth_store::Resolution::Minute, plinth_store::Resolution::Hour, plinth_store::Resolution::Day]
-        {
-            match service.store.compact_rollups(resolution, now, 20_000, plinth_telemetry::rollup::merge_rows).await {
-                Ok(groups) if groups > 0 => tracing::debug!(groups, ?resolution, "rollups compacted"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "rollup compaction failed; retrying at the next tick"),
-            }
+    service.leadership.spawn_job(lease::Job::SignalsMaintenance, Duration::from_secs(15), move |term| {
+        if term.new_term {
+            ticks = 0;
         }
-        if ticks.is_multiple_of(240) {
-            let config = &service.config;
-            let result = service
-                .store
-                .purge_signals(
-                    now - config.dedupe_window.as_secs() as i64,
-                    now - config.span_retention.as_secs() as i64,
-                    now - config.rollup_retention.as_secs() as i64,
-                )
-                .await;
-            match result {
-                Ok(rows) if rows > 0 => tracing::info!(rows, "signal retention applied"),
-                Ok(_) => {}
-                Err(error) => tracing::warn!(%error, "signal retention failed; retrying in an hour"),
-            }
-        }
+        let retention = ticks.is_multiple_of(240);
         ticks += 1;
+        let weak = weak.clone();
+        async move {
+            let Some(service) = weak.upgrade() else { return Flow::Stop };
+            maintain(&service, &term, retention).await;
+            Flow::Continue
+        }
+    });
+}
+
+/// One round of compaction (and retention): each step only while `term`
+/// lasts.
+async fn maintain(service: &SignalsService, term: &LeaderTerm, retention: bool) {
+    let now = now_s();
+    for resolution in [plinth_store::Resolution::Minute, plinth_store::Resolution::Hour, plinth_store::Resolution::Day]
+    {
+        if !term.holds() {
+            return;
+        }
+        match service.store.compact_rollups(resolution, now, 20_000, plinth_telemetry::rollup::merge_rows).await {
+            Ok(groups) if groups > 0 => tracing::debug!(groups, ?resolution, "rollups compacted"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "rollup compaction failed; retrying at the next tick"),
+        }
+    }
+    if !retention || !term.holds() {
+        return;
+    }
+    let config = &service.config;
+    let result = service
+        .store
+        .purge_signals(
+            now - config.dedupe_window.as_secs() as i64,
+            now - config.span_retention.as_secs() as i64,
+            now - config.rollup_retention.as_secs() as i64,
+        )
+        .await;
+    match result {
+        Ok(rows) if rows > 0 => tracing::info!(rows, "signal retention applied"),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "signal retention failed; retrying in an hour"),
     }
 }
 

@@ -7,6 +7,7 @@ mod parameters;
 mod policy;
 mod portal;
 mod portal_signals;
+mod replicas;
 mod scaffolder;
 mod security;
 mod signals;

@@ -9,6 +9,7 @@
 
 mod audit;
 mod auth;
+mod cluster;
 mod common;
 mod conformance;
 mod scaffolder;

@@ -17,11 +17,14 @@
 
 pub mod access;
 pub mod audit;
+pub mod background;
 mod caller;
 pub mod catalog;
 mod error;
+mod follow;
 pub mod golden_paths;
 pub mod identity;
+pub mod lease;
 pub mod oidc;
 mod operations;
 mod platform;

@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use crate::access::{AccessControl, AuthMode};
 use crate::audit::{Audit, AuditLog};
+use crate::background::{Background, ForegroundGuard};
 use crate::catalog::CatalogUseCases;
 use crate::golden_paths::{GoldenPaths, GoldenPathsConfig, Scaffolder};
 use crate::identity::{Identity, Tokens};
+use crate::lease::{Leadership, LeaseConfig};
 use crate::policy::{Policy, PolicyConfig, PolicyService};
 use crate::signals::{Signals, SignalsConfig, SignalsService};
 use crate::{AppError, AppResult, Caller};
@@ -22,6 +24,8 @@ pub struct PlatformConfig {
     pub golden_paths: Option<GoldenPathsConfig>,
     pub signals: Option<SignalsConfig>,
     pub auth: AuthConfig,
+    /// How replicas choose the one that runs each cluster-wide job.
+    pub lease: LeaseConfig,
 }
 
 /// Identity, access rules and the audit log.
@@ -64,6 +68,7 @@ impl PlatformConfig {
             golden_paths: None,
             signals: None,
             auth: AuthConfig::default(),
+            lease: LeaseConfig::default(),
         }
     }
 }
@@ -80,6 +85,8 @@ pub struct Platform {
     pub(crate) audit: Arc<AuditLog>,
     pub(crate) identity: Arc<Identity>,
     pub(crate) oidc: Option<Arc<crate::oidc::Oidc>>,
+    pub(crate) background: Arc<Background>,
+    pub(crate) leadership: Arc<Leadership>,
 }
 
 impl std::fmt::Debug for Platform {
@@ -104,9 +111,13 @@ impl Platform {
             None => plinth_policy::AccessPolicy::builtin(),
         }
         .map_err(|e| AppError::invalid(format!("the access rules do not load: {e}")))?;
+        let background =
+            Background::new().map_err(|e| AppError::internal(format!("cannot start the background threads: {e}")))?;
         let catalog = Catalog::open(store.clone(), config.catalog).await?;
-        catalog.spawn_background();
-        let audit = AuditLog::start(store.clone(), config.auth.audit_retention);
+        catalog.spawn_follower();
+        let leadership = Leadership::start(store.clone(), &config.lease);
+        crate::catalog::spawn_refresh(&catalog, &leadership);
+        let audit = AuditLog::start(store.clone(), config.auth.audit_retention, &leadership);
         let access = Arc::new(AccessControl::new(
             config.auth.mode,
             rules,
@@ -121,20 +132,48 @@ impl Platform {
             None => None,
         };
         let policy = match config.policy {
-            Some(policy) => Some(PolicyService::start(policy, store.clone(), catalog.clone()).await),
+            Some(policy) => Some(
+                PolicyService::start(policy, store.clone(), catalog.clone(), background.clone(), leadership.clone())
+                    .await,
+            ),
             None => None,
         };
         let golden_paths = match config.golden_paths {
             Some(golden_paths) => {
-                Some(Scaffolder::start(golden_paths, store.clone(), catalog.clone(), policy.clone()).await)
+                Some(Scaffolder::start(golden_paths, store.clone(), catalog.clone(), policy.clone(), &leadership).await)
             }
             None => None,
         };
         let signals = match config.signals {
-            Some(signals) => Some(SignalsService::start(signals, store, catalog.clone()).await),
+            Some(signals) => Some(SignalsService::start(signals, store, catalog.clone(), leadership.clone()).await),
             None => None,
         };
-        Ok(Arc::new(Platform { catalog, policy, golden_paths, signals, access, audit, identity, oidc }))
+        if let Some(policy) = &policy {
+            crate::policy::waivers::follow(policy);
+        }
+        Ok(Arc::new(Platform {
+            catalog,
+            policy,
+            golden_paths,
+            signals,
+            access,
+            audit,
+            identity,
+            oidc,
+            background,
+            leadership,
+        }))
+    }
+
+    /// Marks a request in flight: background work (the governance view)
+    /// runs one slice at a time until it and the others end.
+    pub fn foreground(&self) -> ForegroundGuard {
+        self.background.foreground()
+    }
+
+    /// The background pool (its counters are in `/metrics`).
+    pub fn background(&self) -> &Background {
+        &self.background
     }
 
     pub fn catalog(&self) -> CatalogUseCases<'_> {
@@ -317,16 +356,23 @@ impl Platform {
         &self.catalog
     }
 
+    /// This replica's part in choosing who runs each cluster-wide job.
+    pub fn leadership(&self) -> &Arc<Leadership> {
+        &self.leadership
+    }
+
     /// The store everything is kept in.
     pub fn store(&self) -> &Store {
         self.catalog.store()
     }
 
     /// Waits for what must be durable before the process ends (the
-    /// decision log).
+    /// decision log), and releases this replica's leases so another takes
+    /// its cluster-wide jobs over at once.
     pub async fn shutdown(&self) {
         if let Some(policy) = &self.policy {
             policy.flush_log().await;
         }
+        self.leadership.release_all().await;
     }
 }

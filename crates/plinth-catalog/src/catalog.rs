@@ -102,19 +102,25 @@ pub struct Catalog {
     cache: Arc<FileCache>,
     refresh_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     follow_lock: tokio::sync::Mutex<()>,
+    /// One resumption at a time: a second one finds what the first resumed
+    /// complete instead of refreshing it again.
+    resume_lock: tokio::sync::Mutex<()>,
     events: broadcast::Sender<RecentChange>,
     pub metrics: CatalogMetrics,
 }
 
 /// Upserts per store transaction: big enough to amortise commits, small
-/// enough that entities become visible progressively on a first ingest.
-const APPLY_CHUNK: usize = 25_000;
+/// enough that entities become visible progressively on a first ingest,
+/// that the projection's write lock is held for milliseconds, not hundreds
+/// of them, and that a chunk's flattened pairs (the ingest's largest
+/// transient) stay a few tens of megabytes.
+const APPLY_CHUNK: usize = 5_000;
 /// Change-log rows read per follower step.
-const FOLLOW_BATCH: i64 = 25_000;
+const FOLLOW_BATCH: i64 = 5_000;
 
 impl Catalog {
     /// Builds the projection from the store and returns the catalogue.
-    /// Background work starts with [`Catalog::spawn_background`].
+    /// The change-log follower starts with [`Catalog::spawn_follower`].
     pub async fn open(store: Store, config: CatalogConfig) -> Result<Arc<Catalog>, CatalogError> {
         let search = Arc::new(SearchIndex::new()?);
         let (events, _) = broadcast::channel(4096);
@@ -126,6 +132,7 @@ impl Catalog {
             cache: Arc::new(FileCache::default()),
             refresh_locks: Mutex::new(HashMap::new()),
             follow_lock: tokio::sync::Mutex::new(()),
+            resume_lock: tokio::sync::Mutex::new(()),
             events,
             metrics: CatalogMetrics::default(),
         });
@@ -168,26 +175,38 @@ impl Catalog {
     /// complete (the process was killed mid-ingest, or before the first
     /// refresh of a newly registered location). Returns how many.
     pub async fn resume_interrupted(self: &Arc<Self>) -> Result<usize, CatalogError> {
+        self.resume_interrupted_while(|| true).await
+    }
+
+    /// [`Catalog::resume_interrupted`], asking `keep_going` before each
+    /// location (a replica that stops leading the refresh job stops there).
+    pub async fn resume_interrupted_while(
+        self: &Arc<Self>,
+        keep_going: impl Fn() -> bool,
+    ) -> Result<usize, CatalogError> {
+        let _one = self.resume_lock.lock().await;
         let interrupted: Vec<LocationRow> =
             self.store.list_locations().await?.into_iter().filter(|l| l.status.interrupted()).collect();
+        let mut resumed = 0;
         for location in &interrupted {
+            if !keep_going() {
+                break;
+            }
             tracing::info!(location = %location.target, "resuming a refresh that did not complete");
             if let Err(error) = self.refresh_location(&location.id).await {
                 tracing::warn!(location = %location.target, %error, "resumed refresh failed; the periodic refresh retries");
             }
+            resumed += 1;
         }
-        Ok(interrupted.len())
+        Ok(resumed)
     }
 
-    /// Starts the change-log follower, the periodic refresh, and the
-    /// resumption of refreshes a restart cut off.
-    pub fn spawn_background(self: &Arc<Self>) {
-        let resuming = self.clone();
-        tokio::spawn(async move {
-            if let Err(error) = resuming.resume_interrupted().await {
-                tracing::warn!(%error, "cannot list locations to resume interrupted refreshes");
-            }
-        });
+    /// Starts the change-log follower, which every replica runs. The
+    /// periodic refresh and the resumption of refreshes a crash cut off are
+    /// cluster-wide work: the application runs them on one replica at a
+    /// time ([`Catalog::refresh_all_while`],
+    /// [`Catalog::resume_interrupted_while`]).
+    pub fn spawn_follower(self: &Arc<Self>) {
         let follower = Arc::downgrade(self);
         let interval = self.config.follow_interval;
         tokio::spawn(async move {
@@ -197,15 +216,6 @@ impl Catalog {
                 if let Err(error) = catalog.catch_up().await {
                     tracing::warn!(%error, "following the change log failed; retrying");
                 }
-            }
-        });
-        let refresher = Arc::downgrade(self);
-        let interval = self.config.refresh_interval;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(interval).await;
-                let Some(catalog) = refresher.upgrade() else { break };
-                catalog.refresh_all().await;
             }
         });
     }
@@ -414,6 +424,12 @@ impl Catalog {
     }
 
     pub async fn refresh_all(self: &Arc<Self>) {
+        self.refresh_all_while(|| true).await
+    }
+
+    /// Refreshes every location, asking `keep_going` before each (a replica
+    /// that stops leading the refresh job stops there).
+    pub async fn refresh_all_while(self: &Arc<Self>, keep_going: impl Fn() -> bool) {
         let locations = match self.store.list_locations().await {
             Ok(locations) => locations,
             Err(error) => {
@@ -422,6 +438,9 @@ impl Catalog {
             }
         };
         for location in locations {
+            if !keep_going() {
+                break;
+            }
             if let Err(error) = self.refresh_location(&location.id).await {
                 tracing::warn!(location = %location.target, %error, "refresh failed");
             }

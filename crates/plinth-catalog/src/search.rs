@@ -11,7 +11,7 @@ use roaring::RoaringBitmap;
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
 use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
-use tantivy::schema::{Field, IndexRecordOption, Schema, FAST, INDEXED, STORED, TEXT};
+use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED};
 use tantivy::tokenizer::TokenStream;
 use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term};
 
@@ -78,17 +78,24 @@ const BOOSTS: [(FieldOf, f32); 6] = [
 impl SearchIndex {
     pub fn new() -> Result<Self, SearchError> {
         let mut builder = Schema::builder();
-        let id = builder.add_u64_field("id", INDEXED | FAST | STORED);
-        let name = builder.add_text_field("name", TEXT);
-        let title = builder.add_text_field("title", TEXT);
-        let description = builder.add_text_field("description", TEXT);
-        let tags = builder.add_text_field("tags", TEXT);
-        let owner = builder.add_text_field("owner", TEXT);
-        let text = builder.add_text_field("text", TEXT);
+        // Ids are read from the fast column, never from stored documents.
+        let id = builder.add_u64_field("id", INDEXED | FAST);
+        // Term frequencies for BM25 but no positions: no query is a
+        // phrase, and positions were a third of the index in memory.
+        let words = TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default().set_tokenizer("default").set_index_option(IndexRecordOption::WithFreqs),
+        );
+        let name = builder.add_text_field("name", words.clone());
+        let title = builder.add_text_field("title", words.clone());
+        let description = builder.add_text_field("description", words.clone());
+        let tags = builder.add_text_field("tags", words.clone());
+        let owner = builder.add_text_field("owner", words.clone());
+        let text = builder.add_text_field("text", words);
         let index = Index::create_in_ram(builder.build());
-        // Two indexing threads match the 2-core target machine; 64 MB keeps
-        // the whole index build inside the memory bar.
-        let writer = index.writer_with_num_threads(2, 64 * 1024 * 1024)?;
+        // Two indexing threads match the 2-core target machine. Ingest
+        // commits every few thousand entities, so 16 MiB per thread is
+        // rarely filled; more would only raise the ingest's peak memory.
+        let writer = index.writer_with_num_threads(2, 32 * 1024 * 1024)?;
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(SearchIndex {
             index,

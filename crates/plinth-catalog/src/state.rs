@@ -3,7 +3,7 @@
 //! Built from the store at start, then kept current by applying change-log
 //! rows in order. Readers take a read lock; only the follower writes.
 
-use crate::filters::{flatten, EntityFilter, FilterIndex, Pair};
+use crate::filters::{flatten, FilterIndex, Pair};
 use crate::graph::{Direction, Graph, NodeId, RelId};
 use crate::search::SearchDoc;
 use plinth_model::{declared_relations, EntityRef, ANNOTATION_MANAGED_BY_LOCATION};
@@ -78,7 +78,13 @@ pub struct CatalogState {
     facet_codes: FacetCodes,
     pub last_seq: i64,
     recent: VecDeque<RecentChange>,
+    /// Transitive counts of whole-graph impact walks, per (node, dependents?),
+    /// until the next change: a hub's page asks for them on every view.
+    impact_counts: parking_lot::Mutex<HashMap<(NodeId, bool), usize>>,
 }
+
+/// Most impact counts kept between two changes.
+const MAX_IMPACT_COUNTS: usize = 4096;
 
 const RECENT_CAPACITY: usize = 500;
 
@@ -102,6 +108,7 @@ impl CatalogState {
             by_ref: BTreeSet::new(),
             facet_codes: FacetCodes::default(),
             last_seq: 0,
+            impact_counts: parking_lot::Mutex::new(HashMap::new()),
             recent: VecDeque::new(),
         }
     }
@@ -178,6 +185,7 @@ impl CatalogState {
     /// Applies a prepared entity; returns its node so the caller can update
     /// the search index outside the lock.
     pub fn apply(&mut self, prepared: Prepared) -> NodeId {
+        self.impact_counts.get_mut().clear();
         let Prepared { stored, entity_ref, pairs, relations, summary, managed_by, .. } = prepared;
         let node = self.intern(&entity_ref);
         if self.entities[node as usize].is_some() {
@@ -224,6 +232,7 @@ impl CatalogState {
 
     /// Removes an entity; returns its node when there was one.
     pub fn delete(&mut self, key: &str) -> Option<NodeId> {
+        self.impact_counts.get_mut().clear();
         let node = self.node_of(key)?;
         self.entities[node as usize].as_ref()?;
         self.remove_node(node);
@@ -481,32 +490,14 @@ impl CatalogState {
     }
 
     /// Ids whose values for any of `keys` contain `term` (case-insensitive):
-    /// Backstage's `fullTextFilterTerm`.
+    /// Backstage's `fullTextFilterTerm`, served from the filter index.
     pub fn substring_matches(&self, term: &str, keys: &[String], within: &RoaringBitmap) -> RoaringBitmap {
         let term = term.to_lowercase();
         let mut ids = RoaringBitmap::new();
         for key in keys {
-            let filter = EntityFilter::parse(std::slice::from_ref(key)).unwrap_or_default();
-            let with_key = self.filters.matching(&filter, within);
-            for node in with_key.iter() {
-                if let Some(value) = self.value_from_summary_or_body(node, key) {
-                    if value.contains(&term) {
-                        ids.insert(node);
-                    }
-                }
-            }
+            ids |= self.filters.containing(&key.to_lowercase(), &term);
         }
-        ids
-    }
-
-    fn value_from_summary_or_body(&self, node: NodeId, key: &str) -> Option<String> {
-        let record = self.entity(node)?;
-        match key {
-            "metadata.name" => Some(record.summary.name.to_lowercase()),
-            "metadata.title" => record.summary.title.as_ref().map(|t| t.to_lowercase()),
-            "kind" => Some(record.summary.kind.to_lowercase()),
-            _ => self.value_from_body(node, key),
-        }
+        ids & within
     }
 
     /// Facet counts of `key` within `within`. Small sets are counted from
@@ -551,6 +542,24 @@ impl CatalogState {
             .collect();
         out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         out
+    }
+
+    /// How many entities the whole-graph impact walk from `key` reaches;
+    /// remembered until the catalogue next changes.
+    pub fn impact_count(&self, key: &str, direction: Direction) -> Option<usize> {
+        let node = self.node_of(key)?;
+        self.entity(node)?;
+        let slot = (node, matches!(direction, Direction::Dependents));
+        if let Some(count) = self.impact_counts.lock().get(&slot) {
+            return Some(*count);
+        }
+        let count = self.graph.impact(node, direction, None, |n| self.live.contains(n)).reached.len();
+        let mut counts = self.impact_counts.lock();
+        if counts.len() >= MAX_IMPACT_COUNTS {
+            counts.clear();
+        }
+        counts.insert(slot, count);
+        Some(count)
     }
 
     /// Impact analysis from an entity; `None` when the ref is unknown.

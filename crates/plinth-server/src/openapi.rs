@@ -20,7 +20,7 @@ use utoipa::{Modify, OpenApi};
         catalog::location_by_entity, catalog::refresh, catalog::validate_entity,
         catalog::impact, catalog::neighbourhood, catalog::search, catalog::errors, catalog::webhook,
         policy::evaluate, policy::admission, policy::decisions, policy::policies,
-        policy::list_waivers, policy::create_waiver, policy::delete_waiver, policy::entity, policy::scorecards,
+        policy::list_waivers, policy::create_waiver, policy::delete_waiver, policy::entity, policy::scorecards, policy::status,
         golden_paths::templates, golden_paths::parameter_schema, golden_paths::actions, golden_paths::create_task,
         golden_paths::list_tasks, golden_paths::task, golden_paths::cancel, golden_paths::events,
         golden_paths::eventstream, golden_paths::dry_run,

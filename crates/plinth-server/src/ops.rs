@@ -35,7 +35,10 @@ pub(crate) async fn track(State(app): State<AppState>, request: Request, next: N
         request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "unmatched".into());
     let method = request.method().to_string();
     let started = Instant::now();
+    // Background work gives way while this request is in flight.
+    let foreground = app.platform.foreground();
     let response = next.run(request).await;
+    drop(foreground);
     let seconds = started.elapsed().as_secs_f64();
     let mut routes = app.http_metrics.routes.lock();
     let stats = routes.entry((method, route)).or_default();

@@ -56,6 +56,9 @@ pub struct GovernanceView {
     pub revision: String,
     /// False while the first full evaluation runs.
     pub complete: bool,
+    /// Entities queued for evaluation or being evaluated now (after a
+    /// catalogue change, a reload or a waiver change).
+    pub pending: usize,
     pub evaluated_at: Option<OffsetDateTime>,
 }
 
@@ -149,20 +152,74 @@ fn summarise(governance: &EntityGovernance, defs: &[ScorecardDef]) -> EntitySumm
     EntitySummary { result: governance.decision.result, owner: governance.owner.as_deref().map(Arc::from), cards }
 }
 
-/// The full results of one entity, evaluated now.
+/// The full results of one entity: evaluated now, or remembered from an
+/// evaluation against the same catalogue, policies and waivers (a hub's
+/// context makes its evaluation cost tens of milliseconds per page view).
 pub fn detail(service: &PolicyService, key: &str) -> Option<EntityGovernance> {
-    let state = service.catalog.read();
-    evaluate_entity(service, &state, &key.to_lowercase()).map(|(governance, _, _)| governance)
+    let key = key.to_lowercase();
+    let now = OffsetDateTime::now_utc();
+    let (prepared, seq) = {
+        let state = service.catalog.read();
+        (prepare(&state, &key, now), state.last_seq)
+    };
+    let stamp = DetailStamp {
+        seq,
+        revision: service.compiled.load().engine.revision().to_string(),
+        waivers: service.waivers.load_full(),
+        minute: now.unix_timestamp() / 60,
+    };
+    if let Some((at, governance)) = service.details.lock().get(&key) {
+        if *at == stamp {
+            return Some(governance.clone());
+        }
+    }
+    let governance = evaluate_prepared(service, &prepared?, now);
+    let mut details = service.details.lock();
+    if details.len() >= MAX_DETAILS {
+        details.clear();
+    }
+    details.insert(key, (stamp, governance.clone()));
+    Some(governance)
 }
 
-/// Evaluates one entity (the catalogue read lock held by the caller).
-fn evaluate_entity(
-    service: &PolicyService,
-    state: &CatalogState,
-    key: &str,
-) -> Option<(EntityGovernance, Value, Vec<String>)> {
+/// What a remembered [`detail`] was computed from. Rules may read the
+/// time, so results are not reused across minutes.
+/// The stamp holds the waiver list it saw, so its address cannot be
+/// reused by a later list while the stamp exists.
+#[derive(Debug, Clone)]
+pub(crate) struct DetailStamp {
+    seq: i64,
+    revision: String,
+    waivers: Arc<Vec<plinth_policy::Waiver>>,
+    minute: i64,
+}
+
+impl PartialEq for DetailStamp {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq
+            && self.revision == other.revision
+            && Arc::ptr_eq(&self.waivers, &other.waivers)
+            && self.minute == other.minute
+    }
+}
+
+/// Most entities whose full results are remembered.
+const MAX_DETAILS: usize = 512;
+
+/// What evaluating one entity needs from the catalogue, read under its
+/// lock; the evaluation itself runs after the lock is released.
+struct Prepared {
+    key: String,
+    input: Value,
+    refs: Vec<String>,
+    kind: String,
+    owner: Option<String>,
+    /// The entity's content hash (decision-log ids derive from it).
+    hash: String,
+}
+
+fn prepare(state: &CatalogState, key: &str, now: OffsetDateTime) -> Option<Prepared> {
     let record = state.get(key)?;
-    let compiled = service.compiled.load();
     let entity: Value = serde_json::from_str(&state.render_json(record)).ok()?;
     let mut refs = vec![key.to_string()];
     for r in context::named_refs(&entity, &[]) {
@@ -171,7 +228,6 @@ fn evaluate_entity(
         }
     }
     let entities = context::resolve(state, &refs);
-    let now = OffsetDateTime::now_utc();
     let input = attach_context(
         entity,
         json!({
@@ -184,76 +240,209 @@ fn evaluate_entity(
             "entities": entities,
         }),
     );
-    let waivers = service.waivers.load();
-    let request = EvalRequest {
-        point: Point::Catalog,
-        input: &input,
-        profile: None,
-        waivers: &waivers,
-        entities: &refs[..1],
-        now,
-    };
-    let decision = compiled.engine.evaluate(&request);
-    let scorecards = scorecard::evaluate(&compiled.engine, &compiled.scorecards, &record.summary.kind, &input);
     let owner = record
         .summary
         .owner
         .as_deref()
         .and_then(|o| plinth_model::parse_ref_lenient(o, Some("group")).ok())
         .map(|r| r.key());
-    let governance = EntityGovernance {
-        entity_ref: key.to_string(),
-        decision,
-        scorecards,
-        owner,
+    Some(Prepared {
+        key: key.to_string(),
+        input,
+        refs,
         kind: record.summary.kind.to_lowercase(),
-    };
-    Some((governance, input, refs))
+        owner,
+        hash: record.hash.clone(),
+    })
 }
 
-/// Entities per chunk evaluated under one catalogue read lock.
-const CHUNK: usize = 512;
+fn evaluate_prepared(service: &PolicyService, prepared: &Prepared, now: OffsetDateTime) -> EntityGovernance {
+    let compiled = service.compiled.load();
+    let waivers = service.waivers.load();
+    let request = EvalRequest {
+        point: Point::Catalog,
+        input: &prepared.input,
+        profile: None,
+        waivers: &waivers,
+        entities: &prepared.refs[..1],
+        now,
+    };
+    let decision = compiled.engine.evaluate(&request);
+    let scorecards = scorecard::evaluate(&compiled.engine, &compiled.scorecards, &prepared.kind, &prepared.input);
+    EntityGovernance {
+        entity_ref: prepared.key.clone(),
+        decision,
+        scorecards,
+        owner: prepared.owner.clone(),
+        kind: prepared.kind.clone(),
+    }
+}
 
-/// Re-evaluates every entity (start, policy reload, lagging behind).
-pub async fn rebuild(service: &Arc<PolicyService>) {
-    let started = std::time::Instant::now();
-    let keys: Vec<String> = service.catalog.read().entities().map(|r| r.key.to_string()).collect();
-    let mut fresh = HashMap::with_capacity(keys.len());
-    // Chunks run on the blocking pool, as many at once as there are cores,
-    // each under its own short catalogue read lock.
-    let parallel = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut chunks = keys.chunks(CHUNK).map(<[String]>::to_vec);
-    let mut running = tokio::task::JoinSet::new();
-    loop {
-        while running.len() < parallel {
-            let Some(chunk) = chunks.next() else { break };
-            let service = Arc::clone(service);
-            running.spawn_blocking(move || {
+/// Entities evaluated per background slice: one short catalogue read lock
+/// to prepare them, then their evaluation without it. A slice takes a few
+/// tens of milliseconds of one core.
+const SLICE: usize = 48;
+
+/// One entity's new results (`None`: it is gone) and, for an entity that
+/// itself changed, its decision for the log.
+struct Evaluated {
+    key: String,
+    summary: Option<EntitySummary>,
+    log: Option<(String, Decision, Value, Vec<String>)>,
+}
+
+/// Evaluates `keys` on the background pool, in slices that give way to
+/// requests; entities in `logged` also yield their decision-log record
+/// (ids are deterministic, so replicas log a change once).
+/// Returns the results and how many entities were counted as pending
+/// (taken off when the results are in the view).
+async fn evaluate_keys(
+    service: &Arc<PolicyService>,
+    keys: Vec<String>,
+    logged: HashSet<String>,
+) -> (Vec<Evaluated>, usize) {
+    let count = keys.len();
+    service.view.write().pending += count;
+    let for_slices = Arc::clone(service);
+    let evaluated = service
+        .background
+        .map_slices(keys, SLICE, move |slice: &[String]| {
+            let service = &for_slices;
+            let now = OffsetDateTime::now_utc();
+            let prepared: Vec<(String, Option<Prepared>)> = {
                 let state = service.catalog.read();
-                let compiled = service.compiled.load();
-                chunk
-                    .iter()
-                    .filter_map(|k| {
-                        evaluate_entity(&service, &state, k)
-                            .map(|(g, _, _)| (k.clone(), summarise(&g, &compiled.scorecards)))
-                    })
-                    .collect::<Vec<_>>()
-            });
-        }
-        match running.join_next().await {
-            Some(results) => fresh.extend(results.unwrap_or_default()),
-            None => break,
+                slice.iter().map(|k| (k.clone(), prepare(&state, k, now))).collect()
+            };
+            let compiled = service.compiled.load();
+            prepared
+                .into_iter()
+                .map(|(key, prepared)| {
+                    let Some(prepared) = prepared else { return Evaluated { key, summary: None, log: None } };
+                    let governance = evaluate_prepared(service, &prepared, now);
+                    let log = logged.contains(&key).then(|| {
+                        let digest =
+                            Sha256::digest(format!("{key}|{}|{}", prepared.hash, governance.decision.revision));
+                        let id = uuid::Builder::from_random_bytes(digest[..16].try_into().unwrap_or([0; 16]))
+                            .into_uuid()
+                            .to_string();
+                        (id, governance.decision.clone(), prepared.input, prepared.refs)
+                    });
+                    Evaluated { key, summary: Some(summarise(&governance, &compiled.scorecards)), log }
+                })
+                .collect()
+        })
+        .await;
+    (evaluated, count)
+}
+
+/// Which entities a policy reload must evaluate again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Nothing the catalog point or a scorecard reads changed.
+    Nothing,
+    /// Only packages that declare these kinds (lower case) changed.
+    Kinds(std::collections::BTreeSet<String>),
+    Everything,
+}
+
+/// The scope of a reload from `old` to `new`: packages whose sources
+/// changed, and the data. A changed package that applies only to other
+/// points re-evaluates nothing; one that declares `kinds` (the custom
+/// annotation scorecards use too) re-evaluates those kinds; a changed
+/// library package (no rules of its own), changed data or a changed
+/// manifest re-evaluates everything.
+pub fn reload_scope(old: &super::service::Compiled, new: &super::service::Compiled) -> Scope {
+    if old.digests.data != new.digests.data || old.digests.other != new.digests.other {
+        return Scope::Everything;
+    }
+    let mut names: HashSet<&String> = HashSet::new();
+    for (name, digest) in &new.digests.packages {
+        if old.digests.packages.get(name) != Some(digest) {
+            names.insert(name);
         }
     }
+    for name in old.digests.packages.keys() {
+        if !new.digests.packages.contains_key(name) {
+            names.insert(name);
+        }
+    }
+    let mut kinds = std::collections::BTreeSet::new();
+    for name in names {
+        let plans = [old, new].map(|c| c.engine.packages().iter().find(|p| &p.name == name));
+        if plans.iter().all(Option::is_none) {
+            return Scope::Everything;
+        }
+        for plan in plans.into_iter().flatten() {
+            let scorecard = [old, new].iter().any(|c| c.scorecards.iter().any(|d| &d.package == name));
+            if !scorecard && !plan.points.is_empty() && !plan.points.contains(&Point::Catalog) {
+                continue;
+            }
+            let declared = plan.annotations.as_ref().map(|a| a.custom_list("kinds")).unwrap_or_default();
+            if declared.is_empty() {
+                return Scope::Everything;
+            }
+            kinds.extend(declared.iter().map(|k| k.to_ascii_lowercase()));
+        }
+    }
+    if kinds.is_empty() {
+        Scope::Nothing
+    } else {
+        Scope::Kinds(kinds)
+    }
+}
+
+/// Evaluates every entity (start, lagging behind the change stream) or
+/// those a reload's scope names, in background slices; the view keeps
+/// answering with its previous results until each is replaced.
+pub async fn rebuild(service: &Arc<PolicyService>, scope: Scope) {
+    let started = std::time::Instant::now();
+    let keys: Vec<String> = {
+        let state = service.catalog.read();
+        match &scope {
+            Scope::Nothing => Vec::new(),
+            Scope::Everything => state.entities().map(|r| r.key.to_string()).collect(),
+            Scope::Kinds(kinds) => state
+                .entities()
+                .filter(|r| kinds.contains(&r.summary.kind.to_lowercase()))
+                .map(|r| r.key.to_string())
+                .collect(),
+        }
+    };
+    let count = keys.len();
+    let (results, pending) = evaluate_keys(service, keys, HashSet::new()).await;
     let revision = service.compiled.load().engine.revision().to_string();
-    let count = fresh.len();
+    // Results of entities that left the catalogue meanwhile are dropped.
+    let live: Option<HashSet<String>> =
+        (scope == Scope::Everything).then(|| service.catalog.read().entities().map(|r| r.key.to_string()).collect());
     let mut view = service.view.write();
-    view.entities = fresh;
+    view.pending = view.pending.saturating_sub(pending);
+    for evaluated in results {
+        match evaluated.summary {
+            Some(summary) => view.entities.insert(evaluated.key, summary),
+            None => view.entities.remove(&evaluated.key),
+        };
+    }
+    if let Some(live) = live {
+        view.entities.retain(|key, _| live.contains(key));
+    }
     view.revision = revision;
     view.complete = true;
     view.evaluated_at = Some(OffsetDateTime::now_utc());
     drop(view);
-    tracing::info!(entities = count, elapsed_ms = started.elapsed().as_millis() as u64, "governance view evaluated");
+    tracing::info!(
+        scope = ?scope,
+        entities = count,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "governance view evaluated"
+    );
+}
+
+/// Re-evaluates the given entities only (a waiver changed); nothing is
+/// logged, since the entities themselves did not change.
+pub async fn reevaluate(service: &Arc<PolicyService>, keys: Vec<String>) {
+    let keys: Vec<String> = keys.into_iter().map(|k| k.to_lowercase()).collect();
+    let (evaluated, pending) = evaluate_keys(service, keys, HashSet::new()).await;
+    apply(service, evaluated, pending).await;
 }
 
 /// Entities whose context includes `key`: it and those that point at it
@@ -276,7 +465,7 @@ pub fn spawn(service: Arc<PolicyService>) {
     let mut changes = service.catalog.subscribe();
     let weak = Arc::downgrade(&service);
     tokio::spawn(async move {
-        rebuild(&service).await;
+        rebuild(&service, Scope::Everything).await;
         drop(service);
         loop {
             let first = changes.recv().await;
@@ -303,61 +492,127 @@ pub fn spawn(service: Arc<PolicyService>) {
                     Err(TryRecvError::Empty) => None,
                 };
             }
-            if lagged || keys.len() > 5_000 {
-                rebuild(&service).await;
+            if lagged {
+                // Changes were missed: which entities they touched is unknown.
+                rebuild(&service, Scope::Everything).await;
                 continue;
             }
-            refresh(&service, keys).await;
+            // A bulk change (a first ingest, a big refresh) is evaluated
+            // but not logged entity by entity.
+            let logged = keys.len() <= MAX_LOGGED_BURST;
+            refresh(&service, keys, logged).await;
         }
     });
 }
 
-/// Re-evaluates changed entities and their dependents; logs the changed
-/// entities' decisions (ids are deterministic, so replicas log them once).
-async fn refresh(service: &Arc<PolicyService>, changed: Vec<String>) {
-    let service_for_eval = Arc::clone(service);
-    let outcome = tokio::task::spawn_blocking(move || {
-        let service = service_for_eval;
+/// Changed entities in one burst whose decisions are logged.
+const MAX_LOGGED_BURST: usize = 5_000;
+
+/// Re-evaluates changed entities and those whose context includes them,
+/// and logs the changed entities' decisions.
+async fn refresh(service: &Arc<PolicyService>, changed: Vec<String>, logged: bool) {
+    let changed: HashSet<String> = changed.into_iter().collect();
+    let keys: Vec<String> = {
         let state = service.catalog.read();
         let mut seen = HashSet::new();
-        let mut updated = Vec::new();
-        let mut removed = Vec::new();
-        let mut logs = Vec::new();
+        let mut keys = Vec::new();
         for key in &changed {
-            if state.get(key).is_none() {
-                removed.push(key.clone());
-            }
             for k in affected(&state, key) {
-                if !seen.insert(k.clone()) {
-                    continue;
-                }
-                if let Some((governance, input, refs)) = evaluate_entity(&service, &state, &k) {
-                    if changed.contains(&k) {
-                        let hash = state.get(&k).map(|r| r.hash.clone()).unwrap_or_default();
-                        let digest = Sha256::digest(format!("{k}|{hash}|{}", governance.decision.revision));
-                        let id = uuid::Builder::from_random_bytes(digest[..16].try_into().unwrap_or([0; 16]))
-                            .into_uuid()
-                            .to_string();
-                        logs.push((id, governance.decision.clone(), input, refs));
-                    }
-                    updated.push((k, summarise(&governance, &service.compiled.load().scorecards)));
+                if seen.insert(k.clone()) {
+                    keys.push(k);
                 }
             }
         }
-        (updated, removed, logs)
-    })
-    .await;
-    let Ok((updated, removed, logs)) = outcome else { return };
+        keys
+    };
+    let (evaluated, pending) = evaluate_keys(service, keys, if logged { changed } else { HashSet::new() }).await;
+    apply(service, evaluated, pending).await;
+}
+
+/// Puts results into the view and queues the decision-log records.
+async fn apply(service: &Arc<PolicyService>, evaluated: Vec<Evaluated>, pending: usize) {
+    let mut logs = Vec::new();
     {
         let mut view = service.view.write();
-        for key in removed {
-            view.entities.remove(&key);
-        }
-        for (key, governance) in updated {
-            view.entities.insert(key, governance);
+        view.pending = view.pending.saturating_sub(pending);
+        for e in evaluated {
+            match e.summary {
+                Some(summary) => view.entities.insert(e.key, summary),
+                None => view.entities.remove(&e.key),
+            };
+            logs.extend(e.log);
         }
     }
     for (id, decision, input, refs) in logs {
         service.log_decision(&id, &decision, input, refs).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::service::compile_dir;
+    use std::path::Path;
+
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).unwrap();
+            }
+        }
+    }
+
+    fn append(dir: &Path, file: &str, text: &str) {
+        let path = dir.join(file);
+        let mut current = std::fs::read_to_string(&path).unwrap();
+        current.push_str(text);
+        std::fs::write(path, current).unwrap();
+    }
+
+    /// The shipped library, edited one way at a time: each edit reaches
+    /// only the entities its packages can judge.
+    #[test]
+    fn a_reload_re_evaluates_what_its_changed_packages_reach() {
+        let work = tempfile::tempdir().unwrap();
+        let dir = work.path().join("policies");
+        copy(&crate::shipped::policies_dir(), &dir);
+        let scope_after = |file: &str, text: &str| {
+            let before = compile_dir(&dir);
+            append(&dir, file, text);
+            let after = compile_dir(&dir);
+            assert_ne!(before.engine.revision(), after.engine.revision());
+            reload_scope(&before, &after)
+        };
+        // Any edit to a file changes its package; a package of other
+        // points only re-evaluates nothing.
+        assert_eq!(scope_after("baseline/ownership.rego", "\n# edited\n"), Scope::Nothing);
+        // A scorecard that declares its kinds re-evaluates those kinds.
+        assert_eq!(
+            scope_after("scorecards/production_readiness.rego", "\n# edited\n"),
+            Scope::Kinds(["component".to_string()].into_iter().collect())
+        );
+        assert_eq!(
+            scope_after("scorecards/ai_governance.rego", "\n# edited\n"),
+            Scope::Kinds(["agent".to_string(), "model".to_string()].into_iter().collect())
+        );
+        // A catalog-point package without kinds, a library every package
+        // may import, and the data re-evaluate everything.
+        assert_eq!(scope_after("architecture/architecture.rego", "\n# edited\n"), Scope::Everything);
+        assert_eq!(scope_after("lib/catalog.rego", "\n# edited\n"), Scope::Everything);
+        assert_eq!(scope_after("data.yaml", "\nbench_marker: 1\n"), Scope::Everything);
+        // A new package of other points: nothing; a new catalog-point one: everything.
+        std::fs::write(
+            dir.join("extra.rego"),
+            "# METADATA\n# custom:\n#   points: [deploy]\npackage plinth.extra\n\nimport rego.v1\n\ndeny contains \"x\" if input.never\n",
+        )
+        .unwrap();
+        let before = compile_dir(&dir);
+        let _ = std::fs::remove_file(dir.join("extra.rego"));
+        assert_eq!(reload_scope(&before, &compile_dir(&dir)), Scope::Nothing, "removing a deploy-only package");
     }
 }

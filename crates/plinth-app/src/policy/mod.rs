@@ -6,6 +6,7 @@
 pub mod context;
 pub mod governance;
 pub mod service;
+pub(crate) mod waivers;
 
 use plinth_model::EntityRef;
 use plinth_policy::scorecard::ScorecardDef;
@@ -136,6 +137,8 @@ pub struct PolicyStatus {
     pub complete: bool,
     /// Entities evaluated in the view.
     pub evaluated: usize,
+    /// Entities waiting for (re-)evaluation.
+    pub pending: usize,
     pub evaluated_at: Option<OffsetDateTime>,
     /// Policies that failed to load.
     pub problems: usize,
@@ -291,6 +294,7 @@ impl<'a> Policy<'a> {
             view_revision: view.revision.clone(),
             complete: view.complete,
             evaluated: view.entities.len(),
+            pending: view.pending,
             evaluated_at: view.evaluated_at,
             problems: compiled.engine.problems().len(),
         })

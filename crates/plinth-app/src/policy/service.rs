@@ -12,6 +12,7 @@ use plinth_policy::{
 };
 use plinth_store::{DecisionRecord, Store, WaiverRecord};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ use tokio::sync::mpsc;
 
 use super::context;
 use super::governance::{self as view, GovernanceView};
+use crate::background::Background;
+use crate::lease::{Flow, Job, Leadership};
 
 /// Default decision-log retention: the EU AI Act asks deployers of high-risk
 /// systems to keep logs at least six months.
@@ -65,6 +68,46 @@ pub struct Compiled {
     pub engine: PolicyEngine,
     pub scorecards: Vec<ScorecardDef>,
     pub loaded_at: OffsetDateTime,
+    pub digests: Digests,
+}
+
+/// Digests of what a policy revision is made of, so a reload can tell
+/// which packages changed (see [`view::reload_scope`]).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Digests {
+    /// Package → digest of its decision files (tests excluded).
+    pub packages: std::collections::BTreeMap<String, String>,
+    /// The merged data documents.
+    pub data: String,
+    /// Files without a package, and load problems.
+    pub other: String,
+}
+
+impl Digests {
+    fn of(bundle: &PolicyBundle) -> Digests {
+        let mut hashers: std::collections::BTreeMap<String, Sha256> = std::collections::BTreeMap::new();
+        let mut other = Sha256::new();
+        let mut files: Vec<_> = bundle.decision_files().collect();
+        files.sort_by(|a, b| a.display.cmp(&b.display));
+        for file in files {
+            let hasher = match &file.scan.package {
+                Some(package) => hashers.entry(package.clone()).or_default(),
+                None => &mut other,
+            };
+            hasher.update(file.display.as_bytes());
+            hasher.update([u8::from(file.rego_v0)]);
+            hasher.update(file.text.as_bytes());
+        }
+        for problem in &bundle.problems {
+            other.update(problem.message.as_bytes());
+        }
+        let digest = |hasher: Sha256| hex::encode(&hasher.finalize()[..16]);
+        Digests {
+            packages: hashers.into_iter().map(|(name, hasher)| (name, digest(hasher))).collect(),
+            data: hex::encode(&Sha256::digest(bundle.data.to_string().as_bytes())[..16]),
+            other: digest(other),
+        }
+    }
 }
 
 /// Context a caller gives with a decision request.
@@ -96,6 +139,11 @@ pub struct PolicyService {
     log: mpsc::Sender<LogMessage>,
     pub(crate) view: parking_lot::RwLock<GovernanceView>,
     pub(crate) instance_id: String,
+    /// Where the governance view is evaluated: low-priority threads that
+    /// give way to requests.
+    pub(crate) background: Arc<Background>,
+    /// Full results of recently viewed entities (see `governance::detail`).
+    pub(crate) details: parking_lot::Mutex<HashMap<String, (view::DetailStamp, view::EntityGovernance)>>,
 }
 
 impl std::fmt::Debug for PolicyService {
@@ -121,7 +169,13 @@ fn is_git_url(source: &str) -> bool {
 impl PolicyService {
     /// Loads the policies (fetching git sources), the waivers, and starts the
     /// decision-log writer, retention, reload and the governance view.
-    pub async fn start(config: PolicyConfig, store: Store, catalog: Arc<Catalog>) -> Arc<PolicyService> {
+    pub async fn start(
+        config: PolicyConfig,
+        store: Store,
+        catalog: Arc<Catalog>,
+        background: Arc<Background>,
+        leadership: Arc<Leadership>,
+    ) -> Arc<PolicyService> {
         let mut roots = Vec::new();
         for source in &config.sources {
             if is_git_url(source) {
@@ -149,6 +203,8 @@ impl PolicyService {
             waivers: ArcSwap::from_pointee(Vec::new()),
             view: parking_lot::RwLock::new(GovernanceView::default()),
             instance_id: uuid::Uuid::new_v4().to_string(),
+            background,
+            details: parking_lot::Mutex::new(HashMap::new()),
             log,
             roots,
             store,
@@ -159,7 +215,7 @@ impl PolicyService {
             tracing::error!(%error, "cannot read waivers");
         }
         tokio::spawn(write_log(service.store.clone(), receiver));
-        service.spawn_maintenance();
+        service.spawn_maintenance(&leadership);
         view::spawn(Arc::clone(&service));
         service
     }
@@ -296,14 +352,28 @@ impl PolicyService {
         }
     }
 
-    pub async fn reload_waivers(&self) -> Result<(), plinth_store::StoreError> {
-        let bodies = self.store.list_waivers().await?;
-        let waivers: Vec<Waiver> = bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect();
-        self.waivers.store(Arc::new(waivers));
-        Ok(())
+    /// Reloads the waivers from the store (every replica follows them, see
+    /// `super::waivers`). Returns the keys of the entities whose waivers
+    /// changed, or `None` when a concurrent reload swapped in its copy
+    /// first, repeatedly (that copy stands; the next poll looks again). A
+    /// copy read before another reload's is never swapped in over it.
+    pub async fn reload_waivers(&self) -> Result<Option<Vec<String>>, plinth_store::StoreError> {
+        for _ in 0..4 {
+            let before = self.waivers.load_full();
+            let bodies = self.store.list_waivers().await?;
+            let waivers: Vec<Waiver> = bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect();
+            let changed = super::waivers::changed_entities(&before, &waivers);
+            let previous = self.waivers.compare_and_swap(&before, Arc::new(waivers));
+            if Arc::ptr_eq(&previous, &before) {
+                return Ok(Some(changed));
+            }
+        }
+        Ok(None)
     }
 
-    pub async fn add_waiver(&self, waiver: &Waiver) -> Result<(), plinth_store::StoreError> {
+    /// Stores a waiver; it applies here at once and on every other replica
+    /// within a poll of the store.
+    pub async fn add_waiver(self: &Arc<Self>, waiver: &Waiver) -> Result<(), plinth_store::StoreError> {
         let record = WaiverRecord {
             id: waiver.id.clone(),
             entity_ref: waiver.entity.to_lowercase(),
@@ -312,13 +382,23 @@ impl PolicyService {
             body: serde_json::to_string(waiver).unwrap_or_default(),
         };
         self.store.put_waiver(&record).await?;
-        self.reload_waivers().await
+        self.waivers_changed().await
     }
 
-    pub async fn remove_waiver(&self, id: &str) -> Result<bool, plinth_store::StoreError> {
+    /// Deletes a waiver; `false` when there was none.
+    pub async fn remove_waiver(self: &Arc<Self>, id: &str) -> Result<bool, plinth_store::StoreError> {
         let removed = self.store.delete_waiver(id).await?;
-        self.reload_waivers().await?;
+        self.waivers_changed().await?;
         Ok(removed)
+    }
+
+    /// Reloads the waivers after a change made here and has the governance
+    /// view evaluate the entities concerned again.
+    async fn waivers_changed(self: &Arc<Self>) -> Result<(), plinth_store::StoreError> {
+        if let Some(changed) = self.reload_waivers().await? {
+            super::waivers::reevaluate(self, changed).await;
+        }
+        Ok(())
     }
 
     pub fn store(&self) -> &Store {
@@ -327,8 +407,9 @@ impl PolicyService {
 
     /// Checks the policy files for changes (fetching git sources now and
     /// then) and swaps in a new compiled set when they changed. Returns
-    /// whether it did.
-    pub async fn reload_if_changed(&self, fetch_git: bool) -> bool {
+    /// which entities the governance view must evaluate again (`None`: the
+    /// policies did not change).
+    pub async fn reload_if_changed(&self, fetch_git: bool) -> Option<view::Scope> {
         if fetch_git {
             for root in &self.roots {
                 if let (Some(git), Some(checkout)) = (&root.git, &root.checkout) {
@@ -341,20 +422,22 @@ impl PolicyService {
         let paths: Vec<PathBuf> = self.roots.iter().map(|r| r.path.clone()).collect();
         let bundle = tokio::task::spawn_blocking(move || PolicyBundle::load(&paths)).await.unwrap_or_default();
         if bundle.revision == self.compiled.load().engine.revision() {
-            return false;
+            return None;
         }
         let compiled = compiled_from(&bundle, &self.config);
         report_problems(&compiled.engine);
+        let scope = view::reload_scope(&self.compiled.load(), &compiled);
         tracing::info!(
             revision = compiled.engine.revision(),
             packages = compiled.engine.packages().len(),
+            scope = ?scope,
             "policies reloaded"
         );
         self.compiled.store(Arc::new(compiled));
-        true
+        Some(scope)
     }
 
-    fn spawn_maintenance(self: &Arc<Self>) {
+    fn spawn_maintenance(self: &Arc<Self>, leadership: &Arc<Leadership>) {
         let weak = Arc::downgrade(self);
         let reload_every = self.config.reload_interval;
         let git_every = self.config.git_interval;
@@ -368,23 +451,27 @@ impl PolicyService {
                 if fetch {
                     since_fetch = Duration::ZERO;
                 }
-                if service.reload_if_changed(fetch).await {
-                    view::rebuild(&service).await;
+                if let Some(scope) = service.reload_if_changed(fetch).await {
+                    view::rebuild(&service, scope).await;
                 }
             }
         });
+        // Retention runs on the replica leading its job, hourly.
         let weak = Arc::downgrade(self);
-        tokio::spawn(async move {
-            loop {
-                let Some(service) = weak.upgrade() else { break };
+        leadership.spawn_job(Job::DecisionRetention, Duration::from_secs(3600), move |term| {
+            let weak = weak.clone();
+            async move {
+                let Some(service) = weak.upgrade() else { return Flow::Stop };
+                if !term.holds() {
+                    return Flow::Continue;
+                }
                 let cutoff = OffsetDateTime::now_utc() - service.config.retention;
                 match service.store.purge_decisions((cutoff.unix_timestamp_nanos() / 1_000_000) as i64).await {
                     Ok(0) => {}
                     Ok(purged) => tracing::info!(purged, "decision log entries past retention deleted"),
                     Err(error) => tracing::warn!(%error, "decision log retention failed"),
                 }
-                drop(service);
-                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Flow::Continue
             }
         });
     }
@@ -425,6 +512,12 @@ async fn write_log(store: Store, mut receiver: mpsc::Receiver<LogMessage>) {
     }
 }
 
+/// Compiles the policies under `dir` (tests of the reload scope).
+#[cfg(test)]
+pub(crate) fn compile_dir(dir: &std::path::Path) -> Compiled {
+    compiled_from(&PolicyBundle::load(&[dir.to_path_buf()]), &PolicyConfig::new(Vec::new(), dir.to_path_buf()))
+}
+
 fn compile(roots: &[Root], config: &PolicyConfig) -> Compiled {
     let paths: Vec<PathBuf> = roots.iter().map(|r| r.path.clone()).collect();
     compiled_from(&PolicyBundle::load(&paths), config)
@@ -436,7 +529,7 @@ fn compiled_from(bundle: &PolicyBundle, config: &PolicyConfig) -> Compiled {
         EngineOptions { time_limit: config.time_limit, enforcement: config.enforcement.clone(), ..Default::default() },
     );
     let scorecards = scorecard::definitions(&engine);
-    Compiled { engine, scorecards, loaded_at: OffsetDateTime::now_utc() }
+    Compiled { engine, scorecards, loaded_at: OffsetDateTime::now_utc(), digests: Digests::of(bundle) }
 }
 
 fn report_problems(engine: &PolicyEngine) {

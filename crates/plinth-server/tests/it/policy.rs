@@ -1502,16 +1502,16 @@ async fn git_policy_source_is_fetched_and_applied(backend: Backend) {
     // fail. Then a reload without a fetch, as the reloader does between
     // fetches, finds nothing new.
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(!server.policy().reload_if_changed(false).await, "no fetch, no change");
+    assert!(server.policy().reload_if_changed(false).await.is_none(), "no fetch, no change");
     let stale = evaluate(&server, "deploy", &input).await;
     assert_eq!(stale["revision"], before["revision"], "no fetch yet");
-    assert!(server.policy().reload_if_changed(true).await, "the fetch brought a change");
+    assert!(server.policy().reload_if_changed(true).await.is_some(), "the fetch brought a change");
     let after = evaluate(&server, "deploy", &input).await;
     assert_eq!(after["result"], json!("allow"), "{after}");
     assert_ne!(after["revision"], before["revision"]);
     let over = evaluate(&server, "deploy", &deployment("huge", "ghcr.io/acme/huge:1.0.0", 40)).await;
     assert_eq!(with_id(&over, "ACME-REP-001")[0]["message"], json!("40 replicas exceed the limit of 30"));
-    assert!(!server.policy().reload_if_changed(true).await, "nothing new to fetch");
+    assert!(server.policy().reload_if_changed(true).await.is_none(), "nothing new to fetch");
     server.stop().await;
 }
 

@@ -1,7 +1,9 @@
 //! Request and response bodies of the policy API, each with its schema.
 
 use crate::api::schema::{EntityRefText, PointName};
-use plinth_app::policy::{DecisionPage, EntityGovernance, PolicySet, Scorecards, TeamRollup, WaiverState};
+use plinth_app::policy::{
+    DecisionPage, EntityGovernance, PolicySet, PolicyStatus, Scorecards, TeamRollup, WaiverState,
+};
 use plinth_policy::scorecard::{CheckDef, CheckResult, ScorecardDef, ScorecardResult};
 use plinth_policy::{AppliedWaiver, Decision, LoadProblem, PolicySummary, Violation, Waiver};
 use serde::{Deserialize, Serialize};
@@ -289,6 +291,14 @@ pub(crate) struct PolicySummaryDto {
     /// Points it applies at (empty: every point).
     pub points: Vec<String>,
     pub profile: Option<String>,
+    /// Kinds of object it applies to, lower case (METADATA `custom.kinds`;
+    /// empty: every input).
+    pub kinds: Vec<String>,
+    /// What its rules read as `input` on an AdmissionReview: `review`
+    /// (Gatekeeper-shaped: `input.review`, `input.parameters`) or `object`
+    /// (conftest-shaped: the object under review, with `input.plinth`).
+    #[schema(pattern = "^(review|object)$")]
+    pub input: String,
     pub rules: Vec<RuleSummaryDto>,
 }
 
@@ -314,6 +324,8 @@ impl From<&PolicySummary> for PolicySummaryDto {
             title: p.title.clone(),
             points: p.points.iter().map(|point| point.as_str().to_string()).collect(),
             profile: p.profile.clone(),
+            kinds: p.kinds.clone(),
+            input: p.input.as_str().to_string(),
             rules: p
                 .rules
                 .iter()
@@ -589,6 +601,42 @@ impl From<Scorecards> for ScorecardsDto {
             teams: s.teams.iter().map(TeamRollupDto::from).collect(),
             outcomes: s.outcomes.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
             complete: s.complete,
+        }
+    }
+}
+
+/// The loaded policy revision and how far the governance view is.
+#[derive(Serialize, ToSchema)]
+#[schema(as = PolicyStatus)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PolicyStatusDto {
+    /// Revision of the loaded policies.
+    pub revision: String,
+    /// Revision the governance view's results were computed with; differs
+    /// from `revision` while a reload is being evaluated.
+    pub view_revision: String,
+    /// The first evaluation of every entity has finished.
+    pub complete: bool,
+    /// Entities with results in the view.
+    pub evaluated: usize,
+    /// Entities waiting for (re-)evaluation after a change.
+    pub pending: usize,
+    /// When the view last finished an evaluation pass (RFC 3339).
+    pub evaluated_at: Option<String>,
+    /// Policy files that failed to load.
+    pub problems: usize,
+}
+
+impl From<PolicyStatus> for PolicyStatusDto {
+    fn from(s: PolicyStatus) -> Self {
+        PolicyStatusDto {
+            revision: s.revision,
+            view_revision: s.view_revision,
+            complete: s.complete,
+            evaluated: s.evaluated,
+            pending: s.pending,
+            evaluated_at: s.evaluated_at.map(rfc3339),
+            problems: s.problems,
         }
     }
 }

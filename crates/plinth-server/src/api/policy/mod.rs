@@ -5,8 +5,8 @@ pub(crate) mod dto;
 
 use self::dto::{
     AdmissionResponse, AdmissionReview, AdmissionReviewRequest, AdmissionStatus, DecisionDto, DecisionsDto,
-    EntityGovernanceDto, EvaluateRequest, NewWaiverDto, PoliciesDto, ScorecardsDto, WaiverDto, WaiversDto,
-    ADMISSION_API_VERSION, ADMISSION_KIND,
+    EntityGovernanceDto, EvaluateRequest, NewWaiverDto, PoliciesDto, PolicyStatusDto, ScorecardsDto, WaiverDto,
+    WaiversDto, ADMISSION_API_VERSION, ADMISSION_KIND,
 };
 use crate::api::catalog::ref_from_path;
 use crate::api::schema::{EntityRefText, OutcomeName, PointName};
@@ -38,6 +38,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/waivers/{id}", delete(delete_waiver))
         .route("/entities/{kind}/{namespace}/{name}", get(entity))
         .route("/scorecards", get(scorecards))
+        .route("/status", get(status))
 }
 
 /// `POST /api/policy/evaluate`: one decision.
@@ -66,7 +67,7 @@ pub(crate) async fn admission(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiParams(params): ApiParams,
-    JsonBody(AdmissionReviewRequest(review)): JsonBody<AdmissionReviewRequest>,
+    JsonBody(AdmissionReviewRequest(mut review)): JsonBody<AdmissionReviewRequest>,
 ) -> ApiResult<Json<AdmissionReview>> {
     let api_version = review.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     if review.get("kind").and_then(Value::as_str) != Some(ADMISSION_KIND) || api_version != ADMISSION_API_VERSION {
@@ -90,17 +91,14 @@ pub(crate) async fn admission(
         Some(Value::String(name)) => Some(name.clone()),
         Some(_) => return Err(ApiError::bad_request("AdmissionReview request.userInfo.username must be a string")),
     };
+    // The request itself, not a copy: it is the bulk of the body.
+    let request = review.get_mut("request").map(Value::take).unwrap_or_default();
     let verdict = app
         .platform
         .policy()
         .admission(
             &caller,
-            AdmissionRequest {
-                uid,
-                user,
-                request: request.clone(),
-                environment: params.one("environment").map(str::to_string),
-            },
+            AdmissionRequest { uid, user, request, environment: params.one("environment").map(str::to_string) },
         )
         .await?;
     let response = AdmissionResponse {
@@ -257,4 +255,15 @@ pub(crate) async fn scorecards(
 ) -> ApiResult<Json<ScorecardsDto>> {
     let owner = params.typed("owner").map(|o| crate::params::entity_ref(o, Some("group"), "owner")).transpose()?;
     Ok(Json(app.platform.policy().scorecards(&caller, owner.as_ref())?.into()))
+}
+
+/// `GET /api/policy/status`: the loaded revision and whether the governance
+/// view has caught up with it (after start or a reload).
+#[utoipa::path(get, path = "/api/policy/status", tag = "policy",
+    responses((status = 200, description = "Revision and governance view progress", body = PolicyStatusDto)))]
+pub(crate) async fn status(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<PolicyStatusDto>> {
+    Ok(Json(app.platform.policy().status(&caller)?.into()))
 }

@@ -750,8 +750,8 @@ fn entity_view(state: &CatalogState, record: &EntityRecord, errors: Vec<ErrorRow
         let exists = state.get(&parsed.key()).is_some();
         Some(Link { label: text.to_string(), href: exists.then(|| entity_href(&parsed.to_string())), missing: !exists })
     };
-    let impact = state.impact(&record.key, Direction::Dependents, None).map_or(0, |i| i.reached.len());
-    let dependencies = state.impact(&record.key, Direction::Dependencies, None).map_or(0, |i| i.reached.len());
+    let impact = state.impact_count(&record.key, Direction::Dependents).unwrap_or(0);
+    let dependencies = state.impact_count(&record.key, Direction::Dependencies).unwrap_or(0);
 
     let kind = s.kind.to_lowercase();
     let mut view = EntityView {
@@ -964,7 +964,7 @@ pub(super) async fn graph_page(
             drop(state);
             return not_found_entity(&app, &caller, &kind, &namespace, &name);
         };
-        let impact = state.impact(&record.key, Direction::Dependents, None).map_or(0, |i| i.reached.len());
+        let impact = state.impact_count(&record.key, Direction::Dependents).unwrap_or(0);
         let drawn = graph::draw(&state, record.node, depth, direction);
         let entity_ref = record.entity_ref.to_string();
         let href = entity_href(&entity_ref);

@@ -459,19 +459,22 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     let settle = Duration::from_secs(70).saturating_sub(history_done.elapsed());
     tokio::time::sleep(settle).await;
     let settled = measure(args.requests).await?;
+    // The verdict is on what a user meets first: right after the ingest,
+    // before the background compaction has merged anything.
+    let verdict = if percentile(&fresh, 0.95) <= 100.0 { "meets" } else { "MISSES" };
     report.push_str(&format!(
         "- Summary over {} days for `{team_ref}` ({team_services} services, {} model calls, ${:.2}), {} requests: \
-         steady state (after compaction) p50 {:.1} ms, **p95 {:.1} ms**, p99 {:.1} ms; right after the ingest, \
-         before compaction, p50 {:.1} ms, p95 {:.1} ms (bar p95 ≤ 100 ms).\n",
+         right after the ingest, before compaction, p50 {:.1} ms, **p95 {:.1} ms**, p99 {:.1} ms \
+         (bar p95 ≤ 100 ms: {verdict}); steady state (after compaction) p50 {:.1} ms, p95 {:.1} ms.\n",
         args.days,
         first["requests"],
         first["cost_usd"].as_f64().unwrap_or(0.0),
         args.requests,
-        percentile(&settled, 0.5),
-        percentile(&settled, 0.95),
-        percentile(&settled, 0.99),
         percentile(&fresh, 0.5),
         percentile(&fresh, 0.95),
+        percentile(&fresh, 0.99),
+        percentile(&settled, 0.5),
+        percentile(&settled, 0.95),
     ));
 
     // ---- overload --------------------------------------------------------

@@ -1,11 +1,25 @@
-//! `plinth bench policy`: the policy bars of DESIGN.md §6.
+//! `plinth bench policy`: the policy bars of DESIGN.md §6 (issue 15:
+//! a decision p99 ≤ 0.5 ms in-process; the admission webhook p99 ≤ 10 ms at
+//! 100 concurrent clients over loopback, every decision logged).
 //!
 //! 1. In-process: the full shipped library deciding realistic inputs
 //!    (golden-path parameters, a GPU training job, a KServe service, an
 //!    admission review) with catalogue context resolved from the demo
-//!    catalogue, through the same `PolicyService::evaluate` the API uses.
+//!    catalogue, through `PolicyService::decide` — the path the API runs:
+//!    context, every applicable package, and the decision-log record built,
+//!    masked and queued. The engine alone is shown beside it.
 //! 2. Over loopback: a real `plinth serve --demo` answering the admission
-//!    webhook to N concurrent clients; latency percentiles and throughput.
+//!    webhook. Every response is checked — status 200, an AdmissionReview
+//!    v1 response echoing the request's uid, with the expected verdict — and
+//!    any failure fails the bench.
+//!    - Closed loop: N clients, each sending its next request when the last
+//!      is answered. This gives the throughput; by Little's law the mean
+//!      latency is then N / throughput, so p99 ≤ 10 ms at 100 clients needs
+//!      at least 10,000 requests/s from client and server together.
+//!    - Open loop: requests at fixed rates (fractions of the closed-loop
+//!      throughput), at most N in flight, each timed from when it was due,
+//!      so waiting for a free client counts (no coordinated omission): the
+//!      latency a cluster sending at that rate sees.
 
 use crate::common::{peak_rss_mib, percentile, start};
 use anyhow::{bail, Context, Result};
@@ -20,17 +34,28 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// In-process decision bar, ms (p99).
+const DECISION_BAR_MS: f64 = 0.5;
+/// Admission webhook bar, ms (p99 at 100 clients).
+const WEBHOOK_BAR_MS: f64 = 10.0;
+/// The uid placeholder in the request template.
+const UID: &str = "plinth-bench-uid-placeholder";
+
 #[derive(clap::Args)]
 pub struct BenchPolicyArgs {
     /// Decisions per input in the in-process measurement.
     #[arg(long, default_value_t = 5000)]
     decisions: usize,
-    /// Admission requests over loopback.
+    /// Admission requests in the closed-loop measurement.
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
-    /// Concurrent admission clients.
+    /// Concurrent admission clients (closed loop), and most requests in
+    /// flight (open loop).
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
+    /// Seconds per open-loop rate.
+    #[arg(long, default_value_t = 5)]
+    open_seconds: u64,
     /// Write the markdown report here too.
     #[arg(long)]
     report: Option<PathBuf>,
@@ -51,13 +76,25 @@ pub fn run(args: BenchPolicyArgs) -> Result<ExitCode> {
     runtime.block_on(bench(args))
 }
 
+fn verdict(met: bool) -> &'static str {
+    if met {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
 async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
     let mut report = String::new();
     let machine =
         format!("{} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), std::env::consts::ARCH);
     report.push_str(&format!("## Policy (`plinth bench policy`, {machine})\n\n"));
+    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
+        let load: Vec<&str> = load.split_whitespace().take(3).collect();
+        report.push_str(&format!("Load average when started: {}.\n\n", load.join(" ")));
+    }
 
-    // 1. In-process decisions with catalogue context.
+    // 1. In-process decisions with catalogue context, logged.
     let data = tempfile::tempdir()?;
     let store = Store::open_sqlite(data.path()).await?;
     let policies = vec![plinth_app::shipped::policies_dir().to_string_lossy().to_string()];
@@ -70,6 +107,24 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
     let demo = examples_dir().join("demo/catalog-info.yaml");
     let location = NewLocation { kind: String::new(), target: demo.to_string_lossy().to_string(), branch: None };
     platform.catalog().ensure_location(&caller, location).await?;
+    // Decisions are timed once the governance view's first pass (every
+    // entity at the catalog point, in the background) is over, as in the
+    // webhook part below; how long that pass took is reported.
+    let settling = Instant::now();
+    let entities = platform.catalog().view(&caller).map(|s| s.len()).unwrap_or_default();
+    loop {
+        let status = platform.policy().status(&caller)?;
+        // (Every entity is in the view once evaluated; should some kind ever
+        // be left out, a complete view is enough after 30 s.)
+        if status.complete && (status.evaluated as u64 >= entities || settling.elapsed() > Duration::from_secs(30)) {
+            break;
+        }
+        if settling.elapsed() > Duration::from_secs(120) {
+            bail!("the governance view did not complete within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let settled = settling.elapsed();
     let service = platform.policy().service()?;
     let compiled = service.compiled();
     if !compiled.engine.problems().is_empty() {
@@ -98,21 +153,29 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
             serde_json::json!({"review": review["request"], "parameters": {}})
         }),
     ];
-    report.push_str("In-process decisions (context resolution + every applicable package; bar: p99 ≤ 1 ms):\n\n");
+    report.push_str(&format!(
+        "In-process decisions through `PolicyService::decide`, the path the API runs (context resolution, every applicable package, the decision-log record built, masked and queued; bar: p99 ≤ {DECISION_BAR_MS} ms), timed after the governance view's first pass over the {} entities ({:.0} ms after the catalogue was in). The engine alone (`PolicyEngine::evaluate` on the input with its context attached) is beside it:\n\n",
+        entities,
+        settled.as_secs_f64() * 1000.0
+    ));
     report.push_str("| input | point | result | violations | packages | context entities | p50 ms | p99 ms | max ms | engine only p50 / p99 ms |\n|---|---|---|---|---|---|---|---|---|---|\n");
     let mut worst_p99: f64 = 0.0;
+    let mut decided = 0usize;
+    let in_process = Instant::now();
     for (name, point, input) in &cases {
         for _ in 0..200 {
-            service.evaluate(*point, input.clone(), &production);
+            service.decide(*point, input.clone(), &production, "plinth-bench").await;
+            decided += 1;
         }
         let mut samples = Vec::with_capacity(args.decisions);
         let mut last = None;
         for _ in 0..args.decisions {
             let input = input.clone();
             let started = Instant::now();
-            let (decision, _, _) = service.evaluate(*point, input, &production);
+            let (_, decision) = service.decide(*point, input, &production, "plinth-bench").await;
             samples.push(started.elapsed().as_secs_f64() * 1000.0);
             last = Some(decision);
+            decided += 1;
         }
         samples.sort_by(f64::total_cmp);
         let decision = last.context("no decisions")?;
@@ -142,8 +205,16 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
             percentile(&engine_only, 0.99),
         ));
     }
-    report.push_str(&format!("\nWorst in-process p99: **{worst_p99:.3} ms** (bar 1 ms).\n\n"));
+    let flushing = Instant::now();
+    service.flush_log().await;
+    report.push_str(&format!(
+        "\nWorst in-process `decide` p99: **{worst_p99:.3} ms** — bar {DECISION_BAR_MS} ms {}. {decided} decisions logged in {:.1} s (the log flushed {:.0} ms after the last).\n\n",
+        verdict(worst_p99 <= DECISION_BAR_MS),
+        in_process.elapsed().as_secs_f64(),
+        flushing.elapsed().as_secs_f64() * 1000.0,
+    ));
     drop(compiled);
+    platform.shutdown().await;
 
     // 2. The admission webhook over loopback.
     let server_dir = tempfile::tempdir()?;
@@ -169,75 +240,286 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let good = std::fs::read(inputs_dir.join("admission-review.json"))?;
-    let bad = {
-        let mut review = read_document(&inputs_dir.join("admission-review.json"))?;
-        review["request"]["object"] = read_document(&inputs_dir.join("deployment-bad.yaml"))?;
-        serde_json::to_vec(&review)?
-    };
-    let url = format!("{}/api/policy/admission?environment=production", server.base);
-    let bodies = Arc::new([good, bad]);
-    let per_client = args.requests.div_ceil(args.concurrency);
+    let mut good = read_document(&inputs_dir.join("admission-review.json"))?;
+    good["request"]["uid"] = Value::from(UID);
+    let mut bad = good.clone();
+    bad["request"]["object"] = read_document(&inputs_dir.join("deployment-bad.yaml"))?;
+    let target = Arc::new(Target {
+        url: format!("{}/api/policy/admission?environment=production", server.base),
+        client,
+        // (body template split at the uid, the verdict expected)
+        reviews: [Template::new(&good, true)?, Template::new(&bad, false)?],
+    });
     // Warm-up: open every connection.
     let mut warm = Vec::new();
-    for _ in 0..args.concurrency {
-        let (client, url, body) = (client.clone(), url.clone(), bodies[0].clone());
-        warm.push(tokio::spawn(async move {
-            client.post(&url).header("content-type", "application/json").body(body).send().await
-        }));
+    for worker in 0..args.concurrency {
+        let target = Arc::clone(&target);
+        warm.push(tokio::spawn(async move { target.admit(&format!("warm-{worker}"), 0).await }));
     }
+    let mut failures = Failures::default();
     for task in warm {
-        task.await??;
+        failures.add(task.await?.err());
     }
+
+    // Closed loop.
+    let per_client = args.requests.div_ceil(args.concurrency);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..args.concurrency {
-        let (client, url, bodies) = (client.clone(), url.clone(), bodies.clone());
+        let target = Arc::clone(&target);
         tasks.push(tokio::spawn(async move {
             let mut samples = Vec::with_capacity(per_client);
             let mut denied = 0usize;
+            let mut failures = Failures::default();
+            let mut last_id = None;
             for i in 0..per_client {
-                let body = bodies[(worker + i) % 2].clone();
                 let sent = Instant::now();
-                let response = client.post(&url).header("content-type", "application/json").body(body).send().await?;
-                let review: Value = response.json().await?;
+                let outcome = target.admit(&format!("closed-{worker}-{i}"), worker + i).await;
                 samples.push(sent.elapsed().as_secs_f64() * 1000.0);
-                if review["response"]["allowed"] == false {
-                    denied += 1;
+                match outcome {
+                    Ok(answer) => {
+                        denied += usize::from(!answer.allowed);
+                        last_id = Some(answer.decision_id);
+                    }
+                    Err(error) => failures.add(Some(error)),
                 }
             }
-            anyhow::Ok((samples, denied))
+            (samples, denied, failures, last_id)
         }));
     }
     let mut samples = Vec::new();
     let mut denied = 0;
+    let mut last_decision = None;
     for task in tasks {
-        let (s, d) = task.await??;
+        let (s, d, f, id) = task.await?;
         samples.extend(s);
         denied += d;
+        failures.merge(f);
+        last_decision = id.or(last_decision);
     }
     let elapsed = started.elapsed().as_secs_f64();
     samples.sort_by(f64::total_cmp);
-    let rss = peak_rss_mib(server.child.id());
+    let throughput = samples.len() as f64 / elapsed;
+    let closed_p99 = percentile(&samples, 0.99);
     report.push_str(&format!(
-        "Admission webhook over loopback (`POST /api/policy/admission`, AdmissionReview v1, half compliant / half denied, every decision logged; bar: p99 ≤ 10 ms at {} clients):\n\n",
+        "Admission webhook over loopback (`POST /api/policy/admission`, AdmissionReview v1, half compliant / half denied, every decision logged, every response checked; bar: p99 ≤ {WEBHOOK_BAR_MS} ms at {} clients). Client and server share the machine's cores.\n\n",
         args.concurrency
     ));
-    report.push_str("| clients | requests | denied | throughput req/s | p50 ms | p95 ms | p99 ms | max ms | server peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|\n");
+    report.push_str("| loop | clients / in flight | offered req/s | requests | denied | failed | achieved req/s | p50 ms | p95 ms | p99 ms | max ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     report.push_str(&format!(
-        "| {} | {} | {denied} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {rss:.0} |\n",
+        "| closed | {} | — | {} | {denied} | {} | {throughput:.0} | {:.2} | {:.2} | {closed_p99:.2} | {:.2} |\n",
         args.concurrency,
         samples.len(),
-        samples.len() as f64 / elapsed,
+        failures.count,
         percentile(&samples, 0.5),
         percentile(&samples, 0.95),
-        percentile(&samples, 0.99),
         samples.last().copied().unwrap_or(0.0)
     ));
+
+    // Open loop at fractions of the closed-loop throughput.
+    let mut open_rows = Vec::new();
+    for fraction in [0.25, 0.5, 0.75] {
+        let rate = (throughput * fraction).max(1.0).round();
+        let count = ((rate * args.open_seconds as f64) as usize).max(1);
+        let semaphore = Arc::new(tokio::sync::Semaphore::new(args.concurrency));
+        let begin = tokio::time::Instant::now() + Duration::from_millis(10);
+        let mut tasks = Vec::with_capacity(count);
+        for i in 0..count {
+            let due = begin + Duration::from_secs_f64(i as f64 / rate);
+            tokio::time::sleep_until(due).await;
+            let permit = Arc::clone(&semaphore).acquire_owned().await?;
+            let target = Arc::clone(&target);
+            tasks.push(tokio::spawn(async move {
+                let outcome = target.admit(&format!("open-{rate}-{i}"), i).await;
+                drop(permit);
+                (due.elapsed().as_secs_f64() * 1000.0, outcome)
+            }));
+        }
+        let mut latencies = Vec::with_capacity(count);
+        let (mut denied, mut failed) = (0usize, Failures::default());
+        for task in tasks {
+            let (latency, outcome) = task.await?;
+            latencies.push(latency);
+            match outcome {
+                Ok(answer) => {
+                    denied += usize::from(!answer.allowed);
+                    last_decision = Some(answer.decision_id);
+                }
+                Err(error) => failed.add(Some(error)),
+            }
+        }
+        let took = (tokio::time::Instant::now() - begin).as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        let p99 = percentile(&latencies, 0.99);
+        report.push_str(&format!(
+            "| open | ≤ {} | {rate:.0} | {count} | {denied} | {} | {:.0} | {:.2} | {:.2} | {p99:.2} | {:.2} |\n",
+            args.concurrency,
+            failed.count,
+            count as f64 / took,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.95),
+            latencies.last().copied().unwrap_or(0.0)
+        ));
+        open_rows.push((rate, p99));
+        failures.merge(failed);
+    }
+
+    // Every decision is logged: the last one asked for is in the log.
+    let logged = match &last_decision {
+        Some(id) => {
+            let url = format!("{}/api/policy/decisions?point=admission&limit=1000", target.url_base());
+            let waited = Instant::now();
+            loop {
+                let page: Value = target.client.get(&url).send().await?.json().await.unwrap_or_default();
+                let found = page["items"].as_array().is_some_and(|items| items.iter().any(|e| e["decision_id"] == *id));
+                if found || waited.elapsed() > Duration::from_secs(30) {
+                    break found;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        None => false,
+    };
+    let rss = peak_rss_mib(server.child.id());
+    let floor = args.concurrency as f64 / throughput * 1000.0;
+    report.push_str(&format!(
+        "\nServer peak RSS {rss:.0} MiB. The last decision asked for is {} the decision log.\n\n",
+        if logged { "in" } else { "**not** in" }
+    ));
+    report.push_str(&format!(
+        "Closed loop at {} clients: p99 **{closed_p99:.2} ms** — bar {WEBHOOK_BAR_MS} ms {}. With {} clients always waiting, the mean latency is {} / throughput = {floor:.1} ms (Little's law), so this bar needs ≥ {:.0} req/s from client and server on this machine.\n",
+        args.concurrency,
+        verdict(closed_p99 <= WEBHOOK_BAR_MS),
+        args.concurrency,
+        args.concurrency,
+        args.concurrency as f64 * 1000.0 / WEBHOOK_BAR_MS,
+    ));
+    for (rate, p99) in &open_rows {
+        report.push_str(&format!(
+            "Open loop at {rate:.0} req/s (≤ {} in flight): p99 **{p99:.2} ms** — bar {WEBHOOK_BAR_MS} ms {}.\n",
+            args.concurrency,
+            verdict(*p99 <= WEBHOOK_BAR_MS)
+        ));
+    }
+    if failures.count > 0 {
+        report.push_str(&format!(
+            "\n**{} webhook requests failed**; the first: {}\n",
+            failures.count,
+            failures.first.join("; ")
+        ));
+    }
     let _ = server.child.kill();
     println!("{report}");
     if let Some(path) = args.report {
         std::fs::write(&path, &report).with_context(|| format!("writing {}", path.display()))?;
     }
+    if failures.count > 0 {
+        bail!("{} admission requests failed (see the report); the figures above do not count", failures.count);
+    }
+    if !logged {
+        bail!("the last admission decision never reached the decision log; see {}", log.display());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An AdmissionReview body with its uid cut out, and the verdict it must get.
+struct Template {
+    before: Vec<u8>,
+    after: Vec<u8>,
+    allowed: bool,
+}
+
+impl Template {
+    fn new(review: &Value, allowed: bool) -> Result<Template> {
+        let text = serde_json::to_string(review)?;
+        let (before, after) = text.split_once(UID).context("the uid placeholder is in the review")?;
+        Ok(Template { before: before.as_bytes().to_vec(), after: after.as_bytes().to_vec(), allowed })
+    }
+
+    fn body(&self, uid: &str) -> Vec<u8> {
+        [self.before.as_slice(), uid.as_bytes(), self.after.as_slice()].concat()
+    }
+}
+
+struct Target {
+    url: String,
+    client: reqwest::Client,
+    reviews: [Template; 2],
+}
+
+/// What a well-formed answer said.
+struct Answer {
+    allowed: bool,
+    decision_id: String,
+}
+
+impl Target {
+    fn url_base(&self) -> &str {
+        self.url.split("/api/").next().unwrap_or(&self.url)
+    }
+
+    /// Sends review `which % 2` under `uid` and checks the answer: 200, an
+    /// AdmissionReview v1 response echoing the uid, the expected verdict,
+    /// a decision id.
+    async fn admit(&self, uid: &str, which: usize) -> Result<Answer, String> {
+        let template = &self.reviews[which % 2];
+        let response = self
+            .client
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .body(template.body(uid))
+            .send()
+            .await
+            .map_err(|e| format!("{uid}: {e}"))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| format!("{uid}: reading the body: {e}"))?;
+        if status != reqwest::StatusCode::OK {
+            return Err(format!("{uid}: HTTP {status}: {}", String::from_utf8_lossy(&bytes[..bytes.len().min(200)])));
+        }
+        let review: Value = serde_json::from_slice(&bytes).map_err(|e| format!("{uid}: not JSON: {e}"))?;
+        let answer = &review["response"];
+        let well_formed = review["apiVersion"] == "admission.k8s.io/v1"
+            && review["kind"] == "AdmissionReview"
+            && answer["uid"] == uid
+            && answer["allowed"].is_boolean();
+        if !well_formed {
+            return Err(format!("{uid}: not an AdmissionReview v1 response for this request: {review}"));
+        }
+        let allowed = answer["allowed"] == true;
+        if allowed != template.allowed {
+            return Err(format!("{uid}: expected allowed={}, got {answer}", template.allowed));
+        }
+        let decision_id = answer["auditAnnotations"]["plinth.io/decision-id"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| format!("{uid}: no plinth.io/decision-id audit annotation: {answer}"))?;
+        Ok(Answer { allowed, decision_id: decision_id.to_string() })
+    }
+}
+
+/// Failed requests: how many, and the first few reasons.
+#[derive(Default)]
+struct Failures {
+    count: usize,
+    first: Vec<String>,
+}
+
+impl Failures {
+    fn add(&mut self, error: Option<String>) {
+        if let Some(error) = error {
+            self.count += 1;
+            if self.first.len() < 3 {
+                self.first.push(error);
+            }
+        }
+    }
+
+    fn merge(&mut self, other: Failures) {
+        self.count += other.count;
+        for error in other.first {
+            if self.first.len() < 3 {
+                self.first.push(error);
+            }
+        }
+    }
 }

@@ -3,9 +3,11 @@
 //! A `PolicyEngine` is built once per policy revision: every file is parsed
 //! by regorus, every rule evaluated once against an empty input so compile
 //! errors (unknown functions, unsafe variables) surface at load time, and the
-//! files that fail are left out and remembered. A decision clones the
-//! prepared regorus engine (microseconds), sets the input and evaluates the
-//! conftest/Gatekeeper rules of each package that applies to the point.
+//! files that fail are left out and remembered. Which packages a decision
+//! runs — by point, profile, kind and input shape — is worked out here, once
+//! per revision, into generated *dispatch* rules compiled to regorus'
+//! bytecode VM; a decision converts its input once and runs one or two of
+//! them on a pooled VM.
 
 use crate::bundle::{package_points, LoadProblem, PolicyBundle};
 use crate::decision::{AppliedWaiver, Decision, Enforcement, Outcome, Point, Violation, Waiver};
@@ -52,6 +54,8 @@ enum RuleKind {
 struct RulePlan {
     path: String,
     name: String,
+    /// `name` as a regorus key (looked up in every decision).
+    key: regorus::Value,
     kind: RuleKind,
     /// `privileged` for `deny_privileged`; empty for `deny`.
     suffix: String,
@@ -65,6 +69,38 @@ struct RulePlan {
     line: usize,
 }
 
+/// What a package's rules read as `input` when a decision's input is a
+/// Kubernetes `AdmissionReview` request (`{"review": request, "parameters":
+/// {…}}`, as the admission point builds it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputShape {
+    /// Gatekeeper-shaped: `input.review` and `input.parameters`, as given.
+    Review,
+    /// conftest-shaped: the object under review itself (`input.kind`,
+    /// `input.spec`), with Plinth's context as `input.plinth`.
+    Object,
+}
+
+impl InputShape {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InputShape::Review => "review",
+            InputShape::Object => "object",
+        }
+    }
+
+    /// METADATA `custom.input`: `review` (or `gatekeeper`), `object` (or
+    /// `manifest`, `conftest`).
+    pub fn parse(text: &str) -> Option<InputShape> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "review" | "gatekeeper" => Some(InputShape::Review),
+            "object" | "manifest" | "conftest" => Some(InputShape::Object),
+            _ => None,
+        }
+    }
+}
+
 /// One Rego package and what Plinth evaluates in it.
 #[derive(Debug, Clone)]
 pub struct PackagePlan {
@@ -72,6 +108,11 @@ pub struct PackagePlan {
     /// Empty: every point.
     pub points: Vec<Point>,
     pub profile: Option<String>,
+    /// Kinds (lower case) of the object a decision is about that the
+    /// package applies to (METADATA `custom.kinds`); empty: every input.
+    pub kinds: Vec<String>,
+    /// What its rules read as `input` on an AdmissionReview input.
+    pub input: InputShape,
     pub annotations: Option<Annotations>,
     rules: Vec<RulePlan>,
     has_exception: bool,
@@ -94,6 +135,8 @@ pub struct PolicySummary {
     pub title: Option<String>,
     pub points: Vec<Point>,
     pub profile: Option<String>,
+    pub kinds: Vec<String>,
+    pub input: InputShape,
     pub rules: Vec<RuleSummary>,
 }
 
@@ -126,22 +169,69 @@ pub struct DispatchRuns {
     pub interpreter: u64,
 }
 
+/// One generated dispatch rule: it gathers every `deny`/`warn`/
+/// `violation`/`exception` (or `check_*`) rule of a set of packages in one
+/// evaluation, so helpers the packages share are computed once and rules
+/// nobody asks for are not computed at all.
+pub(crate) struct Dispatch {
+    /// `data.plinth_dispatch.decide_3`.
+    pub(crate) entry: String,
+    /// The packages it gathers (indexes into `packages`) and the key of each
+    /// in its value (`{"<index>": {"<rule>": [value] | []}}`).
+    pub(crate) packages: Vec<usize>,
+    pub(crate) keys: Vec<regorus::Value>,
+    /// Its bytecode for regorus' VM (several times faster than the
+    /// tree-walking interpreter); `None`: it runs on the interpreter.
+    /// Compiled with the engine, or on first use for rules only an unusual
+    /// request needs (see `eager`).
+    program: OnceLock<Option<Arc<regorus::rvm::program::Program>>>,
+    /// Compiled when the engine is built: every rule a point runs on its
+    /// usual input. The split rules for an AdmissionReview input at another
+    /// point than admission are compiled on first use.
+    eager: bool,
+    /// Idle VMs with the program and `data` loaded. A VM resets its state
+    /// at every run, so one is reused instead of built per decision.
+    idle: parking_lot::Mutex<Vec<regorus::rvm::RegoVM>>,
+}
+
+/// Most idle VMs kept per dispatch rule (one per concurrent decision).
+const MAX_IDLE_VMS: usize = 64;
+
+/// Which dispatch rules a decision runs, for one (point, profile, kind):
+/// indexes into `dispatches`, worked out when the engine is built.
+#[derive(Debug, Clone, Copy, Default)]
+struct Plan {
+    /// Every applicable package, on one input (`None`: nothing applies).
+    all: Option<usize>,
+    /// The input shape when every applicable package has the same one.
+    shape: Option<InputShape>,
+    /// When shapes are mixed: the Gatekeeper-shaped packages and the
+    /// object-shaped ones, run apart on an AdmissionReview input.
+    review: Option<usize>,
+    object: Option<usize>,
+}
+
 /// A prepared policy set.
 pub struct PolicyEngine {
     template: regorus::Engine,
     packages: Vec<PackagePlan>,
-    /// Generated dispatch rules: for a set of package indexes (those that
-    /// apply to a point and profile), the rule that evaluates all their
-    /// conftest rules in one pass.
-    dispatch: HashMap<Vec<usize>, String>,
+    /// Generated dispatch rules (decisions and scorecards).
+    dispatches: Vec<Dispatch>,
+    /// Whether the generated dispatch module compiled; if not, decisions
+    /// query the packages themselves (slower, same result).
+    dispatch_module: bool,
+    /// A plan per (point, profile, kind class), see `plan`.
+    plans: Vec<Plan>,
+    /// Profiles with a plan of their own: `None` (none asked for), an
+    /// unknown one (`"\u{0}none"`), then every profile a package declares.
+    profiles: Vec<Option<String>>,
+    /// Kinds some package is limited to (lower case); any other kind, or
+    /// none, is the last class.
+    kind_classes: Vec<String>,
     /// Scorecard dispatch rule by entity kind (`""`: kinds not named).
-    scorecard_dispatch: HashMap<String, String>,
-    /// Bytecode of each dispatch rule for regorus' VM (several times faster
-    /// than the tree-walking interpreter); rules it cannot compile use the
-    /// interpreter.
-    programs: HashMap<String, Arc<regorus::rvm::program::Program>>,
+    scorecard_dispatch: HashMap<String, usize>,
     /// Dispatch rules that did not compile to bytecode (with why).
-    interpreted: Vec<(String, String)>,
+    interpreted: parking_lot::Mutex<Vec<(String, String)>>,
     /// Dispatch runs answered by the VM and by the interpreter.
     vm_runs: AtomicU64,
     interpreter_runs: AtomicU64,
@@ -293,10 +383,13 @@ impl PolicyEngine {
         let mut engine = PolicyEngine {
             template,
             packages,
-            dispatch: HashMap::new(),
+            dispatches: Vec::new(),
+            dispatch_module: false,
+            plans: Vec::new(),
+            profiles: Vec::new(),
+            kind_classes: Vec::new(),
             scorecard_dispatch: HashMap::new(),
-            programs: HashMap::new(),
-            interpreted: Vec::new(),
+            interpreted: parking_lot::Mutex::new(Vec::new()),
             vm_runs: AtomicU64::new(0),
             interpreter_runs: AtomicU64::new(0),
             vm_data: regorus::Value::Undefined,
@@ -305,42 +398,61 @@ impl PolicyEngine {
             options,
         };
         engine.add_dispatch();
-        if engine.options.vm {
-            engine.compile_programs();
-        }
+        engine.compile_programs();
         engine
     }
 
-    /// Compiles every dispatch rule to VM bytecode.
+    /// Compiles the eager dispatch rules to VM bytecode.
     fn compile_programs(&mut self) {
-        self.vm_data = self.template.get_data();
-        let rules: Vec<String> = self.dispatch.values().chain(self.scorecard_dispatch.values()).cloned().collect();
-        for rule in rules {
-            let entry = format!("data.{DISPATCH_PACKAGE}.{rule}");
-            let mut engine = self.template.clone();
-            let compiled =
-                engine.compile_with_entrypoint(&entry.as_str().into()).map_err(|e| e.to_string()).and_then(|policy| {
-                    regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &[entry.as_str()])
-                        .map_err(|e| e.to_string())
-                });
-            match compiled {
-                Ok(program) => {
-                    self.programs.insert(entry, program);
-                }
-                Err(error) => {
-                    tracing::debug!(%error, entry, "dispatch rule runs on the interpreter");
-                    self.interpreted.push((entry, error));
-                }
-            }
+        if !self.options.vm {
+            return;
         }
+        self.vm_data = self.template.get_data();
+        for dispatch in self.dispatches.iter().filter(|d| d.eager) {
+            self.program_of(dispatch);
+        }
+    }
+
+    /// A dispatch rule's bytecode, compiled on first call (`None` when the
+    /// VM is off or it does not compile; it then runs on the interpreter).
+    fn program_of(&self, dispatch: &Dispatch) -> Option<Arc<regorus::rvm::program::Program>> {
+        dispatch
+            .program
+            .get_or_init(|| {
+                if !self.options.vm || !self.dispatch_module {
+                    return None;
+                }
+                let entry = dispatch.entry.as_str();
+                let mut engine = self.template.clone();
+                let compiled =
+                    engine.compile_with_entrypoint(&entry.into()).map_err(|e| e.to_string()).and_then(|policy| {
+                        regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &[entry])
+                            .map_err(|e| e.to_string())
+                    });
+                match compiled {
+                    Ok(program) => Some(program),
+                    Err(error) => {
+                        tracing::debug!(%error, entry, "dispatch rule runs on the interpreter");
+                        self.interpreted.lock().push((entry.to_string(), error));
+                        None
+                    }
+                }
+            })
+            .clone()
     }
 
     /// Which dispatch rules run on the VM and which were left to the
     /// interpreter because they did not compile (with the compiler's error).
+    /// Rules compiled on first use count once they have been used.
     pub fn vm_coverage(&self) -> VmCoverage {
-        let mut compiled: Vec<String> = self.programs.keys().cloned().collect();
+        let mut compiled: Vec<String> = self
+            .dispatches
+            .iter()
+            .filter(|d| d.program.get().is_some_and(Option::is_some))
+            .map(|d| d.entry.clone())
+            .collect();
         compiled.sort();
-        VmCoverage { compiled, interpreted: self.interpreted.clone() }
+        VmCoverage { compiled, interpreted: self.interpreted.lock().clone() }
     }
 
     /// How many dispatch runs the VM answered and how many fell to the
@@ -352,77 +464,150 @@ impl PolicyEngine {
         }
     }
 
+    /// A VM with `dispatch`'s program and the data loaded.
+    fn vm_for(&self, program: &Arc<regorus::rvm::program::Program>) -> Option<regorus::rvm::RegoVM> {
+        let mut vm = regorus::rvm::RegoVM::new();
+        vm.load_program(Arc::clone(program));
+        vm.set_data(self.vm_data.clone()).ok()?;
+        Some(vm)
+    }
+
     /// Evaluates a dispatch rule: on the VM when it compiled, else (or when
-    /// the VM fails) on the interpreter, which also gives the better error.
+    /// the VM fails) on the interpreter — `interpreter`, made on first use —
+    /// which also gives the better error. `limit` is the time it may take.
     pub(crate) fn run_dispatch(
         &self,
-        engine: &mut regorus::Engine,
+        dispatch: &Dispatch,
         input: &regorus::Value,
-        entry: &str,
+        limit: Duration,
+        interpreter: &mut Option<regorus::Engine>,
     ) -> Result<regorus::Value, PolicyError> {
-        if let Some(program) = self.programs.get(entry) {
-            let mut vm = regorus::rvm::RegoVM::new();
-            vm.load_program(Arc::clone(program));
-            vm.set_execution_timer_config(Some(timer(self.options.time_limit)));
-            if vm.set_data(self.vm_data.clone()).is_ok() {
+        if let Some(program) = self.program_of(dispatch) {
+            let idle = dispatch.idle.lock().pop();
+            if let Some(mut vm) = idle.or_else(|| self.vm_for(&program)) {
+                vm.set_execution_timer_config(Some(timer(limit)));
                 vm.set_input(input.clone());
-                if let Ok(value) = vm.execute_entry_point_by_name(entry) {
+                let result = vm.execute_entry_point_by_name(&dispatch.entry);
+                if let Ok(value) = result {
+                    // Keep no reference to this decision's input while idle.
+                    vm.set_input(regorus::Value::Null);
+                    let mut idle = dispatch.idle.lock();
+                    if idle.len() < MAX_IDLE_VMS {
+                        idle.push(vm);
+                    }
+                    drop(idle);
                     self.vm_runs.fetch_add(1, Ordering::Relaxed);
                     return Ok(value);
                 }
             }
         }
         self.interpreter_runs.fetch_add(1, Ordering::Relaxed);
+        let engine = interpreter.get_or_insert_with(|| self.instance());
         engine.set_input(input.clone());
-        engine.eval_rule(entry.to_string()).map_err(|e| PolicyError::Evaluation(e.to_string()))
+        engine.eval_rule(dispatch.entry.clone()).map_err(|e| PolicyError::Evaluation(e.to_string()))
     }
 
-    /// Generates and compiles the dispatch module. Evaluating one rule that
-    /// gathers every applicable `deny`/`warn`/`violation`/`exception` keeps
-    /// the interpreter's rule cache for the whole decision, so helpers the
-    /// packages share are computed once, and rules nobody asks for are not
-    /// computed at all.
+    /// Generates and compiles the dispatch module, and the plan of every
+    /// (point, profile, kind class): which dispatch rules a decision runs.
     fn add_dispatch(&mut self) {
         let mut text = format!("package {DISPATCH_PACKAGE}\n\nready := true\n");
-        let mut profiles: Vec<Option<&str>> = vec![None, Some("\u{0}none")];
-        for package in &self.packages {
-            if let Some(profile) = package.profile.as_deref() {
-                if !profiles.contains(&Some(profile)) {
-                    profiles.push(Some(profile));
+        let mut profiles: Vec<Option<String>> = vec![None, Some("\u{0}none".to_string())];
+        let mut kind_classes: Vec<String> = Vec::new();
+        for package in self.packages.iter().filter(|p| !p.rules.is_empty()) {
+            if let Some(profile) = &package.profile {
+                if !profiles.contains(&Some(profile.clone())) {
+                    profiles.push(Some(profile.clone()));
+                }
+            }
+            for kind in &package.kinds {
+                if !kind_classes.contains(kind) {
+                    kind_classes.push(kind.clone());
                 }
             }
         }
+        let mut by_set: HashMap<Vec<usize>, usize> = HashMap::new();
+        let mut dispatches: Vec<Dispatch> = Vec::new();
+        let mut dispatch_of = |set: Vec<usize>, text: &mut String, packages: &[PackagePlan], scorecard: bool| {
+            if let Some(&n) = by_set.get(&set) {
+                return n;
+            }
+            let n = dispatches.len();
+            let entry = if scorecard {
+                format!("scorecards_{}", dispatches.iter().filter(|d| d.entry.contains(".scorecards_")).count())
+            } else {
+                format!("decide_{}", dispatches.iter().filter(|d| d.entry.contains(".decide_")).count())
+            };
+            let body: Vec<String> = set
+                .iter()
+                .map(|&i| {
+                    let package = &packages[i];
+                    let reference = data_ref(&package.name);
+                    let gathered = |rule: &str| format!("{rule:?}: [x | x := {reference}.{rule}]");
+                    let mut fields: Vec<String> = if scorecard {
+                        package.checks.iter().map(|c| gathered(&c.name)).collect()
+                    } else {
+                        package.rules.iter().map(|r| gathered(&r.name)).collect()
+                    };
+                    if !scorecard && package.has_exception {
+                        fields.push(gathered("exception"));
+                    }
+                    format!("  \"{i}\": {{{}}}", fields.join(", "))
+                })
+                .collect();
+            text.push_str(&format!("\n{entry} := {{\n{}\n}}\n", body.join(",\n")));
+            dispatches.push(Dispatch {
+                entry: format!("data.{DISPATCH_PACKAGE}.{entry}"),
+                keys: set.iter().map(|i| regorus::Value::from(i.to_string())).collect(),
+                packages: set.clone(),
+                program: OnceLock::new(),
+                eager: false,
+                idle: parking_lot::Mutex::new(Vec::new()),
+            });
+            if !scorecard {
+                by_set.insert(set, n);
+            }
+            n
+        };
+        let mut plans = Vec::new();
+        let mut eager: HashSet<usize> = HashSet::new();
         for point in Point::ALL {
             for profile in &profiles {
-                let set: Vec<usize> = self
-                    .packages
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| !p.rules.is_empty() && p.applies(point, *profile))
-                    .map(|(i, _)| i)
-                    .collect();
-                if set.is_empty() || self.dispatch.contains_key(&set) {
-                    continue;
-                }
-                let name = format!("decide_{}", self.dispatch.len());
-                let body: Vec<String> = set
-                    .iter()
-                    .map(|&i| {
-                        let package = &self.packages[i];
-                        let reference = data_ref(&package.name);
-                        let mut fields: Vec<String> = package
-                            .rules
-                            .iter()
-                            .map(|r| format!("{:?}: [x | x := {reference}.{}]", r.name, r.name))
-                            .collect();
-                        if package.has_exception {
-                            fields.push(format!("\"exception\": [x | x := {reference}.exception]"));
+                for class in 0..=kind_classes.len() {
+                    let kind = kind_classes.get(class);
+                    let set: Vec<usize> = self
+                        .packages
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, p)| {
+                            !p.rules.is_empty()
+                                && p.applies(point, profile.as_deref())
+                                && (p.kinds.is_empty() || kind.is_some_and(|k| p.kinds.contains(k)))
+                        })
+                        .map(|(i, _)| i)
+                        .collect();
+                    let mut plan = Plan::default();
+                    if !set.is_empty() {
+                        let (review, object): (Vec<usize>, Vec<usize>) =
+                            set.iter().partition(|&&i| self.packages[i].input == InputShape::Review);
+                        let all = dispatch_of(set, &mut text, &self.packages, false);
+                        eager.insert(all);
+                        plan.all = Some(all);
+                        if review.is_empty() {
+                            plan.shape = Some(InputShape::Object);
+                        } else if object.is_empty() {
+                            plan.shape = Some(InputShape::Review);
+                        } else {
+                            let review = dispatch_of(review, &mut text, &self.packages, false);
+                            let object = dispatch_of(object, &mut text, &self.packages, false);
+                            if point == Point::Admission {
+                                eager.extend([review, object]);
+                            }
+                            plan.review = Some(review);
+                            plan.object = Some(object);
                         }
-                        format!("  \"{i}\": {{{}}}", fields.join(", "))
-                    })
-                    .collect();
-                text.push_str(&format!("\n{name} := {{\n{}\n}}\n", body.join(",\n")));
-                self.dispatch.insert(set, name);
+                    }
+                    plans.push(plan);
+                }
             }
         }
         let mut kinds: Vec<String> = vec![String::new()];
@@ -434,46 +619,66 @@ impl PolicyEngine {
                 }
             }
         }
-        for (n, kind) in kinds.iter().enumerate() {
-            let body: Vec<String> = self
+        for kind in &kinds {
+            let set: Vec<usize> = self
                 .packages
                 .iter()
                 .enumerate()
                 .filter(|(_, p)| !p.checks.is_empty() && p.scorecard_applies(kind))
-                .map(|(i, package)| {
-                    let reference = data_ref(&package.name);
-                    let fields: Vec<String> = package
-                        .checks
-                        .iter()
-                        .map(|c| format!("{:?}: [x | x := {reference}.{}]", c.name, c.name))
-                        .collect();
-                    format!("  \"{i}\": {{{}}}", fields.join(", "))
-                })
+                .map(|(i, _)| i)
                 .collect();
-            let name = format!("scorecards_{n}");
-            text.push_str(&format!("\n{name} := {{\n{}\n}}\n", body.join(",\n")));
-            self.scorecard_dispatch.insert(kind.clone(), name);
+            let n = dispatch_of(set, &mut text, &self.packages, true);
+            eager.insert(n);
+            self.scorecard_dispatch.insert(kind.clone(), n);
         }
+        for n in eager {
+            dispatches[n].eager = true;
+        }
+        self.dispatches = dispatches;
+        self.plans = plans;
+        self.profiles = profiles;
+        self.kind_classes = kind_classes;
         self.template.set_rego_v0(false);
         let added = self.template.add_policy(DISPATCH_FILE.to_string(), text).and_then(|_| {
             self.template.set_input(regorus::Value::new_object());
             self.template.eval_rule(format!("data.{DISPATCH_PACKAGE}.ready"))
         });
-        if let Err(error) = added {
-            // Decisions fall back to one query per package; slower, same result.
-            tracing::warn!(%error, "policy dispatch module did not compile");
-            self.dispatch.clear();
-            self.scorecard_dispatch.clear();
+        match added {
+            Ok(_) => self.dispatch_module = true,
+            Err(error) => {
+                // Decisions fall back to one query per package; slower, same result.
+                tracing::warn!(%error, "policy dispatch module did not compile");
+                self.scorecard_dispatch.clear();
+            }
         }
     }
 
+    /// The plan for a decision at `point`, for `profile`, about an object of
+    /// `kind`.
+    fn plan(&self, point: Point, profile: Option<&str>, kind: Option<&str>) -> Plan {
+        let point = Point::ALL.iter().position(|p| *p == point).unwrap_or(0);
+        let profile = match profile {
+            None => 0,
+            Some(wanted) => {
+                self.profiles.iter().skip(2).position(|p| p.as_deref() == Some(wanted)).map_or(1, |n| n + 2)
+            }
+        };
+        let classes = self.kind_classes.len() + 1;
+        let class = match kind {
+            Some(kind) if !self.kind_classes.is_empty() => {
+                self.kind_classes.iter().position(|k| k.eq_ignore_ascii_case(kind)).unwrap_or(classes - 1)
+            }
+            _ => classes - 1,
+        };
+        self.plans.get((point * self.profiles.len() + profile) * classes + class).copied().unwrap_or_default()
+    }
+
     /// The dispatch rule for scorecards of entities of `kind`.
-    pub(crate) fn scorecard_rule(&self, kind: &str) -> Option<String> {
-        // (entry path; evaluate it with `run_dispatch`)
+    pub(crate) fn scorecard_dispatch(&self, kind: &str) -> Option<&Dispatch> {
         self.scorecard_dispatch
             .get(kind)
             .or_else(|| self.scorecard_dispatch.get(""))
-            .map(|rule| format!("data.{DISPATCH_PACKAGE}.{rule}"))
+            .and_then(|&n| self.dispatches.get(n))
     }
 
     pub fn problems(&self) -> &[LoadProblem] {
@@ -512,6 +717,8 @@ impl PolicyEngine {
                 title: p.annotations.as_ref().and_then(|a| a.title.clone()),
                 points: p.points.clone(),
                 profile: p.profile.clone(),
+                kinds: p.kinds.clone(),
+                input: p.input,
                 rules: p
                     .rules
                     .iter()
@@ -534,6 +741,11 @@ impl PolicyEngine {
 
     /// Evaluates every package that applies to `point` (and `profile`, when
     /// given) against `input`.
+    ///
+    /// The input is converted to regorus' value once. On an AdmissionReview
+    /// input (`input.review` an object) Gatekeeper-shaped packages see it as
+    /// it is and object-shaped ones see `input.review.object` with
+    /// `input.plinth` (none when the request has no object, as for DELETE).
     pub fn evaluate(&self, request: &EvalRequest<'_>) -> Decision {
         let started = Instant::now();
         let mut violations = Vec::new();
@@ -549,29 +761,54 @@ impl PolicyEngine {
                 ));
             }
         }
-        let mut engine = self.instance();
-        let input = regorus::Value::from(request.input.clone());
-        engine.set_input(input.clone());
-        let packages: Vec<&PackagePlan> =
-            self.packages.iter().filter(|p| !p.rules.is_empty() && p.applies(request.point, request.profile)).collect();
-        // One query over every package: helpers shared between packages (the
-        // lib) are evaluated once. Only if it fails are the packages run one
-        // by one, so the error names the rule that caused it.
-        let indexes: Vec<usize> =
-            packages.iter().map(|p| self.packages.iter().position(|q| std::ptr::eq(*p, q)).unwrap_or(0)).collect();
-        let gathered = match self.dispatch.get(&indexes) {
-            Some(rule) => self
-                .run_dispatch(&mut engine, &input, &format!("data.{DISPATCH_PACKAGE}.{rule}"))
-                .map(|all| indexes.iter().map(|i| package_field(&all, &i.to_string())).map(unwrap_gathered).collect()),
-            None => evaluate_packages(&mut engine, &packages),
-        };
-        match gathered {
-            Ok(values) => {
-                for (package, value) in packages.iter().zip(values) {
-                    self.collect(package, |rule| Ok(package_field(&value, &rule.name)), &mut violations);
+        let input = to_regorus(request.input);
+        let review = request.input.get("review").is_some_and(Value::is_object);
+        let plan = self.plan(request.point, request.profile, subject_kind(request.input));
+        let object = || review_object(&input);
+        let runs: Vec<(usize, regorus::Value)> = match (plan.all, review, plan.shape) {
+            (None, _, _) => Vec::new(),
+            (Some(all), false, _) | (Some(all), true, Some(InputShape::Review)) => vec![(all, input)],
+            (Some(all), true, Some(InputShape::Object)) => object().map(|o| (all, o)).into_iter().collect(),
+            (Some(_), true, None) => {
+                let object = object();
+                let mut runs = Vec::with_capacity(2);
+                if let Some(n) = plan.review {
+                    runs.push((n, input));
                 }
+                if let (Some(n), Some(object)) = (plan.object, object) {
+                    runs.push((n, object));
+                }
+                runs
             }
-            Err(_) => {
+        };
+        let mut interpreter: Option<regorus::Engine> = None;
+        let mut evaluated = 0;
+        for (n, input) in &runs {
+            let dispatch = &self.dispatches[*n];
+            evaluated += dispatch.packages.len();
+            let packages: Vec<&PackagePlan> = dispatch.packages.iter().map(|&i| &self.packages[i]).collect();
+            let limit = self.options.time_limit.saturating_sub(started.elapsed());
+            // One evaluation over every package: helpers shared between
+            // packages (the lib) are evaluated once. Only if it fails are the
+            // packages run one by one, so the error names the rule that
+            // caused it.
+            let done = if self.dispatch_module {
+                self.run_dispatch(dispatch, input, limit, &mut interpreter).map(|all| {
+                    for (package, key) in packages.iter().zip(&dispatch.keys) {
+                        let gathered = &all[key];
+                        self.collect(package, |rule| Ok(first(&gathered[&rule.key])), &mut violations);
+                    }
+                })
+            } else {
+                let engine = interpreter.get_or_insert_with(|| self.instance());
+                engine.set_input(input.clone());
+                evaluate_packages(engine, &packages).map(|values| {
+                    for (package, value) in packages.iter().zip(values) {
+                        self.collect(package, |rule| Ok(value[&rule.key].clone()), &mut violations);
+                    }
+                })
+            };
+            if done.is_err() {
                 for package in &packages {
                     if started.elapsed() > self.options.time_limit {
                         violations.push(error_violation(
@@ -584,7 +821,7 @@ impl PolicyEngine {
                         break;
                     }
                     let mut single = self.instance();
-                    single.set_input(regorus::Value::from(request.input.clone()));
+                    single.set_input(input.clone());
                     self.collect(
                         package,
                         |rule| single.eval_rule(rule.path.clone()).map_err(|e| PolicyError::Evaluation(e.to_string())),
@@ -593,7 +830,6 @@ impl PolicyEngine {
                 }
             }
         }
-        let evaluated = packages.len();
         let now = request.now;
         for violation in &mut violations {
             violation.waiver =
@@ -811,12 +1047,20 @@ fn plan_packages<'a>(
     options: &EngineOptions,
 ) -> Vec<PackagePlan> {
     let mut by_name: BTreeMap<String, PackagePlan> = BTreeMap::new();
+    // Per package: whether its own files read `input.review`, and the
+    // `data` paths they refer to (for the packages they use).
+    let mut reads_review: BTreeMap<String, bool> = BTreeMap::new();
+    let mut refers_to: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for file in files {
         let Some(name) = file.scan.package.clone() else { continue };
+        *reads_review.entry(name.clone()).or_default() |= file.scan.reads_input_review;
+        refers_to.entry(name.clone()).or_default().extend(file.scan.data_refs.iter().cloned());
         let plan = by_name.entry(name.clone()).or_insert_with(|| PackagePlan {
             name: name.clone(),
             points: Vec::new(),
             profile: None,
+            kinds: Vec::new(),
+            input: InputShape::Object,
             annotations: None,
             rules: Vec::new(),
             has_exception: false,
@@ -825,6 +1069,7 @@ fn plan_packages<'a>(
         if let Some(annotations) = &file.scan.package_annotations {
             plan.points = annotations.custom_list("points").iter().filter_map(|p| Point::parse(p).ok()).collect();
             plan.profile = annotations.custom_str("profile").map(str::to_string);
+            plan.kinds = annotations.custom_list("kinds").iter().map(|k| k.to_ascii_lowercase()).collect();
             plan.annotations = Some(annotations.clone());
         }
         let package_custom = file.scan.package_annotations.as_ref();
@@ -862,6 +1107,7 @@ fn plan_packages<'a>(
             plan.rules.push(RulePlan {
                 path,
                 name: rule.name.clone(),
+                key: regorus::Value::from(rule.name.as_str()),
                 kind,
                 suffix,
                 id,
@@ -874,6 +1120,53 @@ fn plan_packages<'a>(
                 line: rule.line,
             });
         }
+    }
+    // A package is Gatekeeper-shaped when it, or a package it uses
+    // (through `data.…`, transitively), reads `input.review`; METADATA
+    // `custom.input` says so explicitly and wins.
+    let names: Vec<String> = by_name.keys().cloned().collect();
+    let related = |path: &str, package: &str| {
+        path == package
+            || path.strip_prefix(package).is_some_and(|rest| rest.starts_with('.'))
+            || package.strip_prefix(path).is_some_and(|rest| rest.starts_with('.'))
+    };
+    loop {
+        let mut changed = false;
+        for name in &names {
+            if reads_review[name] {
+                continue;
+            }
+            let uses_review = refers_to[name]
+                .iter()
+                .any(|path| names.iter().any(|other| other != name && reads_review[other] && related(path, other)));
+            if uses_review {
+                reads_review.insert(name.clone(), true);
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for plan in by_name.values_mut() {
+        let declared = plan.annotations.as_ref().and_then(|a| a.custom_str("input"));
+        plan.input = match declared.map(|d| (d, InputShape::parse(d))) {
+            Some((_, Some(shape))) => shape,
+            Some((text, None)) => {
+                tracing::warn!(
+                    package = plan.name,
+                    input = text,
+                    "METADATA custom.input is neither `review` nor `object`; the package's own Rego decides"
+                );
+                if reads_review[&plan.name] {
+                    InputShape::Review
+                } else {
+                    InputShape::Object
+                }
+            }
+            None if reads_review[&plan.name] => InputShape::Review,
+            None => InputShape::Object,
+        };
     }
     by_name.into_values().collect()
 }
@@ -911,6 +1204,7 @@ impl RulePlan {
         RulePlan {
             path: format!("data.{package}.exception"),
             name: "exception".into(),
+            key: regorus::Value::from("exception"),
             kind: RuleKind::Deny,
             suffix: String::new(),
             id: None,
@@ -928,19 +1222,42 @@ impl RulePlan {
 const DISPATCH_PACKAGE: &str = "plinth_dispatch";
 const DISPATCH_FILE: &str = "<plinth dispatch>";
 
-/// A dispatch entry maps rule name → `[value]` (or `[]` when undefined);
-/// turn it into rule name → value.
-pub(crate) fn unwrap_gathered(entry: regorus::Value) -> regorus::Value {
-    let Ok(map) = entry.as_object() else { return regorus::Value::Undefined };
-    let mut out = regorus::Value::new_object();
-    if let Ok(target) = out.as_object_mut() {
-        for (key, value) in map.iter() {
-            if let Some(first) = value.as_array().ok().and_then(|items| items.first()) {
-                target.insert(key.clone(), first.clone());
-            }
-        }
+/// A rule's value in a dispatch entry, which holds `[value]` (or `[]`
+/// when the rule is undefined).
+pub(crate) fn first(gathered: &regorus::Value) -> regorus::Value {
+    gathered.as_array().ok().and_then(|items| items.first()).cloned().unwrap_or(regorus::Value::Undefined)
+}
+
+/// A JSON document as regorus' value, converted from the reference (no
+/// copy of the JSON first, no text in between).
+pub(crate) fn to_regorus(value: &Value) -> regorus::Value {
+    use serde::Deserialize;
+    regorus::Value::deserialize(value).unwrap_or(regorus::Value::Undefined)
+}
+
+/// What an object-shaped package sees of an AdmissionReview input: the
+/// object under review, with the context (`input.plinth`) the engine was
+/// given; `None` when the request carries no object (DELETE, CONNECT).
+fn review_object(input: &regorus::Value) -> Option<regorus::Value> {
+    let mut object = input[&regorus::Value::from("review")][&regorus::Value::from("object")].clone();
+    let context = &input[&regorus::Value::from("plinth")];
+    let fields = object.as_object_mut().ok()?;
+    if *context != regorus::Value::Undefined {
+        fields.insert(regorus::Value::from("plinth"), context.clone());
     }
-    out
+    Some(object)
+}
+
+/// The kind of the object a decision is about: `input.kind`, or on an
+/// AdmissionReview input the object's kind (the request's for DELETE).
+fn subject_kind(input: &Value) -> Option<&str> {
+    match input.get("review") {
+        Some(review) if review.is_object() => review
+            .pointer("/object/kind")
+            .and_then(Value::as_str)
+            .or_else(|| review.pointer("/kind/kind").and_then(Value::as_str)),
+        _ => input.get("kind").and_then(Value::as_str),
+    }
 }
 
 /// `data.a.b` written so that any segment works (`data.a["b-c"]`).

@@ -25,5 +25,7 @@ pub mod testing;
 pub use access::{AccessDecision, AccessPolicy, ACCESS_ENTRY};
 pub use bundle::{LoadProblem, PolicyBundle};
 pub use decision::{AppliedWaiver, Decision, Enforcement, Outcome, Point, Violation, Waiver};
-pub use engine::{attach_context, DispatchRuns, EngineOptions, EvalRequest, PolicyEngine, PolicySummary, VmCoverage};
+pub use engine::{
+    attach_context, DispatchRuns, EngineOptions, EvalRequest, InputShape, PolicyEngine, PolicySummary, VmCoverage,
+};
 pub use error::PolicyError;

@@ -3,7 +3,7 @@
 //! of strings, like `deny`); no reasons means it passes. An entity reaches a
 //! level when every check of that level and the ones below pass.
 
-use crate::engine::{data_ref, locate_error, package_field, unwrap_gathered, PolicyEngine};
+use crate::engine::{data_ref, first, locate_error, package_field, PolicyEngine};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -96,23 +96,31 @@ pub fn evaluate(engine: &PolicyEngine, defs: &[ScorecardDef], kind: &str, input:
     if applicable.is_empty() {
         return Vec::new();
     }
-    let mut instance = engine.instance();
-    instance.set_input(regorus::Value::from(input.clone()));
-    // One query for every scorecard; on failure each check is run alone so
-    // the failure is reported on the check that caused it.
-    let input_value = regorus::Value::from(input.clone());
-    let gathered: Option<regorus::Value> =
-        engine.scorecard_rule(&kind).and_then(|rule| engine.run_dispatch(&mut instance, &input_value, &rule).ok());
+    // One evaluation for every scorecard (the input converted once); on
+    // failure each check is run alone so the failure is reported on the
+    // check that caused it.
+    let input = crate::engine::to_regorus(input);
+    let mut interpreter: Option<regorus::Engine> = None;
+    let gathered: Option<regorus::Value> = engine
+        .scorecard_dispatch(&kind)
+        .and_then(|dispatch| engine.run_dispatch(dispatch, &input, engine.time_limit(), &mut interpreter).ok());
     let mut results = Vec::new();
     for def in applicable {
         let index = engine.packages().iter().position(|p| p.name == def.package).unwrap_or(usize::MAX);
-        let package = gathered.as_ref().map(|all| unwrap_gathered(package_field(all, &index.to_string())));
+        let package = gathered.as_ref().map(|all| package_field(all, &index.to_string()));
         let mut checks = Vec::with_capacity(def.checks.len());
         for check in &def.checks {
             let rule = format!("check_{}", check.id);
             let reasons = match &package {
-                Some(value) => reasons(&package_field(value, &rule)),
-                None => match instance.eval_rule(format!("{}.{rule}", data_ref(&def.package))) {
+                Some(value) => reasons(&first(&package_field(value, &rule))),
+                None => match interpreter
+                    .get_or_insert_with(|| {
+                        let mut instance = engine.instance();
+                        instance.set_input(input.clone());
+                        instance
+                    })
+                    .eval_rule(format!("{}.{rule}", data_ref(&def.package)))
+                {
                     Ok(value) => reasons(&value),
                     Err(error) => vec![format!("the check failed to evaluate: {}", locate_error(&error.to_string()).2)],
                 },

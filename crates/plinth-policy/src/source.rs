@@ -9,6 +9,7 @@
 use crate::PolicyError;
 use serde::Serialize;
 use serde_json::{Map, Value};
+use std::sync::OnceLock;
 
 /// One rule name as first defined in a file.
 #[derive(Debug, Clone, Serialize)]
@@ -60,6 +61,12 @@ pub struct ScannedModule {
     pub annotation_errors: Vec<AnnotationError>,
     /// Whether the file imports `rego.v1` (valid in both language versions).
     pub imports_rego_v1: bool,
+    /// Whether the code reads `input.review` (Gatekeeper's shape of an
+    /// admission request), outside comments and strings.
+    pub reads_input_review: bool,
+    /// Dotted paths after `data.` the code refers to (imports included),
+    /// each once: `plinth.lib.k8s`, `plinth.gpu.quotas`.
+    pub data_refs: Vec<String>,
 }
 
 impl ScannedModule {
@@ -129,7 +136,83 @@ pub fn scan(text: &str) -> ScannedModule {
         index += 1;
     }
     flush_orphan(&mut module, &mut pending);
+    let code = code_only(text);
+    module.reads_input_review = reads_input_review(&code);
+    module.data_refs = data_refs(&code);
     module
+}
+
+/// The text with comments removed and string literals emptied, except
+/// those that are a plain key (`"review"`, `"b-c"`), which stay so that
+/// `input["review"]` and `data.a["b-c"]` still read as references.
+fn code_only(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '#' => {
+                if chars.by_ref().any(|c| c == '\n') {
+                    out.push('\n');
+                }
+            }
+            '"' | '`' => {
+                // `"…"` with backslash escapes; `` `…` `` raw.
+                let quote = c;
+                let mut literal = String::new();
+                while let Some(c) = chars.next() {
+                    if c == quote {
+                        break;
+                    }
+                    if c == '\\' && quote == '"' {
+                        chars.next();
+                        literal.push('\\');
+                        continue;
+                    }
+                    literal.push(c);
+                }
+                out.push('"');
+                if !literal.is_empty() && literal.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+                    out.push_str(&literal);
+                }
+                out.push('"');
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `input.review` or `input["review"]`, not as part of a longer name.
+fn reads_input_review(code: &str) -> bool {
+    static REVIEW: OnceLock<regex::Regex> = OnceLock::new();
+    REVIEW
+        .get_or_init(|| {
+            regex::Regex::new(r#"(?:^|[^\w.])input\s*(?:\.\s*review\b|\[\s*"review"\s*\])"#).expect("static regex")
+        })
+        .is_match(code)
+}
+
+/// Every `data.a.b["c-d"]…` reference as a dotted path (`a.b.c-d`).
+fn data_refs(code: &str) -> Vec<String> {
+    static DATA: OnceLock<regex::Regex> = OnceLock::new();
+    static SEGMENT: OnceLock<regex::Regex> = OnceLock::new();
+    let data = DATA.get_or_init(|| {
+        regex::Regex::new(r#"(?:^|[^\w.])data((?:\.[A-Za-z_]\w*|\["[\w-]+"\])+)"#).expect("static regex")
+    });
+    let segment =
+        SEGMENT.get_or_init(|| regex::Regex::new(r#"\.([A-Za-z_]\w*)|\["([\w-]+)"\]"#).expect("static regex"));
+    let mut refs: Vec<String> = Vec::new();
+    for found in data.captures_iter(code) {
+        let path: Vec<&str> = segment
+            .captures_iter(&found[1])
+            .filter_map(|s| s.get(1).or_else(|| s.get(2)).map(|m| m.as_str()))
+            .collect();
+        let path = path.join(".");
+        if !refs.contains(&path) {
+            refs.push(path);
+        }
+    }
+    refs
 }
 
 fn take_annotations(
@@ -284,6 +367,23 @@ warn[msg] { msg := "v0" }
         assert_eq!(module.annotation_errors.len(), 1);
         assert_eq!(module.annotation_errors[0].line, 4);
         assert!(module.rule("deny").unwrap().annotations.is_none());
+    }
+
+    #[test]
+    fn input_review_and_data_references_outside_comments_and_strings() {
+        let gatekeeper =
+            scan("package k8s\nviolation[{\"msg\": m}] {\n  input.review.object.kind == \"Pod\"\n  m := \"x\"\n}\n");
+        assert!(gatekeeper.reads_input_review);
+        assert!(scan("package p\nx := input[\"review\"].object\n").reads_input_review);
+        assert!(scan("package p\nimport input.review as r\n").reads_input_review);
+        let conftest = scan(
+            "package main\n# input.review is Gatekeeper's\ndeny contains msg if {\n  input.kind == \"Deployment\"\n  msg := \"not input.review\"\n  not myinput.review\n}\n",
+        );
+        assert!(!conftest.reads_input_review, "comments, strings and other names do not count");
+        let module = scan(
+            "package a\nimport data.plinth.lib.k8s\nx := data.plinth.gpu.quotas[k8s.team]\ny := data.a[\"b-c\"].d # data.not.this\nz := \"data.nor.this\"\n",
+        );
+        assert_eq!(module.data_refs, ["plinth.lib.k8s", "plinth.gpu.quotas", "a.b-c.d"]);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! output format (SARIF validated against the official schema), `--diff` in
 //! a real git repository, and broken policies failing closed.
 
-use super::common::{nth_line_of, plinth_command, repo, write, Run};
+use super::common::{nth_line_of, plinth_command, repo, write, Run, Serve};
 use plinth_testkit::git;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -616,4 +616,106 @@ fn shipped_library_denies_the_bad_example() {
     let errors = sarif_schema_errors(&sarif);
     assert!(errors.is_empty(), "{errors:#?}");
     assert!(!sarif["runs"][0]["results"].as_array().unwrap().is_empty());
+}
+
+/// A conftest policy as platform teams write them: `package main`, the
+/// manifest itself as `input`.
+const CONFTEST_MAIN: &str = r#"package main
+
+import rego.v1
+
+deny contains msg if {
+	input.kind == "Deployment"
+	some c in input.spec.template.spec.containers
+	c.securityContext.privileged == true
+	msg := sprintf("Deployment %s: container %s must not run privileged", [input.metadata.name, c.name])
+}
+"#;
+
+/// A Gatekeeper ConstraintTemplate's Rego: the admission request as
+/// `input.review`, the constraint's parameters as `input.parameters`.
+const GATEKEEPER_LABELS: &str = r#"package k8srequiredlabels
+
+import rego.v1
+
+violation contains {"msg": msg} if {
+	provided := {label | some label, _ in input.review.object.metadata.labels}
+	required := {label | some label in input.parameters.labels}
+	missing := required - provided
+	count(missing) > 0
+	msg := sprintf("you must provide labels: %v", [missing])
+}
+"#;
+
+/// "Write once, enforce at PR and at admission": the same conftest policy
+/// denies the same privileged Deployment in `plinth check` (the real
+/// binary) and at `POST /api/policy/admission` of a real `plinth serve`
+/// (over HTTP), and a Gatekeeper policy beside it keeps `input.review`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conftest_policy_denies_the_same_deployment_in_check_and_at_admission() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    write(&root.join("policy/conftest/deployment.rego"), CONFTEST_MAIN);
+    write(&root.join("policy/gatekeeper/k8srequiredlabels.rego"), GATEKEEPER_LABELS);
+    write(&root.join("repo/deploy.yaml"), PRIVILEGED);
+    let message = "Deployment bad: container app must not run privileged";
+
+    // At PR: `plinth check`.
+    let run = plinth(root, &["check", "--policy", "policy", "-o", "json", "repo"]);
+    assert_eq!(run.code, 1, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    let report: Value = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", run.stdout));
+    let text = report.to_string();
+    assert!(text.contains(message), "plinth check denies with the conftest message: {report:#}");
+    assert!(!text.contains("you must provide labels"), "no review, no Gatekeeper violation at PR: {report:#}");
+
+    // At admission: the same manifest in an AdmissionReview, over HTTP.
+    let policy = root.join("policy");
+    let policy = policy.to_str().unwrap();
+    let server = Serve::start_with(&root.join("data"), None, &[], &["--policy", policy], &[]).await;
+    let manifest = yaml_document(PRIVILEGED);
+    let review = |uid: &str, object: &Value| {
+        json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": uid, "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+                        "operation": "CREATE", "userInfo": {"username": "alice"}, "object": object}
+        })
+    };
+    let (status, body) = server.post("/api/policy/admission", &review("priv-1", &manifest)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}\n{}", server.log_tail());
+    let response = &body["response"];
+    assert_eq!(response["uid"], json!("priv-1"), "{body}");
+    assert_eq!(response["allowed"], json!(false), "the admission webhook denies it too: {body}");
+    assert_eq!(response["status"]["code"], json!(403), "{body}");
+    let reason = response["status"]["message"].as_str().unwrap_or_default();
+    assert!(reason.contains(message), "the same message: {reason}");
+
+    // Fixed, it is admitted.
+    let mut fixed = manifest.clone();
+    fixed["spec"]["template"]["spec"]["containers"][0]["securityContext"]["privileged"] = json!(false);
+    let (status, body) = server.post("/api/policy/admission", &review("fixed-1", &fixed)).await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    assert_eq!(body["response"]["allowed"], json!(true), "{body}");
+
+    // The Gatekeeper policy in the same directory still reads the review
+    // and its parameters: through the evaluate API with parameters.
+    let (status, decision) = server
+        .post(
+            "/api/policy/evaluate",
+            &json!({"point": "admission", "input": {"review": review("gk-1", &fixed)["request"], "parameters": {"labels": ["owner"]}}}),
+        )
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{decision}");
+    let messages: Vec<&str> =
+        decision["violations"].as_array().unwrap().iter().filter_map(|v| v["message"].as_str()).collect();
+    assert_eq!(messages, [r#"you must provide labels: {"owner"}"#], "{decision}");
+    let policies = server.ok("/api/policy/policies", &[]).await;
+    let input_of = |package: &str| {
+        policies["policies"].as_array().unwrap().iter().find(|p| p["package"] == package).map(|p| p["input"].clone())
+    };
+    assert_eq!(input_of("main"), Some(json!("object")), "{policies}");
+    assert_eq!(input_of("k8srequiredlabels"), Some(json!("review")), "{policies}");
+}
+
+fn yaml_document(text: &str) -> Value {
+    plinth_model::yaml::parse_document(text).unwrap_or_else(|e| panic!("{text}: {}", e.message))
 }

@@ -117,6 +117,8 @@ pub struct Catalog {
 const APPLY_CHUNK: usize = 5_000;
 /// Change-log rows read per follower step.
 const FOLLOW_BATCH: i64 = 5_000;
+/// Search documents indexed between two commits of a bulk ingest.
+const SEARCH_COMMIT: usize = 25_000;
 
 impl Catalog {
     /// Builds the projection from the store and returns the catalogue.
@@ -252,6 +254,10 @@ impl Catalog {
             applied += changes.len();
             self.apply_and_announce(rows, deleted, &changes).await?;
         }
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.search.commit())
+            .await
+            .map_err(|e| CatalogError::Internal(e.to_string()))??;
         Ok(applied)
     }
 
@@ -343,6 +349,7 @@ impl Catalog {
     fn apply_rows(&self, rows: Vec<plinth_store::StoredEntity>, deleted: Vec<String>) -> Result<(), CatalogError> {
         let started = Instant::now();
         let count = rows.len();
+        let deleted_count = deleted.len();
         let prepared: Vec<_> = rows
             .into_par_iter()
             .filter_map(|row| match prepare(row) {
@@ -374,7 +381,14 @@ impl Catalog {
         for node in removed {
             self.search.delete(node);
         }
-        self.search.commit()?;
+        // Small change sets are searchable at once; a bulk ingest commits
+        // the search index every SEARCH_COMMIT documents, and at its end
+        // (`catch_up`, `refresh_location`).
+        if count + deleted_count < APPLY_CHUNK {
+            self.search.commit()?;
+        } else {
+            self.search.commit_every(SEARCH_COMMIT)?;
+        }
         tracing::debug!(
             rows = count,
             projected_ms,

@@ -50,6 +50,8 @@ pub struct SearchIndex {
     reader: IndexReader,
     fields: Fields,
     dirty: Mutex<bool>,
+    /// Documents added or deleted since the last commit.
+    pending: std::sync::atomic::AtomicUsize,
 }
 
 /// One ranked hit: the entity id and its score.
@@ -103,6 +105,7 @@ impl SearchIndex {
             reader,
             fields: Fields { id, name, title, description, tags, owner, text },
             dirty: Mutex::new(false),
+            pending: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -125,6 +128,7 @@ impl SearchIndex {
         }
         writer.add_document(document)?;
         *self.dirty.lock() = true;
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -132,6 +136,17 @@ impl SearchIndex {
         let writer = self.writer.read();
         writer.delete_term(Term::from_field_u64(self.fields.id, id as u64));
         *self.dirty.lock() = true;
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Makes pending changes searchable when at least `documents` are
+    /// pending: a bulk ingest commits every that many, not every chunk
+    /// (each commit makes a segment, and segments are merged again later).
+    pub fn commit_every(&self, documents: usize) -> Result<(), SearchError> {
+        if self.pending.load(std::sync::atomic::Ordering::Relaxed) >= documents {
+            self.commit()?;
+        }
+        Ok(())
     }
 
     /// Makes pending changes searchable.
@@ -143,6 +158,7 @@ impl SearchIndex {
         self.writer.write().commit()?;
         self.reader.reload()?;
         *dirty = false;
+        self.pending.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 

@@ -107,18 +107,21 @@ deny_image_tag contains msg if {
 
 # METADATA
 # title: Images come from approved registries
-# description: Only images built and scanned by Northwind's pipelines may run; public registries bypass provenance and vulnerability scanning.
+# description: Only images built and scanned by your organisation's pipelines may run; public registries bypass provenance and vulnerability scanning. Applies once data.plinth.registries.allowed lists your registries.
 # custom:
 #   id: PL-BASE-005
 #   severity: high
 #   controls: [NIST-800-190-4.1.5, CIS-K8S-5.5.1, SOC2-CC8.1]
 deny_image_registry contains msg if {
+	# Undefined (no list configured) or empty: the rule does not apply.
+	allowed := data.plinth.registries.allowed
+	count(allowed) > 0
 	some lc in k8s.located_containers
 	image := lc.container.image
-	not strings.any_prefix_match(image, data.plinth.registries.allowed)
+	not strings.any_prefix_match(image, allowed)
 	msg := {
-		"msg": sprintf("container %q uses image %q from a registry that is not allowed (%s.image); push it to one of %v", [lc.name, image, lc.path, data.plinth.registries.allowed]),
-		"details": {"container": lc.name, "image": image, "path": sprintf("%s.image", [lc.path]), "allowed": data.plinth.registries.allowed},
+		"msg": sprintf("container %q uses image %q from a registry that is not allowed (%s.image); push it to one of %v", [lc.name, image, lc.path, allowed]),
+		"details": {"container": lc.name, "image": image, "path": sprintf("%s.image", [lc.path]), "allowed": allowed},
 	}
 }
 

@@ -11,6 +11,8 @@ good_container := {
 	"resources": {"limits": {"cpu": "1", "memory": "512Mi"}},
 }
 
+approved := ["ghcr.io/northwind-labs/", "registry.example.com/"]
+
 deployment(c) := {
 	"apiVersion": "apps/v1",
 	"kind": "Deployment",
@@ -23,7 +25,7 @@ test_good_container_passes if {
 	count(containers.deny_run_as_root) == 0 with input as deployment(good_container)
 	count(containers.deny_resource_limits) == 0 with input as deployment(good_container)
 	count(containers.deny_image_tag) == 0 with input as deployment(good_container)
-	count(containers.deny_image_registry) == 0 with input as deployment(good_container)
+	count(containers.deny_image_registry) == 0 with input as deployment(good_container) with data.plinth.registries.allowed as approved
 	count(containers.warn_privilege_escalation) == 0 with input as deployment(good_container)
 }
 
@@ -79,7 +81,12 @@ test_digest_accepted if {
 
 test_unapproved_registry_denied if {
 	c := object.union(good_container, {"image": "docker.io/library/nginx:1.25"})
-	count(containers.deny_image_registry) == 1 with input as deployment(c)
+	count(containers.deny_image_registry) == 1 with input as deployment(c) with data.plinth.registries.allowed as approved
+}
+
+test_no_registry_list_means_no_registry_rule if {
+	c := object.union(good_container, {"image": "docker.io/library/nginx:1.25"})
+	count(containers.deny_image_registry) == 0 with input as deployment(c) with data.plinth.registries as {}
 }
 
 test_registry_list_from_data if {

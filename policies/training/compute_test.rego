@@ -17,18 +17,20 @@ job(gpus, replicas, extra_meta, extra_spec) := object.union({
 	},
 }, {"spec": extra_spec})
 
+demo_quotas := {"team-search": 16, "team-analytics": 8, "default": 4}
+
 test_within_quota_passes if {
-	count(compute.deny_gpu_quota) == 0 with input as job(8, 2, {}, {})
+	count(compute.deny_gpu_quota) == 0 with input as job(8, 2, {}, {}) with data.plinth.gpu.quotas as demo_quotas
 }
 
 test_over_quota_denied if {
-	some v in compute.deny_gpu_quota with input as job(8, 4, {}, {})
+	some v in compute.deny_gpu_quota with input as job(8, 4, {}, {}) with data.plinth.gpu.quotas as demo_quotas
 	v.details.gpus == 32
 	v.details.quota == 16
 }
 
 test_unknown_team_gets_default_quota if {
-	count(compute.deny_gpu_quota) == 1 with input as job(8, 1, {"labels": {"plinth.io/owner": "team-web", "plinth.io/profile": "training"}}, {})
+	count(compute.deny_gpu_quota) == 1 with input as job(8, 1, {"labels": {"plinth.io/owner": "team-web", "plinth.io/profile": "training"}}, {}) with data.plinth.gpu.quotas as demo_quotas
 }
 
 test_quota_table_from_data if {
@@ -36,7 +38,7 @@ test_quota_table_from_data if {
 }
 
 test_params_quota if {
-	count(compute.deny_gpu_quota) == 1 with input as {"template": "template:default/gpu-training-environment", "parameters": {"owner": "team-analytics", "gpuCount": 8, "nodes": 2}}
+	count(compute.deny_gpu_quota) == 1 with input as {"template": "template:default/gpu-training-environment", "parameters": {"owner": "team-analytics", "gpuCount": 8, "nodes": 2}} with data.plinth.gpu.quotas as demo_quotas
 }
 
 test_approved_gpu_type_passes if {

@@ -61,10 +61,6 @@ pub struct BenchPolicyArgs {
     report: Option<PathBuf>,
 }
 
-fn examples_dir() -> PathBuf {
-    plinth_app::shipped::examples_dir()
-}
-
 fn read_document(path: &std::path::Path) -> Result<Value> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     plinth_model::yaml::parse_document(&text)
@@ -104,7 +100,7 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
     };
     let platform = Platform::start(store, config).await?;
     let caller = Caller::system("bench");
-    let demo = examples_dir().join("demo/catalog-info.yaml");
+    let demo = plinth_app::shipped::demo_dir().join("catalog-info.yaml");
     let location = NewLocation { kind: String::new(), target: demo.to_string_lossy().to_string(), branch: None };
     platform.catalog().ensure_location(&caller, location).await?;
     // Decisions are timed once the governance view's first pass (every
@@ -137,7 +133,7 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
         compiled.scorecards.len(),
         platform.catalog().view(&caller).map(|s| s.len()).unwrap_or_default()
     ));
-    let inputs_dir = examples_dir().join("policy-inputs");
+    let inputs_dir = plinth_app::shipped::policy_inputs_dir();
     let production = RequestContext { environment: Some("production".into()), ..Default::default() };
     let cases: Vec<(&str, Point, Value)> = vec![
         (

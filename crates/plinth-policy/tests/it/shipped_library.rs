@@ -214,7 +214,11 @@ fn check_fails(
 
 #[test]
 fn every_rule_has_metadata_and_is_tested_both_ways() {
-    let bundle = PolicyBundle::load(&[policies()]);
+    // The library's unit tests that set data with `with` use the demo
+    // company's registries and quotas; the engine that must agree with them
+    // loads the same data over the neutral defaults.
+    let demo_data = policies().join("../examples/demo/policy-data");
+    let bundle = PolicyBundle::load(&[policies(), demo_data]);
     let engine = PolicyEngine::build(&bundle, EngineOptions::default());
     assert!(engine.problems().is_empty(), "{:?}", engine.problems());
     let summaries = engine.summaries();

@@ -32,7 +32,12 @@ fn golden_paths(extra: &[PathBuf]) -> Options {
     let mut locations = vec![root.join("examples/demo/catalog-info.yaml"), root.join("templates/catalog-info.yaml")];
     locations.extend(extra.iter().cloned());
     Options {
-        policies: Some(vec![root.join("policies").to_string_lossy().into_owned()]),
+        // The shipped library with the demo company's data (its GPU quotas),
+        // as `serve --demo` loads it.
+        policies: Some(vec![
+            root.join("policies").to_string_lossy().into_owned(),
+            root.join("examples/demo/policy-data").to_string_lossy().into_owned(),
+        ]),
         scaffolder: true,
         golden_paths_config: Some(Box::new(|config| config.run_timeout = Duration::from_secs(60))),
         locations,

@@ -3,7 +3,7 @@
 //! once with `?` and numbered for PostgreSQL.
 
 use crate::cluster::{Cached, BUMP_REVISION};
-use crate::dialect::on_pool;
+use crate::dialect::{on_pool, values};
 use crate::{Store, StoreError};
 
 /// One decision-log event to store.
@@ -50,28 +50,44 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
+        // Multi-row INSERTs: one statement per 200 decisions (and per 200
+        // entity links) instead of one per row, so the writer keeps up with
+        // the admission webhook without taking its CPU.
+        const ROWS: usize = 200;
+        let links: Vec<(&str, i64, &str)> = records
+            .iter()
+            .flat_map(|r| r.entities.iter().map(move |e| (e.as_str(), r.ts_ms, r.decision_id.as_str())))
+            .collect();
         on_pool!(self, pool, d => {
-            let decision_sql = d.sql(
-                "INSERT INTO policy_decisions (decision_id, ts_ms, point, result, event) VALUES (?, ?, ?, ?, ?) \
-                 ON CONFLICT DO NOTHING",
-            );
-            let entity_sql = d.sql(
-                "INSERT INTO policy_decision_entities (entity_ref, ts_ms, decision_id) VALUES (?, ?, ?) \
-                 ON CONFLICT DO NOTHING",
-            );
             let mut tx = pool.begin().await?;
-            for record in records {
-                sqlx::query(&decision_sql)
-                    .bind(&record.decision_id)
-                    .bind(record.ts_ms)
-                    .bind(&record.point)
-                    .bind(&record.result)
-                    .bind(&record.event)
-                    .execute(&mut *tx)
-                    .await?;
-                for entity in &record.entities {
-                    sqlx::query(&entity_sql).bind(entity).bind(record.ts_ms).bind(&record.decision_id).execute(&mut *tx).await?;
+            for chunk in records.chunks(ROWS) {
+                let text = format!(
+                    "INSERT INTO policy_decisions (decision_id, ts_ms, point, result, event) VALUES {} ON CONFLICT DO NOTHING",
+                    values(chunk.len(), 5)
+                );
+                let sql = d.sql(&text);
+                let mut query = sqlx::query(&sql);
+                for record in chunk {
+                    query = query
+                        .bind(&record.decision_id)
+                        .bind(record.ts_ms)
+                        .bind(&record.point)
+                        .bind(&record.result)
+                        .bind(&record.event);
                 }
+                query.execute(&mut *tx).await?;
+            }
+            for chunk in links.chunks(ROWS) {
+                let text = format!(
+                    "INSERT INTO policy_decision_entities (entity_ref, ts_ms, decision_id) VALUES {} ON CONFLICT DO NOTHING",
+                    values(chunk.len(), 3)
+                );
+                let sql = d.sql(&text);
+                let mut query = sqlx::query(&sql);
+                for (entity, ts_ms, decision_id) in chunk {
+                    query = query.bind(*entity).bind(*ts_ms).bind(*decision_id);
+                }
+                query.execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())

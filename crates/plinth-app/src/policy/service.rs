@@ -479,6 +479,8 @@ impl PolicyService {
 
 const LOG_QUEUE: usize = 20_000;
 const LOG_BATCH: usize = 500;
+/// How long the writer waits for more decisions once several are queued.
+const LOG_LINGER: Duration = Duration::from_millis(2);
 
 enum LogMessage {
     Record(DecisionRecord),
@@ -492,6 +494,18 @@ async fn write_log(store: Store, mut receiver: mpsc::Receiver<LogMessage>) {
     let mut messages = Vec::with_capacity(LOG_BATCH);
     let mut batch = Vec::with_capacity(LOG_BATCH);
     while receiver.recv_many(&mut messages, LOG_BATCH).await > 0 {
+        // Under load, wait a moment for more decisions so one multi-row
+        // write carries many (a flush is answered without the wait).
+        let flushing = messages.iter().any(|m| matches!(m, LogMessage::Flush(_)));
+        if !flushing && messages.len() > 1 && messages.len() < LOG_BATCH {
+            tokio::time::sleep(LOG_LINGER).await;
+            while messages.len() < LOG_BATCH {
+                match receiver.try_recv() {
+                    Ok(message) => messages.push(message),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut flushes = Vec::new();
         for message in messages.drain(..) {
             match message {

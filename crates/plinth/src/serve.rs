@@ -33,6 +33,20 @@ pub(crate) struct ServeArgs {
     /// Load the demo catalogue (examples/demo).
     #[arg(long)]
     demo: bool,
+    /// With --demo, also run the demo's traffic generator: its agents send
+    /// OTLP (agent runs, tool calls, retrievals, an A/B-tested prompt, a
+    /// cost anomaly, a failing agent) to this server over loopback.
+    /// `--demo-traffic=false` turns it off.
+    #[arg(
+        long,
+        env = "PLINTH_DEMO_TRAFFIC",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        require_equals = true
+    )]
+    demo_traffic: bool,
     /// Seconds between refreshes of every location.
     #[arg(long, env = "PLINTH_REFRESH_INTERVAL", default_value_t = 60)]
     refresh_interval: u64,
@@ -227,7 +241,12 @@ fn init_logging(format: LogFormat) {
 
 fn policy_config(args: &ServeArgs) -> Result<PolicyConfig> {
     let sources = if args.policies.is_empty() {
-        vec![plinth_app::shipped::policies_dir().to_string_lossy().to_string()]
+        let mut sources = vec![plinth_app::shipped::policies_dir().to_string_lossy().to_string()];
+        // The demo company's registries and quotas, over the neutral defaults.
+        if args.demo {
+            sources.extend(plinth_app::shipped::demo_policy_data_dir().map(|d| d.to_string_lossy().to_string()));
+        }
+        sources
     } else {
         args.policies.clone()
     };
@@ -334,6 +353,9 @@ fn split_branch(target: &str) -> (String, Option<String>) {
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    // The embedded demo, templates and policies are written out under the
+    // data directory (once per binary version), not the user's cache.
+    plinth_app::shipped::use_root(args.data_dir.join("shipped"));
     let started = Instant::now();
     let store_config = match &args.database_url {
         Some(url) => StoreConfig::Postgres { url: url.clone() },
@@ -393,6 +415,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
         golden_paths.repo_root = root.clone();
     }
     golden_paths.run_timeout = Duration::from_secs(args.scaffolder_timeout.max(1));
+    // Forge calls (publish:github, publish:gitlab …) pass the server's own allowlist.
+    golden_paths.forges = std::sync::Arc::new(plinth_app::golden_paths::Forges::from_env(signals_outbound.clone()));
     let config = PlatformConfig {
         catalog: catalog_config,
         policy: Some(policy_config),
@@ -447,8 +471,23 @@ async fn serve(args: ServeArgs) -> Result<()> {
         }
     });
     tracing::info!("plinth listening on http://{address}");
+    let traffic = (args.demo && args.demo_traffic).then(|| crate::demo_traffic::start(platform.clone(), address));
     let server_config = ServerConfig { webhook_secret, connections: connection_limits(&args) };
-    plinth_server::serve_on(listeners, platform.clone(), server_config, shutdown_signal()).await?;
+    // The generator stops first, so its last export is not cut off mid-way.
+    let (stopping, mut stop) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    };
+    let traffic = tokio::spawn(async move {
+        let _ = stop.wait_for(|stopping| *stopping).await;
+        if let Some(traffic) = traffic {
+            traffic.stop().await;
+        }
+    });
+    let served = plinth_server::serve_on(listeners, platform.clone(), server_config, shutdown).await;
+    let _ = traffic.await;
+    served?;
     platform.shutdown().await;
     tracing::info!("stopped");
     Ok(())

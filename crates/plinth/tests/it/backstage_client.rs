@@ -50,7 +50,7 @@ async fn backstage_catalog_client_works_with_its_token_option() {
     );
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
-    let launch = Launch { args: &["--demo", "--auth", "required"], ..Launch::default() };
+    let launch = Launch { args: &["--demo", "--demo-traffic=false", "--auth", "required"], ..Launch::default() };
     let server = Serve::launch(&data, launch).await;
     let issue = |args: &[&str]| -> String {
         let run: Run =

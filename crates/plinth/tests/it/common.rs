@@ -169,9 +169,16 @@ impl Serve {
 
     /// `plinth serve --demo` (with the shipped templates) in a scratch
     /// directory, once the demo catalogue is in (its `auth-service` is).
+    /// The demo's own traffic is off: these tests send the telemetry they
+    /// assert on (`demo_traffic` tests the generator).
     pub(crate) async fn demo() -> Serve {
+        Serve::demo_with(&["--demo", "--demo-traffic=false"]).await
+    }
+
+    /// [`Serve::demo`] with these `serve` arguments (`--demo` among them).
+    pub(crate) async fn demo_with(args: &[&str]) -> Serve {
         let scratch = tempfile::tempdir().unwrap();
-        let launch = Launch { args: &["--demo"], shipped_templates: true, ..Launch::default() };
+        let launch = Launch { args, shipped_templates: true, ..Launch::default() };
         let mut serve = Serve::launch(&scratch.path().join("data"), launch).await;
         serve._scratch = Some(scratch);
         serve.wait_ok("/api/catalog/entities/by-name/component/default/auth-service", Duration::from_secs(60)).await;

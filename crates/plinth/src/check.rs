@@ -7,6 +7,8 @@
 //! Exit codes: 0 nothing denied, 1 something denied (or unreadable, or a
 //! policy failed to load), 2 usage errors.
 
+use crate::client::Failure;
+use crate::output::{out, outln};
 use anyhow::{bail, Context};
 use clap::Args;
 use plinth_confine::git::GitCommand;
@@ -27,8 +29,9 @@ pub(crate) struct CheckArgs {
     /// Files or directories to check (directories are searched for .yaml, .yml and .json files).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Policy directories or files (repeatable).
-    #[arg(long = "policy", short = 'p', default_value = "policies")]
+    /// Policy directories or files (repeatable; default: the policy library
+    /// shipped with Plinth, or PLINTH_POLICY_DIR).
+    #[arg(long = "policy", short = 'p')]
     pub policies: Vec<PathBuf>,
     /// Extra data files (JSON or YAML mappings), merged into `data`.
     #[arg(long, short = 'd')]
@@ -36,8 +39,16 @@ pub(crate) struct CheckArgs {
     /// Workload profile: only policies of this profile (and baseline/architecture ones) apply.
     #[arg(long)]
     pub profile: Option<String>,
-    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text)]
+    /// Output format: text, json, yaml, sarif (code scanning) or junit (CI test reports).
+    #[arg(long, short = 'o', value_enum, default_value_t = Output::Text, value_name = "FORMAT")]
     pub output: Output,
+    /// Same as `--output json`.
+    #[arg(long, hide = true)]
+    pub json: bool,
+    /// Succeed when a path holds no YAML or JSON files (by default that is
+    /// an error: a wrong path in CI must not pass silently).
+    #[arg(long)]
+    pub allow_empty: bool,
     /// Only check files changed since this git revision (tracked changes and untracked files).
     #[arg(long, value_name = "BASE")]
     pub diff: Option<String>,
@@ -50,6 +61,7 @@ pub(crate) struct CheckArgs {
 pub(crate) enum Output {
     Text,
     Json,
+    Yaml,
     Sarif,
     Junit,
 }
@@ -60,19 +72,36 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             bail!("{} does not exist", path.display());
         }
     }
-    for path in &args.policies {
+    let policies =
+        if args.policies.is_empty() { vec![plinth_app::shipped::policies_dir()] } else { args.policies.clone() };
+    for path in &policies {
         if !path.exists() {
-            bail!("policy path {} does not exist; pass --policy DIR (default: ./policies)", path.display());
+            bail!(
+                "policy path {} does not exist; pass --policy DIR (default: the shipped policy library)",
+                path.display()
+            );
         }
     }
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let mut files = collect_files(&args.paths)?;
+    let mut files = Vec::new();
+    for path in &args.paths {
+        let found = collect_files(std::slice::from_ref(path))?;
+        if found.is_empty() && !args.allow_empty {
+            return Err(Failure::findings(format!(
+                "{} holds no YAML or JSON files to check; check the path, or pass --allow-empty",
+                path.display()
+            ))
+            .into());
+        }
+        files.extend(found);
+    }
+    let mut files = collect_files(&files)?;
     if let Some(base) = &args.diff {
         let changed = changed_files(base, &cwd)?;
         files.retain(|f| std::fs::canonicalize(f).map(|c| changed.contains(&c)).unwrap_or(false));
     }
 
-    let mut bundle = PolicyBundle::load(&args.policies);
+    let mut bundle = PolicyBundle::load(&policies);
     for path in &args.data {
         let value = crate::policy_cli::read_document(path)?;
         if !value.is_object() {
@@ -100,19 +129,18 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         problems: engine.problems().to_vec(),
     };
     let summaries = engine.summaries();
-    match args.output {
+    let output = if args.json { Output::Json } else { args.output };
+    match output {
         Output::Text => {
             if files.is_empty() {
-                println!("no files to check");
+                outln!("no files to check");
             }
-            print!("{}", report::render_text(&report, &summaries));
+            out!("{}", report::render_text(&report, &summaries));
         }
-        Output::Json => println!("{}", serde_json::to_string_pretty(&report::render_json(&report))?),
-        Output::Sarif => println!(
-            "{}",
-            serde_json::to_string_pretty(&report::render_sarif(&report, &summaries, &SarifTool::default()))?
-        ),
-        Output::Junit => print!("{}", report::render_junit(&report, &summaries)),
+        Output::Json => crate::output::print_json(&report::render_json(&report)),
+        Output::Yaml => crate::output::print_yaml(&report::render_json(&report)),
+        Output::Sarif => crate::output::print_json(&report::render_sarif(&report, &summaries, &SarifTool::default())),
+        Output::Junit => out!("{}", report::render_junit(&report, &summaries)),
     }
     Ok(if report.failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -3,7 +3,10 @@
 //! running server). Parsing and wiring only; the work lives in the crates.
 
 mod check;
+mod cli_meta;
 mod client;
+mod demo_traffic;
+mod output;
 mod policy_cli;
 mod serve;
 mod template_cli;
@@ -17,12 +20,38 @@ use clap::{Parser, Subcommand};
 /// cost in profiles of list endpoints.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The exit codes, in `plinth --help` and the man page. They are the
+/// application error kinds' (`plinth_app::ErrorKind::exit_code`).
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the verb ran and found a problem: validation errors, policy denials,
+     failed policy tests, a failed run, ingestion errors, a tampered audit
+     log, a path with nothing to check, a location that does not exist
+  2  usage error or invalid input (a bad flag or value, a missing file)
+  3  not found: an unknown entity, kind, owner, location or token (with
+     \"did you mean\" suggestions)
+  4  conflict
+  5  not signed in (pass --token or set PLINTH_TOKEN)
+  6  forbidden
+  7  the server is overloaded; retry later
+  8  the server is unavailable or cannot be reached
+  9  internal error
+
+Output: every verb takes --output text|json|yaml (text: a table or summary).
+Refs may be shortened: `checkout` is component:default/checkout, and
+--owner takes `team-payments` or `group:default/team-payments`.";
+
 #[derive(Parser)]
-#[command(name = "plinth", version, about = "Plinth: an AI-ready internal developer platform in one binary")]
-struct Cli {
+#[command(
+    name = "plinth",
+    version,
+    about = "Plinth: an AI-ready internal developer platform in one binary",
+    after_help = EXIT_CODES
+)]
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
 }
@@ -66,6 +95,10 @@ enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Print a shell completion script: `plinth completions bash > /etc/bash_completion.d/plinth`.
+    Completions(cli_meta::CompletionsArgs),
+    /// Print the man page (roff), or write one page per verb into a directory.
+    Man(cli_meta::ManArgs),
 }
 
 #[derive(Subcommand)]
@@ -118,13 +151,7 @@ enum BenchCommand {
 #[derive(Subcommand)]
 enum CatalogCommand {
     /// Check catalogue files offline (exit 1 on errors).
-    Validate {
-        /// Files or directories (directories are searched for catalog-info.yaml).
-        #[arg(required = true)]
-        paths: Vec<PathBuf>,
-        #[arg(long, value_enum, default_value_t = validate::Output::Text)]
-        output: validate::Output,
-    },
+    Validate(validate::ValidateArgs),
     /// List entities.
     Ls(client::LsArgs),
     /// Show one entity (`kind:namespace/name`, `kind:name` or a component name).
@@ -156,7 +183,31 @@ enum LocationsCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = run(cli);
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            // One line per error, printed once, here.
+            let code = exit_code(&error);
+            crate::output::error_line(&error);
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// The exit code of a failed verb (see [`EXIT_CODES`]).
+fn exit_code(error: &anyhow::Error) -> u8 {
+    if let Some(refusal) = error.downcast_ref::<client::ServerRefusal>() {
+        return refusal.exit_code();
+    }
+    if let Some(failure) = error.downcast_ref::<client::Failure>() {
+        return failure.code;
+    }
+    plinth_app::ErrorKind::InvalidInput.exit_code()
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Check(args) => check::run(args),
         Command::Token { command: TokenCommand::Create(args) } => token_cli::create(args),
@@ -173,8 +224,10 @@ fn main() -> ExitCode {
         Command::Bench { command: BenchCommand::Auth(args) } => plinth_bench::auth(args),
         Command::Policy { command: PolicyCommand::Test(args) } => policy_cli::test(args),
         Command::Policy { command: PolicyCommand::Eval(args) } => policy_cli::eval(args),
+        Command::Completions(args) => cli_meta::completions(args),
+        Command::Man(args) => cli_meta::man(args),
         Command::Catalog { command } => match command {
-            CatalogCommand::Validate { paths, output } => validate::run(&paths, output),
+            CatalogCommand::Validate(args) => validate::run(args),
             CatalogCommand::Ls(args) => client::ls(args),
             CatalogCommand::Get(args) => client::get(args),
             CatalogCommand::Impact(args) => client::impact(args),
@@ -187,15 +240,5 @@ fn main() -> ExitCode {
                 LocationsCommand::Rm(args) => client::remove_location(args),
             },
         },
-    };
-    match result {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            match error.downcast_ref::<client::ServerRefusal>() {
-                Some(refusal) => ExitCode::from(refusal.exit_code()),
-                None => ExitCode::from(2),
-            }
-        }
     }
 }

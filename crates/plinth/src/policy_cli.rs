@@ -1,5 +1,6 @@
 //! `plinth policy test` and `plinth policy eval`: offline, no server.
 
+use crate::output::{outln, Format, OutputArgs};
 use anyhow::{bail, Context};
 use clap::Args;
 use plinth_policy::testing::{run_tests, TestOutcome};
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 #[derive(Args)]
 pub(crate) struct TestArgs {
-    /// Policy directories or files (default: ./policies).
+    /// Policy directories or files (default: the policy library shipped
+    /// with Plinth, or PLINTH_POLICY_DIR).
     pub paths: Vec<PathBuf>,
     /// Only run tests whose full name (`data.pkg.test_x`) matches this regex.
     #[arg(long)]
@@ -18,31 +20,30 @@ pub(crate) struct TestArgs {
     /// Print every test, not only failures and the summary.
     #[arg(short, long)]
     pub verbose: bool,
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    /// Same as `--output` (text or json), kept for scripts written before it.
+    #[arg(long, value_enum, hide = true)]
+    pub format: Option<Format>,
     /// Time limit per test, in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub timeout_ms: u64,
 }
 
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub(crate) enum Format {
-    Text,
-    Json,
-}
-
 pub(crate) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
-    let paths = if args.paths.is_empty() { vec![PathBuf::from("policies")] } else { args.paths };
+    let paths = if args.paths.is_empty() { vec![plinth_app::shipped::policies_dir()] } else { args.paths.clone() };
     let filter =
         args.run.as_deref().map(regex::Regex::new).transpose().context("--run is not a valid regular expression")?;
     let bundle = PolicyBundle::load(&paths);
     let options = EngineOptions { time_limit: Duration::from_millis(args.timeout_ms), ..Default::default() };
     let report = run_tests(&bundle, filter.as_ref(), options);
-    match args.format {
-        Format::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+    let format = args.format.unwrap_or_else(|| args.output.format());
+    match format {
+        Format::Json => crate::output::print_json(&serde_json::to_value(&report)?),
+        Format::Yaml => crate::output::print_yaml(&serde_json::to_value(&report)?),
         Format::Text => {
             for problem in &report.problems {
-                println!("{problem}");
+                outln!("{problem}");
             }
             for result in &report.results {
                 let show = args.verbose || matches!(result.outcome, TestOutcome::Fail | TestOutcome::Error);
@@ -55,17 +56,17 @@ pub(crate) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
                     TestOutcome::Error => "ERROR",
                     TestOutcome::Skip => "SKIPPED",
                 };
-                println!("{}:{}: {}: {label} ({} µs)", result.file, result.line, result.name, result.duration_us);
+                outln!("{}:{}: {}: {label} ({} µs)", result.file, result.line, result.name, result.duration_us);
                 if let Some(message) = &result.message {
-                    println!("    {message}");
+                    outln!("    {message}");
                 }
                 for line in &result.output {
-                    println!("    | {line}");
+                    outln!("    | {line}");
                 }
             }
             let total = report.results.len();
-            println!("--------------------------------------------------------------------------------");
-            println!(
+            outln!("--------------------------------------------------------------------------------");
+            outln!(
                 "PASS: {}/{total}  FAIL: {}  ERROR: {}  SKIPPED: {}{}",
                 report.count(TestOutcome::Pass),
                 report.count(TestOutcome::Fail),
@@ -78,7 +79,7 @@ pub(crate) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
                 }
             );
             if total == 0 && report.problems.is_empty() {
-                println!("no tests found (test rules are named test_* in *_test.rego files)");
+                outln!("no tests found (test rules are named test_* in *_test.rego files)");
             }
         }
     }
@@ -87,8 +88,9 @@ pub(crate) fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
 
 #[derive(Args)]
 pub(crate) struct EvalArgs {
-    /// Policy directories or files (repeatable).
-    #[arg(long = "policy", short = 'p', required = true)]
+    /// Policy directories or files (repeatable; default: the policy library
+    /// shipped with Plinth, or PLINTH_POLICY_DIR).
+    #[arg(long = "policy", short = 'p')]
     pub policies: Vec<PathBuf>,
     /// The input document (JSON or YAML; the first YAML document).
     #[arg(long, short = 'i')]
@@ -100,10 +102,20 @@ pub(crate) struct EvalArgs {
     pub query: String,
     #[arg(long, default_value_t = 1000)]
     pub timeout_ms: u64,
+    /// The result as JSON (text and json) or YAML.
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
-    let mut bundle = PolicyBundle::load(&args.policies);
+    let policies =
+        if args.policies.is_empty() { vec![plinth_app::shipped::policies_dir()] } else { args.policies.clone() };
+    for path in &policies {
+        if !path.exists() {
+            bail!("policy path {} does not exist", path.display());
+        }
+    }
+    let mut bundle = PolicyBundle::load(&policies);
     for path in &args.data {
         let value = read_document(path)?;
         let extra = PolicyBundle { data: value, ..Default::default() };
@@ -113,22 +125,25 @@ pub(crate) fn eval(args: EvalArgs) -> anyhow::Result<ExitCode> {
         &bundle,
         EngineOptions { time_limit: Duration::from_millis(args.timeout_ms), ..Default::default() },
     );
-    for problem in engine.problems() {
-        eprintln!("{problem}");
-    }
     if !engine.problems().is_empty() {
-        bail!("{} policy file(s) failed to load", engine.problems().len());
+        let problems: Vec<String> = engine.problems().iter().map(ToString::to_string).collect();
+        return Err(crate::client::Failure::findings(format!(
+            "{} policy file(s) failed to load:\n  {}",
+            problems.len(),
+            problems.join("\n  ")
+        ))
+        .into());
     }
     let input = args.input.as_deref().map(read_document).transpose()?;
     match engine.query(&args.query, input.as_ref()) {
         Ok(result) => {
-            println!("{}", serde_json::to_string_pretty(&result)?);
+            let result = serde_json::to_value(&result)?;
+            if !args.output.structured(&result) {
+                crate::output::print_json(&result);
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Err(message) => {
-            eprintln!("error: {message}");
-            Ok(ExitCode::from(1))
-        }
+        Err(message) => Err(crate::client::Failure::findings(message.to_string()).into()),
     }
 }
 

@@ -1,8 +1,10 @@
 //! `plinth template ls` and `plinth new`: golden paths from the terminal,
 //! against a running server, with live progress from the run's event stream.
 
-use crate::client::{call, ServerArgs};
+use crate::client::{call, Failure, ServerArgs, ServerRefusal};
+use crate::output::{did_you_mean, outln, Format};
 use anyhow::{bail, Context, Result};
+use plinth_app::ErrorKind;
 use serde_json::{json, Map, Value};
 use std::io::Write;
 use std::path::PathBuf;
@@ -34,26 +36,25 @@ pub(crate) struct NewArgs {
 
 pub(crate) fn ls(server: ServerArgs) -> Result<ExitCode> {
     let listed = call(&server, reqwest::Method::GET, "/api/scaffolder/v2/templates", &[], None)?;
-    if server.json {
-        println!("{}", serde_json::to_string_pretty(&listed)?);
+    if server.output.structured(&listed) {
         return Ok(ExitCode::SUCCESS);
     }
     let items = listed["items"].as_array().cloned().unwrap_or_default();
     if items.is_empty() {
-        println!("no templates in the catalogue; register some with `plinth catalog locations add templates/`");
+        outln!("no templates in the catalogue; register some with `plinth catalog locations add templates/`");
         return Ok(ExitCode::SUCCESS);
     }
     let width = items.iter().filter_map(|t| t["name"].as_str()).map(str::len).max().unwrap_or(4).max(4);
-    println!("{:width$}  {:10}  TITLE", "NAME", "TYPE");
+    outln!("{:width$}  {:10}  TITLE", "NAME", "TYPE");
     for item in &items {
-        println!(
+        outln!(
             "{:width$}  {:10}  {}",
             item["name"].as_str().unwrap_or_default(),
             item["type"].as_str().unwrap_or("-"),
             item["title"].as_str().unwrap_or_default()
         );
         for problem in item["problems"].as_array().into_iter().flatten() {
-            println!(
+            outln!(
                 "{:width$}  invalid: {}: {}",
                 "",
                 problem["field"].as_str().unwrap_or(""),
@@ -125,21 +126,20 @@ pub(crate) fn new(args: NewArgs) -> Result<ExitCode> {
     }
     let created = match post(&args, "/api/scaffolder/v2/tasks", &body)? {
         Ok(created) => created,
-        Err(error) => return Ok(report_rejection(&error)),
+        Err((status, error)) => return Err(rejection(&args, &template, status, &error)),
     };
     let id = created["id"].as_str().context("the server answered without a task id")?.to_string();
     eprintln!("run {id} of {template} started");
     let task = follow(&args.server, &id)?;
-    if args.server.json {
-        println!("{}", serde_json::to_string_pretty(&task)?);
-    } else {
+    if !args.server.output.structured(&task) {
         print_outcome(&task);
     }
     Ok(if task["status"] == "completed" { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-/// POST that returns the server's error body (for field errors) instead of failing.
-fn post(args: &NewArgs, path: &str, body: &Value) -> Result<std::result::Result<Value, Value>> {
+/// POST that returns the server's status and error body (for field
+/// errors) instead of failing.
+fn post(args: &NewArgs, path: &str, body: &Value) -> Result<std::result::Result<Value, (reqwest::StatusCode, Value)>> {
     let url = format!("{}{}", args.server.server.trim_end_matches('/'), path);
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -147,25 +147,51 @@ fn post(args: &NewArgs, path: &str, body: &Value) -> Result<std::result::Result<
         if let Some(user) = &args.user {
             request = request.header("x-plinth-user", user);
         }
-        let response = request.send().await.with_context(|| {
-            format!(
-                "cannot reach the Plinth server at {}; start it with `plinth serve` or pass --server",
-                args.server.server
-            )
-        })?;
+        let response = request.send().await.map_err(|e| args.server.unreachable(e))?;
         let status = response.status();
         let value: Value = serde_json::from_str(&response.text().await?).unwrap_or(Value::Null);
-        Ok(if status.is_success() { Ok(value) } else { Err(value) })
+        Ok(if status.is_success() { Ok(value) } else { Err((status, value)) })
     })
 }
 
-fn report_rejection(error: &Value) -> ExitCode {
-    eprintln!("error: {}", error["error"]["message"].as_str().unwrap_or("the server refused the run"));
-    for field in error["error"]["details"]["errors"].as_array().into_iter().flatten() {
-        let page = field["page"].as_str().map(|p| format!(" (page “{p}”)")).unwrap_or_default();
-        eprintln!("  {}: {}{page}", field["field"].as_str().unwrap_or("-"), field["message"].as_str().unwrap_or(""));
-    }
-    ExitCode::from(2)
+/// The server refused the run: one error (printed once by `main`) with
+/// one line per field, and the exit code of the refusal's kind; an unknown
+/// template gets the closest template names.
+fn rejection(args: &NewArgs, template: &str, status: reqwest::StatusCode, error: &Value) -> anyhow::Error {
+    let refusal = ServerRefusal {
+        status,
+        message: error["error"]["message"].as_str().unwrap_or("the server refused the run").to_string(),
+    };
+    let kind = refusal.kind();
+    let fields: Vec<String> = error["error"]["details"]["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|field| {
+            let page = field["page"].as_str().map(|p| format!(" (page “{p}”)")).unwrap_or_default();
+            format!("  {}: {}{page}", field["field"].as_str().unwrap_or("-"), field["message"].as_str().unwrap_or(""))
+        })
+        .collect();
+    let message = if fields.is_empty() {
+        let hint =
+            if kind == ErrorKind::NotFound { did_you_mean(&suggest_templates(args, template)) } else { String::new() };
+        format!("{}{hint}", refusal.message)
+    } else {
+        // The message repeats the field errors; the lines below say each once.
+        format!("the template's parameters are not valid:\n{}", fields.join("\n"))
+    };
+    Failure::new(kind, message).into()
+}
+
+/// Template names close to `template` (`template:default/servce`).
+fn suggest_templates(args: &NewArgs, template: &str) -> Vec<String> {
+    let name = template.rsplit(['/', ':']).next().unwrap_or(template);
+    let query = [("facet", "metadata.name".to_string()), ("filter", "kind=template".to_string())];
+    let Ok(answer) = call(&args.server, reqwest::Method::GET, "/api/catalog/entity-facets", &query, None) else {
+        return Vec::new();
+    };
+    let names = answer["facets"]["metadata.name"].as_array().into_iter().flatten().filter_map(|f| f["value"].as_str());
+    crate::output::closest(name, names.map(str::to_string))
 }
 
 /// Prints the run's progress from its event stream until it completes;
@@ -190,7 +216,7 @@ fn follow(server: &ServerArgs, id: &str) -> Result<Value> {
                 let frame: String = buffer.drain(..end + 2).collect();
                 if let Some(data) = frame.lines().find_map(|l| l.strip_prefix("data:")) {
                     if let Ok(event) = serde_json::from_str::<Value>(data.trim()) {
-                        if !server.json {
+                        if server.format() == Format::Text {
                             print_event(&event);
                         }
                     }
@@ -235,42 +261,43 @@ fn print_event(event: &Value) {
 
 fn print_outcome(task: &Value) {
     if task["status"] != "completed" {
-        println!("failed: {}", task["error"]["message"].as_str().unwrap_or("unknown error"));
+        outln!("failed: {}", task["error"]["message"].as_str().unwrap_or("unknown error"));
         return;
     }
-    println!("done");
+    outln!("done");
     for link in task["output"]["links"].as_array().into_iter().flatten() {
         let target = link["url"].as_str().or(link["entityRef"].as_str()).unwrap_or_default();
-        println!("  {}: {target}", link["title"].as_str().unwrap_or("link"));
+        outln!("  {}: {target}", link["title"].as_str().unwrap_or("link"));
     }
     for text in task["output"]["text"].as_array().into_iter().flatten() {
-        println!("\n{}\n{}", text["title"].as_str().unwrap_or_default(), text["content"].as_str().unwrap_or_default());
+        outln!("\n{}\n{}", text["title"].as_str().unwrap_or_default(), text["content"].as_str().unwrap_or_default());
     }
 }
 
 fn dry_run(args: &NewArgs, body: Value) -> Result<ExitCode> {
     let result = match post(args, "/api/scaffolder/v2/dry-run", &body)? {
         Ok(result) => result,
-        Err(error) => return Ok(report_rejection(&error)),
+        Err((status, error)) => {
+            return Err(rejection(args, body["templateRef"].as_str().unwrap_or_default(), status, &error))
+        }
     };
-    if args.server.json {
-        println!("{}", serde_json::to_string_pretty(&result)?);
+    if args.server.output.structured(&result) {
         return Ok(if result["completed"] == true { ExitCode::SUCCESS } else { ExitCode::from(1) });
     }
     for entry in result["log"].as_array().into_iter().flatten() {
         print_event(&json!({"type": "log", "body": entry["body"]}));
     }
     for error in result["parameterErrors"].as_array().into_iter().flatten() {
-        println!("parameter {}: {}", error["field"].as_str().unwrap_or("-"), error["message"].as_str().unwrap_or(""));
+        outln!("parameter {}: {}", error["field"].as_str().unwrap_or("-"), error["message"].as_str().unwrap_or(""));
     }
     let files = result["directoryContents"].as_array().cloned().unwrap_or_default();
-    println!("files ({}):", files.len());
+    outln!("files ({}):", files.len());
     for file in &files {
-        println!("  {}", file["path"].as_str().unwrap_or_default());
+        outln!("  {}", file["path"].as_str().unwrap_or_default());
     }
-    println!("policy: {}", result["policy"]["result"].as_str().unwrap_or("none"));
+    outln!("policy: {}", result["policy"]["result"].as_str().unwrap_or("none"));
     for violation in result["policy"]["violations"].as_array().into_iter().flatten() {
-        println!(
+        outln!(
             "  {} [{}] {}: {}",
             violation["effect"].as_str().unwrap_or(""),
             violation["id"].as_str().unwrap_or("-"),
@@ -280,11 +307,11 @@ fn dry_run(args: &NewArgs, body: Value) -> Result<ExitCode> {
     }
     match result["completed"].as_bool() {
         Some(true) => {
-            println!("dry run completed; nothing was published");
+            outln!("dry run completed; nothing was published");
             Ok(ExitCode::SUCCESS)
         }
         _ => {
-            println!("dry run failed: {}", result["error"].as_str().unwrap_or("unknown error"));
+            outln!("dry run failed: {}", result["error"].as_str().unwrap_or("unknown error"));
             Ok(ExitCode::from(1))
         }
     }

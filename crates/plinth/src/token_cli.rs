@@ -2,8 +2,11 @@
 //! how the first admin is bootstrapped), and `plinth audit verify`, which
 //! walks the audit chain.
 
+use crate::client::Failure;
+use crate::output::{outln, OutputArgs};
 use anyhow::{Context, Result};
 use plinth_app::identity::{issue_token, parse_lifetime, token_audit_entry, TokenRequest, TokenSubject};
+use plinth_app::ErrorKind;
 use plinth_store::{Store, StoreConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,10 +28,14 @@ impl StoreArgs {
             Some(url) => StoreConfig::Postgres { url: url.clone() },
             None => {
                 if !self.data_dir.join("plinth.db").exists() {
-                    anyhow::bail!(
-                        "no Plinth store in {}: pass the --data-dir (or --database-url) `plinth serve` uses",
-                        self.data_dir.display()
-                    );
+                    return Err(Failure::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "no Plinth store in {}: pass the --data-dir (or --database-url) `plinth serve` uses",
+                            self.data_dir.display()
+                        ),
+                    )
+                    .into());
                 }
                 StoreConfig::Sqlite { data_dir: self.data_dir.clone() }
             }
@@ -60,15 +67,17 @@ pub(crate) struct CreateArgs {
     /// Lifetime: `90d` (default), `12h`, `30m`; at most 366d.
     #[arg(long, default_value = "90d")]
     expires_in: String,
+    /// text: the secret alone on stdout; json/yaml: the token and its secret.
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(clap::Args)]
 pub(crate) struct LsArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(clap::Args)]
@@ -77,15 +86,16 @@ pub(crate) struct RevokeArgs {
     store: StoreArgs,
     /// The token id (`tok_…`, as `plinth token ls` shows).
     id: String,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 #[derive(clap::Args)]
 pub(crate) struct VerifyArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Print JSON.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: OutputArgs,
 }
 
 /// Who runs the CLI, for the audit log.
@@ -116,11 +126,11 @@ pub(crate) fn create(args: CreateArgs) -> Result<ExitCode> {
         let issued = match issue_token(&store, request, &actor).await {
             Ok(issued) => issued,
             Err(error) => {
-                eprintln!("error: {}", error.message);
+                let mut message = error.message.clone();
                 for field in &error.fields {
-                    eprintln!("  --{}: {}", cli_flag(&field.field), field.message);
+                    message.push_str(&format!("\n  --{}: {}", cli_flag(&field.field), field.message));
                 }
-                return Ok(ExitCode::from(error.kind.exit_code()));
+                return Err(Failure::new(error.kind, message).into());
             }
         };
         store.append_audit(&[token_audit_entry(&actor, "auth.token.create", &issued.token)]).await?;
@@ -133,8 +143,13 @@ pub(crate) fn create(args: CreateArgs) -> Result<ExitCode> {
             t.scopes.join(","),
             t.expires_at.map(rfc3339).unwrap_or_else(|| "never".into())
         );
-        eprintln!("the secret below is shown once; send it as `Authorization: Bearer <secret>` or PLINTH_TOKEN");
-        println!("{}", issued.secret);
+        let answer = serde_json::json!({
+            "token": &issued.token, "secret": &issued.secret,
+        });
+        if !args.output.structured(&answer) {
+            eprintln!("the secret below is shown once; send it as `Authorization: Bearer <secret>` or PLINTH_TOKEN");
+            outln!("{}", issued.secret);
+        }
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -157,11 +172,10 @@ pub(crate) fn ls(args: LsArgs) -> Result<ExitCode> {
         let tokens = store.list_tokens(None).await?;
         let infos: Vec<plinth_app::identity::TokenInfo> =
             tokens.iter().map(plinth_app::identity::TokenInfo::from).collect();
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&infos)?);
+        if args.output.structured(&serde_json::to_value(&infos)?) {
             return Ok(ExitCode::SUCCESS);
         }
-        println!("{:<32} {:<20} {:<34} {:<28} {:<10}", "ID", "NAME", "SUBJECT", "SCOPES", "STATE");
+        outln!("{:<32} {:<20} {:<34} {:<28} {:<10}", "ID", "NAME", "SUBJECT", "SCOPES", "STATE");
         let now = time::OffsetDateTime::now_utc();
         for t in &infos {
             let state = match (t.revoked_at, t.expires_at) {
@@ -170,7 +184,7 @@ pub(crate) fn ls(args: LsArgs) -> Result<ExitCode> {
                 _ => "active",
             };
             let subject = format!("{}:{}", t.subject_kind.as_str(), t.subject);
-            println!("{:<32} {:<20} {:<34} {:<28} {:<10}", t.id, t.name, subject, t.scopes.join(","), state);
+            outln!("{:<32} {:<20} {:<34} {:<28} {:<10}", t.id, t.name, subject, t.scopes.join(","), state);
         }
         Ok(ExitCode::SUCCESS)
     })
@@ -180,17 +194,22 @@ pub(crate) fn revoke(args: RevokeArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let store = args.store.open().await?;
         let Some(token) = store.get_token(&args.id).await? else {
-            eprintln!("error: no token `{}`; `plinth token ls` lists the ids", args.id);
-            return Ok(ExitCode::from(plinth_app::ErrorKind::NotFound.exit_code()));
+            let ids: Vec<String> = store.list_tokens(None).await?.into_iter().map(|t| t.id).collect();
+            let hint = crate::output::did_you_mean(&crate::output::closest(&args.id, ids));
+            return Err(Failure::new(
+                ErrorKind::NotFound,
+                format!("no token `{}`{hint} (`plinth token ls` lists the ids)", args.id),
+            )
+            .into());
         };
         let actor = cli_actor();
         if !store.revoke_token(&args.id, time::OffsetDateTime::now_utc(), &actor).await? {
-            eprintln!("error: token `{}` is already revoked", args.id);
-            return Ok(ExitCode::from(plinth_app::ErrorKind::Conflict.exit_code()));
+            return Err(Failure::new(ErrorKind::Conflict, format!("token `{}` is already revoked", args.id)).into());
         }
         let info = plinth_app::identity::TokenInfo::from(&token);
         store.append_audit(&[token_audit_entry(&actor, "auth.token.revoke", &info)]).await?;
         eprintln!("token {} revoked; servers refuse it from their next poll (within a second)", args.id);
+        args.output.structured(&serde_json::json!({"revoked": args.id}));
         Ok(ExitCode::SUCCESS)
     })
 }
@@ -199,35 +218,31 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<ExitCode> {
     runtime()?.block_on(async {
         let store = args.store.open().await?;
         let verification = store.verify_audit().await?;
-        if args.json {
-            let problem = verification.problem.as_ref().map(|p| serde_json::json!({"seq": p.seq, "reason": p.reason}));
-            println!(
-                "{}",
-                serde_json::json!({
-                    "valid": verification.is_valid(), "checked": verification.checked,
-                    "firstSeq": verification.first_seq, "lastSeq": verification.last_seq,
-                    "headHash": verification.head_hash, "problem": problem,
-                })
-            );
-        }
+        let problem = verification.problem.as_ref().map(|p| serde_json::json!({"seq": p.seq, "reason": p.reason}));
+        let report = serde_json::json!({
+            "valid": verification.is_valid(), "checked": verification.checked,
+            "firstSeq": verification.first_seq, "lastSeq": verification.last_seq,
+            "headHash": verification.head_hash, "problem": problem,
+        });
+        let structured = args.output.structured(&report);
         match &verification.problem {
             None => {
-                if !args.json {
-                    println!(
+                if !structured {
+                    outln!(
                         "audit log intact: {} rows (seq {}–{}), head hash {}",
                         verification.checked,
                         verification.first_seq.unwrap_or(0),
                         verification.last_seq.unwrap_or(0),
                         verification.head_hash.as_deref().unwrap_or("-")
                     );
-                    println!(
+                    outln!(
                         "keep the head hash elsewhere: a later verify that shows it proves nothing before it changed"
                     );
                 }
                 Ok(ExitCode::SUCCESS)
             }
             Some(problem) => {
-                if !args.json {
+                if !structured {
                     eprintln!("audit log TAMPERED at seq {}: {}", problem.seq, problem.reason);
                 }
                 Ok(ExitCode::from(1))

@@ -1,6 +1,8 @@
 //! `plinth catalog validate`: reads catalogue files exactly as ingestion
 //! does, offline, and reports every problem with file, line and field.
 
+use crate::client::Failure;
+use crate::output::{outln, Format, OutputArgs};
 use anyhow::Result;
 use plinth_catalog::{read_location, FileCache, FileNamer};
 use plinth_model::yaml::YamlLimits;
@@ -9,13 +11,21 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub(crate) enum Output {
-    Text,
-    Json,
+#[derive(clap::Args)]
+pub(crate) struct ValidateArgs {
+    /// Files or directories (directories are searched for catalog-info.yaml).
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    output: OutputArgs,
+    /// Succeed when a path holds no catalogue descriptors (by default that
+    /// is an error: a wrong path in CI must not pass silently).
+    #[arg(long)]
+    allow_empty: bool,
 }
 
-pub(crate) fn run(paths: &[PathBuf], output: Output) -> Result<ExitCode> {
+pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode> {
+    let paths = &args.paths;
     let cache = FileCache::default();
     let limits = YamlLimits::default();
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
@@ -25,6 +35,14 @@ pub(crate) fn run(paths: &[PathBuf], output: Output) -> Result<ExitCode> {
     for path in paths {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
         let read = read_location(&absolute, &FileNamer, &cache, &limits);
+        let failed = read.diagnostics.iter().any(|d| d.severity == Severity::Error);
+        if read.files_read == 0 && !failed && !args.allow_empty {
+            return Err(Failure::findings(format!(
+                "{} holds no catalogue descriptors (catalog-info.yaml); check the path, or pass --allow-empty",
+                path.display()
+            ))
+            .into());
+        }
         files += read.files_read;
         diagnostics.extend(read.diagnostics);
         for found in read.entities {
@@ -46,19 +64,19 @@ pub(crate) fn run(paths: &[PathBuf], output: Output) -> Result<ExitCode> {
         }
     }
     let errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
-    match output {
-        Output::Json => {
+    match args.output.format() {
+        Format::Json | Format::Yaml => {
             let report = serde_json::json!({
                 "valid": errors == 0, "files": files, "entities": entities,
                 "errors": errors, "warnings": diagnostics.len() - errors, "diagnostics": diagnostics,
             });
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            args.output.structured(&report);
         }
-        Output::Text => {
+        Format::Text => {
             for diagnostic in &diagnostics {
-                println!("{diagnostic}");
+                outln!("{diagnostic}");
             }
-            println!(
+            outln!(
                 "{files} file(s), {entities} valid entit{}, {errors} error(s), {} warning(s)",
                 if entities == 1 { "y" } else { "ies" },
                 diagnostics.len() - errors

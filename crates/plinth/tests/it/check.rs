@@ -332,12 +332,12 @@ fn exit_0_when_nothing_is_denied_and_2_on_usage_errors() {
     let no_policies = plinth(root, &["check", "--policy", "nowhere", "repo"]);
     assert_eq!(no_policies.code, 2);
     assert!(no_policies.stderr.contains("nowhere"), "{}", no_policies.stderr);
-    // `policies` is the default policy directory.
-    let default = plinth(root, &["check", "repo/k8s/clean.yml"]);
-    assert_eq!(default.code, 0, "{}{}", default.stdout, default.stderr);
-    let elsewhere = plinth(&root.join("repo"), &["check", "k8s/clean.yml"]);
-    assert_eq!(elsewhere.code, 2, "{}", elsewhere.stdout);
-    assert_eq!(plinth(root, &["check", "--output", "yaml", "repo"]).code, 2);
+    // Without --policy the shipped library applies, from any directory
+    // (clean.yml has no owner label, which the shipped baseline denies).
+    let default = plinth(&root.join("repo"), &["check", "k8s/clean.yml"]);
+    assert_eq!(default.code, 1, "{}{}", default.stdout, default.stderr);
+    assert!(default.stdout.contains("PL-BASE-010"), "{}", default.stdout);
+    assert_eq!(plinth(root, &["check", "--output", "xml", "repo"]).code, 2);
     assert_eq!(plinth(root, &["check"]).code, 2);
 }
 

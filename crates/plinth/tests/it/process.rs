@@ -544,13 +544,17 @@ async fn client_verbs_talk_to_a_running_server() {
     assert!(lines.iter().any(|l| l.starts_with("component:default/web-frontend") && l.contains("website")), "{stdout}");
     assert!(!stdout.contains("api:default/checkout-api") && !stdout.contains("resource:"), "only components: {stdout}");
     assert_eq!(lines.last(), Some(&"(3 of 3)"), "{stdout}");
-    let (code, stdout, _) = plinth(&["catalog", "ls", "--kind", "component", "--owner", "nobody", "--server", s]).await;
-    assert_eq!(code, 0);
-    assert!(stdout.trim_end().ends_with("(0 of 0)"), "{stdout}");
+    // An owner the catalogue does not know is not found (3), not an empty list.
+    let (code, _, stderr) = plinth(&["catalog", "ls", "--kind", "component", "--owner", "nobody", "--server", s]).await;
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("no owner `group:default/nobody`"), "{stderr}");
 
     let (code, stdout, stderr) = plinth(&["catalog", "get", "checkout", "--server", s]).await;
     assert_eq!(code, 0, "get\nstdout:\n{stdout}\nstderr:\n{stderr}");
-    let entity: Value = serde_json::from_str(&stdout).expect("get prints the entity as JSON");
+    assert!(stdout.starts_with("component:default/checkout"), "get prints a summary card: {stdout}");
+    let (code, stdout, _) = plinth(&["catalog", "get", "checkout", "-o", "json", "--server", s]).await;
+    assert_eq!(code, 0);
+    let entity: Value = serde_json::from_str(&stdout).expect("get -o json prints the entity as JSON");
     assert_eq!(entity["metadata"]["name"], json!("checkout"));
     assert!(
         entity["relations"].as_array().is_some_and(|r| r.iter().any(|r| r["type"] == json!("dependsOn"))),
@@ -601,18 +605,21 @@ async fn client_verbs_talk_to_a_running_server() {
 
     let (code, stdout, _) = plinth(&["catalog", "locations", "ls", "--server", s]).await;
     assert_eq!(code, 0);
-    assert!(
-        stdout.contains(root.to_str().unwrap()) && stdout.contains("entities=6") && stdout.contains("errors=1"),
-        "{stdout}"
-    );
+    let row = stdout.lines().find(|l| l.contains(root.to_str().unwrap())).unwrap_or_else(|| panic!("{stdout}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!((cells[2], cells[3]), ("6", "1"), "entities and errors: {row}");
 
     let (code, stdout, _) = plinth(&["catalog", "refresh", "checkout", "--server", s]).await;
     assert_eq!(code, 0, "{stdout}");
-    let report: Value = serde_json::from_str(&stdout).expect("refresh prints its report as JSON");
+    assert!(stdout.starts_with("refreshed component:default/checkout:"), "{stdout}");
+    let (code, stdout, _) = plinth(&["catalog", "refresh", "checkout", "-o", "json", "--server", s]).await;
+    assert_eq!(code, 0, "{stdout}");
+    let report: Value = serde_json::from_str(&stdout).expect("refresh -o json prints its report as JSON");
     assert_eq!(report["written"], json!(0), "{report}");
 
+    // No server: the unavailable exit code.
     let (code, _, stderr) = plinth(&["catalog", "ls", "--server", "http://127.0.0.1:9"]).await;
-    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(code, 8, "{stderr}");
     assert!(stderr.contains("cannot reach the Plinth server"), "{stderr}");
 }
 

@@ -40,17 +40,21 @@ pub(crate) async fn run(id: &str, ctx: &mut ActionContext<'_>, input: &Value) ->
         "catalog:write" => catalog_write(ctx, input),
         "plinth:policy" => policy(ctx, input).await,
         "publish:git" => publish(ctx, input).await,
+        "publish:github" => crate::publish_forge::github(ctx, input).await,
+        "publish:gitlab" => crate::publish_forge::gitlab(ctx, input).await,
+        "publish:github:pull-request" => crate::publish_forge::github_pull_request(ctx, input).await,
+        "publish:gitlab:merge-request" => crate::publish_forge::gitlab_merge_request(ctx, input).await,
         "catalog:register" => register(ctx, input).await,
         "debug:log" => debug_log(ctx, input),
         other => Err(ScaffoldError::Input(format!("unknown action `{other}`"))),
     }
 }
 
-fn str_input<'v>(input: &'v Value, key: &str) -> Option<&'v str> {
+pub(crate) fn str_input<'v>(input: &'v Value, key: &str) -> Option<&'v str> {
     input.get(key).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty())
 }
 
-fn required<'v>(input: &'v Value, key: &str) -> Result<&'v str> {
+pub(crate) fn required<'v>(input: &'v Value, key: &str) -> Result<&'v str> {
     str_input(input, key).ok_or_else(|| ScaffoldError::Input(format!("input `{key}` is required")))
 }
 
@@ -324,6 +328,8 @@ async fn publish(ctx: &mut ActionContext<'_>, input: &Value) -> Result<Value> {
         author_name: str_input(input, "gitAuthorName").unwrap_or("Plinth").to_string(),
         author_email: str_input(input, "gitAuthorEmail").unwrap_or("plinth@localhost").to_string(),
         review_branch: format!("plinth/{}-{}", ctx.template.name, &ctx.task_id[ctx.task_id.len().saturating_sub(8)..]),
+        base_branch: None,
+        auth_header: None,
     };
     check_relative(&request.target_path).map_err(|e| ScaffoldError::from(e).context("targetPath"))?;
     let destination = git::Destination::resolve(&request.repo_url, &ctx.host.repo_root())?;
@@ -344,6 +350,8 @@ fn parse_contents_url(url: &str, path: Option<&str>) -> Result<RegisterTarget> {
     let (repo, rest) = url.split_once("/blob/").ok_or_else(|| {
         ScaffoldError::Input(format!("`{url}` is not a repository contents URL (`<repository>/blob/<branch>`)"))
     })?;
+    // GitLab writes `<project>/-/blob/<branch>`.
+    let repo = repo.strip_suffix("/-").unwrap_or(repo);
     let (branch, file) = match path {
         Some(path) => (rest.trim_end_matches('/'), path.trim_start_matches('/')),
         None => rest
@@ -456,5 +464,7 @@ mod tests {
         let t = parse_contents_url("https://git.example.com/o/r/blob/main/deploy/catalog-info.yaml", None).unwrap();
         assert_eq!(t.path, "deploy/catalog-info.yaml");
         assert!(parse_contents_url("https://git.example.com/o/r", None).is_err());
+        let t = parse_contents_url("https://gitlab.example.com/g/r/-/blob/main", Some("/catalog-info.yaml")).unwrap();
+        assert_eq!((t.repo.as_str(), t.branch.as_deref()), ("https://gitlab.example.com/g/r", Some("main")));
     }
 }

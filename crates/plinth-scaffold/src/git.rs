@@ -7,6 +7,7 @@ use crate::log::Logger;
 use crate::workspace::list_files;
 use plinth_confine::git::{GitCommand, GitRef, GitUrl, Transport};
 use plinth_confine::path::{join_strict, PathError, Root};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -23,6 +24,12 @@ pub(crate) struct PublishRequest {
     pub author_name: String,
     pub author_email: String,
     pub review_branch: String,
+    /// Branch of an existing repository the new branch starts from
+    /// (default: its default branch).
+    pub base_branch: Option<String>,
+    /// `Authorization: …` header git sends over https (a forge token);
+    /// given to git in its environment, never on its command line.
+    pub auth_header: Option<SecretString>,
 }
 
 #[derive(Debug, Serialize)]
@@ -167,13 +174,11 @@ async fn publish_branch(
     };
     let source = destination.display();
     let transport = destination.transport();
-    run(git(request, "clone")
-        .arg("--quiet")
-        .arg("--depth=1")
-        .allow(transport)
-        .operand(destination.operand())
-        .operand(staging))
-    .await?;
+    let mut clone = git(request, "clone").arg("--quiet").arg("--depth=1");
+    if let Some(base) = &request.base_branch {
+        clone = clone.value("--branch", branch_name(base, "targetBranchName")?.as_str());
+    }
+    run(clone.allow(transport).operand(destination.operand()).operand(staging)).await?;
     let base = run(git(request, "rev-parse").current_dir(staging).arg("--abbrev-ref").arg("HEAD")).await?;
     let base = base.trim().to_string();
     run(git(request, "switch").current_dir(staging).arg("--quiet").value("--create", branch.as_str())).await?;
@@ -261,11 +266,20 @@ fn copy_tree(from: &Path, repo: &Path, target_path: &str) -> Result<(), Scaffold
 /// git with the run's identity, no system configuration, and nothing that
 /// could sign or rewrite the commit.
 fn git(request: &PublishRequest, subcommand: &'static str) -> GitCommand {
-    GitCommand::new(subcommand)
+    let command = GitCommand::new(subcommand)
         .config("user.name", &request.author_name)
         .config("user.email", &request.author_email)
         .config("commit.gpgsign", "false")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    match &request.auth_header {
+        // Configuration from the environment: not visible in the process
+        // list, and not part of any message git prints.
+        Some(header) => command
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", header.expose_secret()),
+        None => command,
+    }
 }
 
 async fn run(command: GitCommand) -> Result<String, ScaffoldError> {

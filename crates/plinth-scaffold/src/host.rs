@@ -1,12 +1,14 @@
 //! What a run needs from the server around it: policy decisions and
 //! catalogue registration. The engine stays free of HTTP and storage; the
-//! server implements this over its policy service and catalogue.
+//! server implements this over its policy service and catalogue, and
+//! hands over its forge integrations.
 
 use crate::error::ScaffoldError;
 use futures::future::BoxFuture;
 use plinth_policy::Decision;
 use serde_json::Value;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Context of a `provision` decision.
 #[derive(Debug, Clone, Default)]
@@ -46,4 +48,11 @@ pub trait Host: Send + Sync {
     /// Local repositories (`publish:git` with a path) must live under this
     /// directory; relative paths are resolved against it.
     fn repo_root(&self) -> PathBuf;
+
+    /// The forges `publish:github`/`publish:gitlab` and their pull/merge
+    /// request forms may call, with the outbound allowlist their requests
+    /// pass. Default: github.com and gitlab.com, public addresses only.
+    fn forges(&self) -> Arc<crate::forge::Forges> {
+        Arc::new(crate::forge::Forges::default())
+    }
 }

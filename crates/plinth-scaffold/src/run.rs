@@ -89,7 +89,13 @@ pub struct RunReport {
 /// `completion` event is the caller's to emit, after it has recorded the
 /// result.
 pub async fn run(request: RunRequest, host: &dyn Host, events: Option<UnboundedSender<RunEvent>>) -> RunReport {
-    let redactor = Redactor::new(&request.secrets);
+    // Forge integration tokens are no run's secrets (expressions cannot
+    // read them), but nothing leaving the run may show them either.
+    let mut hidden = request.secrets.clone();
+    for (index, token) in host.forges().secret_values().into_iter().enumerate() {
+        hidden.insert(format!("forge-token-{index}"), token);
+    }
+    let redactor = Redactor::new(&hidden);
     let logger = Logger::new(events, redactor.clone());
     let template = request.template.clone();
     let mut report = RunReport {

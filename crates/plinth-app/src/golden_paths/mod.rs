@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::broadcast::error::RecvError;
 
+pub use plinth_scaffold::{ForgeIntegration, ForgeKind, Forges};
 pub use plinth_store::{TaskEventRow, TaskEventType, TaskQuery, TaskRow, TaskStatus};
 pub use service::{GoldenPathsConfig, Scaffolder, ScaffolderMetrics, RESTART_REASON};
 

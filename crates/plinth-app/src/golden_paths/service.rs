@@ -14,7 +14,8 @@ use plinth_policy::{Decision, Point};
 use plinth_scaffold::params;
 use plinth_scaffold::Limits;
 use plinth_scaffold::{
-    Host, PolicyRequest, RegisterTarget, RunEvent, RunReport, RunRequest, ScaffoldError, Template, TemplateFiles,
+    Forges, Host, PolicyRequest, RegisterTarget, RunEvent, RunReport, RunRequest, ScaffoldError, Template,
+    TemplateFiles,
 };
 use plinth_store::{Backend, NewLocation, NewTask, NewTaskEvent, Store, TaskEventRow, TaskEventType, TaskStatus};
 use serde_json::{json, Value};
@@ -62,6 +63,12 @@ pub struct GoldenPathsConfig {
     pub limits: Limits,
     /// Runs executing at once; more wait their turn (status `open`).
     pub concurrency: usize,
+    /// GitHub and GitLab integrations for `publish:github`, `publish:gitlab`
+    /// and their pull/merge-request forms, with the outbound allowlist
+    /// their REST calls pass. Default: from `PLINTH_GITHUB_*` and
+    /// `PLINTH_GITLAB_*`, public addresses only; the server replaces it
+    /// with one over its own allowlist.
+    pub forges: Arc<Forges>,
 }
 
 impl GoldenPathsConfig {
@@ -73,6 +80,7 @@ impl GoldenPathsConfig {
             run_timeout: Duration::from_secs(600),
             limits: Limits::default(),
             concurrency: 4,
+            forges: Arc::new(Forges::from_env(Arc::new(plinth_confine::OutboundPolicy::default_for(false)))),
         }
     }
 }
@@ -142,7 +150,12 @@ impl Scaffolder {
                 Flow::Continue
             }
         });
-        let host = Arc::new(ServerHost { policy, catalog: catalog.clone(), repo_root: config.repo_root.clone() });
+        let host = Arc::new(ServerHost {
+            policy,
+            catalog: catalog.clone(),
+            repo_root: config.repo_root.clone(),
+            forges: config.forges.clone(),
+        });
         Arc::new(Scaffolder {
             permits: Arc::new(Semaphore::new(config.concurrency.max(1))),
             config,
@@ -456,6 +469,7 @@ struct ServerHost {
     policy: Option<Arc<PolicyService>>,
     catalog: Arc<Catalog>,
     repo_root: PathBuf,
+    forges: Arc<Forges>,
 }
 
 impl Host for ServerHost {
@@ -508,5 +522,9 @@ impl Host for ServerHost {
 
     fn repo_root(&self) -> PathBuf {
         self.repo_root.clone()
+    }
+
+    fn forges(&self) -> Arc<Forges> {
+        self.forges.clone()
     }
 }

@@ -52,13 +52,30 @@ check_lifecycle contains "spec.lifecycle is not set" if {
 
 # METADATA
 # title: Has documentation
-# description: TechDocs (backstage.io/techdocs-ref) or a documentation link.
+# description: >-
+#   TechDocs that render (backstage.io/techdocs-ref naming a directory with
+#   mkdocs.yml and Markdown pages, checked against a live catalogue) or a
+#   documentation link.
 # custom:
 #   level: bronze
 check_docs contains "no docs: add the backstage.io/techdocs-ref annotation or a link titled Docs" if {
 	not annotations["backstage.io/techdocs-ref"]
 	not _link_matches("doc")
 }
+
+# Against the live catalogue Plinth reads the docs: input.plinth.docs.pages
+# counts the Markdown pages it found for the annotation (offline, where that
+# fact is absent, the annotation is taken at its word).
+check_docs contains reason if {
+	ref := annotations["backstage.io/techdocs-ref"]
+	not _link_matches("doc")
+	catalog.live
+	is_object(catalog.context.docs)
+	not _docs_render
+	reason := sprintf("docs do not render: backstage.io/techdocs-ref %q names no directory with mkdocs.yml and Markdown pages next to the catalog-info file", [ref])
+}
+
+_docs_render if catalog.context.docs.pages > 0
 
 # METADATA
 # title: Has a runbook

@@ -13,7 +13,7 @@ ready := {
 		"links": [{"url": "https://runbooks.northwindlabs.com/ml-platform/llm-gateway", "title": "Runbook"}],
 	},
 	"spec": {"type": "service", "lifecycle": "production", "owner": "team-ml-platform", "providesApis": ["llm-gateway-api"]},
-	"plinth": {"catalog": true, "entities": {"group:default/team-ml-platform": {"kind": "Group"}}},
+	"plinth": {"catalog": true, "entities": {"group:default/team-ml-platform": {"kind": "Group"}}, "docs": {"ref": "dir:.", "pages": 3}},
 }
 
 bare := {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "x"}, "spec": {"type": "service"}, "plinth": {"catalog": false}}
@@ -42,6 +42,19 @@ test_lifecycle_missing_fails if {
 
 test_docs_missing_fails if {
 	count(pr.check_docs) == 1 with input as bare
+}
+
+test_docs_that_do_not_render_fail_when_live if {
+	c := object.union(ready, {"plinth": {"docs": {"ref": "dir:.", "pages": 0}}})
+	reasons := pr.check_docs with input as c
+	count(reasons) == 1
+	some r in reasons
+	contains(r, "docs do not render")
+}
+
+test_docs_annotation_accepted_offline if {
+	c := object.union(bare, {"metadata": {"annotations": {"backstage.io/techdocs-ref": "dir:."}}})
+	count(pr.check_docs) == 0 with input as c
 }
 
 test_docs_link_accepted if {

@@ -113,6 +113,7 @@ impl Platform {
         .map_err(|e| AppError::invalid(format!("the access rules do not load: {e}")))?;
         let background =
             Background::new().map_err(|e| AppError::internal(format!("cannot start the background threads: {e}")))?;
+        crate::catalog::docs::use_git_checkouts(config.catalog.data_dir.join("git"));
         let catalog = Catalog::open(store.clone(), config.catalog).await?;
         catalog.spawn_follower();
         let leadership = Leadership::start(store.clone(), &config.lease);

@@ -3,6 +3,8 @@
 //! impact, neighbourhoods, ranked search, ingestion errors and webhook
 //! refreshes. One method per use case.
 
+pub mod docs;
+
 use plinth_catalog::{normalize_location, Catalog, RecentChange, SearchIndex, SourceRead};
 /// The projection and what the surfaces read from it.
 pub use plinth_catalog::{

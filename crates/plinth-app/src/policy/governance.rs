@@ -228,6 +228,7 @@ fn prepare(state: &CatalogState, key: &str, now: OffsetDateTime) -> Option<Prepa
         }
     }
     let entities = context::resolve(state, &refs);
+    let docs = crate::catalog::docs::policy_fact(&entity, &record.managed_by);
     let input = attach_context(
         entity,
         json!({
@@ -238,6 +239,7 @@ fn prepare(state: &CatalogState, key: &str, now: OffsetDateTime) -> Option<Prepa
             "now": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
             "catalog": true,
             "entities": entities,
+            "docs": docs,
         }),
     );
     let owner = record

@@ -90,3 +90,135 @@ pub(super) fn timestamp(at: time::OffsetDateTime) -> String {
     let at = at.to_offset(time::UtcOffset::UTC);
     at.replace_nanosecond(0).unwrap_or(at).format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
+
+/// A time as catalogue pages show it: "3 min ago", with the exact UTC time
+/// on hover and the machine-readable one in `datetime`.
+#[derive(Debug, Clone, Serialize)]
+pub(super) struct When {
+    /// RFC 3339, to the second.
+    pub(super) iso: String,
+    /// `2026-12-05 11:30:04 UTC`.
+    pub(super) exact: String,
+    /// `just now`, `3 min ago`, `2 h ago`, `5 days ago`, `in 4 min`, or the
+    /// date for anything older than a month.
+    pub(super) relative: String,
+}
+
+impl When {
+    pub(super) fn at(at: time::OffsetDateTime) -> When {
+        When::between(at, time::OffsetDateTime::now_utc())
+    }
+
+    pub(super) fn between(at: time::OffsetDateTime, now: time::OffsetDateTime) -> When {
+        let at = at.to_offset(time::UtcOffset::UTC);
+        let exact = format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+            at.year(),
+            u8::from(at.month()),
+            at.day(),
+            at.hour(),
+            at.minute(),
+            at.second()
+        );
+        When { iso: timestamp(at), exact, relative: relative(at, now) }
+    }
+}
+
+/// How long ago `at` was, in the largest whole unit.
+pub(super) fn relative(at: time::OffsetDateTime, now: time::OffsetDateTime) -> String {
+    let seconds = (now - at).whole_seconds();
+    let (future, seconds) = (seconds < 0, seconds.unsigned_abs());
+    let text = match seconds {
+        0..=44 => return "just now".to_string(),
+        45..=3_599 => format!("{} min", (seconds + 30) / 60),
+        3_600..=86_399 => format!("{} h", seconds / 3_600),
+        86_400..=2_591_999 => {
+            let days = seconds / 86_400;
+            format!("{days} day{}", if days == 1 { "" } else { "s" })
+        }
+        _ => {
+            let at = at.to_offset(time::UtcOffset::UTC);
+            return format!("{:04}-{:02}-{:02}", at.year(), u8::from(at.month()), at.day());
+        }
+    };
+    if future {
+        format!("in {text}")
+    } else {
+        format!("{text} ago")
+    }
+}
+
+/// The display name of a group or user: `metadata.title`, else
+/// `spec.profile.displayName`, else its name.
+pub(super) fn display_name(record: &EntityRecord) -> String {
+    if let Some(title) = &record.summary.title {
+        return title.clone();
+    }
+    if matches!(record.summary.kind.to_ascii_lowercase().as_str(), "group" | "user") {
+        if let Ok(body) = serde_json::from_str::<serde_json::Value>(&record.body) {
+            if let Some(name) = body["spec"]["profile"]["displayName"].as_str().filter(|n| !n.trim().is_empty()) {
+                return name.to_string();
+            }
+        }
+    }
+    record.summary.name.clone()
+}
+
+impl OwnerLink {
+    /// The owner as catalogue pages show it: the owning team's title,
+    /// linked to its page; the reference as written when it is not in the
+    /// catalogue.
+    pub(super) fn resolved(state: &CatalogState, owner: &str, namespace: &str) -> OwnerLink {
+        let parsed = plinth_model::parse_entity_ref(
+            owner,
+            plinth_model::RefContext { default_kind: Some("group"), default_namespace: namespace },
+        );
+        match parsed.ok().and_then(|r| state.get(&r.key())) {
+            Some(record) => {
+                OwnerLink { label: display_name(record), href: Some(entity_href(&record.entity_ref.to_string())) }
+            }
+            None => OwnerLink::new(owner, namespace),
+        }
+    }
+}
+
+impl EntityLink {
+    /// [`EntityLink::of`] with the owner shown by its title.
+    pub(super) fn in_state(state: &CatalogState, record: &EntityRecord) -> EntityLink {
+        let mut link = EntityLink::of(record);
+        link.label = display_name(record);
+        link.owner = record.summary.owner.as_deref().map(|o| OwnerLink::resolved(state, o, &record.summary.namespace));
+        link
+    }
+
+    /// [`EntityLink::node`] with the owner shown by its title.
+    pub(super) fn node_in_state(state: &CatalogState, node: NodeId) -> EntityLink {
+        match state.entity(node) {
+            Some(record) => EntityLink::in_state(state, record),
+            None => EntityLink::node(state, node),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn relative_times() {
+        let now = datetime!(2026-12-05 12:00:00 UTC);
+        let ago = |seconds: i64| relative(now - time::Duration::seconds(seconds), now);
+        assert_eq!(ago(5), "just now");
+        assert_eq!(ago(180), "3 min ago");
+        assert_eq!(ago(3 * 3600 + 59), "3 h ago");
+        assert_eq!(ago(86_400), "1 day ago");
+        assert_eq!(ago(5 * 86_400), "5 days ago");
+        assert_eq!(ago(-240), "in 4 min");
+        assert_eq!(ago(90 * 86_400), "2026-09-06");
+        let when = When::between(datetime!(2026-12-05 11:57:00.123456 UTC), now);
+        assert_eq!(when.iso, "2026-12-05T11:57:00Z");
+        assert_eq!(when.exact, "2026-12-05 11:57:00 UTC");
+        assert_eq!(when.relative, "3 min ago");
+    }
+}

@@ -3,10 +3,14 @@
 //! "did you mean" suggestions. They read the projection through
 //! `platform.catalog()` and never walk the whole catalogue per request.
 
+mod apidoc;
+mod entity;
 mod graph;
 mod highlight;
+mod markdown;
+mod relations;
 
-use super::view::{timestamp, EntityLink, OwnerLink};
+use super::view::{timestamp, EntityLink, OwnerLink, When};
 use super::NotFoundView;
 use super::{entity_href, error_page, lookup_key, page, query, render};
 use super::{policy, signals};
@@ -17,21 +21,21 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
+pub(super) use entity::entity_page;
+#[cfg(test)]
+use entity::EntityView;
 use plinth_app::catalog::{CatalogState, Direction, EntityFilter, EntityRecord, FilterGroup, NodeId};
 use plinth_app::Caller;
 use plinth_model::parse_ref_lenient;
 use roaring::RoaringBitmap;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 const PAGE_SIZE: usize = 50;
 const FACET_VALUES: usize = 30;
 const RECENT: usize = 15;
 const ERRORS_ON_HOME: usize = 20;
-/// Targets listed per relation type on an entity page.
-const RELATION_TARGETS: usize = 200;
 
 /// The explorer's facets: URL parameter, filter key, heading.
 const FACETS: &[(&str, &str, &str)] = &[
@@ -181,6 +185,8 @@ const MAX_EXPLORER_PAGE: usize = 100_000;
 /// Explorer state from the URL.
 struct Explorer {
     selected: Vec<Vec<String>>,
+    /// `rel=<type>:<ref>`: entities holding relation `type` to `ref`.
+    relation: Option<(&'static str, String)>,
     q: String,
     sort: String,
     page: usize,
@@ -193,6 +199,10 @@ impl Explorer {
                 .iter()
                 .map(|(param, _, _)| params.all(param).into_iter().filter(|v| !v.is_empty()).collect())
                 .collect(),
+            relation: match params.one("rel") {
+                Some(value) => Some(relation_param(value)?),
+                None => None,
+            },
             q: params.one("q").unwrap_or("").trim().to_string(),
             sort: params.one("sort").unwrap_or("").to_string(),
             page: params.int_or("page", 1..=MAX_EXPLORER_PAGE, 1)?,
@@ -216,6 +226,10 @@ impl Explorer {
                 }
             }
         }
+        let rel = self.relation.as_ref().map(|(t, r)| format!("{t}:{r}"));
+        if let Some(rel) = &rel {
+            pairs.push(("rel", rel));
+        }
         if !self.q.is_empty() {
             pairs.push(("q", &self.q));
         }
@@ -232,7 +246,7 @@ impl Explorer {
 
     /// Filter of every selected facet except `skip`.
     fn filter(&self, skip: Option<usize>) -> EntityFilter {
-        let conditions: Vec<plinth_app::catalog::Condition> = FACETS
+        let mut conditions: Vec<plinth_app::catalog::Condition> = FACETS
             .iter()
             .enumerate()
             .filter(|(i, _)| Some(*i) != skip && !self.selected[*i].is_empty())
@@ -241,6 +255,12 @@ impl Explorer {
                 values: Some(self.selected[i].iter().map(|v| v.to_lowercase()).collect()),
             })
             .collect();
+        if let Some((relation, target)) = &self.relation {
+            conditions.push(plinth_app::catalog::Condition {
+                key: format!("relations.{}", relation.to_lowercase()),
+                values: Some(vec![target.to_lowercase()]),
+            });
+        }
         if conditions.is_empty() {
             EntityFilter::default()
         } else {
@@ -263,6 +283,21 @@ impl Explorer {
         };
         Some((field, descending))
     }
+}
+
+/// `dependsOn:component:default/x` as a relation type and a full entity
+/// reference (kind and namespace filled in).
+fn relation_param(value: &str) -> Result<(&'static str, String), ApiError> {
+    let bad = || {
+        ApiError::from(plinth_app::AppError::invalid_field(
+            "rel",
+            "write rel as <relation>:<entity ref>, e.g. dependsOn:component:default/auth-service",
+        ))
+    };
+    let (relation, target) = value.split_once(':').ok_or_else(bad)?;
+    let relation = relations::canonical(relation.trim()).ok_or_else(bad)?;
+    let target = parse_ref_lenient(target.trim(), Some("component")).map_err(|_| bad())?;
+    Ok((relation, target.to_string()))
 }
 
 /// Lower-case names and titles of every live entity in one string, so the
@@ -397,7 +432,7 @@ struct SortColumn {
 /// A selected facet value; `href` removes it.
 #[derive(Debug, Serialize)]
 struct Chip {
-    heading: &'static str,
+    heading: String,
     value: String,
     href: String,
 }
@@ -429,7 +464,7 @@ pub(super) async fn explorer(
         let rows = state
             .ordered_page(&matched, explorer.order(), (page_no - 1) * PAGE_SIZE, PAGE_SIZE)
             .into_iter()
-            .filter_map(|n| state.entity(n).map(|r| EntityLink::of(r)))
+            .filter_map(|n| state.entity(n).map(|r| EntityLink::in_state(&state, r)))
             .collect();
         let facets = FACETS
             .iter()
@@ -476,16 +511,28 @@ pub(super) async fn explorer(
                     SortColumn { key, label, href: explorer.href(None, None, Some(&next)), aria }
                 })
                 .collect();
-        let selected = FACETS
+        let mut selected: Vec<Chip> = FACETS
             .iter()
             .enumerate()
             .flat_map(|(i, (_, _, heading))| explorer.selected[i].iter().map(move |v| (i, *heading, v)))
             .map(|(i, heading, value)| Chip {
-                heading,
+                heading: heading.to_string(),
                 value: value.clone(),
                 href: explorer.href(Some((i, value)), None, None),
             })
             .collect();
+        if let Some((relation, target)) = &explorer.relation {
+            let without = Explorer {
+                selected: explorer.selected.clone(),
+                relation: None,
+                q: explorer.q.clone(),
+                sort: explorer.sort.clone(),
+                page: 1,
+            };
+            let key = parse_ref_lenient(target, None).map(|r| r.key()).unwrap_or_default();
+            let value = state.get(&key).map_or_else(|| target.clone(), |r| super::view::display_name(r));
+            selected.push(Chip { heading: relations::label(relation), value, href: without.href(None, None, None) });
+        }
         ExplorerView {
             title: "Catalogue",
             q: explorer.q.clone(),
@@ -519,390 +566,13 @@ fn explorer_hidden(explorer: &Explorer) -> Vec<HiddenInput> {
     if !explorer.sort.is_empty() {
         hidden.push(HiddenInput { name: "sort", value: explorer.sort.clone() });
     }
+    if let Some((relation, target)) = &explorer.relation {
+        hidden.push(HiddenInput { name: "rel", value: format!("{relation}:{target}") });
+    }
     hidden
 }
 
-// ---------------------------------------------------------------- entity
-
-/// An entity page: facts, links, impact, the policy panel, relations,
-/// source, ingestion errors, annotations, and one panel per kind (`api`,
-/// `group`, `ai`) that is `Some` only for that kind.
-#[derive(Debug, Serialize)]
-struct EntityView {
-    title: String,
-    #[serde(rename = "ref")]
-    entity_ref: String,
-    href: String,
-    summary: Facts,
-    /// The `ownedBy` target, else `spec.owner` as written.
-    owner: Option<Link>,
-    system: Option<Link>,
-    domain: Option<Link>,
-    links: Vec<ExternalLink>,
-    annotations: Vec<KeyValue>,
-    labels: Vec<KeyValue>,
-    /// Relation targets per relation type, by type name.
-    relations: Vec<RelationGroup>,
-    source: Option<Source>,
-    errors: Vec<ErrorRow>,
-    /// Transitive dependents.
-    impact: usize,
-    /// Transitive dependencies.
-    dependencies: usize,
-    updated_at: String,
-    kind_lower: String,
-    policy: policy::PolicyPanel,
-    /// The entity's signals tab, for AI kinds.
-    signals_href: Option<String>,
-    api: Option<ApiPanel>,
-    group: Option<GroupPanel>,
-    ai: Option<AiPanel>,
-}
-
-/// What the header and "About" list show of the entity.
-#[derive(Debug, Serialize)]
-struct Facts {
-    kind: String,
-    namespace: String,
-    name: String,
-    #[serde(rename = "type")]
-    spec_type: Option<String>,
-    lifecycle: Option<String>,
-    description: Option<String>,
-    tags: Vec<String>,
-}
-
-/// A `metadata.links` entry; `url` is `None` unless it is http(s).
-#[derive(Debug, Serialize)]
-struct ExternalLink {
-    url: Option<String>,
-    text: String,
-}
-
-/// An annotation or label.
-#[derive(Debug, Serialize)]
-struct KeyValue {
-    key: String,
-    value: String,
-}
-
-#[derive(Debug, Serialize)]
-struct RelationGroup {
-    #[serde(rename = "type")]
-    relation: String,
-    /// The first [`RELATION_TARGETS`].
-    targets: Vec<EntityLink>,
-    /// Targets not listed.
-    more: usize,
-    count: usize,
-}
-
-/// Where the entity came from; `url` when that is an http(s) URL.
-#[derive(Debug, Serialize)]
-struct Source {
-    text: String,
-    url: Option<String>,
-}
-
-/// The definition of an API entity, highlighted, with its OpenAPI
-/// operations.
-#[derive(Debug, Serialize)]
-struct ApiPanel {
-    lines: Vec<highlight::Line>,
-    /// Only the first [`MAX_DEFINITION_BYTES`] are shown.
-    truncated: bool,
-    bytes: usize,
-    /// Empty unless the definition is OpenAPI.
-    operations: Vec<Operation>,
-}
-
-#[derive(Debug, Serialize)]
-struct Operation {
-    method: String,
-    path: String,
-    summary: String,
-}
-
-/// A group's parent, children, members and what it owns.
-#[derive(Debug, Serialize)]
-struct GroupPanel {
-    members: Vec<EntityLink>,
-    parent: Vec<EntityLink>,
-    children: Vec<EntityLink>,
-    /// Owned entities by kind.
-    owned: Vec<OwnedKind>,
-}
-
-#[derive(Debug, Serialize)]
-struct OwnedKind {
-    kind: String,
-    items: Vec<EntityLink>,
-}
-
-/// Governance facts and AI relations of a model, dataset, prompt, agent or
-/// tool.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct AiPanel {
-    risk_tier: Option<String>,
-    data_classification: Option<String>,
-    residency: Option<String>,
-    autonomy: Option<String>,
-    provider: Option<String>,
-    models: Vec<EntityLink>,
-    prompts: Vec<EntityLink>,
-    tools: Vec<EntityLink>,
-    trained_on: Vec<EntityLink>,
-    used_by: Vec<EntityLink>,
-}
-
-pub(super) async fn entity_page(
-    State(app): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path((namespace, kind, name)): Path<(String, String, String)>,
-) -> Response {
-    let key = lookup_key(&kind, &namespace, &name);
-    let errors = app.platform.catalog().errors(&caller, None, None).await.unwrap_or_default();
-    let (mut view, entity_ref) = {
-        let state = match app.platform.catalog().view(&caller) {
-            Ok(state) => state,
-            Err(error) => return error_page(error.into()),
-        };
-        let Some(record) = state.get(&key).cloned() else {
-            drop(state);
-            return not_found_entity(&app, &caller, &kind, &namespace, &name);
-        };
-        let own_errors: Vec<ErrorRow> = errors
-            .iter()
-            .filter(|e| {
-                e.diagnostic.entity_ref.as_deref().is_some_and(|r| {
-                    parse_ref_lenient(r, Some("component")).map(|r| r.key()).unwrap_or_else(|_| r.to_lowercase()) == key
-                })
-            })
-            .map(|e| ErrorRow::of(&state, e))
-            .collect();
-        (entity_view(&state, &record, own_errors), record.entity_ref.clone())
-    };
-    view.policy = policy::entity_panel(&app, &caller, &entity_ref);
-    if signals::SIGNAL_KINDS.contains(&view.kind_lower.as_str()) {
-        view.signals_href = Some(format!("{}/signals", view.href));
-    }
-    page(StatusCode::OK, "entity.html", &view)
-}
-
-fn entity_view(state: &CatalogState, record: &EntityRecord, errors: Vec<ErrorRow>) -> EntityView {
-    let body: Value = serde_json::from_str(&record.body).unwrap_or(Value::Null);
-    let s = &record.summary;
-    let entity_ref = record.entity_ref.to_string();
-    let href = entity_href(&entity_ref);
-    let relations = state.relations_of(record.node);
-
-    let mut by_type: BTreeMap<&str, Vec<NodeId>> = BTreeMap::new();
-    for (rel, target) in &relations {
-        by_type.entry(rel.name()).or_default().push(*target);
-    }
-    let relation_groups: Vec<RelationGroup> = by_type
-        .iter()
-        .map(|(rel, targets)| RelationGroup {
-            relation: rel.to_string(),
-            targets: targets.iter().take(RELATION_TARGETS).map(|n| EntityLink::node(state, *n)).collect(),
-            more: targets.len().saturating_sub(RELATION_TARGETS),
-            count: targets.len(),
-        })
-        .collect();
-    let first_of = |rel: &str| by_type.get(rel).and_then(|t| t.first()).map(|n| EntityLink::node(state, *n));
-    let owner = first_of("ownedBy")
-        .map(Link::from)
-        .or_else(|| s.owner.as_deref().map(|o| OwnerLink::new(o, &s.namespace).into()));
-
-    // The entity's own body: free-form YAML/JSON, read field by field.
-    let metadata = &body["metadata"];
-    let spec = &body["spec"];
-    let links: Vec<ExternalLink> = metadata["links"]
-        .as_array()
-        .map(|links| {
-            links
-                .iter()
-                .filter_map(|l| {
-                    let url = l["url"].as_str()?;
-                    let safe = url.starts_with("https://") || url.starts_with("http://");
-                    Some(ExternalLink {
-                        url: safe.then(|| url.to_string()),
-                        text: l["title"].as_str().unwrap_or(url).to_string(),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let pairs = |value: &Value| -> Vec<KeyValue> {
-        value
-            .as_object()
-            .map(|a| a.iter().map(|(k, v)| KeyValue { key: k.clone(), value: value_text(v) }).collect())
-            .unwrap_or_default()
-    };
-    let spec_ref = |field: &str, default_kind: &str| -> Option<Link> {
-        let text = spec[field].as_str()?;
-        let parsed = plinth_model::parse_entity_ref(
-            text,
-            plinth_model::RefContext { default_kind: Some(default_kind), default_namespace: &s.namespace },
-        )
-        .ok()?;
-        let exists = state.get(&parsed.key()).is_some();
-        Some(Link { label: text.to_string(), href: exists.then(|| entity_href(&parsed.to_string())), missing: !exists })
-    };
-    let impact = state.impact_count(&record.key, Direction::Dependents).unwrap_or(0);
-    let dependencies = state.impact_count(&record.key, Direction::Dependencies).unwrap_or(0);
-
-    let kind = s.kind.to_lowercase();
-    let mut view = EntityView {
-        title: s.title.clone().unwrap_or_else(|| s.name.clone()),
-        entity_ref,
-        href,
-        summary: Facts {
-            kind: s.kind.clone(),
-            namespace: s.namespace.clone(),
-            name: s.name.clone(),
-            spec_type: s.spec_type.clone(),
-            lifecycle: s.lifecycle.clone(),
-            description: s.description.clone(),
-            tags: s.tags.clone(),
-        },
-        owner,
-        system: spec_ref("system", "system"),
-        domain: spec_ref("domain", "domain"),
-        links,
-        annotations: pairs(&metadata["annotations"]),
-        labels: pairs(&metadata["labels"]),
-        relations: relation_groups,
-        source: source(&record.managed_by),
-        errors,
-        impact,
-        dependencies,
-        updated_at: timestamp(record.updated_at),
-        kind_lower: kind.clone(),
-        policy: policy::PolicyPanel::default(),
-        signals_href: None,
-        api: None,
-        group: None,
-        ai: None,
-    };
-
-    let list = |rels: &[&str]| -> Vec<EntityLink> {
-        rels.iter()
-            .flat_map(|rel| by_type.get(rel).into_iter().flatten())
-            .take(RELATION_TARGETS)
-            .map(|n| EntityLink::node(state, *n))
-            .collect()
-    };
-    match kind.as_str() {
-        "api" => {
-            let definition = spec["definition"].as_str().unwrap_or("");
-            view.api = Some(api_panel(definition, s.spec_type.as_deref().unwrap_or("")));
-        }
-        "group" => {
-            let mut owned: BTreeMap<String, Vec<EntityLink>> = BTreeMap::new();
-            for node in by_type.get("ownerOf").into_iter().flatten().take(1000) {
-                let link = EntityLink::node(state, *node);
-                owned.entry(link.kind.clone()).or_default().push(link);
-            }
-            view.group = Some(GroupPanel {
-                members: list(&["hasMember"]),
-                parent: list(&["childOf"]),
-                children: list(&["parentOf"]),
-                owned: owned.into_iter().map(|(kind, items)| OwnedKind { kind, items }).collect(),
-            });
-        }
-        "model" | "dataset" | "prompt" | "agent" | "tool" => {
-            let field = |name: &str| -> Option<String> {
-                match &spec[name] {
-                    Value::Null => None,
-                    Value::Array(items) => Some(items.iter().map(value_text).collect::<Vec<_>>().join(", ")),
-                    other => Some(value_text(other)),
-                }
-            };
-            view.ai = Some(AiPanel {
-                risk_tier: field("riskTier"),
-                data_classification: field("dataClassification"),
-                residency: field("residency"),
-                autonomy: field("autonomy"),
-                provider: field("provider"),
-                models: list(&["usesModel"]),
-                prompts: list(&["usesPrompt"]),
-                tools: list(&["usesTool"]),
-                trained_on: list(&["trainedOn"]),
-                used_by: list(&["modelUsedBy", "promptUsedBy", "toolUsedBy", "trainingDataFor"]),
-            });
-        }
-        _ => {}
-    }
-    view
-}
-
-fn value_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// `url:https://…/blob/…` as a link; anything else as text.
-fn source(managed_by: &str) -> Option<Source> {
-    if managed_by.is_empty() {
-        return None;
-    }
-    let url = managed_by.strip_prefix("url:").filter(|u| u.starts_with("https://") || u.starts_with("http://"));
-    Some(Source { text: managed_by.to_string(), url: url.map(str::to_string) })
-}
-
-const MAX_DEFINITION_BYTES: usize = 120 * 1024;
-const MAX_OPERATIONS: usize = 300;
-
-fn api_panel(definition: &str, api_type: &str) -> ApiPanel {
-    let truncated = definition.len() > MAX_DEFINITION_BYTES;
-    let mut shown = definition;
-    if truncated {
-        let mut cut = MAX_DEFINITION_BYTES;
-        while !shown.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        shown = &shown[..cut];
-    }
-    let operations = if api_type.eq_ignore_ascii_case("openapi") { openapi_operations(definition) } else { None };
-    ApiPanel {
-        lines: highlight::lines(shown),
-        truncated,
-        bytes: definition.len(),
-        operations: operations.unwrap_or_default(),
-    }
-}
-
-/// The operations of an OpenAPI document (JSON or YAML), in path order.
-fn openapi_operations(definition: &str) -> Option<Vec<Operation>> {
-    let document: Value = if definition.trim_start().starts_with('{') {
-        serde_json::from_str(definition).ok()?
-    } else {
-        let limits = plinth_model::yaml::YamlLimits::default();
-        plinth_model::yaml::parse_documents(definition, &limits).into_iter().next()?.value.ok()?
-    };
-    let paths = document["paths"].as_object()?;
-    let mut operations = Vec::new();
-    for (path, item) in paths {
-        for method in ["get", "put", "post", "delete", "patch", "head", "options", "trace"] {
-            if let Some(op) = item.get(method) {
-                let summary = op["summary"].as_str().or_else(|| op["operationId"].as_str()).unwrap_or("");
-                operations.push(Operation {
-                    method: method.to_uppercase(),
-                    path: path.clone(),
-                    summary: summary.to_string(),
-                });
-                if operations.len() >= MAX_OPERATIONS {
-                    return Some(operations);
-                }
-            }
-        }
-    }
-    Some(operations)
-}
+// ---------------------------------------------------------------- entity (entity.rs)
 
 // ---------------------------------------------------------------- graph
 
@@ -1015,6 +685,40 @@ struct SearchView {
     next: Option<String>,
     /// Why the search failed (a query the index cannot parse).
     error: Option<String>,
+    /// Docs pages matching the query (first page of results only).
+    docs: Vec<DocsResult>,
+}
+
+/// A docs page found by the search.
+#[derive(Debug, Serialize)]
+struct DocsResult {
+    title: String,
+    href: String,
+    entity_title: String,
+    entity_href: String,
+    snippet: String,
+}
+
+/// Docs results shown above the entity results.
+const DOCS_RESULTS: usize = 10;
+
+async fn docs_results(app: &AppState, caller: &Caller, q: &str) -> Vec<DocsResult> {
+    let (app, caller, q) = (app.clone(), caller.clone(), q.to_string());
+    let found =
+        tokio::task::spawn_blocking(move || app.platform.catalog().search_docs(&caller, &q, DOCS_RESULTS)).await;
+    let Ok(Ok(hits)) = found else { return Vec::new() };
+    hits.into_iter()
+        .map(|h| {
+            let entity_href = entity_href(&h.entity_ref);
+            DocsResult {
+                href: format!("{entity_href}?{}", query(&[("docs", &h.page)])),
+                title: h.title,
+                entity_title: h.entity_title,
+                entity_href,
+                snippet: h.snippet,
+            }
+        })
+        .collect()
 }
 
 impl SearchView {
@@ -1028,6 +732,7 @@ impl SearchView {
             prev: None,
             next: None,
             error,
+            docs: Vec::new(),
         }
     }
 }
@@ -1045,12 +750,14 @@ pub(super) async fn search_page(
     if q.is_empty() {
         return page(StatusCode::OK, "search.html", &SearchView::empty(q, None));
     }
+    let docs = if page_no == 1 { docs_results(&app, &caller, &q).await } else { Vec::new() };
     let offset = (page_no - 1) * SEARCH_LIMIT;
     let searched = app.platform.catalog().search_index().search(&q, 0, offset + SEARCH_LIMIT);
     let (hits, all) = match searched {
         Ok(found) => found,
         Err(error) => {
-            let view = SearchView::empty(q, Some(error.to_string()));
+            let mut view = SearchView::empty(q, Some(error.to_string()));
+            view.docs = docs;
             return render(StatusCode::OK, "search.html", &view, &view.q);
         }
     };
@@ -1065,7 +772,7 @@ pub(super) async fn search_page(
             .filter(|h| matched.contains(h.id))
             .skip(offset)
             .take(SEARCH_LIMIT)
-            .filter_map(|h| state.entity(h.id).map(|r| EntityLink::of(r)))
+            .filter_map(|h| state.entity(h.id).map(|r| EntityLink::in_state(&state, r)))
             .collect();
         let facets = FACETS
             .iter()
@@ -1095,6 +802,7 @@ pub(super) async fn search_page(
             next: more.then(|| page_href(page_no + 1)),
             prev: (page_no > 1).then(|| page_href(page_no - 1)),
             error: None,
+            docs,
             q: q.clone(),
         }
     };
@@ -1161,7 +869,7 @@ mod tests {
             title: "x".into(),
             entity_ref: format!("{kind}:default/x"),
             href: format!("/catalog/default/{kind}/x"),
-            summary: Facts {
+            summary: entity::Facts {
                 kind: kind.into(),
                 namespace: "default".into(),
                 name: "x".into(),
@@ -1173,6 +881,7 @@ mod tests {
             owner: None,
             system: None,
             domain: None,
+            actions: Vec::new(),
             links: Vec::new(),
             annotations: Vec::new(),
             labels: Vec::new(),
@@ -1181,14 +890,27 @@ mod tests {
             errors: Vec::new(),
             impact: 0,
             dependencies: 0,
-            updated_at: "2030-01-01T00:00:00Z".into(),
+            updated: When::between(
+                time::macros::datetime!(2030-01-01 00:00:00 UTC),
+                time::macros::datetime!(2030-01-01 00:03:00 UTC),
+            ),
             kind_lower: kind.into(),
             policy: policy::PolicyPanel::default(),
             signals_href: None,
+            docs_href: None,
+            tab: "overview",
+            docs: None,
             api: None,
-            group: None,
             ai: None,
+            star: None,
         }
+    }
+
+    fn links(n: usize) -> Vec<relations::KindGroup> {
+        vec![relations::KindGroup {
+            kind: "component".into(),
+            items: (0..n).map(|i| dangling(&format!("component:default/c{i}"))).collect(),
+        }]
     }
 
     /// Strict undefined values: every branch of the entity page must find
@@ -1197,6 +919,10 @@ mod tests {
     fn entity_page_renders_with_and_without_every_optional_part() {
         let html = render("entity.html", &bare_entity("component"));
         assert!(html.contains(r#"data-policy-state="disabled""#), "{html}");
+        assert!(
+            html.contains(r#"<time datetime="2030-01-01T00:00:00Z" title="2030-01-01 00:00:00 UTC">3 min ago</time>"#),
+            "{html}"
+        );
 
         let mut pending = bare_entity("group");
         pending.policy = policy::tests::pending_panel();
@@ -1207,21 +933,42 @@ mod tests {
         full.summary.lifecycle = Some("production".into());
         full.summary.description = Some("d".into());
         full.summary.tags = vec!["t".into()];
-        full.owner = Some(Link { label: "team-a".into(), href: None, missing: false });
+        full.owner = Some(Link { label: "Team A".into(), href: None, missing: false });
         full.system = Some(Link { label: "s".into(), href: Some("/catalog/default/system/s".into()), missing: false });
         full.domain = Some(Link { label: "d".into(), href: None, missing: true });
+        full.actions = entity::actions(
+            &serde_json::json!({"backstage.io/source-location": "url:https://x/", "backstage.io/kubernetes-id": "k"}),
+            &serde_json::json!([{"url": "https://g/d", "title": "Grafana dashboard"}]),
+        );
         full.links = vec![
-            ExternalLink { url: Some("https://x".into()), text: "x".into() },
-            ExternalLink { url: None, text: "y".into() },
+            entity::ExternalLink { url: Some("https://x".into()), text: "x".into() },
+            entity::ExternalLink { url: None, text: "y".into() },
         ];
-        full.annotations = vec![KeyValue { key: "a".into(), value: "b".into() }];
-        full.relations = vec![RelationGroup {
-            relation: "dependsOn".into(),
-            targets: vec![dangling("component:default/gone")],
-            more: 1,
-            count: 201,
-        }];
-        full.source = Some(Source { text: "url:https://x/y.yaml".into(), url: Some("https://x/y.yaml".into()) });
+        full.annotations = vec![entity::KeyValue { key: "a".into(), value: "b".into() }];
+        full.relations = vec![
+            relations::RelationGroup {
+                relation: "dependencyOf".into(),
+                label: "Used by".into(),
+                count: 201,
+                kinds: links(12),
+                more: 1,
+                collapsed: true,
+                explorer: relations::explorer_href("dependencyOf", "api:default/x"),
+                list_id: None,
+            },
+            relations::RelationGroup {
+                relation: "hasMember".into(),
+                label: "Has members".into(),
+                count: 1,
+                kinds: links(1),
+                more: 0,
+                collapsed: false,
+                explorer: relations::explorer_href("hasMember", "api:default/x"),
+                list_id: Some("group-members"),
+            },
+        ];
+        full.source =
+            Some(entity::Source { text: "url:https://x/y.yaml".into(), url: Some("https://x/y.yaml".into()) });
         full.errors = vec![ErrorRow {
             severity: "error".into(),
             location: "y.yaml".into(),
@@ -1232,36 +979,68 @@ mod tests {
         }];
         full.policy = policy::tests::evaluated_panel();
         full.signals_href = Some("/catalog/default/api/x/signals".into());
-        full.api = Some(ApiPanel {
-            lines: highlight::lines("# c\nopenapi: 3.0.0\n  plain"),
-            truncated: true,
-            bytes: 1,
-            operations: vec![Operation { method: "GET".into(), path: "/".into(), summary: String::new() }],
-        });
-        full.group = Some(GroupPanel {
-            members: vec![dangling("user:default/u")],
-            parent: Vec::new(),
-            children: Vec::new(),
-            owned: vec![OwnedKind { kind: "component".into(), items: vec![dangling("component:default/c")] }],
-        });
-        full.ai = Some(AiPanel {
+        full.docs_href = Some("/catalog/default/api/x?docs=index.md".into());
+        let mut api = entity::api_panel(
+            "openapi: 3.0.0\ninfo: {title: T, version: '1'}\nservers: [{url: 'https://api'}]\npaths:\n  /x/{id}:\n    get:\n      summary: s\n      parameters: [{name: id, in: path, required: true, schema: {type: string}}]\n      responses: {'200': {description: ok, content: {application/json: {schema: {type: object, properties: {a: {type: string}}}}}}}\n",
+            "openapi",
+        );
+        api.truncated = true;
+        api.channels = entity::api_panel(r#"{"channels": {"c": {"publish": {"message": {"name": "m", "payload": {"properties": {"p": {"type": "string"}}}}}}}}"#, "asyncapi").channels;
+        api.services =
+            entity::api_panel("service S { rpc A (B) returns (stream C); } message B { string f = 1; }", "grpc")
+                .services;
+        full.api = Some(api);
+        full.ai = Some(entity::AiPanel {
             risk_tier: Some("high".into()),
             data_classification: None,
             residency: None,
             autonomy: None,
             provider: None,
-            models: vec![dangling("model:default/m")],
-            prompts: Vec::new(),
-            tools: Vec::new(),
-            trained_on: Vec::new(),
-            used_by: Vec::new(),
         });
         let html = render("entity.html", &full);
-        for id in
-            ["api-definition", "group-owned", "ai-governance", "policy-violations", "team-scorecards", "annotations"]
-        {
+        for id in [
+            "api-definition",
+            "api-operations",
+            "api-channels",
+            "api-services",
+            "group-members",
+            "ai-governance",
+            "policy-violations",
+            "team-scorecards",
+            "annotations",
+            "entity-actions",
+            "docs-tab",
+            r#"data-relation="dependencyOf""#,
+            r#"<details class="relation-list">"#,
+            "/catalog?rel=dependsOn%3Aapi%3Adefault%2Fx",
+            "and 1 more",
+            "Used by",
+        ] {
             assert!(html.contains(id), "{id} missing: {html}");
         }
+
+        // The Docs tab.
+        let mut docs = bare_entity("component");
+        docs.tab = "docs";
+        docs.docs_href = Some("/catalog/default/component/x?docs=index.md".into());
+        docs.docs = Some(entity::DocsTab {
+            site_name: "Site".into(),
+            nav: vec![entity::NavLink {
+                title: "Home".into(),
+                href: Some("/h".into()),
+                depth: 0,
+                current: true,
+                external: false,
+            }],
+            page_title: "Home".into(),
+            path: "index.md".into(),
+            html: "<h1 id=\"home\">Home</h1>".into(),
+            toc: vec![entity::TocEntry { level: 2, text: "Part".into(), id: "part".into() }],
+            error: None,
+        });
+        let html = render("entity.html", &docs);
+        assert!(html.contains(r#"<h1 id="home">Home</h1>"#) && html.contains("docs-nav"), "{html}");
+        assert!(!html.contains("policy-panel"), "the docs tab shows the docs only: {html}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ mod platform;
 pub mod policy;
 pub mod shipped;
 pub mod signals;
+pub mod stars;
 
 pub use access::{AuthMode, Permission};
 pub use caller::{Caller, Principal};

@@ -150,6 +150,17 @@
       return { values: values, problems: problems };
     };
 
+    // A pattern the value does not match is shown as the field's title and
+    // its help sentence (`description`, `ui:help`), never as the regex.
+    var friendly = function (input, message) {
+      var text = String(message || "");
+      if (!/pattern|does not match|\^.*\$/i.test(text)) return text;
+      var label = form.querySelector('label[for="' + input.id + '"]');
+      var title = label && label.firstChild ? String(label.firstChild.textContent).trim() : input.getAttribute("data-field");
+      var help = document.getElementById(input.id + "-help");
+      var sentence = help ? help.textContent.trim() : "";
+      return title + " does not have the expected form" + (sentence ? ": " + sentence : ".");
+    };
     var clearErrors = function () {
       Array.prototype.forEach.call(form.querySelectorAll(".field-error"), function (p) { p.hidden = true; p.textContent = ""; });
       Array.prototype.forEach.call(form.querySelectorAll("[aria-invalid]"), function (i) { i.removeAttribute("aria-invalid"); });
@@ -173,7 +184,7 @@
         }
         if (!input) { unplaced.push((field ? field + ": " : "") + e.message + (e.page ? " (" + e.page + ")" : "")); return; }
         var slot = document.getElementById(input.id + "-error");
-        slot.textContent = (slot.textContent ? slot.textContent + " " : "") + e.message;
+        slot.textContent = (slot.textContent ? slot.textContent + " " : "") + friendly(input, e.message);
         slot.hidden = false;
         input.setAttribute("aria-invalid", "true");
         if (!first) first = input;
@@ -264,8 +275,16 @@
       showErrors(data.parameterErrors || []);
     };
 
+    var patternProblems = function () {
+      return Array.prototype.filter.call(form.querySelectorAll("[data-field][pattern]"), function (input) {
+        return input.validity && input.validity.patternMismatch;
+      }).map(function (input) { return { field: input.getAttribute("data-field"), message: "does not match pattern" }; });
+    };
+
     document.getElementById("preview-button").addEventListener("click", function () {
       clearErrors();
+      var mismatched = patternProblems();
+      if (mismatched.length) { showErrors(mismatched); return; }
       var c = collect();
       if (c.problems.length) { showErrors(c.problems); return; }
       busy(true);
@@ -285,7 +304,12 @@
     form.addEventListener("submit", function (event) {
       event.preventDefault();
       clearErrors();
-      // The browser's own checks (required, pattern, bounds) first.
+      // A value that misses its pattern: the field's title and help
+      // sentence beside it (the browser's own bubble would only say
+      // "match the requested format").
+      var mismatched = patternProblems();
+      if (mismatched.length) { showErrors(mismatched); return; }
+      // The browser's own checks (required, bounds) first.
       if (form.reportValidity && !form.reportValidity()) return;
       var c = collect();
       if (c.problems.length) { showErrors(c.problems); return; }
@@ -344,7 +368,8 @@
       if (st === "processing") setStep(s.getAttribute("data-step-id"), status === "completed" ? "completed" : status === "cancelled" ? "cancelled" : "failed");
       else if (st === "open") setStep(s.getAttribute("data-step-id"), "skipped");
     });
-    if (cancelButton) cancelButton.hidden = true;
+    // A finished run cannot be cancelled: the button goes for good.
+    if (cancelButton) { cancelButton.hidden = true; cancelButton.disabled = true; }
     var result = document.getElementById("task-result");
     var errorBox = document.getElementById("task-error");
     var links = document.getElementById("output-links");
@@ -367,6 +392,20 @@
       texts.appendChild(sec);
     });
     result.hidden = false;
+    // The server renders the output's Markdown (safely); take its sections.
+    if ((output.text || []).length && window.DOMParser) {
+      fetch(window.location.pathname, { headers: { "Accept": "text/html" } })
+        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (html) {
+          if (!html) return;
+          var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("output-text");
+          if (fresh && fresh.querySelector(".output-text")) {
+            clear(texts);
+            Array.prototype.forEach.call(fresh.childNodes, function (n) { texts.appendChild(document.importNode(n, true)); });
+          }
+        })
+        .catch(function () {});
+    }
   }
 
   var cancelButton = document.getElementById("cancel-run");
@@ -408,4 +447,25 @@
   }
   connect();
   window.addEventListener("pagehide", function () { if (source) source.close(); });
+})();
+
+// Tables wider than the screen scroll inside their .table-wrap; such a
+// region must be reachable by keyboard and named for screen readers.
+(function () {
+  "use strict";
+  function label(wrap) {
+    var section = wrap.closest("section");
+    var heading = section && section.querySelector("h2, h3, h4");
+    return heading ? heading.textContent.trim() : "Table";
+  }
+  function mark() {
+    Array.prototype.forEach.call(document.querySelectorAll(".table-wrap"), function (wrap) {
+      if (wrap.hasAttribute("tabindex") || wrap.scrollWidth <= wrap.clientWidth) return;
+      wrap.setAttribute("tabindex", "0");
+      wrap.setAttribute("role", "region");
+      if (!wrap.hasAttribute("aria-label")) wrap.setAttribute("aria-label", label(wrap));
+    });
+  }
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", mark); else mark();
+  window.addEventListener("resize", mark);
 })();

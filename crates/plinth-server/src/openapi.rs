@@ -4,7 +4,7 @@ use crate::api::schema::{
     EntityRefText, FullEntityRefText, ImpactDirection, NameOrRefText, OutcomeName, PointName, PromptText, RelationType,
     SeriesGroupBy, SeriesMetric, SignalEntityText, SignalModelText, SignalServiceText, SignalSource, TaskStatusName,
 };
-use crate::api::{auth, catalog, golden_paths, policy, signals};
+use crate::api::{auth, catalog, golden_paths, policy, signals, stars};
 use crate::error::ErrorBody;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::{RefOr, Response, ResponseBuilder};
@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         signals::cost_anomalies, signals::cost_teams, signals::list_rules, signals::put_rule, signals::delete_rule,
         signals::alert_history, signals::evaluate_now, signals::health, signals::entity_health,
         auth::me, auth::create_token, auth::list_tokens, auth::revoke_token, auth::audit,
+        stars::list_stars, stars::star, stars::unstar,
     ),
     components(schemas(
         ErrorBody, EntityRefText, FullEntityRefText, ImpactDirection, NameOrRefText, OutcomeName, PointName, PromptText, RelationType,

@@ -36,6 +36,8 @@ pub use signals::{
     ScoreQuery, ScoreRow, SignalBatchOutcome, SpanQuery, SpanRow, TransitionApplied, VersionedAlertState,
 };
 mod sqlite;
+mod stars;
+pub use stars::StarRow;
 mod types;
 
 pub use error::StoreError;

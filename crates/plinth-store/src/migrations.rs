@@ -404,6 +404,17 @@ ALTER TABLE alert_events ADD COLUMN delivery TEXT;
 CREATE INDEX alert_events_pending ON alert_events (id) WHERE delivery = 'pending';
 "#;
 
+/// Starred entities, per user (`stars.rs`): portable SQL.
+const STAR_TABLES: &str = r#"
+CREATE TABLE user_stars (
+    actor       TEXT NOT NULL,
+    entity_ref  TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (actor, entity_ref)
+);
+CREATE INDEX user_stars_entity ON user_stars (entity_ref);
+"#;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -427,6 +438,7 @@ const MIGRATIONS: &[Migration] = &[
         postgres: &[AUTH_TABLES, AUDIT_LOG_POSTGRES, AUDIT_INDEXES],
     },
     Migration { version: 6, sqlite: &[CLUSTER_TABLES], postgres: &[CLUSTER_TABLES] },
+    Migration { version: 7, sqlite: &[STAR_TABLES], postgres: &[STAR_TABLES] },
 ];
 
 fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {

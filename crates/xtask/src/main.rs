@@ -1,7 +1,9 @@
 //! `cargo xtask test`: the README's test command. It does the set-up the
 //! suite needs on a fresh machine — PostgreSQL on 127.0.0.1:5432 (started
 //! when it is down), Chromium and chromedriver for the portal's browser
-//! tests (installed with apt when missing) — names exactly what is missing
+//! tests (installed with apt when missing), axe-core for their
+//! accessibility audit (from npm into `target/xtask/axe`, its path passed
+//! as `PLINTH_AXE_CORE`) — names exactly what is missing
 //! when it cannot, then runs every test of the workspace and the shipped
 //! policy library's own tests.
 //!
@@ -83,6 +85,8 @@ fn test(extra: &[String]) -> Result<()> {
     ensure_postgres(&database_url)?;
     step("Chromium and chromedriver");
     ensure_browser()?;
+    step("axe-core (npm) for the portal's accessibility audit");
+    let axe = ensure_axe(&root)?;
     step("cargo test --workspace");
     let extra = extra.strip_prefix(&["--".to_string()]).unwrap_or(extra);
     run(Command::new(cargo())
@@ -90,6 +94,7 @@ fn test(extra: &[String]) -> Result<()> {
         .args(["test", "--workspace"])
         .args(extra)
         .env("PLINTH_TEST_DATABASE_URL", &database_url)
+        .env(AXE_ENV, &axe)
         .env_remove("PLINTH_SKIP_POSTGRES"))?;
     step("the shipped policy library's own tests, as a user runs them");
     run(Command::new(cargo()).current_dir(&root).args([
@@ -163,6 +168,47 @@ fn ensure_postgres(url: &str) -> Result<()> {
     Err(problem(
         "PostgreSQL was started but does not answer on 127.0.0.1:5432 after 30 s; see its log in /var/log/postgresql",
     ))
+}
+
+/// The axe-core version the accessibility audit runs (npm).
+const AXE_VERSION: &str = "4.10.3";
+/// Where the tests find `axe.min.js`.
+const AXE_ENV: &str = "PLINTH_AXE_CORE";
+
+/// Installs axe-core from npm into `target/xtask/axe` (once per version)
+/// and returns the path of its `axe.min.js`, which the portal's browser
+/// tests inject into each page (`PLINTH_AXE_CORE`).
+fn ensure_axe(root: &Path) -> Result<PathBuf> {
+    if let Ok(given) = std::env::var(AXE_ENV) {
+        let given = PathBuf::from(given);
+        if given.is_file() {
+            eprintln!("axe-core from {AXE_ENV}: {}", given.display());
+            return Ok(given);
+        }
+        return Err(problem(format!("{AXE_ENV} names {}, which is not a file", given.display())));
+    }
+    let dir = root.join("target/xtask/axe").join(AXE_VERSION);
+    let script = dir.join("node_modules/axe-core/axe.min.js");
+    if script.is_file() {
+        eprintln!("found axe-core {AXE_VERSION} in {}", dir.display());
+        return Ok(script);
+    }
+    std::fs::create_dir_all(&dir).map_err(|e| problem(format!("cannot create {}: {e}", dir.display())))?;
+    run(Command::new("npm")
+        .args(["install", "--no-audit", "--no-fund", "--no-save", "--prefix"])
+        .arg(&dir)
+        .arg(format!("axe-core@{AXE_VERSION}")))
+    .map_err(|Problem(message)| {
+        problem(format!(
+            "{message}; install axe-core by hand (npm install --prefix {} axe-core@{AXE_VERSION}) or set {AXE_ENV} to \
+             an axe.min.js",
+            dir.display()
+        ))
+    })?;
+    if !script.is_file() {
+        return Err(problem(format!("npm installed axe-core but {} is missing", script.display())));
+    }
+    Ok(script)
 }
 
 fn ensure_browser() -> Result<()> {

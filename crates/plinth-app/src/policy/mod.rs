@@ -4,6 +4,7 @@
 //! One method per use case.
 
 pub mod context;
+pub mod drilldown;
 pub mod governance;
 pub mod service;
 pub(crate) mod waivers;

@@ -8,6 +8,7 @@ pub(crate) mod golden_paths;
 pub(crate) mod policy;
 pub(crate) mod schema;
 pub(crate) mod signals;
+pub(crate) mod stars;
 
 use crate::error::ApiError;
 use axum::body::Bytes;
@@ -86,6 +87,7 @@ pub(crate) fn router() -> axum::Router<crate::AppState> {
     use axum::routing::get;
     axum::Router::new()
         .merge(auth::router())
+        .merge(stars::router())
         .nest("/api/catalog", catalog::router())
         .nest("/api/policy", policy::router())
         .nest("/api/scaffolder/v2", golden_paths::router())

@@ -30,14 +30,15 @@ use serde_json::{json, Map, Value};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-const CSS: &str = include_str!("../../assets/portal.css");
-const JS: &str = include_str!("../../assets/portal.js");
+const CSS: &str = concat!(include_str!("../../assets/portal.css"), include_str!("../../assets/entity.css"));
+const JS: &str = concat!(include_str!("../../assets/portal.js"), include_str!("../../assets/entity.js"));
 const FAVICON: &str = include_str!("../../assets/favicon.svg");
 
 /// Routes of the portal, merged into the API router.
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(catalog::home))
+        .route("/", get(auth::my_team::home))
+        .route("/stars/{namespace}/{kind}/{name}", axum::routing::post(auth::my_team::toggle_star))
         .route("/catalog", get(catalog::explorer))
         .route("/catalog/{namespace}/{kind}/{name}", get(catalog::entity_page))
         .route("/catalog/{namespace}/{kind}/{name}/graph", get(catalog::graph_page))
@@ -50,6 +51,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/prompts/{name}/versions", get(signals::prompt_versions_page))
         .route("/search", get(catalog::search_page))
         .route("/policies", get(policy::policies_page))
+        .route("/teams/{namespace}/{name}/failing", get(policy::team::team_failing_page))
         .route("/create", get(golden_paths::templates_page))
         .route("/create/templates/{namespace}/{name}", get(golden_paths::template_page))
         .route("/create/tasks", get(golden_paths::tasks_page))
@@ -125,6 +127,12 @@ fn templates() -> &'static minijinja::Environment<'static> {
             ("auth_sign_in.html", include_str!("templates/auth_sign_in.html")),
             ("audit.html", include_str!("templates/audit.html")),
             ("tokens.html", include_str!("templates/tokens.html")),
+            ("rule_failures.html", include_str!("templates/rule_failures.html")),
+            ("check_failures.html", include_str!("templates/check_failures.html")),
+            ("team_failures.html", include_str!("templates/team_failures.html")),
+            ("team_failing.html", include_str!("templates/team_failing.html")),
+            ("my_team.html", include_str!("templates/my_team.html")),
+            ("star_button.html", include_str!("templates/star_button.html")),
         ] {
             if let Err(error) = env.add_template(name, source) {
                 tracing::error!(%error, template = name, "portal template does not compile");
@@ -219,7 +227,7 @@ fn render<T: serde::Serialize>(status: StatusCode, template: &str, view: &T, hea
         "catalog.html" | "entity.html" | "graph.html" | "signals_entity.html" | "prompt_versions.html" => "catalog",
         "cost.html" | "cost_team.html" | "cost_anomalies.html" => "cost",
         "search.html" => "search",
-        "policies.html" => "policies",
+        "policies.html" | "team_failing.html" => "policies",
         "create.html" | "create_template.html" | "create_task.html" | "create_tasks.html" => "create",
         _ => "",
     };

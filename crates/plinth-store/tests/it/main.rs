@@ -12,5 +12,7 @@ mod auth;
 mod cluster;
 mod common;
 mod conformance;
+mod decisions;
 mod scaffolder;
 mod signals;
+mod stars;

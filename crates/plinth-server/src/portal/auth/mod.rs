@@ -4,6 +4,7 @@
 //! session is an HTTP-only, SameSite=Strict cookie; signing out ends it
 //! (and revokes a session the provider's sign-in issued).
 
+pub(crate) mod my_team;
 pub(super) mod tokens;
 
 use axum::extract::{Form, Query, State};

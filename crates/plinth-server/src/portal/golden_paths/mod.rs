@@ -11,6 +11,7 @@
 
 mod form;
 mod list;
+mod markdown;
 mod runs;
 
 pub(super) use form::template_page;

@@ -142,6 +142,8 @@ struct OutputLink {
 struct OutputText {
     title: Option<String>,
     content: String,
+    /// `content` as Markdown rendered to safe HTML.
+    html: String,
 }
 
 /// A parameter the run was started with, its value as text.
@@ -225,11 +227,17 @@ fn run_output(output: &Value) -> RunOutput {
         .map(|t| {
             t.iter()
                 .filter_map(|item| match item {
-                    Value::String(s) => Some(OutputText { title: None, content: s.clone() }),
-                    Value::Object(o) => Some(OutputText {
-                        title: o.get("title").and_then(text),
-                        content: o.get("content").and_then(text).unwrap_or_default(),
-                    }),
+                    Value::String(s) => {
+                        Some(OutputText { title: None, html: super::markdown::to_html(s), content: s.clone() })
+                    }
+                    Value::Object(o) => {
+                        let content = o.get("content").and_then(text).unwrap_or_default();
+                        Some(OutputText {
+                            title: o.get("title").and_then(text),
+                            html: super::markdown::to_html(&content),
+                            content,
+                        })
+                    }
                     _ => None,
                 })
                 .collect()
@@ -410,8 +418,9 @@ mod tests {
             r#"<a class="output-link entity-link" href="/catalog/default/group/team-pay">The team</a>"#,
             "Evil: <code>javascript:alert(1)</code>",
             r#"<a class="output-link" href="/create/tasks">/create/tasks</a>"#,
-            r#"<section class="output-text"><pre class="wrap">plain</pre></section>"#,
-            r#"<h3>Notes</h3><pre class="wrap">details</pre>"#,
+            r#"<section class="output-text"><div class="markdown"><p>plain</p>
+</div></section>"#,
+            r#"<h3>Notes</h3><div class="markdown"><p>details</p>"#,
             "<dt><code>count</code></dt><dd>2</dd>",
             "[greet] hello &lt;world&gt;",
             r#"<span class="log-line">run log</span>"#,

@@ -3,7 +3,10 @@
 //! pages, and the `/policies` page (loaded policies, load problems,
 //! scorecard definitions, outcome counts and active waivers).
 
+pub(crate) mod team;
+
 use super::{entity_href, page};
+use crate::params::Params;
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -72,6 +75,10 @@ pub(super) struct PolicyPanel {
     decision_revision: String,
     scorecards: Vec<ScorecardRow>,
     team: Option<Vec<TeamCard>>,
+    /// On group pages: what the team and its sub-teams own that fails
+    /// (the `team_failures.html` partial). The group's own result says
+    /// nothing about them: a team whose entity is denied is not "allow".
+    team_failures: Option<team::TeamFailuresView>,
 }
 
 /// One violation of the entity, with its policy's metadata.
@@ -217,6 +224,9 @@ pub(super) fn entity_panel(app: &AppState, caller: &Caller, entity: &EntityRef) 
             panel.team = Some(team_rollups(&cards.teams, &cards.scorecards));
         }
     }
+    if entity.kind.eq_ignore_ascii_case("group") {
+        panel.team_failures = team::team_failures(app, caller, entity, None).ok();
+    }
     panel
 }
 
@@ -347,6 +357,10 @@ struct PoliciesView {
     evaluated_at: Option<String>,
     /// Active waivers, soonest expiry first.
     waivers: Vec<WaiverRow>,
+    /// Per rule, the entities it denies or warns about.
+    failures: team::RuleFailuresView,
+    /// Per scorecard check, the failing entities by team.
+    checks: team::CheckFailuresView,
 }
 
 /// A policy file that failed to load.
@@ -432,8 +446,24 @@ struct WaiverRow {
     expires_at: String,
 }
 
-pub(super) async fn policies_page(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
+pub(super) async fn policies_page(
+    State(app): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Params,
+) -> Response {
     let policy = app.platform.policy();
+    let show = params.one("show");
+    let drill = || -> Option<(team::RuleFailuresView, team::CheckFailuresView)> {
+        let scope = plinth_app::policy::drilldown::Scope::All;
+        let failures = policy.rule_failures(&caller, &scope).ok()?;
+        let checks = policy.check_failures(&caller, &scope).ok()?;
+        let state = app.platform.catalog().view(&caller).ok()?;
+        Some((
+            team::rule_view(&state, &failures, "/policies", show),
+            team::check_view(&state, &checks, "/policies", show),
+        ))
+    };
+    let (failures, checks) = drill().unwrap_or_default();
     let view =
         match (policy.status(&caller), policy.outcomes(&caller), policy.policies(&caller), policy.waivers(&caller)) {
             (Ok(status), Ok(counts), Ok(set), Ok(waivers)) => {
@@ -475,6 +505,8 @@ pub(super) async fn policies_page(State(app): State<AppState>, Extension(caller)
                     evaluated: status.evaluated,
                     evaluated_at: status.evaluated_at.map(rfc3339),
                     waivers,
+                    failures,
+                    checks,
                 }
             }
             _ => PoliciesView { title: "Policies", ..PoliciesView::default() },
@@ -623,6 +655,7 @@ pub(super) mod tests {
                     total: 2,
                 }],
             }]),
+            team_failures: Some(team::TeamFailuresView::default()),
         }
     }
 
@@ -706,6 +739,8 @@ pub(super) mod tests {
                 reason: "migrating".into(),
                 expires_at: "2030-01-01T00:00:00Z".into(),
             }],
+            failures: Default::default(),
+            checks: Default::default(),
         };
         let html = render(&view);
         assert!(html.contains(r#"data-waiver="w-1""#) && html.contains("every point"), "{html}");

@@ -777,8 +777,22 @@ pub(crate) struct TeamCostDto {
     pub services: Vec<CostLineDto>,
     pub models: Vec<CostLineDto>,
     /// Daily cost: `[day start (RFC 3339), USD]`.
-    #[schema(value_type = Vec<Vec<Object>>)]
+    #[schema(schema_with = daily_pairs)]
     pub daily: Vec<(String, f64)>,
+}
+
+/// `[[day start, USD], …]`: pairs of an RFC 3339 time and a number.
+fn daily_pairs() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    crate::api::schema::from_json(serde_json::json!({
+        "type": "array",
+        "description": "Daily cost: `[day start (RFC 3339), USD]` pairs.",
+        "items": {
+            "type": "array",
+            "prefixItems": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+            "minItems": 2,
+            "maxItems": 2
+        }
+    }))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -1029,17 +1043,47 @@ impl From<&AlertRule> for AlertRuleDto {
     }
 }
 
-/// A rule with its current state.
-#[derive(Serialize, ToSchema)]
-#[schema(as = AlertRuleState)]
+/// A rule with its current state: the rule's fields and `status`.
+#[derive(Serialize)]
 pub(crate) struct AlertRuleStateDto {
     #[serde(flatten)]
-    #[schema(inline)]
     pub rule: AlertRuleDto,
     /// The last evaluation: firing or not, the value seen, since when
     /// (`null` before the first evaluation).
-    #[schema(value_type = Option<Object>)]
     pub status: Value,
+}
+
+/// The rule's own schema (closed: no other property) with `status` added.
+/// A derived `allOf` of the closed rule schema and `status` would refuse
+/// every answer, since the closed half forbids `status`.
+impl utoipa::PartialSchema for AlertRuleStateDto {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let rule = serde_json::to_value(<AlertRuleDto as utoipa::PartialSchema>::schema()).unwrap_or(Value::Null);
+        let mut schema = match rule {
+            Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        schema.insert("description".into(), Value::from("An alert rule with its current state."));
+        if let Some(Value::Object(properties)) = schema.get_mut("properties") {
+            properties.insert(
+                "status".into(),
+                serde_json::json!({
+                    "type": ["object", "null"],
+                    "description": "The last evaluation: firing or not, the value seen, since when (`null` before the first evaluation)."
+                }),
+            );
+        }
+        if let Some(Value::Array(required)) = schema.get_mut("required") {
+            required.push(Value::from("status"));
+        }
+        crate::api::schema::from_json(Value::Object(schema))
+    }
+}
+
+impl ToSchema for AlertRuleStateDto {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "AlertRuleState".into()
+    }
 }
 
 /// A firing or resolved event.

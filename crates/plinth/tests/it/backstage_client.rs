@@ -16,13 +16,26 @@ fn run(command: &mut Command, what: &str) {
     print!("{}", String::from_utf8_lossy(&output.stdout));
 }
 
+/// Installs the client once per test binary. `npm ci` deletes and rebuilds
+/// `node_modules`, so two tests running it at once in the same directory
+/// break each other's install; the lock makes the second wait for the first.
+fn install_client() -> std::path::PathBuf {
+    static INSTALLED: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
+    let client_dir = repo().join("tests/backstage-client");
+    let mut installed = INSTALLED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if !*installed {
+        run(
+            Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]).current_dir(&client_dir),
+            "npm ci (installs @backstage/catalog-client)",
+        );
+        *installed = true;
+    }
+    client_dir
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backstage_catalog_client_works_unchanged() {
-    let client_dir = repo().join("tests/backstage-client");
-    run(
-        Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--silent"]).current_dir(&client_dir),
-        "npm ci (installs @backstage/catalog-client)",
-    );
+    let client_dir = install_client();
     // Ready when the demo catalogue is in.
     let server = Serve::demo().await;
     let check =
@@ -43,11 +56,7 @@ async fn backstage_catalog_client_works_unchanged() {
 /// without the `read` scope (403).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backstage_catalog_client_works_with_its_token_option() {
-    let client_dir = repo().join("tests/backstage-client");
-    run(
-        Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--silent"]).current_dir(&client_dir),
-        "npm ci (installs @backstage/catalog-client)",
-    );
+    let client_dir = install_client();
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
     let launch = Launch { args: &["--demo", "--demo-traffic=false", "--auth", "required"], ..Launch::default() };

@@ -3,7 +3,7 @@
 //!
 //! | kind | HTTP | CLI exit | MCP |
 //! |---|---|---|---|
-//! | `NotFound` | 404 | 3 | `isError` |
+//! | `NotFound` | 404 | 1 | `isError` |
 //! | `InvalidInput` | 400 (with field errors) | 2 | `isError` |
 //! | `Conflict` | 409 | 4 | `isError` |
 //! | `Unauthenticated` | 401 | 5 | `isError` |
@@ -37,7 +37,10 @@ impl ErrorKind {
     pub fn exit_code(self) -> u8 {
         match self {
             ErrorKind::InvalidInput => 2,
-            ErrorKind::NotFound => 3,
+            // As the issue asks and as kubectl and gh do: a name that does
+            // not exist is a problem the verb found (1); the message names it
+            // and suggests the closest ones.
+            ErrorKind::NotFound => 1,
             ErrorKind::Conflict => 4,
             ErrorKind::Unauthenticated => 5,
             ErrorKind::Forbidden => 6,

@@ -29,10 +29,10 @@ Exit codes:
   0  success
   1  the verb ran and found a problem: validation errors, policy denials,
      failed policy tests, a failed run, ingestion errors, a tampered audit
-     log, a path with nothing to check, a location that does not exist
-  2  usage error or invalid input (a bad flag or value, a missing file)
-  3  not found: an unknown entity, kind, owner, location or token (with
+     log, a path with nothing to check, a location that does not exist,
+     or an unknown entity, kind, owner, template, location or token (with
      \"did you mean\" suggestions)
+  2  usage error or invalid input (a bad flag or value, a missing file)
   4  conflict
   5  not signed in (pass --token or set PLINTH_TOKEN)
   6  forbidden

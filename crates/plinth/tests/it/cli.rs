@@ -68,7 +68,9 @@ fn offline_verbs_match_their_snapshots() {
 fn help_documents_exit_codes_and_every_verb_takes_output() {
     let help = run(&["--help"]);
     assert_eq!(help.code, 0);
-    for needed in ["Exit codes:", "0  success", "2  usage error", "3  not found", "8  the server is unavailable"] {
+    for needed in
+        ["Exit codes:", "0  success", "2  usage error", "or an unknown entity", "8  the server is unavailable"]
+    {
         assert!(help.stdout.contains(needed), "`{needed}` missing from --help:\n{}", help.stdout);
     }
     for verb in [
@@ -182,13 +184,13 @@ async fn client_verbs_against_the_demo() {
         json(&expect(s, &["catalog", "ls", "--kind", "COMPONENT", "--owner", "team-payments", "-o", "json"], 0));
     assert!(components["items"].as_array().unwrap().iter().all(|e| e["kind"] == "Component"), "{components}");
 
-    // Typos: not found (3), with suggestions, never an empty success.
-    let out = expect(s, &["catalog", "ls", "--kind", "componnet"], 3);
+    // Typos: exit 1, with suggestions, never an empty success.
+    let out = expect(s, &["catalog", "ls", "--kind", "componnet"], 1);
     assert!(out.stderr.contains("did you mean `Component`"), "{}", out.stderr);
     assert!(out.stdout.is_empty(), "{}", out.stdout);
-    let out = expect(s, &["catalog", "ls", "--owner", "team-paymnts"], 3);
+    let out = expect(s, &["catalog", "ls", "--owner", "team-paymnts"], 1);
     assert!(out.stderr.contains("group:default/team-payments"), "{}", out.stderr);
-    let out = expect(s, &["catalog", "get", "checkout-servce"], 3);
+    let out = expect(s, &["catalog", "get", "checkout-servce"], 1);
     assert!(
         out.stderr.contains("did you mean") && out.stderr.contains("component:default/checkout-service"),
         "{}",
@@ -196,11 +198,11 @@ async fn client_verbs_against_the_demo() {
     );
     assert_eq!(out.stderr.lines().count(), 1, "one error line: {}", out.stderr);
     // A bare name is a component's; the same name of another kind is suggested.
-    let out = expect(s, &["catalog", "get", "checkout-db"], 3);
+    let out = expect(s, &["catalog", "get", "checkout-db"], 1);
     assert!(out.stderr.contains("did you mean `resource:default/checkout-db`"), "{}", out.stderr);
-    let out = expect(s, &["catalog", "impact", "paymnts-service"], 3);
+    let out = expect(s, &["catalog", "impact", "paymnts-service"], 1);
     assert!(out.stderr.contains("component:default/payments-service"), "{}", out.stderr);
-    expect(s, &["catalog", "refresh", "checkout-servce"], 3);
+    expect(s, &["catalog", "refresh", "checkout-servce"], 1);
 
     // get: a summary card in text, the whole entity in JSON and YAML.
     let card = expect(s, &["catalog", "get", "checkout-service"], 0);
@@ -246,7 +248,7 @@ async fn client_verbs_against_the_demo() {
     let id = added["location"]["id"].as_str().expect("a location id").to_string();
     let removed = json(&expect(s, &["catalog", "locations", "rm", &id, "-o", "json"], 0));
     assert_eq!(removed["removed"], id.as_str());
-    let out = expect(s, &["catalog", "locations", "rm", "../../entities"], 3);
+    let out = expect(s, &["catalog", "locations", "rm", "../../entities"], 1);
     assert!(out.stderr.contains("locations ls"), "{}", out.stderr);
 
     // `plinth new` with no values: each field error once; exit 2.
@@ -255,7 +257,7 @@ async fn client_verbs_against_the_demo() {
         assert_eq!(out.stderr.matches(field).count(), 1, "`{field}` not printed exactly once:\n{}", out.stderr);
     }
     assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
-    let out = expect(s, &["new", "servce"], 3);
+    let out = expect(s, &["new", "servce"], 1);
     assert!(out.stderr.contains("did you mean `service`"), "{}", out.stderr);
 
     // A server that is not there: unavailable (8), one line.

@@ -544,9 +544,9 @@ async fn client_verbs_talk_to_a_running_server() {
     assert!(lines.iter().any(|l| l.starts_with("component:default/web-frontend") && l.contains("website")), "{stdout}");
     assert!(!stdout.contains("api:default/checkout-api") && !stdout.contains("resource:"), "only components: {stdout}");
     assert_eq!(lines.last(), Some(&"(3 of 3)"), "{stdout}");
-    // An owner the catalogue does not know is not found (3), not an empty list.
+    // An owner the catalogue does not know is an error (1), not an empty list.
     let (code, _, stderr) = plinth(&["catalog", "ls", "--kind", "component", "--owner", "nobody", "--server", s]).await;
-    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("no owner `group:default/nobody`"), "{stderr}");
 
     let (code, stdout, stderr) = plinth(&["catalog", "get", "checkout", "--server", s]).await;

@@ -362,7 +362,7 @@
     setTaskStatus(status);
     main.setAttribute("data-finished", "true");
     var finished = document.getElementById("task-finished");
-    if (finished && at) { clear(finished); finished.appendChild(el("time", { "datetime": at }, at)); }
+    if (finished && at) { clear(finished); finished.appendChild(el("time", { "datetime": at, "title": at.replace("T", " ").replace(/\.\d+/, "").replace("Z", " UTC") }, "just now")); }
     Array.prototype.forEach.call(document.querySelectorAll("#task-steps [data-step-id]"), function (s) {
       var st = s.getAttribute("data-status");
       if (st === "processing") setStep(s.getAttribute("data-step-id"), status === "completed" ? "completed" : status === "cancelled" ? "cancelled" : "failed");

@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod catalog;
 mod golden_paths;
+mod markdown;
 mod policy;
 mod signals;
 mod view;

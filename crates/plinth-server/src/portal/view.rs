@@ -92,8 +92,9 @@ pub(super) fn timestamp(at: time::OffsetDateTime) -> String {
 }
 
 /// A time as catalogue pages show it: "3 min ago", with the exact UTC time
-/// on hover and the machine-readable one in `datetime`.
-#[derive(Debug, Clone, Serialize)]
+/// on hover and the machine-readable one in `datetime`. The default is
+/// empty, for views that show no time (a disabled page).
+#[derive(Debug, Clone, Default, Serialize)]
 pub(super) struct When {
     /// RFC 3339, to the second.
     pub(super) iso: String,
@@ -107,6 +108,15 @@ pub(super) struct When {
 impl When {
     pub(super) fn at(at: time::OffsetDateTime) -> When {
         When::between(at, time::OffsetDateTime::now_utc())
+    }
+
+    /// An RFC 3339 time as written (`2026-12-05T11:30:04.123456789Z`);
+    /// text that is not one is shown as it is.
+    pub(super) fn parse(text: &str) -> When {
+        match time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
+            Ok(at) => When::at(at),
+            Err(_) => When { iso: text.to_string(), exact: text.to_string(), relative: text.to_string() },
+        }
     }
 
     pub(super) fn between(at: time::OffsetDateTime, now: time::OffsetDateTime) -> When {
@@ -180,6 +190,15 @@ impl OwnerLink {
             None => OwnerLink::new(owner, namespace),
         }
     }
+
+    /// [`OwnerLink::resolved`] when the catalogue could be read, else the
+    /// reference as written.
+    pub(super) fn shown(state: Option<&CatalogState>, owner: &str, namespace: &str) -> OwnerLink {
+        match state {
+            Some(state) => OwnerLink::resolved(state, owner, namespace),
+            None => OwnerLink::new(owner, namespace),
+        }
+    }
 }
 
 impl EntityLink {
@@ -220,5 +239,10 @@ mod tests {
         assert_eq!(when.iso, "2026-12-05T11:57:00Z");
         assert_eq!(when.exact, "2026-12-05 11:57:00 UTC");
         assert_eq!(when.relative, "3 min ago");
+        let parsed = When::parse("2020-01-02T03:04:05.123456789Z");
+        assert_eq!((parsed.iso.as_str(), parsed.exact.as_str()), ("2020-01-02T03:04:05Z", "2020-01-02 03:04:05 UTC"));
+        assert_eq!(parsed.relative, "2020-01-02");
+        let text = When::parse("<yesterday>");
+        assert_eq!((text.iso.as_str(), text.relative.as_str()), ("<yesterday>", "<yesterday>"));
     }
 }

@@ -411,7 +411,7 @@ async fn cost_anomalies_are_explained(backend: Backend) {
         r#"<li class="anomaly kind-misconfiguration" id="anomaly-1" data-kind="misconfiguration">"#,
         r#"<span class="badge anomaly-kind kind-misconfiguration">misconfiguration</span>"#,
         "<code>assistant-api</code>",
-        r#"<a class="entity-link" href="/catalog/default/group/team-ai">group:default/team-ai</a>"#,
+        r#"<a class="entity-link owner-link" href="/catalog/default/group/team-ai">Applied AI</a>"#,
         r#"<dt>Actual</dt><dd class="actual">$3.00</dd>"#,
         r#"<dt>Expected</dt><dd class="expected">$0.1506"#,
         r#"<td>Tokens per request</td><td class="num">20,001,000</td><td class="num">1,001,000</td>"#,

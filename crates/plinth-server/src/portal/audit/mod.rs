@@ -8,7 +8,7 @@ use axum::Extension;
 use plinth_app::audit::{AuditEntry, AuditQuery};
 use plinth_app::Caller;
 
-use super::view::timestamp;
+use super::view::When;
 use super::{error_page, page, query};
 use crate::error::ApiError;
 use crate::params::Params;
@@ -32,7 +32,7 @@ struct AuditView {
 #[derive(serde::Serialize)]
 struct AuditRow {
     seq: i64,
-    at: String,
+    at: When,
     actor: String,
     action: String,
     target: String,
@@ -45,7 +45,7 @@ impl From<&AuditEntry> for AuditRow {
     fn from(e: &AuditEntry) -> AuditRow {
         AuditRow {
             seq: e.seq,
-            at: timestamp(e.at),
+            at: When::at(e.at),
             actor: e.actor.clone(),
             action: e.action.clone(),
             target: e.target.clone(),

@@ -15,7 +15,7 @@ use plinth_model::EntityRef;
 use serde::{Deserialize, Serialize};
 
 use super::super::policy::team::{rule_view, RuleFailuresView};
-use super::super::view::{timestamp, EntityLink};
+use super::super::view::{timestamp, EntityLink, When};
 use super::super::{encode, entity_href, error_page, page};
 use super::safe_next;
 use crate::params::Params;
@@ -96,7 +96,7 @@ struct RunRow {
     href: String,
     template: String,
     status: String,
-    created_at: String,
+    created_at: When,
 }
 
 /// A recent change to an owned entity.
@@ -104,7 +104,7 @@ struct RunRow {
 struct ChangeRow {
     entity: EntityLink,
     op: &'static str,
-    at: String,
+    at: When,
 }
 
 /// A starred entity, with its toggle.
@@ -209,7 +209,7 @@ pub(in crate::portal) async fn home(
         .map(|c| {
             let key = plinth_model::parse_ref_lenient(&c.entity_ref, None).map(|r| r.key()).unwrap_or_default();
             let live = state.get(&key).is_some();
-            ChangeRow { entity: link(&state, &key), op: if live { "updated" } else { "deleted" }, at: timestamp(c.at) }
+            ChangeRow { entity: link(&state, &key), op: if live { "updated" } else { "deleted" }, at: When::at(c.at) }
         })
         .collect();
     let stars = mine
@@ -228,7 +228,7 @@ pub(in crate::portal) async fn home(
                 id: r.id.clone(),
                 template: r.template_ref.clone(),
                 status: r.status.as_str().to_string(),
-                created_at: timestamp(r.created_at),
+                created_at: When::at(r.created_at),
             })
             .collect()
     });
@@ -285,9 +285,13 @@ mod tests {
                 href: "/create/tasks/r1".into(),
                 template: "template:default/service".into(),
                 status: "completed".into(),
-                created_at: "2030-01-01T00:00:00Z".into(),
+                created_at: When::at(time::macros::datetime!(2030-01-01 00:00 UTC)),
             }]),
-            changes: vec![ChangeRow { entity: entity("component:default/x"), op: "deleted", at: "2030".into() }],
+            changes: vec![ChangeRow {
+                entity: entity("component:default/x"),
+                op: "deleted",
+                at: When::at(time::macros::datetime!(2030-01-01 00:00 UTC)),
+            }],
             stars: vec![StarRow {
                 entity: entity("api:ns/y"),
                 starred_at: "2030".into(),

@@ -8,7 +8,7 @@ use axum::Extension;
 use plinth_app::identity::{parse_lifetime, TokenInfo, TokenRequest, TokenSubject, SCOPES};
 use plinth_app::Caller;
 
-use super::super::view::timestamp;
+use super::super::view::When;
 use super::super::{error_page, page};
 use crate::error::ApiError;
 use crate::AppState;
@@ -39,9 +39,11 @@ struct TokenRow {
     name: String,
     subject: String,
     scopes: String,
-    created: String,
-    expires: String,
-    last_used: String,
+    created: When,
+    /// `None`: never.
+    expires: Option<When>,
+    /// `None`: never.
+    last_used: Option<When>,
     state: &'static str,
 }
 
@@ -53,9 +55,9 @@ impl From<&TokenInfo> for TokenRow {
             name: t.name.clone(),
             subject: format!("{}:{}", t.subject_kind.as_str(), t.subject),
             scopes: t.scopes.join(", "),
-            created: timestamp(t.created_at),
-            expires: t.expires_at.map(timestamp).unwrap_or_else(|| "never".into()),
-            last_used: t.last_used_at.map(timestamp).unwrap_or_else(|| "never".into()),
+            created: When::at(t.created_at),
+            expires: t.expires_at.map(When::at),
+            last_used: t.last_used_at.map(When::at),
             state: match (t.revoked_at, t.expires_at) {
                 (Some(_), _) => "revoked",
                 (None, Some(at)) if at <= now => "expired",
@@ -157,5 +159,55 @@ pub(in crate::portal) async fn revoke_token(
     match app.platform.tokens().revoke(&caller, id.get(..64).unwrap_or(&id)).await {
         Ok(_) => Redirect::to("/tokens").into_response(),
         Err(error) => error_page(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn token_times_are_relative_with_the_exact_time_on_hover() {
+        let now = datetime!(2026-12-05 12:00:00 UTC);
+        let row = |expires: Option<When>, last_used: Option<When>| TokenRow {
+            id: "t1".into(),
+            name: "ci".into(),
+            subject: "user:default/alice".into(),
+            scopes: "read".into(),
+            created: When::between(datetime!(2026-12-05 11:57:00 UTC), now),
+            expires,
+            last_used,
+            state: "active",
+        };
+        let view = TokensView {
+            title: "API tokens",
+            tokens: vec![
+                row(Some(When::between(datetime!(2027-01-04 12:00:00 UTC), now)), None),
+                row(None, Some(When::between(datetime!(2026-12-05 10:00:00 UTC), now))),
+            ],
+            scopes: SCOPES.to_vec(),
+            issued: None,
+            problem: None,
+            all: false,
+        };
+        let chrome = crate::portal::Chrome {
+            view: &view,
+            asset_version: "test",
+            nav: "",
+            header_q: "",
+            session: Default::default(),
+        };
+        let html = crate::portal::templates()
+            .get_template("tokens.html")
+            .and_then(|t| t.render(minijinja::Value::from_serialize(&chrome)))
+            .expect("tokens.html renders");
+        for expected in [
+            r#"<td><time datetime="2026-12-05T11:57:00Z" title="2026-12-05 11:57:00 UTC">3 min ago</time></td>"#,
+            r#"<td><time datetime="2027-01-04T12:00:00Z" title="2027-01-04 12:00:00 UTC">2027-01-04</time></td><td>never</td>"#,
+            r#"<td>never</td><td><time datetime="2026-12-05T10:00:00Z" title="2026-12-05 10:00:00 UTC">2 h ago</time></td>"#,
+        ] {
+            assert!(html.contains(expected), "{expected} in {html}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use super::relations::{self, RelationGroup};
 use super::*;
+use crate::portal::markdown::{self, Links};
 use axum::http::header;
 use axum::response::IntoResponse;
 
@@ -251,7 +252,7 @@ fn docs_tab(site: &plinth_app::catalog::docs::DocsSite, entity_href: &str, path:
         .collect();
     match site.page(path) {
         Ok(page) => {
-            let rendered = markdown::render(&page.markdown, &markdown::Target { entity_href, page: &page.path });
+            let rendered = markdown::render(&page.markdown, Links::Docs { entity_href, page: &page.path });
             DocsTab {
                 site_name: site.site_name.clone(),
                 nav,

@@ -7,10 +7,9 @@ mod apidoc;
 mod entity;
 mod graph;
 mod highlight;
-mod markdown;
 mod relations;
 
-use super::view::{timestamp, EntityLink, OwnerLink, When};
+use super::view::{EntityLink, OwnerLink, When};
 use super::NotFoundView;
 use super::{entity_href, error_page, lookup_key, page, query, render};
 use super::{policy, signals};
@@ -103,7 +102,7 @@ struct RecentRow {
     href: Option<String>,
     /// `updated` or `deleted`.
     op: &'static str,
-    at: String,
+    at: When,
 }
 
 /// An ingestion error, as a row of the errors table.
@@ -160,7 +159,7 @@ pub(super) async fn home(State(app): State<AppState>, Extension(caller): Extensi
                     entity_ref: change.entity_ref.clone(),
                     href: live.then(|| entity_href(&change.entity_ref)),
                     op: if live { "updated" } else { "deleted" },
-                    at: timestamp(change.at),
+                    at: When::at(change.at),
                 }
             })
             .collect();
@@ -1053,12 +1052,20 @@ mod tests {
                 entity_ref: "component:default/x".into(),
                 href: None,
                 op: "deleted",
-                at: "2030-01-01T00:00:00Z".into(),
+                at: When::between(
+                    time::macros::datetime!(2030-01-01 00:00 UTC),
+                    time::macros::datetime!(2030-01-01 00:03 UTC),
+                ),
             }],
             errors: Vec::new(),
             error_count: 0,
         };
-        assert!(render("home.html", &home).contains("deleted"));
+        let html = render("home.html", &home);
+        assert!(html.contains("deleted"), "{html}");
+        assert!(
+            html.contains(r#"<time datetime="2030-01-01T00:00:00Z" title="2030-01-01 00:00:00 UTC">3 min ago</time>"#),
+            "recent changes show relative times: {html}"
+        );
         let search = SearchView::empty(String::new(), None);
         assert!(render("search.html", &search).contains("Type a name"));
         let mut failed = SearchView::empty("a:".into(), Some("bad query".into()));

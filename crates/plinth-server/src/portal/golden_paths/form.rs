@@ -164,7 +164,10 @@ pub(crate) async fn template_page(
         problems: Vec::new(),
         template_ref: template.entity_ref.clone(),
         spec_type: template.kind.clone(),
-        owner: template.owner.as_deref().map(|o| OwnerLink::new(o, &namespace)),
+        owner: template
+            .owner
+            .as_deref()
+            .map(|o| OwnerLink::shown(app.platform.catalog().view(&caller).ok().as_deref(), o, &namespace)),
         description: template.description.clone(),
         tags: template.tags.clone(),
         pages,

@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
+use plinth_app::catalog::CatalogState;
 use plinth_app::golden_paths::TemplateListing;
 use plinth_app::Caller;
 use serde::Serialize;
@@ -43,7 +44,9 @@ struct TemplateCard {
 }
 
 impl TemplateCard {
-    fn of(listing: &TemplateListing) -> TemplateCard {
+    /// The card of a template; its owner shown by the team's title when
+    /// `state` (the catalogue) has the team.
+    fn of(listing: &TemplateListing, state: Option<&CatalogState>) -> TemplateCard {
         let (entity, parsed) = (&listing.entity, &listing.template);
         let metadata = &entity["metadata"];
         let namespace = metadata["namespace"].as_str().unwrap_or("default");
@@ -53,7 +56,7 @@ impl TemplateCard {
             href: format!("/create/templates/{}/{}", encode(namespace), encode(name)),
             title: metadata["title"].as_str().unwrap_or(name).to_string(),
             spec_type: entity["spec"]["type"].as_str().map(str::to_string),
-            owner: entity["spec"]["owner"].as_str().map(|o| OwnerLink::new(o, namespace)),
+            owner: entity["spec"]["owner"].as_str().map(|o| OwnerLink::shown(state, o, namespace)),
             description: metadata["description"].as_str().map(str::to_string),
             tags: metadata["tags"].as_array().map(|tags| tags.iter().filter_map(text).collect()).unwrap_or_default(),
             valid: parsed.is_ok(),
@@ -71,11 +74,14 @@ impl TemplateCard {
 /// `GET /create`: every catalogued template, broken ones with their problems.
 pub(crate) async fn templates_page(State(app): State<AppState>, Extension(caller): Extension<Caller>) -> Response {
     let view = match app.platform.golden_paths().templates(&caller) {
-        Ok(listings) => TemplatesView {
-            title: "Create",
-            disabled: false,
-            templates: listings.iter().map(TemplateCard::of).collect(),
-        },
+        Ok(listings) => {
+            let state = app.platform.catalog().view(&caller).ok();
+            TemplatesView {
+                title: "Create",
+                disabled: false,
+                templates: listings.iter().map(|l| TemplateCard::of(l, state.as_deref())).collect(),
+            }
+        }
         Err(_) => TemplatesView { title: "Create", disabled: true, templates: Vec::new() },
     };
     page(StatusCode::OK, "create.html", &view)
@@ -109,7 +115,7 @@ mod tests {
         let view = TemplatesView {
             title: "Create",
             disabled: false,
-            templates: listings.iter().map(TemplateCard::of).collect(),
+            templates: listings.iter().map(|l| TemplateCard::of(l, None)).collect(),
         };
         assert!(view.templates[0].valid && !view.templates[1].valid, "{view:?}");
         let html = crate::portal::golden_paths::rendered("create.html", &view);

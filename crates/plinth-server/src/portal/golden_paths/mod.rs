@@ -11,7 +11,6 @@
 
 mod form;
 mod list;
-mod markdown;
 mod runs;
 
 pub(super) use form::template_page;

@@ -3,7 +3,8 @@
 //! that `portal.js` keeps live from the event stream.
 
 use super::{enabled, text};
-use crate::portal::view::timestamp;
+use crate::portal::markdown::{self, Links};
+use crate::portal::view::When;
 use crate::portal::{encode, entity_href, page};
 use crate::AppState;
 use axum::extract::{Path, State};
@@ -48,8 +49,8 @@ struct RunRow {
     template_href: Option<String>,
     /// Who started it; `None`: anonymous.
     created_by: Option<String>,
-    created_at: String,
-    completed_at: Option<String>,
+    created_at: When,
+    completed_at: Option<When>,
 }
 
 impl RunRow {
@@ -61,8 +62,8 @@ impl RunRow {
             template: task.template_ref.clone(),
             template_href: template_href(&task.template_ref),
             created_by: task.created_by.clone(),
-            created_at: timestamp(task.created_at),
-            completed_at: task.completed_at.map(timestamp),
+            created_at: When::at(task.created_at),
+            completed_at: task.completed_at.map(When::at),
         }
     }
 }
@@ -227,14 +228,16 @@ fn run_output(output: &Value) -> RunOutput {
         .map(|t| {
             t.iter()
                 .filter_map(|item| match item {
-                    Value::String(s) => {
-                        Some(OutputText { title: None, html: super::markdown::to_html(s), content: s.clone() })
-                    }
+                    Value::String(s) => Some(OutputText {
+                        title: None,
+                        html: markdown::render(s, Links::Inert).html,
+                        content: s.clone(),
+                    }),
                     Value::Object(o) => {
                         let content = o.get("content").and_then(text).unwrap_or_default();
                         Some(OutputText {
                             title: o.get("title").and_then(text),
-                            html: super::markdown::to_html(&content),
+                            html: markdown::render(&content, Links::Inert).html,
                             content,
                         })
                     }
@@ -408,8 +411,8 @@ mod tests {
         let html = crate::portal::golden_paths::rendered("create_task.html", &view);
         for expected in [
             r#"data-task-id="run-1" data-task-status="failed" data-last-event="4" data-finished="true""#,
-            r#"<time datetime="2024-05-01T10:00:00Z">2024-05-01T10:00:00Z</time>"#,
-            r#"<dd id="task-finished"><time datetime="2024-05-01T10:01:02Z">"#,
+            r#"<time datetime="2024-05-01T10:00:00Z" title="2024-05-01 10:00:00 UTC">2024-05-01</time>"#,
+            r#"<dd id="task-finished"><time datetime="2024-05-01T10:01:02Z" title="2024-05-01 10:01:02 UTC">"#,
             "<dd>anonymous</dd>",
             r#"<h1>Run of <a href="/create/templates/default/hello">template:default/hello</a></h1>"#,
             r#"data-step-id="register" data-status="skipped""#,
@@ -473,7 +476,12 @@ mod tests {
             html.contains("2 of 7 runs") && html.contains(r#"<a href="/create/tasks/run-1"><code>run-1</code></a>"#),
             "{html}"
         );
-        assert!(html.contains(r#"<td><time datetime="2024-05-01T10:01:02Z">"#) && html.contains("<td></td>"), "{html}");
+        assert!(
+            html.contains(
+                r#"<td><time datetime="2024-05-01T10:01:02Z" title="2024-05-01 10:01:02 UTC">2024-05-01</time>"#
+            ) && html.contains("<td></td>"),
+            "{html}"
+        );
         let empty = crate::portal::golden_paths::rendered(
             "create_tasks.html",
             &RunsView { title: "Runs", ..RunsView::default() },

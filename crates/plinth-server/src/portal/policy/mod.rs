@@ -5,6 +5,7 @@
 
 pub(crate) mod team;
 
+use super::view::{OwnerLink, When};
 use super::{entity_href, page};
 use crate::params::Params;
 use crate::AppState;
@@ -12,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
+use plinth_app::catalog::CatalogState;
 use plinth_app::policy::{EntityGovernance, PolicySet, TeamRollup};
 use plinth_app::Caller;
 use plinth_model::EntityRef;
@@ -19,12 +21,6 @@ use plinth_policy::scorecard::{ScorecardDef, LEVELS};
 use plinth_policy::{Enforcement, Outcome, Violation};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
-
-fn rfc3339(at: OffsetDateTime) -> String {
-    at.replace_nanosecond(0).unwrap_or(at).format(&Rfc3339).unwrap_or_default()
-}
 
 fn short_revision(revision: &str) -> &str {
     revision.get(..12).unwrap_or(revision)
@@ -110,13 +106,13 @@ struct ViolationRow {
 #[serde(rename_all = "camelCase")]
 struct WaiverNote {
     id: String,
-    owner: String,
+    owner: OwnerLink,
     reason: String,
-    expires_at: String,
+    expires_at: When,
 }
 
 impl ViolationRow {
-    fn of(violation: &Violation) -> ViolationRow {
+    fn of(violation: &Violation, state: Option<&CatalogState>) -> ViolationRow {
         ViolationRow {
             policy: violation.policy.clone(),
             rule: violation.rule.clone(),
@@ -137,9 +133,9 @@ impl ViolationRow {
             excepted: violation.excepted,
             waiver: violation.waiver.as_ref().map(|w| WaiverNote {
                 id: w.id.clone(),
-                owner: w.owner.clone(),
+                owner: OwnerLink::shown(state, &w.owner, "default"),
                 reason: w.reason.clone(),
-                expires_at: rfc3339(w.expires_at),
+                expires_at: When::at(w.expires_at),
             }),
         }
     }
@@ -217,7 +213,8 @@ pub(super) fn entity_panel(app: &AppState, caller: &Caller, entity: &EntityRef) 
     // The entity's own results are evaluated now (a fraction of a
     // millisecond), so the panel is exact even mid-reload.
     if let Ok(governance) = policy.entity(caller, entity) {
-        fill_entity(&mut panel, &governance);
+        let state = app.platform.catalog().view(caller).ok();
+        fill_entity(&mut panel, &governance, state.as_deref());
     }
     if entity.kind.eq_ignore_ascii_case("group") && status.complete {
         if let Ok(cards) = policy.scorecards(caller, Some(entity)) {
@@ -230,14 +227,14 @@ pub(super) fn entity_panel(app: &AppState, caller: &Caller, entity: &EntityRef) 
     panel
 }
 
-fn fill_entity(panel: &mut PolicyPanel, governance: &EntityGovernance) {
+fn fill_entity(panel: &mut PolicyPanel, governance: &EntityGovernance, state: Option<&CatalogState>) {
     let decision = &governance.decision;
     let mut violations: Vec<&Violation> = decision.violations.iter().collect();
     violations.sort_by_key(|v| (effect_rank(v.effect), v.id.clone(), v.rule.clone()));
     let count = |effect: Outcome| decision.violations.iter().filter(|v| v.effect == effect).count();
     panel.evaluated = true;
     panel.result = decision.result.as_str();
-    panel.violations = violations.into_iter().map(ViolationRow::of).collect();
+    panel.violations = violations.into_iter().map(|v| ViolationRow::of(v, state)).collect();
     panel.denials = count(Outcome::Deny);
     panel.warnings = count(Outcome::Warn);
     panel.waived = count(Outcome::Allow);
@@ -342,7 +339,7 @@ struct PoliciesView {
     enabled: bool,
     /// Revision of the loaded set, shortened.
     revision: String,
-    loaded_at: String,
+    loaded_at: When,
     /// Policy roots (directories, git URLs).
     sources: Vec<String>,
     problems: Vec<ProblemRow>,
@@ -354,7 +351,7 @@ struct PoliciesView {
     complete: bool,
     /// Entities evaluated in the governance view.
     evaluated: usize,
-    evaluated_at: Option<String>,
+    evaluated_at: Option<When>,
     /// Active waivers, soonest expiry first.
     waivers: Vec<WaiverRow>,
     /// Per rule, the entities it denies or warns about.
@@ -441,9 +438,9 @@ struct WaiverRow {
     /// The entity's page when the reference parses.
     href: Option<String>,
     rule: String,
-    owner: String,
+    owner: OwnerLink,
     reason: String,
-    expires_at: String,
+    expires_at: When,
 }
 
 pub(super) async fn policies_page(
@@ -464,6 +461,7 @@ pub(super) async fn policies_page(
         ))
     };
     let (failures, checks) = drill().unwrap_or_default();
+    let state = app.platform.catalog().view(&caller).ok();
     let view =
         match (policy.status(&caller), policy.outcomes(&caller), policy.policies(&caller), policy.waivers(&caller)) {
             (Ok(status), Ok(counts), Ok(set), Ok(waivers)) => {
@@ -484,18 +482,18 @@ pub(super) async fn policies_page(
                             entity: w.entity.clone(),
                             href,
                             rule: w.rule.clone(),
-                            owner: w.owner.clone(),
+                            owner: OwnerLink::shown(state.as_deref(), &w.owner, "default"),
                             reason: w.reason.clone(),
-                            expires_at: rfc3339(w.expires_at),
+                            expires_at: When::at(w.expires_at),
                         }
                     })
                     .collect();
-                waivers.sort_by(|a, b| a.expires_at.cmp(&b.expires_at));
+                waivers.sort_by(|a, b| a.expires_at.iso.cmp(&b.expires_at.iso));
                 PoliciesView {
                     title: "Policies",
                     enabled: true,
                     revision: short_revision(&set.revision).to_string(),
-                    loaded_at: rfc3339(set.loaded_at),
+                    loaded_at: When::at(set.loaded_at),
                     sources: set.sources.clone(),
                     problems: problem_rows(&set),
                     profiles: profile_groups(&set),
@@ -503,7 +501,7 @@ pub(super) async fn policies_page(
                     outcomes,
                     complete: status.complete,
                     evaluated: status.evaluated,
-                    evaluated_at: status.evaluated_at.map(rfc3339),
+                    evaluated_at: status.evaluated_at.map(When::at),
                     waivers,
                     failures,
                     checks,
@@ -609,9 +607,9 @@ pub(super) mod tests {
             excepted: false,
             waiver: waived.then(|| WaiverNote {
                 id: "w-1".into(),
-                owner: "group:default/ops".into(),
+                owner: OwnerLink { label: "Operations".into(), href: Some("/catalog/default/group/ops".into()) },
                 reason: "migrating".into(),
-                expires_at: "2030-01-01T00:00:00Z".into(),
+                expires_at: When::at(time::macros::datetime!(2030-01-01 00:00 UTC)),
             }),
         };
         PolicyPanel {
@@ -683,7 +681,7 @@ pub(super) mod tests {
             title: "Policies",
             enabled: true,
             revision: "abc".into(),
-            loaded_at: "2030-01-01T00:00:00Z".into(),
+            loaded_at: When::at(time::macros::datetime!(2030-01-01 00:00 UTC)),
             sources: vec!["./policies".into()],
             problems: vec![
                 ProblemRow { location: "a.rego:1".into(), message: "bad".into(), package: None, points: Vec::new() },
@@ -735,14 +733,19 @@ pub(super) mod tests {
                 entity: "nonsense ref".into(),
                 href: None,
                 rule: "PL-1".into(),
-                owner: "ops".into(),
+                owner: OwnerLink::new("ops", "default"),
                 reason: "migrating".into(),
-                expires_at: "2030-01-01T00:00:00Z".into(),
+                expires_at: When::at(time::macros::datetime!(2030-01-01 00:00 UTC)),
             }],
             failures: Default::default(),
             checks: Default::default(),
         };
         let html = render(&view);
         assert!(html.contains(r#"data-waiver="w-1""#) && html.contains("every point"), "{html}");
+        assert!(
+            html.contains(r#"<td><a class="entity-link owner-link" href="/catalog/default/group/ops">ops</a></td>"#),
+            "the waiver's owner is shown as every owner is: {html}"
+        );
+        assert!(html.contains(r#"<time datetime="2030-01-01T00:00:00Z" title="2030-01-01 00:00:00 UTC">"#), "{html}");
     }
 }

@@ -7,12 +7,14 @@ use super::{
 };
 use crate::api::signals::number;
 use crate::params::Params;
+use crate::portal::view::{OwnerLink, When};
 use crate::portal::{encode, entity_href, page};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Extension;
+use plinth_app::catalog::CatalogState;
 use plinth_app::signals::{AnomalyQuery, SignalQuery};
 use plinth_app::Caller;
 use plinth_telemetry::anomaly::AnomalyKind;
@@ -48,8 +50,11 @@ struct TeamCostView {
 /// A Group, by its ref, and its page.
 #[derive(Serialize)]
 struct TeamLink {
+    /// The Group's ref.
     label: String,
     href: String,
+    /// The team as every page shows an owner: its title, linked.
+    owner: OwnerLink,
 }
 
 /// A team's cost: totals, top (or all) services and models, daily chart.
@@ -100,7 +105,7 @@ struct AnomaliesView {
 struct AnomalyRow {
     /// `anomaly-N`, from 1.
     id: String,
-    hour: String,
+    hour: When,
     team: Option<AnomalyTeam>,
     service: String,
     models: Vec<String>,
@@ -121,8 +126,8 @@ struct AnomalyRow {
 
 #[derive(Serialize)]
 struct AnomalyTeam {
-    label: String,
-    href: String,
+    /// The team as every page shows an owner: its title, linked.
+    owner: OwnerLink,
     cost_href: String,
 }
 
@@ -191,10 +196,11 @@ async fn cost_view(app: AppState, caller: Caller, params: Params, team: Option<S
     let rows: Vec<TeamRow> = teams.iter().map(|t| team_row(t, &days, lines)).collect();
     match team {
         Some(team) => {
+            let owner = OwnerLink::shown(app.platform.catalog().view(&caller).ok().as_deref(), &team, "default");
             let view = TeamCostView {
-                title: format!("Cost of {team}"),
+                title: format!("Cost of {}", owner.label),
                 ranges: window.selector(&team_cost_href(&team)),
-                team: TeamLink { href: entity_href(&team), label: team },
+                team: TeamLink { href: entity_href(&team), owner, label: team },
                 teams: rows,
             };
             page(StatusCode::OK, "cost_team.html", &view)
@@ -291,7 +297,10 @@ pub(crate) async fn anomalies_page(
     };
     let view = AnomaliesView {
         title: "Cost anomalies",
-        anomalies: list.anomalies.iter().enumerate().map(|(i, a)| anomaly_row(i, a)).collect(),
+        anomalies: {
+            let state = app.platform.catalog().view(&caller).ok();
+            list.anomalies.iter().enumerate().map(|(i, a)| anomaly_row(i, a, state.as_deref())).collect()
+        },
         from: list.from,
         to: list.to,
         relative: percent(list.relative_threshold),
@@ -301,7 +310,7 @@ pub(crate) async fn anomalies_page(
     page(StatusCode::OK, "cost_anomalies.html", &view)
 }
 
-fn anomaly_row(index: usize, found: &CostAnomaly) -> AnomalyRow {
+fn anomaly_row(index: usize, found: &CostAnomaly, state: Option<&CatalogState>) -> AnomalyRow {
     let a = &found.anomaly;
     let (kind, kind_label) = match a.kind {
         AnomalyKind::TrafficSpike => ("traffic_spike", "traffic spike"),
@@ -359,12 +368,11 @@ fn anomaly_row(index: usize, found: &CostAnomaly) -> AnomalyRow {
     };
     AnomalyRow {
         id: format!("anomaly-{}", index + 1),
-        hour: found.hour.clone(),
-        team: found.team.as_deref().map(|t| AnomalyTeam {
-            label: t.to_string(),
-            href: entity_href(t),
-            cost_href: team_cost_href(t),
-        }),
+        hour: When::parse(&found.hour),
+        team: found
+            .team
+            .as_deref()
+            .map(|t| AnomalyTeam { owner: OwnerLink::shown(state, t, "default"), cost_href: team_cost_href(t) }),
         service: found.service.clone(),
         models: found.models.clone(),
         actual: usd(a.actual_usd),

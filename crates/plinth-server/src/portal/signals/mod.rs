@@ -20,6 +20,7 @@ pub(super) use entity::entity_signals_page;
 pub(super) use prompts::prompt_versions_page;
 pub(super) use traces::{trace_page, traces_page};
 
+use super::view::When;
 use super::{encode, page, query};
 use crate::api::signals::time_range;
 use crate::error::ApiError;
@@ -260,7 +261,7 @@ struct TraceRow {
     service: String,
     agent: Option<String>,
     operation: Option<String>,
-    start: String,
+    start: When,
     duration: String,
     error: bool,
 }
@@ -274,7 +275,7 @@ impl TraceRow {
             service: item.service.clone(),
             agent: item.agent.clone(),
             operation: item.operation.clone(),
-            start: item.start.clone(),
+            start: When::parse(&item.start),
             duration: ms(Some(item.duration_ms)),
             error: item.error,
         }

@@ -5,6 +5,7 @@ use super::{api_problem, app_problem, disabled, enabled, ms, thousands, usd, Tok
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::portal::page;
+use crate::portal::view::When;
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -35,7 +36,7 @@ struct TraceView {
     /// Always false: see [`TraceMissingView`].
     missing: bool,
     trace_id: String,
-    start: String,
+    start: When,
     duration: String,
     span_count: usize,
     services: Vec<String>,
@@ -179,7 +180,7 @@ impl TraceView {
             title: format!("Trace {}", trace.trace_id),
             missing: false,
             trace_id: trace.trace_id.clone(),
-            start: trace.start.clone(),
+            start: When::parse(&trace.start),
             duration: ms(Some(trace.duration_ms)),
             span_count: trace.span_count,
             services: trace.services.clone(),

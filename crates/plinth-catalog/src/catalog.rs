@@ -11,7 +11,7 @@ use crate::git::{self, GitSource};
 use crate::reconcile::{self, conflict, Held, Planned};
 use crate::search::SearchIndex;
 use crate::source::{self, FileCache, FileNamer, Namer, SourceRead};
-use crate::state::{prepare, CatalogState, RecentChange};
+use crate::state::{prepare_shared, CatalogState, RecentChange};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use plinth_model::yaml::YamlLimits;
 use plinth_model::{Diagnostic, Severity};
@@ -22,7 +22,7 @@ use plinth_store::{
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
@@ -106,7 +106,29 @@ pub struct Catalog {
     /// complete instead of refreshing it again.
     resume_lock: tokio::sync::Mutex<()>,
     events: broadcast::Sender<RecentChange>,
+    /// Refreshes of this process writing chunks now. While one does, the
+    /// periodic follower stands aside: the refresh projects what it wrote
+    /// from memory (sharing the parse cache's bodies) and follows the log
+    /// itself when another writer came between; a follower that took the
+    /// lock first would read every chunk back from the store instead.
+    writing: AtomicUsize,
     pub metrics: CatalogMetrics,
+}
+
+/// Counts a refresh as writing until dropped.
+struct Writing<'a>(&'a AtomicUsize);
+
+impl<'a> Writing<'a> {
+    fn start(count: &'a AtomicUsize) -> Writing<'a> {
+        count.fetch_add(1, Ordering::SeqCst);
+        Writing(count)
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// Upserts per store transaction: big enough to amortise commits, small
@@ -136,6 +158,7 @@ impl Catalog {
             follow_lock: tokio::sync::Mutex::new(()),
             resume_lock: tokio::sync::Mutex::new(()),
             events,
+            writing: AtomicUsize::new(0),
             metrics: CatalogMetrics::default(),
         });
         // Read the log position first: anything written while we load is
@@ -143,6 +166,7 @@ impl Catalog {
         let last_seq = catalog.store.last_seq().await?;
         let entities = catalog.store.load_entities().await?;
         let this = catalog.clone();
+        let entities = entities.into_iter().map(|row| (row, None)).collect();
         tokio::task::spawn_blocking(move || this.apply_rows(entities, Vec::new()))
             .await
             .map_err(|e| CatalogError::Internal(e.to_string()))??;
@@ -215,6 +239,9 @@ impl Catalog {
             loop {
                 tokio::time::sleep(interval).await;
                 let Some(catalog) = follower.upgrade() else { break };
+                if catalog.writing.load(Ordering::SeqCst) > 0 {
+                    continue;
+                }
                 if let Err(error) = catalog.catch_up().await {
                     tracing::warn!(%error, "following the change log failed; retrying");
                 }
@@ -249,6 +276,7 @@ impl Catalog {
                 let state = self.state.read();
                 rows.into_iter()
                     .filter(|row| state.get(&row.key).is_none_or(|r| r.hash != row.hash || r.uid != row.uid))
+                    .map(|row| (row, None))
                     .collect()
             };
             applied += changes.len();
@@ -267,6 +295,7 @@ impl Catalog {
     async fn project_written(
         self: Arc<Self>,
         chunk: Vec<EntityChange>,
+        shared: Vec<Option<Arc<str>>>,
         written: Vec<plinth_store::ChangeRecord>,
         uids: HashMap<String, String>,
     ) -> Result<usize, CatalogError> {
@@ -281,13 +310,13 @@ impl Catalog {
         let at: HashMap<&str, time::OffsetDateTime> = written.iter().map(|r| (r.key.as_str(), r.at)).collect();
         let mut rows = Vec::with_capacity(written.len());
         let mut deleted = Vec::new();
-        for change in chunk {
+        for (change, shared) in chunk.into_iter().zip(shared) {
             match change {
                 EntityChange::Upsert(upsert) => {
                     let (Some(uid), Some(updated_at)) = (uids.get(&upsert.key), at.get(upsert.key.as_str())) else {
                         continue;
                     };
-                    rows.push(plinth_store::StoredEntity {
+                    let row = plinth_store::StoredEntity {
                         uid: uid.clone(),
                         etag: upsert.hash.chars().take(16).collect(),
                         updated_at: *updated_at,
@@ -298,7 +327,8 @@ impl Catalog {
                         body: upsert.body,
                         hash: upsert.hash,
                         location_id: upsert.location_id,
-                    });
+                    };
+                    rows.push((row, shared));
                 }
                 EntityChange::Delete { key } => {
                     if at.contains_key(key.as_str()) {
@@ -317,7 +347,7 @@ impl Catalog {
     /// holds the follow lock.
     async fn apply_and_announce(
         self: &Arc<Self>,
-        rows: Vec<plinth_store::StoredEntity>,
+        rows: Vec<(plinth_store::StoredEntity, Option<Arc<str>>)>,
         deleted: Vec<String>,
         changes: &[plinth_store::ChangeRecord],
     ) -> Result<(), CatalogError> {
@@ -345,14 +375,19 @@ impl Catalog {
     }
 
     /// Updates the projection: prepare in parallel, mutate under the lock,
-    /// index text outside it.
-    fn apply_rows(&self, rows: Vec<plinth_store::StoredEntity>, deleted: Vec<String>) -> Result<(), CatalogError> {
+    /// index text outside it. A row may come with its body as the parse
+    /// cache holds it, to be shared rather than copied.
+    fn apply_rows(
+        &self,
+        rows: Vec<(plinth_store::StoredEntity, Option<Arc<str>>)>,
+        deleted: Vec<String>,
+    ) -> Result<(), CatalogError> {
         let started = Instant::now();
         let count = rows.len();
         let deleted_count = deleted.len();
         let prepared: Vec<_> = rows
             .into_par_iter()
-            .filter_map(|row| match prepare(row) {
+            .filter_map(|(row, shared)| match prepare_shared(row, shared) {
                 Ok(p) => Some(p),
                 Err(error) => {
                     tracing::error!(%error, "skipping a stored entity");
@@ -360,12 +395,17 @@ impl Catalog {
                 }
             })
             .collect();
+        let prepared_ms = started.elapsed().as_millis() as u64;
         let mut docs = Vec::with_capacity(prepared.len());
         let mut removed = Vec::new();
+        let lock_wait_ms;
         {
             let mut state = self.state.write();
-            for p in prepared {
-                let doc = p.search_doc.clone();
+            // Readers that hold the projection long (a whole-catalogue
+            // scan under one read guard) show here, growing with its size.
+            lock_wait_ms = (started.elapsed().as_millis() as u64).saturating_sub(prepared_ms);
+            for mut p in prepared {
+                let doc = std::mem::take(&mut p.search_doc);
                 let replace = state.get(p.key()).is_some();
                 let node = state.apply(p);
                 docs.push((node, doc, replace));
@@ -391,6 +431,8 @@ impl Catalog {
         }
         tracing::debug!(
             rows = count,
+            prepared_ms,
+            lock_wait_ms,
             projected_ms,
             total_ms = started.elapsed().as_millis() as u64,
             "applied to the projection"
@@ -528,10 +570,12 @@ impl Catalog {
         let owners: HashMap<String, String> =
             self.store.list_locations().await?.into_iter().map(|l| (l.id.clone(), l.target)).collect();
         let mut projecting: Option<tokio::task::JoinHandle<Result<usize, CatalogError>>> = None;
+        let writing = Writing::start(&self.writing);
         for planned in changes.chunks(APPLY_CHUNK) {
             // Bodies are copied for the store one chunk at a time, so a
             // first ingest never holds two full copies of the catalogue.
             let chunk: Vec<EntityChange> = planned.iter().map(|p| p.to_change(&location.id)).collect();
+            let shared: Vec<Option<Arc<str>>> = planned.iter().map(Planned::shared_body).collect();
             let mut outcome = self.store.apply(&chunk).await?;
             tracing::debug!(ms = started.elapsed().as_millis() as u64, rows = chunk.len(), "stored");
             for record in &outcome.written {
@@ -556,11 +600,14 @@ impl Catalog {
             }
             let this = self.clone();
             projecting =
-                Some(tokio::spawn(async move { this.project_written(chunk, outcome.written, outcome.uids).await }));
+                Some(tokio::spawn(
+                    async move { this.project_written(chunk, shared, outcome.written, outcome.uids).await },
+                ));
         }
         if let Some(previous) = projecting.take() {
             join_projection(previous).await?;
         }
+        drop(writing);
         self.catch_up().await?;
         report.errors = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
         report.warnings = diagnostics.len() - report.errors;
@@ -694,6 +741,14 @@ async fn join_projection(task: tokio::task::JoinHandle<Result<usize, CatalogErro
 }
 
 impl Planned {
+    /// The body text an upsert writes, as the parse cache holds it.
+    fn shared_body(&self) -> Option<Arc<str>> {
+        match self {
+            Planned::Upsert(entity) => Some(entity.body.clone()),
+            Planned::Delete(_) => None,
+        }
+    }
+
     fn to_change(&self, location_id: &str) -> EntityChange {
         match self {
             Planned::Upsert(entity) => EntityChange::Upsert(EntityUpsert {

@@ -10,7 +10,7 @@ use plinth_model::{declared_relations, EntityRef, ANNOTATION_MANAGED_BY_LOCATION
 use plinth_store::StoredEntity;
 use roaring::RoaringBitmap;
 use serde_json::{Map, Value};
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 /// Keys with a maintained sort order (others sort by reading bodies).
@@ -76,6 +76,8 @@ pub struct CatalogState {
     sorted: HashMap<&'static str, BTreeSet<(Box<str>, NodeId)>>,
     by_ref: BTreeSet<(Arc<str>, NodeId)>,
     facet_codes: FacetCodes,
+    /// Location ids, one allocation each, shared by their entities.
+    location_ids: HashSet<Arc<str>>,
     pub last_seq: i64,
     recent: VecDeque<RecentChange>,
     /// Transitive counts of whole-graph impact walks, per (node, dependents?),
@@ -107,6 +109,7 @@ impl CatalogState {
             sorted: SORTABLE_KEYS.iter().map(|k| (*k, BTreeSet::new())).collect(),
             by_ref: BTreeSet::new(),
             facet_codes: FacetCodes::default(),
+            location_ids: HashSet::new(),
             last_seq: 0,
             impact_counts: parking_lot::Mutex::new(HashMap::new()),
             recent: VecDeque::new(),
@@ -186,7 +189,7 @@ impl CatalogState {
     /// the search index outside the lock.
     pub fn apply(&mut self, prepared: Prepared) -> NodeId {
         self.impact_counts.get_mut().clear();
-        let Prepared { stored, entity_ref, pairs, relations, summary, managed_by, .. } = prepared;
+        let Prepared { stored, body, entity_ref, pairs, relations, summary, managed_by, .. } = prepared;
         let node = self.intern(&entity_ref);
         if self.entities[node as usize].is_some() {
             self.remove_node(node);
@@ -209,7 +212,19 @@ impl CatalogState {
             }
         }
         self.facet_codes.set(node, &summary);
-        let key: Arc<str> = Arc::from(stored.key.as_str());
+        // The record shares the key the node map holds (the same text).
+        let key: Arc<str> = match self.nodes.get_key_value(stored.key.as_str()) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(stored.key.as_str()),
+        };
+        let location_id = match self.location_ids.get(stored.location_id.as_str()) {
+            Some(id) => id.clone(),
+            None => {
+                let id: Arc<str> = Arc::from(stored.location_id);
+                self.location_ids.insert(id.clone());
+                id
+            }
+        };
         self.by_ref.insert((key.clone(), node));
         self.uids.insert(stored.uid.clone(), node);
         self.live.insert(node);
@@ -219,9 +234,9 @@ impl CatalogState {
             entity_ref,
             uid: stored.uid,
             etag: stored.etag,
-            body: Arc::from(stored.body),
+            body,
             hash: stored.hash,
-            location_id: Arc::from(stored.location_id),
+            location_id,
             managed_by,
             updated_at: stored.updated_at,
             summary,
@@ -631,7 +646,11 @@ impl FacetCodes {
 /// An entity parsed and flattened outside the state lock (in parallel),
 /// ready for [`CatalogState::apply`].
 pub struct Prepared {
+    /// The stored row; its `body` is moved to `body`.
     stored: StoredEntity,
+    /// The body as the projection keeps it: the same allocation as the
+    /// parse cache's copy when the row was just written by this process.
+    body: Arc<str>,
     entity_ref: EntityRef,
     pairs: Vec<Pair>,
     relations: Vec<plinth_model::DeclaredRelation>,
@@ -656,8 +675,23 @@ pub(crate) struct StoredBodyError {
 
 /// Parses and flattens a stored entity. A body that is not JSON (which the
 /// ingest path never writes) is an error for that entity only.
+#[cfg(test)]
 pub(crate) fn prepare(stored: StoredEntity) -> Result<Prepared, StoredBodyError> {
-    let body: Value = serde_json::from_str(&stored.body)
+    prepare_shared(stored, None)
+}
+
+/// [`prepare`], keeping `shared` as the body when given: the text the
+/// parse cache already holds for this very row (`stored.body` is equal to
+/// it), so that the catalogue's bodies are in memory once, not twice.
+pub(crate) fn prepare_shared(mut stored: StoredEntity, shared: Option<Arc<str>>) -> Result<Prepared, StoredBodyError> {
+    let text: Arc<str> = match shared {
+        Some(shared) => {
+            stored.body = String::new();
+            shared
+        }
+        None => Arc::from(std::mem::take(&mut stored.body)),
+    };
+    let body: Value = serde_json::from_str(&text)
         .map_err(|error| StoredBodyError { key: stored.key.clone(), message: error.to_string() })?;
     let entity_ref = EntityRef::new(&stored.kind, &stored.namespace, &stored.name);
     let relations = declared_relations(&body, &entity_ref).unwrap_or_default();
@@ -665,7 +699,7 @@ pub(crate) fn prepare(stored: StoredEntity) -> Result<Prepared, StoredBodyError>
     let summary = summarize(&body);
     let search_doc = search_doc(&body, &summary);
     let managed_by = body["metadata"]["annotations"][ANNOTATION_MANAGED_BY_LOCATION].as_str().unwrap_or("").to_string();
-    Ok(Prepared { stored, entity_ref, pairs, relations, summary, managed_by, search_doc })
+    Ok(Prepared { stored, body: text, entity_ref, pairs, relations, summary, managed_by, search_doc })
 }
 
 fn push_json_str(out: &mut String, text: &str) {

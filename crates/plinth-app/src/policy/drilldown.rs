@@ -151,7 +151,7 @@ impl Policy<'_> {
                 .filter(|(_, s)| s.result != Outcome::Allow && scope.covers(s.owner.as_deref()))
                 .map(|(key, s)| (key.clone(), s.result))
                 .collect();
-            (failing, view.complete)
+            (failing, view.settled())
         };
         // Denied entities are examined first, so a cut keeps them.
         failing.sort_by(|a, b| (a.1 != Outcome::Deny, &a.0).cmp(&(b.1 != Outcome::Deny, &b.0)));

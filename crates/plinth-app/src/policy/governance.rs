@@ -62,6 +62,17 @@ pub struct GovernanceView {
     pub evaluated_at: Option<OffsetDateTime>,
 }
 
+impl GovernanceView {
+    /// Whether the results are those of the whole catalogue as it is: the
+    /// first full evaluation has finished and nothing is queued. The first
+    /// evaluation can finish on a catalogue still being ingested (it starts
+    /// with the server), so `complete` alone is not enough: every ingest
+    /// chunk, reload or waiver change counts its entities as pending.
+    pub fn settled(&self) -> bool {
+        self.complete && self.pending == 0
+    }
+}
+
 /// Per team (owner) roll-up of one scorecard.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TeamRollup {

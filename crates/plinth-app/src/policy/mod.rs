@@ -123,7 +123,8 @@ pub struct Scorecards {
     pub teams: Vec<TeamRollup>,
     /// Catalog-point outcomes over every entity.
     pub outcomes: std::collections::BTreeMap<&'static str, usize>,
-    /// The governance view has evaluated every entity.
+    /// The governance view has evaluated every entity as it is now (the
+    /// first evaluation is done and nothing is pending).
     pub complete: bool,
 }
 
@@ -135,6 +136,8 @@ pub struct PolicyStatus {
     pub revision: String,
     /// Revision the governance view was computed with.
     pub view_revision: String,
+    /// The first evaluation is done and nothing is pending: the results
+    /// are those of the whole catalogue as it is.
     pub complete: bool,
     /// Entities evaluated in the view.
     pub evaluated: usize,
@@ -293,7 +296,7 @@ impl<'a> Policy<'a> {
         Ok(PolicyStatus {
             revision: compiled.engine.revision().to_string(),
             view_revision: view.revision.clone(),
-            complete: view.complete,
+            complete: view.settled(),
             evaluated: view.entities.len(),
             pending: view.pending,
             evaluated_at: view.evaluated_at,
@@ -389,7 +392,7 @@ impl<'a> Policy<'a> {
             scorecards: compiled.scorecards.clone(),
             teams: view.rollups(owner.as_deref(), &compiled.scorecards),
             outcomes: view.outcome_counts(),
-            complete: view.complete,
+            complete: view.settled(),
         })
     }
 }

@@ -132,7 +132,7 @@ struct MyTeamView {
     groups: usize,
     owned: Vec<OwnedRow>,
     owned_total: usize,
-    /// The explorer, filtered to the first team's entities.
+    /// The explorer, filtered to what the teams own.
     owned_href: Option<String>,
     failures: Option<RuleFailuresView>,
     runs: Option<Vec<RunRow>>,
@@ -199,10 +199,7 @@ pub(in crate::portal) async fn home(
         .take(OWNED_ON_HOME)
         .map(|key| OwnedRow { entity: link(&state, key), star: button(key, starred.contains(key.as_str()), "/") })
         .collect();
-    let owned_href = mine.teams.first().and_then(|team| {
-        let r = plinth_model::parse_ref_lenient(team, Some("group")).ok()?;
-        Some(format!("/catalog?{}", super::super::query(&[("owner", &r.to_string())])))
-    });
+    let owned_href = explorer_of(&state, &mine.owned);
     let changes = mine
         .changes
         .iter()
@@ -248,6 +245,23 @@ pub(in crate::portal) async fn home(
     };
     drop(state);
     page(StatusCode::OK, "my_team.html", &view)
+}
+
+/// Most `owner=` values in the "All N in the catalogue" link.
+const MAX_OWNER_VALUES: usize = 20;
+
+/// The explorer filtered to `owned`: its owner facet matches `spec.owner`
+/// as each entity writes it (`team-a`, `group:team-a` or the full ref), so
+/// the link carries every form the owned entities use, one `owner=` each.
+/// No link when they use more than [`MAX_OWNER_VALUES`] forms.
+fn explorer_of(state: &CatalogState, owned: &[String]) -> Option<String> {
+    let owners: std::collections::BTreeSet<&str> =
+        owned.iter().filter_map(|key| state.get(key)).filter_map(|r| r.summary.owner.as_deref()).collect();
+    if owners.is_empty() || owners.len() > MAX_OWNER_VALUES {
+        return None;
+    }
+    let pairs: Vec<(&str, &str)> = owners.into_iter().map(|o| ("owner", o)).collect();
+    Some(format!("/catalog?{}", super::super::query(&pairs)))
 }
 
 #[cfg(test)]

@@ -457,7 +457,7 @@ pub(super) async fn policies_page(
         let state = app.platform.catalog().view(&caller).ok()?;
         Some((
             team::rule_view(&state, &failures, "/policies", show),
-            team::check_view(&state, &checks, "/policies", show),
+            team::check_view(&state, &checks, "/policies", show, failures.complete),
         ))
     };
     let (failures, checks) = drill().unwrap_or_default();

@@ -22,6 +22,10 @@ use serde::Serialize;
 
 /// Entities shown per rule or per (check, team) before "show all".
 pub(crate) const LIST_LIMIT: usize = 10;
+/// Teams shown per scorecard check (those with the most failing entities
+/// first); `?show=` lists them all. At 100k entities a check can fail in
+/// over a thousand teams, and listing every one made `/policies` 18 MB.
+pub(crate) const TEAM_LIMIT: usize = 10;
 
 /// One failing entity of a rule.
 #[derive(Debug, Serialize)]
@@ -84,6 +88,9 @@ struct CheckDrill {
     /// Passing entities of `applies`.
     passed: usize,
     teams: Vec<TeamCheckRow>,
+    /// Teams not shown (beyond [`TEAM_LIMIT`]) and their failing entities.
+    more_teams: usize,
+    more_teams_entities: usize,
     show_all_href: Option<String>,
 }
 
@@ -91,6 +98,9 @@ struct CheckDrill {
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct CheckFailuresView {
     checks: Vec<CheckDrill>,
+    /// The governance view covers the catalogue as it is (else "no failing
+    /// check" only means "none so far").
+    complete: bool,
 }
 
 /// What one team owns that fails: the `team_failures.html` partial.
@@ -188,17 +198,26 @@ pub(crate) fn check_view(
     checks: &[CheckFailures],
     base: &str,
     show: Option<&str>,
+    complete: bool,
 ) -> CheckFailuresView {
     let checks = checks
         .iter()
         .map(|c| {
             let key = format!("{}/{}", c.scorecard, c.check);
             let anchor = format!("check-{}-{}", anchor(&c.scorecard), anchor(&c.check));
-            let limit = if show == Some(key.as_str()) { usize::MAX } else { LIST_LIMIT };
+            let shown = show == Some(key.as_str());
+            let limit = if shown { usize::MAX } else { LIST_LIMIT };
+            let team_limit = if shown { usize::MAX } else { TEAM_LIMIT };
             let mut more_any = false;
+            // The teams come with the most failing first.
+            let hidden = &c.teams[c.teams.len().min(team_limit)..];
+            let more_teams = hidden.len();
+            let more_teams_entities = hidden.iter().map(|t| t.entities.len()).sum();
+            more_any |= more_teams > 0;
             let teams = c
                 .teams
                 .iter()
+                .take(team_limit)
                 .map(|t| {
                     let entities: Vec<EntityLink> = t.entities.iter().take(limit).map(|e| link(state, e)).collect();
                     let more = t.entities.len() - entities.len();
@@ -223,10 +242,12 @@ pub(crate) fn check_view(
                 failing: c.failing,
                 passed: c.applies.saturating_sub(c.failing),
                 teams,
+                more_teams,
+                more_teams_entities,
             }
         })
         .collect();
-    CheckFailuresView { checks }
+    CheckFailuresView { checks, complete }
 }
 
 /// An owner key as a link with the group's title when the catalogue has it.
@@ -258,7 +279,7 @@ pub(crate) fn team_failures(
         denied: failures.denied_entities,
         warned: failures.warned_entities,
         failures: rule_view(&state, &failures, &href, show),
-        checks: check_view(&state, &checks, &href, show),
+        checks: check_view(&state, &checks, &href, show, failures.complete),
         href,
     })
 }
@@ -298,6 +319,7 @@ pub(crate) async fn team_failing_page(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use plinth_app::policy::drilldown::TeamCheckFailures;
 
     fn render(template: &str, view: &impl Serialize) -> String {
         let chrome = crate::portal::Chrome {
@@ -375,8 +397,11 @@ mod tests {
                         },
                         TeamCheckRow { owner: None, entities: vec![entity("c", false)], count: 1, more: 0 },
                     ],
+                    more_teams: 4,
+                    more_teams_entities: 9,
                     show_all_href: Some("/policies?show=basics%2Fdocs#check-basics-docs".into()),
                 }],
+                complete: true,
             },
         }
     }
@@ -399,6 +424,8 @@ mod tests {
             "3 more failing entities were not examined",
             r#"data-failing="3""#,
             "and 1 more",
+            "and 4 more teams with 9 failing entities",
+            r#"data-more-teams="4" data-more-teams-entities="9""#,
             "No owner",
             "owned entity is denied",
         ] {
@@ -413,7 +440,49 @@ mod tests {
         let page = TeamFailingPage { title: "t".into(), team: entity("a", false), team_failures: view, star: None };
         let html = render("team_failing.html", &page);
         assert!(html.contains("No owned entity is denied or warned"), "{html}");
-        assert!(html.contains("results are still being computed") && html.contains("Every scorecard check passes"));
+        assert!(html.contains("results are still being computed"), "{html}");
+        // Until the governance view covers the catalogue, "no failing check"
+        // only means "none so far".
+        assert!(html.contains("No failing check so far") && !html.contains("Every scorecard check passes"), "{html}");
+        let mut view = TeamFailuresView { groups: 1, ..TeamFailuresView::default() };
+        view.failures.complete = true;
+        view.checks.complete = true;
+        let page = TeamFailingPage { title: "t".into(), team: entity("a", false), team_failures: view, star: None };
+        let html = render("team_failing.html", &page);
+        assert!(html.contains("Every scorecard check passes") && !html.contains("so far"), "{html}");
+    }
+
+    #[test]
+    fn a_check_lists_its_ten_worst_teams_and_counts_the_rest() {
+        let teams: Vec<TeamCheckFailures> = (0..12)
+            .map(|i| TeamCheckFailures {
+                owner: Some(format!("group:default/team-{i}")),
+                entities: (0..(12 - i)).map(|e| format!("component:default/c-{i}-{e}")).collect(),
+            })
+            .collect();
+        let failing = teams.iter().map(|t| t.entities.len()).sum();
+        let checks = vec![CheckFailures {
+            scorecard: "basics".into(),
+            scorecard_title: "Basics".into(),
+            check: "docs".into(),
+            title: "Has docs".into(),
+            level: "bronze".into(),
+            applies: 100,
+            failing,
+            teams,
+        }];
+        let state = CatalogState::new();
+        let view = check_view(&state, &checks, "/policies", None, true);
+        let drill = &view.checks[0];
+        assert_eq!(drill.teams.len(), TEAM_LIMIT);
+        assert_eq!((drill.more_teams, drill.more_teams_entities), (2, 2 + 1));
+        let listed: usize = drill.teams.iter().map(|t| t.count).sum();
+        assert_eq!(listed + drill.more_teams_entities, failing);
+        assert!(drill.show_all_href.is_some());
+        // `?show=` lifts both limits for that check.
+        let view = check_view(&state, &checks, "/policies", Some("basics/docs"), true);
+        assert_eq!((view.checks[0].teams.len(), view.checks[0].more_teams), (12, 0));
+        assert!(view.checks[0].teams.iter().all(|t| t.more == 0));
     }
 
     #[test]

@@ -202,7 +202,7 @@ impl Drop for Browser {
 }
 
 impl Browser {
-    /// A headless Chromium (1280×900, fresh profile, console logged) in a
+    /// A headless Chromium (1400×900, fresh profile, console logged) in a
     /// session of its own chromedriver.
     pub async fn open() -> Browser {
         let driver = Driver::start().await;
@@ -216,7 +216,7 @@ impl Browser {
                 "args": [
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--disable-dev-shm-usage", "--window-size=1280,900",
+                    "--disable-dev-shm-usage", "--window-size=1400,900",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
             },

@@ -19,6 +19,8 @@
 //!   Chromium, on the demo and on a generated catalogue;
 //! - `portal_drilldown`: policy, scorecard and team drill-downs, "My team",
 //!   stars, phone width and the axe-core audit, in Chromium;
+//! - `portal_large`: the entity page, drill-downs, "My team", phone width
+//!   and axe-core on a generated catalogue of 100k entities;
 //! - `process`: crashes, restarts, replicas, secrets and the client verbs;
 //! - `common`: what they share (starting `plinth serve`, ports, HTTP, files).
 
@@ -33,4 +35,5 @@ mod packaging;
 mod portal_browser;
 mod portal_drilldown;
 mod portal_entity;
+mod portal_large;
 mod process;

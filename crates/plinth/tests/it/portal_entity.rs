@@ -1,20 +1,20 @@
 //! The entity page and the catalogue pages in headless Chromium, against
-//! `plinth serve --demo` and a large generated catalogue: action links
+//! `plinth serve --demo` (the large catalogue is `portal_large`): action links
 //! from annotations, relations with human labels that collapse with a link
 //! to the explorer filtered to the same relation, the Docs tab (headings,
 //! code, an image, a relative link, the docs in the main search), API
 //! definitions rendered, and the pages at phone width (390 px).
 
-use super::common::{generate_catalog, repo, Launch, Serve};
+use super::common::{repo, Serve};
 use plinth_testkit::browser::{query_param, url_path, Browser, ELEMENT};
 use plinth_testkit::{page_ensure as ensure, page_fail as fail};
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 const AUTH: &str = "/catalog/default/component/auth-service";
 
 /// The numbers in a text (`1,234` is one number).
-fn numbers(text: &str) -> Vec<u64> {
+pub(crate) fn numbers(text: &str) -> Vec<u64> {
     text.replace([',', '\u{a0}', '\u{202f}'], "")
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|n| n.parse().ok())
@@ -22,7 +22,7 @@ fn numbers(text: &str) -> Vec<u64> {
 }
 
 /// The total an explorer page reports ("Showing 1–50 of 62 entities").
-async fn explorer_total(b: &Browser) -> u64 {
+pub(crate) async fn explorer_total(b: &Browser) -> u64 {
     let text = b.text_of("#result-count").await;
     match numbers(&text).into_iter().max() {
         Some(n) => n,
@@ -31,14 +31,14 @@ async fn explorer_total(b: &Browser) -> u64 {
 }
 
 /// The `href` of the first element matching `css`, or a failure.
-async fn href_of(b: &Browser, css: &str) -> String {
+pub(crate) async fn href_of(b: &Browser, css: &str) -> String {
     let element = b.wait(css).await;
     b.href(&element).await
 }
 
 /// Narrows the window to a phone's width (390 px): the window, else the
 /// device metrics through Chromium's DevTools protocol.
-async fn phone_width(b: &Browser) {
+pub(crate) async fn phone_width(b: &Browser) {
     let _ = b.post("/window/rect", json!({"width": 390, "height": 844})).await;
     let width = b.script("return window.innerWidth", json!([])).await.as_u64().unwrap_or(0);
     if width > 400 {
@@ -244,101 +244,4 @@ async fn entity_page_docs_and_apis_on_the_demo() {
     b.save_screenshot(&repo().join("docs/screenshots/graph-phone.png")).await;
     b.check_console("phone", &[]).await;
     eprintln!("entity_page_docs_and_apis_on_the_demo: {:.1} s", started.elapsed().as_secs_f64());
-}
-
-/// The size of the generated catalogue (see the report on timings).
-const LARGE: u64 = 100_000;
-
-#[tokio::test]
-async fn entity_page_of_a_hub_in_a_large_catalogue() {
-    let started = Instant::now();
-    let catalogue = tempfile::tempdir().unwrap();
-    let manifest = generate_catalog(catalogue.path(), LARGE);
-    let entities = manifest["entities"].as_u64().expect("manifest.json: entities");
-    let hub = manifest["most_depended_upon"].as_str().expect("manifest.json: most_depended_upon").to_string();
-    let generated = started.elapsed();
-    let all = catalogue.path().join("all.yaml");
-    let scratch = tempfile::tempdir().unwrap();
-    let launch = Launch { locations: &[all.as_path()], ready_within: Duration::from_secs(240), ..Launch::default() };
-    let mut plinth = Serve::launch(&scratch.path().join("data"), launch).await;
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let mut total = 0;
-    while total < entities {
-        if let Some(status) = plinth.exit_status() {
-            panic!("plinth serve exited ({status}) during ingest; log:\n{}", plinth.log_tail());
-        }
-        assert!(Instant::now() < deadline, "ingest: {total} of {entities} after 240 s:\n{}", plinth.log_tail());
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let Ok(response) = client.get(plinth.url("/api/catalog/entity-facets?facet=kind")).send().await else {
-            continue;
-        };
-        let Ok(body) = response.json::<Value>().await else { continue };
-        total = body["facets"]["kind"]
-            .as_array()
-            .map(|kinds| {
-                kinds
-                    .iter()
-                    .filter(|k| !k["value"].as_str().unwrap_or("").eq_ignore_ascii_case("location"))
-                    .filter_map(|k| k["count"].as_u64())
-                    .sum()
-            })
-            .unwrap_or(0);
-    }
-    let ingested = started.elapsed() - generated;
-    let journey = Instant::now();
-    let b = Browser::open().await;
-
-    // The hub's page: its dependents collapse behind a count.
-    let (kind, name) = hub.split_once(':').map(|(k, r)| (k, r.rsplit('/').next().unwrap_or(r))).unwrap();
-    let page = Instant::now();
-    b.goto(&plinth.url(&format!("/catalog/default/{kind}/{name}"))).await;
-    b.wait("h1#entity-title").await;
-    let page_ms = page.elapsed().as_millis();
-    let used_by = "#relations section[data-relation=\"dependencyOf\"]";
-    let heading = b.text_of(&format!("{used_by} > h3")).await;
-    let count = numbers(&heading).into_iter().next().unwrap_or(0);
-    ensure!(b, heading.starts_with("Used by") && count > 10, "hub dependents heading: {heading:?}");
-    ensure!(b, b.find(&format!("{used_by} details.relation-list")).await.is_some(), "the hub's list is not collapsed");
-    let listed = b.find_all(&format!("{used_by} a.entity-link")).await.len() as u64;
-    ensure!(b, listed <= 200 && listed <= count, "{listed} dependents listed of {count}");
-    if count > 200 {
-        let more = b.text_of(&format!("{used_by} .more")).await;
-        ensure!(b, numbers(&more).first() == Some(&(count - listed)), "\"and N more\": {more:?}, {count} - {listed}");
-    }
-    // The explorer link really filters to the same entities.
-    let explorer = b.wait(&format!("{used_by} .relation-explorer a")).await;
-    let filter = Instant::now();
-    b.follow(&explorer, "table#entities").await;
-    let filter_ms = filter.elapsed().as_millis();
-    let shown = explorer_total(&b).await;
-    ensure!(b, shown == count, "explorer filtered to the hub's dependents: {shown}, the page said {count}");
-    // Each row depends on the hub (checked through the API for the first row).
-    let first = href_of(&b, "table#entities tbody tr a.entity-link").await;
-    let path = url_path(&first);
-    let parts: Vec<&str> = path.trim_start_matches("/catalog/").split('/').collect();
-    let [ns, row_kind, row_name] = parts[..] else { fail!(b, "row link {first}") };
-    let entity: Value = client
-        .get(plinth.url(&format!("/api/catalog/entities/by-name/{row_kind}/{ns}/{row_name}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let depends = entity["relations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|r| r["type"] == "dependsOn" && r["targetRef"].as_str().is_some_and(|t| t.eq_ignore_ascii_case(&hub)));
-    ensure!(b, depends, "the first filtered row {first} does not depend on {hub}");
-    b.check_console("hub (large)", &[]).await;
-    eprintln!(
-        "entity_page_of_a_hub_in_a_large_catalogue: {entities} entities generated {:.1} s, ingested {:.1} s; \
-         hub page {page_ms} ms ({count} dependents), filtered explorer {filter_ms} ms; journey {:.1} s, test {:.1} s",
-        generated.as_secs_f64(),
-        ingested.as_secs_f64(),
-        journey.elapsed().as_secs_f64(),
-        started.elapsed().as_secs_f64()
-    );
 }

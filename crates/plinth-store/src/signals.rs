@@ -4,13 +4,15 @@
 //! an event log and the current state per rule).
 //!
 //! Span ingestion is on the hot path of the OTLP receiver, so it is
-//! set-based: SQLite gets multi-row `INSERT … VALUES` statements of 2,000
-//! spans, PostgreSQL one array per column unpacked by `UNNEST` (the two
+//! set-based: SQLite gets multi-row `INSERT … VALUES` statements of up to
+//! 2,048 spans, PostgreSQL one array per column unpacked by `UNNEST` (the two
 //! forms, and those of the rollup inserts, are side by side below). Both
-//! skip stored keys (`ON CONFLICT DO NOTHING`) and return only the keys they
-//! actually inserted (`RETURNING`), which is how the caller learns which
-//! spans were new. The other statements are written once with `?`
-//! placeholders and numbered for PostgreSQL.
+//! skip stored keys (`ON CONFLICT DO NOTHING`), which is how a retried
+//! export is stored once; the caller learns which spans were new from
+//! `RETURNING` on PostgreSQL, and on SQLite from the row count (all new, the
+//! usual case) or else the rowids above the largest one before the insert.
+//! The other statements are written once with `?` placeholders and numbered
+//! for PostgreSQL.
 
 use std::collections::HashMap;
 
@@ -331,25 +333,47 @@ record! {
 /// chunks measured no faster.
 const PG_SPAN_CHUNK: usize = 10_000;
 
-/// Spans per SQLite insert: 15 parameters each, below SQLite's limit of
+/// Spans per SQLite insert at most (a power of two, see
+/// [`sqlite_span_chunk`]): 15 parameters each, below SQLite's limit of
 /// 32,766. Measured faster (about 1.6x at 50,000 spans) than binding the
 /// batch as one JSON document unpacked with `json_each`, whose per-column
 /// `->>` extraction re-parses every element.
-const SQLITE_SPAN_CHUNK: usize = 2_000;
+const SQLITE_SPAN_CHUNK: usize = 2_048;
 
 /// Rollup rows per SQLite multi-row insert: 21 parameters each, well
 /// below SQLite's limit of 32,766.
 const SQLITE_ROLLUP_CHUNK: usize = 1_000;
 
-/// Stores `rows` spans ([`SpanRecord::COLUMNS`] each), skipping stored keys
-/// and returning the keys it stored.
+/// Stores `rows` spans ([`SpanRecord::COLUMNS`] each), skipping stored keys.
+/// No `RETURNING`: it buffers every inserted key in a temporary table and
+/// hands it back row by row, while duplicates are rare (a retried export);
+/// [`SqliteStore::insert_spans`] finds them by rowid instead.
 fn sqlite_spans_insert(rows: usize) -> String {
-    format!(
-        "INSERT INTO signal_spans ({}) VALUES {} ON CONFLICT DO NOTHING RETURNING trace_id, span_id",
-        SpanRecord::COLUMNS,
-        values(rows, 15)
-    )
+    format!("INSERT INTO signal_spans ({}) VALUES {} ON CONFLICT DO NOTHING", SpanRecord::COLUMNS, values(rows, 15))
 }
+
+/// The largest rowid of the span table (0 when empty).
+const SQLITE_MAX_ROWID: &str = "SELECT COALESCE(MAX(rowid), 0) FROM signal_spans";
+/// The keys of the spans stored after rowid `?`.
+const SQLITE_SPANS_AFTER: &str = "SELECT trace_id, span_id FROM signal_spans WHERE rowid > ?";
+
+/// Smallest chunk whose statement is cached.
+const SQLITE_SPAN_MIN_CACHED: usize = 64;
+
+/// The size of the next chunk of `n` spans: the largest power of two up to
+/// [`SQLITE_SPAN_CHUNK`], so each size's statement is prepared once per
+/// connection (a Collector export of 1,998 spans is 1,024 + 512 + 256 + 128
+/// + 64 + a remainder of 14).
+fn sqlite_span_chunk(n: usize) -> usize {
+    if n >= SQLITE_SPAN_CHUNK {
+        SQLITE_SPAN_CHUNK
+    } else if n < SQLITE_SPAN_MIN_CACHED {
+        n
+    } else {
+        1 << (usize::BITS - 1 - n.leading_zeros())
+    }
+}
+
 /// PostgreSQL form of [`sqlite_spans_insert`]: one array per column.
 fn pg_spans_insert() -> String {
     format!(
@@ -431,11 +455,16 @@ impl SqliteStore {
         unique: &UniqueSpans<'_>,
         mask: &mut [bool],
     ) -> Result<(), StoreError> {
-        for chunk in unique.rows.chunks(SQLITE_SPAN_CHUNK) {
+        let mut rest: &[&SpanRow] = &unique.rows;
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(sqlite_span_chunk(rest.len()));
+            rest = tail;
             let sql = sqlite_spans_insert(chunk.len());
-            // Only the full-size statement is worth caching: every other
-            // length would leave another large prepared statement behind.
-            let mut query = sqlx::query(&sql).persistent(chunk.len() == SQLITE_SPAN_CHUNK);
+            // Chunk sizes are powers of two (see `sqlite_span_chunk`), so a
+            // few statements serve every export size and are parsed once
+            // per connection; a small remainder is not worth caching.
+            let persistent = chunk.len() >= SQLITE_SPAN_MIN_CACHED;
+            let mut query = sqlx::query(&sql).persistent(persistent);
             // In `SpanRecord::COLUMNS` order.
             for s in chunk {
                 query = query
@@ -455,9 +484,20 @@ impl SqliteStore {
                     .bind(&s.data_source)
                     .bind(s.body.as_deref());
             }
-            for row in &query.fetch_all(&mut *conn).await? {
-                let key = SpanKey::from_row(row)?;
-                unique.mark(mask, key.trace_id, key.span_id);
+            // Rows get rowids above the largest one stored (the write lock is
+            // held), so those above `before` are exactly the ones inserted.
+            let before: i64 = sqlx::query_scalar(SQLITE_MAX_ROWID).persistent(true).fetch_one(&mut *conn).await?;
+            let inserted = query.execute(&mut *conn).await?.rows_affected();
+            if inserted == chunk.len() as u64 {
+                for s in chunk {
+                    unique.mark(mask, &s.trace_id, &s.span_id);
+                }
+            } else if inserted > 0 {
+                let rows = sqlx::query(SQLITE_SPANS_AFTER).bind(before).fetch_all(&mut *conn).await?;
+                for row in &rows {
+                    let key = SpanKey::from_row(row)?;
+                    unique.mark(mask, key.trace_id, key.span_id);
+                }
             }
         }
         Ok(())

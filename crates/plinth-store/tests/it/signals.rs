@@ -22,6 +22,7 @@ scenarios!(
     compaction_merges_partials,
     concurrent_compactions_merge_each_row_once,
     concurrent_overlapping_batches_store_each_span_once,
+    retried_exports_store_each_span_once,
     trace_and_span_queries,
     purge_applies_retention,
     scores_insert_and_query,
@@ -402,6 +403,64 @@ async fn concurrent_overlapping_batches_store_each_span_once(backend: Backend) {
     // Span ids 0..3500 (batch t covers t*500 .. t*500+2000).
     assert_eq!(inserted, 3_500);
     assert_eq!(count_spans(&h.store).await, 3_500);
+}
+
+/// An export of a Collector's size (1,998 spans, six per trace), retried
+/// whole and then again with new spans mixed in: every span is stored once,
+/// the mask names exactly the new ones (also in statement chunks that hold
+/// both), and each trace reads back whole.
+async fn retried_exports_store_each_span_once(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
+    let export = |traces: std::ops::Range<u64>| -> Vec<SpanRow> {
+        traces
+            .flat_map(|t| {
+                (0..6u64).map(move |s| SpanRow {
+                    parent_span_id: if s == 0 { String::new() } else { span_id(t * 8) },
+                    ..span(t, t * 8 + s, (t * 1_000 + (5 - s) * 10) as i64)
+                })
+            })
+            .collect()
+    };
+    let first = export(0..333);
+    let ingest = |spans: Vec<SpanRow>| {
+        let store = h.store.clone();
+        async move {
+            let mut mask = Vec::new();
+            let outcome = store
+                .ingest_signals(&spans, |m| {
+                    mask = m.to_vec();
+                    (vec![], vec![])
+                })
+                .await
+                .unwrap();
+            (outcome, mask)
+        }
+    };
+    let (outcome, mask) = ingest(first.clone()).await;
+    assert_eq!((outcome.inserted, outcome.duplicates), (1_998, 0));
+    assert!(mask.iter().all(|&m| m));
+
+    // The sender retries the acknowledged export: nothing is stored again.
+    let (outcome, mask) = ingest(first.clone()).await;
+    assert_eq!((outcome.inserted, outcome.duplicates), (0, 1_998));
+    assert!(mask.iter().all(|&m| !m));
+    assert_eq!(count_spans(&h.store).await, 1_998);
+
+    // Half of it again, then 250 new traces (1,500 spans).
+    let mut mixed = first[..999].to_vec();
+    mixed.extend(export(333..583));
+    let (outcome, mask) = ingest(mixed.clone()).await;
+    assert_eq!((outcome.inserted, outcome.duplicates), (1_500, 999));
+    let expected: Vec<bool> = (0..mixed.len()).map(|i| i >= 999).collect();
+    assert_eq!(mask, expected);
+    assert_eq!(count_spans(&h.store).await, 3_498);
+
+    // A trace reads back whole, ordered by start time.
+    for t in [0u64, 166, 332, 333, 582] {
+        let mut spans = export(t..t + 1);
+        spans.sort_by_key(|s| s.start_ns);
+        assert_eq!(h.store.trace_spans(&trace_id(t)).await.unwrap(), spans, "trace {t}");
+    }
 }
 
 async fn trace_and_span_queries(backend: Backend) {

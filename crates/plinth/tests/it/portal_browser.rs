@@ -867,8 +867,18 @@ async fn create_flow_preview_and_run() {
         "run {id}: #task-status is {status:?}; plinth log:\n{}",
         plinth.log_tail()
     );
+    // A relative time, with the exact one in `datetime` and on hover.
     let finished_at = b.text_of("#task-finished").await;
-    ensure!(b, finished_at.starts_with("20"), "run {id}: #task-finished shows {finished_at:?} after completion");
+    let time = b.wait("#task-finished time").await;
+    let datetime = b.attribute(&time, "datetime").await.unwrap_or_default();
+    let title = b.attribute(&time, "title").await.unwrap_or_default();
+    ensure!(
+        b,
+        datetime.starts_with("20")
+            && title.ends_with(" UTC")
+            && (finished_at == "just now" || finished_at.ends_with(" ago")),
+        "run {id}: #task-finished shows {finished_at:?} ({datetime:?}, {title:?}) after completion"
+    );
     let steps = b
         .script(
             "return [...document.querySelectorAll('#task-steps li.step')]\

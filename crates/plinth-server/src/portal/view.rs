@@ -202,6 +202,30 @@ impl OwnerLink {
 }
 
 impl EntityLink {
+    /// The entity with lower-case key `key`: its record, else its node
+    /// (a relation target the catalogue does not hold), else the key
+    /// itself, marked missing.
+    pub(super) fn of_key(state: &CatalogState, key: &str) -> EntityLink {
+        match state.get(key) {
+            Some(record) => EntityLink::in_state(state, record),
+            None => match state.node_of(key) {
+                Some(node) => EntityLink::node(state, node),
+                None => EntityLink {
+                    kind: key.split_once(':').map_or("", |(k, _)| k).to_string(),
+                    label: key.to_string(),
+                    name: key.rsplit('/').next().unwrap_or_default().to_string(),
+                    entity_ref: key.to_string(),
+                    href: None,
+                    spec_type: None,
+                    lifecycle: None,
+                    owner: None,
+                    description: None,
+                    missing: true,
+                },
+            },
+        }
+    }
+
     /// [`EntityLink::of`] with the owner shown by its title.
     pub(super) fn in_state(state: &CatalogState, record: &EntityRecord) -> EntityLink {
         let mut link = EntityLink::of(record);

@@ -141,24 +141,7 @@ struct MyTeamView {
 }
 
 fn link(state: &CatalogState, key: &str) -> EntityLink {
-    match state.get(key) {
-        Some(record) => EntityLink::in_state(state, record),
-        None => match state.node_of(key) {
-            Some(node) => EntityLink::node(state, node),
-            None => EntityLink {
-                kind: key.split_once(':').map_or("", |(k, _)| k).to_string(),
-                label: key.to_string(),
-                name: key.rsplit('/').next().unwrap_or_default().to_string(),
-                entity_ref: key.to_string(),
-                href: None,
-                spec_type: None,
-                lifecycle: None,
-                owner: None,
-                description: None,
-                missing: true,
-            },
-        },
-    }
+    EntityLink::of_key(state, key)
 }
 
 fn button(key: &str, starred: bool, next: &str) -> StarButton {

@@ -18,6 +18,7 @@
 pub mod access;
 pub mod audit;
 pub mod background;
+mod burst;
 mod caller;
 pub mod catalog;
 mod error;

@@ -139,6 +139,11 @@ impl Drop for Writing<'_> {
 const APPLY_CHUNK: usize = 5_000;
 /// Change-log rows read per follower step.
 const FOLLOW_BATCH: i64 = 5_000;
+/// Changes the broadcast to live views holds. A chunk's changes are sent
+/// in one go; room for a few chunks lets a subscriber that drains as they
+/// come (see `plinth-app`'s bursts) keep up through a bulk ingest instead of
+/// lagging and paying for a full rebuild.
+const EVENTS: usize = 4 * if APPLY_CHUNK > FOLLOW_BATCH as usize { APPLY_CHUNK } else { FOLLOW_BATCH as usize };
 /// Search documents indexed between two commits of a bulk ingest.
 const SEARCH_COMMIT: usize = 25_000;
 
@@ -147,7 +152,7 @@ impl Catalog {
     /// The change-log follower starts with [`Catalog::spawn_follower`].
     pub async fn open(store: Store, config: CatalogConfig) -> Result<Arc<Catalog>, CatalogError> {
         let search = Arc::new(SearchIndex::new()?);
-        let (events, _) = broadcast::channel(4096);
+        let (events, _) = broadcast::channel(EVENTS);
         let catalog = Arc::new(Catalog {
             store,
             config,

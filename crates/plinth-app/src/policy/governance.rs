@@ -14,7 +14,6 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use time::OffsetDateTime;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 /// One entity's governance results in full (computed on demand).
 #[derive(Debug, Clone, Serialize)]
@@ -475,36 +474,15 @@ fn affected(state: &CatalogState, key: &str) -> Vec<String> {
 
 /// Builds the view, then follows catalogue changes.
 pub fn spawn(service: Arc<PolicyService>) {
-    let mut changes = service.catalog.subscribe();
+    let mut bursts = crate::burst::Bursts::new(service.catalog.subscribe());
     let weak = Arc::downgrade(&service);
     tokio::spawn(async move {
         rebuild(&service, Scope::Everything).await;
         drop(service);
-        loop {
-            let first = changes.recv().await;
+        while let Some(burst) = bursts.next().await {
             let Some(service) = weak.upgrade() else { break };
-            let mut keys: Vec<String> = Vec::new();
-            let mut lagged = false;
-            let mut next = Some(first);
-            // Gather a burst (an ingest arrives in chunks) before evaluating:
-            // until 500 ms pass without a change, at most 10 s.
-            let burst = std::time::Instant::now();
-            while let Some(result) = next.take() {
-                match result {
-                    Ok(change) => keys.push(change.entity_ref.to_lowercase()),
-                    Err(RecvError::Lagged(_)) => lagged = true,
-                    Err(RecvError::Closed) => return,
-                }
-                next = match changes.try_recv() {
-                    Ok(change) => Some(Ok(change)),
-                    Err(TryRecvError::Lagged(n)) => Some(Err(RecvError::Lagged(n))),
-                    Err(TryRecvError::Closed) => return,
-                    Err(TryRecvError::Empty) if burst.elapsed() < std::time::Duration::from_secs(10) => {
-                        tokio::time::timeout(std::time::Duration::from_millis(500), changes.recv()).await.ok()
-                    }
-                    Err(TryRecvError::Empty) => None,
-                };
-            }
+            let lagged = burst.lagged;
+            let keys: Vec<String> = burst.changes.into_iter().map(|c| c.entity_ref.to_lowercase()).collect();
             if lagged {
                 // Changes were missed: which entities they touched is unknown.
                 rebuild(&service, Scope::Everything).await;

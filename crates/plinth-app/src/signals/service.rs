@@ -294,17 +294,11 @@ async fn writer(service: std::sync::Weak<SignalsService>, receiver: Arc<tokio::s
     }
 }
 
-/// Keeps attribution current: rebuilt (after a short quiet period, so a
-/// burst of changes costs one rebuild) whenever the catalogue changes.
+/// Keeps attribution current: rebuilt once per burst of catalogue changes
+/// (see [`crate::burst`]), so a 100k ingest costs a few rebuilds.
 async fn follow_catalogue(service: std::sync::Weak<SignalsService>) {
-    let Some(mut changes) = service.upgrade().map(|s| s.catalog.subscribe()) else { return };
-    loop {
-        match changes.recv().await {
-            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        while changes.try_recv().is_ok() {}
+    let Some(mut bursts) = service.upgrade().map(|s| crate::burst::Bursts::new(s.catalog.subscribe())) else { return };
+    while bursts.next().await.is_some() {
         let Some(service) = service.upgrade() else { return };
         let catalog = service.catalog.clone();
         if let Ok(attribution) = tokio::task::spawn_blocking(move || build_attribution(&catalog)).await {
@@ -378,13 +372,29 @@ pub fn now_s() -> i64 {
 /// Prompts, Agents, and Groups with cost centres (`plinth.dev/cost-center`,
 /// inherited from the parent group).
 pub fn build_attribution(catalog: &Catalog) -> Attribution {
-    let state = catalog.read();
+    // Only the records are taken under the projection's read lock (an Arc
+    // clone each); their bodies are parsed after it is released, so a
+    // rebuild never holds up an ingest's write.
+    let records = |state: &plinth_catalog::CatalogState, kind: &str| -> Vec<Arc<plinth_catalog::EntityRecord>> {
+        let nodes = state.filters().matching(&EntityFilter::equals("kind", kind), state.live());
+        nodes.iter().filter_map(|node| state.entity(node).cloned()).collect()
+    };
+    let (components, models, prompts, agents, group_records) = {
+        let state = catalog.read();
+        (
+            records(&state, "component"),
+            records(&state, "model"),
+            records(&state, "prompt"),
+            records(&state, "agent"),
+            records(&state, "group"),
+        )
+    };
     let mut attribution = Attribution::default();
-    let of_kind = |kind: &str| state.filters().matching(&EntityFilter::equals("kind", kind), state.live());
-    let body = |node| -> Option<(Arc<plinth_catalog::EntityRecord>, Value)> {
-        let record = state.entity(node)?.clone();
-        let value = serde_json::from_str::<Value>(&record.body).ok()?;
-        Some((record, value))
+    let parsed = |records: Vec<Arc<plinth_catalog::EntityRecord>>| {
+        records.into_iter().filter_map(|record| {
+            let value = serde_json::from_str::<Value>(&record.body).ok()?;
+            Some((record, value))
+        })
     };
     let owner_ref = |owner: Option<&str>| -> String {
         owner
@@ -392,8 +402,7 @@ pub fn build_attribution(catalog: &Catalog) -> Attribution {
             .map(|r| r.to_string())
             .unwrap_or_default()
     };
-    for node in of_kind("component").iter() {
-        let Some((record, value)) = body(node) else { continue };
+    for (record, value) in parsed(components) {
         let service_name = value["metadata"]["annotations"]["opentelemetry.io/service-name"].as_str();
         attribution.add_component(
             &record.summary.name,
@@ -402,8 +411,7 @@ pub fn build_attribution(catalog: &Catalog) -> Attribution {
             &owner_ref(record.summary.owner.as_deref()),
         );
     }
-    for node in of_kind("model").iter() {
-        let Some((record, value)) = body(node) else { continue };
+    for (record, value) in parsed(models) {
         attribution.add_model(
             &record.entity_ref.to_string(),
             &record.summary.name,
@@ -411,20 +419,15 @@ pub fn build_attribution(catalog: &Catalog) -> Attribution {
             value["metadata"]["annotations"]["plinth.dev/model-id"].as_str(),
         );
     }
-    for node in of_kind("prompt").iter() {
-        if let Some(record) = state.entity(node) {
-            attribution.add_prompt(&record.entity_ref.to_string(), &record.summary.name);
-        }
+    for record in prompts {
+        attribution.add_prompt(&record.entity_ref.to_string(), &record.summary.name);
     }
-    for node in of_kind("agent").iter() {
-        if let Some(record) = state.entity(node) {
-            attribution.add_agent(&record.entity_ref.to_string(), &record.summary.name);
-        }
+    for record in agents {
+        attribution.add_agent(&record.entity_ref.to_string(), &record.summary.name);
     }
     // Groups: cost centres, inherited down the parent chain.
     let mut groups: Vec<(String, String, Option<String>, Option<String>)> = Vec::new();
-    for node in of_kind("group").iter() {
-        let Some((record, value)) = body(node) else { continue };
+    for (record, value) in parsed(group_records) {
         let title = record.summary.title.clone().unwrap_or_else(|| record.summary.name.clone());
         let cost_center = value["metadata"]["annotations"]["plinth.dev/cost-center"].as_str().map(str::to_string);
         let parent = value["spec"]["parent"].as_str().map(|p| owner_ref(Some(p)));

@@ -59,6 +59,17 @@ impl Platform {
             last_seq as f64,
         ));
         out.push(MetricFamily::gauge("plinth_catalog_filter_keys", "Distinct filter keys indexed.", keys as f64));
+        out.push(MetricFamily {
+            name: "plinth_catalog_memory_bytes",
+            help: "Estimated bytes each structure of the catalogue holds (walked at most every 30 s; allocator slack not included).",
+            kind: MetricKind::Gauge,
+            samples: self
+                .catalog
+                .footprint()
+                .into_iter()
+                .map(|f| (vec![("structure", f.structure.to_string())], f.bytes as f64))
+                .collect(),
+        });
         out.push(MetricFamily::counter("plinth_ingest_refreshes_total", "Location refreshes run.", &m.refreshes));
         out.push(MetricFamily::counter(
             "plinth_ingest_refresh_failures_total",

@@ -11,6 +11,7 @@
 use roaring::RoaringBitmap;
 use serde_json::Value;
 use std::collections::HashMap;
+use std::mem::size_of;
 
 const MAX_KEY_LENGTH: usize = 200;
 const MAX_VALUE_LENGTH: usize = 200;
@@ -447,6 +448,26 @@ impl FilterIndex {
     /// postings (used only for small result sets).
     pub fn distinct_keys(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Estimated bytes held: keys and values, and their postings.
+    pub(crate) fn footprint(&self) -> u64 {
+        use crate::footprint::{table, text, vec};
+        let mut bytes = table(self.keys.capacity(), size_of::<(Box<str>, KeyPostings)>());
+        for (key, postings) in &self.keys {
+            bytes += text(key.len()) + postings.all.serialized_size() as u64;
+            bytes += table(postings.values.capacity(), size_of::<(Box<str>, ValuePostings)>());
+            for (value, posting) in &postings.values {
+                bytes += text(value.len()) + posting.original.as_ref().map_or(0, |o| text(o.len()));
+                if let Ids::Many(ids) = &posting.ids {
+                    bytes += ids.serialized_size() as u64;
+                }
+            }
+            if let Some(haystack) = postings.haystack.get() {
+                bytes += text(haystack.text.capacity()) + vec::<u32>(haystack.starts.capacity());
+            }
+        }
+        bytes
     }
 }
 

@@ -150,6 +150,13 @@ impl Graph {
         }
     }
 
+    /// Estimated bytes held by the adjacency lists.
+    pub(crate) fn footprint(&self) -> u64 {
+        use crate::footprint::vec;
+        vec::<Vec<Edge>>(self.adjacency.capacity())
+            + self.adjacency.iter().map(|e| vec::<Edge>(e.capacity())).sum::<u64>()
+    }
+
     pub fn edges(&self, node: NodeId) -> &[Edge] {
         self.adjacency.get(node as usize).map_or(&[], Vec::as_slice)
     }

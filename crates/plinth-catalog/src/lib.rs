@@ -5,6 +5,8 @@
 
 mod catalog;
 mod filters;
+mod footprint;
+pub use footprint::Footprint;
 pub mod git;
 mod graph;
 mod reconcile;

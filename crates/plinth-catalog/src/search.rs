@@ -149,6 +149,11 @@ impl SearchIndex {
         Ok(())
     }
 
+    /// Bytes of the committed segments (the index lives in memory).
+    pub fn footprint(&self) -> u64 {
+        self.reader.searcher().space_usage().map_or(0, |usage| usage.total().get_bytes())
+    }
+
     /// Makes pending changes searchable.
     pub fn commit(&self) -> Result<(), SearchError> {
         let mut dirty = self.dirty.lock();

@@ -150,6 +150,26 @@ impl FileCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Estimated bytes held beyond the entity bodies (which the projection
+    /// shares and counts): paths, per-entity handles, refs and hashes.
+    pub(crate) fn footprint(&self) -> u64 {
+        use crate::footprint::{table, text, vec};
+        use std::mem::size_of;
+        let files = self.files.lock();
+        let mut bytes = table(files.capacity(), size_of::<(CacheKey, CachedFile)>());
+        for ((path, origin), (_, outcome)) in files.iter() {
+            bytes += text(path.as_os_str().len() + origin.len()) + 16 + size_of::<FileOutcome>() as u64;
+            bytes += vec::<(Arc<ReadEntity>, u32)>(outcome.entities.capacity());
+            for (entity, _) in &outcome.entities {
+                let r = &entity.entity_ref;
+                bytes += 16
+                    + size_of::<ReadEntity>() as u64
+                    + text(r.kind.len() + r.namespace.len() + r.name.len() + entity.kind.len() + entity.hash.len());
+            }
+        }
+        bytes
+    }
 }
 
 /// Reads a location rooted at `root` (a file, or a directory searched for

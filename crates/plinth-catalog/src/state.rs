@@ -4,6 +4,7 @@
 //! rows in order. Readers take a read lock; only the follower writes.
 
 use crate::filters::{flatten, FilterIndex, Pair};
+use crate::footprint::Footprint;
 use crate::graph::{Direction, Graph, NodeId, RelId};
 use crate::search::SearchDoc;
 use plinth_model::{declared_relations, EntityRef, ANNOTATION_MANAGED_BY_LOCATION};
@@ -174,6 +175,61 @@ impl CatalogState {
 
     pub fn entities(&self) -> impl Iterator<Item = &Arc<EntityRecord>> {
         self.entities.iter().flatten()
+    }
+
+    /// Estimated bytes per structure of the projection (see
+    /// [`crate::footprint`]): entity bodies, the records around them, the
+    /// key maps, the graph, the filter index, the sort orders and the
+    /// facet codes.
+    pub fn footprint(&self) -> Vec<Footprint> {
+        use crate::footprint::{btree, table, text, vec};
+        use std::mem::size_of;
+        let arc_str = |s: &str| 16 + text(s.len());
+        let mut bodies = 0;
+        let mut records = vec::<Option<Arc<EntityRecord>>>(self.entities.capacity());
+        for record in self.entities.iter().flatten() {
+            bodies += arc_str(&record.body);
+            let r = &**record;
+            let summary = &r.summary;
+            let optional = |o: &Option<String>| o.as_ref().map_or(0, |s| text(s.len()));
+            records += 16
+                + size_of::<EntityRecord>() as u64
+                + text(r.entity_ref.kind.len() + r.entity_ref.namespace.len() + r.entity_ref.name.len())
+                + text(r.uid.len() + r.etag.len() + r.hash.len() + r.managed_by.len())
+                + text(summary.kind.len() + summary.namespace.len() + summary.name.len())
+                + optional(&summary.title)
+                + optional(&summary.description)
+                + optional(&summary.spec_type)
+                + optional(&summary.lifecycle)
+                + optional(&summary.owner)
+                + vec::<String>(summary.tags.capacity())
+                + summary.tags.iter().map(|t| text(t.len())).sum::<u64>()
+                + vec::<(RelId, NodeId)>(r.declared.capacity());
+        }
+        let keys = table(self.nodes.capacity(), size_of::<(Arc<str>, NodeId)>())
+            + self.nodes.keys().map(|k| arc_str(k)).sum::<u64>()
+            + vec::<Arc<str>>(self.node_refs.capacity())
+            + self.node_refs.iter().map(|r| arc_str(r)).sum::<u64>()
+            + table(self.uids.capacity(), size_of::<(String, NodeId)>())
+            + self.uids.keys().map(|u| text(u.len())).sum::<u64>()
+            + btree(self.by_ref.len(), size_of::<(Arc<str>, NodeId)>())
+            + self.live.serialized_size() as u64;
+        let sorting = self
+            .sorted
+            .values()
+            .map(|set| {
+                btree(set.len(), size_of::<(Box<str>, NodeId)>()) + set.iter().map(|(v, _)| text(v.len())).sum::<u64>()
+            })
+            .sum();
+        vec![
+            Footprint { structure: "entity bodies", bytes: bodies },
+            Footprint { structure: "entity records", bytes: records },
+            Footprint { structure: "keys and ids", bytes: keys },
+            Footprint { structure: "relation graph", bytes: self.graph.footprint() },
+            Footprint { structure: "filter index", bytes: self.filters.footprint() },
+            Footprint { structure: "sort orders", bytes: sorting },
+            Footprint { structure: "facet codes", bytes: self.facet_codes.footprint() },
+        ]
     }
 
     /// Records a change-log row as seen.
@@ -620,6 +676,20 @@ struct FacetCodes {
 }
 
 impl FacetCodes {
+    fn footprint(&self) -> u64 {
+        use crate::footprint::{table, text, vec};
+        let interner = |i: &ValueInterner| {
+            table(i.codes.capacity(), std::mem::size_of::<(String, u32)>())
+                + vec::<String>(i.values.capacity())
+                + 2 * i.values.iter().map(|v| text(v.len())).sum::<u64>()
+        };
+        self.interners.iter().map(interner).sum::<u64>()
+            + interner(&self.tag_interner)
+            + vec::<[u32; 5]>(self.codes.capacity())
+            + vec::<Box<[u32]>>(self.tags.capacity())
+            + self.tags.iter().map(|t| vec::<u32>(t.len())).sum::<u64>()
+    }
+
     fn set(&mut self, node: NodeId, summary: &Summary) {
         let n = node as usize;
         if self.codes.len() <= n {
@@ -792,6 +862,44 @@ mod tests {
             location_id: "loc".into(),
             updated_at: time::macros::datetime!(2026-01-01 00:00 UTC),
         }
+    }
+
+    #[test]
+    fn the_footprint_grows_with_the_entities_and_shrinks_when_they_go() {
+        let component = |i: usize| {
+            serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+                "metadata": {"name": format!("svc-{i}"), "namespace": "default", "description": "x".repeat(200)},
+                "spec": {"type": "service", "lifecycle": "production", "owner": "team-a", "dependsOn": [format!("component:svc-{}", i + 1)]}})
+        };
+        let total = |state: &CatalogState, structure: &str| {
+            state.footprint().into_iter().find(|f| f.structure == structure).map(|f| f.bytes).unwrap()
+        };
+        let mut state = CatalogState::new();
+        for i in 0..10 {
+            state.apply(prepare(stored("Component", &format!("svc-{i}"), component(i))).unwrap());
+        }
+        let small: Vec<Footprint> = state.footprint();
+        for i in 10..1000 {
+            state.apply(prepare(stored("Component", &format!("svc-{i}"), component(i))).unwrap());
+        }
+        // Each body is a little over 300 bytes of JSON: a thousand of them
+        // are counted, and every structure grew.
+        let bodies = total(&state, "entity bodies");
+        assert!((300_000..600_000).contains(&bodies), "{bodies} bytes of bodies");
+        for (before, after) in small.iter().zip(state.footprint()) {
+            assert!(
+                after.bytes > before.bytes,
+                "{} did not grow: {} -> {}",
+                after.structure,
+                before.bytes,
+                after.bytes
+            );
+        }
+        for i in 0..1000 {
+            state.delete(&format!("component:default/svc-{i}"));
+        }
+        assert_eq!(total(&state, "entity bodies"), 0);
+        assert!(total(&state, "entity records") < 1000 * 16, "only the emptied slots remain");
     }
 
     #[test]

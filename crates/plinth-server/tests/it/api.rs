@@ -1166,6 +1166,11 @@ async fn ingestion_errors_are_reported_and_isolated(backend: Backend) {
     let (status, _) = server.text("/healthz").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(server.metric("plinth_catalog_entities").await, 5.0, "the Location and the four good components");
+    // Where the catalogue's memory goes, per structure.
+    for structure in ["entity bodies", "entity records", "filter index", "search index"] {
+        let bytes = server.metric(&format!("plinth_catalog_memory_bytes{{structure=\"{structure}\"}}")).await;
+        assert!(bytes > 0.0, "{structure}: {bytes} bytes");
+    }
 
     // Fixing the invalid entity clears its error and ingests it.
     write(&dir.join("mixed.yaml"), &MIXED.replace("lifecycle: [production]", "lifecycle: production"));

@@ -52,7 +52,7 @@ pub struct YamlError {
 
 /// A file over the size limit.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("file is {len} bytes, over the {limit} byte limit for catalogue files; split it into several files")]
+#[error("file is {len} bytes, over the {limit} byte limit for catalogue files; split it into several files (or raise `plinth serve --max-catalog-file-mib`)")]
 pub struct TooLarge {
     pub len: usize,
     pub limit: usize,

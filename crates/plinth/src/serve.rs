@@ -50,6 +50,12 @@ pub(crate) struct ServeArgs {
     /// Seconds between refreshes of every location.
     #[arg(long, env = "PLINTH_REFRESH_INTERVAL", default_value_t = 60)]
     refresh_interval: u64,
+    /// Largest catalogue file read, in MiB (1-256): a bigger file is
+    /// refused with an error naming it. The bound keeps a hostile or
+    /// runaway file from exhausting memory; raise it for generated files
+    /// that hold a very large organisation in one file.
+    #[arg(long, env = "PLINTH_MAX_CATALOG_FILE_MIB", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    max_catalog_file_mib: u16,
     /// Shared secret for webhook signatures (GitHub HMAC / GitLab token).
     /// Prefer --webhook-secret-file: the environment of a process can be
     /// read by whoever can read its /proc entry.
@@ -368,6 +374,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
     tracing::info!(backend = ?store.backend(), "store ready");
     let mut catalog_config = CatalogConfig::new(&args.data_dir);
     catalog_config.refresh_interval = Duration::from_secs(args.refresh_interval.max(1));
+    catalog_config.limits.max_file_bytes = usize::from(args.max_catalog_file_mib) * 1024 * 1024;
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| {
         format!("cannot listen on {}; is another server using it? pass --listen HOST:PORT", args.listen)
     })?;

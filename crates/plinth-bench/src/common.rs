@@ -49,6 +49,17 @@ pub(crate) fn start(
 }
 
 /// Peak resident memory (`VmHWM`), MiB.
+/// The server's CPU time (user + system), seconds.
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Linux reports in USER_HZ, 100 on every supported architecture.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 pub(crate) fn peak_rss_mib(pid: u32) -> f64 {
     status_mib(pid, "VmHWM:")
 }

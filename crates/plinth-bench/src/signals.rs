@@ -230,17 +230,6 @@ fn now_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
-/// The server's CPU time (user + system), seconds.
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are 14 and 15.
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Linux reports in USER_HZ, 100 on every supported architecture.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
 async fn post(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<u16> {
     let response = client.post(url).header("content-type", "application/x-protobuf").body(body).send().await?;
     Ok(response.status().as_u16())
@@ -348,7 +337,7 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     let bytes: usize = payloads.iter().map(Vec::len).sum();
     let pipeline = pipeline_per_core(&payloads, &services);
     let payloads = Arc::new(tokio::sync::Mutex::new(payloads));
-    let cpu_before = cpu_seconds(pid);
+    let cpu_before = crate::common::cpu_seconds(pid);
     let wall = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
@@ -377,7 +366,7 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
         throttled += worker.await??;
     }
     let elapsed = wall.elapsed().as_secs_f64();
-    let cpu = cpu_seconds(pid) - cpu_before;
+    let cpu = crate::common::cpu_seconds(pid) - cpu_before;
     let spans = exports_total * spans_per_export;
     let per_second = spans as f64 / elapsed;
     let per_cpu_second = spans as f64 / cpu.max(1e-9);

@@ -128,8 +128,9 @@ pub(crate) async fn backstage_errors(request: Request, next: Next) -> Response {
     let pending = response.extensions_mut().remove::<PendingError>().map(|PendingError(e)| e);
     let error = match pending {
         Some(error) => error,
-        // The body limit answers before any handler, in plain text.
-        None if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json(&response) => ApiError::new(
+        // The body limit answers before any handler, in plain text. (An
+        // OTLP receiver's 413 is a protobuf or JSON `Status`: left alone.)
+        None if response.status() == StatusCode::PAYLOAD_TOO_LARGE && is_plain(&response) => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "PayloadTooLargeError",
             format!("the body is larger than {} MiB; send less at a time", crate::api::MAX_JSON_BODY / (1024 * 1024)),
@@ -159,12 +160,13 @@ fn with_body(response: Response, error: ApiError, method: String, url: &str) -> 
     Response::from_parts(parts, axum::body::Body::from(serde_json::to_vec(&body).unwrap_or_default()))
 }
 
-fn is_json(response: &Response) -> bool {
+/// No content type, or plain text: what a body limit layer answers.
+fn is_plain(response: &Response) -> bool {
     response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"))
+        .is_none_or(|v| v.starts_with("text/plain"))
 }
 
 pub(crate) type ApiResult<T> = Result<T, ApiError>;

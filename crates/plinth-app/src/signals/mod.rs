@@ -5,6 +5,7 @@
 
 pub mod alerts;
 pub mod query;
+mod reservation;
 pub mod service;
 
 use plinth_store::{Resolution, RollupQuery, RollupRow, ScoreQuery, ScoreRow, SpanQuery};
@@ -22,6 +23,7 @@ use std::sync::Arc;
 
 pub use alerts::{AlertRule, HealthEntry, Slo};
 pub use query::{SignalFilter, SignalQuery, TimeRange};
+pub use reservation::reservation_for;
 pub use service::{shipped_prices, SignalsConfig, SignalsMetrics, SignalsService};
 
 use crate::access::{Permission, Resource};

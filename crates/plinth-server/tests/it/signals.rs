@@ -500,6 +500,35 @@ async fn malformed_and_oversized_requests_get_clear_statuses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_that_could_never_fit_in_memory_gets_413_not_429() {
+    // 1 MiB in flight. 2,000 small spans are ~200 kB on the wire and take
+    // many times that once decoded and normalised: more than the whole
+    // limit, so a 429 would have the client retry forever.
+    let server = start(Backend::Sqlite, |c| {
+        c.max_inflight_bytes = 1024 * 1024;
+        c.max_body_bytes = 512 * 1024;
+    })
+    .await
+    .expect("SQLite server");
+    let body = proto_request(1, 2_000, 0);
+    assert!(body.len() < 512 * 1024, "{} bytes", body.len());
+    let response = post(&server, "application/x-protobuf", None, body).await;
+    assert_eq!(response.status(), 413);
+    let bytes = response.bytes().await.unwrap();
+    let status = <plinth_telemetry::otlp::Status as prost::Message>::decode(bytes.clone())
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&bytes)));
+    assert!(
+        status.message.contains("in-flight limit") && status.message.contains("--otlp-max-inflight-mib"),
+        "{}",
+        status.message
+    );
+    // A small export of the same shape lands.
+    assert_eq!(post(&server, "application/x-protobuf", None, proto_request(2, 20, 0)).await.status(), 200);
+    let summary = server.ok(&format!("/api/signals/summary?{}", range())).await;
+    assert_eq!(summary["requests"], json!(20), "{summary}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_answers_429_and_loses_nothing_acknowledged() {
     // 8 MiB of in-flight memory; 24 concurrent ~200 KiB exports (each
     // reserving ~12× its size for decoding) cannot all fit.

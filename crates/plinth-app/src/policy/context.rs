@@ -185,11 +185,21 @@ pub fn resolve(state: &CatalogState, refs: &[String]) -> Map<String, Value> {
             // each decision about one of its services cost milliseconds.
             entities.insert(key.clone(), serde_json::from_str(&record.body).unwrap_or(Value::Null));
             if hop == 0 {
-                for (rel, node) in state.relations_of(record.node) {
-                    if OUTGOING.contains(&rel.name()) {
-                        next.push(state.ref_of(node).to_string());
-                    }
-                }
+                // Only the few outgoing edges, picked from the adjacency
+                // list: `relations_of` would sort every edge by its
+                // target's ref, and a team's list holds every entity it
+                // owns, so each decision about one of its entities paid for
+                // a sort that grows with the catalogue.
+                let mut outgoing: Vec<(&str, &str)> = state
+                    .graph()
+                    .edges(record.node)
+                    .iter()
+                    .filter(|edge| OUTGOING.contains(&edge.rel.name()))
+                    .map(|edge| (edge.rel.name(), state.ref_of(edge.to)))
+                    .collect();
+                outgoing.sort_unstable();
+                outgoing.dedup();
+                next.extend(outgoing.into_iter().map(|(_, target)| target.to_string()));
             }
         }
         frontier = next;

@@ -61,25 +61,28 @@ impl EntityLink {
         }
     }
 
+    /// A reference the catalogue does not hold, shown as written and
+    /// marked missing (no link).
+    fn missing(entity_ref: &str) -> EntityLink {
+        EntityLink {
+            kind: entity_ref.split_once(':').map_or("", |(k, _)| k).to_string(),
+            label: entity_ref.to_string(),
+            name: entity_ref.rsplit('/').next().unwrap_or_default().to_string(),
+            entity_ref: entity_ref.to_string(),
+            href: None,
+            spec_type: None,
+            lifecycle: None,
+            owner: None,
+            description: None,
+            missing: true,
+        }
+    }
+
     /// A graph node: the entity, or a dangling reference to one.
     pub(super) fn node(state: &CatalogState, node: NodeId) -> EntityLink {
         match state.entity(node) {
             Some(record) => EntityLink::of(record),
-            None => {
-                let entity_ref = state.ref_of(node).to_string();
-                EntityLink {
-                    kind: entity_ref.split_once(':').map_or("", |(k, _)| k).to_string(),
-                    label: entity_ref.clone(),
-                    name: entity_ref.rsplit('/').next().unwrap_or_default().to_string(),
-                    entity_ref,
-                    href: None,
-                    spec_type: None,
-                    lifecycle: None,
-                    owner: None,
-                    description: None,
-                    missing: true,
-                }
-            }
+            None => EntityLink::missing(state.ref_of(node)),
         }
     }
 }
@@ -210,18 +213,7 @@ impl EntityLink {
             Some(record) => EntityLink::in_state(state, record),
             None => match state.node_of(key) {
                 Some(node) => EntityLink::node(state, node),
-                None => EntityLink {
-                    kind: key.split_once(':').map_or("", |(k, _)| k).to_string(),
-                    label: key.to_string(),
-                    name: key.rsplit('/').next().unwrap_or_default().to_string(),
-                    entity_ref: key.to_string(),
-                    href: None,
-                    spec_type: None,
-                    lifecycle: None,
-                    owner: None,
-                    description: None,
-                    missing: true,
-                },
+                None => EntityLink::missing(key),
             },
         }
     }

@@ -761,9 +761,12 @@ impl PolicyEngine {
                 ));
             }
         }
-        let input = to_regorus(request.input);
-        let review = request.input.get("review").is_some_and(Value::is_object);
-        let plan = self.plan(request.point, request.profile, subject_kind(request.input));
+        let input = match request.converted {
+            Some(converted) => converted.value().clone(),
+            None => to_regorus(request.input),
+        };
+        let review = input[&regorus::Value::from("review")].as_object().is_ok();
+        let plan = self.plan(request.point, request.profile, subject_kind(&input));
         let object = || review_object(&input);
         let runs: Vec<(usize, regorus::Value)> = match (plan.all, review, plan.shape) {
             (None, _, _) => Vec::new(),
@@ -1181,11 +1184,22 @@ pub struct EvalRequest<'a> {
     /// Entity refs the decision is about (waiver scope).
     pub entities: &'a [String],
     pub now: OffsetDateTime,
+    /// The input already converted (see [`Input`]). When given, the rules
+    /// see it and `input` is not read.
+    pub converted: Option<&'a Input>,
 }
 
 impl<'a> EvalRequest<'a> {
     pub fn new(point: Point, input: &'a Value) -> Self {
-        EvalRequest { point, input, profile: None, waivers: &[], entities: &[], now: OffsetDateTime::now_utc() }
+        EvalRequest {
+            point,
+            input,
+            profile: None,
+            waivers: &[],
+            entities: &[],
+            now: OffsetDateTime::now_utc(),
+            converted: None,
+        }
     }
 }
 
@@ -1235,6 +1249,71 @@ pub(crate) fn to_regorus(value: &Value) -> regorus::Value {
     regorus::Value::deserialize(value).unwrap_or(regorus::Value::Undefined)
 }
 
+/// A Rego input already converted to the engine's value.
+///
+/// Converting JSON is a large share of a decision's cost. Callers that build
+/// many inputs from the same parts (the governance view attaches the same
+/// owner team, system and models to thousands of entities) convert each
+/// part once, keep it, and assemble inputs with [`Input::insert`]: cloning
+/// an `Input` shares its contents (reference counted), it does not copy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input(regorus::Value);
+
+impl Input {
+    pub fn from_json(value: &Value) -> Input {
+        Input(to_regorus(value))
+    }
+
+    /// Parsed straight from JSON text, without a `serde_json::Value` in
+    /// between; `None` when the text is not JSON.
+    pub fn parse(text: &str) -> Option<Input> {
+        regorus::Value::from_json_str(text).ok().map(Input)
+    }
+
+    pub fn object() -> Input {
+        Input(regorus::Value::new_object())
+    }
+
+    pub fn null() -> Input {
+        Input(regorus::Value::Null)
+    }
+
+    /// Sets `key` on an object (copying the object's top level only if it
+    /// is shared); does nothing on any other value.
+    pub fn insert(&mut self, key: &str, value: Input) {
+        if let Ok(fields) = self.0.as_object_mut() {
+            fields.insert(regorus::Value::from(key), value.0);
+        }
+    }
+
+    /// The input as JSON (for the decision log). Sets become arrays.
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(&self.0).unwrap_or(Value::Null)
+    }
+
+    pub(crate) fn value(&self) -> &regorus::Value {
+        &self.0
+    }
+}
+
+impl From<&str> for Input {
+    fn from(text: &str) -> Input {
+        Input(regorus::Value::from(text))
+    }
+}
+
+impl From<bool> for Input {
+    fn from(value: bool) -> Input {
+        Input(regorus::Value::from(value))
+    }
+}
+
+impl<T: Into<Input>> From<Option<T>> for Input {
+    fn from(value: Option<T>) -> Input {
+        value.map_or_else(Input::null, Into::into)
+    }
+}
+
 /// What an object-shaped package sees of an AdmissionReview input: the
 /// object under review, with the context (`input.plinth`) the engine was
 /// given; `None` when the request carries no object (DELETE, CONNECT).
@@ -1250,13 +1329,19 @@ fn review_object(input: &regorus::Value) -> Option<regorus::Value> {
 
 /// The kind of the object a decision is about: `input.kind`, or on an
 /// AdmissionReview input the object's kind (the request's for DELETE).
-fn subject_kind(input: &Value) -> Option<&str> {
-    match input.get("review") {
-        Some(review) if review.is_object() => review
-            .pointer("/object/kind")
-            .and_then(Value::as_str)
-            .or_else(|| review.pointer("/kind/kind").and_then(Value::as_str)),
-        _ => input.get("kind").and_then(Value::as_str),
+fn subject_kind(input: &regorus::Value) -> Option<&str> {
+    fn text(value: &regorus::Value) -> Option<&str> {
+        match value {
+            regorus::Value::String(s) => Some(s.as_ref()),
+            _ => None,
+        }
+    }
+    let review = &input[&regorus::Value::from("review")];
+    if review.as_object().is_ok() {
+        let object_kind = &review[&regorus::Value::from("object")][&regorus::Value::from("kind")];
+        text(object_kind).or_else(|| text(&review[&regorus::Value::from("kind")][&regorus::Value::from("kind")]))
+    } else {
+        text(&input[&regorus::Value::from("kind")])
     }
 }
 

@@ -90,6 +90,16 @@ pub fn definitions(engine: &PolicyEngine) -> Vec<ScorecardDef> {
 /// Evaluates every scorecard that applies to an entity of `kind`; `input`
 /// is the entity with its catalogue context attached.
 pub fn evaluate(engine: &PolicyEngine, defs: &[ScorecardDef], kind: &str, input: &Value) -> Vec<ScorecardResult> {
+    evaluate_input(engine, defs, kind, &crate::engine::Input::from_json(input))
+}
+
+/// [`evaluate`] on an input already converted.
+pub fn evaluate_input(
+    engine: &PolicyEngine,
+    defs: &[ScorecardDef],
+    kind: &str,
+    input: &crate::engine::Input,
+) -> Vec<ScorecardResult> {
     let kind = kind.to_ascii_lowercase();
     let applicable: Vec<&ScorecardDef> =
         defs.iter().filter(|d| d.kinds.is_empty() || d.kinds.contains(&kind)).collect();
@@ -99,11 +109,11 @@ pub fn evaluate(engine: &PolicyEngine, defs: &[ScorecardDef], kind: &str, input:
     // One evaluation for every scorecard (the input converted once); on
     // failure each check is run alone so the failure is reported on the
     // check that caused it.
-    let input = crate::engine::to_regorus(input);
+    let input = input.value();
     let mut interpreter: Option<regorus::Engine> = None;
     let gathered: Option<regorus::Value> = engine
         .scorecard_dispatch(&kind)
-        .and_then(|dispatch| engine.run_dispatch(dispatch, &input, engine.time_limit(), &mut interpreter).ok());
+        .and_then(|dispatch| engine.run_dispatch(dispatch, input, engine.time_limit(), &mut interpreter).ok());
     let mut results = Vec::new();
     for def in applicable {
         let index = engine.packages().iter().position(|p| p.name == def.package).unwrap_or(usize::MAX);

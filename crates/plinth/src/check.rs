@@ -295,7 +295,8 @@ fn evaluate(
     let (input_kind, name) = describe(&value);
     let now = EvalRequest::new(Point::Pr, &Value::Null).now;
     let input = attach_context(value, report::pr_context(profile, now));
-    let request = EvalRequest { point: Point::Pr, input: &input, profile, waivers: &[], entities: &[], now };
+    let request =
+        EvalRequest { point: Point::Pr, input: &input, profile, waivers: &[], entities: &[], now, converted: None };
     let decision = engine.evaluate(&request);
     let locations = decision
         .violations

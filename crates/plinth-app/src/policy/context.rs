@@ -2,9 +2,14 @@
 //! input names (labels, annotations, golden-path parameters, an entity's own
 //! relations) and their catalogue data; and masking the decision log.
 
-use plinth_catalog::CatalogState;
+use lru::LruCache;
+use parking_lot::Mutex;
+use plinth_catalog::{CatalogState, EntityRecord};
 use plinth_model::parse_ref_lenient;
+use plinth_policy::Input;
 use serde_json::{Map, Value};
+use std::collections::HashSet;
+use std::num::NonZeroUsize;
 
 /// Most entities attached to one decision's context.
 pub const MAX_CONTEXT_ENTITIES: usize = 200;
@@ -172,18 +177,39 @@ pub fn subject_refs(input: &Value, explicit: &[String]) -> Vec<String> {
 /// in the catalogue are absent.
 pub fn resolve(state: &CatalogState, refs: &[String]) -> Map<String, Value> {
     let mut entities = Map::new();
+    walk(state, refs, |key, record| {
+        entities.insert(key.to_string(), serde_json::from_str(&record.body).unwrap_or(Value::Null));
+    });
+    entities
+}
+
+/// [`resolve`] as a policy input already converted, each entity taken from
+/// `cache` when it holds the entity as it is now.
+/// The first ref is the decision's subject, which a pass over the
+/// catalogue meets once as a subject: it is converted without being kept,
+/// so it does not push out the teams and systems that recur.
+pub fn resolve_input(state: &CatalogState, refs: &[String], cache: &ContextCache) -> Input {
+    let mut entities = Input::object();
+    let subject = refs.first().map(String::as_str);
+    walk(state, refs, |key, record| entities.insert(key, cache.get(key, record, Some(key) != subject)));
+    entities
+}
+
+/// Visits the entities [`resolve`] attaches, each once, in order.
+fn walk(state: &CatalogState, refs: &[String], mut visit: impl FnMut(&str, &EntityRecord)) {
+    let mut seen: HashSet<String> = HashSet::new();
     let mut frontier: Vec<String> = refs.to_vec();
     for hop in 0..2 {
         let mut next = Vec::new();
         for key in frontier {
-            if entities.len() >= MAX_CONTEXT_ENTITIES || entities.contains_key(&key) {
+            if seen.len() >= MAX_CONTEXT_ENTITIES || seen.contains(&key) {
                 continue;
             }
             let Some(record) = state.get(&key) else { continue };
             // The stored body (without `relations`): a team's relations list
             // every entity it owns, which no rule reads and which would make
             // each decision about one of its services cost milliseconds.
-            entities.insert(key.clone(), serde_json::from_str(&record.body).unwrap_or(Value::Null));
+            visit(&key, record);
             if hop == 0 {
                 // Only the few outgoing edges, picked from the adjacency
                 // list: `relations_of` would sort every edge by its
@@ -201,10 +227,72 @@ pub fn resolve(state: &CatalogState, refs: &[String]) -> Map<String, Value> {
                 outgoing.dedup();
                 next.extend(outgoing.into_iter().map(|(_, target)| target.to_string()));
             }
+            seen.insert(key);
         }
         frontier = next;
     }
-    entities
+}
+
+/// Entities kept converted by [`ContextCache`]: the teams, systems, models
+/// and shared libraries that thousands of decisions attach. A few kB each.
+const CONTEXT_CACHE_ENTRIES: usize = 4_096;
+
+/// Context entities already converted to policy input, by ref, with the
+/// content hash they were converted from (a changed entity is converted
+/// again). Least recently used entries go first.
+///
+/// An entity is kept only when it is missed a second time while its first
+/// miss is still remembered: most dependencies are attached to a handful of
+/// decisions, and keeping each would push out the teams and systems that
+/// recur thousands of times (measured at 100k: the cache then cost more in
+/// evictions than it saved).
+pub struct ContextCache {
+    entries: Mutex<Entries>,
+}
+
+struct Entries {
+    kept: LruCache<String, (String, Input)>,
+    /// Refs missed once (cleared when it reaches the cache's size).
+    missed: HashSet<String>,
+}
+
+impl Default for ContextCache {
+    fn default() -> Self {
+        let capacity = NonZeroUsize::new(CONTEXT_CACHE_ENTRIES).unwrap_or(NonZeroUsize::MIN);
+        ContextCache { entries: Mutex::new(Entries { kept: LruCache::new(capacity), missed: HashSet::new() }) }
+    }
+}
+
+impl std::fmt::Debug for ContextCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContextCache").field("entries", &self.entries.lock().kept.len()).finish()
+    }
+}
+
+impl ContextCache {
+    /// `record`'s stored body as input: from the cache if it holds this
+    /// version, else parsed (outside the cache's lock) and, if `keep`, kept.
+    pub fn get(&self, key: &str, record: &EntityRecord, keep: bool) -> Input {
+        let admit = {
+            let mut entries = self.entries.lock();
+            if let Some((hash, input)) = entries.kept.get(key) {
+                if *hash == record.hash {
+                    return input.clone();
+                }
+            }
+            if entries.missed.len() >= CONTEXT_CACHE_ENTRIES {
+                entries.missed.clear();
+            }
+            keep && !entries.missed.insert(key.to_string())
+        };
+        let input = Input::parse(&record.body).unwrap_or_else(Input::null);
+        if admit {
+            let mut entries = self.entries.lock();
+            entries.missed.remove(key);
+            entries.kept.put(key.to_string(), (record.hash.clone(), input.clone()));
+        }
+        input
+    }
 }
 
 /// Removes the values at `paths` (JSON pointers into the event, `*` for

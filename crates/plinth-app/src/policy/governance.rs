@@ -7,9 +7,9 @@ use super::context;
 use super::service::PolicyService;
 use plinth_catalog::CatalogState;
 use plinth_policy::scorecard::{self, ScorecardDef, ScorecardResult, LEVELS};
-use plinth_policy::{attach_context, Decision, EvalRequest, Outcome, Point};
+use plinth_policy::{Decision, EvalRequest, Input, Outcome, Point};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
@@ -170,7 +170,7 @@ pub fn detail(service: &PolicyService, key: &str) -> Option<EntityGovernance> {
     let now = OffsetDateTime::now_utc();
     let (prepared, seq) = {
         let state = service.catalog.read();
-        (prepare(&state, &key, now), state.last_seq)
+        (prepare(&state, &service.context_cache, &key, now), state.last_seq)
     };
     let stamp = DetailStamp {
         seq,
@@ -220,7 +220,9 @@ const MAX_DETAILS: usize = 512;
 /// lock; the evaluation itself runs after the lock is released.
 struct Prepared {
     key: String,
-    input: Value,
+    /// The entity with its context under `plinth`, converted for the engine
+    /// from parts the context cache shares between entities.
+    input: Input,
     refs: Vec<String>,
     kind: String,
     owner: Option<String>,
@@ -228,7 +230,7 @@ struct Prepared {
     hash: String,
 }
 
-fn prepare(state: &CatalogState, key: &str, now: OffsetDateTime) -> Option<Prepared> {
+fn prepare(state: &CatalogState, cache: &context::ContextCache, key: &str, now: OffsetDateTime) -> Option<Prepared> {
     let record = state.get(key)?;
     let entity: Value = serde_json::from_str(&state.render_json(record)).ok()?;
     let mut refs = vec![key.to_string()];
@@ -237,21 +239,21 @@ fn prepare(state: &CatalogState, key: &str, now: OffsetDateTime) -> Option<Prepa
             refs.push(r);
         }
     }
-    let entities = context::resolve(state, &refs);
     let docs = crate::catalog::docs::policy_fact(&entity, &record.managed_by);
-    let input = attach_context(
-        entity,
-        json!({
-            "point": "catalog",
-            "environment": record.summary.lifecycle,
-            "user": null,
-            "profile": null,
-            "now": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "catalog": true,
-            "entities": entities,
-            "docs": docs,
-        }),
-    );
+    let now_text = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+    // The same document `attach_context` makes for the other points, built
+    // from converted parts.
+    let mut plinth = Input::object();
+    plinth.insert("point", "catalog".into());
+    plinth.insert("environment", record.summary.lifecycle.as_deref().into());
+    plinth.insert("user", Input::null());
+    plinth.insert("profile", Input::null());
+    plinth.insert("now", now_text.as_str().into());
+    plinth.insert("catalog", true.into());
+    plinth.insert("entities", context::resolve_input(state, &refs, cache));
+    plinth.insert("docs", Input::from_json(&docs));
+    let mut input = Input::from_json(&entity);
+    input.insert("plinth", plinth);
     let owner = record
         .summary
         .owner
@@ -273,14 +275,15 @@ fn evaluate_prepared(service: &PolicyService, prepared: &Prepared, now: OffsetDa
     let waivers = service.waivers.load();
     let request = EvalRequest {
         point: Point::Catalog,
-        input: &prepared.input,
+        input: &Value::Null,
         profile: None,
         waivers: &waivers,
         entities: &prepared.refs[..1],
         now,
+        converted: Some(&prepared.input),
     };
     let decision = compiled.engine.evaluate(&request);
-    let scorecards = scorecard::evaluate(&compiled.engine, &compiled.scorecards, &prepared.kind, &prepared.input);
+    let scorecards = scorecard::evaluate_input(&compiled.engine, &compiled.scorecards, &prepared.kind, &prepared.input);
     EntityGovernance {
         entity_ref: prepared.key.clone(),
         decision,
@@ -323,7 +326,7 @@ async fn evaluate_keys(
             let now = OffsetDateTime::now_utc();
             let prepared: Vec<(String, Option<Prepared>)> = {
                 let state = service.catalog.read();
-                slice.iter().map(|k| (k.clone(), prepare(&state, k, now))).collect()
+                slice.iter().map(|k| (k.clone(), prepare(&state, &service.context_cache, k, now))).collect()
             };
             let compiled = service.compiled.load();
             prepared
@@ -337,7 +340,7 @@ async fn evaluate_keys(
                         let id = uuid::Builder::from_random_bytes(digest[..16].try_into().unwrap_or([0; 16]))
                             .into_uuid()
                             .to_string();
-                        (id, governance.decision.clone(), prepared.input, prepared.refs)
+                        (id, governance.decision.clone(), prepared.input.to_json(), prepared.refs)
                     });
                     Evaluated { key, summary: Some(summarise(&governance, &compiled.scorecards)), log }
                 })
@@ -605,5 +608,73 @@ mod tests {
         let before = compile_dir(&dir);
         let _ = std::fs::remove_file(dir.join("extra.rego"));
         assert_eq!(reload_scope(&before, &compile_dir(&dir)), Scope::Nothing, "removing a deploy-only package");
+    }
+    /// The input the view assembles from cached, converted parts is the
+    /// document the JSON path (`attach_context`) makes, on the first pass
+    /// and when every part comes from the cache, and after a part changed.
+    #[tokio::test]
+    async fn the_assembled_input_is_the_attached_json() {
+        let work = tempfile::tempdir().unwrap();
+        let store = plinth_store::Store::open_sqlite(work.path()).await.unwrap();
+        let catalog =
+            plinth_catalog::Catalog::open(store, plinth_catalog::CatalogConfig::new(work.path().join("data")))
+                .await
+                .unwrap();
+        let file = work.path().join("catalog-info.yaml");
+        let write = |description: &str| {
+            std::fs::write(
+                &file,
+                format!(
+                    "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata: {{name: team-a, description: {description}}}\nspec: {{type: team, children: []}}\n---\n\
+                     apiVersion: backstage.io/v1alpha1\nkind: System\nmetadata: {{name: shop}}\nspec: {{owner: team-a}}\n---\n\
+                     apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{name: lib, labels: {{plinth.io/model: gpt}}}}\n\
+                     spec: {{type: library, lifecycle: production, owner: team-a, system: shop}}\n---\n\
+                     apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{name: web, annotations: {{plinth.io/datasets: 'docs, faq'}}}}\n\
+                     spec: {{type: service, lifecycle: experimental, owner: team-a, system: shop, dependsOn: [component:lib]}}\n"
+                ),
+            )
+            .unwrap();
+        };
+        write("first");
+        let location = plinth_store::NewLocation {
+            kind: "file".into(),
+            target: file.to_string_lossy().into_owned(),
+            branch: None,
+        };
+        catalog.add_location(location.clone()).await.unwrap();
+        let cache = context::ContextCache::default();
+        let now = OffsetDateTime::now_utc();
+        let check = |cache: &context::ContextCache| {
+            let state = catalog.read();
+            let keys: Vec<String> = state.entities().map(|r| r.key.to_string()).collect();
+            assert_eq!(keys.len(), 4);
+            for key in keys {
+                let record = state.get(&key).unwrap();
+                let entity: Value = serde_json::from_str(&state.render_json(record)).unwrap();
+                let prepared = prepare(&state, cache, &key, now).unwrap();
+                let expected = plinth_policy::attach_context(
+                    entity.clone(),
+                    serde_json::json!({
+                        "point": "catalog",
+                        "environment": record.summary.lifecycle,
+                        "user": null,
+                        "profile": null,
+                        "now": now.format(&time::format_description::well_known::Rfc3339).unwrap(),
+                        "catalog": true,
+                        "entities": context::resolve(&state, &prepared.refs),
+                        "docs": crate::catalog::docs::policy_fact(&entity, &record.managed_by),
+                    }),
+                );
+                assert_eq!(prepared.input, Input::from_json(&expected), "{key}");
+                assert_eq!(prepared.input.to_json(), expected, "{key}");
+            }
+        };
+        check(&cache);
+        check(&cache);
+        // The team changes: its cached conversion is not used again.
+        write("second");
+        catalog.add_location(location).await.unwrap();
+        assert!(catalog.read().get("group:default/team-a").unwrap().body.contains("second"));
+        check(&cache);
     }
 }

@@ -144,6 +144,9 @@ pub struct PolicyService {
     pub(crate) background: Arc<Background>,
     /// Full results of recently viewed entities (see `governance::detail`).
     pub(crate) details: parking_lot::Mutex<HashMap<String, (view::DetailStamp, view::EntityGovernance)>>,
+    /// Context entities already converted for the engine (see
+    /// `context::ContextCache`).
+    pub(crate) context_cache: context::ContextCache,
 }
 
 impl std::fmt::Debug for PolicyService {
@@ -205,6 +208,7 @@ impl PolicyService {
             instance_id: uuid::Uuid::new_v4().to_string(),
             background,
             details: parking_lot::Mutex::new(HashMap::new()),
+            context_cache: context::ContextCache::default(),
             log,
             roots,
             store,
@@ -290,6 +294,7 @@ impl PolicyService {
             waivers: &waivers,
             entities: &subjects,
             now,
+            converted: None,
         };
         let decision = compiled.engine.evaluate(&request);
         (decision, full_input, refs)

@@ -101,7 +101,15 @@ fn decide(
     let now = OffsetDateTime::now_utc();
     let input = attach_context(input, report::pr_context(None, now));
     let entities = ["component:default/web".to_string()];
-    let request = EvalRequest { point: Point::Pr, input: &input, profile: None, waivers, entities: &entities, now };
+    let request = EvalRequest {
+        point: Point::Pr,
+        input: &input,
+        profile: None,
+        waivers,
+        entities: &entities,
+        now,
+        converted: None,
+    };
     let decision = engine.evaluate(&request);
     let locations = decision.violations.iter().enumerate().map(|(i, _)| line + i).collect();
     DocumentResult {

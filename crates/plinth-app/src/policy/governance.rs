@@ -299,11 +299,15 @@ fn evaluate_prepared(service: &PolicyService, prepared: &Prepared, now: OffsetDa
 const SLICE: usize = 48;
 
 /// One entity's new results (`None`: it is gone) and, for an entity that
-/// itself changed, its decision for the log.
+/// itself changed, its decision-log record. The record is made in the
+/// slice that evaluated it, as JSON text: the input with its context as a
+/// `serde_json::Value` is about five times larger, and a burst logs up to
+/// 5,000 decisions (measured at 10k entities: 160 MB of such values alive
+/// at once, most of the server's peak heap).
 struct Evaluated {
     key: String,
     summary: Option<EntitySummary>,
-    log: Option<(String, Decision, Value, Vec<String>)>,
+    log: Option<plinth_store::DecisionRecord>,
 }
 
 /// Evaluates `keys` on the background pool, in slices that give way to
@@ -340,7 +344,14 @@ async fn evaluate_keys(
                         let id = uuid::Builder::from_random_bytes(digest[..16].try_into().unwrap_or([0; 16]))
                             .into_uuid()
                             .to_string();
-                        (id, governance.decision.clone(), prepared.input.to_json(), prepared.refs)
+                        service.record(
+                            &id,
+                            &governance.decision,
+                            prepared.input.to_json(),
+                            prepared.refs,
+                            "plinth:catalog",
+                            now,
+                        )
                     });
                     Evaluated { key, summary: Some(summarise(&governance, &compiled.scorecards)), log }
                 })
@@ -537,8 +548,8 @@ async fn apply(service: &Arc<PolicyService>, evaluated: Vec<Evaluated>, pending:
             logs.extend(e.log);
         }
     }
-    for (id, decision, input, refs) in logs {
-        service.log_decision(&id, &decision, input, refs).await;
+    for record in logs {
+        service.log_decision(record).await;
     }
 }
 

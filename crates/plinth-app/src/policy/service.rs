@@ -301,7 +301,7 @@ impl PolicyService {
     }
 
     /// The OPA-shaped decision-log event for a decision.
-    fn record(
+    pub(crate) fn record(
         &self,
         decision_id: &str,
         decision: &Decision,
@@ -338,14 +338,7 @@ impl PolicyService {
     }
 
     /// Records a decision made without a request (catalogue changes).
-    pub(crate) async fn log_decision(
-        &self,
-        decision_id: &str,
-        decision: &Decision,
-        input: Value,
-        entities: Vec<String>,
-    ) {
-        let record = self.record(decision_id, decision, input, entities, "plinth:catalog", OffsetDateTime::now_utc());
+    pub(crate) async fn log_decision(&self, record: DecisionRecord) {
         let _ = self.log.send(LogMessage::Record(record)).await;
     }
 

@@ -17,7 +17,9 @@ use clap::{Parser, Subcommand};
 
 /// mimalloc instead of glibc malloc: the projection and JSON rendering make
 /// many small allocations, and glibc's consolidation showed up as the top
-/// cost in profiles of list endpoints.
+/// cost in profiles of list endpoints. The `dhat-heap` feature puts dhat's
+/// heap profiler in its place (see docs/PERFORMANCE.md).
+#[cfg(not(feature = "dhat-heap"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
@@ -181,7 +183,17 @@ enum LocationsCommand {
     Rm(client::RemoveLocationArgs),
 }
 
+/// With `--features dhat-heap`, every allocation is recorded and the
+/// process writes `dhat-heap.json` (live bytes per call stack at the peak
+/// and at exit) to its working directory when it exits, `serve` included
+/// on SIGTERM. Slow; for finding what holds memory, not for production.
+#[cfg(feature = "dhat-heap")]
+#[global_allocator]
+static DHAT: dhat::Alloc = dhat::Alloc;
+
 fn main() -> ExitCode {
+    #[cfg(feature = "dhat-heap")]
+    let _profiler = dhat::Profiler::new_heap();
     let cli = Cli::parse();
     let result = run(cli);
     match result {

@@ -530,9 +530,27 @@ async fn refresh(service: &Arc<PolicyService>, changed: Vec<String>, logged: boo
         }
         keys
     };
-    let (evaluated, pending) = evaluate_keys(service, keys, if logged { changed } else { HashSet::new() }).await;
-    apply(service, evaluated, pending).await;
+    if !logged {
+        let (evaluated, pending) = evaluate_keys(service, keys, HashSet::new()).await;
+        apply(service, evaluated, pending).await;
+        return;
+    }
+    // A logged burst goes in chunks, each put in the view and queued for
+    // the log before the next is evaluated, so that at most a chunk's
+    // records (several kB of JSON each) wait in memory. Every key counts
+    // as pending from the start: the view is not settled between chunks.
+    service.view.write().pending += keys.len();
+    for chunk in keys.chunks(LOGGED_CHUNK) {
+        let logged: HashSet<String> = chunk.iter().filter(|k| changed.contains(*k)).cloned().collect();
+        let (evaluated, pending) = evaluate_keys(service, chunk.to_vec(), logged).await;
+        apply(service, evaluated, pending).await;
+        let mut view = service.view.write();
+        view.pending = view.pending.saturating_sub(chunk.len());
+    }
 }
+
+/// Entities per chunk of a logged burst (see [`refresh`]): ten slices.
+const LOGGED_CHUNK: usize = 10 * SLICE;
 
 /// Puts results into the view and queues the decision-log records.
 async fn apply(service: &Arc<PolicyService>, evaluated: Vec<Evaluated>, pending: usize) {

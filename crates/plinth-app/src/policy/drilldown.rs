@@ -165,6 +165,19 @@ impl Policy<'_> {
         let mut rules: BTreeMap<String, RuleFailures> = BTreeMap::new();
         for (key, _) in failing.iter().take(MAX_EXAMINED) {
             let Some(detail) = governance::detail(service, key) else { continue };
+            // Evaluated again now, the entity may no longer fail (its
+            // context was still arriving when the view evaluated it): the
+            // view and these counts take the fresh outcome.
+            if let Some(before) = governance::correct(service, key, &detail) {
+                for (outcome, change) in [(before, -1), (detail.decision.result, 1)] {
+                    let count = match outcome {
+                        Outcome::Deny => &mut out.denied_entities,
+                        Outcome::Warn => &mut out.warned_entities,
+                        _ => continue,
+                    };
+                    *count = count.saturating_add_signed(change);
+                }
+            }
             let mut seen: HashSet<(String, bool)> = HashSet::new();
             for violation in &detail.decision.violations {
                 if violation.effect == Outcome::Allow {

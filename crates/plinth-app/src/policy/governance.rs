@@ -192,6 +192,25 @@ pub fn detail(service: &PolicyService, key: &str) -> Option<EntityGovernance> {
     Some(governance)
 }
 
+/// Puts a fresh [`detail`] of `key` into the view when the view holds an
+/// older outcome for it. The view's result for an entity can lag behind
+/// the catalogue while the entities its context names are still arriving
+/// (a first ingest), until their change reaches it; a page that has just
+/// evaluated the entity again should not show counts that its own rule
+/// list contradicts. Returns the outcome the view held before, if it
+/// changed.
+pub fn correct(service: &PolicyService, key: &str, governance: &EntityGovernance) -> Option<Outcome> {
+    let defs = &service.compiled.load().scorecards;
+    let mut view = service.view.write();
+    let entry = view.entities.get_mut(key)?;
+    if entry.result == governance.decision.result {
+        return None;
+    }
+    let before = entry.result;
+    *entry = summarise(governance, defs);
+    Some(before)
+}
+
 /// What a remembered [`detail`] was computed from. Rules may read the
 /// time, so results are not reused across minutes.
 /// The stamp holds the waiver list it saw, so its address cannot be

@@ -179,9 +179,10 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
         let (_, full_input, refs) = service.evaluate(*point, input.clone(), &production);
         let mut engine_only = Vec::with_capacity(args.decisions);
         for _ in 0..args.decisions {
-            let request =
-                plinth_policy::EvalRequest { entities: &refs, ..plinth_policy::EvalRequest::new(*point, &full_input) };
             let started = Instant::now();
+            let converted = plinth_policy::Input::from_json(&full_input);
+            let request =
+                plinth_policy::EvalRequest { entities: &refs, ..plinth_policy::EvalRequest::new(*point, &converted) };
             compiled.engine.evaluate(&request);
             engine_only.push(started.elapsed().as_secs_f64() * 1000.0);
         }

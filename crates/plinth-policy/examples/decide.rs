@@ -7,8 +7,8 @@
 //! cargo run --release -p plinth-policy --example decide -- [DECISIONS]
 //! ```
 
-use plinth_policy::{attach_context, EngineOptions, EvalRequest, Point, PolicyBundle, PolicyEngine};
-use serde_json::{json, Value};
+use plinth_policy::{attach_context, EngineOptions, EvalRequest, Input, Point, PolicyBundle, PolicyEngine};
+use serde_json::json;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -44,7 +44,7 @@ fn main() {
             _ => document,
         };
         let context = json!({"point": point.as_str(), "environment": "production", "catalog": false, "entities": {}});
-        let input: Value = attach_context(document, context);
+        let input = Input::from_json(&attach_context(document, context));
         for _ in 0..decisions / 10 {
             engine.evaluate(&EvalRequest::new(point, &input));
         }

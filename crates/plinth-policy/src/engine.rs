@@ -761,10 +761,7 @@ impl PolicyEngine {
                 ));
             }
         }
-        let input = match request.converted {
-            Some(converted) => converted.value().clone(),
-            None => to_regorus(request.input),
-        };
+        let input = request.input.value().clone();
         let review = input[&regorus::Value::from("review")].as_object().is_ok();
         let plan = self.plan(request.point, request.profile, subject_kind(&input));
         let object = || review_object(&input);
@@ -1177,29 +1174,77 @@ fn plan_packages<'a>(
 /// One decision request.
 pub struct EvalRequest<'a> {
     pub point: Point,
-    /// The Rego `input` (context already attached under `plinth`).
-    pub input: &'a Value,
+    /// The Rego `input` (context already attached under `plinth`),
+    /// converted to the engine's value: from JSON with
+    /// [`Input::from_json`], or assembled from parts converted once.
+    pub input: &'a Input,
     pub profile: Option<&'a str>,
     pub waivers: &'a [Waiver],
     /// Entity refs the decision is about (waiver scope).
     pub entities: &'a [String],
     pub now: OffsetDateTime,
-    /// The input already converted (see [`Input`]). When given, the rules
-    /// see it and `input` is not read.
-    pub converted: Option<&'a Input>,
 }
 
 impl<'a> EvalRequest<'a> {
-    pub fn new(point: Point, input: &'a Value) -> Self {
-        EvalRequest {
-            point,
-            input,
-            profile: None,
-            waivers: &[],
-            entities: &[],
-            now: OffsetDateTime::now_utc(),
-            converted: None,
+    pub fn new(point: Point, input: &'a Input) -> Self {
+        EvalRequest { point, input, profile: None, waivers: &[], entities: &[], now: OffsetDateTime::now_utc() }
+    }
+}
+
+/// What Plinth attaches to an input under `input.plinth`: where and for
+/// whom the decision is made, and the catalogue around its subject. One
+/// definition for every point, whether the input is built as JSON (a
+/// request) or from parts already converted (the governance view).
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub point: Point,
+    /// `production`, `staging`, … (for a catalogue entity, its lifecycle).
+    pub environment: Option<&'a str>,
+    pub user: Option<&'a str>,
+    pub profile: Option<&'a str>,
+    pub now: OffsetDateTime,
+    /// Whether `entities` comes from the catalogue (policies that need it
+    /// must not deny on an absence they cannot see otherwise).
+    pub catalog: bool,
+}
+
+impl Context<'_> {
+    fn now_text(&self) -> String {
+        self.now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+    }
+
+    /// `input.plinth` as JSON, with the entities it names (by key) and,
+    /// when given, the subject's documentation facts.
+    pub fn to_json(&self, entities: Value, docs: Option<Value>) -> Value {
+        let mut context = serde_json::json!({
+            "point": self.point.as_str(),
+            "environment": self.environment,
+            "user": self.user,
+            "profile": self.profile,
+            "now": self.now_text(),
+            "catalog": self.catalog,
+            "entities": entities,
+        });
+        if let Some(docs) = docs {
+            context["docs"] = docs;
         }
+        context
+    }
+
+    /// [`Context::to_json`] assembled from converted parts.
+    pub fn to_input(&self, entities: Input, docs: Option<Input>) -> Input {
+        let mut context = Input::object();
+        context.insert("point", self.point.as_str().into());
+        context.insert("environment", self.environment.into());
+        context.insert("user", self.user.into());
+        context.insert("profile", self.profile.into());
+        context.insert("now", self.now_text().as_str().into());
+        context.insert("catalog", self.catalog.into());
+        context.insert("entities", entities);
+        if let Some(docs) = docs {
+            context.insert("docs", docs);
+        }
+        context
     }
 }
 

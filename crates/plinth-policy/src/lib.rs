@@ -26,7 +26,7 @@ pub use access::{AccessDecision, AccessPolicy, ACCESS_ENTRY};
 pub use bundle::{LoadProblem, PolicyBundle};
 pub use decision::{AppliedWaiver, Decision, Enforcement, Outcome, Point, Violation, Waiver};
 pub use engine::{
-    attach_context, DispatchRuns, EngineOptions, EvalRequest, Input, InputShape, PolicyEngine, PolicySummary,
+    attach_context, Context, DispatchRuns, EngineOptions, EvalRequest, Input, InputShape, PolicyEngine, PolicySummary,
     VmCoverage,
 };
 pub use error::PolicyError;

@@ -89,12 +89,7 @@ pub fn definitions(engine: &PolicyEngine) -> Vec<ScorecardDef> {
 
 /// Evaluates every scorecard that applies to an entity of `kind`; `input`
 /// is the entity with its catalogue context attached.
-pub fn evaluate(engine: &PolicyEngine, defs: &[ScorecardDef], kind: &str, input: &Value) -> Vec<ScorecardResult> {
-    evaluate_input(engine, defs, kind, &crate::engine::Input::from_json(input))
-}
-
-/// [`evaluate`] on an input already converted.
-pub fn evaluate_input(
+pub fn evaluate(
     engine: &PolicyEngine,
     defs: &[ScorecardDef],
     kind: &str,

@@ -681,6 +681,7 @@ impl Host for ServiceHost {
     ) -> BoxFuture<'a, Result<(String, Decision), ScaffoldError>> {
         Box::pin(async move {
             let input = plinth_policy::engine::attach_context(input, json!({"point": "provision", "catalog": false}));
+            let input = plinth_policy::Input::from_json(&input);
             let mut eval = plinth_policy::EvalRequest::new(plinth_policy::Point::Provision, &input);
             eval.profile = request.profile.as_deref();
             Ok((uuid::Uuid::now_v7().to_string(), self.engine.evaluate(&eval)))

@@ -7,7 +7,7 @@
 //! checked to render (mkdocs.yml and a Markdown page at the techdocs-ref).
 
 use futures::future::BoxFuture;
-use plinth_policy::{scorecard, Decision, EngineOptions, EvalRequest, Point, PolicyBundle, PolicyEngine};
+use plinth_policy::{scorecard, Decision, EngineOptions, EvalRequest, Input, Point, PolicyBundle, PolicyEngine};
 use plinth_scaffold::{
     Host, Limits, PolicyRequest, RegisterTarget, RunRequest, ScaffoldError, Template, TemplateFiles,
 };
@@ -37,6 +37,7 @@ impl Host for ShippedPolicies {
         Box::pin(async move {
             let context = json!({"point": "provision", "environment": request.environment, "catalog": false});
             let input = plinth_policy::engine::attach_context(input, context);
+            let input = Input::from_json(&input);
             let mut eval = EvalRequest::new(Point::Provision, &input);
             eval.profile = request.profile.as_deref();
             Ok((uuid::Uuid::now_v7().to_string(), self.engine.evaluate(&eval)))
@@ -260,7 +261,7 @@ async fn every_shipped_template_produces_silver_entities() {
                 entity.clone(),
                 json!({"catalog": true, "entities": catalogue_context(&demo, entity), "docs": docs_context}),
             );
-            let results = scorecard::evaluate(&host.engine, &cards, kind, &input);
+            let results = scorecard::evaluate(&host.engine, &cards, kind, &Input::from_json(&input));
             for result in &results {
                 let failing: Vec<_> = result.checks.iter().filter(|c| !c.passed).collect();
                 assert!(

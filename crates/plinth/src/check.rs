@@ -14,7 +14,7 @@ use clap::Args;
 use plinth_confine::git::GitCommand;
 use plinth_model::yaml::{check_size, field_lines, parse_documents, YamlLimits};
 use plinth_policy::report::{self, CheckReport, DocumentResult, InputError, SarifTool};
-use plinth_policy::{attach_context, EngineOptions, EvalRequest, Point, PolicyBundle, PolicyEngine};
+use plinth_policy::{attach_context, EngineOptions, EvalRequest, Input, Point, PolicyBundle, PolicyEngine};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -293,10 +293,9 @@ fn evaluate(
     mut locate: impl FnMut(&str) -> Option<usize>,
 ) -> DocumentResult {
     let (input_kind, name) = describe(&value);
-    let now = EvalRequest::new(Point::Pr, &Value::Null).now;
-    let input = attach_context(value, report::pr_context(profile, now));
-    let request =
-        EvalRequest { point: Point::Pr, input: &input, profile, waivers: &[], entities: &[], now, converted: None };
+    let now = time::OffsetDateTime::now_utc();
+    let input = Input::from_json(&attach_context(value, report::pr_context(profile, now)));
+    let request = EvalRequest { point: Point::Pr, input: &input, profile, waivers: &[], entities: &[], now };
     let decision = engine.evaluate(&request);
     let locations = decision
         .violations

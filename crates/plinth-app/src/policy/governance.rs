@@ -7,7 +7,7 @@ use super::context;
 use super::service::PolicyService;
 use plinth_catalog::CatalogState;
 use plinth_policy::scorecard::{self, ScorecardDef, ScorecardResult, LEVELS};
-use plinth_policy::{Decision, EvalRequest, Input, Outcome, Point};
+use plinth_policy::{Context, Decision, EvalRequest, Input, Outcome, Point};
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -259,18 +259,15 @@ fn prepare(state: &CatalogState, cache: &context::ContextCache, key: &str, now: 
         }
     }
     let docs = crate::catalog::docs::policy_fact(&entity, &record.managed_by);
-    let now_text = now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-    // The same document `attach_context` makes for the other points, built
-    // from converted parts.
-    let mut plinth = Input::object();
-    plinth.insert("point", "catalog".into());
-    plinth.insert("environment", record.summary.lifecycle.as_deref().into());
-    plinth.insert("user", Input::null());
-    plinth.insert("profile", Input::null());
-    plinth.insert("now", now_text.as_str().into());
-    plinth.insert("catalog", true.into());
-    plinth.insert("entities", context::resolve_input(state, &refs, cache));
-    plinth.insert("docs", Input::from_json(&docs));
+    let plinth = Context {
+        point: Point::Catalog,
+        environment: record.summary.lifecycle.as_deref(),
+        user: None,
+        profile: None,
+        now,
+        catalog: true,
+    }
+    .to_input(context::resolve_input(state, &refs, cache), Some(Input::from_json(&docs)));
     let mut input = Input::from_json(&entity);
     input.insert("plinth", plinth);
     let owner = record
@@ -294,15 +291,14 @@ fn evaluate_prepared(service: &PolicyService, prepared: &Prepared, now: OffsetDa
     let waivers = service.waivers.load();
     let request = EvalRequest {
         point: Point::Catalog,
-        input: &Value::Null,
+        input: &prepared.input,
         profile: None,
         waivers: &waivers,
         entities: &prepared.refs[..1],
         now,
-        converted: Some(&prepared.input),
     };
     let decision = compiled.engine.evaluate(&request);
-    let scorecards = scorecard::evaluate_input(&compiled.engine, &compiled.scorecards, &prepared.kind, &prepared.input);
+    let scorecards = scorecard::evaluate(&compiled.engine, &compiled.scorecards, &prepared.kind, &prepared.input);
     EntityGovernance {
         entity_ref: prepared.key.clone(),
         decision,

@@ -8,7 +8,8 @@ use plinth_catalog::git::GitSource;
 use plinth_catalog::Catalog;
 use plinth_policy::scorecard::{self, ScorecardDef};
 use plinth_policy::{
-    attach_context, Decision, Enforcement, EngineOptions, EvalRequest, Point, PolicyBundle, PolicyEngine, Waiver,
+    attach_context, Context, Decision, Enforcement, EngineOptions, EvalRequest, Input, Point, PolicyBundle,
+    PolicyEngine, Waiver,
 };
 use plinth_store::{DecisionRecord, Store, WaiverRecord};
 use serde_json::{json, Value};
@@ -275,26 +276,26 @@ impl PolicyService {
             }
         }
         let now = OffsetDateTime::now_utc();
-        let plinth = json!({
-            "point": point.as_str(),
-            "environment": context.environment,
-            "user": context.user,
-            "profile": context.profile,
-            "now": now.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "catalog": true,
-            "entities": entities,
-        });
+        let plinth = Context {
+            point,
+            environment: context.environment.as_deref(),
+            user: context.user.as_deref(),
+            profile: context.profile.as_deref(),
+            now,
+            catalog: true,
+        }
+        .to_json(json!(entities), None);
         let full_input = attach_context(input, plinth);
         let waivers = self.waivers.load();
         let subjects = context::subject_refs(&full_input, &context.entities);
+        let converted = Input::from_json(&full_input);
         let request = EvalRequest {
             point,
-            input: &full_input,
+            input: &converted,
             profile: context.profile.as_deref(),
             waivers: &waivers,
             entities: &subjects,
             now,
-            converted: None,
         };
         let decision = compiled.engine.evaluate(&request);
         (decision, full_input, refs)

@@ -6,7 +6,7 @@
 //! limited to kinds (METADATA `custom.kinds`) are skipped for other kinds.
 
 use plinth_policy::{
-    attach_context, Decision, EngineOptions, EvalRequest, InputShape, Point, PolicyBundle, PolicyEngine,
+    attach_context, Decision, EngineOptions, EvalRequest, Input, InputShape, Point, PolicyBundle, PolicyEngine,
 };
 use serde_json::{json, Value};
 
@@ -123,8 +123,9 @@ fn messages(decision: &Decision) -> Vec<String> {
 /// Decides on both engines, checks they agree, returns the VM's decision.
 fn decide(engines: &[PolicyEngine; 2], point: Point, input: &Value) -> Decision {
     let [vm, interpreter] = engines;
-    let a = vm.evaluate(&EvalRequest::new(point, input));
-    let b = interpreter.evaluate(&EvalRequest::new(point, input));
+    let converted = Input::from_json(input);
+    let a = vm.evaluate(&EvalRequest::new(point, &converted));
+    let b = interpreter.evaluate(&EvalRequest::new(point, &converted));
     assert_eq!((a.result, &a.violations, a.policies), (b.result, &b.violations, b.policies), "{input}");
     a
 }
@@ -264,4 +265,29 @@ deny contains "never" if lib.no_such_rule
         );
     }
     assert_eq!(engines[0].dispatch_runs().interpreter, 0, "{:?}", engines[0].vm_coverage());
+}
+
+/// `input.plinth` is the same document whether a request builds it as
+/// JSON or the governance view assembles it from converted parts.
+#[test]
+fn the_context_is_one_document_in_both_forms() {
+    let now = time::OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap();
+    let context = plinth_policy::Context {
+        point: Point::Catalog,
+        environment: Some("production"),
+        user: None,
+        profile: Some("inference"),
+        now,
+        catalog: true,
+    };
+    let entities = json!({"group:default/team-a": {"kind": "Group", "metadata": {"name": "team-a"}}});
+    let docs = json!({"present": true, "pages": 3});
+    for docs in [None, Some(docs)] {
+        let as_json = context.to_json(entities.clone(), docs.clone());
+        let assembled = context.to_input(Input::from_json(&entities), docs.as_ref().map(Input::from_json));
+        assert_eq!(assembled, Input::from_json(&as_json));
+        assert_eq!(as_json["now"], "2027-01-15T08:00:00Z");
+        assert_eq!(as_json["user"], Value::Null);
+        assert_eq!(as_json.get("docs").is_some(), docs.is_some());
+    }
 }

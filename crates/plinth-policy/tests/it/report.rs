@@ -4,7 +4,7 @@
 //! JSON checked line by line.
 
 use plinth_policy::report::{self, CheckReport, DocumentResult, InputError, SarifTool, Status, INPUT_ERROR_RULE};
-use plinth_policy::{attach_context, EngineOptions, EvalRequest, Point, PolicyBundle, PolicyEngine, Waiver};
+use plinth_policy::{attach_context, EngineOptions, EvalRequest, Input, Point, PolicyBundle, PolicyEngine, Waiver};
 use serde_json::{json, Value};
 use std::path::Path;
 use time::OffsetDateTime;
@@ -99,17 +99,9 @@ fn decide(
     waivers: &[Waiver],
 ) -> DocumentResult {
     let now = OffsetDateTime::now_utc();
-    let input = attach_context(input, report::pr_context(None, now));
+    let input = Input::from_json(&attach_context(input, report::pr_context(None, now)));
     let entities = ["component:default/web".to_string()];
-    let request = EvalRequest {
-        point: Point::Pr,
-        input: &input,
-        profile: None,
-        waivers,
-        entities: &entities,
-        now,
-        converted: None,
-    };
+    let request = EvalRequest { point: Point::Pr, input: &input, profile: None, waivers, entities: &entities, now };
     let decision = engine.evaluate(&request);
     let locations = decision.violations.iter().enumerate().map(|(i, _)| line + i).collect();
     DocumentResult {

@@ -5,7 +5,7 @@
 //! first and not for the second.
 
 use plinth_policy::testing::{run_tests, TestOutcome};
-use plinth_policy::{scorecard, EngineOptions, EvalRequest, Point, PolicyBundle, PolicyEngine};
+use plinth_policy::{scorecard, EngineOptions, EvalRequest, Input, Point, PolicyBundle, PolicyEngine};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -189,7 +189,7 @@ impl UnitTests {
 fn fires(engine: &PolicyEngine, points: &[Point], input: &Value, id: &str) -> bool {
     points.iter().any(|point| {
         engine
-            .evaluate(&EvalRequest::new(*point, input))
+            .evaluate(&EvalRequest::new(*point, &Input::from_json(input)))
             .violations
             .iter()
             .any(|v| v.id.as_deref() == Some(id) && (v.kind == "deny" || v.kind == "warn"))
@@ -206,7 +206,7 @@ fn check_fails(
     input: &Value,
 ) -> Option<bool> {
     let kind = input["kind"].as_str().unwrap_or("");
-    let results = scorecard::evaluate(engine, cards, kind, input);
+    let results = scorecard::evaluate(engine, cards, kind, &Input::from_json(input));
     let result = results.iter().find(|r| r.scorecard == card)?;
     let check = result.checks.iter().find(|c| c.id == check)?;
     Some(!check.passed)

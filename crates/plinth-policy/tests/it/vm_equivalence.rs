@@ -22,7 +22,7 @@
 //! run, which the first test refuses.
 
 use plinth_policy::engine::DEFAULT_TIME_LIMIT;
-use plinth_policy::{attach_context, EngineOptions, EvalRequest, Point, PolicyBundle, PolicyEngine};
+use plinth_policy::{attach_context, EngineOptions, EvalRequest, Input, Point, PolicyBundle, PolicyEngine};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -82,8 +82,9 @@ fn vm_and_interpreter_decide_alike_on_every_example() {
     let mut compared: u64 = 0;
     let mut denials = 0;
     for (label, point, input) in example_inputs() {
-        let a = vm.evaluate(&EvalRequest::new(point, &input));
-        let b = interpreter.evaluate(&EvalRequest::new(point, &input));
+        let converted = Input::from_json(&input);
+        let a = vm.evaluate(&EvalRequest::new(point, &converted));
+        let b = interpreter.evaluate(&EvalRequest::new(point, &converted));
         let strip = |d: &plinth_policy::Decision| (d.result, d.violations.clone(), d.policies);
         assert_eq!(strip(&a), strip(&b), "{label}");
         compared += 1;

@@ -308,9 +308,9 @@ fn evaluate_prepared(service: &PolicyService, prepared: &Prepared, now: OffsetDa
     }
 }
 
-/// Entities evaluated per background slice: one short catalogue read lock
-/// to prepare them, then their evaluation without it. A slice takes a few
-/// tens of milliseconds of one core.
+/// Entities evaluated per background slice. A slice takes a few tens of
+/// milliseconds of one core, offering it to requests between entities
+/// ([`crate::background::give_way`]).
 const SLICE: usize = 48;
 
 /// One entity's new results (`None`: it is gone) and, for an entity that
@@ -343,14 +343,16 @@ async fn evaluate_keys(
         .map_slices(keys, SLICE, move |slice: &[String]| {
             let service = &for_slices;
             let now = OffsetDateTime::now_utc();
-            let prepared: Vec<(String, Option<Prepared>)> = {
-                let state = service.catalog.read();
-                slice.iter().map(|k| (k.clone(), prepare(&state, &service.context_cache, k, now))).collect()
-            };
             let compiled = service.compiled.load();
-            prepared
-                .into_iter()
-                .map(|(key, prepared)| {
+            slice
+                .iter()
+                .map(|key| {
+                    // Each entity is read under the catalogue's lock on its
+                    // own, and the core is offered to requests between steps.
+                    crate::background::give_way();
+                    let prepared = prepare(&service.catalog.read(), &service.context_cache, key, now);
+                    crate::background::give_way();
+                    let key = key.clone();
                     let Some(prepared) = prepared else { return Evaluated { key, summary: None, log: None } };
                     let governance = evaluate_prepared(service, &prepared, now);
                     let log = logged.contains(&key).then(|| {

@@ -473,6 +473,55 @@ impl CatalogState {
         out
     }
 
+    /// The first `wanted` of a few matches in `set`'s order, found by
+    /// looking each match up instead of walking the whole set (which, for
+    /// a handful of matches among 100k entities, reads most of it). Each
+    /// entity's sort value is its summary's, lower-cased, and is used only
+    /// if the set holds exactly that entry; `None` (walk the set) when the
+    /// matches are too many for lookups to win or one is not found so
+    /// (a number, a list, an over-long value).
+    fn sparse_page(
+        &self,
+        set: &BTreeSet<(Box<str>, NodeId)>,
+        key: &str,
+        matched: &RoaringBitmap,
+        descending: bool,
+        wanted: usize,
+    ) -> Option<Vec<NodeId>> {
+        // A walk reads about `wanted / m` of the set's n entries; m lookups
+        // cost about 32 entries' worth each.
+        let m = matched.len() as usize;
+        if m.saturating_mul(m).saturating_mul(32) > wanted.saturating_mul(set.len()) {
+            return None;
+        }
+        let mut keyed = Vec::with_capacity(m);
+        for node in matched {
+            let summary = &self.entity(node)?.summary;
+            let value: Box<str> = match key {
+                "metadata.name" => Some(summary.name.as_str()),
+                "metadata.namespace" => Some(summary.namespace.as_str()),
+                "kind" => Some(summary.kind.as_str()),
+                "metadata.title" => summary.title.as_deref(),
+                "spec.type" => summary.spec_type.as_deref(),
+                "spec.lifecycle" => summary.lifecycle.as_deref(),
+                "spec.owner" => summary.owner.as_deref(),
+                _ => None,
+            }?
+            .to_lowercase()
+            .into();
+            let entry = (value, node);
+            if !set.contains(&entry) {
+                return None;
+            }
+            keyed.push(entry);
+        }
+        keyed.sort_unstable();
+        if descending {
+            keyed.reverse();
+        }
+        Some(keyed.into_iter().take(wanted).map(|(_, node)| node).collect())
+    }
+
     /// Ids matching `filter`, ordered by `order` (key, descending), paged.
     /// Entities without the sort key come last; ties break by ref.
     pub fn ordered_page(
@@ -498,12 +547,15 @@ impl CatalogState {
             Some((key, descending)) => {
                 let mut seen = RoaringBitmap::new();
                 if let Some(set) = self.sorted.get(key) {
+                    if let Some(page) = self.sparse_page(set, key, matched, descending, wanted) {
+                        return page.into_iter().skip(offset).take(limit).collect();
+                    }
                     let iter: Box<dyn Iterator<Item = &(Box<str>, NodeId)>> =
                         if descending { Box::new(set.iter().rev()) } else { Box::new(set.iter()) };
                     for (_, node) in iter.filter(|(_, n)| matched.contains(*n)) {
                         if seen.insert(*node) {
                             out.push(*node);
-                            if out.len() >= wanted {
+                            if out.len() >= wanted || seen.len() == matched.len() {
                                 break;
                             }
                         }
@@ -900,6 +952,75 @@ mod tests {
         }
         assert_eq!(total(&state, "entity bodies"), 0);
         assert!(total(&state, "entity records") < 1000 * 16, "only the emptied slots remain");
+    }
+
+    /// A few matches are ordered by looking each up; the page must be the
+    /// one walking the whole sorted set gives, for every sortable key,
+    /// both directions, entities without the key, mixed case, and values
+    /// the summary cannot give (numbers, lists, over-long text).
+    #[test]
+    fn a_page_of_few_matches_is_the_walked_page() {
+        let mut state = CatalogState::new();
+        for i in 0..3000usize {
+            let lifecycle = ["production", "Experimental", "deprecated"][i % 3];
+            let mut spec = serde_json::json!({ "lifecycle": lifecycle });
+            match i % 7 {
+                0 => {}
+                1 => spec["type"] = serde_json::json!(i % 5),
+                2 => spec["type"] = serde_json::json!(["b", "a"]),
+                _ => spec["type"] = serde_json::json!(["Service", "website", "LIBRARY"][i % 3]),
+            }
+            if i % 4 != 0 {
+                spec["owner"] = serde_json::json!(format!("Team-{}", i % 11));
+            }
+            let mut metadata =
+                serde_json::json!({"name": format!("Svc-{:04}", (i * 7919) % 3000), "namespace": "default"});
+            if i % 3 == 0 {
+                metadata["title"] =
+                    serde_json::json!(if i % 9 == 0 { "t".repeat(5000) } else { format!("Title {}", i % 13) });
+            }
+            let name = metadata["name"].as_str().unwrap().to_string();
+            let body = serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": metadata, "spec": spec});
+            state.apply(prepare(stored("Component", &name, body)).unwrap());
+        }
+        let walked = |key: &str, matched: &RoaringBitmap, descending: bool, wanted: usize| -> Vec<NodeId> {
+            let set = &state.sorted[key];
+            let iter: Box<dyn Iterator<Item = &(Box<str>, NodeId)>> =
+                if descending { Box::new(set.iter().rev()) } else { Box::new(set.iter()) };
+            let mut seen = RoaringBitmap::new();
+            let mut out: Vec<NodeId> =
+                iter.map(|(_, n)| *n).filter(|n| matched.contains(*n) && seen.insert(*n)).collect();
+            let mut missing: Vec<NodeId> = (matched - &seen).iter().collect();
+            missing.sort_by(|a, b| state.key_of(*a).cmp(state.key_of(*b)));
+            out.extend(missing);
+            out.truncate(wanted);
+            out
+        };
+        let mut sparse_used = 0;
+        for (round, step) in [1u32, 97, 331, 1009, 2999].into_iter().enumerate() {
+            let matched: RoaringBitmap = state.live().iter().step_by(step as usize).collect();
+            for key in SORTABLE_KEYS {
+                for descending in [false, true] {
+                    for (offset, limit) in [(0, 20), (5, 3), (0, 1000)] {
+                        let page = state.ordered_page(&matched, Some((key, descending)), offset, limit);
+                        let expected: Vec<NodeId> =
+                            walked(key, &matched, descending, offset + limit).into_iter().skip(offset).collect();
+                        assert_eq!(
+                            page,
+                            expected,
+                            "{key} desc={descending} offset={offset} matches={} round {round}",
+                            matched.len()
+                        );
+                        if state.sparse_page(&state.sorted[key], key, &matched, descending, offset + limit).is_some() {
+                            sparse_used += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(sparse_used > 0, "the lookup path was never taken");
+        let none = RoaringBitmap::new();
+        assert!(state.ordered_page(&none, Some(("metadata.name", false)), 0, 20).is_empty());
     }
 
     #[test]

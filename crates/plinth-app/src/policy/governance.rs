@@ -168,21 +168,26 @@ fn summarise(governance: &EntityGovernance, defs: &[ScorecardDef]) -> EntitySumm
 pub fn detail(service: &PolicyService, key: &str) -> Option<EntityGovernance> {
     let key = key.to_lowercase();
     let now = OffsetDateTime::now_utc();
+    let (revision, waivers) = (service.compiled.load().engine.revision().to_string(), service.waivers.load_full());
+    let stamp = |seq| DetailStamp {
+        seq,
+        revision: revision.clone(),
+        waivers: waivers.clone(),
+        minute: now.unix_timestamp() / 60,
+    };
+    // Looked up before the input is read: reading a hub's input (its body
+    // with every relation, and its context) is most of the evaluation.
+    let current = stamp(service.catalog.read().last_seq);
+    if let Some((at, governance)) = service.details.lock().get(&key) {
+        if *at == current {
+            return Some(governance.clone());
+        }
+    }
     let (prepared, seq) = {
         let state = service.catalog.read();
         (prepare(&state, &service.context_cache, &key, now), state.last_seq)
     };
-    let stamp = DetailStamp {
-        seq,
-        revision: service.compiled.load().engine.revision().to_string(),
-        waivers: service.waivers.load_full(),
-        minute: now.unix_timestamp() / 60,
-    };
-    if let Some((at, governance)) = service.details.lock().get(&key) {
-        if *at == stamp {
-            return Some(governance.clone());
-        }
-    }
+    let stamp = stamp(seq);
     let governance = evaluate_prepared(service, &prepared?, now);
     let mut details = service.details.lock();
     if details.len() >= MAX_DETAILS {

@@ -488,10 +488,15 @@ impl CatalogState {
         descending: bool,
         wanted: usize,
     ) -> Option<Vec<NodeId>> {
-        // A walk reads about `wanted / m` of the set's n entries; m lookups
-        // cost about 32 entries' worth each.
+        // m lookups cost about 32 entries' worth of walking each. A walk
+        // reads `wanted / m` of the set's n entries when the matches are
+        // spread through it, but all of it when they sit together near its
+        // end (names sharing a word: `payment-…`), so lookups are taken
+        // whenever they cost less than the walk's worst case either way.
         let m = matched.len() as usize;
-        if m.saturating_mul(m).saturating_mul(32) > wanted.saturating_mul(set.len()) {
+        let n = set.len();
+        let spread = m.saturating_mul(m).saturating_mul(32) <= wanted.saturating_mul(n);
+        if !spread && m.saturating_mul(64) > n {
             return None;
         }
         let mut keyed = Vec::with_capacity(m);

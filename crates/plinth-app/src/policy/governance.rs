@@ -333,15 +333,9 @@ struct Evaluated {
 /// Evaluates `keys` on the background pool, in slices that give way to
 /// requests; entities in `logged` also yield their decision-log record
 /// (ids are deterministic, so replicas log a change once).
-/// Returns the results and how many entities were counted as pending
-/// (taken off when the results are in the view).
-async fn evaluate_keys(
-    service: &Arc<PolicyService>,
-    keys: Vec<String>,
-    logged: HashSet<String>,
-) -> (Vec<Evaluated>, usize) {
-    let count = keys.len();
-    service.view.write().pending += count;
+/// The caller counts the keys as pending before (see [`count_pending`])
+/// and takes them off when their results are in the view (see [`apply`]).
+async fn evaluate_keys(service: &Arc<PolicyService>, keys: Vec<String>, logged: HashSet<String>) -> Vec<Evaluated> {
     let for_slices = Arc::clone(service);
     let evaluated = service
         .background
@@ -380,7 +374,13 @@ async fn evaluate_keys(
                 .collect()
         })
         .await;
-    (evaluated, count)
+    evaluated
+}
+
+/// Counts `n` entities as pending in the view: it is not settled until
+/// [`apply`] (or [`rebuild`]) takes them off again.
+fn count_pending(service: &PolicyService, n: usize) {
+    service.view.write().pending += n;
 }
 
 /// Which entities a policy reload must evaluate again.
@@ -457,13 +457,14 @@ pub async fn rebuild(service: &Arc<PolicyService>, scope: Scope) {
         }
     };
     let count = keys.len();
-    let (results, pending) = evaluate_keys(service, keys, HashSet::new()).await;
+    count_pending(service, count);
+    let results = evaluate_keys(service, keys, HashSet::new()).await;
     let revision = service.compiled.load().engine.revision().to_string();
     // Results of entities that left the catalogue meanwhile are dropped.
     let live: Option<HashSet<String>> =
         (scope == Scope::Everything).then(|| service.catalog.read().entities().map(|r| r.key.to_string()).collect());
     let mut view = service.view.write();
-    view.pending = view.pending.saturating_sub(pending);
+    view.pending = view.pending.saturating_sub(count);
     for evaluated in results {
         match evaluated.summary {
             Some(summary) => view.entities.insert(evaluated.key, summary),
@@ -489,8 +490,10 @@ pub async fn rebuild(service: &Arc<PolicyService>, scope: Scope) {
 /// logged, since the entities themselves did not change.
 pub async fn reevaluate(service: &Arc<PolicyService>, keys: Vec<String>) {
     let keys: Vec<String> = keys.into_iter().map(|k| k.to_lowercase()).collect();
-    let (evaluated, pending) = evaluate_keys(service, keys, HashSet::new()).await;
-    apply(service, evaluated, pending).await;
+    let count = keys.len();
+    count_pending(service, count);
+    let evaluated = evaluate_keys(service, keys, HashSet::new()).await;
+    apply(service, evaluated, count).await;
 }
 
 /// Entities whose context includes `key`: it and those that point at it
@@ -552,34 +555,35 @@ async fn refresh(service: &Arc<PolicyService>, changed: Vec<String>, logged: boo
         }
         keys
     };
+    // Every key counts as pending from the start: the view is not settled
+    // between chunks.
+    count_pending(service, keys.len());
     if !logged {
-        let (evaluated, pending) = evaluate_keys(service, keys, HashSet::new()).await;
-        apply(service, evaluated, pending).await;
+        let count = keys.len();
+        let evaluated = evaluate_keys(service, keys, HashSet::new()).await;
+        apply(service, evaluated, count).await;
         return;
     }
     // A logged burst goes in chunks, each put in the view and queued for
     // the log before the next is evaluated, so that at most a chunk's
-    // records (several kB of JSON each) wait in memory. Every key counts
-    // as pending from the start: the view is not settled between chunks.
-    service.view.write().pending += keys.len();
+    // records (several kB of JSON each) wait in memory.
     for chunk in keys.chunks(LOGGED_CHUNK) {
         let logged: HashSet<String> = chunk.iter().filter(|k| changed.contains(*k)).cloned().collect();
-        let (evaluated, pending) = evaluate_keys(service, chunk.to_vec(), logged).await;
-        apply(service, evaluated, pending).await;
-        let mut view = service.view.write();
-        view.pending = view.pending.saturating_sub(chunk.len());
+        let evaluated = evaluate_keys(service, chunk.to_vec(), logged).await;
+        apply(service, evaluated, chunk.len()).await;
     }
 }
 
 /// Entities per chunk of a logged burst (see [`refresh`]): ten slices.
 const LOGGED_CHUNK: usize = 10 * SLICE;
 
-/// Puts results into the view and queues the decision-log records.
-async fn apply(service: &Arc<PolicyService>, evaluated: Vec<Evaluated>, pending: usize) {
+/// Puts results into the view, takes `settled` entities off the pending
+/// count, and queues the decision-log records.
+async fn apply(service: &Arc<PolicyService>, evaluated: Vec<Evaluated>, settled: usize) {
     let mut logs = Vec::new();
     {
         let mut view = service.view.write();
-        view.pending = view.pending.saturating_sub(pending);
+        view.pending = view.pending.saturating_sub(settled);
         for e in evaluated {
             match e.summary {
                 Some(summary) => view.entities.insert(e.key, summary),

@@ -75,6 +75,8 @@ pub struct CatalogState {
     graph: Graph,
     filters: FilterIndex,
     sorted: HashMap<&'static str, BTreeSet<(Box<str>, NodeId)>>,
+    /// Per sortable key, the nodes that have an entry in `sorted`.
+    keyed: HashMap<&'static str, RoaringBitmap>,
     by_ref: BTreeSet<(Arc<str>, NodeId)>,
     facet_codes: FacetCodes,
     /// Location ids, one allocation each, shared by their entities.
@@ -108,6 +110,7 @@ impl CatalogState {
             graph: Graph::default(),
             filters: FilterIndex::default(),
             sorted: SORTABLE_KEYS.iter().map(|k| (*k, BTreeSet::new())).collect(),
+            keyed: SORTABLE_KEYS.iter().map(|k| (*k, RoaringBitmap::new())).collect(),
             by_ref: BTreeSet::new(),
             facet_codes: FacetCodes::default(),
             location_ids: HashSet::new(),
@@ -220,7 +223,8 @@ impl CatalogState {
             .map(|set| {
                 btree(set.len(), size_of::<(Box<str>, NodeId)>()) + set.iter().map(|(v, _)| text(v.len())).sum::<u64>()
             })
-            .sum();
+            .sum::<u64>()
+            + self.keyed.values().map(|ids| ids.serialized_size() as u64).sum::<u64>();
         vec![
             Footprint { structure: "entity bodies", bytes: bodies },
             Footprint { structure: "entity records", bytes: records },
@@ -264,6 +268,9 @@ impl CatalogState {
             if let Some(value) = sort_value(&pairs, key) {
                 if let Some(set) = self.sorted.get_mut(key) {
                     set.insert((value.into(), node));
+                }
+                if let Some(ids) = self.keyed.get_mut(key) {
+                    ids.insert(node);
                 }
             }
         }
@@ -322,6 +329,9 @@ impl CatalogState {
                 if let Some(value) = sort_value(&pairs, key) {
                     if let Some(set) = self.sorted.get_mut(key) {
                         set.remove(&(value.into(), node));
+                    }
+                    if let Some(ids) = self.keyed.get_mut(key) {
+                        ids.remove(node);
                     }
                 }
             }
@@ -499,8 +509,14 @@ impl CatalogState {
         if !spread && m.saturating_mul(64) > n {
             return None;
         }
+        let has_key = self.keyed.get(key)?;
         let mut keyed = Vec::with_capacity(m);
+        let mut keyless = Vec::new();
         for node in matched {
+            if !has_key.contains(node) {
+                keyless.push(node);
+                continue;
+            }
             let summary = &self.entity(node)?.summary;
             let value: Box<str> = match key {
                 "metadata.name" => Some(summary.name.as_str()),
@@ -524,7 +540,13 @@ impl CatalogState {
         if descending {
             keyed.reverse();
         }
-        Some(keyed.into_iter().take(wanted).map(|(_, node)| node).collect())
+        // As in the walk, entities without the key come last, by ref.
+        let mut page: Vec<NodeId> = keyed.into_iter().take(wanted).map(|(_, node)| node).collect();
+        if page.len() < wanted {
+            keyless.sort_by(|a, b| self.key_of(*a).cmp(self.key_of(*b)));
+            page.extend(keyless.into_iter().take(wanted - page.len()));
+        }
+        Some(page)
     }
 
     /// Ids matching `filter`, ordered by `order` (key, descending), paged.
@@ -1024,6 +1046,11 @@ mod tests {
             }
         }
         assert!(sparse_used > 0, "the lookup path was never taken");
+        // Matches without a title (two in three here) no longer send a
+        // page ordered by title back to the walk.
+        let few: RoaringBitmap = state.live().iter().step_by(331).collect();
+        assert!(few.iter().any(|n| !state.keyed["metadata.title"].contains(n)));
+        assert!(state.sparse_page(&state.sorted["metadata.title"], "metadata.title", &few, false, 20).is_some());
         let none = RoaringBitmap::new();
         assert!(state.ordered_page(&none, Some(("metadata.name", false)), 0, 20).is_empty());
     }

@@ -137,7 +137,7 @@ pub struct PolicyService {
     roots: Vec<Root>,
     pub(crate) compiled: ArcSwap<Compiled>,
     pub(crate) waivers: ArcSwap<Vec<Waiver>>,
-    log: mpsc::Sender<LogMessage>,
+    log: LogQueue,
     pub(crate) view: parking_lot::RwLock<GovernanceView>,
     pub(crate) instance_id: String,
     /// Where the governance view is evaluated: low-priority threads that
@@ -201,7 +201,7 @@ impl PolicyService {
         }
         let compiled = compile(&roots, &config);
         report_problems(&compiled.engine);
-        let (log, receiver) = mpsc::channel(LOG_QUEUE);
+        let (log, receiver) = LogQueue::new(LOG_QUEUE, LOG_QUEUE_BYTES);
         let service = Arc::new(PolicyService {
             compiled: ArcSwap::from_pointee(compiled),
             waivers: ArcSwap::from_pointee(Vec::new()),
@@ -258,7 +258,7 @@ impl PolicyService {
         let record =
             self.record(&decision_id, &decision, full_input, entities, requested_by, OffsetDateTime::now_utc());
         // Awaiting a full queue is back-pressure, not loss: every decision is recorded.
-        if self.log.send(LogMessage::Record(record)).await.is_err() {
+        if self.log.record(record).await.is_err() {
             tracing::error!(decision_id, "decision log writer stopped; decision not recorded");
         }
         (decision_id, decision)
@@ -340,13 +340,13 @@ impl PolicyService {
 
     /// Records a decision made without a request (catalogue changes).
     pub(crate) async fn log_decision(&self, record: DecisionRecord) {
-        let _ = self.log.send(LogMessage::Record(record)).await;
+        let _ = self.log.record(record).await;
     }
 
     /// Waits until every decision made so far is in the store.
     pub async fn flush_log(&self) {
         let (done, wait) = tokio::sync::oneshot::channel();
-        if self.log.send(LogMessage::Flush(done)).await.is_ok() {
+        if self.log.sender.send(LogMessage::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
     }
@@ -477,14 +477,47 @@ impl PolicyService {
 }
 
 const LOG_QUEUE: usize = 20_000;
+/// Most bytes of decision events waiting to be written. A record of the
+/// catalog point is several kB and an admission input can be a large
+/// manifest, so the count alone would let a slow or failing store hold
+/// gigabytes; past this, `decide` waits (back-pressure, never loss).
+const LOG_QUEUE_BYTES: usize = 32 * 1024 * 1024;
 const LOG_BATCH: usize = 500;
 /// How long the writer waits for more decisions once several are queued.
 const LOG_LINGER: Duration = Duration::from_millis(2);
 
 enum LogMessage {
-    Record(DecisionRecord),
+    /// A record with its share of the byte budget, given back once written.
+    Record(DecisionRecord, tokio::sync::OwnedSemaphorePermit),
     /// Answered once everything queued before it is written.
     Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The decision-log queue, bounded by records and by bytes: a record
+/// waits for its event's size (in KiB, at most the whole budget) before
+/// it is queued, and the writer gives the bytes back once it is stored.
+struct LogQueue {
+    sender: mpsc::Sender<LogMessage>,
+    kib: Arc<tokio::sync::Semaphore>,
+    budget_kib: u32,
+}
+
+impl LogQueue {
+    fn new(records: usize, bytes: usize) -> (LogQueue, mpsc::Receiver<LogMessage>) {
+        let (sender, receiver) = mpsc::channel(records);
+        let budget_kib = u32::try_from(bytes / 1024).unwrap_or(u32::MAX).max(1);
+        let kib = Arc::new(tokio::sync::Semaphore::new(budget_kib as usize));
+        (LogQueue { sender, kib, budget_kib }, receiver)
+    }
+
+    /// Queues `record`, waiting while the queue is full. Errs only when
+    /// the writer has stopped.
+    async fn record(&self, record: DecisionRecord) -> Result<(), ()> {
+        let size = record.event.len() + record.entities.iter().map(String::len).sum::<usize>();
+        let kib = u32::try_from(size.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.budget_kib);
+        let permit = Arc::clone(&self.kib).acquire_many_owned(kib).await.map_err(|_| ())?;
+        self.sender.send(LogMessage::Record(record, permit)).await.map_err(|_| ())
+    }
 }
 
 /// Writes queued decisions in batches. A failed write is retried, so a
@@ -492,6 +525,7 @@ enum LogMessage {
 async fn write_log(store: Store, mut receiver: mpsc::Receiver<LogMessage>) {
     let mut messages = Vec::with_capacity(LOG_BATCH);
     let mut batch = Vec::with_capacity(LOG_BATCH);
+    let mut permits = Vec::with_capacity(LOG_BATCH);
     while receiver.recv_many(&mut messages, LOG_BATCH).await > 0 {
         // Under load, wait a moment for more decisions so one multi-row
         // write carries many (a flush is answered without the wait).
@@ -508,7 +542,10 @@ async fn write_log(store: Store, mut receiver: mpsc::Receiver<LogMessage>) {
         let mut flushes = Vec::new();
         for message in messages.drain(..) {
             match message {
-                LogMessage::Record(record) => batch.push(record),
+                LogMessage::Record(record, permit) => {
+                    batch.push(record);
+                    permits.push(permit);
+                }
                 LogMessage::Flush(done) => flushes.push(done),
             }
         }
@@ -519,6 +556,7 @@ async fn write_log(store: Store, mut receiver: mpsc::Receiver<LogMessage>) {
             delay = (delay * 2).min(Duration::from_secs(10));
         }
         batch.clear();
+        permits.clear();
         for done in flushes {
             let _ = done.send(());
         }
@@ -548,5 +586,47 @@ fn compiled_from(bundle: &PolicyBundle, config: &PolicyConfig) -> Compiled {
 fn report_problems(engine: &PolicyEngine) {
     for problem in engine.problems() {
         tracing::error!(%problem, "policy failed to load; the points that depend on it fail closed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(bytes: usize) -> DecisionRecord {
+        DecisionRecord {
+            decision_id: "d".into(),
+            ts_ms: 0,
+            point: "admission".into(),
+            result: "allow".into(),
+            entities: Vec::new(),
+            event: "x".repeat(bytes),
+        }
+    }
+
+    /// The queue holds at most its byte budget: a record that would go
+    /// past it waits until the writer has stored earlier ones, and a
+    /// record larger than the whole budget still gets through alone.
+    #[tokio::test]
+    async fn the_decision_log_queue_is_bounded_by_bytes() {
+        let (queue, mut receiver) = LogQueue::new(1000, 8 * 1024);
+        for _ in 0..4 {
+            queue.record(record(2 * 1024)).await.unwrap();
+        }
+        let blocked = tokio::time::timeout(Duration::from_millis(100), queue.record(record(10))).await;
+        assert!(blocked.is_err(), "a ninth KiB was queued past the 8 KiB budget");
+        // The writer stores one record: its bytes come back.
+        let Some(LogMessage::Record(_, permit)) = receiver.recv().await else { panic!("no record queued") };
+        drop(permit);
+        tokio::time::timeout(Duration::from_secs(5), queue.record(record(10))).await.unwrap().unwrap();
+        // Drain, then a record over the whole budget takes all of it.
+        while receiver.try_recv().is_ok() {}
+        tokio::time::timeout(Duration::from_secs(5), queue.record(record(64 * 1024))).await.unwrap().unwrap();
+        let blocked = tokio::time::timeout(Duration::from_millis(100), queue.record(record(10))).await;
+        assert!(blocked.is_err(), "the oversized record should hold the whole budget");
+        // With the writer gone, recording fails instead of waiting forever.
+        drop(receiver);
+        let closed = tokio::time::timeout(Duration::from_secs(5), queue.record(record(10))).await.unwrap();
+        assert!(closed.is_err());
     }
 }

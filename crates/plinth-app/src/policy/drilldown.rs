@@ -8,14 +8,13 @@
 //! the same cached [`governance::detail`] the entity pages use), at most
 //! [`MAX_EXAMINED`] per request, so a page never evaluates the catalogue.
 
-use super::governance;
+use super::governance::{self, GovernanceView};
 use super::Policy;
 use crate::{AppError, AppResult, Caller};
 use plinth_catalog::CatalogState;
 use plinth_model::EntityRef;
 use plinth_policy::scorecard::LEVELS;
 use plinth_policy::Outcome;
-use rustc_hash::FxHashSet;
 use std::collections::{BTreeMap, HashSet};
 
 /// Most failing entities evaluated for one drill-down.
@@ -28,18 +27,21 @@ pub const MAX_TEAM_GROUPS: usize = 1_000;
 pub enum Scope {
     /// Every entity of the catalogue.
     All,
-    /// Entities owned by these groups (entity keys, lower case). Every
-    /// entity of the view is tested against the set, so it hashes with
-    /// Fx, not SipHash: SipHash was most of a team page's time at 100k
-    /// (the keys are the catalogue's own group refs, not request input).
-    Owners(FxHashSet<String>),
+    /// Entities owned by these groups (entity keys, lower case), read
+    /// through the view's owner index.
+    Owners(HashSet<String>),
 }
 
 impl Scope {
-    fn covers(&self, owner: Option<&str>) -> bool {
+    /// The view's entities in this scope: all of them, or those of each
+    /// owner looked up in the view's owner index.
+    fn entities<'v>(
+        &'v self,
+        view: &'v GovernanceView,
+    ) -> Box<dyn Iterator<Item = (&'v str, &'v governance::EntitySummary)> + 'v> {
         match self {
-            Scope::All => true,
-            Scope::Owners(owners) => owner.is_some_and(|o| owners.contains(o)),
+            Scope::All => Box::new(view.iter()),
+            Scope::Owners(owners) => Box::new(owners.iter().flat_map(|owner| view.owned_by(owner))),
         }
     }
 }
@@ -109,9 +111,9 @@ pub struct CheckFailures {
 }
 
 /// A group and every group below it (`parentOf`), as lower-case keys.
-pub fn team_tree(state: &CatalogState, group: &EntityRef) -> FxHashSet<String> {
+pub fn team_tree(state: &CatalogState, group: &EntityRef) -> HashSet<String> {
     let parent_of = plinth_catalog::RelId::of("parentOf");
-    let mut out: FxHashSet<String> = FxHashSet::default();
+    let mut out: HashSet<String> = HashSet::new();
     let mut queue = vec![group.key()];
     while let Some(next) = queue.pop() {
         if out.len() >= MAX_TEAM_GROUPS || !out.insert(next.clone()) {
@@ -149,11 +151,10 @@ impl Policy<'_> {
         let service = self.service()?;
         let (mut failing, complete) = {
             let view = service.view();
-            let failing: Vec<(String, Outcome)> = view
-                .entities
-                .iter()
-                .filter(|(_, s)| s.result != Outcome::Allow && scope.covers(s.owner.as_deref()))
-                .map(|(key, s)| (key.clone(), s.result))
+            let failing: Vec<(String, Outcome)> = scope
+                .entities(&view)
+                .filter(|(_, s)| s.result != Outcome::Allow)
+                .map(|(key, s)| (key.to_string(), s.result))
                 .collect();
             (failing, view.settled())
         };
@@ -246,10 +247,7 @@ impl Policy<'_> {
         let mut applies: BTreeMap<usize, usize> = BTreeMap::new();
         {
             let view = service.view();
-            for (key, summary) in &view.entities {
-                if !scope.covers(summary.owner.as_deref()) {
-                    continue;
-                }
+            for (key, summary) in scope.entities(&view) {
                 for card in &summary.cards {
                     let index = card.card as usize;
                     let Some(def) = defs.get(index) else { continue };
@@ -261,7 +259,7 @@ impl Policy<'_> {
                                 .or_default()
                                 .entry(summary.owner.as_deref().map(str::to_string))
                                 .or_default()
-                                .push(key.clone());
+                                .push(key.to_string());
                         }
                     }
                 }

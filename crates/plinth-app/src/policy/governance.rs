@@ -50,7 +50,16 @@ pub struct CardSummary {
 
 #[derive(Debug, Default)]
 pub struct GovernanceView {
-    pub entities: HashMap<String, EntitySummary>,
+    /// Per entity key, its summary. Changed only through [`Self::insert`],
+    /// [`Self::remove`] and [`Self::retain`], which keep the two indexes
+    /// below in step.
+    entities: HashMap<Arc<str>, EntitySummary>,
+    /// Per owner, the keys of the entities it owns: a team's page reads
+    /// its own entities, not the whole view. The owner `Arc` is shared
+    /// with the summaries.
+    by_owner: HashMap<Arc<str>, HashSet<Arc<str>>>,
+    /// Entities per catalog-point outcome.
+    outcomes: BTreeMap<&'static str, usize>,
     /// Policy revision the view was computed with.
     pub revision: String,
     /// False while the first full evaluation runs.
@@ -88,18 +97,86 @@ pub struct TeamRollup {
 
 impl GovernanceView {
     pub fn get(&self, key: &str) -> Option<&EntitySummary> {
-        self.entities.get(&key.to_lowercase())
+        self.entities.get(key.to_lowercase().as_str())
+    }
+
+    /// Entities with results.
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    /// Every entity's key and summary, in no order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &EntitySummary)> {
+        self.entities.iter().map(|(k, s)| (&**k, s))
+    }
+
+    /// The entities `owner` (a lower-case key) owns, in no order.
+    pub fn owned_by<'a>(&'a self, owner: &str) -> impl Iterator<Item = (&'a str, &'a EntitySummary)> + 'a {
+        self.by_owner
+            .get(owner)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.entities.get_key_value(key).map(|(k, s)| (&**k, s)))
+    }
+
+    /// Puts (or replaces) an entity's summary.
+    pub(crate) fn insert(&mut self, key: String, mut summary: EntitySummary) {
+        self.remove(&key);
+        let key: Arc<str> = Arc::from(key);
+        if let Some(owner) = summary.owner.take() {
+            let owner = match self.by_owner.get_key_value(&*owner) {
+                Some((shared, _)) => shared.clone(),
+                None => owner,
+            };
+            self.by_owner.entry(owner.clone()).or_default().insert(key.clone());
+            summary.owner = Some(owner);
+        }
+        *self.outcomes.entry(summary.result.as_str()).or_default() += 1;
+        self.entities.insert(key, summary);
+    }
+
+    /// Takes an entity out; returns its summary when it had one.
+    pub(crate) fn remove(&mut self, key: &str) -> Option<EntitySummary> {
+        let (key, summary) = self.entities.remove_entry(key)?;
+        if let Some(owner) = &summary.owner {
+            if let Some(keys) = self.by_owner.get_mut(&**owner) {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    self.by_owner.remove(&**owner);
+                }
+            }
+        }
+        if let Some(count) = self.outcomes.get_mut(summary.result.as_str()) {
+            *count -= 1;
+            if *count == 0 {
+                self.outcomes.remove(summary.result.as_str());
+            }
+        }
+        Some(summary)
+    }
+
+    /// Keeps only the entities `keep` says yes to.
+    pub(crate) fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        let gone: Vec<Arc<str>> = self.entities.keys().filter(|k| !keep(k)).cloned().collect();
+        for key in gone {
+            self.remove(&key);
+        }
     }
 
     /// Roll-ups per owner and scorecard; `owner` narrows to one team.
     pub fn rollups(&self, owner: Option<&str>, defs: &[ScorecardDef]) -> Vec<TeamRollup> {
         let owner = owner.map(str::to_lowercase);
         let mut rollups: BTreeMap<(String, u16), TeamRollup> = BTreeMap::new();
-        for summary in self.entities.values() {
+        let summaries: Box<dyn Iterator<Item = &EntitySummary>> = match &owner {
+            Some(owner) => Box::new(self.owned_by(owner).map(|(_, s)| s)),
+            None => Box::new(self.entities.values()),
+        };
+        for summary in summaries {
             let Some(team) = &summary.owner else { continue };
-            if owner.as_deref().is_some_and(|o| o != team.as_ref()) {
-                continue;
-            }
             for card in &summary.cards {
                 let Some(def) = defs.get(card.card as usize) else { continue };
                 let rollup = rollups.entry((team.to_string(), card.card)).or_insert_with(|| TeamRollup {
@@ -134,11 +211,7 @@ impl GovernanceView {
 
     /// Counts of catalog-point results.
     pub fn outcome_counts(&self) -> BTreeMap<&'static str, usize> {
-        let mut counts = BTreeMap::new();
-        for summary in self.entities.values() {
-            *counts.entry(summary.result.as_str()).or_default() += 1;
-        }
-        counts
+        self.outcomes.clone()
     }
 }
 
@@ -207,12 +280,11 @@ pub fn detail(service: &PolicyService, key: &str) -> Option<EntityGovernance> {
 pub fn correct(service: &PolicyService, key: &str, governance: &EntityGovernance) -> Option<Outcome> {
     let defs = &service.compiled.load().scorecards;
     let mut view = service.view.write();
-    let entry = view.entities.get_mut(key)?;
-    if entry.result == governance.decision.result {
+    let before = view.entities.get(key)?.result;
+    if before == governance.decision.result {
         return None;
     }
-    let before = entry.result;
-    *entry = summarise(governance, defs);
+    view.insert(key.to_string(), summarise(governance, defs));
     Some(before)
 }
 
@@ -467,12 +539,12 @@ pub async fn rebuild(service: &Arc<PolicyService>, scope: Scope) {
     view.pending = view.pending.saturating_sub(count);
     for evaluated in results {
         match evaluated.summary {
-            Some(summary) => view.entities.insert(evaluated.key, summary),
-            None => view.entities.remove(&evaluated.key),
+            Some(summary) => view.insert(evaluated.key, summary),
+            None => drop(view.remove(&evaluated.key)),
         };
     }
     if let Some(live) = live {
-        view.entities.retain(|key, _| live.contains(key));
+        view.retain(|key| live.contains(key));
     }
     view.revision = revision;
     view.complete = true;
@@ -586,8 +658,8 @@ async fn apply(service: &Arc<PolicyService>, evaluated: Vec<Evaluated>, settled:
         view.pending = view.pending.saturating_sub(settled);
         for e in evaluated {
             match e.summary {
-                Some(summary) => view.entities.insert(e.key, summary),
-                None => view.entities.remove(&e.key),
+                Some(summary) => view.insert(e.key, summary),
+                None => drop(view.remove(&e.key)),
             };
             logs.extend(e.log);
         }
@@ -602,6 +674,51 @@ mod tests {
     use super::*;
     use crate::policy::service::compile_dir;
     use std::path::Path;
+
+    /// The owner index and the outcome counts always say what a scan of
+    /// every summary says, through inserts, replacements that change the
+    /// owner or the outcome, removals and a retain.
+    #[test]
+    fn the_view_indexes_follow_every_change() {
+        fn summary(owner: Option<&str>, result: Outcome) -> EntitySummary {
+            EntitySummary { result, owner: owner.map(Arc::from), cards: Vec::new() }
+        }
+        fn check(view: &GovernanceView, step: usize) {
+            for owner in ["group:default/a", "group:default/b", "group:default/c"] {
+                let mut indexed: Vec<&str> = view.owned_by(owner).map(|(k, _)| k).collect();
+                let mut scanned: Vec<&str> =
+                    view.iter().filter(|(_, s)| s.owner.as_deref() == Some(owner)).map(|(k, _)| k).collect();
+                indexed.sort_unstable();
+                scanned.sort_unstable();
+                assert_eq!(indexed, scanned, "{owner} after step {step}");
+            }
+            let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+            for (_, s) in view.iter() {
+                *counts.entry(s.result.as_str()).or_default() += 1;
+            }
+            assert_eq!(view.outcome_counts(), counts, "outcomes after step {step}");
+            assert!(view.by_owner.values().all(|keys| !keys.is_empty()), "no empty owner left after step {step}");
+        }
+        let owners = [Some("group:default/a"), Some("group:default/b"), None, Some("group:default/c")];
+        let results = [Outcome::Allow, Outcome::Warn, Outcome::Deny];
+        let mut view = GovernanceView::default();
+        for step in 0..600usize {
+            let key = format!("component:default/svc-{}", (step * 7) % 97);
+            match step % 5 {
+                0..=2 => view.insert(key, summary(owners[(step / 3) % 4], results[step % 3])),
+                3 => drop(view.remove(&key)),
+                _ => view.insert(key, summary(owners[step % 4], results[(step / 5) % 3])),
+            }
+            check(&view, step);
+        }
+        view.retain(|key| key.ends_with('1') || key.ends_with('3'));
+        check(&view, 600);
+        assert!(view.iter().all(|(k, _)| k.ends_with('1') || k.ends_with('3')));
+        // Summaries of one owner share one allocation of its name.
+        let shared: Vec<&Arc<str>> =
+            view.iter().filter_map(|(_, s)| s.owner.as_ref()).filter(|o| &***o == "group:default/a").collect();
+        assert!(shared.len() > 1 && shared.windows(2).all(|w| Arc::ptr_eq(w[0], w[1])));
+    }
 
     fn copy(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();

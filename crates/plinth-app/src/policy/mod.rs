@@ -297,7 +297,7 @@ impl<'a> Policy<'a> {
             revision: compiled.engine.revision().to_string(),
             view_revision: view.revision.clone(),
             complete: view.settled(),
-            evaluated: view.entities.len(),
+            evaluated: view.len(),
             pending: view.pending,
             evaluated_at: view.evaluated_at,
             problems: compiled.engine.problems().len(),

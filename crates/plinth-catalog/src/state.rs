@@ -543,7 +543,7 @@ impl CatalogState {
         // As in the walk, entities without the key come last, by ref.
         let mut page: Vec<NodeId> = keyed.into_iter().take(wanted).map(|(_, node)| node).collect();
         if page.len() < wanted {
-            keyless.sort_by(|a, b| self.key_of(*a).cmp(self.key_of(*b)));
+            self.sort_by_ref(&mut keyless);
             page.extend(keyless.into_iter().take(wanted - page.len()));
         }
         Some(page)
@@ -564,7 +564,7 @@ impl CatalogState {
             None => {
                 if matched.len() < 4096 {
                     let mut ids: Vec<NodeId> = matched.iter().collect();
-                    ids.sort_by(|a, b| self.key_of(*a).cmp(self.key_of(*b)));
+                    self.sort_by_ref(&mut ids);
                     return ids.into_iter().skip(offset).take(limit).collect();
                 }
                 for (_, node) in self.by_ref.iter().filter(|(_, n)| matched.contains(*n)).take(wanted) {
@@ -609,12 +609,18 @@ impl CatalogState {
                 if out.len() < wanted {
                     let rest = matched - &seen;
                     let mut missing: Vec<NodeId> = rest.iter().collect();
-                    missing.sort_by(|a, b| self.key_of(*a).cmp(self.key_of(*b)));
+                    self.sort_by_ref(&mut missing);
                     out.extend(missing.into_iter().take(wanted - out.len()));
                 }
             }
         }
         out.into_iter().skip(offset).take(limit).collect()
+    }
+
+    /// Orders nodes by their entity's ref: the tie-break of every page and
+    /// the order of entities without the sort key.
+    fn sort_by_ref(&self, nodes: &mut [NodeId]) {
+        nodes.sort_by(|a, b| self.key_of(*a).cmp(self.key_of(*b)));
     }
 
     fn key_of(&self, node: NodeId) -> &str {

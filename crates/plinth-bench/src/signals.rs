@@ -68,6 +68,21 @@ impl Lcg {
     }
 }
 
+/// The `n`th trace's id, scattered over the 128-bit space as real trace ids
+/// are (W3C trace context: random). Sequential ids would land every insert
+/// at the right edge of the store's trace-id index, which no real export
+/// does. Each half is the SplitMix64 finaliser, a bijection, of a different
+/// input, so distinct `n` give distinct ids.
+fn scattered_trace_id(n: u128) -> u128 {
+    fn mix(mut z: u64) -> u64 {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let n = n as u64;
+    (u128::from(mix(n)) << 64) | u128::from(mix(n ^ 0x9e37_79b9_7f4a_7c15))
+}
+
 fn kv(key: &str, value: V) -> KeyValue {
     KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
 }
@@ -83,7 +98,8 @@ const MODELS: &[(&str, &str)] =
 const TOOLS: &[&str] = &["lookup_order", "search_docs", "create_ticket", "get_weather"];
 
 /// One agent trace of six spans starting at `start_ns`.
-fn agent_trace(rng: &mut Lcg, trace_id: u128, start_ns: u64, out: &mut Vec<Span>) {
+fn agent_trace(rng: &mut Lcg, trace: u128, start_ns: u64, out: &mut Vec<Span>) {
+    let trace_id = scattered_trace_id(trace);
     let (provider, model) = MODELS[rng.below(MODELS.len() as u64) as usize];
     let span_id = |n: u64| ((trace_id as u64) << 8 | n).to_be_bytes().to_vec();
     let trace = trace_id.to_be_bytes().to_vec();

@@ -415,6 +415,16 @@ CREATE TABLE user_stars (
 CREATE INDEX user_stars_entity ON user_stars (entity_ref);
 "#;
 
+/// Buckets with rollup rows appended since they were last compacted
+/// (`signals.rs`): portable SQL. `resolution` is the rollup table's name.
+const ROLLUP_DIRTY_TABLE: &str = r#"
+CREATE TABLE signal_rollup_dirty (
+    resolution TEXT NOT NULL,
+    bucket     BIGINT NOT NULL,
+    PRIMARY KEY (resolution, bucket)
+);
+"#;
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -439,6 +449,7 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration { version: 6, sqlite: &[CLUSTER_TABLES], postgres: &[CLUSTER_TABLES] },
     Migration { version: 7, sqlite: &[STAR_TABLES], postgres: &[STAR_TABLES] },
+    Migration { version: 8, sqlite: &[ROLLUP_DIRTY_TABLE], postgres: &[ROLLUP_DIRTY_TABLE] },
 ];
 
 fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {

@@ -648,6 +648,42 @@ where
     (out, merged_groups)
 }
 
+/// Dirty markers per insert statement (2 parameters each).
+const DIRTY_MARK_CHUNK: usize = 1_000;
+/// Dirty buckets one compaction call claims at most.
+const DIRTY_CLAIM: usize = 5_000;
+/// Dirty buckets per compaction statement (each bound twice).
+const DIRTY_BUCKETS_PER_STATEMENT: usize = 500;
+
+/// Deletes, and returns, every row of the first `?` (bound last) groups of
+/// (bucket, key) with more than one row among the rows matching `scope` (its
+/// parameters are bound twice: for the delete and for the groups), oldest
+/// bucket first. `scope` on the delete too lets it find the rows by bucket.
+fn compaction_sql(table: &str, scope: &str) -> String {
+    format!(
+        "DELETE FROM {table} WHERE {scope} AND (bucket, {ROLLUP_KEY_COLUMNS}) IN (\
+         SELECT bucket, {ROLLUP_KEY_COLUMNS} FROM {table} WHERE {scope} \
+         GROUP BY bucket, {ROLLUP_KEY_COLUMNS} HAVING COUNT(*) > 1 ORDER BY bucket LIMIT ?) \
+         RETURNING {}",
+        RollupRecord::COLUMNS
+    )
+}
+
+/// Marks `n` (resolution, bucket) pairs dirty; a marked one stays as is.
+fn mark_dirty_sql(n: usize) -> String {
+    format!("INSERT INTO signal_rollup_dirty (resolution, bucket) VALUES {} ON CONFLICT DO NOTHING", values(n, 2))
+}
+
+/// The (resolution, bucket) of every row, distinct and sorted: the
+/// buckets a batch appended to.
+fn dirty_markers(rows: [(Resolution, &[RollupRow]); 3]) -> Vec<(&'static str, i64)> {
+    let mut markers: Vec<(&'static str, i64)> =
+        rows.iter().flat_map(|(resolution, rows)| rows.iter().map(|r| (resolution.table(), r.bucket))).collect();
+    markers.sort_unstable();
+    markers.dedup();
+    markers
+}
+
 /// Hour rows re-bucketed to their UTC day: partial day rows (compaction
 /// merges them), needing no sketch arithmetic here.
 fn day_partials(hours: &[RollupRow]) -> Vec<RollupRow> {
@@ -669,6 +705,7 @@ impl Store {
     {
         let unique = UniqueSpans::new(spans);
         let mut mask = vec![false; spans.len()];
+        let mut dirty = Vec::new();
         on_store!(self, s, d => {
             // This batch is acknowledged to the sender once we return, so its
             // commit must survive a crash of the machine (see `acquire_durable`).
@@ -677,10 +714,12 @@ impl Store {
                 let mut tx = sqlx::Connection::begin_with(&mut *conn, d.begin_write()).await?;
                 s.insert_spans(&mut tx, &unique, &mut mask).await?;
                 let (minute, hour) = rollups(&mask);
+                let day = day_partials(&hour);
                 s.insert_rollups(&mut tx, Resolution::Minute.table(), &minute).await?;
                 s.insert_rollups(&mut tx, Resolution::Hour.table(), &hour).await?;
-                s.insert_rollups(&mut tx, Resolution::Day.table(), &day_partials(&hour)).await?;
+                s.insert_rollups(&mut tx, Resolution::Day.table(), &day).await?;
                 tx.commit().await?;
+                dirty = dirty_markers([(Resolution::Minute, &minute), (Resolution::Hour, &hour), (Resolution::Day, &day)]);
                 Ok::<(), StoreError>(())
             }
             .await;
@@ -689,6 +728,13 @@ impl Store {
             released?;
             s.wrote_signals();
         });
+        // After the commit, in a statement of its own: a marker is a hint for
+        // compaction, not part of the data, and replicas marking the same
+        // bucket then never wait on each other's open transactions. If it is
+        // lost (a crash in between), the hourly sweep compacts the bucket.
+        if let Err(error) = self.mark_dirty(&dirty).await {
+            tracing::warn!(%error, "marking rollup buckets for compaction failed; the hourly sweep will compact them");
+        }
         let inserted = mask.iter().filter(|&&m| m).count();
         Ok(SignalBatchOutcome { inserted, duplicates: spans.len() - inserted })
     }
@@ -754,20 +800,115 @@ impl Store {
             return Ok(0);
         }
         let table = resolution.table();
-        let sql = format!(
-            "DELETE FROM {table} WHERE (bucket, {ROLLUP_KEY_COLUMNS}) IN (\
-             SELECT bucket, {ROLLUP_KEY_COLUMNS} FROM {table} WHERE bucket < ? \
-             GROUP BY bucket, {ROLLUP_KEY_COLUMNS} HAVING COUNT(*) > 1 ORDER BY bucket LIMIT ?) \
-             RETURNING {}",
-            RollupRecord::COLUMNS
-        );
+        let sql = compaction_sql(table, "bucket < ?");
         let limit = i64::try_from(max_groups).unwrap_or(i64::MAX);
         on_store!(self, s, d => {
             let mut tx = s.begin_write().await?;
-            let deleted: Vec<RollupRecord> =
-                sqlx::query_as(&d.sql(&sql)).bind(before_s).bind(limit).fetch_all(&mut *tx).await?;
+            let deleted: Vec<RollupRecord> = sqlx::query_as(&d.sql(&sql))
+                .bind(before_s)
+                .bind(before_s)
+                .bind(limit)
+                .fetch_all(&mut *tx)
+                .await?;
             let (rows, merged) = merge_groups(deleted.into_iter().map(RollupRow::from).collect(), &merge);
             s.insert_rollups(&mut tx, table, &rows).await?;
+            tx.commit().await?;
+            s.wrote_signals();
+            Ok(merged)
+        })
+    }
+
+    /// Marks buckets as holding rows appended since their last compaction.
+    async fn mark_dirty(&self, markers: &[(&'static str, i64)]) -> Result<(), StoreError> {
+        for chunk in markers.chunks(DIRTY_MARK_CHUNK) {
+            let sql = mark_dirty_sql(chunk.len());
+            on_store!(self, s, d => {
+                let sql = d.sql(&sql);
+                let mut query = sqlx::query(&sql);
+                for (resolution, bucket) in chunk {
+                    query = query.bind(*resolution).bind(*bucket);
+                }
+                query.execute(&s.pool).await?;
+                s.wrote_signals();
+            });
+        }
+        Ok(())
+    }
+
+    /// Compacts what was appended since the last compaction: merges the
+    /// partial rows of every (bucket, key) with more than one row, in the
+    /// buckets marked dirty by [`Store::ingest_signals`], at most
+    /// `max_groups` groups per call; returns how many groups were merged.
+    ///
+    /// The work is proportional to the new rows, not to the history: a
+    /// table of a year of rollups with nothing new costs one empty read of
+    /// the markers. The markers are claimed and the buckets compacted in one
+    /// transaction, and the buckets the call did not finish are marked
+    /// again in it, so a marker is never lost by a compaction. Rows whose
+    /// marker never got written (a crash after the ingest's commit) are
+    /// left to [`Store::compact_rollups`], the full sweep.
+    pub async fn compact_dirty_rollups<F>(
+        &self,
+        resolution: Resolution,
+        max_groups: usize,
+        merge: F,
+    ) -> Result<usize, StoreError>
+    where
+        F: Fn(Vec<RollupRow>) -> RollupRow + Send + Sync,
+    {
+        if max_groups == 0 {
+            return Ok(0);
+        }
+        let table = resolution.table();
+        let claim = format!(
+            "DELETE FROM signal_rollup_dirty WHERE resolution = ? AND bucket IN (\
+             SELECT bucket FROM signal_rollup_dirty WHERE resolution = ? ORDER BY bucket LIMIT {DIRTY_CLAIM}) \
+             RETURNING bucket"
+        );
+        on_store!(self, s, d => {
+            let mut tx = s.begin_write().await?;
+            let mut claimed: Vec<i64> =
+                sqlx::query_scalar(&d.sql(&claim)).bind(table).bind(table).fetch_all(&mut *tx).await?;
+            if claimed.is_empty() {
+                return Ok(0);
+            }
+            claimed.sort_unstable();
+            let mut merged = 0;
+            let mut finished = 0;
+            for chunk in claimed.chunks(DIRTY_BUCKETS_PER_STATEMENT) {
+                let budget = max_groups - merged;
+                let sql = compaction_sql(table, &format!("bucket IN ({})", crate::dialect::list(chunk.len())));
+                let sql = d.sql(&sql);
+                let mut query = sqlx::query_as::<_, RollupRecord>(&sql);
+                for bucket in chunk.iter().chain(chunk) {
+                    query = query.bind(*bucket);
+                }
+                let deleted = query.bind(i64::try_from(budget).unwrap_or(i64::MAX)).fetch_all(&mut *tx).await?;
+                let last = deleted.iter().map(|r| r.bucket).max();
+                let (rows, groups) = merge_groups(deleted.into_iter().map(RollupRow::from).collect(), &merge);
+                // `rows` holds one row per group taken (merged or lone).
+                let taken = rows.len();
+                s.insert_rollups(&mut tx, table, &rows).await?;
+                merged += groups;
+                if taken < budget {
+                    finished += chunk.len();
+                } else {
+                    // The budget ran out in bucket `last`: the buckets before
+                    // it are done, and it and those after stay dirty.
+                    finished += chunk.iter().take_while(|b| Some(**b) < last).count();
+                    break;
+                }
+            }
+            let unfinished = &claimed[finished..];
+            for part in unfinished.chunks(DIRTY_MARK_CHUNK) {
+                let sql = mark_dirty_sql(part.len());
+                let sql = d.sql(&sql);
+                let mut query = sqlx::query(&sql);
+                for bucket in part {
+                    query = query.bind(table).bind(*bucket);
+                }
+                query.execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             s.wrote_signals();
             Ok(merged)
@@ -883,12 +1024,15 @@ impl Store {
             ("DELETE FROM signal_rollups_hour WHERE bucket < ?", rollups_before_s),
             ("DELETE FROM signal_rollups_day WHERE bucket < ?", rollups_before_s),
         ];
+        // With the rows they point at; not counted, as they are not data.
+        let markers = "DELETE FROM signal_rollup_dirty WHERE bucket < ?";
         on_pool!(self, pool, d => {
             let mut tx = pool.begin_with(d.begin_write()).await?;
             let mut deleted = 0;
             for (sql, before) in statements {
                 deleted += sqlx::query(&d.sql(sql)).bind(before).execute(&mut *tx).await?.rows_affected();
             }
+            sqlx::query(&d.sql(markers)).bind(rollups_before_s).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(deleted)
         })

@@ -330,7 +330,10 @@ fn spawn_maintenance(service: &Arc<SignalsService>) {
 }
 
 /// One round of compaction (and retention): each step only while `term`
-/// lasts.
+/// lasts. Every tick compacts the buckets that received rows since the last
+/// one; the hourly round (`retention`, also the first of each term) also
+/// sweeps every table, for rows whose dirty marker was lost to a crash or
+/// written before markers existed.
 async fn maintain(service: &SignalsService, term: &LeaderTerm, retention: bool) {
     let now = now_s();
     for resolution in [plinth_store::Resolution::Minute, plinth_store::Resolution::Hour, plinth_store::Resolution::Day]
@@ -338,7 +341,12 @@ async fn maintain(service: &SignalsService, term: &LeaderTerm, retention: bool) 
         if !term.holds() {
             return;
         }
-        match service.store.compact_rollups(resolution, now, 20_000, plinth_telemetry::rollup::merge_rows).await {
+        let merge = plinth_telemetry::rollup::merge_rows;
+        let result = match retention {
+            true => service.store.compact_rollups(resolution, now, COMPACTION_GROUPS, merge).await,
+            false => service.store.compact_dirty_rollups(resolution, COMPACTION_GROUPS, merge).await,
+        };
+        match result {
             Ok(groups) if groups > 0 => tracing::debug!(groups, ?resolution, "rollups compacted"),
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "rollup compaction failed; retrying at the next tick"),
@@ -362,6 +370,11 @@ async fn maintain(service: &SignalsService, term: &LeaderTerm, retention: bool) 
         Err(error) => tracing::warn!(%error, "signal retention failed; retrying in an hour"),
     }
 }
+
+/// Rollup groups one compaction step merges at most (per resolution and
+/// tick): bounds the transaction, and so the time ingest waits for the
+/// SQLite write lock.
+const COMPACTION_GROUPS: usize = 20_000;
 
 pub fn now_s() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()

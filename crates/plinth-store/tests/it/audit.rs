@@ -2,14 +2,14 @@
 //! PostgreSQL.
 
 use plinth_store::{
-    AuditEntry, AuditOutcome, AuditQuery, NewAuditEntry, Store, StoreConfig, AUDIT_GENESIS_HASH,
-    AUDIT_RETENTION_ACTION, AUDIT_RETENTION_ACTOR,
+    AuditEntry, AuditOutcome, AuditQuery, NewAuditEntry, Store, AUDIT_GENESIS_HASH, AUDIT_RETENTION_ACTION,
+    AUDIT_RETENTION_ACTOR,
 };
 use plinth_testkit::{scenarios, Backend};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::common::Harness;
+use crate::common::{raw, Harness};
 
 /// Names the PostgreSQL databases of this suite.
 const DATABASE: &str = "audit";
@@ -46,25 +46,6 @@ fn entry(minute: i64, actor: &str, action: &str, target: &str) -> NewAuditEntry 
 /// `n` entries at minutes `from..from + n`.
 fn entries(from: i64, n: i64) -> Vec<NewAuditEntry> {
     (from..from + n).map(|m| entry(m, "user:default/alice", "catalog.location.create", &format!("loc-{m}"))).collect()
-}
-
-/// Runs `sql` on the store's database over a connection of its own (as
-/// someone with database access, not through the store, would).
-async fn raw(config: &StoreConfig, sql: &str) {
-    use sqlx::Connection;
-    match config {
-        StoreConfig::Sqlite { data_dir } => {
-            let url = format!("sqlite://{}", data_dir.join("plinth.db").display());
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-            conn.close().await.unwrap();
-        }
-        StoreConfig::Postgres { url } => {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
-            conn.close().await.unwrap();
-        }
-    }
 }
 
 /// Every row, oldest first.

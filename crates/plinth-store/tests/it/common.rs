@@ -43,3 +43,22 @@ impl Harness {
         Store::open(&self.config).await.expect("reopen the store")
     }
 }
+
+/// Runs `sql` on the store's database over a connection of its own (as
+/// someone with database access, not through the store, would).
+pub(crate) async fn raw(config: &StoreConfig, sql: &str) {
+    use sqlx::Connection;
+    match config {
+        StoreConfig::Sqlite { data_dir } => {
+            let url = format!("sqlite://{}", data_dir.join("plinth.db").display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+        StoreConfig::Postgres { url } => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    }
+}

@@ -1,12 +1,12 @@
 //! Scaffolder task persistence; every scenario runs on SQLite and
 //! PostgreSQL.
 
-use plinth_store::{NewTask, NewTaskEvent, Store, StoreConfig, TaskEventType, TaskQuery, TaskStatus};
+use plinth_store::{NewTask, NewTaskEvent, Store, TaskEventType, TaskQuery, TaskStatus};
 use plinth_testkit::{scenarios, Backend};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::common::Harness;
+use crate::common::{raw, Harness};
 
 /// Names the PostgreSQL databases of this suite.
 const DATABASE: &str = "scaffolder";
@@ -273,21 +273,7 @@ async fn unknown_ids_are_not_errors(backend: Backend) {
 async fn version_2_database_migrates_to_3(backend: Backend) {
     let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let rollback = "DROP TABLE scaffolder_task_events; DROP TABLE scaffolder_tasks; DELETE FROM plinth_migrations WHERE version = 3";
-    match &h.config {
-        StoreConfig::Sqlite { data_dir } => {
-            use sqlx::Connection;
-            let url = format!("sqlite://{}", data_dir.join("plinth.db").display());
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(rollback).execute(&mut conn).await.unwrap();
-            conn.close().await.unwrap();
-        }
-        StoreConfig::Postgres { url } => {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::raw_sql(rollback).execute(&mut conn).await.unwrap();
-            conn.close().await.unwrap();
-        }
-    }
+    raw(&h.config, rollback).await;
 
     let store = Store::open(&h.config).await.expect("reopen and migrate");
     store.create_task(&new_task("t1", Some("ann"), 1)).await.unwrap();

@@ -5,11 +5,10 @@ use std::time::Instant;
 
 use plinth_store::{
     AlertStateRow, Resolution, RollupKey, RollupQuery, RollupRow, ScoreQuery, ScoreRow, SpanQuery, SpanRow, Store,
-    StoreConfig,
 };
 use plinth_testkit::{scenarios, Backend};
 
-use crate::common::Harness;
+use crate::common::{raw, Harness};
 
 /// Names the PostgreSQL databases of this suite.
 const DATABASE: &str = "signals";
@@ -20,6 +19,7 @@ scenarios!(
     failed_batch_writes_nothing,
     rollup_query_filters_and_bounds,
     compaction_merges_partials,
+    dirty_compaction_takes_only_new_buckets,
     concurrent_compactions_merge_each_row_once,
     concurrent_overlapping_batches_store_each_span_once,
     retried_exports_store_each_span_once,
@@ -342,6 +342,71 @@ async fn compaction_merges_partials(backend: Backend) {
     // The hour table is separate.
     assert!(h.store.rollups(Resolution::Hour, &all(0, 3600)).await.unwrap().is_empty());
     assert_eq!(h.store.compact_rollups(Resolution::Hour, 7200, 10, sum_rows).await.unwrap(), 0);
+}
+
+/// Each tick's compaction reads only the buckets that received rows since
+/// the last one (their dirty markers), finishes what a small budget left
+/// for the next call, and leaves rows without a marker to the full sweep.
+async fn dirty_compaction_takes_only_new_buckets(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
+    let a = key("checkout", "pay", "gpt-4o");
+    let b = key("search", "find", "claude");
+    let minute = |h: &Harness| {
+        let store = h.store.clone();
+        async move { store.rollups(Resolution::Minute, &all(0, 100_000)).await.unwrap() }
+    };
+    ingest_rollups(&h.store, vec![rollup(0, &a, 1, &[1]), rollup(0, &b, 7, &[7]), rollup(60, &a, 1, &[6])], vec![])
+        .await;
+    ingest_rollups(&h.store, vec![rollup(0, &a, 2, &[2]), rollup(60, &a, 2, &[6]), rollup(120, &a, 1, &[8])], vec![])
+        .await;
+    ingest_rollups(&h.store, vec![rollup(0, &a, 3, &[3]), rollup(120, &a, 1, &[8])], vec![]).await;
+
+    // A budget of one group per call: the buckets are finished in order,
+    // and the unfinished ones stay marked.
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 1, sum_rows).await.unwrap(), 1);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 1, sum_rows).await.unwrap(), 1);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 1, sum_rows).await.unwrap(), 1);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 1, sum_rows).await.unwrap(), 0);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 0, sum_rows).await.unwrap(), 0);
+    let rows = minute(&h).await;
+    assert_eq!(rows.len(), 4, "one row per (bucket, key): {rows:?}");
+    let of = |bucket: i64, k: &RollupKey| rows.iter().find(|r| r.bucket == bucket && &r.key == k).unwrap().clone();
+    assert_eq!(of(0, &a).requests, 6);
+    let mut sketch = of(0, &a).duration_sketch;
+    sketch.sort();
+    assert_eq!(sketch, [1, 2, 3], "every partial's sketch was merged once");
+    assert_eq!((of(0, &b).requests, of(60, &a).requests, of(120, &a).requests), (7, 3, 2));
+    // Nothing new: nothing to do, and no marker left behind.
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 10, sum_rows).await.unwrap(), 0);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Hour, 10, sum_rows).await.unwrap(), 0);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Day, 10, sum_rows).await.unwrap(), 0);
+
+    // New rows in bucket 60 only: the next call merges that group, and the
+    // hour and day tables get their own markers.
+    ingest_rollups(&h.store, vec![rollup(60, &a, 4, &[9])], vec![rollup(0, &a, 1, &[1])]).await;
+    ingest_rollups(&h.store, vec![], vec![rollup(0, &a, 2, &[2])]).await;
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 10, sum_rows).await.unwrap(), 1);
+    assert_eq!(minute(&h).await.iter().find(|r| r.bucket == 60).unwrap().requests, 7);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Hour, 10, sum_rows).await.unwrap(), 1);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Day, 10, sum_rows).await.unwrap(), 1);
+    let day = h.store.rollups(Resolution::Day, &all(0, 86_400)).await.unwrap();
+    assert_eq!(day.iter().map(|r| (r.bucket, r.requests)).collect::<Vec<_>>(), [(0, 3)]);
+
+    // Partials whose marker was lost (a crash between the ingest's commit
+    // and the marker) are not seen by the tick, and the full sweep takes
+    // them.
+    ingest_rollups(&h.store, vec![rollup(180, &a, 1, &[1])], vec![]).await;
+    ingest_rollups(&h.store, vec![rollup(180, &a, 1, &[1])], vec![]).await;
+    raw(&h.config, "DELETE FROM signal_rollup_dirty").await;
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 10, sum_rows).await.unwrap(), 0);
+    assert_eq!(h.store.compact_rollups(Resolution::Minute, 100_000, 10, sum_rows).await.unwrap(), 1);
+    assert_eq!(minute(&h).await.len(), 5);
+
+    // Retention drops markers with the rows they point at.
+    ingest_rollups(&h.store, vec![rollup(240, &a, 1, &[1]), rollup(240, &a, 1, &[1])], vec![]).await;
+    h.store.purge_signals(0, 0, 300).await.unwrap();
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 10, sum_rows).await.unwrap(), 0);
+    assert!(minute(&h).await.is_empty());
 }
 
 /// Several replicas compacting the same table at once: every partial ends
@@ -689,21 +754,7 @@ async fn version_3_database_migrates_to_4(backend: Backend) {
                     DROP TABLE signal_scores; DROP TABLE alert_rules; DROP TABLE alert_events; DROP TABLE alert_states; \
                     DROP TABLE leases; DROP TABLE cache_revisions; \
                     DELETE FROM plinth_migrations WHERE version IN (4, 6)";
-    match &h.config {
-        StoreConfig::Sqlite { data_dir } => {
-            use sqlx::Connection;
-            let url = format!("sqlite://{}", data_dir.join("plinth.db").display());
-            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-            sqlx::raw_sql(rollback).execute(&mut conn).await.unwrap();
-            conn.close().await.unwrap();
-        }
-        StoreConfig::Postgres { url } => {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            sqlx::raw_sql(rollback).execute(&mut conn).await.unwrap();
-            conn.close().await.unwrap();
-        }
-    }
+    raw(&h.config, rollback).await;
 
     let store = Store::open(&h.config).await.expect("reopen and migrate");
     let outcome = store

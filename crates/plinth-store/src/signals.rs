@@ -874,9 +874,12 @@ impl Store {
             }
             claimed.sort_unstable();
             let mut merged = 0;
+            // Groups taken: merged ones, and lone rows a concurrent
+            // compaction left (see `merge_groups`); the budget counts both.
+            let mut taken = 0;
             let mut finished = 0;
             for chunk in claimed.chunks(DIRTY_BUCKETS_PER_STATEMENT) {
-                let budget = max_groups - merged;
+                let budget = max_groups - taken;
                 let sql = compaction_sql(table, &format!("bucket IN ({})", crate::dialect::list(chunk.len())));
                 let sql = d.sql(&sql);
                 let mut query = sqlx::query_as::<_, RollupRecord>(&sql);
@@ -887,10 +890,11 @@ impl Store {
                 let last = deleted.iter().map(|r| r.bucket).max();
                 let (rows, groups) = merge_groups(deleted.into_iter().map(RollupRow::from).collect(), &merge);
                 // `rows` holds one row per group taken (merged or lone).
-                let taken = rows.len();
+                let this = rows.len();
                 s.insert_rollups(&mut tx, table, &rows).await?;
                 merged += groups;
-                if taken < budget {
+                taken += this;
+                if this < budget {
                     finished += chunk.len();
                 } else {
                     // The budget ran out in bucket `last`: the buckets before

@@ -21,6 +21,7 @@ scenarios!(
     compaction_merges_partials,
     dirty_compaction_takes_only_new_buckets,
     concurrent_compactions_merge_each_row_once,
+    concurrent_dirty_compactions_merge_each_row_once,
     concurrent_overlapping_batches_store_each_span_once,
     retried_exports_store_each_span_once,
     trace_and_span_queries,
@@ -412,6 +413,16 @@ async fn dirty_compaction_takes_only_new_buckets(backend: Backend) {
 /// Several replicas compacting the same table at once: every partial ends
 /// up in exactly one merged row.
 async fn concurrent_compactions_merge_each_row_once(backend: Backend) {
+    concurrent_compactions(backend, false).await;
+}
+
+/// The same, through the dirty markers (a leader's tick overlapping the
+/// next leader's after a failover): no row merged twice, none left.
+async fn concurrent_dirty_compactions_merge_each_row_once(backend: Backend) {
+    concurrent_compactions(backend, true).await;
+}
+
+async fn concurrent_compactions(backend: Backend, dirty: bool) {
     let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let keys: Vec<RollupKey> = (0..20).map(|i| key(&format!("svc{i}"), "team", "model")).collect();
     for batch in 1..=3 {
@@ -424,7 +435,11 @@ async fn concurrent_compactions_merge_each_row_once(backend: Backend) {
         tasks.push(tokio::spawn(async move {
             let mut merged = 0;
             loop {
-                match store.compact_rollups(Resolution::Minute, 300, 7, sum_rows).await.unwrap() {
+                let round = match dirty {
+                    true => store.compact_dirty_rollups(Resolution::Minute, 7, sum_rows).await,
+                    false => store.compact_rollups(Resolution::Minute, 300, 7, sum_rows).await,
+                };
+                match round.unwrap() {
                     0 => return merged,
                     n => merged += n,
                 }

@@ -13,6 +13,10 @@ pub enum StoreError {
     /// token's secret hash) is stored already; the message says which.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A stored value the store wrote could not be read back (a damaged
+    /// database); the message says which.
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
     #[error("could not create the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
 }

@@ -29,6 +29,7 @@ mod record;
 pub use policy::{DecisionQuery, DecisionRecord, WaiverRecord};
 mod postgres;
 mod scaffolder;
+mod segments;
 pub use scaffolder::{NewTask, NewTaskEvent, TaskEventRow, TaskEventType, TaskQuery, TaskRow, TaskStatus};
 mod signals;
 pub use signals::{
@@ -64,10 +65,12 @@ pub enum Store {
 impl Store {
     /// Opens (creating if needed) and migrates the store.
     pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
-        match config {
-            StoreConfig::Sqlite { data_dir } => Ok(Store::Sqlite(sqlite::SqliteStore::open(data_dir).await?)),
-            StoreConfig::Postgres { url } => Ok(Store::Postgres(postgres::PgStore::open(url).await?)),
-        }
+        let store = match config {
+            StoreConfig::Sqlite { data_dir } => Store::Sqlite(sqlite::SqliteStore::open(data_dir).await?),
+            StoreConfig::Postgres { url } => Store::Postgres(postgres::PgStore::open(url).await?),
+        };
+        store.move_legacy_spans().await?;
+        Ok(store)
     }
 
     pub async fn open_sqlite(data_dir: &Path) -> Result<Store, StoreError> {

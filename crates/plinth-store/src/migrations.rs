@@ -425,6 +425,39 @@ CREATE TABLE signal_rollup_dirty (
 );
 "#;
 
+/// Raw spans stored per trace segment (`segments.rs`); the key column
+/// differs per backend. Rows of the former `signal_spans` are moved into
+/// segments when the store opens, and that table is then dropped.
+macro_rules! segment_table {
+    ($id:literal) => {
+        concat!(
+            "CREATE TABLE signal_segments (
+    id            ",
+            $id,
+            ",
+    trace_id      TEXT NOT NULL,
+    service       TEXT NOT NULL,
+    kept          BOOLEAN NOT NULL,
+    start_ns      BIGINT NOT NULL,
+    last_start_ns BIGINT NOT NULL,
+    span_count    BIGINT NOT NULL,
+    root_start_ns BIGINT,
+    root_agent    TEXT,
+    tags          TEXT NOT NULL,
+    span_ids      TEXT NOT NULL,
+    spans         TEXT NOT NULL
+);
+CREATE INDEX signal_segments_trace_id ON signal_segments (trace_id);
+CREATE INDEX signal_segments_last_start_ns ON signal_segments (last_start_ns);
+CREATE INDEX signal_segments_kept_roots ON signal_segments (root_start_ns) WHERE root_start_ns IS NOT NULL AND kept;
+"
+        )
+    };
+}
+
+const SEGMENTS_SQLITE: &str = segment_table!("INTEGER PRIMARY KEY");
+const SEGMENTS_POSTGRES: &str = segment_table!("BIGSERIAL PRIMARY KEY");
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -450,6 +483,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 6, sqlite: &[CLUSTER_TABLES], postgres: &[CLUSTER_TABLES] },
     Migration { version: 7, sqlite: &[STAR_TABLES], postgres: &[STAR_TABLES] },
     Migration { version: 8, sqlite: &[ROLLUP_DIRTY_TABLE], postgres: &[ROLLUP_DIRTY_TABLE] },
+    Migration { version: 9, sqlite: &[SEGMENTS_SQLITE], postgres: &[SEGMENTS_POSTGRES] },
 ];
 
 fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {

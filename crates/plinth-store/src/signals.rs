@@ -1,27 +1,27 @@
-//! OpenTelemetry signals: spans (kept bodies and key-only rows used for
-//! de-duplication), per-minute and per-hour rollups written as partial rows
-//! and merged later by compaction, evaluation scores, and alerting (rules,
-//! an event log and the current state per rule).
+//! OpenTelemetry signals: spans (stored per trace segment, see
+//! `segments.rs`; kept bodies, and key-only spans used for de-duplication),
+//! per-minute and per-hour rollups written as partial rows and merged later
+//! by compaction, evaluation scores, and alerting (rules, an event log and
+//! the current state per rule).
 //!
 //! Span ingestion is on the hot path of the OTLP receiver, so it is
-//! set-based: SQLite gets multi-row `INSERT … VALUES` statements of up to
-//! 2,048 spans, PostgreSQL one array per column unpacked by `UNNEST` (the two
-//! forms, and those of the rollup inserts, are side by side below). Both
-//! skip stored keys (`ON CONFLICT DO NOTHING`), which is how a retried
-//! export is stored once; the caller learns which spans were new from
-//! `RETURNING` on PostgreSQL, and on SQLite from the row count (all new, the
-//! usual case) or else the rowids above the largest one before the insert.
-//! The other statements are written once with `?` placeholders and numbered
-//! for PostgreSQL.
+//! set-based: one probe of the batch's trace ids finds the span ids stored
+//! already (how a retried export is stored once), then SQLite gets
+//! multi-row `INSERT … VALUES` statements of segments, PostgreSQL one array
+//! per column unpacked by `UNNEST` (the two forms, and those of the rollup
+//! inserts, are side by side below). The other statements are written once
+//! with `?` placeholders and numbered for PostgreSQL.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use sqlx::{FromRow, PgConnection, SqliteConnection};
+use futures::TryStreamExt;
+use sqlx::{PgConnection, SqliteConnection};
 
 use crate::cluster::{with_now, Cached, Fence, BUMP_REVISION, FENCE};
-use crate::dialect::{on_pool, on_store, values};
+use crate::dialect::{list, on_pool, on_store, values, Dialect};
 use crate::postgres::PgStore;
 use crate::record::record;
+use crate::segments::{self, NewSegment, SEGMENT_COLUMNS, SEGMENT_PARAMS};
 use crate::sqlite::SqliteStore;
 use crate::{Store, StoreError};
 
@@ -195,15 +195,6 @@ record! {
 }
 
 record! {
-    /// The key of a span an insert stored (borrowed from the row: no
-    /// allocation per span on the ingest path).
-    struct SpanKey<'r> {
-        trace_id: &'r str,
-        span_id: &'r str,
-    }
-}
-
-record! {
     /// A row of a rollup table.
     struct RollupRecord {
         bucket: i64,
@@ -328,60 +319,40 @@ record! {
 // one array per column and unpacks them with `UNNEST`: one statement and one
 // plan per batch however large.
 
-/// Spans per PostgreSQL insert: bounds the size of one set of arrays (a
-/// 10,000-span chunk with 300-byte bodies is a few MB). Larger or smaller
-/// chunks measured no faster.
-const PG_SPAN_CHUNK: usize = 10_000;
+/// Segments per SQLite insert ([`SEGMENT_PARAMS`] parameters each, below
+/// SQLite's limit of 32,766).
+const SQLITE_SEGMENT_CHUNK: usize = 1_024;
 
-/// Spans per SQLite insert at most (a power of two, see
-/// [`sqlite_span_chunk`]): 15 parameters each, below SQLite's limit of
-/// 32,766. Measured faster (about 1.6x at 50,000 spans) than binding the
-/// batch as one JSON document unpacked with `json_each`, whose per-column
-/// `->>` extraction re-parses every element.
-const SQLITE_SPAN_CHUNK: usize = 2_048;
+/// Trace ids per SQLite de-duplication probe.
+const SQLITE_PROBE_CHUNK: usize = 512;
 
 /// Rollup rows per SQLite multi-row insert: 21 parameters each, well
 /// below SQLite's limit of 32,766.
 const SQLITE_ROLLUP_CHUNK: usize = 1_000;
 
-/// Stores `rows` spans ([`SpanRecord::COLUMNS`] each), skipping stored keys.
-/// No `RETURNING`: it buffers every inserted key in a temporary table and
-/// hands it back row by row, while duplicates are rare (a retried export);
-/// [`SqliteStore::insert_spans`] finds them by rowid instead.
-fn sqlite_spans_insert(rows: usize) -> String {
-    format!("INSERT INTO signal_spans ({}) VALUES {} ON CONFLICT DO NOTHING", SpanRecord::COLUMNS, values(rows, 15))
+/// Serialises span ingest transactions on PostgreSQL ("plinthsp" in
+/// ASCII), so that the de-duplication read and the insert of one are not
+/// interleaved with another's (see `segments.rs`).
+const PG_SPANS_LOCK: i64 = 0x706c_696e_7468_7370;
+
+/// Segments per PostgreSQL insert (one array per column).
+const PG_SEGMENT_CHUNK: usize = 5_000;
+
+fn sqlite_segments_insert(rows: usize) -> String {
+    format!("INSERT INTO signal_segments ({SEGMENT_COLUMNS}) VALUES {}", values(rows, SEGMENT_PARAMS))
 }
 
-/// The largest rowid of the span table (0 when empty).
-const SQLITE_MAX_ROWID: &str = "SELECT COALESCE(MAX(rowid), 0) FROM signal_spans";
-/// The keys of the spans stored after rowid `?`.
-const SQLITE_SPANS_AFTER: &str = "SELECT trace_id, span_id FROM signal_spans WHERE rowid > ?";
-
-/// Smallest chunk whose statement is cached.
-const SQLITE_SPAN_MIN_CACHED: usize = 64;
-
-/// The size of the next chunk of `n` spans: the largest power of two up to
-/// [`SQLITE_SPAN_CHUNK`], so each size's statement is prepared once per
-/// connection (a Collector export of 1,998 spans is 1,024 + 512 + 256 + 128
-/// + 64 + a remainder of 14).
-fn sqlite_span_chunk(n: usize) -> usize {
-    if n >= SQLITE_SPAN_CHUNK {
-        SQLITE_SPAN_CHUNK
-    } else if n < SQLITE_SPAN_MIN_CACHED {
-        n
-    } else {
-        1 << (usize::BITS - 1 - n.leading_zeros())
-    }
+fn sqlite_probe(traces: usize) -> String {
+    format!("SELECT trace_id, span_ids FROM signal_segments WHERE trace_id IN ({})", list(traces))
 }
 
-/// PostgreSQL form of [`sqlite_spans_insert`]: one array per column.
-fn pg_spans_insert() -> String {
+const PG_PROBE: &str = "SELECT trace_id, span_ids FROM signal_segments WHERE trace_id = ANY($1)";
+
+fn pg_segments_insert() -> String {
     format!(
-        "INSERT INTO signal_spans ({}) \
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::int8[], $6::int8[], $7::text[], \
-         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[]) \
-         ON CONFLICT DO NOTHING RETURNING trace_id, span_id",
-        SpanRecord::COLUMNS
+        "INSERT INTO signal_segments ({SEGMENT_COLUMNS}) \
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], \
+         $8::text[], $9::text[], $10::text[], $11::text[])"
     )
 }
 
@@ -412,6 +383,7 @@ fn limit_or_all(limit: i64) -> i64 {
 /// The spans of a batch to insert: the first occurrence of every key, with
 /// its index in the batch.
 struct UniqueSpans<'a> {
+    /// In (trace id, span id) order.
     rows: Vec<&'a SpanRow>,
     index: HashMap<(&'a str, &'a str), usize>,
 }
@@ -428,18 +400,30 @@ impl<'a> UniqueSpans<'a> {
                 rows.push(span);
             }
         }
-        // Key order: concurrent PostgreSQL batches with overlapping keys then
-        // wait on each other's unique-index entries in the same order
-        // instead of deadlocking.
         rows.sort_unstable_by(|a, b| (&a.trace_id, &a.span_id).cmp(&(&b.trace_id, &b.span_id)));
         UniqueSpans { rows, index }
     }
 
-    /// Marks a key the database reported as inserted.
-    fn mark(&self, mask: &mut [bool], trace_id: &str, span_id: &str) {
-        if let Some(&i) = self.index.get(&(trace_id, span_id)) {
-            mask[i] = true;
+    /// The distinct trace ids, in order.
+    fn trace_ids(&self) -> Vec<&'a str> {
+        let mut ids: Vec<&str> = self.rows.iter().map(|s| s.trace_id.as_str()).collect();
+        ids.dedup();
+        ids
+    }
+
+    /// The spans not among `stored`, each marked in `mask`.
+    fn new_spans(&self, stored: &HashMap<String, HashSet<String>>, mask: &mut [bool]) -> Vec<&'a SpanRow> {
+        let mut new = Vec::with_capacity(self.rows.len());
+        for span in &self.rows {
+            if stored.get(&span.trace_id).is_some_and(|ids| ids.contains(&span.span_id)) {
+                continue;
+            }
+            if let Some(&i) = self.index.get(&(span.trace_id.as_str(), span.span_id.as_str())) {
+                mask[i] = true;
+            }
+            new.push(*span);
         }
+        new
     }
 }
 
@@ -447,58 +431,43 @@ impl<'a> UniqueSpans<'a> {
 // backends so that those are written once.
 
 impl SqliteStore {
-    /// Stores the spans not stored yet and marks them in `mask`
-    /// ([`sqlite_spans_insert`]).
+    /// Stores the spans not stored yet as segments and marks them in `mask`.
     async fn insert_spans(
         &self,
         conn: &mut SqliteConnection,
         unique: &UniqueSpans<'_>,
         mask: &mut [bool],
     ) -> Result<(), StoreError> {
-        let mut rest: &[&SpanRow] = &unique.rows;
-        while !rest.is_empty() {
-            let (chunk, tail) = rest.split_at(sqlite_span_chunk(rest.len()));
-            rest = tail;
-            let sql = sqlite_spans_insert(chunk.len());
-            // Chunk sizes are powers of two (see `sqlite_span_chunk`), so a
-            // few statements serve every export size and are parsed once
-            // per connection; a small remainder is not worth caching.
-            let persistent = chunk.len() >= SQLITE_SPAN_MIN_CACHED;
-            let mut query = sqlx::query(&sql).persistent(persistent);
-            // In `SpanRecord::COLUMNS` order.
-            for s in chunk {
+        let mut found = Vec::new();
+        for chunk in unique.trace_ids().chunks(SQLITE_PROBE_CHUNK) {
+            let sql = sqlite_probe(chunk.len());
+            let mut query = sqlx::query_as::<_, (String, String)>(&sql).persistent(chunk.len() == SQLITE_PROBE_CHUNK);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            found.extend(query.fetch_all(&mut *conn).await?);
+        }
+        let new = unique.new_spans(&segments::stored_keys(found), mask);
+        let segments = segments::build_segments(&new)?;
+        for chunk in segments.chunks(SQLITE_SEGMENT_CHUNK) {
+            let sql = sqlite_segments_insert(chunk.len());
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == SQLITE_SEGMENT_CHUNK);
+            // In `SEGMENT_COLUMNS` order.
+            for g in chunk {
                 query = query
-                    .bind(&s.trace_id)
-                    .bind(&s.span_id)
-                    .bind(&s.parent_span_id)
-                    .bind(s.start_ns)
-                    .bind(s.end_ns)
-                    .bind(s.received_s)
-                    .bind(&s.service)
-                    .bind(&s.name)
-                    .bind(&s.operation)
-                    .bind(&s.model)
-                    .bind(&s.prompt)
-                    .bind(&s.prompt_version)
-                    .bind(&s.agent)
-                    .bind(&s.data_source)
-                    .bind(s.body.as_deref());
+                    .bind(&g.trace_id)
+                    .bind(&g.service)
+                    .bind(g.kept)
+                    .bind(g.start_ns)
+                    .bind(g.last_start_ns)
+                    .bind(g.span_count)
+                    .bind(g.root_start_ns)
+                    .bind(g.root_agent.as_deref())
+                    .bind(&g.tags)
+                    .bind(&g.span_ids)
+                    .bind(&g.spans);
             }
-            // Rows get rowids above the largest one stored (the write lock is
-            // held), so those above `before` are exactly the ones inserted.
-            let before: i64 = sqlx::query_scalar(SQLITE_MAX_ROWID).persistent(true).fetch_one(&mut *conn).await?;
-            let inserted = query.execute(&mut *conn).await?.rows_affected();
-            if inserted == chunk.len() as u64 {
-                for s in chunk {
-                    unique.mark(mask, &s.trace_id, &s.span_id);
-                }
-            } else if inserted > 0 {
-                let rows = sqlx::query(SQLITE_SPANS_AFTER).bind(before).fetch_all(&mut *conn).await?;
-                for row in &rows {
-                    let key = SpanKey::from_row(row)?;
-                    unique.mark(mask, key.trace_id, key.span_id);
-                }
-            }
+            query.execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -547,40 +516,40 @@ impl SqliteStore {
 }
 
 impl PgStore {
-    /// Stores the spans not stored yet and marks them in `mask`
-    /// ([`pg_spans_insert`]).
+    /// Stores the spans not stored yet as segments and marks them in `mask`,
+    /// holding [`PG_SPANS_LOCK`] to the end of the transaction.
     async fn insert_spans(
         &self,
         conn: &mut PgConnection,
         unique: &UniqueSpans<'_>,
         mask: &mut [bool],
     ) -> Result<(), StoreError> {
-        let sql = pg_spans_insert();
-        for chunk in unique.rows.chunks(PG_SPAN_CHUNK) {
-            let text = |f: fn(&SpanRow) -> &str| chunk.iter().map(|s| f(s)).collect::<Vec<&str>>();
-            let int = |f: fn(&SpanRow) -> i64| chunk.iter().map(|s| f(s)).collect::<Vec<i64>>();
-            let inserted = sqlx::query(&sql)
-                .bind(text(|s| &s.trace_id))
-                .bind(text(|s| &s.span_id))
-                .bind(text(|s| &s.parent_span_id))
-                .bind(int(|s| s.start_ns))
-                .bind(int(|s| s.end_ns))
-                .bind(int(|s| s.received_s))
-                .bind(text(|s| &s.service))
-                .bind(text(|s| &s.name))
-                .bind(text(|s| &s.operation))
-                .bind(text(|s| &s.model))
-                .bind(text(|s| &s.prompt))
-                .bind(text(|s| &s.prompt_version))
-                .bind(text(|s| &s.agent))
-                .bind(text(|s| &s.data_source))
-                .bind(chunk.iter().map(|s| s.body.as_deref()).collect::<Vec<Option<&str>>>())
-                .fetch_all(&mut *conn)
+        if unique.rows.is_empty() {
+            return Ok(());
+        }
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_SPANS_LOCK).execute(&mut *conn).await?;
+        let found: Vec<(String, String)> =
+            sqlx::query_as(PG_PROBE).bind(unique.trace_ids()).fetch_all(&mut *conn).await?;
+        let new = unique.new_spans(&segments::stored_keys(found), mask);
+        let segments = segments::build_segments(&new)?;
+        let sql = pg_segments_insert();
+        for chunk in segments.chunks(PG_SEGMENT_CHUNK) {
+            let text = |f: fn(&NewSegment) -> &str| chunk.iter().map(f).collect::<Vec<&str>>();
+            let int = |f: fn(&NewSegment) -> i64| chunk.iter().map(f).collect::<Vec<i64>>();
+            sqlx::query(&sql)
+                .bind(text(|g| &g.trace_id))
+                .bind(text(|g| &g.service))
+                .bind(chunk.iter().map(|g| g.kept).collect::<Vec<bool>>())
+                .bind(int(|g| g.start_ns))
+                .bind(int(|g| g.last_start_ns))
+                .bind(int(|g| g.span_count))
+                .bind(chunk.iter().map(|g| g.root_start_ns).collect::<Vec<Option<i64>>>())
+                .bind(chunk.iter().map(|g| g.root_agent.as_deref()).collect::<Vec<Option<&str>>>())
+                .bind(text(|g| &g.tags))
+                .bind(text(|g| &g.span_ids))
+                .bind(text(|g| &g.spans))
+                .execute(&mut *conn)
                 .await?;
-            for row in &inserted {
-                let key = SpanKey::from_row(row)?;
-                unique.mark(mask, key.trace_id, key.span_id);
-            }
         }
         Ok(())
     }
@@ -919,111 +888,212 @@ impl Store {
         })
     }
 
-    /// Every stored span of a trace, ordered by start time.
-    pub async fn trace_spans(&self, trace_id: &str) -> Result<Vec<SpanRow>, StoreError> {
-        let sql =
-            format!("SELECT {} FROM signal_spans WHERE trace_id = ? ORDER BY start_ns, span_id", SpanRecord::COLUMNS);
-        on_pool!(self, pool, d => {
-            let sql = d.sql(&sql);
-            let rows: Vec<SpanRecord> = sqlx::query_as(&sql).bind(trace_id).fetch_all(pool).await?;
-            Ok(rows.into_iter().map(SpanRow::from).collect())
-        })
+    /// Moves the rows of the former one-row-per-span table (`signal_spans`,
+    /// before migration 9) into segments, 5,000 per transaction, then drops
+    /// that table. Idempotent, and safe to run from several replicas at
+    /// once: each chunk is deleted and re-inserted in one transaction that
+    /// holds the span ingest lock. Returns the number of spans moved.
+    pub(crate) async fn move_legacy_spans(&self) -> Result<u64, StoreError> {
+        const CHUNK: i64 = 5_000;
+        let take = format!(
+            "DELETE FROM signal_spans WHERE (trace_id, span_id) IN \
+             (SELECT trace_id, span_id FROM signal_spans LIMIT ?) RETURNING {}",
+            SpanRecord::COLUMNS
+        );
+        let mut moved = 0u64;
+        loop {
+            let done = on_store!(self, s, d => {
+                let mut tx = s.pool.begin_with(d.begin_write()).await?;
+                let exists: i64 = match d {
+                    Dialect::Sqlite => sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'signal_spans'",
+                    ),
+                    Dialect::Postgres => sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM information_schema.tables \
+                         WHERE table_schema = current_schema() AND table_name = 'signal_spans'",
+                    ),
+                }
+                .fetch_one(&mut *tx)
+                .await?;
+                if exists == 0 {
+                    tx.commit().await?;
+                    true
+                } else {
+                    let rows: Vec<SpanRecord> =
+                        sqlx::query_as(&d.sql(&take)).bind(CHUNK).fetch_all(&mut *tx).await?;
+                    if rows.is_empty() {
+                        sqlx::query("DROP TABLE signal_spans").execute(&mut *tx).await?;
+                    } else {
+                        let spans: Vec<SpanRow> = rows.into_iter().map(SpanRow::from).collect();
+                        let unique = UniqueSpans::new(&spans);
+                        let mut mask = vec![false; spans.len()];
+                        s.insert_spans(&mut tx, &unique, &mut mask).await?;
+                        moved += spans.len() as u64;
+                    }
+                    tx.commit().await?;
+                    false
+                }
+            });
+            if done {
+                break;
+            }
+        }
+        if moved > 0 {
+            tracing::info!(moved, "moved stored spans into trace segments");
+        }
+        Ok(moved)
     }
 
-    /// Spans matching `query`, newest first.
+    /// Every stored span of a trace, ordered by start time.
+    pub async fn trace_spans(&self, trace_id: &str) -> Result<Vec<SpanRow>, StoreError> {
+        const SQL: &str = "SELECT trace_id, service, spans FROM signal_segments WHERE trace_id = ?";
+        let rows: Vec<(String, String, String)> = on_pool!(self, pool, d => {
+            sqlx::query_as(&d.sql(SQL)).bind(trace_id).fetch_all(pool).await?
+        });
+        let mut spans = Vec::new();
+        for (trace_id, service, encoded) in &rows {
+            spans.extend(segments::decode_segment(trace_id, service, encoded)?);
+        }
+        spans.sort_by(|a, b| (a.start_ns, &a.span_id).cmp(&(b.start_ns, &b.span_id)));
+        Ok(spans)
+    }
+
+    /// Spans matching `query`, newest first (by start time, then trace id
+    /// and span id, descending). Segments are read newest last start first,
+    /// their tags filtering before any span is decoded, and reading stops
+    /// once `limit` spans are held that start after every span still unread.
     pub async fn query_spans(&self, query: &SpanQuery) -> Result<Vec<SpanRow>, StoreError> {
-        let filters: [(&str, &Option<String>); 4] = [
-            ("operation", &query.operation),
-            ("service", &query.service),
-            ("prompt", &query.prompt),
-            ("agent", &query.agent),
-        ];
-        let mut sql = format!("SELECT {} FROM signal_spans WHERE start_ns >= ? AND start_ns < ?", SpanRecord::COLUMNS);
-        for (column, value) in &filters {
-            if value.is_some() {
-                sql.push_str(&format!(" AND {column} = ?"));
-            }
-        }
-        // Spelled out so the partial indexes (`WHERE prompt <> ''`,
-        // `WHERE data_source <> ''`) apply: the span table keeps few indexes
-        // because every one of them costs on the ingest path.
-        if query.prompt.is_some() {
-            sql.push_str(" AND prompt <> ''");
-        }
-        if query.data_source_set {
-            sql.push_str(" AND data_source <> ''");
+        let limit = usize::try_from(limit_or_all(query.limit)).unwrap_or(usize::MAX);
+        let mut sql = String::from(
+            "SELECT trace_id, service, last_start_ns, spans FROM signal_segments WHERE last_start_ns >= ? AND start_ns < ?",
+        );
+        let mut patterns = Vec::new();
+        if query.service.is_some() {
+            sql.push_str(" AND service = ?");
         }
         if query.only_kept {
-            sql.push_str(" AND body IS NOT NULL");
+            sql.push_str(" AND kept");
         }
-        sql.push_str(" ORDER BY start_ns DESC, trace_id DESC, span_id DESC LIMIT ?");
+        for (kind, value) in [('o', &query.operation), ('p', &query.prompt), ('a', &query.agent)] {
+            if let Some(value) = value {
+                patterns.push(segments::tag_pattern(kind, value));
+            }
+        }
+        if query.data_source_set {
+            patterns.push(segments::data_source_pattern());
+        }
+        for _ in &patterns {
+            sql.push_str(" AND tags LIKE ? ESCAPE '!'");
+        }
+        sql.push_str(" ORDER BY last_start_ns DESC");
+        let keep = |s: &SpanRow| {
+            s.start_ns >= query.from_ns
+                && s.start_ns < query.to_ns
+                && query.operation.as_ref().is_none_or(|v| &s.operation == v)
+                && query.prompt.as_ref().is_none_or(|v| &s.prompt == v && !v.is_empty())
+                && query.agent.as_ref().is_none_or(|v| &s.agent == v)
+                && (!query.data_source_set || !s.data_source.is_empty())
+                && (!query.only_kept || s.body.is_some())
+        };
+        let newest_first = |a: &SpanRow, b: &SpanRow| {
+            (b.start_ns, &b.trace_id, &b.span_id).cmp(&(a.start_ns, &a.trace_id, &a.span_id))
+        };
+        let mut out: Vec<SpanRow> = Vec::new();
         on_pool!(self, pool, d => {
             let sql = d.sql(&sql);
-            let mut q = sqlx::query_as::<_, SpanRecord>(&sql).bind(query.from_ns).bind(query.to_ns);
-            for (_, value) in &filters {
-                if let Some(value) = value {
-                    q = q.bind(value.as_str());
+            let mut q = sqlx::query_as::<_, (String, String, i64, String)>(&sql).bind(query.from_ns).bind(query.to_ns);
+            if let Some(service) = &query.service {
+                q = q.bind(service.as_str());
+            }
+            for pattern in &patterns {
+                q = q.bind(pattern.as_str());
+            }
+            let mut rows = q.fetch(pool);
+            while let Some((trace_id, service, last_start_ns, encoded)) = rows.try_next().await? {
+                // Every unread span starts at or before `last_start_ns`.
+                if out.len() >= limit && out.last().is_some_and(|s| s.start_ns > last_start_ns) {
+                    break;
+                }
+                out.extend(segments::decode_segment(&trace_id, &service, &encoded)?.into_iter().filter(|s| keep(s)));
+                if out.len() >= limit {
+                    out.sort_by(newest_first);
+                    out.truncate(limit);
                 }
             }
-            let rows = q.bind(limit_or_all(query.limit)).fetch_all(pool).await?;
-            Ok(rows.into_iter().map(SpanRow::from).collect())
-        })
+        });
+        out.sort_by(newest_first);
+        out.truncate(limit);
+        Ok(out)
     }
 
     /// The most recent root spans (no parent) of kept traces (with a
     /// body), optionally of one service and/or agent, newest first: the
-    /// rows of a trace list. A non-positive `limit` means no limit.
+    /// rows of a trace list, one per segment holding a root (its first). A
+    /// non-positive `limit` means no limit.
     pub async fn recent_traces(
         &self,
         service: Option<&str>,
         agent: Option<&str>,
         limit: i64,
     ) -> Result<Vec<SpanRow>, StoreError> {
-        // The two literal conditions match the partial index
-        // `signal_spans_kept_roots`.
-        let mut sql =
-            format!("SELECT {} FROM signal_spans WHERE parent_span_id = '' AND body IS NOT NULL", SpanRecord::COLUMNS);
+        // The two conditions match the partial index
+        // `signal_segments_kept_roots`.
+        let mut sql = String::from(
+            "SELECT trace_id, service, root_start_ns, spans FROM signal_segments \
+             WHERE root_start_ns IS NOT NULL AND kept",
+        );
         if service.is_some() {
             sql.push_str(" AND service = ?");
         }
         if agent.is_some() {
-            sql.push_str(" AND agent = ?");
+            sql.push_str(" AND root_agent = ?");
         }
-        sql.push_str(" ORDER BY start_ns DESC, trace_id DESC LIMIT ?");
-        on_pool!(self, pool, d => {
+        sql.push_str(" ORDER BY root_start_ns DESC, trace_id DESC LIMIT ?");
+        let rows: Vec<(String, String, i64, String)> = on_pool!(self, pool, d => {
             let sql = d.sql(&sql);
-            let mut q = sqlx::query_as::<_, SpanRecord>(&sql);
+            let mut q = sqlx::query_as(&sql);
             if let Some(service) = service {
                 q = q.bind(service);
             }
             if let Some(agent) = agent {
                 q = q.bind(agent);
             }
-            let rows = q.bind(limit_or_all(limit)).fetch_all(pool).await?;
-            Ok(rows.into_iter().map(SpanRow::from).collect())
-        })
+            q.bind(limit_or_all(limit)).fetch_all(pool).await?
+        });
+        let mut out = Vec::with_capacity(rows.len());
+        for (trace_id, service, root_start_ns, encoded) in &rows {
+            let root = segments::decode_segment(trace_id, service, encoded)?
+                .into_iter()
+                .find(|s| s.parent_span_id.is_empty() && s.start_ns == *root_start_ns)
+                .ok_or_else(|| StoreError::Corrupt(format!("span segment of trace {trace_id}: its root is missing")))?;
+            out.push(root);
+        }
+        Ok(out)
     }
 
-    /// Retention: deletes key-only spans started before `keyonly_before_s`,
-    /// kept spans started before `kept_before_s`, and rollup rows of every
-    /// resolution with bucket < `rollups_before_s`, in one transaction.
-    /// Returns the number of rows deleted.
+    /// Retention: deletes the segments of key-only spans whose last span
+    /// started before `keyonly_before_s`, those of kept spans before
+    /// `kept_before_s`, and rollup rows of every resolution with bucket <
+    /// `rollups_before_s`, in one transaction. Returns the number of spans
+    /// and rollup rows deleted.
     pub async fn purge_signals(
         &self,
         keyonly_before_s: i64,
         kept_before_s: i64,
         rollups_before_s: i64,
     ) -> Result<u64, StoreError> {
-        let statements: [(&str, i64); 5] = [
-            // By start time (indexed; no received-time index to maintain on ingest).
+        // By last start (indexed; no received-time index to maintain on ingest).
+        let segments: [(&str, i64); 2] = [
             (
-                "DELETE FROM signal_spans WHERE start_ns < ? AND body IS NULL",
+                "DELETE FROM signal_segments WHERE last_start_ns < ? AND NOT kept RETURNING span_count",
                 keyonly_before_s.saturating_mul(1_000_000_000),
             ),
             (
-                "DELETE FROM signal_spans WHERE start_ns < ? AND body IS NOT NULL",
+                "DELETE FROM signal_segments WHERE last_start_ns < ? AND kept RETURNING span_count",
                 kept_before_s.saturating_mul(1_000_000_000),
             ),
+        ];
+        let rollups: [(&str, i64); 3] = [
             ("DELETE FROM signal_rollups_minute WHERE bucket < ?", rollups_before_s),
             ("DELETE FROM signal_rollups_hour WHERE bucket < ?", rollups_before_s),
             ("DELETE FROM signal_rollups_day WHERE bucket < ?", rollups_before_s),
@@ -1033,7 +1103,11 @@ impl Store {
         on_pool!(self, pool, d => {
             let mut tx = pool.begin_with(d.begin_write()).await?;
             let mut deleted = 0;
-            for (sql, before) in statements {
+            for (sql, before) in segments {
+                let counts: Vec<i64> = sqlx::query_scalar(&d.sql(sql)).bind(before).fetch_all(&mut *tx).await?;
+                deleted += counts.iter().map(|&n| n.max(0) as u64).sum::<u64>();
+            }
+            for (sql, before) in rollups {
                 deleted += sqlx::query(&d.sql(sql)).bind(before).execute(&mut *tx).await?.rows_affected();
             }
             sqlx::query(&d.sql(markers)).bind(rollups_before_s).execute(&mut *tx).await?;

@@ -1203,7 +1203,7 @@ enum StoreOutage {
     /// `BEGIN EXCLUSIVE` on the database file: the writer's `BEGIN
     /// IMMEDIATE` gives up after the store's busy timeout (10 s).
     Sqlite(sqlx::SqliteConnection),
-    /// `ACCESS EXCLUSIVE` on `signal_spans`, in an open transaction; the
+    /// `ACCESS EXCLUSIVE` on `signal_segments`, in an open transaction; the
     /// writer's INSERT waits on it until it is cancelled, which is what a
     /// statement or lock timeout does (the store sets neither).
     Postgres { lock: sqlx::PgConnection, monitor: sqlx::PgPool },
@@ -1225,10 +1225,10 @@ impl StoreOutage {
             Backend::Postgres => {
                 let url = server.database_url().expect("a PostgreSQL server").to_string();
                 let mut lock = sqlx::PgConnection::connect(&url).await.expect("connect");
-                sqlx::raw_sql("BEGIN; LOCK TABLE signal_spans IN ACCESS EXCLUSIVE MODE")
+                sqlx::raw_sql("BEGIN; LOCK TABLE signal_segments IN ACCESS EXCLUSIVE MODE")
                     .execute(&mut lock)
                     .await
-                    .expect("lock signal_spans");
+                    .expect("lock signal_segments");
                 let monitor =
                     sqlx::postgres::PgPoolOptions::new().max_connections(1).connect(&url).await.expect("connect");
                 StoreOutage::Postgres { lock, monitor }
@@ -1249,7 +1249,7 @@ impl StoreOutage {
             StoreOutage::Postgres { monitor, .. } => {
                 let request = tokio::spawn(request);
                 let waiting = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
-                               AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO signal_spans%'";
+                               AND wait_event_type = 'Lock' AND query LIKE 'SELECT trace_id, span_ids FROM signal_segments%'";
                 wait_until(Duration::from_secs(60), "the signals writer waiting on the lock", || {
                     let monitor = monitor.clone();
                     async move {

@@ -25,6 +25,8 @@ scenarios!(
     concurrent_overlapping_batches_store_each_span_once,
     retried_exports_store_each_span_once,
     trace_and_span_queries,
+    span_query_limit_keeps_the_newest_across_segments,
+    rows_of_the_former_span_table_move_into_segments,
     purge_applies_retention,
     scores_insert_and_query,
     alert_rules_events_and_states,
@@ -595,6 +597,110 @@ async fn trace_and_span_queries(backend: Backend) {
     assert_eq!(h.store.recent_traces(Some("search"), Some("finder"), 10).await.unwrap(), vec![root2]);
 }
 
+/// Many segments whose time ranges overlap: a limited query gives exactly
+/// the newest spans of the full ordering, whatever the limit.
+async fn span_query_limit_keeps_the_newest_across_segments(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
+    // 60 traces of 5 spans each, in 3 batches: each trace's spans are spread
+    // over a long range, so segments overlap in time.
+    let mut all = Vec::new();
+    for batch in 0..3u64 {
+        let mut spans = Vec::new();
+        for t in batch * 20..batch * 20 + 20 {
+            for s in 1..=5u64 {
+                let start = ((t * 7_919 + s * 104_729) % 10_000) as i64;
+                let kept = (t + s) % 4 != 0;
+                let data_source = if s == 3 { "kb".to_string() } else { String::new() };
+                spans.push(SpanRow { body: kept.then(|| "{}".to_string()), data_source, ..span(t, s, start) });
+            }
+        }
+        h.store.ingest_signals(&spans, |_| (vec![], vec![])).await.unwrap();
+        all.extend(spans);
+    }
+    let newest_first = |rows: &mut Vec<SpanRow>| {
+        rows.sort_by(|a, b| (b.start_ns, &b.trace_id, &b.span_id).cmp(&(a.start_ns, &a.trace_id, &a.span_id)))
+    };
+    let key = |rows: &[SpanRow]| rows.iter().map(|r| (r.trace_id.clone(), r.span_id.clone())).collect::<Vec<_>>();
+    for (query, filter) in [
+        (SpanQuery { from_ns: 0, to_ns: 10_000, ..SpanQuery::default() }, (|_: &SpanRow| true) as fn(&SpanRow) -> bool),
+        (SpanQuery { from_ns: 2_000, to_ns: 7_000, only_kept: true, ..SpanQuery::default() }, |s: &SpanRow| {
+            (2_000..7_000).contains(&s.start_ns) && s.body.is_some()
+        }),
+        (SpanQuery { from_ns: 0, to_ns: 10_000, data_source_set: true, ..SpanQuery::default() }, |s: &SpanRow| {
+            !s.data_source.is_empty()
+        }),
+    ] {
+        let mut expected: Vec<SpanRow> = all.iter().filter(|s| filter(s)).cloned().collect();
+        newest_first(&mut expected);
+        for limit in [1, 7, 50, 299, 0] {
+            let rows = h.store.query_spans(&SpanQuery { limit, ..query.clone() }).await.unwrap();
+            let n = if limit > 0 { (limit as usize).min(expected.len()) } else { expected.len() };
+            assert_eq!(key(&rows), key(&expected[..n]), "limit {limit}, {query:?}");
+        }
+    }
+}
+
+/// A store written before migration 9 kept one row per span in
+/// `signal_spans`; opening it moves those rows into segments, drops the
+/// table, and the spans are found (and recognised as duplicates) as before.
+async fn rows_of_the_former_span_table_move_into_segments(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
+    let legacy = "CREATE TABLE signal_spans (
+        trace_id TEXT NOT NULL, span_id TEXT NOT NULL, parent_span_id TEXT NOT NULL,
+        start_ns BIGINT NOT NULL, end_ns BIGINT NOT NULL, received_s BIGINT NOT NULL,
+        service TEXT NOT NULL, name TEXT NOT NULL, operation TEXT NOT NULL, model TEXT NOT NULL,
+        prompt TEXT NOT NULL, prompt_version TEXT NOT NULL, agent TEXT NOT NULL, data_source TEXT NOT NULL,
+        body TEXT, PRIMARY KEY (trace_id, span_id));";
+    let mut sql = legacy.to_string();
+    let mut expected = Vec::new();
+    for t in 1..=3u64 {
+        for s in 1..=4u64 {
+            let row = SpanRow {
+                parent_span_id: if s == 1 { String::new() } else { span_id(1) },
+                body: (t != 3).then(|| format!(r#"{{"t":{t},"s":{s},"q":"it's"}}"#)),
+                ..span(t, s, (t * 100 + s) as i64)
+            };
+            let text = |v: &str| format!("'{}'", v.replace('\'', "''"));
+            sql.push_str(&format!(
+                "INSERT INTO signal_spans VALUES ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {});",
+                text(&row.trace_id),
+                text(&row.span_id),
+                text(&row.parent_span_id),
+                row.start_ns,
+                row.end_ns,
+                row.received_s,
+                text(&row.service),
+                text(&row.name),
+                text(&row.operation),
+                text(&row.model),
+                text(&row.prompt),
+                text(&row.prompt_version),
+                text(&row.agent),
+                text(&row.data_source),
+                row.body.as_deref().map_or("NULL".to_string(), text),
+            ));
+            expected.push(row);
+        }
+    }
+    raw(&h.config, &sql).await;
+
+    let store = Store::open(&h.config).await.expect("reopen and move the rows");
+    for t in 1..=3u64 {
+        let want: Vec<SpanRow> = expected.iter().filter(|s| s.trace_id == trace_id(t)).cloned().collect();
+        assert_eq!(store.trace_spans(&trace_id(t)).await.unwrap(), want, "trace {t}");
+    }
+    assert_eq!(count_spans(&store).await, 12);
+    let roots = store.recent_traces(None, None, 10).await.unwrap();
+    assert_eq!(roots.iter().map(|r| r.trace_id.clone()).collect::<Vec<_>>(), [trace_id(2), trace_id(1)]);
+    // Moved spans are recognised when an export is retried.
+    let again = store.ingest_signals(&expected[..5], |_| (vec![], vec![])).await.unwrap();
+    assert_eq!((again.inserted, again.duplicates), (0, 5));
+    // The table is gone, so opening again moves nothing.
+    drop(store);
+    let store = Store::open(&h.config).await.expect("reopen");
+    assert_eq!(count_spans(&store).await, 12);
+}
+
 async fn purge_applies_retention(backend: Backend) {
     let Some(h) = Harness::open(backend, DATABASE).await else { return };
     // Retention goes by the span's start time (indexed), in seconds here.
@@ -762,13 +868,14 @@ async fn ingest_50k_spans_timing(backend: Backend) {
 }
 
 /// A database left at schema version 3 (no signal tables) gains them when
-/// opened (and migration 6, which alters two of them, runs after).
+/// opened (and migration 6, which alters two of them, runs after; so does
+/// migration 9, whose segments replace the span table migration 4 makes).
 async fn version_3_database_migrates_to_4(backend: Backend) {
     let Some(h) = Harness::open(backend, DATABASE).await else { return };
-    let rollback = "DROP TABLE signal_spans; DROP TABLE signal_rollups_minute; DROP TABLE signal_rollups_hour; DROP TABLE signal_rollups_day; \
+    let rollback = "DROP TABLE signal_segments; DROP TABLE signal_rollups_minute; DROP TABLE signal_rollups_hour; DROP TABLE signal_rollups_day; \
                     DROP TABLE signal_scores; DROP TABLE alert_rules; DROP TABLE alert_events; DROP TABLE alert_states; \
                     DROP TABLE leases; DROP TABLE cache_revisions; \
-                    DELETE FROM plinth_migrations WHERE version IN (4, 6)";
+                    DELETE FROM plinth_migrations WHERE version IN (4, 6, 9)";
     raw(&h.config, rollback).await;
 
     let store = Store::open(&h.config).await.expect("reopen and migrate");

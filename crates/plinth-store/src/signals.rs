@@ -999,6 +999,10 @@ impl Store {
             (b.start_ns, &b.trace_id, &b.span_id).cmp(&(a.start_ns, &a.trace_id, &a.span_id))
         };
         let mut out: Vec<SpanRow> = Vec::new();
+        // The start of the `limit`-th newest span held when `out` was last
+        // cut to `limit`; cutting only at twice the limit keeps the sorting
+        // linear in what is read.
+        let mut threshold: Option<i64> = None;
         on_pool!(self, pool, d => {
             let sql = d.sql(&sql);
             let mut q = sqlx::query_as::<_, (String, String, i64, String)>(&sql).bind(query.from_ns).bind(query.to_ns);
@@ -1011,13 +1015,14 @@ impl Store {
             let mut rows = q.fetch(pool);
             while let Some((trace_id, service, last_start_ns, encoded)) = rows.try_next().await? {
                 // Every unread span starts at or before `last_start_ns`.
-                if out.len() >= limit && out.last().is_some_and(|s| s.start_ns > last_start_ns) {
+                if threshold.is_some_and(|t| t > last_start_ns) {
                     break;
                 }
                 out.extend(segments::decode_segment(&trace_id, &service, &encoded)?.into_iter().filter(|s| keep(s)));
-                if out.len() >= limit {
+                if out.len() >= limit.saturating_mul(2) {
                     out.sort_by(newest_first);
                     out.truncate(limit);
+                    threshold = out.last().map(|s| s.start_ns);
                 }
             }
         });

@@ -653,6 +653,17 @@ fn dirty_markers(rows: [(Resolution, &[RollupRow]); 3]) -> Vec<(&'static str, i6
     markers
 }
 
+/// Counts the former span table (0 or 1) in the store's schema.
+fn legacy_table_count(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'signal_spans'",
+        Dialect::Postgres => {
+            "SELECT COUNT(*) FROM information_schema.tables \
+             WHERE table_schema = current_schema() AND table_name = 'signal_spans'"
+        }
+    }
+}
+
 /// Hour rows re-bucketed to their UTC day: partial day rows (compaction
 /// merges them), needing no sketch arithmetic here.
 fn day_partials(hours: &[RollupRow]) -> Vec<RollupRow> {
@@ -900,21 +911,20 @@ impl Store {
              (SELECT trace_id, span_id FROM signal_spans LIMIT ?) RETURNING {}",
             SpanRecord::COLUMNS
         );
+        // A plain read first: a store without the old table (every store
+        // made since migration 9) opens without taking the write lock.
+        let exists: i64 = on_pool!(self, pool, d => {
+            sqlx::query_scalar(legacy_table_count(d)).fetch_one(pool).await?
+        });
+        if exists == 0 {
+            return Ok(0);
+        }
         let mut moved = 0u64;
         loop {
             let done = on_store!(self, s, d => {
                 let mut tx = s.pool.begin_with(d.begin_write()).await?;
-                let exists: i64 = match d {
-                    Dialect::Sqlite => sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'signal_spans'",
-                    ),
-                    Dialect::Postgres => sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM information_schema.tables \
-                         WHERE table_schema = current_schema() AND table_name = 'signal_spans'",
-                    ),
-                }
-                .fetch_one(&mut *tx)
-                .await?;
+                // Again under the lock: another replica may have finished.
+                let exists: i64 = sqlx::query_scalar(legacy_table_count(d)).fetch_one(&mut *tx).await?;
                 if exists == 0 {
                     tx.commit().await?;
                     true

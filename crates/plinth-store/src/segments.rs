@@ -24,6 +24,7 @@
 //!
 //! Retention removes a segment when its last span is past the horizon.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -41,39 +42,22 @@ pub(crate) const SEGMENT_PARAMS: usize = 11;
 
 /// One span in a segment's `spans` column (a JSON array of these, each an
 /// array): the fields of [`SpanRow`] that are not the segment's own.
-#[derive(Serialize)]
-struct EncodedSpan<'a>(
-    &'a str,
-    &'a str,
+/// Written borrowed from the span; read back owned.
+#[derive(Serialize, Deserialize)]
+struct WireSpan<'a>(
+    Cow<'a, str>,
+    Cow<'a, str>,
     i64,
     i64,
     i64,
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-    Option<&'a str>,
-);
-
-/// [`EncodedSpan`] read back.
-#[derive(Deserialize)]
-struct DecodedSpan(
-    String,
-    String,
-    i64,
-    i64,
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
+    Cow<'a, str>,
+    Cow<'a, str>,
+    Cow<'a, str>,
+    Cow<'a, str>,
+    Cow<'a, str>,
+    Cow<'a, str>,
+    Cow<'a, str>,
+    Option<Cow<'a, str>>,
 );
 
 /// A segment to insert.
@@ -102,7 +86,7 @@ const DATA_SOURCE_TAG: &str = "d";
 
 /// Groups `spans` (new spans, any order) into segments: one per (trace,
 /// service, kept), its spans in start order.
-pub(crate) fn build_segments(spans: &[&SpanRow]) -> Result<Vec<NewSegment>, StoreError> {
+pub(crate) fn build_segments<'a>(spans: &[&'a SpanRow]) -> Result<Vec<NewSegment>, StoreError> {
     let mut groups: HashMap<(&str, &str, bool), Vec<&SpanRow>> = HashMap::new();
     for span in spans {
         groups.entry((&span.trace_id, &span.service, span.body.is_some())).or_default().push(span);
@@ -132,23 +116,24 @@ pub(crate) fn build_segments(spans: &[&SpanRow]) -> Result<Vec<NewSegment>, Stor
             tags.push_str(word);
             tags.push('\n');
         }
-        let encoded: Vec<EncodedSpan<'_>> = spans
+        let encoded: Vec<WireSpan<'_>> = spans
             .iter()
             .map(|s| {
-                EncodedSpan(
-                    &s.span_id,
-                    &s.parent_span_id,
+                let b = |v: &'a str| Cow::Borrowed(v);
+                WireSpan(
+                    b(&s.span_id),
+                    b(&s.parent_span_id),
                     s.start_ns,
                     s.end_ns,
                     s.received_s,
-                    &s.name,
-                    &s.operation,
-                    &s.model,
-                    &s.prompt,
-                    &s.prompt_version,
-                    &s.agent,
-                    &s.data_source,
-                    s.body.as_deref(),
+                    b(&s.name),
+                    b(&s.operation),
+                    b(&s.model),
+                    b(&s.prompt),
+                    b(&s.prompt_version),
+                    b(&s.agent),
+                    b(&s.data_source),
+                    s.body.as_deref().map(Cow::Borrowed),
                 )
             })
             .collect();
@@ -171,26 +156,26 @@ pub(crate) fn build_segments(spans: &[&SpanRow]) -> Result<Vec<NewSegment>, Stor
 
 /// The spans of a stored segment.
 pub(crate) fn decode_segment(trace_id: &str, service: &str, spans: &str) -> Result<Vec<SpanRow>, StoreError> {
-    let decoded: Vec<DecodedSpan> = serde_json::from_str(spans)
+    let decoded: Vec<WireSpan<'static>> = serde_json::from_str(spans)
         .map_err(|e| StoreError::Corrupt(format!("span segment of trace {trace_id}: {e}")))?;
     Ok(decoded
         .into_iter()
         .map(|d| SpanRow {
             trace_id: trace_id.to_string(),
-            span_id: d.0,
-            parent_span_id: d.1,
+            span_id: d.0.into_owned(),
+            parent_span_id: d.1.into_owned(),
             start_ns: d.2,
             end_ns: d.3,
             received_s: d.4,
             service: service.to_string(),
-            name: d.5,
-            operation: d.6,
-            model: d.7,
-            prompt: d.8,
-            prompt_version: d.9,
-            agent: d.10,
-            data_source: d.11,
-            body: d.12,
+            name: d.5.into_owned(),
+            operation: d.6.into_owned(),
+            model: d.7.into_owned(),
+            prompt: d.8.into_owned(),
+            prompt_version: d.9.into_owned(),
+            agent: d.10.into_owned(),
+            data_source: d.11.into_owned(),
+            body: d.12.map(Cow::into_owned),
         })
         .collect())
 }

@@ -48,7 +48,6 @@ pub(crate) fn start(
     Ok(Server { child, base: format!("http://127.0.0.1:{port}") })
 }
 
-/// Peak resident memory (`VmHWM`), MiB.
 /// The server's CPU time (user + system), seconds.
 pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -60,6 +59,44 @@ pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The CPU time of every process named `name` (e.g. `postgres`, whose
+/// backends are one process per connection), seconds; processes that end
+/// between two readings drop out of the second, so read it over windows
+/// where the set is stable (a pool's connections).
+pub(crate) fn cpu_seconds_named(name: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0.0 };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name))
+        .map(cpu_seconds)
+        .sum()
+}
+
+/// Waits until the server has been idle (under 2 % of a core) for `quiet`
+/// and returns its CPU seconds when that quiet stretch began: the CPU its
+/// background work (compaction, governance) took up to then. Gives up
+/// after `limit` and returns the reading then.
+pub(crate) async fn settle(pid: u32, quiet: std::time::Duration, limit: std::time::Duration) -> f64 {
+    let started = std::time::Instant::now();
+    let window = quiet.as_secs().max(1) as usize;
+    let mut readings = std::collections::VecDeque::from([cpu_seconds(pid)]);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        readings.push_back(cpu_seconds(pid));
+        if readings.len() > window + 1 {
+            readings.pop_front();
+        }
+        let (first, last) = (readings[0], readings[readings.len() - 1]);
+        if readings.len() == window + 1 && last - first < 0.02 * window as f64 {
+            return first;
+        }
+        if started.elapsed() >= limit {
+            return last;
+        }
+    }
+}
+
+/// Peak resident memory (`VmHWM`), MiB.
 pub(crate) fn peak_rss_mib(pid: u32) -> f64 {
     status_mib(pid, "VmHWM:")
 }

@@ -342,7 +342,41 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
         args.days,
         history_started.elapsed().as_secs_f64()
     );
-    let history_done = Instant::now();
+
+    // ---- summary over 30 days for a team, right after that ingest --------
+    // What a user meets first: the history's partial rows, before the
+    // background compaction has merged any of them.
+    let mut teams: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (_, owner) in &services {
+        *teams.entry(owner.as_str()).or_default() += 1;
+    }
+    let (team, team_services) =
+        teams.iter().max_by_key(|(_, n)| **n).map(|(t, n)| (t.to_string(), *n)).unwrap_or_default();
+    let team_ref = if team.contains(':') { team.clone() } else { format!("group:default/{team}") };
+    let from = time::OffsetDateTime::now_utc() - time::Duration::days(args.days);
+    let from = from.format(&time::format_description::well_known::Rfc3339)?;
+    let summary_url = format!("{base}/api/signals/summary?team={team_ref}&from={from}");
+    let measure = async |requests: usize| -> Result<Vec<f64>> {
+        let mut latencies = Vec::new();
+        for _ in 0..requests {
+            let t = Instant::now();
+            let response = client.get(&summary_url).send().await?;
+            if !response.status().is_success() {
+                bail!("summary answered {}", response.status());
+            }
+            response.bytes().await?;
+            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        latencies.sort_by(f64::total_cmp);
+        Ok(latencies)
+    };
+    let fresh = measure(args.requests).await?;
+
+    // The history's compaction is the history's cost: it runs now, before
+    // the throughput window, which then starts on an idle server.
+    let quiet = Duration::from_secs(16);
+    let history_cpu = crate::common::cpu_seconds(pid);
+    let history_compaction = crate::common::settle(pid, quiet, Duration::from_secs(600)).await - history_cpu;
 
     // ---- throughput ------------------------------------------------------
     let exports_total = args.spans.div_ceil(args.batch.max(6));
@@ -360,6 +394,7 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     let bytes: usize = payloads.iter().map(Vec::len).sum();
     let pipeline = pipeline_per_core(&payloads, &services);
     let payloads = Arc::new(tokio::sync::Mutex::new(payloads));
+    let database = args.database_url.is_some().then(|| crate::common::cpu_seconds_named("postgres"));
     let cpu_before = crate::common::cpu_seconds(pid);
     let wall = Instant::now();
     let mut workers = Vec::new();
@@ -389,16 +424,33 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
         throttled += worker.await??;
     }
     let elapsed = wall.elapsed().as_secs_f64();
-    let cpu = crate::common::cpu_seconds(pid) - cpu_before;
+    let window_cpu = crate::common::cpu_seconds(pid) - cpu_before;
+    // End to end: the window, and then the compaction of the rows it
+    // appended, until the server is idle again.
+    let cpu = crate::common::settle(pid, quiet, Duration::from_secs(600)).await - cpu_before;
+    let database = database.map(|before| crate::common::cpu_seconds_named("postgres") - before);
     let spans = exports_total * spans_per_export;
     let per_second = spans as f64 / elapsed;
     let per_cpu_second = spans as f64 / cpu.max(1e-9);
+    let verdict = if per_cpu_second >= 100_000.0 { "meets" } else { "MISSES" };
     report.push_str(&format!(
-        "- Ingest: {spans} spans in {exports_total} exports of {spans_per_export} ({:.1} MB protobuf), {} in flight: \
-         **{per_second:.0} spans/s** wall, server CPU {cpu:.2} s → **{per_cpu_second:.0} spans per CPU-second** \
-         (bar ≥ 100,000 per core); {throttled} retries after 429.\n",
+        "- Ingest: {spans} spans in {exports_total} exports of {spans_per_export} ({:.1} MB protobuf), {} in flight, \
+         traces starting up to {} s before their export: **{per_second:.0} spans/s** wall; server CPU {cpu:.2} s \
+         ({window_cpu:.2} s while receiving, the rest compacting its rollup rows) → **{per_cpu_second:.0} spans per \
+         CPU-second** (bar ≥ 100,000 per core: {verdict}); {throttled} retries after 429.\n",
         bytes as f64 / 1e6,
-        args.concurrency
+        args.concurrency,
+        args.spread_seconds,
+    ));
+    if let Some(database) = database {
+        report.push_str(&format!(
+            "- PostgreSQL's own CPU over the same span: {database:.2} s ({:.0} spans per database CPU-second).\n",
+            spans as f64 / database.max(1e-9)
+        ));
+    }
+    report.push_str(&format!(
+        "- Before the window, compacting the history's rollup rows took {history_compaction:.2} CPU-seconds \
+         (not counted above).\n"
     ));
 
     report.push_str(&format!(
@@ -439,45 +491,17 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
         percentile(&freshness, 1.0)
     ));
 
-    // ---- summary over 30 days for a team --------------------------------
-    let mut teams: std::collections::BTreeMap<&str, usize> = Default::default();
-    for (_, owner) in &services {
-        *teams.entry(owner.as_str()).or_default() += 1;
-    }
-    let (team, team_services) =
-        teams.iter().max_by_key(|(_, n)| **n).map(|(t, n)| (t.to_string(), *n)).unwrap_or_default();
-    let team_ref = if team.contains(':') { team.clone() } else { format!("group:default/{team}") };
-    let from = time::OffsetDateTime::now_utc() - time::Duration::days(args.days);
-    let from = from.format(&time::format_description::well_known::Rfc3339)?;
-    let summary_url = format!("{base}/api/signals/summary?team={team_ref}&from={from}");
+    // ---- summary, settled --------------------------------------------------
+    // After the compaction of everything ingested (the settle above).
     let first: Value = client.get(&summary_url).send().await?.json().await?;
-    let measure = async |requests: usize| -> Result<Vec<f64>> {
-        let mut latencies = Vec::new();
-        for _ in 0..requests {
-            let t = Instant::now();
-            let response = client.get(&summary_url).send().await?;
-            if !response.status().is_success() {
-                bail!("summary answered {}", response.status());
-            }
-            response.bytes().await?;
-            latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-        }
-        latencies.sort_by(f64::total_cmp);
-        Ok(latencies)
-    };
-    let fresh = measure(args.requests).await?;
-    // Steady state: after the background compaction (every minute) has
-    // merged the partial rows the ingest left.
-    let settle = Duration::from_secs(70).saturating_sub(history_done.elapsed());
-    tokio::time::sleep(settle).await;
     let settled = measure(args.requests).await?;
-    // The verdict is on what a user meets first: right after the ingest,
-    // before the background compaction has merged anything.
-    let verdict = if percentile(&fresh, 0.95) <= 100.0 { "meets" } else { "MISSES" };
+    // The verdict is on what a user meets first: right after the history's
+    // ingest, before the background compaction has merged anything.
+    let summary_verdict = if percentile(&fresh, 0.95) <= 100.0 { "meets" } else { "MISSES" };
     report.push_str(&format!(
         "- Summary over {} days for `{team_ref}` ({team_services} services, {} model calls, ${:.2}), {} requests: \
-         right after the ingest, before compaction, p50 {:.1} ms, **p95 {:.1} ms**, p99 {:.1} ms \
-         (bar p95 ≤ 100 ms: {verdict}); steady state (after compaction) p50 {:.1} ms, p95 {:.1} ms.\n",
+         right after the history's ingest, before compaction, p50 {:.1} ms, **p95 {:.1} ms**, p99 {:.1} ms \
+         (bar p95 ≤ 100 ms: {summary_verdict}); steady state (after compaction) p50 {:.1} ms, p95 {:.1} ms.\n",
         args.days,
         first["requests"],
         first["cost_usd"].as_f64().unwrap_or(0.0),

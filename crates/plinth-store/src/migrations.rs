@@ -458,6 +458,13 @@ CREATE INDEX signal_segments_kept_roots ON signal_segments (root_start_ns) WHERE
 const SEGMENTS_SQLITE: &str = segment_table!("INTEGER PRIMARY KEY");
 const SEGMENTS_POSTGRES: &str = segment_table!("BIGSERIAL PRIMARY KEY");
 
+/// A segment's `spans` become bytes: LZ4-compressed JSON from now on
+/// (`segments.rs`), the JSON of older segments kept as its UTF-8 bytes.
+/// SQLite's `TEXT` column already holds either (no type is enforced), so
+/// only PostgreSQL changes the column's type.
+const SEGMENT_BYTES_POSTGRES: &str =
+    "ALTER TABLE signal_segments ALTER COLUMN spans TYPE BYTEA USING convert_to(spans, 'UTF8');";
+
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -484,6 +491,7 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 7, sqlite: &[STAR_TABLES], postgres: &[STAR_TABLES] },
     Migration { version: 8, sqlite: &[ROLLUP_DIRTY_TABLE], postgres: &[ROLLUP_DIRTY_TABLE] },
     Migration { version: 9, sqlite: &[SEGMENTS_SQLITE], postgres: &[SEGMENTS_POSTGRES] },
+    Migration { version: 10, sqlite: &[], postgres: &[SEGMENT_BYTES_POSTGRES] },
 ];
 
 fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {

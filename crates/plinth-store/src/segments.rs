@@ -16,6 +16,11 @@
 //!   reads before any span is decoded;
 //! - `span_ids`: the span ids, for de-duplication without decoding.
 //!
+//! The spans themselves are a JSON array of arrays ([`WireSpan`]),
+//! LZ4-compressed behind a format byte (see [`pack`]): a quarter of the
+//! bytes, and bytes are what the store's B-tree, WAL and checkpoint pay
+//! for. Segments written before migration 10 hold the JSON as it is.
+//!
 //! De-duplication is by (trace id, span id), as before: the ingest
 //! transaction reads the span ids of the batch's traces through the trace
 //! index. The transaction serialises with other ingests (SQLite's single
@@ -73,7 +78,8 @@ pub(crate) struct NewSegment {
     pub(crate) root_agent: Option<String>,
     pub(crate) tags: String,
     pub(crate) span_ids: String,
-    pub(crate) spans: String,
+    /// The encoded spans ([`pack`]).
+    pub(crate) spans: Vec<u8>,
 }
 
 /// The tag word of a span's operation, prompt or agent.
@@ -148,15 +154,63 @@ pub(crate) fn build_segments<'a>(spans: &[&'a SpanRow]) -> Result<Vec<NewSegment
             root_agent: root.map(|r| r.agent.clone()),
             tags,
             span_ids: spans.iter().map(|s| s.span_id.as_str()).collect::<Vec<_>>().join(","),
-            spans: serde_json::to_string(&encoded).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            spans: pack(&serde_json::to_vec(&encoded).map_err(|e| StoreError::Corrupt(e.to_string()))?)?,
         });
     }
     Ok(out)
 }
 
+/// The first byte of a segment's `spans` since migration 10: the JSON
+/// after it is LZ4-compressed (block format), its length (u32, little
+/// endian) first. Segments written before start with `[`: plain JSON.
+const LZ4_JSON: u8 = 1;
+
+/// The largest decoded segment accepted: a damaged length must not size
+/// an allocation. An export (and so a segment) is far smaller.
+const MAX_SEGMENT_BYTES: usize = 256 << 20;
+
+/// Compresses a segment's JSON for storage.
+fn pack(json: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let len = u32::try_from(json.len())
+        .ok()
+        .filter(|n| *n as usize <= MAX_SEGMENT_BYTES)
+        .ok_or_else(|| StoreError::Corrupt(format!("a span segment of {} bytes is too large to store", json.len())))?;
+    let mut out = vec![0; 5 + lz4_flex::block::get_maximum_output_size(json.len())];
+    out[0] = LZ4_JSON;
+    out[1..5].copy_from_slice(&len.to_le_bytes());
+    let written = lz4_flex::block::compress_into(json, &mut out[5..])
+        .map_err(|e| StoreError::Corrupt(format!("compressing a span segment: {e}")))?;
+    out.truncate(5 + written);
+    Ok(out)
+}
+
+/// The JSON of a stored segment, as [`pack`] wrote it or (before
+/// migration 10) as it is.
+fn unpack<'a>(trace_id: &str, stored: &'a [u8]) -> Result<Cow<'a, [u8]>, StoreError> {
+    let corrupt = |why: String| StoreError::Corrupt(format!("span segment of trace {trace_id}: {why}"));
+    match stored {
+        [b'[', ..] => Ok(Cow::Borrowed(stored)),
+        [LZ4_JSON, a, b, c, d, compressed @ ..] => {
+            let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
+            if len > MAX_SEGMENT_BYTES {
+                return Err(corrupt(format!("its length {len} is beyond the limit")));
+            }
+            let mut json = vec![0; len];
+            let written =
+                lz4_flex::block::decompress_into(compressed, &mut json).map_err(|e| corrupt(e.to_string()))?;
+            if written != len {
+                return Err(corrupt(format!("{written} bytes decompressed, {len} expected")));
+            }
+            Ok(Cow::Owned(json))
+        }
+        _ => Err(corrupt("unknown encoding".to_string())),
+    }
+}
+
 /// The spans of a stored segment.
-pub(crate) fn decode_segment(trace_id: &str, service: &str, spans: &str) -> Result<Vec<SpanRow>, StoreError> {
-    let decoded: Vec<WireSpan<'static>> = serde_json::from_str(spans)
+pub(crate) fn decode_segment(trace_id: &str, service: &str, spans: &[u8]) -> Result<Vec<SpanRow>, StoreError> {
+    let json = unpack(trace_id, spans)?;
+    let decoded: Vec<WireSpan<'static>> = serde_json::from_slice(&json)
         .map_err(|e| StoreError::Corrupt(format!("span segment of trace {trace_id}: {e}")))?;
     Ok(decoded
         .into_iter()
@@ -272,6 +326,29 @@ mod tests {
 
     #[test]
     fn a_corrupt_segment_is_an_error_not_a_panic() {
-        assert!(decode_segment("t", "s", "[[1]]").is_err());
+        assert!(decode_segment("t", "s", b"[[1]]").is_err());
+        assert!(decode_segment("t", "s", b"").is_err());
+        assert!(decode_segment("t", "s", b"{}").is_err());
+        // A length beyond the limit is refused before anything is allocated.
+        assert!(decode_segment("t", "s", &[LZ4_JSON, 0xff, 0xff, 0xff, 0xff, 0]).is_err());
+        // A truncated or damaged body.
+        let packed = pack(br#"[["a","",1,2,3,"n","","","","","","",null]]"#).unwrap();
+        assert!(decode_segment("t", "s", &packed).is_ok());
+        assert!(decode_segment("t", "s", &packed[..packed.len() - 3]).is_err());
+        let mut wrong_length = packed.clone();
+        wrong_length[1] ^= 1;
+        assert!(decode_segment("t", "s", &wrong_length).is_err());
+    }
+
+    #[test]
+    fn segments_written_before_compression_still_read() {
+        let row = span("t1", "a", "", 10, "s", true);
+        let segment = build_segments(&[&row]).unwrap().remove(0);
+        assert_eq!(segment.spans[0], LZ4_JSON);
+        let json = unpack("t1", &segment.spans).unwrap().into_owned();
+        assert_eq!(json[0], b'[');
+        assert!(segment.spans.len() < json.len() + 5);
+        assert_eq!(decode_segment("t1", "s", &json).unwrap(), vec![row.clone()]);
+        assert_eq!(decode_segment("t1", "s", &segment.spans).unwrap(), vec![row]);
     }
 }

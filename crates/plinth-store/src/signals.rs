@@ -352,7 +352,7 @@ fn pg_segments_insert() -> String {
     format!(
         "INSERT INTO signal_segments ({SEGMENT_COLUMNS}) \
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::bool[], $4::int8[], $5::int8[], $6::int8[], $7::int8[], \
-         $8::text[], $9::text[], $10::text[], $11::text[])"
+         $8::text[], $9::text[], $10::text[], $11::bytea[])"
     )
 }
 
@@ -547,7 +547,7 @@ impl PgStore {
                 .bind(chunk.iter().map(|g| g.root_agent.as_deref()).collect::<Vec<Option<&str>>>())
                 .bind(text(|g| &g.tags))
                 .bind(text(|g| &g.span_ids))
-                .bind(text(|g| &g.spans))
+                .bind(chunk.iter().map(|g| g.spans.as_slice()).collect::<Vec<&[u8]>>())
                 .execute(&mut *conn)
                 .await?;
         }
@@ -957,7 +957,7 @@ impl Store {
     /// Every stored span of a trace, ordered by start time.
     pub async fn trace_spans(&self, trace_id: &str) -> Result<Vec<SpanRow>, StoreError> {
         const SQL: &str = "SELECT trace_id, service, spans FROM signal_segments WHERE trace_id = ?";
-        let rows: Vec<(String, String, String)> = on_pool!(self, pool, d => {
+        let rows: Vec<(String, String, Vec<u8>)> = on_pool!(self, pool, d => {
             sqlx::query_as(&d.sql(SQL)).bind(trace_id).fetch_all(pool).await?
         });
         let mut spans = Vec::new();
@@ -1015,7 +1015,7 @@ impl Store {
         let mut threshold: Option<i64> = None;
         on_pool!(self, pool, d => {
             let sql = d.sql(&sql);
-            let mut q = sqlx::query_as::<_, (String, String, i64, String)>(&sql).bind(query.from_ns).bind(query.to_ns);
+            let mut q = sqlx::query_as::<_, (String, String, i64, Vec<u8>)>(&sql).bind(query.from_ns).bind(query.to_ns);
             if let Some(service) = &query.service {
                 q = q.bind(service.as_str());
             }
@@ -1064,7 +1064,7 @@ impl Store {
             sql.push_str(" AND root_agent = ?");
         }
         sql.push_str(" ORDER BY root_start_ns DESC, trace_id DESC LIMIT ?");
-        let rows: Vec<(String, String, i64, String)> = on_pool!(self, pool, d => {
+        let rows: Vec<(String, String, i64, Vec<u8>)> = on_pool!(self, pool, d => {
             let sql = d.sql(&sql);
             let mut q = sqlx::query_as(&sql);
             if let Some(service) = service {

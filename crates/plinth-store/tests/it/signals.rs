@@ -27,6 +27,7 @@ scenarios!(
     trace_and_span_queries,
     span_query_limit_keeps_the_newest_across_segments,
     rows_of_the_former_span_table_move_into_segments,
+    segments_stored_as_plain_json_read_after_migration_10,
     purge_applies_retention,
     scores_insert_and_query,
     alert_rules_events_and_states,
@@ -701,6 +702,64 @@ async fn rows_of_the_former_span_table_move_into_segments(backend: Backend) {
     assert_eq!(count_spans(&store).await, 12);
 }
 
+/// Segments written before migration 10 hold their spans as plain JSON
+/// text; after it (PostgreSQL's column becomes `BYTEA`), they read as
+/// before, beside the compressed segments written since, in one trace.
+async fn segments_stored_as_plain_json_read_after_migration_10(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
+    // Back to version 9: a text column holding one segment of plain JSON.
+    let old = SpanRow { body: Some(r#"{"q":"it's \"quoted\""}"#.to_string()), ..span(1, 1, 100) };
+    let json = format!(
+        r#"[["{}","",{},{},{},"{}","{}","{}","{}","{}","{}","",{}]]"#,
+        old.span_id,
+        old.start_ns,
+        old.end_ns,
+        old.received_s,
+        old.name,
+        old.operation,
+        old.model,
+        old.prompt,
+        old.prompt_version,
+        old.agent,
+        serde_json::to_string(old.body.as_deref().unwrap()).unwrap(),
+    );
+    let back = match backend {
+        Backend::Sqlite => String::new(),
+        Backend::Postgres => "DELETE FROM signal_segments; \
+             ALTER TABLE signal_segments ALTER COLUMN spans TYPE TEXT USING convert_from(spans, 'UTF8'); "
+            .to_string(),
+    };
+    raw(
+        &h.config,
+        &format!(
+            "{back}DELETE FROM plinth_migrations WHERE version = 10; \
+             INSERT INTO signal_segments (trace_id, service, kept, start_ns, last_start_ns, span_count, \
+             root_start_ns, root_agent, tags, span_ids, spans) VALUES ('{}', '{}', TRUE, {}, {}, 1, {}, '{}', \
+             '\no:chat\np:greeting\na:helper\n', '{}', '{}')",
+            old.trace_id,
+            old.service,
+            old.start_ns,
+            old.start_ns,
+            old.start_ns,
+            old.agent,
+            old.span_id,
+            json.replace('\'', "''"),
+        ),
+    )
+    .await;
+
+    let store = Store::open(&h.config).await.expect("reopen and migrate");
+    assert_eq!(store.trace_spans(&old.trace_id).await.unwrap(), vec![old.clone()]);
+    // The same trace gains a compressed segment; both read back together.
+    let new = SpanRow { parent_span_id: old.span_id.clone(), ..span(1, 2, 200) };
+    let outcome = store.ingest_signals(&[old.clone(), new.clone()], |_| (vec![], vec![])).await.unwrap();
+    assert_eq!((outcome.inserted, outcome.duplicates), (1, 1));
+    assert_eq!(store.trace_spans(&old.trace_id).await.unwrap(), vec![old.clone(), new.clone()]);
+    let query = SpanQuery { from_ns: 0, to_ns: 1_000, prompt: Some("greeting".into()), ..SpanQuery::default() };
+    assert_eq!(store.query_spans(&query).await.unwrap(), vec![new, old.clone()]);
+    assert_eq!(store.recent_traces(None, None, 5).await.unwrap(), vec![old]);
+}
+
 async fn purge_applies_retention(backend: Backend) {
     let Some(h) = Harness::open(backend, DATABASE).await else { return };
     // Retention goes by the span's start time (indexed), in seconds here.
@@ -869,13 +928,14 @@ async fn ingest_50k_spans_timing(backend: Backend) {
 
 /// A database left at schema version 3 (no signal tables) gains them when
 /// opened (and migration 6, which alters two of them, runs after; so does
-/// migration 9, whose segments replace the span table migration 4 makes).
+/// migration 9, whose segments replace the span table migration 4 makes,
+/// and 10, which alters them).
 async fn version_3_database_migrates_to_4(backend: Backend) {
     let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let rollback = "DROP TABLE signal_segments; DROP TABLE signal_rollups_minute; DROP TABLE signal_rollups_hour; DROP TABLE signal_rollups_day; \
                     DROP TABLE signal_scores; DROP TABLE alert_rules; DROP TABLE alert_events; DROP TABLE alert_states; \
                     DROP TABLE leases; DROP TABLE cache_revisions; \
-                    DELETE FROM plinth_migrations WHERE version IN (4, 6, 9)";
+                    DELETE FROM plinth_migrations WHERE version IN (4, 6, 9, 10)";
     raw(&h.config, rollback).await;
 
     let store = Store::open(&h.config).await.expect("reopen and migrate");

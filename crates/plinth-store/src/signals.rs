@@ -33,8 +33,8 @@ pub enum Resolution {
     Minute,
     Hour,
     /// Day rows are written from the hour rows of each batch (bucket
-    /// floored to the UTC day) and merged by compaction, so long-range
-    /// summaries read 24× fewer rows.
+    /// floored to the UTC day, merged per day and key) and merged across
+    /// batches by compaction, so long-range summaries read 24× fewer rows.
     Day,
 }
 
@@ -664,10 +664,26 @@ fn legacy_table_count(d: Dialect) -> &'static str {
     }
 }
 
-/// Hour rows re-bucketed to their UTC day: partial day rows (compaction
-/// merges them), needing no sketch arithmetic here.
-fn day_partials(hours: &[RollupRow]) -> Vec<RollupRow> {
-    hours.iter().map(|row| RollupRow { bucket: row.bucket - row.bucket.rem_euclid(86_400), ..row.clone() }).collect()
+/// A batch's day rows: its hour rows re-bucketed to their UTC day, the
+/// hours of one (day, key) merged into one row. An export of spans spread
+/// over many hours (a backfill, a collector catching up) then appends one
+/// day row per key and day rather than one per hour, which a summary over
+/// days reads until compaction has merged them.
+fn day_rows(hours: &[RollupRow]) -> Vec<RollupRow> {
+    let mut days: HashMap<(i64, &RollupKey), Vec<RollupRow>> = HashMap::new();
+    for row in hours {
+        let day = row.bucket - row.bucket.rem_euclid(86_400);
+        days.entry((day, &row.key)).or_default().push(RollupRow { bucket: day, ..row.clone() });
+    }
+    let mut rows: Vec<RollupRow> = days
+        .into_values()
+        .map(|mut group| match group.len() {
+            1 => group.remove(0),
+            _ => plinth_telemetry::rollup::merge_rows(group),
+        })
+        .collect();
+    rows.sort_by(|a, b| (a.bucket, &a.key).cmp(&(b.bucket, &b.key)));
+    rows
 }
 
 impl Store {
@@ -694,7 +710,7 @@ impl Store {
                 let mut tx = sqlx::Connection::begin_with(&mut *conn, d.begin_write()).await?;
                 s.insert_spans(&mut tx, &unique, &mut mask).await?;
                 let (minute, hour) = rollups(&mask);
-                let day = day_partials(&hour);
+                let day = day_rows(&hour);
                 s.insert_rollups(&mut tx, Resolution::Minute.table(), &minute).await?;
                 s.insert_rollups(&mut tx, Resolution::Hour.table(), &hour).await?;
                 s.insert_rollups(&mut tx, Resolution::Day.table(), &day).await?;

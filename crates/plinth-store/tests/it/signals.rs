@@ -20,6 +20,7 @@ scenarios!(
     rollup_query_filters_and_bounds,
     compaction_merges_partials,
     dirty_compaction_takes_only_new_buckets,
+    a_batch_appends_one_day_row_per_day_and_key,
     concurrent_compactions_merge_each_row_once,
     concurrent_dirty_compactions_merge_each_row_once,
     concurrent_overlapping_batches_store_each_span_once,
@@ -111,6 +112,39 @@ fn sum_rows(rows: Vec<RollupRow>) -> RollupRow {
         out.ttft_sketch.extend(r.ttft_sketch);
     }
     out
+}
+
+/// A batch's hour rows become day rows merged per (day, key) at ingest,
+/// so a backfill of many hours appends one day row per day and key, not
+/// one per hour, and a summary over days reads that before compaction.
+async fn a_batch_appends_one_day_row_per_day_and_key(backend: Backend) {
+    use plinth_telemetry::rollup::Sketch;
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
+    let (a, b) = (key("checkout", "pay", "gpt-4o"), key("search", "find", "claude"));
+    let hour = |bucket: i64, key: &RollupKey, ms: f64| {
+        let mut sketch = Sketch::default();
+        sketch.add(ms);
+        RollupRow { duration_sketch: sketch.to_bytes(), ..rollup(bucket, key, 1, &[]) }
+    };
+    let hours = vec![
+        hour(0, &a, 10.0),
+        hour(3_600, &a, 20.0),
+        hour(82_800, &a, 30.0),
+        hour(86_400, &a, 40.0),
+        hour(7_200, &b, 50.0),
+    ];
+    ingest_rollups(&h.store, vec![], hours).await;
+    let days = h.store.rollups(Resolution::Day, &all(0, 2 * 86_400)).await.unwrap();
+    let summary: Vec<(i64, &str, i64, usize)> = days
+        .iter()
+        .map(|r| (r.bucket, r.key.service.as_str(), r.requests, Sketch::from_bytes(&r.duration_sketch).count()))
+        .collect();
+    assert_eq!(summary, [(0, "checkout", 3, 3), (0, "search", 1, 1), (86_400, "checkout", 1, 1)]);
+    let day0 = Sketch::from_bytes(&days[0].duration_sketch);
+    assert!((day0.quantile(1.0).unwrap() - 30.0).abs() < 0.5, "{day0:?}");
+    assert!((days[0].cost_usd - 0.3).abs() < 1e-9);
+    // The hour table keeps its five rows.
+    assert_eq!(h.store.rollups(Resolution::Hour, &all(0, 2 * 86_400)).await.unwrap().len(), 5);
 }
 
 async fn ingest_rollups(store: &Store, minute: Vec<RollupRow>, hour: Vec<RollupRow>) {

@@ -372,8 +372,9 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     };
     let fresh = measure(args.requests).await?;
 
-    // The history's compaction is the history's cost: it runs now, before
-    // the throughput window, which then starts on an idle server.
+    // The history's compaction is the history's cost: it runs during the
+    // requests above or now, before the throughput window, which then
+    // starts on an idle server.
     let quiet = Duration::from_secs(16);
     let history_cpu = crate::common::cpu_seconds(pid);
     let history_compaction = crate::common::settle(pid, quiet, Duration::from_secs(600)).await - history_cpu;
@@ -449,8 +450,8 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
         ));
     }
     report.push_str(&format!(
-        "- Before the window, compacting the history's rollup rows took {history_compaction:.2} CPU-seconds \
-         (not counted above).\n"
+        "- Before the window the server settled: {history_compaction:.2} CPU-seconds after the summary requests \
+         below (the history's compaction, which may also run during them), not counted above.\n"
     ));
 
     report.push_str(&format!(

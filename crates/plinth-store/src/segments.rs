@@ -17,7 +17,7 @@
 //! - `span_ids`: the span ids, for de-duplication without decoding.
 //!
 //! The spans themselves are a JSON array of arrays ([`WireSpan`]),
-//! LZ4-compressed behind a format byte (see [`pack`]): a quarter of the
+//! LZ4-compressed behind a format byte (see [`pack`]): a third of the
 //! bytes, and bytes are what the store's B-tree, WAL and checkpoint pay
 //! for. Segments written before migration 10 hold the JSON as it is.
 //!

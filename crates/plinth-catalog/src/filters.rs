@@ -324,27 +324,38 @@ impl FilterIndex {
         }
     }
 
+    /// Removes every pair of an entity's body: the entity has no value
+    /// left under any of their keys.
     pub fn remove(&mut self, id: u32, pairs: &[Pair]) {
         for pair in pairs {
-            let Some(postings) = self.keys.get_mut(pair.key.as_str()) else { continue };
+            self.remove_value(id, pair, false);
+        }
+    }
+
+    /// Removes one pair of an entity; `keeps_key` says whether the entity
+    /// still has another value under the pair's key (a relation type with
+    /// other targets), and then it stays among the key's holders.
+    pub fn remove_value(&mut self, id: u32, pair: &Pair, keeps_key: bool) {
+        let Some(postings) = self.keys.get_mut(pair.key.as_str()) else { return };
+        if !keeps_key {
             postings.all.remove(id);
-            if let Some((lower, _)) = &pair.value {
-                if let Some(value) = postings.values.get_mut(lower.as_str()) {
-                    if value.ids.remove(id) {
-                        postings.values.remove(lower.as_str());
-                        if let Some(haystack) = postings.haystack.get_mut() {
-                            haystack.stale += 1;
-                            // Rebuilt from the map once half of it is stale.
-                            if haystack.stale * 2 > haystack.starts.len() {
-                                postings.haystack = std::sync::OnceLock::new();
-                            }
+        }
+        if let Some((lower, _)) = &pair.value {
+            if let Some(value) = postings.values.get_mut(lower.as_str()) {
+                if value.ids.remove(id) {
+                    postings.values.remove(lower.as_str());
+                    if let Some(haystack) = postings.haystack.get_mut() {
+                        haystack.stale += 1;
+                        // Rebuilt from the map once half of it is stale.
+                        if haystack.stale * 2 > haystack.starts.len() {
+                            postings.haystack = std::sync::OnceLock::new();
                         }
                     }
                 }
             }
-            if postings.all.is_empty() {
-                self.keys.remove(pair.key.as_str());
-            }
+        }
+        if postings.all.is_empty() {
+            self.keys.remove(pair.key.as_str());
         }
     }
 

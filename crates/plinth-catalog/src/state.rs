@@ -364,10 +364,14 @@ impl CatalogState {
         self.graph.remove(from, rel, to);
         let still_there = self.graph.edges(from).iter().any(|e| e.rel == rel && e.to == to);
         if !still_there {
+            // Either end may still have other relations of the type, whose
+            // values (and place among the key's holders) must stay.
             let forward = self.relation_pair(rel, to);
             let backward = self.relation_pair(rel.inverse(), from);
-            self.filters.remove(from, &[forward]);
-            self.filters.remove(to, &[backward]);
+            let from_keeps = self.graph.edges(from).iter().any(|e| e.rel == rel);
+            let to_keeps = self.graph.edges(to).iter().any(|e| e.rel == rel.inverse());
+            self.filters.remove_value(from, &forward, from_keeps);
+            self.filters.remove_value(to, &backward, to_keeps);
         }
     }
 
@@ -985,6 +989,35 @@ mod tests {
         }
         assert_eq!(total(&state, "entity bodies"), 0);
         assert!(total(&state, "entity records") < 1000 * 16, "only the emptied slots remain");
+    }
+
+    /// When one relation of a type goes, both ends keep their other
+    /// relations of that type: the values, and the key itself (once, a
+    /// removal dropped the entity from the key's holders, and the key's
+    /// last holder going dropped every value of every entity with it).
+    #[test]
+    fn a_removed_relation_leaves_the_others_of_its_type() {
+        let component = |name: &str, depends: &[&str]| {
+            serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"type": "service", "lifecycle": "production", "owner": "team-a", "dependsOn": depends}})
+        };
+        let mut state = CatalogState::new();
+        let entities = [("b", &[][..]), ("x", &[]), ("c", &["component:b"]), ("a", &["component:b", "component:x"])];
+        for (name, depends) in entities {
+            state.apply(prepare(stored("Component", name, component(name, depends))).unwrap());
+        }
+        let matching = |state: &CatalogState, filter: &str| -> Vec<String> {
+            let filter = crate::filters::EntityFilter::parse(&[filter.to_string()]).unwrap();
+            state.filters().matching(&filter, state.live()).iter().map(|n| state.ref_of(n).to_string()).collect()
+        };
+        assert_eq!(matching(&state, "relations.dependencyof"), ["component:default/b", "component:default/x"]);
+        // `a` depends on nothing any more: `b` is still a dependency of `c`.
+        state.apply(prepare(stored("Component", "a", component("a", &[]))).unwrap());
+        assert_eq!(matching(&state, "relations.dependencyof=component:default/c"), ["component:default/b"]);
+        assert_eq!(matching(&state, "relations.dependencyof"), ["component:default/b"]);
+        assert!(matching(&state, "relations.dependencyof=component:default/a").is_empty());
+        assert_eq!(matching(&state, "relations.dependson"), ["component:default/c"]);
     }
 
     /// A few matches are ordered by looking each up; the page must be the

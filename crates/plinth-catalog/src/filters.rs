@@ -10,7 +10,8 @@
 
 use roaring::RoaringBitmap;
 use serde_json::Value;
-use std::collections::HashMap;
+// Keyed by catalogue text: foldhash (seeded per process) rather than SipHash.
+use foldhash::HashMap;
 use std::mem::size_of;
 
 const MAX_KEY_LENGTH: usize = 200;

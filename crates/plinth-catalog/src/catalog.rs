@@ -112,6 +112,10 @@ pub struct Catalog {
     /// itself when another writer came between; a follower that took the
     /// lock first would read every chunk back from the store instead.
     writing: AtomicUsize,
+    /// Followers applying a backlog of the change log now (a full batch:
+    /// another replica's bulk ingest). Not `writing`, which the periodic
+    /// follower stands aside for.
+    backlog: AtomicUsize,
     /// The last footprint estimate and when it was taken.
     footprint: Mutex<Option<(Instant, Vec<crate::Footprint>)>>,
     pub metrics: CatalogMetrics,
@@ -168,6 +172,7 @@ impl Catalog {
             resume_lock: tokio::sync::Mutex::new(()),
             events,
             writing: AtomicUsize::new(0),
+            backlog: AtomicUsize::new(0),
             footprint: Mutex::new(None),
             metrics: CatalogMetrics::default(),
         });
@@ -237,11 +242,13 @@ impl Catalog {
         Ok(resumed)
     }
 
-    /// Whether a refresh of this process is writing chunks now. Views
-    /// rebuilt from the whole catalogue wait for its end rather than
-    /// rebuild once per burst of its changes.
+    /// Whether a bulk of changes is being applied now: a refresh of this
+    /// process writing chunks, or the follower applying a backlog of the
+    /// change log (another replica's bulk ingest). Views rebuilt from the
+    /// whole catalogue wait for its end rather than rebuild once per burst
+    /// of its changes.
     pub fn is_writing(&self) -> bool {
-        self.writing.load(Ordering::SeqCst) > 0
+        self.writing.load(Ordering::SeqCst) > 0 || self.backlog.load(Ordering::SeqCst) > 0
     }
 
     /// Starts the change-log follower, which every replica runs. The
@@ -256,7 +263,7 @@ impl Catalog {
             loop {
                 tokio::time::sleep(interval).await;
                 let Some(catalog) = follower.upgrade() else { break };
-                if catalog.is_writing() {
+                if catalog.writing.load(Ordering::SeqCst) > 0 {
                     continue;
                 }
                 if let Err(error) = catalog.catch_up().await {
@@ -271,11 +278,15 @@ impl Catalog {
     pub async fn catch_up(self: &Arc<Self>) -> Result<usize, CatalogError> {
         let _guard = self.follow_lock.lock().await;
         let mut applied = 0;
+        let mut backlog = None;
         loop {
             let after = self.state.read().last_seq;
             let changes = self.store.changes_since(after, FOLLOW_BATCH).await?;
             if changes.is_empty() {
                 break;
+            }
+            if changes.len() as i64 == FOLLOW_BATCH && backlog.is_none() {
+                backlog = Some(Writing::start(&self.backlog));
             }
             let mut keys: Vec<String> = changes.iter().map(|c| c.key.clone()).collect();
             keys.sort();
@@ -933,6 +944,49 @@ pub fn now_rfc3339() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A follower applying a backlog of the change log (another replica's
+    /// bulk ingest) counts as writing while it does, and only then.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_follower_applying_a_backlog_counts_as_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = plinth_store::StoreConfig::Sqlite { data_dir: dir.path().to_path_buf() };
+        let store = plinth_store::Store::open(&config).await.unwrap();
+        let follower = Catalog::open(store.clone(), CatalogConfig::new(dir.path())).await.unwrap();
+        let upsert = |i: usize| {
+            let name = format!("svc-{i}");
+            let body = serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"type": "service", "lifecycle": "production", "owner": "team-a"}});
+            EntityChange::Upsert(plinth_store::EntityUpsert {
+                key: format!("component:default/{name}"),
+                kind: "Component".into(),
+                namespace: "default".into(),
+                name,
+                body: body.to_string(),
+                hash: format!("h{i}"),
+                location_id: "loc".into(),
+            })
+        };
+        // Another replica's writes: a few, then a backlog of three batches.
+        store.apply(&(0..10).map(upsert).collect::<Vec<_>>()).await.unwrap();
+        follower.catch_up().await.unwrap();
+        assert!(!follower.is_writing());
+        let backlog: Vec<EntityChange> = (10..3 * FOLLOW_BATCH as usize).map(upsert).collect();
+        store.apply(&backlog).await.unwrap();
+        let mut changes = follower.subscribe();
+        let following = tokio::spawn({
+            let follower = follower.clone();
+            async move { follower.catch_up().await.unwrap() }
+        });
+        // Announced after each batch is applied, while the follower is
+        // still in its loop: the first batch of a backlog.
+        changes.recv().await.unwrap();
+        assert!(follower.is_writing(), "a backlog is a bulk of changes");
+        assert_eq!(following.await.unwrap(), 3 * FOLLOW_BATCH as usize - 10);
+        assert!(!follower.is_writing(), "and no longer once applied");
+        assert_eq!(follower.read().len(), 3 * FOLLOW_BATCH as u64);
+    }
 
     #[test]
     fn url_placeholders_read_only_the_same_repository_and_branch() {

@@ -299,9 +299,11 @@ const ATTRIBUTION_DEFERRAL: Duration = Duration::from_secs(120);
 
 /// Keeps attribution current: rebuilt once per burst of catalogue changes
 /// (see [`crate::burst`]). A rebuild reads every Component, Model and
-/// Group, so while a refresh of this process is writing, it waits for the
-/// refresh to end (at most [`ATTRIBUTION_DEFERRAL`]): a bulk ingest then
-/// costs two rebuilds, not one per burst. A million-entity ingest cuts a
+/// Group, so while a bulk of changes is being applied (a refresh of this
+/// process, or a backlog of another replica's changes its follower
+/// applies: [`Catalog::is_writing`]), it waits for the end (at most
+/// [`ATTRIBUTION_DEFERRAL`]): a bulk ingest then costs two rebuilds, not
+/// one per burst. A million-entity ingest cuts a
 /// burst every 10 s for two minutes, and its rebuilds, each longer than
 /// the last, took a quarter of the CPU by the end of it.
 async fn follow_catalogue(service: std::sync::Weak<SignalsService>) {

@@ -670,20 +670,8 @@ fn legacy_table_count(d: Dialect) -> &'static str {
 /// day row per key and day rather than one per hour, which a summary over
 /// days reads until compaction has merged them.
 fn day_rows(hours: &[RollupRow]) -> Vec<RollupRow> {
-    let mut days: HashMap<(i64, &RollupKey), Vec<RollupRow>> = HashMap::new();
-    for row in hours {
-        let day = row.bucket - row.bucket.rem_euclid(86_400);
-        days.entry((day, &row.key)).or_default().push(RollupRow { bucket: day, ..row.clone() });
-    }
-    let mut rows: Vec<RollupRow> = days
-        .into_values()
-        .map(|mut group| match group.len() {
-            1 => group.remove(0),
-            _ => plinth_telemetry::rollup::merge_rows(group),
-        })
-        .collect();
-    rows.sort_by(|a, b| (a.bucket, &a.key).cmp(&(b.bucket, &b.key)));
-    rows
+    let days = hours.iter().map(|row| RollupRow { bucket: row.bucket - row.bucket.rem_euclid(86_400), ..row.clone() });
+    merge_groups(days.collect(), &plinth_telemetry::rollup::merge_rows).0
 }
 
 impl Store {

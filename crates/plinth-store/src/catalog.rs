@@ -17,7 +17,7 @@ use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-use crate::common::{self, new_uuid, normalize_branch, parse_op};
+use crate::common::{self, new_entity_uid, new_uuid, normalize_branch, parse_op};
 use crate::dialect::{list, on_pool, on_store, values};
 use crate::record::record;
 use crate::{
@@ -356,7 +356,7 @@ fn plan_writes<'a>(
     }
     let common::Classified { inserts, updates, owners } = common::classify(upserts, owners);
     let mut rows = Vec::with_capacity(inserts.len() + updates.len());
-    rows.extend(inserts.iter().map(|u| (*u, new_uuid())));
+    rows.extend(inserts.iter().map(|u| (*u, new_entity_uid())));
     for u in updates {
         // A stored row always has a uid: one missing means the entities
         // changed between the comparison and now.

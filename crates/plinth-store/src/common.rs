@@ -44,9 +44,20 @@ pub(crate) fn parse_stamp(text: &str, what: &str) -> Result<OffsetDateTime, Stor
         .map_err(|e| StoreError::Database(sqlx::Error::Decode(format!("{what} has time `{text}`: {e}").into())))
 }
 
-/// A fresh entity uid (UUID v4).
+/// A fresh location id (UUID v4).
 pub(crate) fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
+}
+
+/// A fresh entity uid: a UUID v7, whose leading bits are the time, so
+/// uids made later sort later. The `uid` unique index then grows at its
+/// end: with v4 every insert landed on a random leaf, which at a million
+/// entities meant reading and rewriting a page per new entity (SQLite's
+/// page cache holds 8 MiB of the index's ~50 MiB). Still an opaque RFC 9562
+/// UUID to every reader; the process-wide v7 context keeps uids made within
+/// one millisecond in order too.
+pub(crate) fn new_entity_uid() -> String {
+    uuid::Uuid::now_v7().to_string()
 }
 
 /// The etag of an entity: the first 16 characters of its hash.

@@ -183,7 +183,11 @@ async fn uid_kept_and_etag_follows_hash(backend: Backend) {
     assert_eq!(inserted.uids["component:default/a"], a1.uid);
     assert_eq!(inserted.uids["component:default/b"], b1.uid);
     assert_ne!(a1.uid, b1.uid);
-    assert_eq!(uuid::Uuid::parse_str(&a1.uid).unwrap().get_version_num(), 4);
+    // A v7 uid: time-ordered, so the uid index grows at its end.
+    assert_eq!(uuid::Uuid::parse_str(&a1.uid).unwrap().get_version_num(), 7);
+    let later = store.apply(&[upsert("component:default/c", "v1", "loc-1")]).await.unwrap();
+    let c1 = &later.uids["component:default/c"];
+    assert!(c1.as_str() > a1.uid.as_str() && c1.as_str() > b1.uid.as_str(), "a later uid sorts later");
     assert_eq!(a1.etag, a1.hash[..16]);
 
     let updated = store.apply(&[upsert("component:default/a", "v2", "loc-1")]).await.unwrap();

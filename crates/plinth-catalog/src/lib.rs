@@ -11,6 +11,7 @@ pub mod git;
 mod graph;
 mod reconcile;
 mod search;
+mod sort_order;
 mod source;
 mod state;
 

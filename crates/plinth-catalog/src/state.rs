@@ -7,6 +7,7 @@ use crate::filters::{flatten, FilterIndex, Pair};
 use crate::footprint::Footprint;
 use crate::graph::{Direction, Graph, NodeId, RelId};
 use crate::search::SearchDoc;
+use crate::sort_order::SortOrder;
 use plinth_model::{declared_relations, EntityRef, ANNOTATION_MANAGED_BY_LOCATION};
 use plinth_store::StoredEntity;
 use roaring::RoaringBitmap;
@@ -75,7 +76,7 @@ pub struct CatalogState {
     live: RoaringBitmap,
     graph: Graph,
     filters: FilterIndex,
-    sorted: HashMap<&'static str, BTreeSet<(Box<str>, NodeId)>>,
+    sorted: HashMap<&'static str, SortOrder>,
     /// Per sortable key, the nodes that have an entry in `sorted`.
     keyed: HashMap<&'static str, RoaringBitmap>,
     by_ref: BTreeSet<(Arc<str>, NodeId)>,
@@ -110,7 +111,7 @@ impl CatalogState {
             live: RoaringBitmap::new(),
             graph: Graph::default(),
             filters: FilterIndex::default(),
-            sorted: SORTABLE_KEYS.iter().map(|k| (*k, BTreeSet::new())).collect(),
+            sorted: SORTABLE_KEYS.iter().map(|k| (*k, SortOrder::default())).collect(),
             keyed: SORTABLE_KEYS.iter().map(|k| (*k, RoaringBitmap::new())).collect(),
             by_ref: BTreeSet::new(),
             facet_codes: FacetCodes::default(),
@@ -218,13 +219,7 @@ impl CatalogState {
             + self.uids.keys().map(|u| text(u.len())).sum::<u64>()
             + btree(self.by_ref.len(), size_of::<(Arc<str>, NodeId)>())
             + self.live.serialized_size() as u64;
-        let sorting = self
-            .sorted
-            .values()
-            .map(|set| {
-                btree(set.len(), size_of::<(Box<str>, NodeId)>()) + set.iter().map(|(v, _)| text(v.len())).sum::<u64>()
-            })
-            .sum::<u64>()
+        let sorting = self.sorted.values().map(SortOrder::footprint).sum::<u64>()
             + self.keyed.values().map(|ids| ids.serialized_size() as u64).sum::<u64>();
         vec![
             Footprint { structure: "entity bodies", bytes: bodies },
@@ -321,7 +316,7 @@ impl CatalogState {
                     }
                     for (key, value) in sort_values {
                         if let Some(set) = sorted.get_mut(key) {
-                            set.insert((value, node));
+                            set.insert(value, node);
                         }
                         if let Some(ids) = keyed.get_mut(key) {
                             ids.insert(node);
@@ -384,7 +379,7 @@ impl CatalogState {
             for key in SORTABLE_KEYS {
                 if let Some(value) = sort_value(&pairs, key) {
                     if let Some(set) = self.sorted.get_mut(key) {
-                        set.remove(&(value.into(), node));
+                        set.remove(&value, node);
                     }
                     if let Some(ids) = self.keyed.get_mut(key) {
                         ids.remove(node);
@@ -537,7 +532,7 @@ impl CatalogState {
     /// (a number, a list, an over-long value).
     fn sparse_page(
         &self,
-        set: &BTreeSet<(Box<str>, NodeId)>,
+        set: &SortOrder,
         key: &str,
         matched: &RoaringBitmap,
         descending: bool,
@@ -575,11 +570,10 @@ impl CatalogState {
             }?
             .to_lowercase()
             .into();
-            let entry = (value, node);
-            if !set.contains(&entry) {
+            if !set.contains(&value, node) {
                 return None;
             }
-            keyed.push(entry);
+            keyed.push((value, node));
         }
         keyed.sort_unstable();
         if descending {
@@ -617,21 +611,11 @@ impl CatalogState {
                 }
             }
             Some((key, descending)) => {
-                let mut seen = RoaringBitmap::new();
                 if let Some(set) = self.sorted.get(key) {
                     if let Some(page) = self.sparse_page(set, key, matched, descending, wanted) {
                         return page.into_iter().skip(offset).take(limit).collect();
                     }
-                    let iter: Box<dyn Iterator<Item = &(Box<str>, NodeId)>> =
-                        if descending { Box::new(set.iter().rev()) } else { Box::new(set.iter()) };
-                    for (_, node) in iter.filter(|(_, n)| matched.contains(*n)) {
-                        if seen.insert(*node) {
-                            out.push(*node);
-                            if out.len() >= wanted || seen.len() == matched.len() {
-                                break;
-                            }
-                        }
-                    }
+                    out = set.page(matched, descending, wanted);
                 } else {
                     // Unindexed key: read the values from the bodies.
                     let mut keyed: Vec<(Option<String>, NodeId)> =
@@ -652,6 +636,7 @@ impl CatalogState {
                     return keyed.into_iter().map(|(_, n)| n).skip(offset).take(limit).collect();
                 }
                 if out.len() < wanted {
+                    let seen: RoaringBitmap = out.iter().copied().collect();
                     let rest = matched - &seen;
                     let mut missing: Vec<NodeId> = rest.iter().collect();
                     self.sort_by_ref(&mut missing);
@@ -1211,12 +1196,9 @@ mod tests {
             state.apply(prepare(stored("Component", &name, body)).unwrap());
         }
         let walked = |key: &str, matched: &RoaringBitmap, descending: bool, wanted: usize| -> Vec<NodeId> {
-            let set = &state.sorted[key];
-            let iter: Box<dyn Iterator<Item = &(Box<str>, NodeId)>> =
-                if descending { Box::new(set.iter().rev()) } else { Box::new(set.iter()) };
             let mut seen = RoaringBitmap::new();
             let mut out: Vec<NodeId> =
-                iter.map(|(_, n)| *n).filter(|n| matched.contains(*n) && seen.insert(*n)).collect();
+                state.sorted[key].iter(descending).filter(|n| matched.contains(*n) && seen.insert(*n)).collect();
             let mut missing: Vec<NodeId> = (matched - &seen).iter().collect();
             missing.sort_by(|a, b| state.key_of(*a).cmp(state.key_of(*b)));
             out.extend(missing);

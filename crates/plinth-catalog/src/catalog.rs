@@ -755,7 +755,7 @@ impl Catalog {
         let owned = state
             .entities()
             .filter(|record| *record.location_id == *location.id)
-            .map(|record| (&*record.key, record.managed_by.as_str()));
+            .map(|record| (&*record.key, &*record.managed_by));
         reconcile::plan(&location.id, read, held, owned, diagnostics)
     }
 

@@ -26,14 +26,23 @@ pub struct EntityRecord {
     pub key: Arc<str>,
     pub entity_ref: EntityRef,
     pub uid: String,
-    pub etag: String,
     pub body: Arc<str>,
     pub hash: String,
     pub location_id: Arc<str>,
-    pub managed_by: String,
+    /// The `backstage.io/managed-by-location` target: one text per source
+    /// file, shared by the entities read from it.
+    pub managed_by: Arc<str>,
     pub updated_at: time::OffsetDateTime,
     pub summary: Summary,
     declared: Vec<(RelId, NodeId)>,
+}
+
+impl EntityRecord {
+    /// `metadata.etag`: the first 16 characters of the content hash, as
+    /// the store writes it (derived, not held: 40 bytes an entity).
+    pub fn etag(&self) -> &str {
+        self.hash.get(..16).unwrap_or(&self.hash)
+    }
 }
 
 /// Fields shown in lists, extracted once.
@@ -81,8 +90,9 @@ pub struct CatalogState {
     keyed: HashMap<&'static str, RoaringBitmap>,
     by_ref: BTreeSet<(Arc<str>, NodeId)>,
     facet_codes: FacetCodes,
-    /// Location ids, one allocation each, shared by their entities.
-    location_ids: HashSet<Arc<str>>,
+    /// Location ids and managed-by targets, one allocation each, shared
+    /// by their entities.
+    shared_texts: HashSet<Arc<str>>,
     pub last_seq: i64,
     recent: VecDeque<RecentChange>,
     /// Transitive counts of whole-graph impact walks, per (node, dependents?),
@@ -115,7 +125,7 @@ impl CatalogState {
             keyed: SORTABLE_KEYS.iter().map(|k| (*k, RoaringBitmap::new())).collect(),
             by_ref: BTreeSet::new(),
             facet_codes: FacetCodes::default(),
-            location_ids: HashSet::new(),
+            shared_texts: HashSet::new(),
             last_seq: 0,
             impact_counts: parking_lot::Mutex::new(HashMap::new()),
             recent: VecDeque::new(),
@@ -200,7 +210,7 @@ impl CatalogState {
             records += 16
                 + size_of::<EntityRecord>() as u64
                 + text(r.entity_ref.kind.len() + r.entity_ref.namespace.len() + r.entity_ref.name.len())
-                + text(r.uid.len() + r.etag.len() + r.hash.len() + r.managed_by.len())
+                + text(r.uid.len() + r.hash.len())
                 + text(summary.kind.len() + summary.namespace.len() + summary.name.len())
                 + optional(&summary.title)
                 + optional(&summary.description)
@@ -218,6 +228,8 @@ impl CatalogState {
             + table(self.uids.capacity(), size_of::<(String, NodeId)>())
             + self.uids.keys().map(|u| text(u.len())).sum::<u64>()
             + btree(self.by_ref.len(), size_of::<(Arc<str>, NodeId)>())
+            + table(self.shared_texts.capacity(), size_of::<Arc<str>>())
+            + self.shared_texts.iter().map(|t| arc_str(t)).sum::<u64>()
             + self.live.serialized_size() as u64;
         let sorting = self.sorted.values().map(SortOrder::footprint).sum::<u64>()
             + self.keyed.values().map(|ids| ids.serialized_size() as u64).sum::<u64>();
@@ -294,7 +306,7 @@ impl CatalogState {
             keyed,
             by_ref,
             facet_codes,
-            location_ids,
+            shared_texts,
             ..
         } = self;
         rayon::join(
@@ -328,14 +340,16 @@ impl CatalogState {
                         Some((key, _)) => key.clone(),
                         None => Arc::from(stored.key.as_str()),
                     };
-                    let location_id = match location_ids.get(stored.location_id.as_str()) {
-                        Some(id) => id.clone(),
+                    let mut share = |text: String| match shared_texts.get(text.as_str()) {
+                        Some(shared) => shared.clone(),
                         None => {
-                            let id: Arc<str> = Arc::from(stored.location_id);
-                            location_ids.insert(id.clone());
-                            id
+                            let shared: Arc<str> = Arc::from(text);
+                            shared_texts.insert(shared.clone());
+                            shared
                         }
                     };
+                    let location_id = share(stored.location_id);
+                    let managed_by = share(managed_by);
                     by_ref.insert((key.clone(), node));
                     uids.insert(stored.uid.clone(), node);
                     live.insert(node);
@@ -344,7 +358,6 @@ impl CatalogState {
                         key,
                         entity_ref,
                         uid: stored.uid,
-                        etag: stored.etag,
                         body,
                         hash: stored.hash,
                         location_id,
@@ -427,7 +440,7 @@ impl CatalogState {
         let mut body: Value = serde_json::from_str(&record.body).unwrap_or(Value::Null);
         if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
             metadata.insert("uid".into(), Value::String(record.uid.clone()));
-            metadata.insert("etag".into(), Value::String(record.etag.clone()));
+            metadata.insert("etag".into(), Value::String(record.etag().to_string()));
         }
         let relations: Vec<Value> = self
             .relations_of(record.node)
@@ -487,7 +500,7 @@ impl CatalogState {
                         out.push_str("\"uid\":");
                         push_json_str(&mut out, &record.uid);
                         out.push_str(",\"etag\":");
-                        push_json_str(&mut out, &record.etag);
+                        push_json_str(&mut out, record.etag());
                         out.push('}');
                     }
                     Err(_) => out.push_str(value.get()),
@@ -1019,15 +1032,18 @@ mod tests {
     use super::*;
 
     fn stored(kind: &str, name: &str, body: serde_json::Value) -> StoredEntity {
+        // A hash of the store's shape (hex), and its etag as the store
+        // writes it: the first 16 characters.
+        let hash = format!("{:x}{:0>62}", kind.len(), name.bytes().map(|b| format!("{b:02x}")).collect::<String>());
         StoredEntity {
             key: format!("{}:default/{}", kind.to_lowercase(), name.to_lowercase()),
             uid: format!("uid-{name}"),
-            etag: format!("etag-{name}"),
+            etag: hash[..16].to_string(),
             kind: kind.into(),
             namespace: "default".into(),
             name: name.into(),
             body: body.to_string(),
-            hash: "h".into(),
+            hash,
             location_id: "loc".into(),
             updated_at: time::macros::datetime!(2026-01-01 00:00 UTC),
         }
@@ -1246,13 +1262,17 @@ mod tests {
         let component = serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
             "metadata": {"name": "pay", "namespace": "default"},
             "spec": {"type": "service", "lifecycle": "production", "owner": "team-a", "providesApis": ["pay-api"]}});
-        state.apply(prepare(stored("API", "pay-api", api)).unwrap());
-        state.apply(prepare(stored("Component", "pay", component)).unwrap());
-        for key in ["api:default/pay-api", "component:default/pay"] {
+        let (api, component) = (stored("API", "pay-api", api), stored("Component", "pay", component));
+        let etags = [api.etag.clone(), component.etag.clone()];
+        state.apply(prepare(api).unwrap());
+        state.apply(prepare(component).unwrap());
+        for (key, etag) in ["api:default/pay-api", "component:default/pay"].into_iter().zip(etags) {
             let record = state.get(key).unwrap().clone();
             let text: Value = serde_json::from_str(&state.render_json(&record)).unwrap();
             assert_eq!(text, state.render(&record), "{key}");
             assert_eq!(text["metadata"]["uid"], record.uid.as_str());
+            // The etag served is the one the store holds (derived, not kept).
+            assert_eq!(text["metadata"]["etag"], etag.as_str());
         }
         let api = state.get("api:default/pay-api").unwrap().clone();
         let rendered: Value = serde_json::from_str(&state.render_json(&api)).unwrap();

@@ -547,7 +547,7 @@ fn candidates(state: &CatalogState) -> Vec<(PathBuf, Vec<(String, String)>)> {
         };
         for node in &state.filters().matching(&filter, state.live()) {
             let Some(record) = state.entity(node) else { continue };
-            let pair = (value.clone(), record.managed_by.clone());
+            let pair = (value.clone(), record.managed_by.to_string());
             let dir = resolved.entry(pair).or_insert_with(|| docs_dir(&value, &record.managed_by).ok()).clone();
             let Some(dir) = dir else { continue };
             if !by_dir.contains_key(&dir) && by_dir.len() >= MAX_INDEXED_SITES {

@@ -383,6 +383,13 @@ impl CatalogState {
 
     fn remove_node(&mut self, node: NodeId) {
         let Some(record) = self.entities[node as usize].take() else { return };
+        // A shared text held only by the set and this record goes with it,
+        // so files renamed or removed over months do not accumulate.
+        for text in [&record.location_id, &record.managed_by] {
+            if Arc::strong_count(text) == 2 {
+                self.shared_texts.remove(&**text);
+            }
+        }
         for &(rel, target) in &record.declared {
             self.remove_edge(node, rel, target);
         }
@@ -1251,6 +1258,29 @@ mod tests {
         assert!(state.sparse_page(&state.sorted["metadata.title"], "metadata.title", &few, false, 20).is_some());
         let none = RoaringBitmap::new();
         assert!(state.ordered_page(&none, Some(("metadata.name", false)), 0, 20).is_empty());
+    }
+
+    #[test]
+    fn a_shared_text_goes_with_its_last_entity() {
+        let mut state = CatalogState::new();
+        let body = |name: &str, file: &str| {
+            serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+                "metadata": {"name": name, "annotations": {ANNOTATION_MANAGED_BY_LOCATION: file}},
+                "spec": {"type": "service", "owner": "team-a", "lifecycle": "production"}})
+        };
+        state.apply(prepare(stored("Component", "a", body("a", "file:/one.yaml"))).unwrap());
+        state.apply(prepare(stored("Component", "b", body("b", "file:/one.yaml"))).unwrap());
+        let (a, b) = (state.get("component:default/a").unwrap().clone(), state.get("component:default/b").unwrap());
+        assert!(Arc::ptr_eq(&a.managed_by, &b.managed_by), "one text for the entities of a file");
+        drop(a);
+        state.delete("component:default/a");
+        assert!(state.shared_texts.contains("file:/one.yaml"), "b still holds it");
+        // Moved to another file, then gone: neither text is kept.
+        state.apply(prepare(stored("Component", "b", body("b", "file:/two.yaml"))).unwrap());
+        assert!(!state.shared_texts.contains("file:/one.yaml"));
+        state.delete("component:default/b");
+        assert!(!state.shared_texts.contains("file:/two.yaml"));
+        assert!(!state.shared_texts.contains("loc"), "the location id goes with its last entity too");
     }
 
     #[test]

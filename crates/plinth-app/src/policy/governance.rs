@@ -781,6 +781,69 @@ mod tests {
         let _ = std::fs::remove_file(dir.join("extra.rego"));
         assert_eq!(reload_scope(&before, &compile_dir(&dir)), Scope::Nothing, "removing a deploy-only package");
     }
+    /// `correct` puts a fresh evaluation into the view only where the view
+    /// holds a different outcome, and says what it held; an entity the
+    /// view does not hold is left alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn correct_replaces_only_a_differing_outcome() {
+        let work = tempfile::tempdir().unwrap();
+        let store = plinth_store::Store::open_sqlite(work.path()).await.unwrap();
+        let data = work.path().join("data");
+        let catalog = plinth_catalog::Catalog::open(store.clone(), plinth_catalog::CatalogConfig::new(data.clone()))
+            .await
+            .unwrap();
+        let file = work.path().join("catalog-info.yaml");
+        std::fs::write(
+            &file,
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: orphan}\n\
+             spec: {type: service, lifecycle: production, owner: nobody}\n",
+        )
+        .unwrap();
+        catalog
+            .add_location(plinth_store::NewLocation {
+                kind: "file".into(),
+                target: file.to_string_lossy().into_owned(),
+                branch: None,
+            })
+            .await
+            .unwrap();
+        let policies = crate::shipped::policies_dir().to_string_lossy().into_owned();
+        let service = PolicyService::start(
+            crate::policy::service::PolicyConfig::new(vec![policies], data),
+            store.clone(),
+            catalog,
+            crate::background::Background::new().unwrap(),
+            crate::lease::Leadership::start(store, &crate::lease::LeaseConfig::default()),
+        )
+        .await;
+        let key = "component:default/orphan";
+        let held = || service.view.read().entities.get(key).map(|s| s.result);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while held().is_none() {
+            assert!(std::time::Instant::now() < deadline, "the view never evaluated {key}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let fresh = detail(&service, key).unwrap();
+        let outcome = fresh.decision.result;
+        assert_eq!(held(), Some(outcome));
+        let stale = if outcome == Outcome::Allow { Outcome::Deny } else { Outcome::Allow };
+
+        // The same outcome: nothing to correct.
+        assert_eq!(correct(&service, key, &fresh), None);
+        // A stale outcome (its context was still arriving): replaced, and
+        // the view's counts follow.
+        service.view.write().insert(key.to_string(), EntitySummary { result: stale, owner: None, cards: vec![] });
+        assert_eq!(service.view.read().outcome_counts().get(outcome.as_str()), None);
+        assert_eq!(correct(&service, key, &fresh), Some(stale));
+        assert_eq!(held(), Some(outcome));
+        assert_eq!(service.view.read().outcome_counts().get(outcome.as_str()), Some(&1));
+        assert_eq!(service.view.read().outcome_counts().get(stale.as_str()), None);
+        assert_eq!(correct(&service, key, &fresh), None);
+        // An entity the view does not hold is not added.
+        assert_eq!(correct(&service, "component:default/elsewhere", &fresh), None);
+        assert!(!service.view.read().entities.contains_key("component:default/elsewhere"));
+    }
+
     /// The input the view assembles from cached, converted parts is the
     /// document the JSON path (`attach_context`) makes, on the first pass
     /// and when every part comes from the cache, and after a part changed.

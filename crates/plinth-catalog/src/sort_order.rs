@@ -159,32 +159,26 @@ impl SortOrder {
     /// intersected with `matched` once, not tested entity by entity.
     pub(crate) fn page(&self, matched: &RoaringBitmap, descending: bool, wanted: usize) -> Vec<NodeId> {
         let mut out = Vec::with_capacity(wanted.min(matched.len() as usize));
-        let take = |holders: &Holders, out: &mut Vec<NodeId>| match holders {
-            Holders::One(one) => {
-                if matched.contains(*one) {
-                    out.push(*one);
-                }
-            }
-            Holders::Many(many) => {
-                let hits = &**many & matched;
-                let room = wanted - out.len();
-                if descending {
-                    out.extend(hits.iter().rev().take(room));
-                } else {
-                    out.extend(hits.iter().take(room));
-                }
-            }
-        };
-        let mut found = 0;
         let values: Box<dyn Iterator<Item = &Holders>> =
             if descending { Box::new(self.values.values().rev()) } else { Box::new(self.values.values()) };
         for holders in values {
-            if out.len() >= wanted || found >= matched.len() {
+            // Every match found (each entity holds one value), or enough.
+            if out.len() >= wanted || out.len() as u64 >= matched.len() {
                 break;
             }
-            let before = out.len();
-            take(holders, &mut out);
-            found += (out.len() - before) as u64;
+            match holders {
+                Holders::One(one) if matched.contains(*one) => out.push(*one),
+                Holders::One(_) => {}
+                Holders::Many(many) => {
+                    let hits = &**many & matched;
+                    let room = wanted - out.len();
+                    if descending {
+                        out.extend(hits.iter().rev().take(room));
+                    } else {
+                        out.extend(hits.iter().take(room));
+                    }
+                }
+            }
         }
         out
     }

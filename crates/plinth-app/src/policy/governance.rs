@@ -123,10 +123,12 @@ impl GovernanceView {
             .filter_map(|key| self.entities.get_key_value(key).map(|(k, s)| (&**k, s)))
     }
 
-    /// Puts (or replaces) an entity's summary.
-    pub(crate) fn insert(&mut self, key: String, mut summary: EntitySummary) {
+    /// Puts (or replaces) an entity's summary. The key is best the
+    /// catalogue's own `Arc` (as [`evaluate_keys`] passes it): the view then
+    /// holds no copy of a million keys.
+    pub(crate) fn insert(&mut self, key: impl Into<Arc<str>>, mut summary: EntitySummary) {
+        let key: Arc<str> = key.into();
         self.remove(&key);
-        let key: Arc<str> = Arc::from(key);
         if let Some(owner) = summary.owner.take() {
             let owner = match self.by_owner.get_key_value(&*owner) {
                 Some((shared, _)) => shared.clone(),
@@ -280,11 +282,11 @@ pub fn detail(service: &PolicyService, key: &str) -> Option<EntityGovernance> {
 pub fn correct(service: &PolicyService, key: &str, governance: &EntityGovernance) -> Option<Outcome> {
     let defs = &service.compiled.load().scorecards;
     let mut view = service.view.write();
-    let before = view.entities.get(key)?.result;
+    let (key, before) = view.entities.get_key_value(key).map(|(k, s)| (Arc::clone(k), s.result))?;
     if before == governance.decision.result {
         return None;
     }
-    view.insert(key.to_string(), summarise(governance, defs));
+    view.insert(key, summarise(governance, defs));
     Some(before)
 }
 
@@ -315,7 +317,8 @@ const MAX_DETAILS: usize = 512;
 /// What evaluating one entity needs from the catalogue, read under its
 /// lock; the evaluation itself runs after the lock is released.
 struct Prepared {
-    key: String,
+    /// The catalogue's key (shared with its record).
+    key: Arc<str>,
     /// The entity with its context under `plinth`, converted for the engine
     /// from parts the context cache shares between entities.
     input: Input,
@@ -354,7 +357,7 @@ fn prepare(state: &CatalogState, cache: &context::ContextCache, key: &str, now: 
         .and_then(|o| plinth_model::parse_ref_lenient(o, Some("group")).ok())
         .map(|r| r.key());
     Some(Prepared {
-        key: key.to_string(),
+        key: Arc::clone(&record.key),
         input,
         refs,
         kind: record.summary.kind.to_lowercase(),
@@ -377,7 +380,7 @@ fn evaluate_prepared(service: &PolicyService, prepared: &Prepared, now: OffsetDa
     let decision = compiled.engine.evaluate(&request);
     let scorecards = scorecard::evaluate(&compiled.engine, &compiled.scorecards, &prepared.kind, &prepared.input);
     EntityGovernance {
-        entity_ref: prepared.key.clone(),
+        entity_ref: prepared.key.to_string(),
         decision,
         scorecards,
         owner: prepared.owner.clone(),
@@ -397,7 +400,7 @@ const SLICE: usize = 48;
 /// 5,000 decisions (measured at 10k entities: 160 MB of such values alive
 /// at once, most of the server's peak heap).
 struct Evaluated {
-    key: String,
+    key: Arc<str>,
     summary: Option<EntitySummary>,
     log: Option<plinth_store::DecisionRecord>,
 }
@@ -407,11 +410,11 @@ struct Evaluated {
 /// (ids are deterministic, so replicas log a change once).
 /// The caller counts the keys as pending before (see [`count_pending`])
 /// and takes them off when their results are in the view (see [`apply`]).
-async fn evaluate_keys(service: &Arc<PolicyService>, keys: Vec<String>, logged: HashSet<String>) -> Vec<Evaluated> {
+async fn evaluate_keys(service: &Arc<PolicyService>, keys: Vec<Arc<str>>, logged: HashSet<String>) -> Vec<Evaluated> {
     let for_slices = Arc::clone(service);
     let evaluated = service
         .background
-        .map_slices(keys, SLICE, move |slice: &[String]| {
+        .map_slices(keys, SLICE, move |slice: &[Arc<str>]| {
             let service = &for_slices;
             let now = OffsetDateTime::now_utc();
             let compiled = service.compiled.load();
@@ -423,10 +426,12 @@ async fn evaluate_keys(service: &Arc<PolicyService>, keys: Vec<String>, logged: 
                     crate::background::give_way();
                     let prepared = prepare(&service.catalog.read(), &service.context_cache, key, now);
                     crate::background::give_way();
-                    let key = key.clone();
-                    let Some(prepared) = prepared else { return Evaluated { key, summary: None, log: None } };
+                    let Some(prepared) = prepared else {
+                        return Evaluated { key: Arc::clone(key), summary: None, log: None };
+                    };
+                    let key = Arc::clone(&prepared.key);
                     let governance = evaluate_prepared(service, &prepared, now);
-                    let log = logged.contains(&key).then(|| {
+                    let log = logged.contains(&*key).then(|| {
                         let digest =
                             Sha256::digest(format!("{key}|{}|{}", prepared.hash, governance.decision.revision));
                         let id = uuid::Builder::from_random_bytes(digest[..16].try_into().unwrap_or([0; 16]))
@@ -516,36 +521,26 @@ pub fn reload_scope(old: &super::service::Compiled, new: &super::service::Compil
 /// answering with its previous results until each is replaced.
 pub async fn rebuild(service: &Arc<PolicyService>, scope: Scope) {
     let started = std::time::Instant::now();
-    let keys: Vec<String> = {
+    let keys: Vec<Arc<str>> = {
         let state = service.catalog.read();
         match &scope {
             Scope::Nothing => Vec::new(),
-            Scope::Everything => state.entities().map(|r| r.key.to_string()).collect(),
+            Scope::Everything => state.entities().map(|r| Arc::clone(&r.key)).collect(),
             Scope::Kinds(kinds) => state
                 .entities()
                 .filter(|r| kinds.contains(&r.summary.kind.to_lowercase()))
-                .map(|r| r.key.to_string())
+                .map(|r| Arc::clone(&r.key))
                 .collect(),
         }
     };
     let count = keys.len();
     count_pending(service, count);
-    let results = evaluate_keys(service, keys, HashSet::new()).await;
+    evaluate_in_chunks(service, keys, None).await;
     let revision = service.compiled.load().engine.revision().to_string();
-    // Results of entities that left the catalogue meanwhile are dropped.
-    let live: Option<HashSet<String>> =
-        (scope == Scope::Everything).then(|| service.catalog.read().entities().map(|r| r.key.to_string()).collect());
+    if scope == Scope::Everything {
+        drop_departed(service);
+    }
     let mut view = service.view.write();
-    view.pending = view.pending.saturating_sub(count);
-    for evaluated in results {
-        match evaluated.summary {
-            Some(summary) => view.insert(evaluated.key, summary),
-            None => drop(view.remove(&evaluated.key)),
-        };
-    }
-    if let Some(live) = live {
-        view.retain(|key| live.contains(key));
-    }
     view.revision = revision;
     view.complete = true;
     view.evaluated_at = Some(OffsetDateTime::now_utc());
@@ -561,11 +556,49 @@ pub async fn rebuild(service: &Arc<PolicyService>, scope: Scope) {
 /// Re-evaluates the given entities only (a waiver changed); nothing is
 /// logged, since the entities themselves did not change.
 pub async fn reevaluate(service: &Arc<PolicyService>, keys: Vec<String>) {
-    let keys: Vec<String> = keys.into_iter().map(|k| k.to_lowercase()).collect();
-    let count = keys.len();
-    count_pending(service, count);
-    let evaluated = evaluate_keys(service, keys, HashSet::new()).await;
-    apply(service, evaluated, count).await;
+    let keys: Vec<Arc<str>> = keys.into_iter().map(|k| Arc::from(k.to_lowercase())).collect();
+    count_pending(service, keys.len());
+    evaluate_in_chunks(service, keys, None).await;
+}
+
+/// Evaluates `keys` (counted as pending by the caller) a chunk at a time:
+/// each chunk's results go into the view, and the decision records of its
+/// entities in `logged` to the log, before the next chunk is evaluated.
+/// At most a chunk's results wait in memory: at a million entities, the
+/// results of all of them held at once were ~400 MiB, the server's peak.
+/// The view answers with each entity's previous results until its chunk
+/// is in.
+async fn evaluate_in_chunks(service: &Arc<PolicyService>, keys: Vec<Arc<str>>, logged: Option<&HashSet<String>>) {
+    // A logged chunk's records are several kB of JSON each.
+    let chunk_len = if logged.is_some() { LOGGED_CHUNK } else { QUIET_CHUNK };
+    for chunk in keys.chunks(chunk_len) {
+        let logged: HashSet<String> = match logged {
+            Some(logged) => chunk.iter().filter(|k| logged.contains(&***k)).map(|k| k.to_string()).collect(),
+            None => HashSet::new(),
+        };
+        let evaluated = evaluate_keys(service, chunk.to_vec(), logged).await;
+        apply(service, evaluated, chunk.len()).await;
+    }
+}
+
+/// Entities per chunk of [`evaluate_in_chunks`] when nothing is logged: a
+/// hundred slices, so that the wait for a chunk's last slice (when the
+/// pool has fewer slices left than workers) costs about 1 %.
+const QUIET_CHUNK: usize = 100 * SLICE;
+
+/// Takes out of the view the entities the catalogue no longer holds (they
+/// left while a full evaluation ran, or while the view lagged behind the
+/// change stream). The view's keys are copied out first (an `Arc` each),
+/// so that the view's lock and the catalogue's are never held together.
+fn drop_departed(service: &PolicyService) {
+    let keys: Vec<Arc<str>> = service.view.read().entities.keys().cloned().collect();
+    let departed: HashSet<Arc<str>> = {
+        let state = service.catalog.read();
+        keys.into_iter().filter(|key| state.get(key).is_none()).collect()
+    };
+    if !departed.is_empty() {
+        service.view.write().retain(|key| !departed.contains(key));
+    }
 }
 
 /// Entities whose context includes `key`: it and those that point at it
@@ -614,14 +647,14 @@ const MAX_LOGGED_BURST: usize = 5_000;
 /// and logs the changed entities' decisions.
 async fn refresh(service: &Arc<PolicyService>, changed: Vec<String>, logged: bool) {
     let changed: HashSet<String> = changed.into_iter().collect();
-    let keys: Vec<String> = {
+    let keys: Vec<Arc<str>> = {
         let state = service.catalog.read();
         let mut seen = HashSet::new();
         let mut keys = Vec::new();
         for key in &changed {
             for k in affected(&state, key) {
                 if seen.insert(k.clone()) {
-                    keys.push(k);
+                    keys.push(Arc::from(k));
                 }
             }
         }
@@ -630,23 +663,11 @@ async fn refresh(service: &Arc<PolicyService>, changed: Vec<String>, logged: boo
     // Every key counts as pending from the start: the view is not settled
     // between chunks.
     count_pending(service, keys.len());
-    if !logged {
-        let count = keys.len();
-        let evaluated = evaluate_keys(service, keys, HashSet::new()).await;
-        apply(service, evaluated, count).await;
-        return;
-    }
-    // A logged burst goes in chunks, each put in the view and queued for
-    // the log before the next is evaluated, so that at most a chunk's
-    // records (several kB of JSON each) wait in memory.
-    for chunk in keys.chunks(LOGGED_CHUNK) {
-        let logged: HashSet<String> = chunk.iter().filter(|k| changed.contains(*k)).cloned().collect();
-        let evaluated = evaluate_keys(service, chunk.to_vec(), logged).await;
-        apply(service, evaluated, chunk.len()).await;
-    }
+    evaluate_in_chunks(service, keys, logged.then_some(&changed)).await;
 }
 
-/// Entities per chunk of a logged burst (see [`refresh`]): ten slices.
+/// Entities per chunk of a logged burst (see [`evaluate_in_chunks`]): ten
+/// slices.
 const LOGGED_CHUNK: usize = 10 * SLICE;
 
 /// Puts results into the view, takes `settled` entities off the pending
@@ -842,6 +863,76 @@ mod tests {
         // An entity the view does not hold is not added.
         assert_eq!(correct(&service, "component:default/elsewhere", &fresh), None);
         assert!(!service.view.read().entities.contains_key("component:default/elsewhere"));
+    }
+
+    /// A full evaluation of more entities than a chunk puts every entity in
+    /// the view under the catalogue's own key (no copy of it), settles, and
+    /// takes out an entity the catalogue no longer holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_evaluation_goes_by_chunks_and_drops_the_departed() {
+        let work = tempfile::tempdir().unwrap();
+        let store = plinth_store::Store::open_sqlite(work.path()).await.unwrap();
+        let data = work.path().join("data");
+        let catalog = plinth_catalog::Catalog::open(store.clone(), plinth_catalog::CatalogConfig::new(data.clone()))
+            .await
+            .unwrap();
+        let n = QUIET_CHUNK + QUIET_CHUNK / 2;
+        let file = work.path().join("catalog-info.yaml");
+        let mut yaml = String::new();
+        for i in 0..n {
+            yaml.push_str(&format!(
+                "---\napiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {{name: svc-{i}}}\n\
+                 spec: {{type: service, lifecycle: production, owner: team-{}}}\n",
+                i % 7
+            ));
+        }
+        std::fs::write(&file, yaml).unwrap();
+        catalog
+            .add_location(plinth_store::NewLocation {
+                kind: "file".into(),
+                target: file.to_string_lossy().into_owned(),
+                branch: None,
+            })
+            .await
+            .unwrap();
+        let policies = crate::shipped::policies_dir().to_string_lossy().into_owned();
+        let service = PolicyService::start(
+            crate::policy::service::PolicyConfig::new(vec![policies], data),
+            store.clone(),
+            Arc::clone(&catalog),
+            crate::background::Background::new().unwrap(),
+            crate::lease::Leadership::start(store, &crate::lease::LeaseConfig::default()),
+        )
+        .await;
+        let settled_with = |count: usize| {
+            let view = service.view.read();
+            view.settled() && view.len() == count
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !settled_with(n) {
+            assert!(std::time::Instant::now() < deadline, "the view never settled on {n} entities");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let shares_keys = || {
+            let view = service.view.read();
+            let state = catalog.read();
+            view.entities.keys().all(|key| state.get(key).is_some_and(|record| Arc::ptr_eq(&record.key, key)))
+        };
+        assert!(shares_keys(), "every key in the view is the catalogue's own");
+
+        // An entity the catalogue does not hold (it left while the view
+        // lagged) goes with the next full evaluation.
+        let ghost = "component:default/ghost";
+        service.view.write().insert(ghost, EntitySummary { result: Outcome::Deny, owner: None, cards: vec![] });
+        rebuild(&service, Scope::Everything).await;
+        let view = service.view.read();
+        assert!(view.get(ghost).is_none());
+        assert_eq!(view.len(), n);
+        assert_eq!(view.pending, 0);
+        assert!(view.settled());
+        assert_eq!(view.outcome_counts().values().sum::<usize>(), n);
+        drop(view);
+        assert!(shares_keys(), "replaced results keep the catalogue's keys");
     }
 
     /// The input the view assembles from cached, converted parts is the

@@ -303,7 +303,7 @@ impl Catalog {
             let rows: Vec<_> = {
                 let state = self.state.read();
                 rows.into_iter()
-                    .filter(|row| state.get(&row.key).is_none_or(|r| r.hash != row.hash || r.uid != row.uid))
+                    .filter(|row| state.get(&row.key).is_none_or(|r| r.hash != row.hash || !r.uid.is(&row.uid)))
                     .map(|row| (row, None))
                     .collect()
             };

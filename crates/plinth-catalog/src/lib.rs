@@ -14,6 +14,7 @@ mod search;
 mod sort_order;
 mod source;
 mod state;
+mod uid;
 
 pub use catalog::{
     normalize_location, now_rfc3339, Catalog, CatalogConfig, CatalogError, CatalogMetrics, RefreshReport,
@@ -23,3 +24,4 @@ pub use graph::{Direction, Impact, NodeId, RelId};
 pub use search::{Hit, SearchIndex, MAX_SEARCH_DEPTH, MAX_SEARCH_WINDOW};
 pub use source::{read_location, FileCache, FileNamer, Found, ReadEntity, SourceRead};
 pub use state::{CatalogState, EntityRecord, RecentChange, Summary, SORTABLE_KEYS};
+pub use uid::{uid_buffer, Uid, UidBuffer};

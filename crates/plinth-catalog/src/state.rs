@@ -8,6 +8,7 @@ use crate::footprint::Footprint;
 use crate::graph::{Direction, Graph, NodeId, RelId};
 use crate::search::SearchDoc;
 use crate::sort_order::SortOrder;
+use crate::uid::{uid_buffer, Uid};
 use plinth_model::{declared_relations, EntityRef, ANNOTATION_MANAGED_BY_LOCATION};
 use plinth_store::StoredEntity;
 use roaring::RoaringBitmap;
@@ -25,7 +26,7 @@ pub struct EntityRecord {
     pub node: NodeId,
     pub key: Arc<str>,
     pub entity_ref: EntityRef,
-    pub uid: String,
+    pub uid: Uid,
     pub body: Arc<str>,
     pub hash: String,
     pub location_id: Arc<str>,
@@ -81,7 +82,7 @@ pub struct CatalogState {
     nodes: foldhash::HashMap<Arc<str>, NodeId>,
     node_refs: Vec<Arc<str>>,
     entities: Vec<Option<Arc<EntityRecord>>>,
-    uids: foldhash::HashMap<String, NodeId>,
+    uids: foldhash::HashMap<Uid, NodeId>,
     live: RoaringBitmap,
     graph: Graph,
     filters: FilterIndex,
@@ -173,7 +174,7 @@ impl CatalogState {
     }
 
     pub fn get_by_uid(&self, uid: &str) -> Option<&Arc<EntityRecord>> {
-        self.uids.get(uid).and_then(|&n| self.entity(n))
+        self.uids.get(&Uid::new(uid)).and_then(|&n| self.entity(n))
     }
 
     pub fn graph(&self) -> &Graph {
@@ -210,7 +211,7 @@ impl CatalogState {
             records += 16
                 + size_of::<EntityRecord>() as u64
                 + text(r.entity_ref.kind.len() + r.entity_ref.namespace.len() + r.entity_ref.name.len())
-                + text(r.uid.len() + r.hash.len())
+                + text(r.uid.heap_bytes() + r.hash.len())
                 + text(summary.kind.len() + summary.namespace.len() + summary.name.len())
                 + optional(&summary.title)
                 + optional(&summary.description)
@@ -225,8 +226,8 @@ impl CatalogState {
             + self.nodes.keys().map(|k| arc_str(k)).sum::<u64>()
             + vec::<Arc<str>>(self.node_refs.capacity())
             + self.node_refs.iter().map(|r| arc_str(r)).sum::<u64>()
-            + table(self.uids.capacity(), size_of::<(String, NodeId)>())
-            + self.uids.keys().map(|u| text(u.len())).sum::<u64>()
+            + table(self.uids.capacity(), size_of::<(Uid, NodeId)>())
+            + self.uids.keys().map(|u| text(u.heap_bytes())).sum::<u64>()
             + btree(self.by_ref.len(), size_of::<(Arc<str>, NodeId)>())
             + table(self.shared_texts.capacity(), size_of::<Arc<str>>())
             + self.shared_texts.iter().map(|t| arc_str(t)).sum::<u64>()
@@ -351,13 +352,14 @@ impl CatalogState {
                     let location_id = share(stored.location_id);
                     let managed_by = share(managed_by);
                     by_ref.insert((key.clone(), node));
-                    uids.insert(stored.uid.clone(), node);
+                    let uid = Uid::new(&stored.uid);
+                    uids.insert(uid.clone(), node);
                     live.insert(node);
                     entities[node as usize] = Some(Arc::new(EntityRecord {
                         node,
                         key,
                         entity_ref,
-                        uid: stored.uid,
+                        uid,
                         body,
                         hash: stored.hash,
                         location_id,
@@ -446,7 +448,7 @@ impl CatalogState {
     pub fn render(&self, record: &EntityRecord) -> Value {
         let mut body: Value = serde_json::from_str(&record.body).unwrap_or(Value::Null);
         if let Some(metadata) = body.get_mut("metadata").and_then(Value::as_object_mut) {
-            metadata.insert("uid".into(), Value::String(record.uid.clone()));
+            metadata.insert("uid".into(), Value::String(record.uid.to_string()));
             metadata.insert("etag".into(), Value::String(record.etag().to_string()));
         }
         let relations: Vec<Value> = self
@@ -505,7 +507,7 @@ impl CatalogState {
                             out.push(',');
                         }
                         out.push_str("\"uid\":");
-                        push_json_str(&mut out, &record.uid);
+                        push_json_str(&mut out, record.uid.as_str(&mut uid_buffer()));
                         out.push_str(",\"etag\":");
                         push_json_str(&mut out, record.etag());
                         out.push('}');
@@ -1300,7 +1302,7 @@ mod tests {
             let record = state.get(key).unwrap().clone();
             let text: Value = serde_json::from_str(&state.render_json(&record)).unwrap();
             assert_eq!(text, state.render(&record), "{key}");
-            assert_eq!(text["metadata"]["uid"], record.uid.as_str());
+            assert_eq!(text["metadata"]["uid"], record.uid.to_string().as_str());
             // The etag served is the one the store holds (derived, not kept).
             assert_eq!(text["metadata"]["etag"], etag.as_str());
         }

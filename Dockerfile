@@ -24,9 +24,16 @@ RUN apt-get update \
 COPY --from=build /out/plinth /usr/local/bin/plinth
 USER 10001:10001
 WORKDIR /var/lib/plinth
+# The two allocators' settings (docs/PERFORMANCE.md, twelfth pass): mimalloc
+# gives back the free pages of threads that end (the runtime's blocking
+# threads come and go), and glibc's malloc, which SQLite uses, keeps two
+# arenas rather than one per thread. Together 55 MiB less peak at 100k
+# entities and 80 MiB less at a million, at no measurable CPU cost.
 ENV PLINTH_DATA_DIR=/var/lib/plinth \
     PLINTH_LISTEN=0.0.0.0:7007 \
-    PLINTH_LOG_FORMAT=json
+    PLINTH_LOG_FORMAT=json \
+    MIMALLOC_ABANDONED_PAGE_PURGE=1 \
+    MALLOC_ARENA_MAX=2
 EXPOSE 7007
 ENTRYPOINT ["plinth"]
 CMD ["serve"]

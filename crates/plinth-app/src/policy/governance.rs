@@ -802,11 +802,11 @@ mod tests {
         let _ = std::fs::remove_file(dir.join("extra.rego"));
         assert_eq!(reload_scope(&before, &compile_dir(&dir)), Scope::Nothing, "removing a deploy-only package");
     }
-    /// `correct` puts a fresh evaluation into the view only where the view
-    /// holds a different outcome, and says what it held; an entity the
-    /// view does not hold is left alone.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn correct_replaces_only_a_differing_outcome() {
+
+    /// A policy service with the shipped library over a SQLite store whose
+    /// catalogue is `yaml`, one file registered as a location (the temp
+    /// dir holds both; keep it alive).
+    async fn service_over(yaml: &str) -> (tempfile::TempDir, Arc<plinth_catalog::Catalog>, Arc<PolicyService>) {
         let work = tempfile::tempdir().unwrap();
         let store = plinth_store::Store::open_sqlite(work.path()).await.unwrap();
         let data = work.path().join("data");
@@ -814,12 +814,7 @@ mod tests {
             .await
             .unwrap();
         let file = work.path().join("catalog-info.yaml");
-        std::fs::write(
-            &file,
-            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: orphan}\n\
-             spec: {type: service, lifecycle: production, owner: nobody}\n",
-        )
-        .unwrap();
+        std::fs::write(&file, yaml).unwrap();
         catalog
             .add_location(plinth_store::NewLocation {
                 kind: "file".into(),
@@ -832,9 +827,22 @@ mod tests {
         let service = PolicyService::start(
             crate::policy::service::PolicyConfig::new(vec![policies], data),
             store.clone(),
-            catalog,
+            Arc::clone(&catalog),
             crate::background::Background::new().unwrap(),
             crate::lease::Leadership::start(store, &crate::lease::LeaseConfig::default()),
+        )
+        .await;
+        (work, catalog, service)
+    }
+
+    /// `correct` puts a fresh evaluation into the view only where the view
+    /// holds a different outcome, and says what it held; an entity the
+    /// view does not hold is left alone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn correct_replaces_only_a_differing_outcome() {
+        let (_work, _catalog, service) = service_over(
+            "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata: {name: orphan}\n\
+             spec: {type: service, lifecycle: production, owner: nobody}\n",
         )
         .await;
         let key = "component:default/orphan";
@@ -870,14 +878,7 @@ mod tests {
     /// takes out an entity the catalogue no longer holds.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_full_evaluation_goes_by_chunks_and_drops_the_departed() {
-        let work = tempfile::tempdir().unwrap();
-        let store = plinth_store::Store::open_sqlite(work.path()).await.unwrap();
-        let data = work.path().join("data");
-        let catalog = plinth_catalog::Catalog::open(store.clone(), plinth_catalog::CatalogConfig::new(data.clone()))
-            .await
-            .unwrap();
         let n = QUIET_CHUNK + QUIET_CHUNK / 2;
-        let file = work.path().join("catalog-info.yaml");
         let mut yaml = String::new();
         for i in 0..n {
             yaml.push_str(&format!(
@@ -886,24 +887,7 @@ mod tests {
                 i % 7
             ));
         }
-        std::fs::write(&file, yaml).unwrap();
-        catalog
-            .add_location(plinth_store::NewLocation {
-                kind: "file".into(),
-                target: file.to_string_lossy().into_owned(),
-                branch: None,
-            })
-            .await
-            .unwrap();
-        let policies = crate::shipped::policies_dir().to_string_lossy().into_owned();
-        let service = PolicyService::start(
-            crate::policy::service::PolicyConfig::new(vec![policies], data),
-            store.clone(),
-            Arc::clone(&catalog),
-            crate::background::Background::new().unwrap(),
-            crate::lease::Leadership::start(store, &crate::lease::LeaseConfig::default()),
-        )
-        .await;
+        let (_work, catalog, service) = service_over(&yaml).await;
         let settled_with = |count: usize| {
             let view = service.view.read();
             view.settled() && view.len() == count

@@ -8,6 +8,7 @@
 //! `key[=value[,value…]]` conditions. Postings are roaring bitmaps of entity
 //! ids, so AND/OR/facet counts at 100k entities are set operations.
 
+use crate::value_set::ValueSet;
 use roaring::RoaringBitmap;
 use serde_json::Value;
 // Keyed by catalogue text: foldhash (seeded per process) rather than SipHash.
@@ -69,7 +70,10 @@ fn push(pairs: &mut Vec<Pair>, key: &str, value: Option<&str>) {
     if key.is_empty() || key.len() > MAX_KEY_LENGTH {
         return;
     }
-    let value = value.filter(|v| v.len() <= MAX_VALUE_LENGTH).map(|v| (v.to_lowercase(), v.to_string()));
+    // A value holding NUL is indexed as present only, like a long one:
+    // the value set keeps its values NUL-separated.
+    let value =
+        value.filter(|v| v.len() <= MAX_VALUE_LENGTH && !v.contains('\0')).map(|v| (v.to_lowercase(), v.to_string()));
     pairs.push(Pair { key: key.to_lowercase(), value });
 }
 
@@ -170,10 +174,11 @@ impl EntityFilter {
 }
 
 /// Most values (names, uids, URLs) belong to one entity; a bitmap each
-/// would cost ~100 bytes more per value at 100k entities.
+/// would cost ~100 bytes more per value at 100k entities. Boxed, the
+/// bitmap keeps a value's slot at 24 bytes.
 enum Ids {
     One(u32),
-    Many(RoaringBitmap),
+    Many(Box<RoaringBitmap>),
 }
 
 impl Ids {
@@ -182,7 +187,7 @@ impl Ids {
             Ids::One(existing) if *existing == id => {}
             Ids::One(existing) => {
                 let bitmap: RoaringBitmap = [*existing, id].into_iter().collect();
-                *self = Ids::Many(bitmap);
+                *self = Ids::Many(Box::new(bitmap));
             }
             Ids::Many(bitmap) => {
                 bitmap.insert(id);
@@ -220,76 +225,16 @@ impl Ids {
             Ids::One(id) => {
                 out.insert(*id);
             }
-            Ids::Many(bitmap) => *out |= bitmap,
+            Ids::Many(bitmap) => *out |= &**bitmap,
         }
     }
-}
-
-struct ValuePostings {
-    /// The value as first written, when it differs from the lower-case key.
-    original: Option<Box<str>>,
-    ids: Ids,
 }
 
 #[derive(Default)]
 struct KeyPostings {
     all: RoaringBitmap,
-    values: HashMap<Box<str>, ValuePostings>,
-    /// Built the first time the key is searched by substring, then kept
-    /// current by inserts and removals.
-    haystack: std::sync::OnceLock<Haystack>,
-}
-
-/// A key's distinct values laid end to end, each after a NUL, so that a
-/// substring search is one pass of `memmem` over contiguous memory instead
-/// of a visit to every map entry (a cache miss each: 10 ms at 100k names).
-#[derive(Default)]
-struct Haystack {
-    text: String,
-    /// Where each value starts in `text` (after its NUL), ascending.
-    starts: Vec<u32>,
-    /// Values removed from the map but still in `text`.
-    stale: usize,
-}
-
-impl Haystack {
-    fn build<'a>(values: impl Iterator<Item = &'a str>) -> Haystack {
-        let mut haystack = Haystack::default();
-        for value in values {
-            haystack.push(value);
-        }
-        haystack
-    }
-
-    fn push(&mut self, value: &str) {
-        self.text.push('\0');
-        self.starts.push(self.text.len() as u32);
-        self.text.push_str(value);
-    }
-
-    /// The distinct values containing `term` (a value that was removed and
-    /// added again may be named twice; callers look each up in the map).
-    fn containing<'a>(&'a self, term: &str) -> impl Iterator<Item = &'a str> + 'a {
-        let finder = memchr::memmem::Finder::new(term.as_bytes()).into_owned();
-        let mut last = usize::MAX;
-        let text = self.text.as_str();
-        let starts = &self.starts;
-        let positions: Vec<usize> = finder.find_iter(text.as_bytes()).collect();
-        let term_len = term.len();
-        positions.into_iter().filter_map(move |at| {
-            let index = starts.partition_point(|s| (*s as usize) <= at).checked_sub(1)?;
-            if index == last {
-                return None;
-            }
-            let start = starts[index] as usize;
-            let end = starts.get(index + 1).map_or(text.len(), |next| *next as usize - 1);
-            if at + term_len > end {
-                return None;
-            }
-            last = index;
-            text.get(start..end)
-        })
-    }
+    /// Lower-case value → ids, values also searchable by substring.
+    values: ValueSet<Ids>,
 }
 
 /// The inverted index: key → value → ids.
@@ -307,20 +252,9 @@ impl FilterIndex {
             };
             postings.all.insert(id);
             if let Some((lower, original)) = &pair.value {
-                match postings.values.get_mut(lower.as_str()) {
-                    Some(value) => {
-                        value.ids.insert(id);
-                    }
-                    None => {
-                        let original = (original != lower).then(|| original.as_str().into());
-                        postings
-                            .values
-                            .insert(lower.clone().into_boxed_str(), ValuePostings { original, ids: Ids::One(id) });
-                        if let Some(haystack) = postings.haystack.get_mut() {
-                            haystack.push(lower);
-                        }
-                    }
-                }
+                // Past 4 GiB of one key's distinct values, a value is
+                // indexed as present only.
+                postings.values.upsert(lower, original, || Ids::One(id), |ids| ids.insert(id));
             }
         }
     }
@@ -342,17 +276,8 @@ impl FilterIndex {
             postings.all.remove(id);
         }
         if let Some((lower, _)) = &pair.value {
-            if let Some(value) = postings.values.get_mut(lower.as_str()) {
-                if value.ids.remove(id) {
-                    postings.values.remove(lower.as_str());
-                    if let Some(haystack) = postings.haystack.get_mut() {
-                        haystack.stale += 1;
-                        // Rebuilt from the map once half of it is stale.
-                        if haystack.stale * 2 > haystack.starts.len() {
-                            postings.haystack = std::sync::OnceLock::new();
-                        }
-                    }
-                }
+            if postings.values.get_mut(lower).is_some_and(|ids| ids.remove(id)) {
+                postings.values.remove(lower);
             }
         }
         if postings.all.is_empty() {
@@ -392,8 +317,8 @@ impl FilterIndex {
                 Some(values) => {
                     let mut ids = RoaringBitmap::new();
                     for value in values {
-                        if let Some(v) = postings.values.get(value.as_str()) {
-                            v.ids.add_to(&mut ids);
+                        if let Some(v) = postings.values.get(value) {
+                            v.add_to(&mut ids);
                         }
                     }
                     ids
@@ -411,7 +336,7 @@ impl FilterIndex {
         for (split, _) in condition.key.match_indices('.') {
             let (list_key, item) = (&condition.key[..split], &condition.key[split + 1..]);
             if let Some(value) = self.keys.get(list_key).and_then(|p| p.values.get(item)) {
-                value.ids.add_to(&mut ids);
+                value.add_to(&mut ids);
             }
         }
         ids
@@ -428,14 +353,8 @@ impl FilterIndex {
         if term.is_empty() || term.contains('\0') {
             return if term.is_empty() { postings.all.clone() } else { ids };
         }
-        let haystack = postings.haystack.get_or_init(|| Haystack::build(postings.values.keys().map(|v| &**v)));
-        // A value removed and added again is named twice; adding its ids
-        // twice changes nothing, so no set of the values seen is kept (it
-        // was a sixth of this call).
-        for value in haystack.containing(term) {
-            if let Some(postings) = postings.values.get(value) {
-                postings.ids.add_to(&mut ids);
-            }
+        for value in postings.values.containing(term) {
+            value.add_to(&mut ids);
         }
         ids
     }
@@ -447,9 +366,9 @@ impl FilterIndex {
         let mut counts: Vec<(String, u64)> = postings
             .values
             .iter()
-            .filter_map(|(lower, value)| {
-                let count = if all { value.ids.len() } else { value.ids.intersection_len(within) };
-                (count > 0).then(|| (value.original.as_deref().unwrap_or(lower).to_string(), count))
+            .filter_map(|(written, ids)| {
+                let count = if all { ids.len() } else { ids.intersection_len(within) };
+                (count > 0).then(|| (written.to_string(), count))
             })
             .collect();
         counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
@@ -464,19 +383,15 @@ impl FilterIndex {
 
     /// Estimated bytes held: keys and values, and their postings.
     pub(crate) fn footprint(&self) -> u64 {
-        use crate::footprint::{table, text, vec};
+        use crate::footprint::{table, text};
         let mut bytes = table(self.keys.capacity(), size_of::<(Box<str>, KeyPostings)>());
         for (key, postings) in &self.keys {
             bytes += text(key.len()) + postings.all.serialized_size() as u64;
-            bytes += table(postings.values.capacity(), size_of::<(Box<str>, ValuePostings)>());
-            for (value, posting) in &postings.values {
-                bytes += text(value.len()) + posting.original.as_ref().map_or(0, |o| text(o.len()));
-                if let Ids::Many(ids) = &posting.ids {
-                    bytes += ids.serialized_size() as u64;
+            bytes += postings.values.footprint();
+            for (_, ids) in postings.values.iter() {
+                if let Ids::Many(ids) = ids {
+                    bytes += (size_of::<RoaringBitmap>() + ids.serialized_size()) as u64;
                 }
-            }
-            if let Some(haystack) = postings.haystack.get() {
-                bytes += text(haystack.text.capacity()) + vec::<u32>(haystack.starts.capacity());
             }
         }
         bytes
@@ -533,7 +448,20 @@ mod tests {
         // Like Backstage's search table: a value over 200 characters is
         // indexed as present only, so it is not searched.
         assert_eq!(found("metadata.description", "xxx"), Vec::<u32>::new());
+
         assert_eq!(found("no.such.key", "a"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_value_holding_nul_is_indexed_as_present_only() {
+        let (mut index, _) = index();
+        let nul = json!({"kind": "Component", "metadata": {"name": "d", "title": "a\u{0}b"}});
+        index.insert(4, &flatten(&nul, &[]));
+        assert_eq!(index.containing("metadata.title", "a").len(), 0);
+        assert_eq!(index.containing("metadata.name", "d").iter().collect::<Vec<_>>(), [4]);
+        let all: RoaringBitmap = [1, 2, 3, 4].into_iter().collect();
+        assert_eq!(ids(&index, &all, &["metadata.title"]), [4]);
+        assert_eq!(ids(&index, &all, &["metadata.title=a\u{0}b"]), Vec::<u32>::new());
     }
 
     #[test]
@@ -548,7 +476,7 @@ mod tests {
         assert_eq!(found(&index, "checkout"), [1, 2]);
         assert_eq!(found(&index, "t-s"), [1], "a match inside one value");
         assert_eq!(found(&index, "svccheck"), Vec::<u32>::new(), "no match across two values");
-        // The haystack now exists; it follows changes.
+        // The search follows changes.
         index.insert(4, &flatten(&entity("checkout-web"), &[]));
         index.remove(1, &flatten(&entity("checkout-svc"), &[]));
         assert_eq!(found(&index, "checkout"), [2, 4]);

@@ -15,6 +15,7 @@ mod sort_order;
 mod source;
 mod state;
 mod uid;
+mod value_set;
 
 pub use catalog::{
     normalize_location, now_rfc3339, Catalog, CatalogConfig, CatalogError, CatalogMetrics, RefreshReport,

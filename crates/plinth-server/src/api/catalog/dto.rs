@@ -448,14 +448,14 @@ pub(crate) struct SummaryDto {
 impl From<&Summary> for SummaryDto {
     fn from(s: &Summary) -> Self {
         SummaryDto {
-            kind: s.kind.clone(),
-            namespace: s.namespace.clone(),
+            kind: s.kind.to_string(),
+            namespace: s.namespace.to_string(),
             name: s.name.clone(),
             title: s.title.clone(),
             description: s.description.clone(),
-            spec_type: s.spec_type.clone(),
-            lifecycle: s.lifecycle.clone(),
-            owner: s.owner.clone(),
+            spec_type: s.spec_type.as_deref().map(str::to_string),
+            lifecycle: s.lifecycle.as_deref().map(str::to_string),
+            owner: s.owner.as_deref().map(str::to_string),
             tags: s.tags.clone(),
         }
     }

@@ -176,7 +176,7 @@ pub(super) fn draw(state: &CatalogState, root: NodeId, depth: u32, mode: Mode) -
         let in_column = columns.get(&column).map_or(0, Vec::len);
         if i > 0 && (drawn_nodes.len() >= MAX_DRAWN || in_column >= MAX_PER_COLUMN) {
             let kind = match state.entity(visit.node) {
-                Some(record) => record.summary.kind.clone(),
+                Some(record) => record.summary.kind.to_string(),
                 None => state.ref_of(visit.node).split_once(':').map_or("", |(k, _)| k).to_string(),
             };
             *hidden.entry((column, kind)).or_default() += 1;

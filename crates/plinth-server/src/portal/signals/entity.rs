@@ -220,7 +220,7 @@ pub(crate) async fn entity_signals_page(
         ranges: window.selector(&format!("{href}/signals")),
         href,
         entity_ref,
-        summary: Heading { kind: record.summary.kind.clone(), name: record.summary.name.clone() },
+        summary: Heading { kind: record.summary.kind.to_string(), name: record.summary.name.clone() },
         signals,
         health,
         traces,

@@ -10,9 +10,11 @@
 //!   the root could not be read, its file could not be read completely, or
 //!   it is still declared but turned invalid (the last good version stays).
 
-use crate::source::{ReadEntity, SourceRead};
+use crate::source::{Found, ReadEntity, SourceRead};
+use foldhash::fast::RandomState;
+use foldhash::HashMap;
 use plinth_model::Diagnostic;
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 /// What the projection holds of one entity, as reconciliation needs it.
@@ -42,13 +44,14 @@ pub(crate) fn plan<'s>(
 ) -> (Vec<Planned>, usize) {
     let mut changes = Vec::new();
     let mut unchanged = 0;
-    let mut first_seen: HashMap<String, (String, u32)> = HashMap::new();
-    for found in &read.entities {
+    let mut first_seen = FirstSeen::new(&read.entities);
+    for (index, found) in read.entities.iter().enumerate() {
         let key = found.entity.entity_ref.key();
-        if let Some((file, line)) = first_seen.get(&key) {
+        if let Some(first) = first_seen.insert(&key, index) {
+            let (file, line) = (&first.location, first.line);
             diagnostics.push(
                 Diagnostic::error(
-                    found.location.clone(),
+                    found.location.to_string(),
                     format!(
                         "{} is defined twice; the definition at {file}:{line} is kept; remove one of them",
                         found.entity.entity_ref
@@ -59,7 +62,6 @@ pub(crate) fn plan<'s>(
             );
             continue;
         }
-        first_seen.insert(key.clone(), (found.location.clone(), found.line));
         if let Some(existing) = held(&key) {
             if existing.location_id != location_id {
                 diagnostics.push(
@@ -77,7 +79,7 @@ pub(crate) fn plan<'s>(
     }
     if !read.root_failed {
         for (key, managed_by) in owned {
-            if !first_seen.contains_key(key)
+            if first_seen.get(key).is_none()
                 && !read.invalid_refs.contains(key)
                 && !read.incomplete_files.contains(managed_by)
             {
@@ -86,6 +88,63 @@ pub(crate) fn plan<'s>(
         }
     }
     (changes, unchanged)
+}
+
+/// Where each key was first declared in a read, held as a 64-bit hash of
+/// the key and the index of its [`Found`] rather than a copy of every key
+/// and file name (at a million entities that copy was ~200 MiB on every
+/// refresh). Keys whose hashes collide with another key's are kept by
+/// text, so the answers are exact.
+struct FirstSeen<'r> {
+    entities: &'r [Found],
+    by_hash: HashMap<u64, u32>,
+    collided: HashMap<String, u32>,
+    hasher: RandomState,
+}
+
+impl<'r> FirstSeen<'r> {
+    fn new(entities: &'r [Found]) -> FirstSeen<'r> {
+        FirstSeen {
+            entities,
+            by_hash: HashMap::with_capacity_and_hasher(entities.len(), Default::default()),
+            collided: HashMap::default(),
+            hasher: RandomState::default(),
+        }
+    }
+
+    fn at(&self, index: u32) -> &'r Found {
+        &self.entities[index as usize]
+    }
+
+    /// The first declaration of `key`.
+    fn get(&self, key: &str) -> Option<&'r Found> {
+        if let Some(&index) = self.collided.get(key) {
+            return Some(self.at(index));
+        }
+        let &index = self.by_hash.get(&self.hasher.hash_one(key))?;
+        let found = self.at(index);
+        (found.entity.entity_ref.key() == key).then_some(found)
+    }
+
+    /// Records that `entities[index]` declares `key`; returns the first
+    /// declaration when there was one.
+    fn insert(&mut self, key: &str, index: usize) -> Option<&'r Found> {
+        if let Some(first) = self.get(key) {
+            return Some(first);
+        }
+        // Reads are bounded far below 4 billion entities.
+        let index = index as u32;
+        let hash = self.hasher.hash_one(key);
+        match self.by_hash.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.collided.insert(key.to_string(), index);
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(index);
+            }
+        }
+        None
+    }
 }
 
 pub(crate) fn conflict(entity: &str, owner: &str, claimant: &str) -> Diagnostic {
@@ -112,9 +171,34 @@ mod tests {
                 hash: hash.into(),
                 body: Arc::from("{}"),
             }),
-            location: file.into(),
+            location: Arc::from(file),
             line,
         }
+    }
+
+    #[test]
+    fn first_declarations_are_found_exactly_even_when_hashes_collide() {
+        let entities: Vec<Found> = (0..1000).map(|i| found(&format!("e{i}"), "h", &format!("f{i}"), i)).collect();
+        let mut seen = FirstSeen::new(&entities);
+        for (index, entity) in entities.iter().enumerate() {
+            assert!(seen.insert(&entity.entity.entity_ref.key(), index).is_none());
+        }
+        // Force a collision: another key under an existing key's hash.
+        let hash = seen.hasher.hash_one(key("e1").as_str());
+        seen.by_hash.insert(hash, 2);
+        assert!(seen.get(&key("e1")).is_none(), "a colliding key is not taken for another");
+        seen.by_hash.insert(hash, 1);
+        seen.collided.insert(key("other"), 7);
+        assert_eq!(seen.get(&key("other")).map(|f| f.line), Some(7));
+        assert_eq!(seen.insert(&key("e5"), 999).map(|f| &*f.location), Some("f5"), "the first declaration wins");
+        // A new key under a taken hash is kept by text.
+        let taken = seen.hasher.hash_one(key("new").as_str());
+        seen.by_hash.insert(taken, 3);
+        assert!(seen.insert(&key("new"), 500).is_none());
+        assert_eq!(seen.get(&key("new")).map(|f| f.line), Some(500));
+        assert_eq!(seen.get(&key("e3")).map(|f| f.line), Some(3));
+        assert!(seen.get(&key("e1000")).is_none());
+        assert_eq!(seen.get(&key("e999")).map(|f| f.line), Some(999));
     }
 
     fn key(name: &str) -> String {

@@ -76,7 +76,8 @@ impl ReadEntity {
 #[derive(Debug, Clone)]
 pub struct Found {
     pub entity: Arc<ReadEntity>,
-    pub location: String,
+    /// The file's name, shared by the entities read from it.
+    pub location: Arc<str>,
     pub line: u32,
 }
 
@@ -273,9 +274,10 @@ pub fn read_location(root: &Path, namer: &dyn Namer, cache: &FileCache, limits: 
             .collect();
         for ((path, canonical, chain, _, _), (outcome, location)) in batch.into_iter().zip(outcomes) {
             read.files_read += 1;
+            let shared: Arc<str> = Arc::from(location.as_str());
             read.entities.extend(outcome.entities.iter().map(|(entity, line)| Found {
                 entity: entity.clone(),
-                location: location.clone(),
+                location: shared.clone(),
                 line: *line,
             }));
             read.diagnostics.extend(outcome.diagnostics.iter().cloned());

@@ -51,7 +51,7 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode> {
             if let Some(first) = first_seen.get(&key) {
                 diagnostics.push(
                     Diagnostic::error(
-                        found.location.clone(),
+                        found.location.to_string(),
                         format!("{} is defined twice; first at {first}; remove one", found.entity.entity_ref),
                     )
                     .at_line(Some(found.line))

@@ -97,8 +97,10 @@ pub(crate) fn plan<'s>(
 /// text, so the answers are exact.
 struct FirstSeen<'r> {
     entities: &'r [Found],
-    by_hash: HashMap<u64, u32>,
-    collided: HashMap<String, u32>,
+    /// `usize` indexes cost nothing over `u32` here: the entry is padded
+    /// to 16 bytes either way.
+    by_hash: HashMap<u64, usize>,
+    collided: HashMap<String, usize>,
     hasher: RandomState,
 }
 
@@ -112,8 +114,8 @@ impl<'r> FirstSeen<'r> {
         }
     }
 
-    fn at(&self, index: u32) -> &'r Found {
-        &self.entities[index as usize]
+    fn at(&self, index: usize) -> &'r Found {
+        &self.entities[index]
     }
 
     /// The first declaration of `key`.
@@ -132,8 +134,6 @@ impl<'r> FirstSeen<'r> {
         if let Some(first) = self.get(key) {
             return Some(first);
         }
-        // Reads are bounded far below 4 billion entities.
-        let index = index as u32;
         let hash = self.hasher.hash_one(key);
         match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Occupied(_) => {

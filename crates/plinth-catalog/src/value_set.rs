@@ -37,6 +37,11 @@ impl<T> Slot<T> {
     }
 }
 
+/// The table's equality: the slot's text is `value`.
+fn holds<'a, T>(text: &'a str, value: &'a str) -> impl Fn(&Slot<T>) -> bool + 'a {
+    move |slot| &text[slot.range()] == value
+}
+
 pub(crate) struct ValueSet<T> {
     /// Every live value, each after a NUL; removed ones are NULs.
     text: String,
@@ -64,7 +69,7 @@ impl<T> Default for ValueSet<T> {
 impl<T> ValueSet<T> {
     pub(crate) fn get(&self, value: &str) -> Option<&T> {
         let hash = self.hasher.hash_one(value);
-        self.slots.find(hash, |slot| &self.text[slot.range()] == value).map(|slot| &slot.payload)
+        self.slots.find(hash, holds(&self.text, value)).map(|slot| &slot.payload)
     }
 
     /// Calls `update` on the value's payload, or adds the value with the
@@ -80,7 +85,7 @@ impl<T> ValueSet<T> {
     ) -> bool {
         let ValueSet { text, slots, originals, hasher, .. } = self;
         let hash = hasher.hash_one(value);
-        if let Some(slot) = slots.find_mut(hash, |slot| &text[slot.range()] == value) {
+        if let Some(slot) = slots.find_mut(hash, holds(text, value)) {
             update(&mut slot.payload);
             return true;
         }
@@ -103,14 +108,14 @@ impl<T> ValueSet<T> {
     pub(crate) fn get_mut(&mut self, value: &str) -> Option<&mut T> {
         let hash = self.hasher.hash_one(value);
         let text = &self.text;
-        self.slots.find_mut(hash, |slot| &text[slot.range()] == value).map(|slot| &mut slot.payload)
+        self.slots.find_mut(hash, holds(text, value)).map(|slot| &mut slot.payload)
     }
 
     /// Removes the value; its bytes become a gap.
     pub(crate) fn remove(&mut self, value: &str) -> Option<T> {
         let hash = self.hasher.hash_one(value);
         let text = &self.text;
-        let entry = self.slots.find_entry(hash, |slot| &text[slot.range()] == value).ok()?;
+        let entry = self.slots.find_entry(hash, holds(text, value)).ok()?;
         let (slot, _) = entry.remove();
         let range = slot.range();
         self.stale += range.len() + 1;

@@ -344,8 +344,8 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     );
 
     // ---- summary over 30 days for a team, right after that ingest --------
-    // What a user meets first: right after the history's ingest, with
-    // whatever background work it started still running.
+    // What a user meets first: the history's partial rows, before the
+    // background compaction has merged any of them.
     let mut teams: std::collections::BTreeMap<&str, usize> = Default::default();
     for (_, owner) in &services {
         *teams.entry(owner.as_str()).or_default() += 1;
@@ -372,9 +372,9 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     };
     let fresh = measure(args.requests).await?;
 
-    // Background work the history started (attribution, any compaction) is
-    // the history's cost: it runs during the requests above or now, before
-    // the throughput window, which then starts on an idle server.
+    // The history's compaction is the history's cost: it runs during the
+    // requests above or now, before the throughput window, which then
+    // starts on an idle server.
     let quiet = Duration::from_secs(16);
     let history_cpu = crate::common::cpu_seconds(pid);
     let history_compaction = crate::common::settle(pid, quiet, Duration::from_secs(600)).await - history_cpu;
@@ -426,8 +426,8 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     }
     let elapsed = wall.elapsed().as_secs_f64();
     let window_cpu = crate::common::cpu_seconds(pid) - cpu_before;
-    // End to end: the window, and then whatever background work it left,
-    // until the server is idle again.
+    // End to end: the window, and then the compaction of the rows it
+    // appended, until the server is idle again.
     let cpu = crate::common::settle(pid, quiet, Duration::from_secs(600)).await - cpu_before;
     let database = database.map(|before| crate::common::cpu_seconds_named("postgres") - before);
     let spans = exports_total * spans_per_export;
@@ -437,7 +437,7 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     report.push_str(&format!(
         "- Ingest: {spans} spans in {exports_total} exports of {spans_per_export} ({:.1} MB protobuf), {} in flight, \
          traces starting up to {} s before their export: **{per_second:.0} spans/s** wall; server CPU {cpu:.2} s \
-         ({window_cpu:.2} s while receiving, the rest background work until idle) → **{per_cpu_second:.0} spans per \
+         ({window_cpu:.2} s while receiving, the rest compacting its rollup rows) → **{per_cpu_second:.0} spans per \
          CPU-second** (bar ≥ 100,000 per core: {verdict}); {throttled} retries after 429.\n",
         bytes as f64 / 1e6,
         args.concurrency,
@@ -451,7 +451,7 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     }
     report.push_str(&format!(
         "- Before the window the server settled: {history_compaction:.2} CPU-seconds after the summary requests \
-         below (the history's background work, which may also run during them), not counted above.\n"
+         below (the history's compaction, which may also run during them), not counted above.\n"
     ));
 
     report.push_str(&format!(
@@ -493,16 +493,16 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     ));
 
     // ---- summary, settled --------------------------------------------------
-    // After the background work of everything ingested (the settle above).
+    // After the compaction of everything ingested (the settle above).
     let first: Value = client.get(&summary_url).send().await?.json().await?;
     let settled = measure(args.requests).await?;
     // The verdict is on what a user meets first: right after the history's
-    // ingest.
+    // ingest, before the background compaction has merged anything.
     let summary_verdict = if percentile(&fresh, 0.95) <= 100.0 { "meets" } else { "MISSES" };
     report.push_str(&format!(
         "- Summary over {} days for `{team_ref}` ({team_services} services, {} model calls, ${:.2}), {} requests: \
-         right after the history's ingest, p50 {:.1} ms, **p95 {:.1} ms**, p99 {:.1} ms \
-         (bar p95 ≤ 100 ms: {summary_verdict}); steady state (server idle) p50 {:.1} ms, p95 {:.1} ms.\n",
+         right after the history's ingest, before compaction, p50 {:.1} ms, **p95 {:.1} ms**, p99 {:.1} ms \
+         (bar p95 ≤ 100 ms: {summary_verdict}); steady state (after compaction) p50 {:.1} ms, p95 {:.1} ms.\n",
         args.days,
         first["requests"],
         first["cost_usd"].as_f64().unwrap_or(0.0),

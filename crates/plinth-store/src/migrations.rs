@@ -415,8 +415,8 @@ CREATE TABLE user_stars (
 CREATE INDEX user_stars_entity ON user_stars (entity_ref);
 "#;
 
-/// Buckets with rollup rows appended since they were last compacted (until
-/// migration 11 dropped it): portable SQL. `resolution` is the rollup table's name.
+/// Buckets with rollup rows appended since they were last compacted
+/// (`signals.rs`): portable SQL. `resolution` is the rollup table's name.
 const ROLLUP_DIRTY_TABLE: &str = r#"
 CREATE TABLE signal_rollup_dirty (
     resolution TEXT NOT NULL,
@@ -465,33 +465,6 @@ const SEGMENTS_POSTGRES: &str = segment_table!("BIGSERIAL PRIMARY KEY");
 const SEGMENT_BYTES_POSTGRES: &str =
     "ALTER TABLE signal_segments ALTER COLUMN spans TYPE BYTEA USING convert_to(spans, 'UTF8');";
 
-/// Rollup rows are merged into the stored row of their (bucket, key) at
-/// ingest (`signals.rs`), which finds that row by the whole key: the index
-/// on `bucket` alone becomes one on the bucket and every dimension (range
-/// reads by bucket still use it). Buckets no longer need marking for
-/// compaction, so the markers go; partial rows written before this are
-/// merged by the hourly sweep. Portable SQL.
-macro_rules! rollup_key_index {
-    ($table:literal) => {
-        concat!(
-            "DROP INDEX ",
-            $table,
-            "_bucket;\nCREATE INDEX ",
-            $table,
-            "_key ON ",
-            $table,
-            " (bucket, service, component, team, provider, model, operation, prompt, prompt_version, agent);\n"
-        )
-    };
-}
-
-const ROLLUP_KEY_INDEXES: &str = concat!(
-    "DROP TABLE signal_rollup_dirty;\n",
-    rollup_key_index!("signal_rollups_minute"),
-    rollup_key_index!("signal_rollups_hour"),
-    rollup_key_index!("signal_rollups_day")
-);
-
 const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -519,7 +492,6 @@ const MIGRATIONS: &[Migration] = &[
     Migration { version: 8, sqlite: &[ROLLUP_DIRTY_TABLE], postgres: &[ROLLUP_DIRTY_TABLE] },
     Migration { version: 9, sqlite: &[SEGMENTS_SQLITE], postgres: &[SEGMENTS_POSTGRES] },
     Migration { version: 10, sqlite: &[], postgres: &[SEGMENT_BYTES_POSTGRES] },
-    Migration { version: 11, sqlite: &[ROLLUP_KEY_INDEXES], postgres: &[ROLLUP_KEY_INDEXES] },
 ];
 
 fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {

@@ -1,9 +1,7 @@
 //! OpenTelemetry signals: spans (stored per trace segment, see
 //! `segments.rs`; kept bodies, and key-only spans used for de-duplication),
-//! per-minute, per-hour and per-day rollups (each batch's rows merged at
-//! ingest into the row stored for their bucket and key; partial rows left
-//! by older versions or concurrent writers are merged by readers and by
-//! compaction), evaluation scores, and alerting (rules, an event log and
+//! per-minute and per-hour rollups written as partial rows and merged later
+//! by compaction, evaluation scores, and alerting (rules, an event log and
 //! the current state per rule).
 //!
 //! Span ingestion is on the hot path of the OTLP receiver, so it is
@@ -373,48 +371,6 @@ fn pg_rollups_insert(table: &str) -> String {
     )
 }
 
-/// Rollup rows per SQLite take statement: 10 parameters each, well below
-/// SQLite's limit of 32,766.
-const SQLITE_TAKE_CHUNK: usize = 1_000;
-
-/// `r.bucket = v.<c1> AND r.service = v.<c2> AND …`: the whole key of a
-/// stored row `r` equal to that of a given row `v`, whose columns are
-/// named by `given(index, column)`.
-fn key_matches(given: impl Fn(usize, &str) -> String) -> String {
-    std::iter::once("bucket")
-        .chain(ROLLUP_KEY_COLUMNS.split(", "))
-        .enumerate()
-        .map(|(i, column)| format!("r.{column} = {}", given(i, column)))
-        .collect::<Vec<_>>()
-        .join(" AND ")
-}
-
-/// Deletes, and returns, the stored rows of `rows` given (bucket, key)s
-/// (10 parameters each, in [`RollupRecord::COLUMNS`] order). The given
-/// rows drive the join (`CROSS JOIN` keeps that order), each found by the
-/// table's key index.
-fn sqlite_rollups_take(table: &str, rows: usize) -> String {
-    format!(
-        "DELETE FROM {table} WHERE rowid IN (SELECT r.rowid FROM (VALUES {}) AS v CROSS JOIN {table} AS r ON {}) \
-         RETURNING {}",
-        values(rows, 10),
-        key_matches(|i, _| format!("v.column{}", i + 1)),
-        RollupRecord::COLUMNS
-    )
-}
-
-/// PostgreSQL form of [`sqlite_rollups_take`]: one array per key column.
-fn pg_rollups_take(table: &str) -> String {
-    let returning: Vec<String> = RollupRecord::COLUMNS.split(", ").map(|c| format!("r.{c}")).collect();
-    format!(
-        "DELETE FROM {table} AS r USING UNNEST($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], \
-         $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) AS v (bucket, {ROLLUP_KEY_COLUMNS}) \
-         WHERE {} RETURNING {}",
-        key_matches(|_, column| format!("v.{column}")),
-        returning.join(", ")
-    )
-}
-
 /// A non-positive limit means "no limit".
 fn limit_or_all(limit: i64) -> i64 {
     if limit > 0 {
@@ -557,37 +513,6 @@ impl SqliteStore {
         }
         Ok(())
     }
-
-    /// Deletes, and returns, the stored rows of the (bucket, key)s of `rows`
-    /// ([`sqlite_rollups_take`]).
-    async fn take_rollups(
-        &self,
-        conn: &mut SqliteConnection,
-        table: &str,
-        rows: &[RollupRow],
-    ) -> Result<Vec<RollupRow>, StoreError> {
-        let mut taken = Vec::new();
-        for chunk in rows.chunks(SQLITE_TAKE_CHUNK) {
-            let sql = sqlite_rollups_take(table, chunk.len());
-            let mut query = sqlx::query_as::<_, RollupRecord>(&sql).persistent(chunk.len() == SQLITE_TAKE_CHUNK);
-            for r in chunk {
-                let k = &r.key;
-                query = query
-                    .bind(r.bucket)
-                    .bind(&k.service)
-                    .bind(&k.component)
-                    .bind(&k.team)
-                    .bind(&k.provider)
-                    .bind(&k.model)
-                    .bind(&k.operation)
-                    .bind(&k.prompt)
-                    .bind(&k.prompt_version)
-                    .bind(&k.agent);
-            }
-            taken.extend(query.fetch_all(&mut *conn).await?.into_iter().map(RollupRow::from));
-        }
-        Ok(taken)
-    }
 }
 
 impl PgStore {
@@ -663,36 +588,6 @@ impl PgStore {
             .await?;
         Ok(())
     }
-
-    /// Deletes, and returns, the stored rows of the (bucket, key)s of `rows`
-    /// ([`pg_rollups_take`]), holding [`PG_SPANS_LOCK`] to the end of the
-    /// transaction so that ingests merging into the same rows take turns.
-    async fn take_rollups(
-        &self,
-        conn: &mut PgConnection,
-        table: &str,
-        rows: &[RollupRow],
-    ) -> Result<Vec<RollupRow>, StoreError> {
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_SPANS_LOCK).execute(&mut *conn).await?;
-        let text = |f: fn(&RollupKey) -> &str| rows.iter().map(|r| f(&r.key)).collect::<Vec<&str>>();
-        let taken: Vec<RollupRecord> = sqlx::query_as(&pg_rollups_take(table))
-            .bind(rows.iter().map(|r| r.bucket).collect::<Vec<i64>>())
-            .bind(text(|k| &k.service))
-            .bind(text(|k| &k.component))
-            .bind(text(|k| &k.team))
-            .bind(text(|k| &k.provider))
-            .bind(text(|k| &k.model))
-            .bind(text(|k| &k.operation))
-            .bind(text(|k| &k.prompt))
-            .bind(text(|k| &k.prompt_version))
-            .bind(text(|k| &k.agent))
-            .fetch_all(&mut *conn)
-            .await?;
-        Ok(taken.into_iter().map(RollupRow::from).collect())
-    }
 }
 
 /// Groups the rows a compaction delete returned by (bucket, key) and merges
@@ -722,6 +617,13 @@ where
     (out, merged_groups)
 }
 
+/// Dirty markers per insert statement (2 parameters each).
+const DIRTY_MARK_CHUNK: usize = 1_000;
+/// Dirty buckets one compaction call claims at most.
+const DIRTY_CLAIM: usize = 5_000;
+/// Dirty buckets per compaction statement (each bound twice).
+const DIRTY_BUCKETS_PER_STATEMENT: usize = 500;
+
 /// Deletes, and returns, every row of the first `?` (bound last) groups of
 /// (bucket, key) with more than one row among the rows matching `scope` (its
 /// parameters are bound twice: for the delete and for the groups), oldest
@@ -736,6 +638,21 @@ fn compaction_sql(table: &str, scope: &str) -> String {
     )
 }
 
+/// Marks `n` (resolution, bucket) pairs dirty; a marked one stays as is.
+fn mark_dirty_sql(n: usize) -> String {
+    format!("INSERT INTO signal_rollup_dirty (resolution, bucket) VALUES {} ON CONFLICT DO NOTHING", values(n, 2))
+}
+
+/// The (resolution, bucket) of every row, distinct and sorted: the
+/// buckets a batch appended to.
+fn dirty_markers(rows: [(Resolution, &[RollupRow]); 3]) -> Vec<(&'static str, i64)> {
+    let mut markers: Vec<(&'static str, i64)> =
+        rows.iter().flat_map(|(resolution, rows)| rows.iter().map(|r| (resolution.table(), r.bucket))).collect();
+    markers.sort_unstable();
+    markers.dedup();
+    markers
+}
+
 /// Counts the former span table (0 or 1) in the store's schema.
 fn legacy_table_count(d: Dialect) -> &'static str {
     match d {
@@ -747,10 +664,14 @@ fn legacy_table_count(d: Dialect) -> &'static str {
     }
 }
 
-/// A batch's day rows: its hour rows re-bucketed to their UTC day (merged
-/// per (day, key) with the rest at ingest).
+/// A batch's day rows: its hour rows re-bucketed to their UTC day, the
+/// hours of one (day, key) merged into one row. An export of spans spread
+/// over many hours (a backfill, a collector catching up) then appends one
+/// day row per key and day rather than one per hour, which a summary over
+/// days reads until compaction has merged them.
 fn day_rows(hours: &[RollupRow]) -> Vec<RollupRow> {
-    hours.iter().map(|row| RollupRow { bucket: row.bucket - row.bucket.rem_euclid(86_400), ..row.clone() }).collect()
+    let days = hours.iter().map(|row| RollupRow { bucket: row.bucket - row.bucket.rem_euclid(86_400), ..row.clone() });
+    merge_groups(days.collect(), &plinth_telemetry::rollup::merge_rows).0
 }
 
 impl Store {
@@ -758,11 +679,8 @@ impl Store {
     /// transaction. A span whose (trace_id, span_id) is already stored, or
     /// appeared earlier in `spans`, is not stored again. `rollups` gets the
     /// mask of spans newly stored (`mask[i]` for `spans[i]`), so only those
-    /// are counted, and returns the batch's (minute, hour) rows. Each
-    /// (bucket, key) of those, and of the day rows made from the hours, is
-    /// merged with the row stored for it into one row that replaces it, in
-    /// the same transaction: a summary reads one row per key and bucket,
-    /// and compaction has nothing to merge. Nothing is written if any statement fails; when this returns `Ok`
+    /// are counted, and returns the (minute, hour) partial rows to append.
+    /// Nothing is written if any statement fails; when this returns `Ok`
     /// the batch is committed durably (on SQLite this commit syncs the WAL,
     /// although the store otherwise runs with `synchronous=NORMAL`).
     pub async fn ingest_signals<F>(&self, spans: &[SpanRow], rollups: F) -> Result<SignalBatchOutcome, StoreError>
@@ -771,6 +689,7 @@ impl Store {
     {
         let unique = UniqueSpans::new(spans);
         let mut mask = vec![false; spans.len()];
+        let mut dirty = Vec::new();
         on_store!(self, s, d => {
             // This batch is acknowledged to the sender once we return, so its
             // commit must survive a crash of the machine (see `acquire_durable`).
@@ -780,17 +699,11 @@ impl Store {
                 s.insert_spans(&mut tx, &unique, &mut mask).await?;
                 let (minute, hour) = rollups(&mask);
                 let day = day_rows(&hour);
-                for (resolution, rows) in [(Resolution::Minute, minute), (Resolution::Hour, hour), (Resolution::Day, day)] {
-                    let table = resolution.table();
-                    // One row per (bucket, key) of the batch, merged with
-                    // the row stored for it, replaces that row.
-                    let (rows, _) = merge_groups(rows, &plinth_telemetry::rollup::merge_rows);
-                    let mut both = s.take_rollups(&mut tx, table, &rows).await?;
-                    both.extend(rows);
-                    let (merged, _) = merge_groups(both, &plinth_telemetry::rollup::merge_rows);
-                    s.insert_rollups(&mut tx, table, &merged).await?;
-                }
+                s.insert_rollups(&mut tx, Resolution::Minute.table(), &minute).await?;
+                s.insert_rollups(&mut tx, Resolution::Hour.table(), &hour).await?;
+                s.insert_rollups(&mut tx, Resolution::Day.table(), &day).await?;
                 tx.commit().await?;
+                dirty = dirty_markers([(Resolution::Minute, &minute), (Resolution::Hour, &hour), (Resolution::Day, &day)]);
                 Ok::<(), StoreError>(())
             }
             .await;
@@ -799,6 +712,13 @@ impl Store {
             released?;
             s.wrote_signals();
         });
+        // After the commit, in a statement of its own: a marker is a hint for
+        // compaction, not part of the data, and replicas marking the same
+        // bucket then never wait on each other's open transactions. If it is
+        // lost (a crash in between), the hourly sweep compacts the bucket.
+        if let Err(error) = self.mark_dirty(&dirty).await {
+            tracing::warn!(%error, "marking rollup buckets for compaction failed; the hourly sweep will compact them");
+        }
         let inserted = mask.iter().filter(|&&m| m).count();
         Ok(SignalBatchOutcome { inserted, duplicates: spans.len() - inserted })
     }
@@ -876,6 +796,107 @@ impl Store {
                 .await?;
             let (rows, merged) = merge_groups(deleted.into_iter().map(RollupRow::from).collect(), &merge);
             s.insert_rollups(&mut tx, table, &rows).await?;
+            tx.commit().await?;
+            s.wrote_signals();
+            Ok(merged)
+        })
+    }
+
+    /// Marks buckets as holding rows appended since their last compaction.
+    async fn mark_dirty(&self, markers: &[(&'static str, i64)]) -> Result<(), StoreError> {
+        for chunk in markers.chunks(DIRTY_MARK_CHUNK) {
+            let sql = mark_dirty_sql(chunk.len());
+            on_store!(self, s, d => {
+                let sql = d.sql(&sql);
+                let mut query = sqlx::query(&sql);
+                for (resolution, bucket) in chunk {
+                    query = query.bind(*resolution).bind(*bucket);
+                }
+                query.execute(&s.pool).await?;
+                s.wrote_signals();
+            });
+        }
+        Ok(())
+    }
+
+    /// Compacts what was appended since the last compaction: merges the
+    /// partial rows of every (bucket, key) with more than one row, in the
+    /// buckets marked dirty by [`Store::ingest_signals`], at most
+    /// `max_groups` groups per call; returns how many groups were merged.
+    ///
+    /// The work is proportional to the new rows, not to the history: a
+    /// table of a year of rollups with nothing new costs one empty read of
+    /// the markers. The markers are claimed and the buckets compacted in one
+    /// transaction, and the buckets the call did not finish are marked
+    /// again in it, so a marker is never lost by a compaction. Rows whose
+    /// marker never got written (a crash after the ingest's commit) are
+    /// left to [`Store::compact_rollups`], the full sweep.
+    pub async fn compact_dirty_rollups<F>(
+        &self,
+        resolution: Resolution,
+        max_groups: usize,
+        merge: F,
+    ) -> Result<usize, StoreError>
+    where
+        F: Fn(Vec<RollupRow>) -> RollupRow + Send + Sync,
+    {
+        if max_groups == 0 {
+            return Ok(0);
+        }
+        let table = resolution.table();
+        let claim = format!(
+            "DELETE FROM signal_rollup_dirty WHERE resolution = ? AND bucket IN (\
+             SELECT bucket FROM signal_rollup_dirty WHERE resolution = ? ORDER BY bucket LIMIT {DIRTY_CLAIM}) \
+             RETURNING bucket"
+        );
+        on_store!(self, s, d => {
+            let mut tx = s.begin_write().await?;
+            let mut claimed: Vec<i64> =
+                sqlx::query_scalar(&d.sql(&claim)).bind(table).bind(table).fetch_all(&mut *tx).await?;
+            if claimed.is_empty() {
+                return Ok(0);
+            }
+            claimed.sort_unstable();
+            let mut merged = 0;
+            // Groups taken: merged ones, and lone rows a concurrent
+            // compaction left (see `merge_groups`); the budget counts both.
+            let mut taken = 0;
+            let mut finished = 0;
+            for chunk in claimed.chunks(DIRTY_BUCKETS_PER_STATEMENT) {
+                let budget = max_groups - taken;
+                let sql = compaction_sql(table, &format!("bucket IN ({})", crate::dialect::list(chunk.len())));
+                let sql = d.sql(&sql);
+                let mut query = sqlx::query_as::<_, RollupRecord>(&sql);
+                for bucket in chunk.iter().chain(chunk) {
+                    query = query.bind(*bucket);
+                }
+                let deleted = query.bind(i64::try_from(budget).unwrap_or(i64::MAX)).fetch_all(&mut *tx).await?;
+                let last = deleted.iter().map(|r| r.bucket).max();
+                let (rows, groups) = merge_groups(deleted.into_iter().map(RollupRow::from).collect(), &merge);
+                // `rows` holds one row per group taken (merged or lone).
+                let this = rows.len();
+                s.insert_rollups(&mut tx, table, &rows).await?;
+                merged += groups;
+                taken += this;
+                if this < budget {
+                    finished += chunk.len();
+                } else {
+                    // The budget ran out in bucket `last`: the buckets before
+                    // it are done, and it and those after stay dirty.
+                    finished += chunk.iter().take_while(|b| Some(**b) < last).count();
+                    break;
+                }
+            }
+            let unfinished = &claimed[finished..];
+            for part in unfinished.chunks(DIRTY_MARK_CHUNK) {
+                let sql = mark_dirty_sql(part.len());
+                let sql = d.sql(&sql);
+                let mut query = sqlx::query(&sql);
+                for bucket in part {
+                    query = query.bind(table).bind(*bucket);
+                }
+                query.execute(&mut *tx).await?;
+            }
             tx.commit().await?;
             s.wrote_signals();
             Ok(merged)
@@ -1096,6 +1117,8 @@ impl Store {
             ("DELETE FROM signal_rollups_hour WHERE bucket < ?", rollups_before_s),
             ("DELETE FROM signal_rollups_day WHERE bucket < ?", rollups_before_s),
         ];
+        // With the rows they point at; not counted, as they are not data.
+        let markers = "DELETE FROM signal_rollup_dirty WHERE bucket < ?";
         on_pool!(self, pool, d => {
             let mut tx = pool.begin_with(d.begin_write()).await?;
             let mut deleted = 0;
@@ -1106,6 +1129,7 @@ impl Store {
             for (sql, before) in rollups {
                 deleted += sqlx::query(&d.sql(sql)).bind(before).execute(&mut *tx).await?.rows_affected();
             }
+            sqlx::query(&d.sql(markers)).bind(rollups_before_s).execute(&mut *tx).await?;
             tx.commit().await?;
             Ok(deleted)
         })

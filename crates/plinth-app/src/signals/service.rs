@@ -326,59 +326,53 @@ async fn while_busy(busy: impl Fn() -> bool, longest: Duration) {
     }
 }
 
-/// Retention and the compaction sweep every hour, and when a replica takes
-/// the job over, on the replica that leads
-/// [`lease::Job::SignalsMaintenance`]. Ingest merges each batch into the
-/// stored rows, so the sweep only finds partial rows written before that
-/// (or by a metrics export racing it on PostgreSQL, which readers merge
-/// meanwhile); while a sweep takes a full budget, it goes on every tick.
+/// Compaction every 15 seconds (queries read fewer rows once partials
+/// are merged); retention every hour, and when a replica takes the job
+/// over. Both on the replica that leads [`lease::Job::SignalsMaintenance`].
 fn spawn_maintenance(service: &Arc<SignalsService>) {
     let weak = Arc::downgrade(service);
-    // Every 240th tick (hourly), first in each term, and while a backlog lasts.
+    // Retention runs every 240th tick (hourly), and first in each term.
     let mut ticks = 0u64;
-    let backlog = Arc::new(std::sync::atomic::AtomicBool::new(false));
     service.leadership.spawn_job(lease::Job::SignalsMaintenance, Duration::from_secs(15), move |term| {
         if term.new_term {
             ticks = 0;
         }
         let retention = ticks.is_multiple_of(240);
         ticks += 1;
-        let sweep = retention || backlog.load(Ordering::Relaxed);
-        let (weak, backlog) = (weak.clone(), backlog.clone());
+        let weak = weak.clone();
         async move {
             let Some(service) = weak.upgrade() else { return Flow::Stop };
-            if sweep {
-                backlog.store(maintain(&service, &term, retention).await, Ordering::Relaxed);
-            }
+            maintain(&service, &term, retention).await;
             Flow::Continue
         }
     });
 }
 
-/// One round of compaction (and, with `retention`, retention): each step
-/// only while `term` lasts. Returns whether a resolution's sweep took its
-/// whole budget (more to merge at the next tick).
-async fn maintain(service: &SignalsService, term: &LeaderTerm, retention: bool) -> bool {
+/// One round of compaction (and retention): each step only while `term`
+/// lasts. Every tick compacts the buckets that received rows since the last
+/// one; the hourly round (`retention`, also the first of each term) also
+/// sweeps every table, for rows whose dirty marker was lost to a crash or
+/// written before markers existed.
+async fn maintain(service: &SignalsService, term: &LeaderTerm, retention: bool) {
     let now = now_s();
-    let mut backlog = false;
     for resolution in [plinth_store::Resolution::Minute, plinth_store::Resolution::Hour, plinth_store::Resolution::Day]
     {
         if !term.holds() {
-            return false;
+            return;
         }
         let merge = plinth_telemetry::rollup::merge_rows;
-        match service.store.compact_rollups(resolution, now, COMPACTION_GROUPS, merge).await {
-            Ok(groups) => {
-                if groups > 0 {
-                    tracing::debug!(groups, ?resolution, "rollups compacted");
-                }
-                backlog |= groups >= COMPACTION_GROUPS;
-            }
-            Err(error) => tracing::warn!(%error, "rollup compaction failed; retrying at the next sweep"),
+        let result = match retention {
+            true => service.store.compact_rollups(resolution, now, COMPACTION_GROUPS, merge).await,
+            false => service.store.compact_dirty_rollups(resolution, COMPACTION_GROUPS, merge).await,
+        };
+        match result {
+            Ok(groups) if groups > 0 => tracing::debug!(groups, ?resolution, "rollups compacted"),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "rollup compaction failed; retrying at the next tick"),
         }
     }
     if !retention || !term.holds() {
-        return backlog;
+        return;
     }
     let config = &service.config;
     let result = service
@@ -394,7 +388,6 @@ async fn maintain(service: &SignalsService, term: &LeaderTerm, retention: bool) 
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "signal retention failed; retrying in an hour"),
     }
-    backlog
 }
 
 /// Rollup groups one compaction step merges at most (per resolution and

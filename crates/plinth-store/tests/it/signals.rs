@@ -19,10 +19,10 @@ scenarios!(
     failed_batch_writes_nothing,
     rollup_query_filters_and_bounds,
     compaction_merges_partials,
-    ingest_merges_into_the_stored_row,
+    dirty_compaction_takes_only_new_buckets,
     a_batch_appends_one_day_row_per_day_and_key,
     concurrent_compactions_merge_each_row_once,
-    concurrent_ingests_merge_each_batch_once,
+    concurrent_dirty_compactions_merge_each_row_once,
     concurrent_overlapping_batches_store_each_span_once,
     retried_exports_store_each_span_once,
     trace_and_span_queries,
@@ -149,57 +149,6 @@ async fn a_batch_appends_one_day_row_per_day_and_key(backend: Backend) {
 
 async fn ingest_rollups(store: &Store, minute: Vec<RollupRow>, hour: Vec<RollupRow>) {
     store.ingest_signals(&[], move |_| (minute, hour)).await.unwrap();
-}
-
-/// Appends `rows` to a rollup table as they are, without merging: the
-/// partial rows that versions before migration 11 wrote.
-async fn append_partials(h: &Harness, resolution: Resolution, rows: &[RollupRow]) {
-    let blob = |bytes: &[u8]| {
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        match h.store.backend() {
-            plinth_store::Backend::Sqlite => format!("X'{hex}'"),
-            plinth_store::Backend::Postgres => format!("'\\x{hex}'::bytea"),
-        }
-    };
-    let text = |t: &str| format!("'{}'", t.replace('\'', "''"));
-    let values: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            let k = &r.key;
-            format!(
-                "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {:?}, {}, {})",
-                r.bucket,
-                text(&k.service),
-                text(&k.component),
-                text(&k.team),
-                text(&k.provider),
-                text(&k.model),
-                text(&k.operation),
-                text(&k.prompt),
-                text(&k.prompt_version),
-                text(&k.agent),
-                r.requests,
-                r.errors,
-                r.input_tokens,
-                r.output_tokens,
-                r.cache_read_tokens,
-                r.cache_write_tokens,
-                r.reasoning_tokens,
-                r.tool_calls,
-                r.cost_usd,
-                blob(&r.duration_sketch),
-                blob(&r.ttft_sketch),
-            )
-        })
-        .collect();
-    let sql = format!(
-        "INSERT INTO {} (bucket, service, component, team, provider, model, operation, prompt, prompt_version, \
-         agent, requests, errors, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, \
-         reasoning_tokens, tool_calls, cost_usd, duration_sketch, ttft_sketch) VALUES {}",
-        resolution.table(),
-        values.join(", ")
-    );
-    raw(&h.config, &sql).await;
 }
 
 fn all(from_s: i64, to_s: i64) -> RollupQuery {
@@ -350,7 +299,7 @@ async fn rollup_query_filters_and_bounds(backend: Backend) {
         vec![rollup(0, &a, 3, &[9])],
     )
     .await;
-    append_partials(&h, Resolution::Minute, &[rollup(60, &a, 5, &[5])]).await;
+    ingest_rollups(&h.store, vec![rollup(60, &a, 5, &[5])], vec![]).await;
 
     let requests = |rows: Vec<RollupRow>| rows.iter().map(|r| (r.bucket, r.requests)).collect::<Vec<_>>();
     let q = |f: fn(&mut RollupQuery)| {
@@ -399,13 +348,11 @@ async fn compaction_merges_partials(backend: Backend) {
     let b = key("search", "find", "claude");
     // Three batches: bucket 0 gets 3 partials of a and 1 of b; bucket 60
     // gets 2 of a; bucket 120 (not before the cut) gets 2 of a.
-    for batch in [
-        vec![rollup(0, &a, 1, &[1]), rollup(0, &b, 7, &[7]), rollup(60, &a, 1, &[6])],
-        vec![rollup(0, &a, 2, &[2]), rollup(60, &a, 2, &[6]), rollup(120, &a, 1, &[8])],
-        vec![rollup(0, &a, 3, &[3]), rollup(120, &a, 1, &[8])],
-    ] {
-        append_partials(&h, Resolution::Minute, &batch).await;
-    }
+    ingest_rollups(&h.store, vec![rollup(0, &a, 1, &[1]), rollup(0, &b, 7, &[7]), rollup(60, &a, 1, &[6])], vec![])
+        .await;
+    ingest_rollups(&h.store, vec![rollup(0, &a, 2, &[2]), rollup(60, &a, 2, &[6]), rollup(120, &a, 1, &[8])], vec![])
+        .await;
+    ingest_rollups(&h.store, vec![rollup(0, &a, 3, &[3]), rollup(120, &a, 1, &[8])], vec![]).await;
 
     // At most one group per call.
     assert_eq!(h.store.compact_rollups(Resolution::Minute, 120, 1, sum_rows).await.unwrap(), 1);
@@ -435,131 +382,89 @@ async fn compaction_merges_partials(backend: Backend) {
     assert_eq!(h.store.compact_rollups(Resolution::Hour, 7200, 10, sum_rows).await.unwrap(), 0);
 }
 
-/// A row with a real sketch of `ms` (a duration per request) in both
-/// sketch columns.
-fn sketched(bucket: i64, key: &RollupKey, ms: &[f64]) -> RollupRow {
-    let mut sketch = plinth_telemetry::rollup::Sketch::default();
-    for v in ms {
-        sketch.add(*v);
-    }
-    let bytes = sketch.to_bytes();
-    RollupRow { duration_sketch: bytes.clone(), ttft_sketch: bytes, ..rollup(bucket, key, ms.len() as i64, &[]) }
-}
-
-/// (requests, sketch count, p100) of the one row of (`bucket`, `key`), or
-/// a panic if there is not exactly one.
-fn one_row(rows: &[RollupRow], bucket: i64, key: &RollupKey) -> (i64, usize, f64) {
-    use plinth_telemetry::rollup::Sketch;
-    let found: Vec<&RollupRow> = rows.iter().filter(|r| r.bucket == bucket && &r.key == key).collect();
-    assert_eq!(found.len(), 1, "one row of ({bucket}, {key:?}): {found:?}");
-    let sketch = Sketch::from_bytes(&found[0].duration_sketch);
-    (found[0].requests, sketch.count(), sketch.quantile(1.0).unwrap_or(0.0))
-}
-
-/// Each batch's rows are merged into the row stored for their (bucket,
-/// key), partials left by older versions included: one row per key and
-/// bucket after every ingest, with sums and sketches exact, at every
-/// resolution, and other keys and buckets untouched.
-async fn ingest_merges_into_the_stored_row(backend: Backend) {
+/// Each tick's compaction reads only the buckets that received rows since
+/// the last one (their dirty markers), finishes what a small budget left
+/// for the next call, and leaves rows without a marker to the full sweep.
+async fn dirty_compaction_takes_only_new_buckets(backend: Backend) {
     let Some(h) = Harness::open(backend, DATABASE).await else { return };
-    let (a, b) = (key("checkout", "pay", "gpt-4o"), key("search", "find", "claude"));
-    // Two partials of (60, a) from before migration 11.
-    append_partials(&h, Resolution::Minute, &[sketched(60, &a, &[5.0]), sketched(60, &a, &[6.0, 7.0])]).await;
-    ingest_rollups(
-        &h.store,
-        vec![sketched(60, &a, &[10.0]), sketched(60, &b, &[1.0]), sketched(120, &a, &[2.0])],
-        vec![sketched(0, &a, &[10.0, 2.0])],
-    )
-    .await;
-    ingest_rollups(
-        &h.store,
-        vec![sketched(60, &a, &[20.0, 30.0]), sketched(60, &a, &[40.0])],
-        vec![sketched(0, &a, &[20.0, 30.0, 40.0]), sketched(3_600, &a, &[1.0])],
-    )
-    .await;
+    let a = key("checkout", "pay", "gpt-4o");
+    let b = key("search", "find", "claude");
+    let minute = |h: &Harness| {
+        let store = h.store.clone();
+        async move { store.rollups(Resolution::Minute, &all(0, 100_000)).await.unwrap() }
+    };
+    ingest_rollups(&h.store, vec![rollup(0, &a, 1, &[1]), rollup(0, &b, 7, &[7]), rollup(60, &a, 1, &[6])], vec![])
+        .await;
+    ingest_rollups(&h.store, vec![rollup(0, &a, 2, &[2]), rollup(60, &a, 2, &[6]), rollup(120, &a, 1, &[8])], vec![])
+        .await;
+    ingest_rollups(&h.store, vec![rollup(0, &a, 3, &[3]), rollup(120, &a, 1, &[8])], vec![]).await;
 
-    let minute = h.store.rollups(Resolution::Minute, &all(0, 3_600)).await.unwrap();
-    assert_eq!(minute.len(), 3, "{minute:?}");
-    let (requests, count, max) = one_row(&minute, 60, &a);
-    assert_eq!((requests, count), (7, 7), "2 old partials' 3, then 1, then 3");
-    assert!((max - 40.0).abs() < 0.5, "{max}");
-    assert_eq!(one_row(&minute, 60, &b).0, 1);
-    assert_eq!(one_row(&minute, 120, &a).0, 1);
-    let row = minute.iter().find(|r| r.bucket == 60 && r.key == a).unwrap();
-    assert_eq!((row.input_tokens, row.tool_calls), (70, 6 * 5), "sums of every part");
+    // A budget of one group per call: the buckets are finished in order,
+    // and the unfinished ones stay marked.
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 1, sum_rows).await.unwrap(), 1);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 1, sum_rows).await.unwrap(), 1);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 1, sum_rows).await.unwrap(), 1);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 1, sum_rows).await.unwrap(), 0);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 0, sum_rows).await.unwrap(), 0);
+    let rows = minute(&h).await;
+    assert_eq!(rows.len(), 4, "one row per (bucket, key): {rows:?}");
+    let of = |bucket: i64, k: &RollupKey| rows.iter().find(|r| r.bucket == bucket && &r.key == k).unwrap().clone();
+    assert_eq!(of(0, &a).requests, 6);
+    let mut sketch = of(0, &a).duration_sketch;
+    sketch.sort();
+    assert_eq!(sketch, [1, 2, 3], "every partial's sketch was merged once");
+    assert_eq!((of(0, &b).requests, of(60, &a).requests, of(120, &a).requests), (7, 3, 2));
+    // Nothing new: nothing to do, and no marker left behind.
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 10, sum_rows).await.unwrap(), 0);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Hour, 10, sum_rows).await.unwrap(), 0);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Day, 10, sum_rows).await.unwrap(), 0);
 
-    let hour = h.store.rollups(Resolution::Hour, &all(0, 7_200)).await.unwrap();
-    assert_eq!(hour.len(), 2);
-    assert_eq!(one_row(&hour, 0, &a).0, 5);
-    assert_eq!(one_row(&hour, 3_600, &a).0, 1);
+    // New rows in bucket 60 only: the next call merges that group, and the
+    // hour and day tables get their own markers.
+    ingest_rollups(&h.store, vec![rollup(60, &a, 4, &[9])], vec![rollup(0, &a, 1, &[1])]).await;
+    ingest_rollups(&h.store, vec![], vec![rollup(0, &a, 2, &[2])]).await;
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 10, sum_rows).await.unwrap(), 1);
+    assert_eq!(minute(&h).await.iter().find(|r| r.bucket == 60).unwrap().requests, 7);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Hour, 10, sum_rows).await.unwrap(), 1);
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Day, 10, sum_rows).await.unwrap(), 1);
     let day = h.store.rollups(Resolution::Day, &all(0, 86_400)).await.unwrap();
-    assert_eq!(day.len(), 1, "{day:?}");
-    let (requests, count, max) = one_row(&day, 0, &a);
-    assert_eq!((requests, count), (6, 6), "one day row: 2 + 3 + 1 requests");
-    assert!((max - 40.0).abs() < 0.5, "{max}");
+    assert_eq!(day.iter().map(|r| (r.bucket, r.requests)).collect::<Vec<_>>(), [(0, 3)]);
 
-    // Nothing is left for compaction.
-    for resolution in [Resolution::Minute, Resolution::Hour, Resolution::Day] {
-        assert_eq!(h.store.compact_rollups(resolution, 1_000_000, 100, sum_rows).await.unwrap(), 0);
-    }
-}
+    // Partials whose marker was lost (a crash between the ingest's commit
+    // and the marker) are not seen by the tick, and the full sweep takes
+    // them.
+    ingest_rollups(&h.store, vec![rollup(180, &a, 1, &[1])], vec![]).await;
+    ingest_rollups(&h.store, vec![rollup(180, &a, 1, &[1])], vec![]).await;
+    raw(&h.config, "DELETE FROM signal_rollup_dirty").await;
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 10, sum_rows).await.unwrap(), 0);
+    assert_eq!(h.store.compact_rollups(Resolution::Minute, 100_000, 10, sum_rows).await.unwrap(), 1);
+    assert_eq!(minute(&h).await.len(), 5);
 
-/// Batches ingested at once (replicas, or the OTLP and metrics receivers),
-/// over the same keys, while a compaction sweeps: every batch is counted
-/// exactly once.
-async fn concurrent_ingests_merge_each_batch_once(backend: Backend) {
-    let Some(h) = Harness::open(backend, DATABASE).await else { return };
-    let keys: Vec<RollupKey> = (0..10).map(|i| key(&format!("svc{i}"), "team", "model")).collect();
-    // Old partials too, for the sweep to find.
-    let old: Vec<RollupRow> = keys.iter().flat_map(|k| [sketched(0, k, &[1.0]), sketched(0, k, &[1.0])]).collect();
-    append_partials(&h, Resolution::Minute, &old).await;
-    let mut tasks = Vec::new();
-    for t in 0..4u64 {
-        let (store, keys) = (h.store.clone(), keys.clone());
-        tasks.push(tokio::spawn(async move {
-            for round in 0..5u64 {
-                let ms = (t * 10 + round + 2) as f64;
-                let minute: Vec<RollupRow> =
-                    keys.iter().flat_map(|k| (0..3).map(move |b| sketched(b * 60, k, &[ms]))).collect();
-                let hour: Vec<RollupRow> = keys.iter().map(|k| sketched(0, k, &[ms])).collect();
-                store.ingest_signals(&[], move |_| (minute, hour)).await.unwrap();
-            }
-        }));
-    }
-    let store = h.store.clone();
-    let merge = plinth_telemetry::rollup::merge_rows;
-    let sweep = tokio::spawn(async move {
-        for _ in 0..10 {
-            store.compact_rollups(Resolution::Minute, 1_000, 3, merge).await.unwrap();
-        }
-    });
-    for task in tasks {
-        task.await.unwrap();
-    }
-    sweep.await.unwrap();
-    let minute = h.store.rollups(Resolution::Minute, &all(0, 3_600)).await.unwrap();
-    for k in &keys {
-        let of = |bucket: i64| minute.iter().filter(|r| r.bucket == bucket && &r.key == k).collect::<Vec<_>>();
-        let total: i64 = of(0).iter().map(|r| r.requests).sum();
-        assert_eq!(total, 20 + 2, "4 tasks × 5 rounds, and the 2 old partials: {:?}", of(0));
-        for bucket in [60, 120] {
-            assert_eq!(of(bucket).iter().map(|r| r.requests).sum::<i64>(), 20);
-        }
-    }
-    let hour = h.store.rollups(Resolution::Hour, &all(0, 3_600)).await.unwrap();
-    assert_eq!(hour.iter().map(|r| r.requests).sum::<i64>(), 10 * 20);
-    assert_eq!(hour.len(), 10, "one hour row per key: ingests take turns");
+    // Retention drops markers with the rows they point at.
+    ingest_rollups(&h.store, vec![rollup(240, &a, 1, &[1]), rollup(240, &a, 1, &[1])], vec![]).await;
+    h.store.purge_signals(0, 0, 300).await.unwrap();
+    assert_eq!(h.store.compact_dirty_rollups(Resolution::Minute, 10, sum_rows).await.unwrap(), 0);
+    assert!(minute(&h).await.is_empty());
 }
 
 /// Several replicas compacting the same table at once: every partial ends
 /// up in exactly one merged row.
 async fn concurrent_compactions_merge_each_row_once(backend: Backend) {
+    concurrent_compactions(backend, false).await;
+}
+
+/// The same, through the dirty markers (a leader's tick overlapping the
+/// next leader's after a failover): no row merged twice, none left.
+async fn concurrent_dirty_compactions_merge_each_row_once(backend: Backend) {
+    concurrent_compactions(backend, true).await;
+}
+
+async fn concurrent_compactions(backend: Backend, dirty: bool) {
     let Some(h) = Harness::open(backend, DATABASE).await else { return };
     let keys: Vec<RollupKey> = (0..20).map(|i| key(&format!("svc{i}"), "team", "model")).collect();
     for batch in 1..=3 {
-        let rows: Vec<RollupRow> =
-            keys.iter().flat_map(|k| (0..5).map(move |b| rollup(b * 60, k, batch, &[batch as u8]))).collect();
-        append_partials(&h, Resolution::Minute, &rows).await;
+        let rows = keys.iter().flat_map(|k| (0..5).map(move |b| rollup(b * 60, k, batch, &[batch as u8]))).collect();
+        ingest_rollups(&h.store, rows, vec![]).await;
     }
     let mut tasks = Vec::new();
     for _ in 0..4 {
@@ -567,7 +472,11 @@ async fn concurrent_compactions_merge_each_row_once(backend: Backend) {
         tasks.push(tokio::spawn(async move {
             let mut merged = 0;
             loop {
-                match store.compact_rollups(Resolution::Minute, 300, 7, sum_rows).await.unwrap() {
+                let round = match dirty {
+                    true => store.compact_dirty_rollups(Resolution::Minute, 7, sum_rows).await,
+                    false => store.compact_rollups(Resolution::Minute, 300, 7, sum_rows).await,
+                };
+                match round.unwrap() {
                     0 => return merged,
                     n => merged += n,
                 }

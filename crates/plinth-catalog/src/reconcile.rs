@@ -120,21 +120,26 @@ impl<'r> FirstSeen<'r> {
 
     /// The first declaration of `key`.
     fn get(&self, key: &str) -> Option<&'r Found> {
+        self.lookup(key, self.hasher.hash_one(key))
+    }
+
+    /// [`FirstSeen::get`] of a key whose hash is `hash`.
+    fn lookup(&self, key: &str, hash: u64) -> Option<&'r Found> {
         if let Some(&index) = self.collided.get(key) {
             return Some(self.at(index));
         }
-        let &index = self.by_hash.get(&self.hasher.hash_one(key))?;
+        let &index = self.by_hash.get(&hash)?;
         let found = self.at(index);
-        (found.entity.entity_ref.key() == key).then_some(found)
+        found.entity.entity_ref.has_key(key).then_some(found)
     }
 
     /// Records that `entities[index]` declares `key`; returns the first
     /// declaration when there was one.
     fn insert(&mut self, key: &str, index: usize) -> Option<&'r Found> {
-        if let Some(first) = self.get(key) {
+        let hash = self.hasher.hash_one(key);
+        if let Some(first) = self.lookup(key, hash) {
             return Some(first);
         }
-        let hash = self.hasher.hash_one(key);
         match self.by_hash.entry(hash) {
             std::collections::hash_map::Entry::Occupied(_) => {
                 self.collided.insert(key.to_string(), index);

@@ -31,6 +31,19 @@ impl EntityRef {
         }
         key
     }
+
+    /// Whether `key` is this ref's [`EntityRef::key`], without building it.
+    pub fn has_key(&self, key: &str) -> bool {
+        let Some(rest) = key.strip_prefix(self.kind.as_str()).and_then(|rest| rest.strip_prefix(':')) else {
+            return false;
+        };
+        let Some(name) = rest.strip_prefix(self.namespace.as_str()).and_then(|rest| rest.strip_prefix('/')) else {
+            return false;
+        };
+        // ASCII lower-casing keeps every byte's length, and leaves the
+        // bytes of other characters as they are.
+        name.len() == self.name.len() && name.bytes().zip(self.name.bytes()).all(|(k, n)| k == n.to_ascii_lowercase())
+    }
 }
 
 impl serde::Serialize for EntityRef {
@@ -119,6 +132,35 @@ mod tests {
 
     fn ctx(kind: Option<&'static str>, ns: &'static str) -> RefContext<'static> {
         RefContext { default_kind: kind, default_namespace: ns }
+    }
+
+    #[test]
+    fn has_key_agrees_with_key() {
+        let refs = [
+            EntityRef::new("component", "prod", "Checkout"),
+            EntityRef::new("user", "default", "Zoë-ÄB"),
+            EntityRef::new("api", "a", ""),
+        ];
+        for r in &refs {
+            assert!(r.has_key(&r.key()), "{r}");
+            for other in &refs {
+                assert_eq!(r.has_key(&other.key()), r.key() == other.key(), "{r} / {other}");
+            }
+        }
+        let r = &refs[0];
+        for near in [
+            "component:prod/checkou",
+            "component:prod/checkoutx",
+            "component:prod:checkout",
+            "component:prodcheckout",
+            "component/prod/checkout",
+            "component:prod/Checkout",
+            "componentx:prod/checkout",
+            "",
+            "component:",
+        ] {
+            assert!(!r.has_key(near), "{near}");
+        }
     }
 
     #[test]

@@ -172,12 +172,25 @@ impl SpanFacts {
     }
 }
 
+/// Lower-case hex of `bytes`, as `hex::encode` gives it, written into a
+/// buffer rather than collected a `char` at a time (three ids per span: that
+/// collecting was 1.4 % of the receiver's CPU).
+fn hex_of(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    // The buffer is twice the input, the one length `encode_to_slice`
+    // accepts, and hex digits are ASCII: neither fallback is taken.
+    if hex::encode_to_slice(bytes, &mut out).is_err() {
+        return hex::encode(bytes);
+    }
+    String::from_utf8(out).unwrap_or_else(|_| hex::encode(bytes))
+}
+
 /// Reads one span. `service` is the resource's `service.name`.
 pub fn extract(service: &str, span: &Span) -> SpanFacts {
     let mut facts = SpanFacts {
-        trace_id: hex::encode(&span.trace_id),
-        span_id: hex::encode(&span.span_id),
-        parent_span_id: hex::encode(&span.parent_span_id),
+        trace_id: hex_of(&span.trace_id),
+        span_id: hex_of(&span.span_id),
+        parent_span_id: hex_of(&span.parent_span_id),
         name: span.name.clone(),
         kind: kind_name(span.kind).to_string(),
         start_ns: clamp_ns(span.start_time_unix_nano),
@@ -446,7 +459,7 @@ pub fn to_json(value: &AnyValue) -> serde_json::Value {
         Some(Value::KvlistValue(list)) => J::Object(
             list.values.iter().map(|kv| (kv.key.clone(), kv.value.as_ref().map(to_json).unwrap_or(J::Null))).collect(),
         ),
-        Some(Value::BytesValue(bytes)) => J::String(hex::encode(bytes)),
+        Some(Value::BytesValue(bytes)) => J::String(hex_of(bytes)),
         _ => J::Null,
     }
 }
@@ -500,6 +513,15 @@ mod tests {
 
     fn kv(key: &str, value: Value) -> KeyValue {
         KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
+    }
+
+    #[test]
+    fn ids_are_hex_as_the_hex_crate_writes_them() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        for bytes in [&[][..], &[0x00], &[0xab, 0xcd], &[0xff; 16], &every_byte] {
+            assert_eq!(hex_of(bytes), hex::encode(bytes));
+        }
+        assert_eq!(hex_of(&[0x5b, 0x8e, 0xff, 0x07]), "5b8eff07");
     }
     fn s(key: &str, v: &str) -> KeyValue {
         kv(key, Value::StringValue(v.to_string()))

@@ -514,15 +514,6 @@ mod tests {
     fn kv(key: &str, value: Value) -> KeyValue {
         KeyValue { key: key.to_string(), value: Some(AnyValue { value: Some(value) }), ..Default::default() }
     }
-
-    #[test]
-    fn ids_are_hex_as_the_hex_crate_writes_them() {
-        let every_byte: Vec<u8> = (0..=255).collect();
-        for bytes in [&[][..], &[0x00], &[0xab, 0xcd], &[0xff; 16], &every_byte] {
-            assert_eq!(hex_of(bytes), hex::encode(bytes));
-        }
-        assert_eq!(hex_of(&[0x5b, 0x8e, 0xff, 0x07]), "5b8eff07");
-    }
     fn s(key: &str, v: &str) -> KeyValue {
         kv(key, Value::StringValue(v.to_string()))
     }
@@ -540,6 +531,15 @@ mod tests {
             attributes,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn ids_are_hex_as_the_hex_crate_writes_them() {
+        let every_byte: Vec<u8> = (0..=255).collect();
+        for bytes in [&[][..], &[0x00], &[0xab, 0xcd], &[0xff; 16], &every_byte] {
+            assert_eq!(hex_of(bytes), hex::encode(bytes));
+        }
+        assert_eq!(hex_of(&[0x5b, 0x8e, 0xff, 0x07]), "5b8eff07");
     }
 
     #[test]

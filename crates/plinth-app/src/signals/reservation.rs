@@ -68,8 +68,8 @@ impl Text {
 
     /// A protobuf string.
     fn of(bytes: &[u8]) -> Text {
-        // Most texts escape nothing: a count with no branch per byte (the
-        // compiler vectorises it) finds those.
+        // Most texts escape nothing: a count with no branch per byte finds
+        // those, and only the others are weighed byte by byte.
         let special =
             bytes.iter().fold(0usize, |n, &byte| n + usize::from(byte < 0x20 || byte == b'"' || byte == b'\\'));
         if special == 0 {

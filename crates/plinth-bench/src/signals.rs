@@ -234,11 +234,14 @@ fn pipeline_per_core(payloads: &[Vec<u8>], services: &[(String, String)]) -> (f6
     let now_s = (now_ns() / 1_000_000_000) as i64;
     let ctx =
         IngestContext { attribution: &attribution, prices: &prices, recent: &recent, now_s, max_age_s: 400 * 86_400 };
+    // The receiver weighs every export before decoding it.
+    let weigh = |payload: &[u8]| {
+        std::hint::black_box(plinth_app::signals::reservation_for(payload, plinth_telemetry::otlp::Encoding::Protobuf))
+    };
     let started = Instant::now();
     let mut spans = 0usize;
     for payload in payloads {
-        // The receiver weighs every export before decoding it.
-        std::hint::black_box(plinth_app::signals::reservation_for(payload, plinth_telemetry::otlp::Encoding::Protobuf));
+        weigh(payload);
         let Ok(request) = plinth_telemetry::otlp::decode_traces(payload, plinth_telemetry::otlp::Encoding::Protobuf)
         else {
             continue;
@@ -252,7 +255,7 @@ fn pipeline_per_core(payloads: &[Vec<u8>], services: &[(String, String)]) -> (f6
     let pipeline = spans as f64 / started.elapsed().as_secs_f64();
     let started = Instant::now();
     for payload in payloads {
-        std::hint::black_box(plinth_app::signals::reservation_for(payload, plinth_telemetry::otlp::Encoding::Protobuf));
+        weigh(payload);
     }
     (pipeline, spans as f64 / started.elapsed().as_secs_f64())
 }

@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
 use tantivy::collector::{Collector, SegmentCollector, TopDocs};
 use tantivy::columnar::Column;
+use tantivy::merge_policy::LogMergePolicy;
 use tantivy::query::{BooleanQuery, BoostQuery, FuzzyTermQuery, Occur, Query, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED};
 use tantivy::tokenizer::TokenStream;
@@ -21,6 +22,30 @@ use tantivy::{DocId, Index, IndexReader, IndexWriter, ReloadPolicy, Score, Segme
 pub const MAX_SEARCH_DEPTH: usize = 10_000;
 /// Most hits one search collects (`offset + limit`, whatever is asked).
 pub const MAX_SEARCH_WINDOW: usize = 12_000;
+
+/// Segments holding more live documents than this are not merged again.
+/// A bulk ingest commits every 25,000 documents (two segments, one per
+/// indexing thread); tantivy's default policy merges eight alike segments,
+/// so without a bound a million entities end in merges of 100,000-document
+/// segments into one of 800,000, which holds the old segments and the new
+/// one in memory at once: the million's peak. With it, the index settles
+/// in segments of about 100,000 documents, each query visits a few more,
+/// and the largest merge holds an eighth of a million's index.
+const MERGE_MAX_DOCS: usize = 50_000;
+/// A segment too large to merge is merged again (its deleted documents
+/// dropped) once it has fewer than [`MERGE_MAX_DOCS`] live documents and
+/// more than this share deleted: updates leave at most about half of a
+/// large segment as dead weight.
+const MERGE_DELETED_SHARE: f32 = 0.4;
+
+/// tantivy's log merge policy within [`MERGE_MAX_DOCS`] and
+/// [`MERGE_DELETED_SHARE`].
+fn merge_policy() -> LogMergePolicy {
+    let mut merges = LogMergePolicy::default();
+    merges.set_max_docs_before_merge(MERGE_MAX_DOCS);
+    merges.set_del_docs_ratio_before_merge(MERGE_DELETED_SHARE);
+    merges
+}
 
 /// The text of one entity, as the search index sees it.
 #[derive(Debug, Default, Clone)]
@@ -97,7 +122,8 @@ impl SearchIndex {
         // Two indexing threads match the 2-core target machine. Ingest
         // commits every few thousand entities, so 16 MiB per thread is
         // rarely filled; more would only raise the ingest's peak memory.
-        let writer = index.writer_with_num_threads(2, 32 * 1024 * 1024)?;
+        let writer: IndexWriter = index.writer_with_num_threads(2, 32 * 1024 * 1024)?;
+        writer.set_merge_policy(Box::new(merge_policy()));
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(SearchIndex {
             index,
@@ -329,5 +355,35 @@ mod tests {
         assert!(index.search("   ", 0, 10).unwrap().0.is_empty());
         let suggestions = index.suggest("renamd", 5).unwrap();
         assert_eq!(suggestions.first().map(|h| h.id), Some(2), "a typo still finds the name");
+    }
+
+    #[test]
+    fn merges_stop_at_segments_of_a_bulk_commits_size_until_half_is_deleted() {
+        use tantivy::index::SegmentId;
+        use tantivy::merge_policy::MergePolicy;
+        let index = SearchIndex::new().unwrap().index;
+        let segment = |docs: u32, deleted: u32| {
+            let meta = index.new_segment_meta(SegmentId::generate_random(), docs);
+            if deleted > 0 {
+                meta.with_delete_meta(deleted, 1)
+            } else {
+                meta
+            }
+        };
+        let policy = merge_policy();
+        // A bulk ingest's commits (two segments of 12,500 per 25,000
+        // documents) merge, eight at a time.
+        let small: Vec<_> = (0..8).map(|_| segment(12_500, 0)).collect();
+        assert_eq!(policy.compute_merge_candidates(&small).len(), 1);
+        // Eight merged segments of 100,000 documents (a million's index)
+        // are not merged into one.
+        let large: Vec<_> = (0..8).map(|_| segment(100_000, 0)).collect();
+        assert!(policy.compute_merge_candidates(&large).is_empty());
+        // A large segment that updates have left mostly deleted is merged
+        // alone, dropping its dead documents.
+        let churned = [segment(100_000, 30_000), segment(100_000, 60_000)];
+        let candidates = policy.compute_merge_candidates(&churned);
+        assert_eq!(candidates.len(), 1);
+        assert_eq!(candidates[0].0, vec![churned[1].id()]);
     }
 }

@@ -34,7 +34,7 @@ pub use scaffolder::{NewTask, NewTaskEvent, TaskEventRow, TaskEventType, TaskQue
 mod signals;
 pub use signals::{
     AlertEventRow, AlertStateRow, AlertTransition, NewAlertEvent, Resolution, RollupKey, RollupQuery, RollupRow,
-    ScoreQuery, ScoreRow, SignalBatchOutcome, SpanQuery, SpanRow, TransitionApplied, VersionedAlertState,
+    ScoreQuery, ScoreRow, SignalBatchOutcome, SpanBody, SpanQuery, SpanRow, TransitionApplied, VersionedAlertState,
 };
 mod sqlite;
 mod stars;

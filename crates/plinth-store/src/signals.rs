@@ -25,7 +25,7 @@ use crate::segments::{self, NewSegment, SEGMENT_COLUMNS, SEGMENT_PARAMS};
 use crate::sqlite::SqliteStore;
 use crate::{Store, StoreError};
 
-pub use plinth_telemetry::records::{RollupKey, RollupRow, ScoreRow, SpanRow};
+pub use plinth_telemetry::records::{RollupKey, RollupRow, ScoreRow, SpanBody, SpanRow};
 
 /// The granularity of a rollup table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,7 +175,7 @@ pub struct TransitionApplied {
 
 record! {
     /// A `signal_spans` row.
-    struct SpanRecord -> SpanRow {
+    struct SpanRecord {
         trace_id: String,
         span_id: String,
         parent_span_id: String,
@@ -191,6 +191,28 @@ record! {
         agent: String,
         data_source: String,
         body: Option<String>,
+    }
+}
+
+impl From<SpanRecord> for SpanRow {
+    fn from(r: SpanRecord) -> SpanRow {
+        SpanRow {
+            trace_id: r.trace_id,
+            span_id: r.span_id,
+            parent_span_id: r.parent_span_id,
+            start_ns: r.start_ns,
+            end_ns: r.end_ns,
+            received_s: r.received_s,
+            service: r.service,
+            name: r.name,
+            operation: r.operation,
+            model: r.model,
+            prompt: r.prompt,
+            prompt_version: r.prompt_version,
+            agent: r.agent,
+            data_source: r.data_source,
+            body: r.body.and_then(segments::older_body),
+        }
     }
 }
 

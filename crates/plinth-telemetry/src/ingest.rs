@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 
-use crate::records::{RollupKey, RollupRow, ScoreRow, SpanRow};
+use crate::records::{RollupKey, RollupRow, ScoreRow, SpanBody, SpanRow};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use rustc_hash::FxHashMap;
@@ -216,7 +216,9 @@ pub fn prepare(request: &ExportTraceServiceRequest, ctx: &IngestContext<'_>) -> 
             prompt_version: facts.prompt_version.clone().unwrap_or_default(),
             agent: facts.agent_name.clone().unwrap_or_default(),
             data_source: facts.data_source.clone().unwrap_or_default(),
-            body: kept.then(|| serde_json::to_string(facts).unwrap_or_default()),
+            // (A span whose facts cannot be written as JSON, which serde
+            // does not do for these types, is kept by its key alone.)
+            body: if kept { SpanBody::of(facts).ok() } else { None },
         });
     }
     batch

@@ -25,7 +25,49 @@ pub struct SpanRow {
     pub prompt_version: String,
     pub agent: String,
     pub data_source: String,
-    pub body: Option<String>,
+    pub body: Option<SpanBody>,
+}
+
+/// A span's body: JSON, known valid by construction (serialised by
+/// serde_json, or checked when parsed), so a stored segment embeds it as
+/// it is instead of escaping it into a string. Reads as the JSON text.
+#[derive(Debug, Clone)]
+pub struct SpanBody(Box<serde_json::value::RawValue>);
+
+impl SpanBody {
+    /// The JSON of `value`.
+    pub fn of<T: serde::Serialize + ?Sized>(value: &T) -> Result<SpanBody, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(SpanBody)
+    }
+
+    /// `json`, once checked to be one JSON value.
+    pub fn parse(json: String) -> Result<SpanBody, serde_json::Error> {
+        serde_json::value::RawValue::from_string(json).map(SpanBody)
+    }
+
+    /// The JSON as a borrowed value, to embed in a larger document.
+    pub fn raw(&self) -> &serde_json::value::RawValue {
+        &self.0
+    }
+}
+
+impl From<Box<serde_json::value::RawValue>> for SpanBody {
+    fn from(raw: Box<serde_json::value::RawValue>) -> SpanBody {
+        SpanBody(raw)
+    }
+}
+
+impl std::ops::Deref for SpanBody {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for SpanBody {
+    fn eq(&self, other: &SpanBody) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 /// The dimensions of a rollup row; empty strings when absent.

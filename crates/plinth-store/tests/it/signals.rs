@@ -4,7 +4,8 @@
 use std::time::Instant;
 
 use plinth_store::{
-    AlertStateRow, Resolution, RollupKey, RollupQuery, RollupRow, ScoreQuery, ScoreRow, SpanQuery, SpanRow, Store,
+    AlertStateRow, Resolution, RollupKey, RollupQuery, RollupRow, ScoreQuery, ScoreRow, SpanBody, SpanQuery, SpanRow,
+    Store,
 };
 use plinth_testkit::{scenarios, Backend};
 
@@ -42,6 +43,11 @@ fn trace_id(n: u64) -> String {
     format!("{n:032x}")
 }
 
+/// A span body from JSON text (which the tests write valid).
+fn body(json: impl Into<String>) -> SpanBody {
+    SpanBody::parse(json.into()).expect("a test body is JSON")
+}
+
 fn span_id(n: u64) -> String {
     format!("{n:016x}")
 }
@@ -63,7 +69,7 @@ fn span(t: u64, s: u64, start_ns: i64) -> SpanRow {
         prompt_version: "3".to_string(),
         agent: "helper".to_string(),
         data_source: String::new(),
-        body: Some(format!(r#"{{"name":"chat","trace":"{t}","span":{s},"text":"héllo ✓"}}"#)),
+        body: Some(body(format!(r#"{{"name":"chat","trace":"{t}","span":{s},"text":"héllo ✓"}}"#))),
     }
 }
 
@@ -646,7 +652,7 @@ async fn span_query_limit_keeps_the_newest_across_segments(backend: Backend) {
                 let start = ((t * 7_919 + s * 104_729) % 10_000) as i64;
                 let kept = (t + s) % 4 != 0;
                 let data_source = if s == 3 { "kb".to_string() } else { String::new() };
-                spans.push(SpanRow { body: kept.then(|| "{}".to_string()), data_source, ..span(t, s, start) });
+                spans.push(SpanRow { body: kept.then(|| body("{}")), data_source, ..span(t, s, start) });
             }
         }
         h.store.ingest_signals(&spans, |_| (vec![], vec![])).await.unwrap();
@@ -692,7 +698,7 @@ async fn rows_of_the_former_span_table_move_into_segments(backend: Backend) {
         for s in 1..=4u64 {
             let row = SpanRow {
                 parent_span_id: if s == 1 { String::new() } else { span_id(1) },
-                body: (t != 3).then(|| format!(r#"{{"t":{t},"s":{s},"q":"it's"}}"#)),
+                body: (t != 3).then(|| body(format!(r#"{{"t":{t},"s":{s},"q":"it's"}}"#))),
                 ..span(t, s, (t * 100 + s) as i64)
             };
             let text = |v: &str| format!("'{}'", v.replace('\'', "''"));
@@ -742,7 +748,7 @@ async fn rows_of_the_former_span_table_move_into_segments(backend: Backend) {
 async fn segments_stored_as_plain_json_read_after_migration_10(backend: Backend) {
     let Some(h) = Harness::open(backend, DATABASE).await else { return };
     // Back to version 9: a text column holding one segment of plain JSON.
-    let old = SpanRow { body: Some(r#"{"q":"it's \"quoted\""}"#.to_string()), ..span(1, 1, 100) };
+    let old = SpanRow { body: Some(body(r#"{"q":"it's \"quoted\""}"#)), ..span(1, 1, 100) };
     let json = format!(
         r#"[["{}","",{},{},{},"{}","{}","{}","{}","{}","{}","",{}]]"#,
         old.span_id,
@@ -798,7 +804,7 @@ async fn purge_applies_retention(backend: Backend) {
     let Some(h) = Harness::open(backend, DATABASE).await else { return };
     // Retention goes by the span's start time (indexed), in seconds here.
     let at = |t: u64, start_s: i64, kept: bool| SpanRow {
-        body: if kept { Some("{}".to_string()) } else { None },
+        body: if kept { Some(body("{}")) } else { None },
         ..span(t, 1, start_s * 1_000_000_000)
     };
     let spans = [at(1, 100, false), at(2, 300, false), at(3, 100, true), at(4, 300, true), at(5, 600, true)];
@@ -934,7 +940,7 @@ async fn alert_rules_events_and_states(backend: Backend) {
 /// 50,000-span batch with ~300-byte bodies takes to ingest.
 async fn ingest_50k_spans_timing(backend: Backend) {
     let Some(h) = Harness::open(backend, DATABASE).await else { return };
-    let body = format!(r#"{{"attributes":{{"gen_ai.system":"openai","text":"{}"}}}}"#, "x".repeat(250));
+    let body = body(format!(r#"{{"attributes":{{"gen_ai.system":"openai","text":"{}"}}}}"#, "x".repeat(250)));
     let spans: Vec<SpanRow> = (0..50_000u64)
         .map(|i| SpanRow {
             parent_span_id: if i % 10 == 0 { String::new() } else { span_id(i - i % 10 + 1) },

@@ -248,11 +248,17 @@ async fn writer(service: std::sync::Weak<SignalsService>, receiver: Arc<tokio::s
         let Some(service) = service.upgrade() else { return };
         let sizes: Vec<usize> = jobs.iter().map(|j| j.batch.accepted()).collect();
         let mut replies = Vec::with_capacity(jobs.len());
-        let mut merged = PreparedBatch::default();
+        // The first export is the base the others are appended to: a group
+        // of one (the common case) moves none of its rows.
+        let mut merged: Option<PreparedBatch> = None;
         for job in jobs {
-            merged.absorb(job.batch);
+            match &mut merged {
+                Some(merged) => merged.absorb(job.batch),
+                None => merged = Some(job.batch),
+            }
             replies.push(job.reply);
         }
+        let merged = merged.unwrap_or_default();
         let started = std::time::Instant::now();
         let mut mask: Vec<bool> = Vec::new();
         let result = service

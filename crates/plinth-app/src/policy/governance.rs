@@ -610,13 +610,19 @@ fn drop_departed(service: &PolicyService) {
 
 /// Entities whose context includes `key`: it and those that point at it
 /// with one of the relations a context follows.
-fn affected(state: &CatalogState, key: &str) -> Vec<String> {
-    let mut keys = vec![key.to_string()];
-    if let Some(node) = state.node_of(key) {
+fn affected(state: &CatalogState, key: &str) -> Vec<Arc<str>> {
+    // The catalogue's own key where the entity exists: a burst of a
+    // million changes then copies no key (a removed entity's is copied).
+    let shared = |node: Option<plinth_catalog::NodeId>, key: &str| -> Arc<str> {
+        node.and_then(|n| state.entity(n)).map_or_else(|| Arc::from(key), |record| Arc::clone(&record.key))
+    };
+    let node = state.node_of(key);
+    let mut keys = vec![shared(node, key)];
+    if let Some(node) = node {
         for (rel, other) in state.relations_of(node) {
             let incoming = context::OUTGOING.iter().any(|o| plinth_model::inverse_relation(o) == Some(rel.name()));
             if incoming {
-                keys.push(state.ref_of(other).to_string());
+                keys.push(shared(Some(other), state.ref_of(other)));
             }
         }
     }
@@ -653,24 +659,26 @@ const MAX_LOGGED_BURST: usize = 5_000;
 /// Re-evaluates changed entities and those whose context includes them,
 /// and logs the changed entities' decisions.
 async fn refresh(service: &Arc<PolicyService>, changed: Vec<String>, logged: bool) {
-    let changed: HashSet<String> = changed.into_iter().collect();
     let keys: Vec<Arc<str>> = {
         let state = service.catalog.read();
-        let mut seen = HashSet::new();
+        let mut seen: HashSet<Arc<str>> = HashSet::new();
         let mut keys = Vec::new();
         for key in &changed {
             for k in affected(&state, key) {
-                if seen.insert(k.clone()) {
-                    keys.push(Arc::from(k));
+                if seen.insert(Arc::clone(&k)) {
+                    keys.push(k);
                 }
             }
         }
         keys
     };
+    // Only a logged burst (a few thousand at most) needs its changed keys
+    // as a set.
+    let logged: Option<HashSet<String>> = logged.then(|| changed.into_iter().collect());
     // Every key counts as pending from the start: the view is not settled
     // between chunks.
     count_pending(service, keys.len());
-    evaluate_in_chunks(service, keys, logged.then_some(&changed)).await;
+    evaluate_in_chunks(service, keys, logged.as_ref()).await;
 }
 
 /// Entities per chunk of a logged burst (see [`evaluate_in_chunks`]): ten

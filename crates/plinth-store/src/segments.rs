@@ -193,12 +193,21 @@ fn pack(format: u8, json: &[u8]) -> Result<Vec<u8>, StoreError> {
     Ok(out)
 }
 
+/// How a segment's JSON holds each span's body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Bodies {
+    /// As a string holding the JSON (formats 0 and 1).
+    Strings,
+    /// As the JSON value itself (format 2).
+    Embedded,
+}
+
 /// The JSON of a stored segment, as [`pack`] wrote it or (before
-/// migration 10) as it is, and whether its bodies are embedded JSON.
-fn unpack<'a>(trace_id: &str, stored: &'a [u8]) -> Result<(Cow<'a, [u8]>, bool), StoreError> {
+/// migration 10) as it is, and how it holds the bodies.
+fn unpack<'a>(trace_id: &str, stored: &'a [u8]) -> Result<(Cow<'a, [u8]>, Bodies), StoreError> {
     let corrupt = |why: String| StoreError::Corrupt(format!("span segment of trace {trace_id}: {why}"));
     match stored {
-        [b'[', ..] => Ok((Cow::Borrowed(stored), false)),
+        [b'[', ..] => Ok((Cow::Borrowed(stored), Bodies::Strings)),
         [format @ (LZ4_JSON | LZ4_JSON_RAW), a, b, c, d, compressed @ ..] => {
             let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
             if len > MAX_SEGMENT_BYTES {
@@ -210,7 +219,8 @@ fn unpack<'a>(trace_id: &str, stored: &'a [u8]) -> Result<(Cow<'a, [u8]>, bool),
             if written != len {
                 return Err(corrupt(format!("{written} bytes decompressed, {len} expected")));
             }
-            Ok((Cow::Owned(json), *format == LZ4_JSON_RAW))
+            let bodies = if *format == LZ4_JSON_RAW { Bodies::Embedded } else { Bodies::Strings };
+            Ok((Cow::Owned(json), bodies))
         }
         _ => Err(corrupt("unknown encoding".to_string())),
     }
@@ -218,19 +228,23 @@ fn unpack<'a>(trace_id: &str, stored: &'a [u8]) -> Result<(Cow<'a, [u8]>, bool),
 
 /// The spans of a stored segment.
 pub(crate) fn decode_segment(trace_id: &str, service: &str, spans: &[u8]) -> Result<Vec<SpanRow>, StoreError> {
-    let (json, raw) = unpack(trace_id, spans)?;
+    let (json, bodies) = unpack(trace_id, spans)?;
     let corrupt = |e: serde_json::Error| StoreError::Corrupt(format!("span segment of trace {trace_id}: {e}"));
-    if raw {
-        let decoded: Vec<WireSpan<'static, Box<RawValue>>> = serde_json::from_slice(&json).map_err(corrupt)?;
-        return Ok(decoded.into_iter().map(|d| row(trace_id, service, d, |b| Some(SpanBody::from(b)))).collect());
+    match bodies {
+        Bodies::Embedded => {
+            let decoded: Vec<WireSpan<'static, Box<RawValue>>> = serde_json::from_slice(&json).map_err(corrupt)?;
+            Ok(decoded.into_iter().map(|d| row(trace_id, service, d, |b| Some(SpanBody::from(b)))).collect())
+        }
+        Bodies::Strings => {
+            let decoded: Vec<WireSpan<'static, String>> = serde_json::from_slice(&json).map_err(corrupt)?;
+            Ok(decoded.into_iter().map(|d| row(trace_id, service, d, older_body)).collect())
+        }
     }
-    let decoded: Vec<WireSpan<'static, String>> = serde_json::from_slice(&json).map_err(corrupt)?;
-    Ok(decoded.into_iter().map(|d| row(trace_id, service, d, older_body)).collect())
 }
 
-/// A body of the older formats (and of the table before segments), a string: the JSON it holds, or (should
-/// it hold something else) that text as a JSON string, so that it still
-/// reads back as the text stored.
+/// A body of the older formats (and of the table before segments), a
+/// string: the JSON it holds, or (should it hold something else) that
+/// text as a JSON string, so that it still reads back as the text stored.
 pub(crate) fn older_body(text: String) -> Option<SpanBody> {
     SpanBody::parse(text.clone()).or_else(|_| SpanBody::of(&text)).ok()
 }
@@ -367,8 +381,8 @@ mod tests {
         let row = span("t1", "a", "", 10, "s", true);
         let segment = build_segments(&[&row]).unwrap().remove(0);
         assert_eq!(segment.spans[0], LZ4_JSON_RAW);
-        let (json, raw) = unpack("t1", &segment.spans).unwrap();
-        assert!(raw);
+        let (json, bodies) = unpack("t1", &segment.spans).unwrap();
+        assert_eq!(bodies, Bodies::Embedded);
         assert!(segment.spans.len() < json.len() + 5);
         // The body is embedded as the JSON it is, not escaped into a string.
         let text = String::from_utf8(json.into_owned()).unwrap();

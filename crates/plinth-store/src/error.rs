@@ -7,6 +7,12 @@ pub enum StoreError {
     Open { target: String, source: sqlx::Error },
     #[error("database migration {version} failed: {source}")]
     Migration { version: i64, source: sqlx::Error },
+    /// The database holds a migration this binary does not know: a newer
+    /// Plinth wrote it, and this one would misread what it stores.
+    #[error(
+        "the database was migrated by a newer Plinth (schema version {found}; this binary knows versions up to {known}): run that Plinth or a newer one, or restore a backup taken before the upgrade"
+    )]
+    Newer { found: i64, known: i64 },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     /// A row with the same key (an id, or another unique column such as a

@@ -498,6 +498,8 @@ fn failed(version: i64) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |source| StoreError::Migration { version, source }
 }
 
+/// The newest migration recorded.
+const NEWEST: &str = "SELECT MAX(version) FROM plinth_migrations";
 /// Whether a migration is recorded as applied.
 const IS_APPLIED: &str = "SELECT COUNT(*) FROM plinth_migrations WHERE version = ?";
 /// Records a migration as applied.
@@ -511,6 +513,13 @@ macro_rules! run_migrations {
         let conn = $conn;
         let d: Dialect = $d;
         sqlx::raw_sql(BOOTSTRAP).execute(&mut *conn).await.map_err(failed(0))?;
+        // An older binary must not run on a store a newer one migrated: it
+        // would misread what that one writes (a segment format, a column).
+        let newest: Option<i64> = sqlx::query_scalar(NEWEST).fetch_one(&mut *conn).await.map_err(failed(0))?;
+        let known = MIGRATIONS.last().map_or(0, |m| m.version);
+        if let Some(found) = newest.filter(|v| *v > known) {
+            return Err(StoreError::Newer { found, known });
+        }
         for migration in MIGRATIONS {
             let version = migration.version;
             // On SQLite, IMMEDIATE takes the write lock first, so a second

@@ -58,6 +58,16 @@ pub fn demo_policy_data_dir() -> Option<PathBuf> {
     dir.is_dir().then_some(dir)
 }
 
+/// The policy sources used when none are given: the shipped library and,
+/// for the demo, its company's data layered over the neutral defaults.
+pub fn default_policy_sources(demo: bool) -> Vec<String> {
+    let mut sources = vec![policies_dir()];
+    if demo {
+        sources.extend(demo_policy_data_dir());
+    }
+    sources.into_iter().map(|d| d.to_string_lossy().to_string()).collect()
+}
+
 /// The shipped golden-path templates (`PLINTH_TEMPLATES_DIR` overrides).
 pub fn templates_dir() -> PathBuf {
     shipped("PLINTH_TEMPLATES_DIR", "templates")

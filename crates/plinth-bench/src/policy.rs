@@ -93,7 +93,10 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
     // 1. In-process decisions with catalogue context, logged.
     let data = tempfile::tempdir()?;
     let store = Store::open_sqlite(data.path()).await?;
-    let policies = vec![plinth_app::shipped::policies_dir().to_string_lossy().to_string()];
+    // The shipped library with the demo company's data (registries, GPU
+    // quotas) layered on, as `serve --demo` has it: the inputs and the
+    // context are the demo's, so the decisions are the ones its users get.
+    let policies = plinth_app::shipped::default_policy_sources(true);
     let config = PlatformConfig {
         policy: Some(PolicyConfig::new(policies, data.path().to_path_buf())),
         ..PlatformConfig::catalog_only(data.path())
@@ -157,6 +160,9 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
     report.push_str("| input | point | result | violations | packages | context entities | p50 ms | p99 ms | max ms | engine only p50 / p99 ms |\n|---|---|---|---|---|---|---|---|---|---|\n");
     let mut worst_p99: f64 = 0.0;
     let mut decided = 0usize;
+    // Each input's violations, listed under the table: a result that
+    // changes between runs is explained where it shows.
+    let mut reasons = String::new();
     let in_process = Instant::now();
     for (name, point, input) in &cases {
         for _ in 0..200 {
@@ -189,6 +195,9 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
         engine_only.sort_by(f64::total_cmp);
         let p99 = percentile(&samples, 0.99);
         worst_p99 = worst_p99.max(p99);
+        for v in &decision.violations {
+            reasons.push_str(&format!("- {name}: {} `{}.{}`: {}\n", v.effect.as_str(), v.policy, v.rule, v.message));
+        }
         report.push_str(&format!(
             "| {name} | {point} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} / {:.3} |\n",
             decision.result.as_str(),
@@ -201,6 +210,9 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
             percentile(&engine_only, 0.5),
             percentile(&engine_only, 0.99),
         ));
+    }
+    if !reasons.is_empty() {
+        report.push_str(&format!("\nThe violations, by input (with their effect on the decision):\n\n{reasons}"));
     }
     let flushing = Instant::now();
     service.flush_log().await;
@@ -216,7 +228,12 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
     // 2. The admission webhook over loopback.
     let server_dir = tempfile::tempdir()?;
     let log = server_dir.path().join("serve.log");
-    let mut server = start(&server_dir.path().join("data"), None, Some(&demo), &log, &[])?;
+    let policy_args: Vec<String> = plinth_app::shipped::default_policy_sources(true)
+        .into_iter()
+        .flat_map(|p| ["--policy".to_string(), p])
+        .collect();
+    let policy_args: Vec<&str> = policy_args.iter().map(String::as_str).collect();
+    let mut server = start(&server_dir.path().join("data"), None, Some(&demo), &log, &policy_args)?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
     let ready = Instant::now();
     loop {

@@ -247,12 +247,7 @@ fn init_logging(format: LogFormat) {
 
 fn policy_config(args: &ServeArgs) -> Result<PolicyConfig> {
     let sources = if args.policies.is_empty() {
-        let mut sources = vec![plinth_app::shipped::policies_dir().to_string_lossy().to_string()];
-        // The demo company's registries and quotas, over the neutral defaults.
-        if args.demo {
-            sources.extend(plinth_app::shipped::demo_policy_data_dir().map(|d| d.to_string_lossy().to_string()));
-        }
-        sources
+        plinth_app::shipped::default_policy_sources(args.demo)
     } else {
         args.policies.clone()
     };

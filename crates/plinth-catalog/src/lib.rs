@@ -10,6 +10,7 @@ pub use footprint::Footprint;
 pub mod git;
 mod graph;
 mod reconcile;
+pub use reconcile::defined_twice;
 mod search;
 mod sort_order;
 mod source;

@@ -48,18 +48,7 @@ pub(crate) fn plan<'s>(
     for (index, found) in read.entities.iter().enumerate() {
         let key = found.entity.entity_ref.key();
         if let Some(first) = first_seen.insert(&key, index) {
-            let (file, line) = (&first.location, first.line);
-            diagnostics.push(
-                Diagnostic::error(
-                    found.location.to_string(),
-                    format!(
-                        "{} is defined twice; the definition at {file}:{line} is kept; remove one of them",
-                        found.entity.entity_ref
-                    ),
-                )
-                .at_line(Some(found.line))
-                .for_entity(Some(found.entity.entity_ref.to_string())),
-            );
+            diagnostics.push(defined_twice(found, &first.location, first.line));
             continue;
         }
         if let Some(existing) = held(&key) {
@@ -150,6 +139,20 @@ impl<'r> FirstSeen<'r> {
         }
         None
     }
+}
+
+/// The error for `found`, a second definition of an entity first defined
+/// at `file`:`line` (which is the one kept): in one location's read, and
+/// across the paths `plinth catalog validate` checks together.
+pub fn defined_twice(found: &Found, file: &str, line: u32) -> Diagnostic {
+    Diagnostic::error(
+        found.location.to_string(),
+        // The entity is the diagnostic's own field, shown before the
+        // message: `file:line: error: <entity> is defined twice; …`.
+        format!("is defined twice; the definition at {file}:{line} is kept; remove one of them"),
+    )
+    .at_line(Some(found.line))
+    .for_entity(Some(found.entity.entity_ref.to_string()))
 }
 
 pub(crate) fn conflict(entity: &str, owner: &str, claimant: &str) -> Diagnostic {

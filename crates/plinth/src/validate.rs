@@ -31,7 +31,8 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode> {
     let mut diagnostics: Vec<Diagnostic> = Vec::new();
     let mut entities = 0usize;
     let mut files = 0usize;
-    let mut first_seen: HashMap<String, String> = HashMap::new();
+    // The first definition of each entity, across every path: (file, line).
+    let mut first_seen: HashMap<String, (std::sync::Arc<str>, u32)> = HashMap::new();
     for path in paths {
         let absolute = std::path::absolute(path).unwrap_or_else(|_| path.clone());
         let read = read_location(&absolute, &FileNamer, &cache, &limits);
@@ -47,18 +48,10 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode> {
         diagnostics.extend(read.diagnostics);
         for found in read.entities {
             let key = found.entity.entity_ref.key();
-            let at = format!("{}:{}", found.location, found.line);
-            if let Some(first) = first_seen.get(&key) {
-                diagnostics.push(
-                    Diagnostic::error(
-                        found.location.to_string(),
-                        format!("{} is defined twice; first at {first}; remove one", found.entity.entity_ref),
-                    )
-                    .at_line(Some(found.line))
-                    .for_entity(Some(found.entity.entity_ref.to_string())),
-                );
+            if let Some((file, line)) = first_seen.get(&key) {
+                diagnostics.push(plinth_catalog::defined_twice(&found, file, *line));
             } else {
-                first_seen.insert(key, at);
+                first_seen.insert(key, (found.location.clone(), found.line));
                 entities += 1;
             }
         }

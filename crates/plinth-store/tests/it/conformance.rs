@@ -30,6 +30,7 @@ scenarios!(
     reopen_keeps_data,
     concurrent_applies_keep_an_ordered_log,
     bulk_apply_20k,
+    a_store_migrated_by_a_newer_plinth_is_refused,
 );
 
 // ---------------------------------------------------------------- helpers --
@@ -684,27 +685,15 @@ async fn unreachable_postgres_is_reported_without_the_password() {
     assert!(!message.contains("hunter2"), "the password leaked: {message}");
 }
 
-#[tokio::test]
-async fn a_store_migrated_by_a_newer_plinth_is_refused() {
-    use sqlx::Connection;
-    let dir = tempfile::TempDir::new().unwrap();
-    let config = StoreConfig::Sqlite { data_dir: dir.path().to_path_buf() };
-    drop(Store::open(&config).await.unwrap());
+async fn a_store_migrated_by_a_newer_plinth_is_refused(backend: Backend) {
+    let Some(h) = Harness::open(backend, DATABASE).await else { return };
     // A newer binary recorded a migration this one does not know.
-    let url = format!("sqlite://{}", dir.path().join("plinth.db").display());
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("INSERT INTO plinth_migrations (version, applied_at) VALUES (9999, 'later')")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    conn.close().await.unwrap();
-    let error = Store::open(&config).await.err().expect("an older binary must not open a newer store");
+    crate::common::raw(&h.config, "INSERT INTO plinth_migrations (version, applied_at) VALUES (9999, 'later')").await;
+    let error = Store::open(&h.config).await.err().expect("an older binary must not open a newer store");
     assert!(matches!(error, plinth_store::StoreError::Newer { found: 9999, .. }), "{error:?}");
     assert!(error.to_string().contains("schema version 9999"), "{error}");
     // Nothing was changed: the store opens again once the newer binary's
     // migration is gone (as after restoring a backup).
-    let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
-    sqlx::query("DELETE FROM plinth_migrations WHERE version = 9999").execute(&mut conn).await.unwrap();
-    conn.close().await.unwrap();
-    Store::open(&config).await.unwrap();
+    crate::common::raw(&h.config, "DELETE FROM plinth_migrations WHERE version = 9999").await;
+    h.reopen().await;
 }

@@ -762,7 +762,7 @@ impl PolicyEngine {
             }
         }
         let input = request.input.value().clone();
-        let review = input[&regorus::Value::from("review")].as_object().is_ok();
+        let review = matches!(input[&regorus::Value::from("review")], regorus::Value::Object(_));
         let plan = self.plan(request.point, request.profile, subject_kind(&input));
         let object = || review_object(&input);
         let runs: Vec<(usize, regorus::Value)> = match (plan.all, review, plan.shape) {
@@ -1284,7 +1284,10 @@ const DISPATCH_FILE: &str = "<plinth dispatch>";
 /// A rule's value in a dispatch entry, which holds `[value]` (or `[]`
 /// when the rule is undefined).
 pub(crate) fn first(gathered: &regorus::Value) -> regorus::Value {
-    gathered.as_array().ok().and_then(|items| items.first()).cloned().unwrap_or(regorus::Value::Undefined)
+    match gathered {
+        regorus::Value::Array(items) => items.first().cloned().unwrap_or(regorus::Value::Undefined),
+        _ => regorus::Value::Undefined,
+    }
 }
 
 /// A JSON document as regorus' value, converted from the reference (no
@@ -1382,7 +1385,7 @@ fn subject_kind(input: &regorus::Value) -> Option<&str> {
         }
     }
     let review = &input[&regorus::Value::from("review")];
-    if review.as_object().is_ok() {
+    if matches!(review, regorus::Value::Object(_)) {
         let object_kind = &review[&regorus::Value::from("object")][&regorus::Value::from("kind")];
         text(object_kind).or_else(|| text(&review[&regorus::Value::from("kind")][&regorus::Value::from("kind")]))
     } else {
@@ -1429,9 +1432,10 @@ pub(crate) fn evaluate_packages(
 
 /// A field of an object value (`Undefined` when absent).
 pub(crate) fn package_field(object: &regorus::Value, key: &str) -> regorus::Value {
-    object
-        .as_object()
-        .ok()
-        .and_then(|map| map.get(&regorus::Value::from(key)).cloned())
-        .unwrap_or(regorus::Value::Undefined)
+    match object {
+        regorus::Value::Object(map) => {
+            map.get(&regorus::Value::from(key)).cloned().unwrap_or(regorus::Value::Undefined)
+        }
+        _ => regorus::Value::Undefined,
+    }
 }

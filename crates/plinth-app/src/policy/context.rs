@@ -185,12 +185,11 @@ pub fn resolve(state: &CatalogState, refs: &[String]) -> Map<String, Value> {
 
 /// [`resolve`] as a policy input already converted, each entity taken from
 /// `cache` when it holds the entity as it is now.
-/// The first ref is the decision's subject, which a pass over the
-/// catalogue meets once as a subject: it is converted without being kept,
-/// so it does not push out the teams and systems that recur.
-pub fn resolve_input(state: &CatalogState, refs: &[String], cache: &ContextCache) -> Input {
+/// `subject` is an entity a pass over the catalogue meets once, as the
+/// decision's subject: it is converted without being kept, so it does not
+/// push out the teams and systems that recur.
+pub fn resolve_input(state: &CatalogState, refs: &[String], subject: Option<&str>, cache: &ContextCache) -> Input {
     let mut entities = Input::object();
-    let subject = refs.first().map(String::as_str);
     walk(state, refs, |key, record| entities.insert(key, cache.get(key, record, Some(key) != subject)));
     entities
 }

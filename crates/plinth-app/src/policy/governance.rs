@@ -354,7 +354,7 @@ fn prepare(state: &CatalogState, cache: &context::ContextCache, key: &str, now: 
         now,
         catalog: true,
     }
-    .to_input(context::resolve_input(state, &refs, cache), Some(Input::from_json(&docs)));
+    .to_input(context::resolve_input(state, &refs, Some(key), cache), Some(Input::from_json(&docs)));
     let mut input = Input::from_json(&entity);
     input.insert("plinth", plinth);
     let owner = record

@@ -148,6 +148,26 @@ pub struct PolicyStatus {
     pub problems: usize,
 }
 
+/// Refuses an admission-point input without `review`: packages read the
+/// request there (`input.review`, or the object under review), so any
+/// other shape would be allowed by every policy without being looked at.
+fn admission_input(point: Point, input: &Value) -> AppResult<()> {
+    if point != Point::Admission || input.get("review").is_some_and(Value::is_object) {
+        return Ok(());
+    }
+    let given = if input.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
+        "a whole AdmissionReview; send it to POST /api/policy/admission, or give its `request` as `review`"
+    } else {
+        "no `review` object; give the AdmissionReview's `request` as `review`, or evaluate a manifest at the deploy point"
+    };
+    Err(AppError::invalid_field(
+        "input.review",
+        format!(
+            "the admission point's input is what Gatekeeper passes, {{\"review\": <AdmissionReview.request>, \"parameters\": {{…}}}}; this input has {given}"
+        ),
+    ))
+}
+
 /// The policy use cases.
 pub struct Policy<'a> {
     pub(crate) platform: &'a Platform,
@@ -177,6 +197,7 @@ impl<'a> Policy<'a> {
     ) -> AppResult<LoggedDecision> {
         let service = self.service()?;
         self.platform.access.check(caller, Permission::PolicyCheck, &Resource::none())?;
+        admission_input(point, &input)?;
         // Who asked is the authenticated caller (in local mode, the name it
         // gives); the policies see only what the request's context says.
         let requested_by = caller.requester();

@@ -148,22 +148,25 @@ pub struct PolicyStatus {
     pub problems: usize,
 }
 
-/// Refuses an admission-point input without `review`: packages read the
-/// request there (`input.review`, or the object under review), so any
-/// other shape would be allowed by every policy without being looked at.
+/// Refuses a whole `AdmissionReview` as a decision's input. Packages read
+/// an admission request as `input.review` (Gatekeeper-shaped) or read the
+/// object under review (conftest-shaped, which also take a bare manifest),
+/// so an AdmissionReview given as the input itself is read by no rule and
+/// would be allowed unread.
 fn admission_input(point: Point, input: &Value) -> AppResult<()> {
-    if point != Point::Admission || input.get("review").is_some_and(Value::is_object) {
+    if input.get("review").is_some_and(Value::is_object)
+        || input.get("kind").and_then(Value::as_str) != Some("AdmissionReview")
+    {
         return Ok(());
     }
-    let given = if input.get("kind").and_then(Value::as_str) == Some("AdmissionReview") {
-        "a whole AdmissionReview; send it to POST /api/policy/admission, or give its `request` as `review`"
-    } else {
-        "no `review` object; give the AdmissionReview's `request` as `review`, or evaluate a manifest at the deploy point"
+    let instead = match point {
+        Point::Admission => "send it to POST /api/policy/admission, or give its `request` as `review`",
+        _ => "evaluate its `request.object` (the manifest), or give its `request` as `review` at the admission point",
     };
     Err(AppError::invalid_field(
-        "input.review",
+        "input",
         format!(
-            "the admission point's input is what Gatekeeper passes, {{\"review\": <AdmissionReview.request>, \"parameters\": {{…}}}}; this input has {given}"
+            "a whole AdmissionReview is read by no policy: the admission point's input is {{\"review\": <AdmissionReview.request>, \"parameters\": {{…}}}}, as Gatekeeper passes it; {instead}"
         ),
     ))
 }

@@ -44,7 +44,7 @@ pub(crate) fn router() -> Router<AppState> {
 /// `POST /api/policy/evaluate`: one decision.
 #[utoipa::path(post, path = "/api/policy/evaluate", tag = "policy", request_body = EvaluateRequest,
     responses((status = 200, description = "The decision, logged under `decisionId`", body = DecisionDto),
-              (status = 400, description = "Malformed request, unknown point, or an admission-point input without `review`", body = ErrorBody)))]
+              (status = 400, description = "Malformed request, unknown point, or a whole AdmissionReview as the input", body = ErrorBody)))]
 pub(crate) async fn evaluate(
     State(app): State<AppState>,
     Extension(caller): Extension<Caller>,

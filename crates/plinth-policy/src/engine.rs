@@ -1329,8 +1329,8 @@ impl Input {
     /// Sets `key` on an object (copying the object's top level only if it
     /// is shared); does nothing on any other value.
     pub fn insert(&mut self, key: &str, value: Input) {
-        if let Ok(fields) = self.0.as_object_mut() {
-            fields.insert(regorus::Value::from(key), value.0);
+        if let regorus::Value::Object(fields) = &mut self.0 {
+            regorus::Rc::make_mut(fields).insert(regorus::Value::from(key), value.0);
         }
     }
 
@@ -1368,9 +1368,9 @@ impl<T: Into<Input>> From<Option<T>> for Input {
 fn review_object(input: &regorus::Value) -> Option<regorus::Value> {
     let mut object = input[&regorus::Value::from("review")][&regorus::Value::from("object")].clone();
     let context = &input[&regorus::Value::from("plinth")];
-    let fields = object.as_object_mut().ok()?;
+    let regorus::Value::Object(fields) = &mut object else { return None };
     if *context != regorus::Value::Undefined {
-        fields.insert(regorus::Value::from("plinth"), context.clone());
+        regorus::Rc::make_mut(fields).insert(regorus::Value::from("plinth"), context.clone());
     }
     Some(object)
 }

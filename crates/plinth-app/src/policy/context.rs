@@ -178,9 +178,31 @@ pub fn subject_refs(input: &Value, explicit: &[String]) -> Vec<String> {
 pub fn resolve(state: &CatalogState, refs: &[String]) -> Map<String, Value> {
     let mut entities = Map::new();
     walk(state, refs, |key, record| {
-        entities.insert(key.to_string(), serde_json::from_str(&record.body).unwrap_or(Value::Null));
+        entities.insert(key.to_string(), stored_json(record));
     });
     entities
+}
+
+/// [`resolve`] and [`resolve_input`] in one walk of the catalogue: a
+/// decision needs the JSON for its log and the converted form for the
+/// engine.
+pub fn resolve_both(
+    state: &CatalogState,
+    refs: &[String],
+    subject: Option<&str>,
+    cache: &ContextCache,
+) -> (Map<String, Value>, Input) {
+    let (mut json, mut converted) = (Map::new(), Input::object());
+    walk(state, refs, |key, record| {
+        json.insert(key.to_string(), stored_json(record));
+        converted.insert(key, cache.get(key, record, Some(key) != subject));
+    });
+    (json, converted)
+}
+
+/// An entity's stored body (without `relations`) as JSON.
+fn stored_json(record: &EntityRecord) -> Value {
+    serde_json::from_str(&record.body).unwrap_or(Value::Null)
 }
 
 /// [`resolve`] as a policy input already converted, each entity taken from

@@ -273,10 +273,8 @@ impl PolicyService {
         // the engine, where the teams, systems and models that recur come
         // from the context cache instead of being converted again (converting
         // the whole input was a quarter of a decision's cost).
-        let (mut entities, mut converted_entities) = {
-            let state = self.catalog.read();
-            (context::resolve(&state, &refs), context::resolve_input(&state, &refs, None, &self.context_cache))
-        };
+        let (mut entities, mut converted_entities) =
+            context::resolve_both(&self.catalog.read(), &refs, None, &self.context_cache);
         for entity in &context.pending {
             if let Some(entity_ref) = plinth_model::entity_ref_of(entity) {
                 if let serde_json::map::Entry::Vacant(slot) = entities.entry(entity_ref.key()) {

@@ -44,8 +44,7 @@ fn stats(mut samples: Vec<f64>) -> (f64, f64, f64) {
 }
 
 async fn bench(args: BenchAuthArgs) -> Result<ExitCode> {
-    let machine =
-        format!("{} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), std::env::consts::ARCH);
+    let machine = crate::common::machine();
     let mut report = format!("## Identity and access (`plinth bench auth`, {machine})\n\n");
     let demo = plinth_app::shipped::demo_dir().join("catalog-info.yaml");
 

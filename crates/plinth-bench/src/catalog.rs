@@ -116,6 +116,10 @@ struct Setup {
     ingest_s: f64,
     /// The server's CPU-seconds from start to queryable.
     ingest_cpu_s: f64,
+    /// The host's steal ([`crate::common::steal_seconds`]) at start, and
+    /// what it grew by to queryable.
+    steal_at_start: f64,
+    ingest_steal_s: f64,
 }
 
 /// Where the policy capability stands (`GET /api/policy/status`).
@@ -249,6 +253,7 @@ async fn setup(args: &BenchCatalogArgs, entities: usize) -> Result<Setup> {
     let root = catalog_dir.join("all.yaml");
 
     // Start → every entity queryable with relations, search and facets.
+    let steal_at_start = crate::common::steal_seconds();
     let started = Instant::now();
     let policy_arg = policy_dir.to_string_lossy().to_string();
     // Only the generated catalogue: the shipped templates (registered by
@@ -288,7 +293,8 @@ async fn setup(args: &BenchCatalogArgs, entities: usize) -> Result<Setup> {
     }
     let ingest_s = started.elapsed().as_secs_f64();
     let ingest_cpu_s = crate::common::cpu_seconds(server.child.id());
-    eprintln!("ingest: {ingest_s:.2} s, {ingest_cpu_s:.1} CPU-s");
+    let ingest_steal_s = crate::common::steal_seconds() - steal_at_start;
+    eprintln!("ingest: {ingest_s:.2} s, {ingest_cpu_s:.1} CPU-s, {ingest_steal_s:.2} s of steal");
     Ok(Setup {
         work,
         catalog_dir,
@@ -304,6 +310,8 @@ async fn setup(args: &BenchCatalogArgs, entities: usize) -> Result<Setup> {
         started,
         ingest_s,
         ingest_cpu_s,
+        steal_at_start,
+        ingest_steal_s,
     })
 }
 
@@ -684,18 +692,6 @@ async fn git_webhook_freshness(client: &reqwest::Client, base: &str, work: &Path
     Ok(seconds)
 }
 
-fn machine() -> (usize, String) {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    (std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), cpu)
-}
-
 async fn bench(args: BenchCatalogArgs) -> Result<ExitCode> {
     if let Some(scale) = &args.scale {
         return scale_curve(&args, scale).await;
@@ -808,12 +804,14 @@ async fn bench(args: BenchCatalogArgs) -> Result<ExitCode> {
 
     let peak = peak_rss_mib(setup.server.child.id());
     let expected = setup.expected;
-    let (cores, cpu) = machine();
+    let machine = crate::common::machine();
+    let steal = crate::common::steal_seconds() - setup.steal_at_start;
     let mut md = String::new();
     md.push_str(&format!(
-        "### Catalogue, {expected} entities, {}{}\n\nMachine: {cores} cores ({cpu}). Command: `plinth bench catalog --entities {}{}{} --requests {n}`. Generated with `gen_catalog.py --entities {} --ai --seed 7` ({} files). One client, requests one at a time over loopback keep-alive; every response checked.\n\n",
+        "### Catalogue, {expected} entities, {}{}\n\nMachine: {machine}; the host's steal (CPU time given to other guests): {:.2} s from start to queryable, {steal:.2} s over the whole run. Command: `plinth bench catalog --entities {}{}{} --requests {n}`. Generated with `gen_catalog.py --entities {} --ai --seed 7` ({} files). One client, requests one at a time over loopback keep-alive; every response checked.\n\n",
         setup.backend,
         if args.auth { ", `--auth required` with a token on every request" } else { "" },
+        setup.ingest_steal_s,
         args.entities,
         if args.postgres.is_some() { " --postgres URL" } else { "" },
         if args.auth { " --auth" } else { "" },
@@ -895,7 +893,7 @@ async fn scale_curve(args: &BenchCatalogArgs, scale: &str) -> Result<ExitCode> {
         let n: usize = digits.parse().with_context(|| format!("--scale: `{part}` is not a size like 10k or 1m"))?;
         sizes.push(n * factor);
     }
-    let (cores, cpu) = machine();
+    let machine = crate::common::machine();
     let backend = if args.postgres.is_some() { "PostgreSQL" } else { "SQLite" };
     let requests = args.requests.min(300);
     let mut rows: Vec<ScaleRow> = Vec::new();
@@ -922,6 +920,7 @@ async fn scale_curve(args: &BenchCatalogArgs, scale: &str) -> Result<ExitCode> {
             entities: setup.expected,
             ingest_s: setup.ingest_s,
             ingest_cpu_s: setup.ingest_cpu_s,
+            ingest_steal_s: setup.ingest_steal_s,
             governance_s,
             peak,
             settled_rss,
@@ -934,7 +933,7 @@ async fn scale_curve(args: &BenchCatalogArgs, scale: &str) -> Result<ExitCode> {
             drop_database(admin, name).await;
         }
     }
-    let md = scale_report(&rows, backend, cores, &cpu, scale, args.postgres.is_some(), requests);
+    let md = scale_report(&rows, backend, &machine, scale, args.postgres.is_some(), requests);
     println!("{md}");
     if let Some(path) = &args.report {
         std::fs::write(path, &md)?;
@@ -951,6 +950,8 @@ struct ScaleRow {
     entities: u64,
     ingest_s: f64,
     ingest_cpu_s: f64,
+    /// The host's steal from start to queryable, seconds.
+    ingest_steal_s: f64,
     /// `None`: not done within [`GOVERNANCE_BUDGET_S`].
     governance_s: Option<f64>,
     peak: f64,
@@ -985,32 +986,32 @@ async fn memory_footprint(client: &reqwest::Client, base: &str) -> Result<Vec<(S
 fn scale_report(
     rows: &[ScaleRow],
     backend: &str,
-    cores: usize,
-    cpu: &str,
+    machine: &str,
     scale: &str,
     postgres: bool,
     requests: usize,
 ) -> String {
     let mut md = format!(
-        "### Scale curve, {backend}\n\nMachine: {cores} cores ({cpu}). Command: `plinth bench catalog --scale {scale}{} --requests {requests}`. Latencies are p99 (p95 for portal pages) of the first phase, right after queryable, while the governance view evaluates in the background. Settled RSS is taken once the governance view has evaluated every entity, or after 600 s when it has not. A size whose largest generated file is over the default 8 MiB bound (`gen_catalog.py` writes every user in one file) is served with `--max-catalog-file-mib` raised to fit it.\n\n",
+        "### Scale curve, {backend}\n\nMachine: {machine}. Command: `plinth bench catalog --scale {scale}{} --requests {requests}`. Latencies are p99 (p95 for portal pages) of the first phase, right after queryable, while the governance view evaluates in the background. Settled RSS is taken once the governance view has evaluated every entity, or after 600 s when it has not. A size whose largest generated file is over the default 8 MiB bound (`gen_catalog.py` writes every user in one file) is served with `--max-catalog-file-mib` raised to fit it.\n\n",
         if postgres { " --postgres URL" } else { "" },
     );
     let names: Vec<String> =
         rows.first().map(|r| r.phase.cases.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
-    md.push_str("| entities | start → queryable s | s per 100k | CPU-s to queryable | CPU-s per 100k | governance done s | peak RSS MiB | settled RSS MiB | kB per entity |");
+    md.push_str("| entities | start → queryable s | s per 100k | CPU-s to queryable | CPU-s per 100k | steal to queryable s | governance done s | peak RSS MiB | settled RSS MiB | kB per entity |");
     for name in &names {
         md.push_str(&format!(" {name} ms |"));
     }
-    md.push_str(&format!("\n|---|---|---|---|---|---|---|---|---|{}\n", "---|".repeat(names.len())));
+    md.push_str(&format!("\n|---|---|---|---|---|---|---|---|---|---|{}\n", "---|".repeat(names.len())));
     for row in rows {
         let per = |v: f64| v / row.entities as f64 * 100_000.0;
         md.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {:.1} | {:.2} | {} | {:.0} | {:.0} | {:.1} |",
+            "| {} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {} | {:.0} | {:.0} | {:.1} |",
             row.entities,
             row.ingest_s,
             per(row.ingest_s),
             row.ingest_cpu_s,
             per(row.ingest_cpu_s),
+            row.ingest_steal_s,
             row.governance_s.map_or(format!("not within {GOVERNANCE_BUDGET_S}"), |s| format!("{s:.1}")),
             row.peak,
             row.settled_rss,

@@ -96,6 +96,49 @@ pub(crate) async fn settle(pid: u32, quiet: std::time::Duration, limit: std::tim
     }
 }
 
+/// The machine a report was measured on: cores, the CPU's name with its
+/// family and model numbers, and the architecture. The name alone is not
+/// enough: "AMD EPYC" has covered machines of this kind that ran the same
+/// bench at speeds 1.5 to 2 times apart.
+pub(crate) fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let cpu = cpu_description(&std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default());
+    format!("{cores} cores, {cpu}, {}", std::env::consts::ARCH)
+}
+
+/// The first processor's name, family and model in `/proc/cpuinfo` text.
+fn cpu_description(cpuinfo: &str) -> String {
+    let field = |name: &str| {
+        cpuinfo
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .filter_map(|l| l.split_once(':'))
+            .find(|(key, _)| key.trim() == name)
+            .map(|(_, value)| value.trim())
+            .filter(|value| !value.is_empty())
+    };
+    let mut cpu = field("model name").unwrap_or("unknown CPU").to_string();
+    if let (Some(family), Some(model)) = (field("cpu family"), field("model")) {
+        cpu.push_str(&format!(" (family {family}, model {model})"));
+    }
+    cpu
+}
+
+/// CPU time the hypervisor gave to other guests while this one wanted it
+/// (`steal` in `/proc/stat`), seconds, summed over the cores; 0 where the
+/// kernel does not report it. Read it before and after a measured window:
+/// what it grew by is time the window's figures lost to the host.
+pub(crate) fn steal_seconds() -> f64 {
+    steal_in(&std::fs::read_to_string("/proc/stat").unwrap_or_default()).unwrap_or(0.0)
+}
+
+/// The steal seconds in `/proc/stat` text: the eighth figure of its
+/// `cpu` line, in USER_HZ (100 on every architecture Linux supports).
+fn steal_in(stat: &str) -> Option<f64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    line.split_whitespace().nth(8)?.parse::<f64>().ok().map(|ticks| ticks / 100.0)
+}
+
 /// Peak resident memory (`VmHWM`), MiB.
 pub(crate) fn peak_rss_mib(pid: u32) -> f64 {
     status_mib(pid, "VmHWM:")
@@ -122,4 +165,28 @@ pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
         return 0.0;
     }
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cpu_is_named_with_its_family_and_model() {
+        let cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 1\n\
+                       model name\t: AMD EPYC\nstepping\t: 1\n\nprocessor\t: 1\nmodel\t\t: 17\n";
+        assert_eq!(cpu_description(cpuinfo), "AMD EPYC (family 25, model 1)");
+        // Without family and model (other architectures), the name alone.
+        assert_eq!(cpu_description("model name\t: Some CPU\n"), "Some CPU");
+        assert_eq!(cpu_description(""), "unknown CPU");
+    }
+
+    #[test]
+    fn steal_is_the_eighth_figure_of_the_cpu_line() {
+        let stat = "cpu  408868 0 25157 268979 3036 0 928 5076 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
+        assert_eq!(steal_in(stat), Some(50.76));
+        // An older kernel's shorter line, or no cpu line at all.
+        assert_eq!(steal_in("cpu  1 2 3 4\n"), None);
+        assert_eq!(steal_in("intr 5\n"), None);
+    }
 }

@@ -82,13 +82,13 @@ fn verdict(met: bool) -> &'static str {
 
 async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
     let mut report = String::new();
-    let machine =
-        format!("{} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), std::env::consts::ARCH);
+    let machine = crate::common::machine();
     report.push_str(&format!("## Policy (`plinth bench policy`, {machine})\n\n"));
     if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
         let load: Vec<&str> = load.split_whitespace().take(3).collect();
         report.push_str(&format!("Load average when started: {}.\n\n", load.join(" ")));
     }
+    let steal_before = crate::common::steal_seconds();
 
     // 1. In-process decisions with catalogue context, logged.
     let data = tempfile::tempdir()?;
@@ -422,6 +422,10 @@ async fn bench(args: BenchPolicyArgs) -> Result<ExitCode> {
             failures.first.join("; ")
         ));
     }
+    report.push_str(&format!(
+        "\nThe host's steal (CPU time given to other guests) over the whole run: {:.2} s.\n",
+        crate::common::steal_seconds() - steal_before
+    ));
     let _ = server.child.kill();
     println!("{report}");
     if let Some(path) = args.report {

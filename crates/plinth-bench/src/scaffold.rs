@@ -308,8 +308,7 @@ async fn bench(args: BenchScaffoldArgs) -> Result<ExitCode> {
     }
     let (rss, rss_after) = (peak_rss_mib(server.child.id()), rss_mib(server.child.id()));
 
-    let machine =
-        format!("{} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), std::env::consts::ARCH);
+    let machine = crate::common::machine();
     let backend = if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" };
     let mut report = format!(
         "## Golden paths (`plinth bench scaffold`, {machine}, {backend}, {entities_after_runs} entities)\n\n\

@@ -260,6 +260,9 @@ fn pipeline_per_core(payloads: &[Vec<u8>], services: &[(String, String)]) -> (f6
     (pipeline, spans as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Passes of [`pipeline_per_core`] whose median is reported.
+const PIPELINE_PASSES: usize = 3;
+
 fn now_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
@@ -316,11 +319,8 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     let url = format!("{base}/v1/traces");
     let mut rng = Lcg(42);
     let mut report = String::new();
-    let machine = format!(
-        "{} cores, {}",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
-        if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" }
-    );
+    let machine =
+        format!("{}, {}", crate::common::machine(), if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" });
     report.push_str(&format!("### OTLP ingest (`plinth bench signals`, {machine})\n\n"));
 
     // ---- 30 days of history (also the summary benchmark's data) ----------
@@ -404,10 +404,16 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     }
     let spans_per_export = (args.batch.max(6) / 6) * 6;
     let bytes: usize = payloads.iter().map(Vec::len).sum();
-    let (pipeline, weighing) = pipeline_per_core(&payloads, &services);
+    // Three passes: on a shared host one pass swings by a third from run
+    // to run; the median and the range say how much.
+    let mut passes: Vec<(f64, f64)> = (0..PIPELINE_PASSES).map(|_| pipeline_per_core(&payloads, &services)).collect();
+    passes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (pipeline, weighing) = passes[passes.len() / 2];
+    let (slowest, fastest) = (passes[0].0, passes[passes.len() - 1].0);
     let payloads = Arc::new(tokio::sync::Mutex::new(payloads));
     let database = args.database_url.is_some().then(|| crate::common::cpu_seconds_named("postgres"));
     let cpu_before = crate::common::cpu_seconds(pid);
+    let steal_before = crate::common::steal_seconds();
     let wall = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
@@ -440,6 +446,7 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     // End to end: the window, and then the compaction of the rows it
     // appended, until the server is idle again.
     let cpu = crate::common::settle(pid, quiet, Duration::from_secs(600)).await - cpu_before;
+    let steal = crate::common::steal_seconds() - steal_before;
     let database = database.map(|before| crate::common::cpu_seconds_named("postgres") - before);
     let spans = exports_total * spans_per_export;
     let per_second = spans as f64 / elapsed;
@@ -449,7 +456,8 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
         "- Ingest: {spans} spans in {exports_total} exports of {spans_per_export} ({:.1} MB protobuf), {} in flight, \
          traces starting up to {} s before their export: **{per_second:.0} spans/s** wall; server CPU {cpu:.2} s \
          ({window_cpu:.2} s while receiving, the rest compacting its rollup rows) → **{per_cpu_second:.0} spans per \
-         CPU-second** (bar ≥ 100,000 per core: {verdict}); {throttled} retries after 429.\n",
+         CPU-second** (bar ≥ 100,000 per core: {verdict}); {throttled} retries after 429; the host's steal \
+         over the window and its compaction: {steal:.2} s.\n",
         bytes as f64 / 1e6,
         args.concurrency,
         args.spread_seconds,
@@ -468,7 +476,8 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
     report.push_str(&format!(
         "- Of which the pipeline alone (the memory reservation's walk of the payload, protobuf decode, GenAI \
          extraction, attribution, pricing, rollups with sketches; one thread, no storage): **{pipeline:.0} spans/s \
-         per core** (the walk alone: {weighing:.0} spans/s per core); the rest is the durable commit \
+         per core**, the median of {PIPELINE_PASSES} passes ({slowest:.0} to {fastest:.0}; the walk alone: \
+         {weighing:.0} spans/s per core); the rest is the durable commit \
          (raw spans of GenAI traces with their bodies, de-duplication, rollup rows; SQLite WAL, fsync).\n"
     ));
 

@@ -478,7 +478,12 @@ async fn bench(args: BenchSignalsArgs) -> Result<ExitCode> {
          extraction, attribution, pricing, rollups with sketches; one thread, no storage): **{pipeline:.0} spans/s \
          per core**, the median of {PIPELINE_PASSES} passes ({slowest:.0} to {fastest:.0}; the walk alone: \
          {weighing:.0} spans/s per core); the rest is the durable commit \
-         (raw spans of GenAI traces with their bodies, de-duplication, rollup rows; SQLite WAL, fsync).\n"
+         (raw spans of GenAI traces with their bodies, de-duplication, rollup rows; {}).\n",
+        if args.database_url.is_some() {
+            "PostgreSQL's protocol; its own work is counted apart above"
+        } else {
+            "SQLite's WAL and fsync"
+        }
     ));
 
     // ---- freshness ---------------------------------------------------------

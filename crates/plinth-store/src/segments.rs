@@ -19,9 +19,11 @@
 //! The spans themselves are a JSON array of arrays ([`WireSpan`]),
 //! LZ4-compressed behind a format byte (see [`pack`]): a third of the
 //! bytes, and bytes are what the store's B-tree, WAL and checkpoint pay
-//! for. A span's body (itself JSON) is embedded as a JSON value; segments
-//! of the first compressed format hold it escaped in a string, and those
-//! written before migration 10 hold that JSON uncompressed.
+//! for. A span's body (itself JSON) is embedded as a JSON value, from
+//! migration 11 without the members that repeat the span's columns (see
+//! [`strip_columns`]); segments of the first compressed format hold it
+//! escaped in a string, and those written before migration 10 hold that
+//! JSON uncompressed.
 //!
 //! De-duplication is by (trace id, span id), as before: the ingest
 //! transaction reads the span ids of the batch's traces through the trace
@@ -126,9 +128,20 @@ pub(crate) fn build_segments<'a>(spans: &[&'a SpanRow]) -> Result<Vec<NewSegment
             tags.push_str(word);
             tags.push('\n');
         }
+        // Bodies without the columns they repeat when every body of the
+        // segment allows it (format 3); otherwise as they are (format 2).
+        let stripped: Option<Vec<Option<Box<RawValue>>>> = spans
+            .iter()
+            .map(|s| match &s.body {
+                Some(body) => strip_columns(s, body).map(Some),
+                None => Some(None),
+            })
+            .collect();
+        let format = if stripped.is_some() { LZ4_JSON_STRIPPED } else { LZ4_JSON_RAW };
         let encoded: Vec<WireSpan<'_, &RawValue>> = spans
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
                 let b = |v: &'a str| Cow::Borrowed(v);
                 WireSpan(
                     b(&s.span_id),
@@ -143,7 +156,10 @@ pub(crate) fn build_segments<'a>(spans: &[&'a SpanRow]) -> Result<Vec<NewSegment
                     b(&s.prompt_version),
                     b(&s.agent),
                     b(&s.data_source),
-                    s.body.as_ref().map(SpanBody::raw),
+                    match &stripped {
+                        Some(bodies) => bodies[i].as_deref(),
+                        None => s.body.as_ref().map(SpanBody::raw),
+                    },
                 )
             })
             .collect();
@@ -158,7 +174,7 @@ pub(crate) fn build_segments<'a>(spans: &[&'a SpanRow]) -> Result<Vec<NewSegment
             root_agent: root.map(|r| r.agent.clone()),
             tags,
             span_ids: spans.iter().map(|s| s.span_id.as_str()).collect::<Vec<_>>().join(","),
-            spans: pack(LZ4_JSON_RAW, &serde_json::to_vec(&encoded).map_err(|e| StoreError::Corrupt(e.to_string()))?)?,
+            spans: pack(format, &serde_json::to_vec(&encoded).map_err(|e| StoreError::Corrupt(e.to_string()))?)?,
         });
     }
     Ok(out)
@@ -173,6 +189,71 @@ const LZ4_JSON: u8 = 1;
 /// it costs a copy where escaping it into a string cost a pass over every
 /// byte and a write per quote (4 % of the OTLP receiver's CPU).
 const LZ4_JSON_RAW: u8 = 2;
+/// As [`LZ4_JSON_RAW`], each body without the members that repeat the
+/// span's columns (from migration 11): a body is the JSON of the span's
+/// `SpanFacts`, which begins with its trace, span and parent ids and name,
+/// its kind, then its start, end and service. Those members, all but the
+/// kind, were 64 % of the bodies' JSON and the bodies 74 % of a segment's.
+/// They are rebuilt from the columns when the segment is read, byte for
+/// byte (see [`strip_columns`]).
+const LZ4_JSON_STRIPPED: u8 = 3;
+
+/// The members of a span's body before and after its `kind` that its
+/// columns hold: `{"trace_id":…,"span_id":…,["parent_span_id":…,]"name":…,`
+/// and `"start_ns":…,"end_ns":…,"service":…`, written as `serde_json`
+/// writes them.
+fn column_members(
+    trace_id: &str,
+    span_id: &str,
+    parent_span_id: &str,
+    name: &str,
+    start_ns: i64,
+    end_ns: i64,
+    service: &str,
+) -> Result<(String, String), serde_json::Error> {
+    let text = serde_json::to_string;
+    let mut before = format!("{{\"trace_id\":{},\"span_id\":{},", text(trace_id)?, text(span_id)?);
+    if !parent_span_id.is_empty() {
+        before.push_str(&format!("\"parent_span_id\":{},", text(parent_span_id)?));
+    }
+    before.push_str(&format!("\"name\":{},", text(name)?));
+    let after = format!("\"start_ns\":{start_ns},\"end_ns\":{end_ns},\"service\":{}", text(service)?);
+    Ok((before, after))
+}
+
+/// The opening of a stripped body: its kind, a plain word.
+const KIND_MEMBER: &str = "{\"kind\":\"";
+
+/// `body` without the members [`column_members`] gives for `span`:
+/// `{"kind":"…"` and what followed the service. `None` when the body does
+/// not have exactly that shape (not a span's facts, or facts that disagree
+/// with the columns), and the segment is then written with whole bodies.
+fn strip_columns(span: &SpanRow, body: &SpanBody) -> Option<Box<RawValue>> {
+    let s = span;
+    let (before, after) =
+        column_members(&s.trace_id, &s.span_id, &s.parent_span_id, &s.name, s.start_ns, s.end_ns, &s.service).ok()?;
+    let rest = body.strip_prefix(before.as_str())?.strip_prefix("\"kind\":\"")?;
+    let end = rest.find('"')?;
+    let kind = &rest[..end];
+    if kind.contains('\\') {
+        return None;
+    }
+    let tail = rest[end..].strip_prefix("\",")?.strip_prefix(after.as_str())?;
+    if !(tail.starts_with(',') || tail.starts_with('}')) {
+        return None;
+    }
+    RawValue::from_string(format!("{KIND_MEMBER}{kind}\"{tail}")).ok()
+}
+
+/// The whole body of a stripped one (see [`strip_columns`]), from the
+/// span's columns.
+fn restore_columns(d: &WireSpan<'_, Box<RawValue>>, trace_id: &str, service: &str, stripped: &str) -> Option<SpanBody> {
+    let (before, after) = column_members(trace_id, &d.0, &d.1, &d.5, d.2, d.3, service).ok()?;
+    let rest = stripped.strip_prefix(KIND_MEMBER)?;
+    let end = rest.find('"')?;
+    let (kind, tail) = (&rest[..end], &rest[end + 1..]);
+    SpanBody::parse(format!("{before}\"kind\":\"{kind}\",{after}{tail}")).ok()
+}
 
 /// The largest decoded segment accepted: a damaged length must not size
 /// an allocation. An export (and so a segment) is far smaller.
@@ -200,6 +281,8 @@ enum Bodies {
     Strings,
     /// As the JSON value itself (format 2).
     Embedded,
+    /// As the JSON value without the members its columns hold (format 3).
+    Stripped,
 }
 
 /// The JSON of a stored segment, as [`pack`] wrote it or (before
@@ -208,7 +291,7 @@ fn unpack<'a>(trace_id: &str, stored: &'a [u8]) -> Result<(Cow<'a, [u8]>, Bodies
     let corrupt = |why: String| StoreError::Corrupt(format!("span segment of trace {trace_id}: {why}"));
     match stored {
         [b'[', ..] => Ok((Cow::Borrowed(stored), Bodies::Strings)),
-        [format @ (LZ4_JSON | LZ4_JSON_RAW), a, b, c, d, compressed @ ..] => {
+        [format @ (LZ4_JSON | LZ4_JSON_RAW | LZ4_JSON_STRIPPED), a, b, c, d, compressed @ ..] => {
             let len = u32::from_le_bytes([*a, *b, *c, *d]) as usize;
             if len > MAX_SEGMENT_BYTES {
                 return Err(corrupt(format!("its length {len} is beyond the limit")));
@@ -219,7 +302,11 @@ fn unpack<'a>(trace_id: &str, stored: &'a [u8]) -> Result<(Cow<'a, [u8]>, Bodies
             if written != len {
                 return Err(corrupt(format!("{written} bytes decompressed, {len} expected")));
             }
-            let bodies = if *format == LZ4_JSON_RAW { Bodies::Embedded } else { Bodies::Strings };
+            let bodies = match *format {
+                LZ4_JSON_STRIPPED => Bodies::Stripped,
+                LZ4_JSON_RAW => Bodies::Embedded,
+                _ => Bodies::Strings,
+            };
             Ok((Cow::Owned(json), bodies))
         }
         _ => Err(corrupt("unknown encoding".to_string())),
@@ -234,6 +321,25 @@ pub(crate) fn decode_segment(trace_id: &str, service: &str, spans: &[u8]) -> Res
         Bodies::Embedded => {
             let decoded: Vec<WireSpan<'static, Box<RawValue>>> = serde_json::from_slice(&json).map_err(corrupt)?;
             Ok(decoded.into_iter().map(|d| row(trace_id, service, d, |b| Some(SpanBody::from(b)))).collect())
+        }
+        Bodies::Stripped => {
+            let decoded: Vec<WireSpan<'static, Box<RawValue>>> = serde_json::from_slice(&json).map_err(corrupt)?;
+            let mut rows = Vec::with_capacity(decoded.len());
+            for d in decoded {
+                let body = match &d.12 {
+                    Some(stripped) => {
+                        Some(restore_columns(&d, trace_id, service, stripped.get()).ok_or_else(|| {
+                            StoreError::Corrupt(format!(
+                                "span segment of trace {trace_id}: the body of span {} is not a stripped body",
+                                d.0
+                            ))
+                        })?)
+                    }
+                    None => None,
+                };
+                rows.push(row(trace_id, service, d, move |_| body));
+            }
+            Ok(rows)
         }
         Bodies::Strings => {
             let decoded: Vec<WireSpan<'static, String>> = serde_json::from_slice(&json).map_err(corrupt)?;
@@ -250,7 +356,7 @@ pub(crate) fn older_body(text: String) -> Option<SpanBody> {
 }
 
 /// The span row of one decoded span.
-fn row<B>(trace_id: &str, service: &str, d: WireSpan<'static, B>, body: impl Fn(B) -> Option<SpanBody>) -> SpanRow {
+fn row<B>(trace_id: &str, service: &str, d: WireSpan<'static, B>, body: impl FnOnce(B) -> Option<SpanBody>) -> SpanRow {
     SpanRow {
         trace_id: trace_id.to_string(),
         span_id: d.0.into_owned(),
@@ -352,6 +458,94 @@ mod tests {
         assert!(!segments.iter().find(|s| s.trace_id == "t2").unwrap().kept);
         let keys = stored_keys(vec![("t1".into(), first.span_ids.clone()), ("t1".into(), "e".into())]);
         assert_eq!(keys["t1"], HashSet::from(["a".to_string(), "b".to_string(), "e".to_string()]));
+    }
+
+    /// A span whose body is its facts' JSON, as ingest writes it.
+    fn facts_span(trace: &str, id: &str, parent: &str, name: &str, service: &str, genai: bool) -> SpanRow {
+        let facts = plinth_telemetry::genai::SpanFacts {
+            trace_id: trace.into(),
+            span_id: id.into(),
+            parent_span_id: parent.into(),
+            name: name.into(),
+            kind: "client".into(),
+            start_ns: 1_796_620_120_519_291_848,
+            end_ns: 1_796_620_122_296_291_848,
+            service: service.into(),
+            operation: genai.then(|| "chat".into()),
+            request_model: genai.then(|| "gpt-4o-mini".into()),
+            ttft_ms: genai.then_some(90.0),
+            ..Default::default()
+        };
+        SpanRow {
+            trace_id: trace.into(),
+            span_id: id.into(),
+            parent_span_id: parent.into(),
+            start_ns: facts.start_ns,
+            end_ns: facts.end_ns,
+            received_s: 9,
+            service: service.into(),
+            name: name.into(),
+            operation: facts.operation.clone().unwrap_or_default(),
+            model: facts.request_model.clone().unwrap_or_default(),
+            prompt: String::new(),
+            prompt_version: String::new(),
+            agent: String::new(),
+            data_source: String::new(),
+            body: Some(SpanBody::of(&facts).unwrap()),
+        }
+    }
+
+    #[test]
+    fn bodies_are_stored_without_the_members_their_columns_hold_and_read_back_whole() {
+        let rows = [
+            // A root; a child whose name needs escaping; a span whose
+            // service is its body's last member.
+            facts_span("t1", "a", "", "POST /v1/answer", "svc", false),
+            facts_span("t1", "b", "a", "chat \"gpt\" \u{e9}\\n\u{7}", "svc", true),
+            facts_span("t1", "c", "b", "tool", "svc", false),
+        ];
+        let refs: Vec<&SpanRow> = rows.iter().collect();
+        let segment = build_segments(&refs).unwrap().remove(0);
+        assert_eq!(segment.spans[0], LZ4_JSON_STRIPPED);
+        let (json, bodies) = unpack("t1", &segment.spans).unwrap();
+        assert_eq!(bodies, Bodies::Stripped);
+        let text = String::from_utf8(json.into_owned()).unwrap();
+        for member in ["trace_id", "span_id", "name\"", "start_ns", "end_ns", "service"] {
+            assert!(!text.contains(member), "{member} in {text}");
+        }
+        assert!(text.contains(r#"{"kind":"client","operation":"chat","#), "{text}");
+        assert!(text.contains(r#"{"kind":"client"}"#), "{text}");
+        // Byte for byte: the restored bodies are the bodies ingest wrote.
+        let mut expected = rows.to_vec();
+        expected.sort_by(|a, b| (a.start_ns, &a.span_id).cmp(&(b.start_ns, &b.span_id)));
+        assert_eq!(decode_segment("t1", "svc", &segment.spans).unwrap(), expected);
+        // The stored bodies are less than half the bodies ingest wrote.
+        let stored: Vec<WireSpan<'static, Box<RawValue>>> = serde_json::from_str(&text).unwrap();
+        let stored: usize = stored.iter().filter_map(|d| d.12.as_ref()).map(|b| b.get().len()).sum();
+        let whole: usize = rows.iter().filter_map(|r| r.body.as_ref()).map(|b| b.len()).sum();
+        assert!(stored * 2 < whole, "{stored} bytes stored of {whole}");
+    }
+
+    #[test]
+    fn a_body_that_disagrees_with_its_columns_keeps_its_segment_whole() {
+        // Not a span's facts, or facts whose name differs from the column:
+        // the segment is written with whole bodies (format 2), as before.
+        let mut renamed = facts_span("t1", "a", "", "POST /v1/answer", "svc", true);
+        renamed.name = "renamed".into();
+        let other = span("t1", "b", "a", 10, "svc", true);
+        for rows in [vec![renamed.clone()], vec![facts_span("t1", "c", "", "x", "svc", true), other.clone()]] {
+            let refs: Vec<&SpanRow> = rows.iter().collect();
+            let segment = build_segments(&refs).unwrap().remove(0);
+            assert_eq!(segment.spans[0], LZ4_JSON_RAW);
+            let mut expected = rows.clone();
+            expected.sort_by(|a, b| (a.start_ns, &a.span_id).cmp(&(b.start_ns, &b.span_id)));
+            assert_eq!(decode_segment("t1", "svc", &segment.spans).unwrap(), expected);
+        }
+        // A stripped segment whose body lacks its kind is an error, not a panic.
+        let packed = pack(LZ4_JSON_STRIPPED, br#"[["a","",1,2,3,"n","","","","","","",{"x":1}]]"#).unwrap();
+        assert!(decode_segment("t", "s", &packed).is_err());
+        let packed = pack(LZ4_JSON_STRIPPED, br#"[["a","",1,2,3,"n","","","","","","",{"kind":"x}]]"#).unwrap();
+        assert!(decode_segment("t", "s", &packed).is_err());
     }
 
     #[test]

@@ -21,7 +21,7 @@
 //! bytes, and bytes are what the store's B-tree, WAL and checkpoint pay
 //! for. A span's body (itself JSON) is embedded as a JSON value, from
 //! migration 11 without the members that repeat the span's columns (see
-//! [`strip_columns`]); segments of the first compressed format hold it
+//! `SpanBody::without_columns`); segments of the first compressed format hold it
 //! escaped in a string, and those written before migration 10 hold that
 //! JSON uncompressed.
 //!
@@ -38,7 +38,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use plinth_telemetry::records::{SpanBody, SpanRow};
+use plinth_telemetry::records::{BodyColumns, SpanBody, SpanRow};
 use serde_json::value::RawValue;
 
 use crate::StoreError;
@@ -128,20 +128,35 @@ pub(crate) fn build_segments<'a>(spans: &[&'a SpanRow]) -> Result<Vec<NewSegment
             tags.push_str(word);
             tags.push('\n');
         }
-        // Bodies without the columns they repeat when every body of the
-        // segment allows it (format 3); otherwise as they are (format 2).
-        let stripped: Option<Vec<Option<Box<RawValue>>>> = spans
+        // Bodies without the columns they repeat (format 3), as ingest
+        // makes them, when every body of the segment has or allows that
+        // form; otherwise whole (format 2).
+        let stripped: Option<Vec<Option<Cow<'_, SpanBody>>>> = spans
             .iter()
             .map(|s| match &s.body {
-                Some(body) => strip_columns(s, body).map(Some),
+                Some(body) if !body.is_whole() => Some(Some(Cow::Borrowed(body))),
+                Some(body) => body.strip(BodyColumns::of(s)).map(|b| Some(Cow::Owned(b))),
                 None => Some(None),
             })
             .collect();
-        let format = if stripped.is_some() { LZ4_JSON_STRIPPED } else { LZ4_JSON_RAW };
+        let bodies: Vec<Option<Cow<'_, SpanBody>>> = match stripped {
+            Some(bodies) => bodies,
+            None => spans
+                .iter()
+                .map(|s| match &s.body {
+                    Some(body) if !body.is_whole() => SpanBody::with_columns(body.raw().get(), BodyColumns::of(s))
+                        .map(|b| Some(Cow::Owned(b)))
+                        .ok_or_else(|| StoreError::Corrupt(format!("the body of span {} lacks its kind", s.span_id))),
+                    Some(body) => Ok(Some(Cow::Borrowed(body))),
+                    None => Ok(None),
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let format = if bodies.iter().flatten().all(|b| !b.is_whole()) { LZ4_JSON_STRIPPED } else { LZ4_JSON_RAW };
         let encoded: Vec<WireSpan<'_, &RawValue>> = spans
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
+            .zip(&bodies)
+            .map(|(s, body)| {
                 let b = |v: &'a str| Cow::Borrowed(v);
                 WireSpan(
                     b(&s.span_id),
@@ -156,10 +171,7 @@ pub(crate) fn build_segments<'a>(spans: &[&'a SpanRow]) -> Result<Vec<NewSegment
                     b(&s.prompt_version),
                     b(&s.agent),
                     b(&s.data_source),
-                    match &stripped {
-                        Some(bodies) => bodies[i].as_deref(),
-                        None => s.body.as_ref().map(SpanBody::raw),
-                    },
+                    body.as_deref().map(SpanBody::raw),
                 )
             })
             .collect();
@@ -195,65 +207,8 @@ const LZ4_JSON_RAW: u8 = 2;
 /// its kind, then its start, end and service. Those members, all but the
 /// kind, were 64 % of the bodies' JSON and the bodies 74 % of a segment's.
 /// They are rebuilt from the columns when the segment is read, byte for
-/// byte (see [`strip_columns`]).
+/// byte (see `SpanBody::without_columns`).
 const LZ4_JSON_STRIPPED: u8 = 3;
-
-/// The members of a span's body before and after its `kind` that its
-/// columns hold: `{"trace_id":…,"span_id":…,["parent_span_id":…,]"name":…,`
-/// and `"start_ns":…,"end_ns":…,"service":…`, written as `serde_json`
-/// writes them.
-fn column_members(
-    trace_id: &str,
-    span_id: &str,
-    parent_span_id: &str,
-    name: &str,
-    start_ns: i64,
-    end_ns: i64,
-    service: &str,
-) -> Result<(String, String), serde_json::Error> {
-    let text = serde_json::to_string;
-    let mut before = format!("{{\"trace_id\":{},\"span_id\":{},", text(trace_id)?, text(span_id)?);
-    if !parent_span_id.is_empty() {
-        before.push_str(&format!("\"parent_span_id\":{},", text(parent_span_id)?));
-    }
-    before.push_str(&format!("\"name\":{},", text(name)?));
-    let after = format!("\"start_ns\":{start_ns},\"end_ns\":{end_ns},\"service\":{}", text(service)?);
-    Ok((before, after))
-}
-
-/// The opening of a stripped body: its kind, a plain word.
-const KIND_MEMBER: &str = "{\"kind\":\"";
-
-/// `body` without the members [`column_members`] gives for `span`:
-/// `{"kind":"…"` and what followed the service. `None` when the body does
-/// not have exactly that shape (not a span's facts, or facts that disagree
-/// with the columns), and the segment is then written with whole bodies.
-fn strip_columns(span: &SpanRow, body: &SpanBody) -> Option<Box<RawValue>> {
-    let s = span;
-    let (before, after) =
-        column_members(&s.trace_id, &s.span_id, &s.parent_span_id, &s.name, s.start_ns, s.end_ns, &s.service).ok()?;
-    let rest = body.strip_prefix(before.as_str())?.strip_prefix("\"kind\":\"")?;
-    let end = rest.find('"')?;
-    let kind = &rest[..end];
-    if kind.contains('\\') {
-        return None;
-    }
-    let tail = rest[end..].strip_prefix("\",")?.strip_prefix(after.as_str())?;
-    if !(tail.starts_with(',') || tail.starts_with('}')) {
-        return None;
-    }
-    RawValue::from_string(format!("{KIND_MEMBER}{kind}\"{tail}")).ok()
-}
-
-/// The whole body of a stripped one (see [`strip_columns`]), from the
-/// span's columns.
-fn restore_columns(d: &WireSpan<'_, Box<RawValue>>, trace_id: &str, service: &str, stripped: &str) -> Option<SpanBody> {
-    let (before, after) = column_members(trace_id, &d.0, &d.1, &d.5, d.2, d.3, service).ok()?;
-    let rest = stripped.strip_prefix(KIND_MEMBER)?;
-    let end = rest.find('"')?;
-    let (kind, tail) = (&rest[..end], &rest[end + 1..]);
-    SpanBody::parse(format!("{before}\"kind\":\"{kind}\",{after}{tail}")).ok()
-}
 
 /// The largest decoded segment accepted: a damaged length must not size
 /// an allocation. An export (and so a segment) is far smaller.
@@ -328,7 +283,16 @@ pub(crate) fn decode_segment(trace_id: &str, service: &str, spans: &[u8]) -> Res
             for d in decoded {
                 let body = match &d.12 {
                     Some(stripped) => {
-                        Some(restore_columns(&d, trace_id, service, stripped.get()).ok_or_else(|| {
+                        let columns = BodyColumns {
+                            trace_id,
+                            span_id: &d.0,
+                            parent_span_id: &d.1,
+                            name: &d.5,
+                            start_ns: d.2,
+                            end_ns: d.3,
+                            service,
+                        };
+                        Some(SpanBody::with_columns(stripped.get(), columns).ok_or_else(|| {
                             StoreError::Corrupt(format!(
                                 "span segment of trace {trace_id}: the body of span {} is not a stripped body",
                                 d.0
@@ -495,6 +459,13 @@ mod tests {
         }
     }
 
+    /// `row` with its body as ingest makes it: without its columns.
+    fn as_ingested(mut row: SpanRow) -> SpanRow {
+        row.body = row.body.as_ref().and_then(|b| b.strip(BodyColumns::of(&row)));
+        assert!(row.body.as_ref().is_some_and(|b| !b.is_whole()));
+        row
+    }
+
     #[test]
     fn bodies_are_stored_without_the_members_their_columns_hold_and_read_back_whole() {
         let rows = [
@@ -504,7 +475,14 @@ mod tests {
             facts_span("t1", "b", "a", "chat \"gpt\" \u{e9}\\n\u{7}", "svc", true),
             facts_span("t1", "c", "b", "tool", "svc", false),
         ];
-        let refs: Vec<&SpanRow> = rows.iter().collect();
+        // Whole bodies are stripped by the store; ingest's are stored as
+        // they come. Both read back whole.
+        let ingested = rows.clone().map(as_ingested);
+        assert_eq!(
+            build_segments(&ingested.iter().collect::<Vec<_>>()).unwrap()[0].spans,
+            build_segments(&rows.iter().collect::<Vec<_>>()).unwrap()[0].spans
+        );
+        let refs: Vec<&SpanRow> = ingested.iter().collect();
         let segment = build_segments(&refs).unwrap().remove(0);
         assert_eq!(segment.spans[0], LZ4_JSON_STRIPPED);
         let (json, bodies) = unpack("t1", &segment.spans).unwrap();
@@ -522,7 +500,7 @@ mod tests {
         // The stored bodies are less than half the bodies ingest wrote.
         let stored: Vec<WireSpan<'static, Box<RawValue>>> = serde_json::from_str(&text).unwrap();
         let stored: usize = stored.iter().filter_map(|d| d.12.as_ref()).map(|b| b.get().len()).sum();
-        let whole: usize = rows.iter().filter_map(|r| r.body.as_ref()).map(|b| b.len()).sum();
+        let whole: usize = rows.iter().filter_map(|r| r.body.as_ref()?.whole()).map(str::len).sum();
         assert!(stored * 2 < whole, "{stored} bytes stored of {whole}");
     }
 
@@ -533,11 +511,28 @@ mod tests {
         let mut renamed = facts_span("t1", "a", "", "POST /v1/answer", "svc", true);
         renamed.name = "renamed".into();
         let other = span("t1", "b", "a", 10, "svc", true);
-        for rows in [vec![renamed.clone()], vec![facts_span("t1", "c", "", "x", "svc", true), other.clone()]] {
+        let ingested = as_ingested(facts_span("t1", "c", "", "x", "svc", true));
+        let cases = [
+            vec![renamed.clone()],
+            vec![facts_span("t1", "c", "", "x", "svc", true), other.clone()],
+            // A body without its columns beside one that cannot lose them
+            // is made whole again.
+            vec![ingested.clone(), other.clone()],
+        ];
+        for rows in cases {
             let refs: Vec<&SpanRow> = rows.iter().collect();
             let segment = build_segments(&refs).unwrap().remove(0);
             assert_eq!(segment.spans[0], LZ4_JSON_RAW);
-            let mut expected = rows.clone();
+            let mut expected: Vec<SpanRow> = rows
+                .iter()
+                .map(|r| {
+                    if r.span_id == ingested.span_id {
+                        facts_span("t1", "c", "", "x", "svc", true)
+                    } else {
+                        r.clone()
+                    }
+                })
+                .collect();
             expected.sort_by(|a, b| (a.start_ns, &a.span_id).cmp(&(b.start_ns, &b.span_id)));
             assert_eq!(decode_segment("t1", "svc", &segment.spans).unwrap(), expected);
         }
@@ -592,6 +587,6 @@ mod tests {
         // (a JSON string), not as an error that would hide the segment.
         let not_json = r#"[["a","",10,15,9,"na","","","a_b%","1","root-agent","","not json"]]"#;
         let decoded = decode_segment("t1", "s", not_json.as_bytes()).unwrap();
-        assert_eq!(decoded[0].body.as_deref(), Some(r#""not json""#));
+        assert_eq!(decoded[0].body.as_ref().and_then(SpanBody::whole), Some(r#""not json""#));
     }
 }

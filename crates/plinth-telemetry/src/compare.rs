@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::records::{RollupRow, ScoreRow, SpanRow};
+use crate::records::{RollupRow, ScoreRow, SpanBody, SpanRow};
 use serde::Serialize;
 
 use crate::genai::SpanFacts;
@@ -83,7 +83,9 @@ pub fn compare_prompt_versions(
     }
     let mut samples: BTreeMap<String, Samples> = BTreeMap::new();
     for span in spans {
-        let Some(facts) = span.body.as_deref().and_then(|b| serde_json::from_str::<SpanFacts>(b).ok()) else {
+        let Some(facts) =
+            span.body.as_ref().and_then(SpanBody::whole).and_then(|b| serde_json::from_str::<SpanFacts>(b).ok())
+        else {
             continue;
         };
         if !facts.bills_tokens() {
@@ -264,7 +266,9 @@ pub fn retrieval_quality(
     }
     let mut sources: BTreeMap<String, Acc> = BTreeMap::new();
     for span in spans {
-        let Some(facts) = span.body.as_deref().and_then(|b| serde_json::from_str::<SpanFacts>(b).ok()) else {
+        let Some(facts) =
+            span.body.as_ref().and_then(SpanBody::whole).and_then(|b| serde_json::from_str::<SpanFacts>(b).ok())
+        else {
             continue;
         };
         if facts.operation.as_deref() != Some("retrieval") {

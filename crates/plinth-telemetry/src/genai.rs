@@ -172,6 +172,49 @@ impl SpanFacts {
     }
 }
 
+/// [`SpanFacts`] without the members a stored span's columns hold (trace,
+/// span and parent ids, name, start, end, service): its JSON is what
+/// `SpanFacts` writes from `kind` on, less `start_ns`, `end_ns` and
+/// `service`. See `records::SpanBody::without_columns`; a test there checks
+/// that the two give the whole body back byte for byte, and names every
+/// field, so a field added to `SpanFacts` must be added here too.
+pub struct WithoutColumns<'a>(&'a SpanFacts);
+
+impl SpanFacts {
+    /// These facts, to be serialised without their columns.
+    pub fn without_columns(&self) -> WithoutColumns<'_> {
+        WithoutColumns(self)
+    }
+}
+
+impl Serialize for WithoutColumns<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let f = self.0;
+        let mut out = serializer.serialize_struct("SpanFacts", 30)?;
+        out.serialize_field("kind", &f.kind)?;
+        if f.error {
+            out.serialize_field("error", &f.error)?;
+        }
+        // In `SpanFacts`' order, each left out as its `skip_serializing_if` says.
+        macro_rules! unless {
+            ($empty:expr, $($field:ident),+) => {
+                $(if !$empty(&f.$field) {
+                    out.serialize_field(stringify!($field), &f.$field)?;
+                })+
+            };
+        }
+        unless!(Option::is_none, error_message, operation, provider, request_model, response_model);
+        unless!(Usage::is_empty, usage);
+        unless!(Option::is_none, ttft_ms, conversation_id, agent_id, agent_name, tool_name, tool_call_id, tool_type);
+        unless!(Option::is_none, tool_arguments, tool_result, prompt_name, prompt_version, data_source);
+        unless!(Vec::is_empty, documents, evaluations, finish_reasons);
+        unless!(Option::is_none, reported_cost_usd, cost_usd, cost_source, price_version, http_method, http_route);
+        unless!(Option::is_none, http_status);
+        out.end()
+    }
+}
+
 /// Lower-case hex of `bytes`, as `hex::encode` gives it, written into a
 /// buffer rather than collected a `char` at a time (three ids per span: that
 /// collecting was 1.4 % of the receiver's CPU).

@@ -218,7 +218,7 @@ pub fn prepare(request: &ExportTraceServiceRequest, ctx: &IngestContext<'_>) -> 
             data_source: facts.data_source.clone().unwrap_or_default(),
             // (A span whose facts cannot be written as JSON, which serde
             // does not do for these types, is kept by its key alone.)
-            body: if kept { SpanBody::of(facts).ok() } else { None },
+            body: if kept { SpanBody::without_columns(facts).ok() } else { None },
         });
     }
     batch

@@ -536,7 +536,7 @@ pub struct TraceView {
 /// `None` when no stored span has a body.
 pub fn trace_view(trace_id: &str, rows: &[SpanRow]) -> Option<TraceView> {
     let mut facts: Vec<SpanFacts> =
-        rows.iter().filter_map(|r| r.body.as_deref()).filter_map(|b| serde_json::from_str(b).ok()).collect();
+        rows.iter().filter_map(|r| r.body.as_ref()?.whole()).filter_map(|b| serde_json::from_str(b).ok()).collect();
     if facts.is_empty() {
         return None;
     }

@@ -8,7 +8,7 @@ pub mod query;
 mod reservation;
 pub mod service;
 
-use plinth_store::{Resolution, RollupQuery, RollupRow, ScoreQuery, ScoreRow, SpanQuery};
+use plinth_store::{Resolution, RollupQuery, RollupRow, ScoreQuery, ScoreRow, SpanBody, SpanQuery};
 use plinth_telemetry::anomaly::AnomalyConfig;
 use plinth_telemetry::compare::{compare_prompt_versions, retrieval_quality, PromptComparison, RetrievalSource};
 use plinth_telemetry::cost::{anomalies, team_costs, CostAnomaly, TeamCost};
@@ -554,7 +554,7 @@ impl<'a> Signals<'a> {
             .into_iter()
             .map(|row| {
                 let facts: Option<plinth_telemetry::genai::SpanFacts> =
-                    row.body.as_deref().and_then(|b| serde_json::from_str(b).ok());
+                    row.body.as_ref().and_then(SpanBody::whole).and_then(|b| serde_json::from_str(b).ok());
                 TraceListItem {
                     start: plinth_telemetry::query::rfc3339_ns(row.start_ns),
                     duration_ms: (row.end_ns - row.start_ns) as f64 / 1e6,

@@ -718,7 +718,7 @@ async fn rows_of_the_former_span_table_move_into_segments(backend: Backend) {
                 text(&row.prompt_version),
                 text(&row.agent),
                 text(&row.data_source),
-                row.body.as_deref().map_or("NULL".to_string(), text),
+                row.body.as_ref().and_then(SpanBody::whole).map_or("NULL".to_string(), text),
             ));
             expected.push(row);
         }
@@ -761,7 +761,7 @@ async fn segments_stored_as_plain_json_read_after_migration_10(backend: Backend)
         old.prompt,
         old.prompt_version,
         old.agent,
-        serde_json::to_string(old.body.as_deref().unwrap()).unwrap(),
+        serde_json::to_string(old.body.as_ref().and_then(SpanBody::whole).unwrap()).unwrap(),
     );
     let back = match backend {
         Backend::Sqlite => String::new(),

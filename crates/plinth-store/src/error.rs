@@ -23,6 +23,10 @@ pub enum StoreError {
     /// database); the message says which.
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    /// A value could not be written in the store's format (too large, or
+    /// not encodable); the message says which. Nothing was written.
+    #[error("could not store {0}")]
+    Unstorable(String),
     #[error("could not create the data directory {path}: {source}")]
     DataDir { path: String, source: std::io::Error },
 }

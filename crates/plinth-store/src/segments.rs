@@ -146,7 +146,9 @@ pub(crate) fn build_segments<'a>(spans: &[&'a SpanRow]) -> Result<Vec<NewSegment
                 .map(|s| match &s.body {
                     Some(body) if !body.is_whole() => SpanBody::with_columns(body.raw().get(), BodyColumns::of(s))
                         .map(|b| Some(Cow::Owned(b)))
-                        .ok_or_else(|| StoreError::Corrupt(format!("the body of span {} lacks its kind", s.span_id))),
+                        .ok_or_else(|| {
+                            StoreError::Unstorable(format!("the body of span {}, which lacks its kind", s.span_id))
+                        }),
                     Some(body) => Ok(Some(Cow::Borrowed(body))),
                     None => Ok(None),
                 })
@@ -186,7 +188,10 @@ pub(crate) fn build_segments<'a>(spans: &[&'a SpanRow]) -> Result<Vec<NewSegment
             root_agent: root.map(|r| r.agent.clone()),
             tags,
             span_ids: spans.iter().map(|s| s.span_id.as_str()).collect::<Vec<_>>().join(","),
-            spans: pack(format, &serde_json::to_vec(&encoded).map_err(|e| StoreError::Corrupt(e.to_string()))?)?,
+            spans: pack(
+                format,
+                &serde_json::to_vec(&encoded).map_err(|e| StoreError::Unstorable(format!("a span segment: {e}")))?,
+            )?,
         });
     }
     Ok(out)
@@ -216,15 +221,14 @@ const MAX_SEGMENT_BYTES: usize = 256 << 20;
 
 /// Compresses a segment's JSON for storage, behind `format`.
 fn pack(format: u8, json: &[u8]) -> Result<Vec<u8>, StoreError> {
-    let len = u32::try_from(json.len())
-        .ok()
-        .filter(|n| *n as usize <= MAX_SEGMENT_BYTES)
-        .ok_or_else(|| StoreError::Corrupt(format!("a span segment of {} bytes is too large to store", json.len())))?;
+    let len = u32::try_from(json.len()).ok().filter(|n| *n as usize <= MAX_SEGMENT_BYTES).ok_or_else(|| {
+        StoreError::Unstorable(format!("a span segment of {} bytes (the limit is {MAX_SEGMENT_BYTES})", json.len()))
+    })?;
     let mut out = vec![0; 5 + lz4_flex::block::get_maximum_output_size(json.len())];
     out[0] = format;
     out[1..5].copy_from_slice(&len.to_le_bytes());
     let written = lz4_flex::block::compress_into(json, &mut out[5..])
-        .map_err(|e| StoreError::Corrupt(format!("compressing a span segment: {e}")))?;
+        .map_err(|e| StoreError::Unstorable(format!("a span segment, which did not compress: {e}")))?;
     out.truncate(5 + written);
     Ok(out)
 }
@@ -541,6 +545,15 @@ mod tests {
         assert!(decode_segment("t", "s", &packed).is_err());
         let packed = pack(LZ4_JSON_STRIPPED, br#"[["a","",1,2,3,"n","","","","","","",{"kind":"x}]]"#).unwrap();
         assert!(decode_segment("t", "s", &packed).is_err());
+    }
+
+    #[test]
+    fn a_segment_beyond_the_limit_is_refused_as_unstorable() {
+        // Zeroed pages: the check comes before anything is compressed.
+        let json = vec![0u8; MAX_SEGMENT_BYTES + 1];
+        let error = pack(LZ4_JSON_STRIPPED, &json).unwrap_err();
+        assert!(matches!(error, StoreError::Unstorable(_)), "{error:?}");
+        assert!(error.to_string().contains("the limit is"), "{error}");
     }
 
     #[test]

@@ -34,7 +34,6 @@
 //! Retention removes a segment when its last span is past the horizon.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -99,7 +98,8 @@ const DATA_SOURCE_TAG: &str = "d";
 /// Groups `spans` (new spans, any order) into segments: one per (trace,
 /// service, kept), its spans in start order.
 pub(crate) fn build_segments<'a>(spans: &[&'a SpanRow]) -> Result<Vec<NewSegment>, StoreError> {
-    let mut groups: HashMap<(&str, &str, bool), Vec<&SpanRow>> = HashMap::new();
+    // Keyed by the client's ids: foldhash, seeded per process.
+    let mut groups: foldhash::HashMap<(&str, &str, bool), Vec<&SpanRow>> = foldhash::HashMap::default();
     for span in spans {
         groups.entry((&span.trace_id, &span.service, span.body.is_some())).or_default().push(span);
     }
@@ -344,9 +344,13 @@ fn row<B>(trace_id: &str, service: &str, d: WireSpan<'static, B>, body: impl FnO
     }
 }
 
+/// The stored span ids per trace id (the client's ids: foldhash, seeded
+/// per process).
+pub(crate) type StoredKeys = foldhash::HashMap<String, foldhash::HashSet<String>>;
+
 /// The stored span ids per trace id, from rows of (trace id, `span_ids`).
-pub(crate) fn stored_keys(rows: Vec<(String, String)>) -> HashMap<String, HashSet<String>> {
-    let mut keys: HashMap<String, HashSet<String>> = HashMap::new();
+pub(crate) fn stored_keys(rows: Vec<(String, String)>) -> StoredKeys {
+    let mut keys = StoredKeys::default();
     for (trace_id, span_ids) in rows {
         let ids = keys.entry(trace_id).or_default();
         ids.extend(span_ids.split(',').filter(|s| !s.is_empty()).map(str::to_string));
@@ -425,7 +429,7 @@ mod tests {
         assert_eq!(other.root_start_ns, None);
         assert!(!segments.iter().find(|s| s.trace_id == "t2").unwrap().kept);
         let keys = stored_keys(vec![("t1".into(), first.span_ids.clone()), ("t1".into(), "e".into())]);
-        assert_eq!(keys["t1"], HashSet::from(["a".to_string(), "b".to_string(), "e".to_string()]));
+        assert_eq!(keys["t1"], ["a", "b", "e"].map(String::from).into_iter().collect());
     }
 
     /// A span whose body is its facts' JSON, as ingest writes it.

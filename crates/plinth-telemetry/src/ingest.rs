@@ -10,7 +10,6 @@ use std::sync::Mutex;
 use crate::records::{RollupKey, RollupRow, ScoreRow, SpanBody, SpanRow};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use rustc_hash::FxHashMap;
 
 use crate::attribution::Attribution;
 use crate::genai::{extract, SpanFacts};
@@ -58,7 +57,7 @@ impl PreparedBatch {
     /// Rollup rows (minute, hour) of the spans the store newly inserted.
     pub fn rollups(&self, inserted: &[bool]) -> (Vec<RollupRow>, Vec<RollupRow>) {
         // Exports merged for one commit may repeat keys: fold them together.
-        let mut canonical: FxHashMap<&RollupKey, u32> = FxHashMap::default();
+        let mut canonical: foldhash::HashMap<&RollupKey, u32> = foldhash::HashMap::default();
         let remap: Vec<u32> = self
             .distinct
             .iter()
@@ -161,8 +160,9 @@ pub fn prepare(request: &ExportTraceServiceRequest, ctx: &IngestContext<'_>) -> 
         batch.facts.iter().filter(|f| f.is_genai()).map(|f| f.trace_id.as_str()).collect();
     ctx.recent.remember(genai_traces.iter().copied());
 
-    // Distinct rollup keys, looked up by borrowed parts (no allocation per span).
-    let mut key_index: FxHashMap<[&str; 9], u32> = FxHashMap::default();
+    // Distinct rollup keys, looked up by borrowed parts (no allocation per
+    // span). The parts are the client's text: foldhash, seeded per process.
+    let mut key_index: foldhash::HashMap<[&str; 9], u32> = foldhash::HashMap::default();
     batch.keys.reserve(batch.facts.len());
     batch.rows.reserve(batch.facts.len());
     for facts in &batch.facts {
@@ -227,7 +227,8 @@ pub fn prepare(request: &ExportTraceServiceRequest, ctx: &IngestContext<'_>) -> 
 /// Model calls inside an agent run rarely repeat the agent's name or the
 /// prompt; they inherit them from the nearest ancestor in the same export.
 fn inherit_from_ancestors(spans: &mut [SpanFacts]) {
-    let index: FxHashMap<(&str, &str), usize> =
+    // Keyed by the client's ids: foldhash, seeded per process.
+    let index: foldhash::HashMap<(&str, &str), usize> =
         spans.iter().enumerate().map(|(i, f)| ((f.trace_id.as_str(), f.span_id.as_str()), i)).collect();
     /// (span index, inherited agent, inherited prompt name and version)
     type Inherited = (usize, Option<String>, Option<(String, Option<String>)>);

@@ -16,7 +16,6 @@ use crate::records::{RollupKey, RollupRow};
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value::Value, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{metric::Data, AggregationTemporality, HistogramDataPoint};
-use rustc_hash::FxHashMap;
 
 use crate::attribution::Attribution;
 use crate::genai::Usage;
@@ -129,8 +128,9 @@ pub fn metric_rows(
     state: &CumulativeState,
 ) -> MetricRows {
     let mut out = MetricRows::default();
-    let mut minutes: FxHashMap<(i64, RollupKey), Cell> = FxHashMap::default();
-    let mut hours: FxHashMap<(i64, RollupKey), Cell> = FxHashMap::default();
+    // Keyed by the client's text: foldhash, seeded per process.
+    let mut minutes: foldhash::HashMap<(i64, RollupKey), Cell> = foldhash::HashMap::default();
+    let mut hours: foldhash::HashMap<(i64, RollupKey), Cell> = foldhash::HashMap::default();
     let mut last = state.last.lock().unwrap_or_else(|e| e.into_inner());
     if last.len() > state.capacity {
         last.clear();

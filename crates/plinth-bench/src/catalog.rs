@@ -808,14 +808,17 @@ async fn bench(args: BenchCatalogArgs) -> Result<ExitCode> {
     let steal = crate::common::steal_seconds() - setup.steal_at_start;
     let mut md = String::new();
     md.push_str(&format!(
-        "### Catalogue, {expected} entities, {}{}\n\nMachine: {machine}; the host's steal (CPU time given to other guests): {:.2} s from start to queryable, {steal:.2} s over the whole run. Command: `plinth bench catalog --entities {}{}{} --requests {n}`. Generated with `gen_catalog.py --entities {} --ai --seed 7` ({} files). One client, requests one at a time over loopback keep-alive; every response checked.\n\n",
+        "### Catalogue, {expected} entities, {}{}\n\nMachine: {machine}; the host's steal (CPU time given to other guests): {:.2} s from start to queryable, {steal:.2} s over the whole run. Command: `plinth bench catalog {}{}{} --requests {n}`. Generated with `gen_catalog.py --entities {expected} --ai --seed 7` ({} files). One client, requests one at a time over loopback keep-alive; every response checked.\n\n",
         setup.backend,
         if args.auth { ", `--auth required` with a token on every request" } else { "" },
         setup.ingest_steal_s,
-        args.entities,
+        // What reproduces the run: the catalogue given, or the size generated.
+        match &args.catalog {
+            Some(path) => format!("--catalog {}", path.display()),
+            None => format!("--entities {}", args.entities),
+        },
         if args.postgres.is_some() { " --postgres URL" } else { "" },
         if args.auth { " --auth" } else { "" },
-        args.entities,
         setup.manifest["files"]
     ));
     md.push_str("| measure | result | bar | verdict |\n|---|---|---|---|\n");

@@ -130,31 +130,30 @@ pub(crate) fn build_segments<'a>(spans: &[&'a SpanRow]) -> Result<Vec<NewSegment
         }
         // Bodies without the columns they repeat (format 3), as ingest
         // makes them, when every body of the segment has or allows that
-        // form; otherwise whole (format 2).
+        // form; otherwise all whole (format 2).
         let stripped: Option<Vec<Option<Cow<'_, SpanBody>>>> = spans
             .iter()
             .map(|s| match &s.body {
-                Some(body) if !body.is_whole() => Some(Some(Cow::Borrowed(body))),
-                Some(body) => body.strip(BodyColumns::of(s)).map(|b| Some(Cow::Owned(b))),
+                Some(body) => body.strip(BodyColumns::of(s)).map(Some),
                 None => Some(None),
             })
             .collect();
-        let bodies: Vec<Option<Cow<'_, SpanBody>>> = match stripped {
-            Some(bodies) => bodies,
-            None => spans
-                .iter()
-                .map(|s| match &s.body {
-                    Some(body) if !body.is_whole() => SpanBody::with_columns(body.raw().get(), BodyColumns::of(s))
-                        .map(|b| Some(Cow::Owned(b)))
-                        .ok_or_else(|| {
-                            StoreError::Unstorable(format!("the body of span {}, which lacks its kind", s.span_id))
-                        }),
-                    Some(body) => Ok(Some(Cow::Borrowed(body))),
-                    None => Ok(None),
-                })
-                .collect::<Result<_, _>>()?,
+        let (format, bodies) = match stripped {
+            Some(bodies) => (LZ4_JSON_STRIPPED, bodies),
+            None => {
+                let whole = spans.iter().map(|s| {
+                    s.body
+                        .as_ref()
+                        .map(|body| {
+                            body.made_whole(BodyColumns::of(s)).ok_or_else(|| {
+                                StoreError::Unstorable(format!("the body of span {}, which lacks its kind", s.span_id))
+                            })
+                        })
+                        .transpose()
+                });
+                (LZ4_JSON_RAW, whole.collect::<Result<Vec<_>, _>>()?)
+            }
         };
-        let format = if bodies.iter().flatten().all(|b| !b.is_whole()) { LZ4_JSON_STRIPPED } else { LZ4_JSON_RAW };
         let encoded: Vec<WireSpan<'_, &RawValue>> = spans
             .iter()
             .zip(&bodies)
@@ -469,7 +468,7 @@ mod tests {
 
     /// `row` with its body as ingest makes it: without its columns.
     fn as_ingested(mut row: SpanRow) -> SpanRow {
-        row.body = row.body.as_ref().and_then(|b| b.strip(BodyColumns::of(&row)));
+        row.body = row.body.as_ref().and_then(|b| b.strip(BodyColumns::of(&row))).map(Cow::into_owned);
         assert!(row.body.as_ref().is_some_and(|b| !b.is_whole()));
         row
     }

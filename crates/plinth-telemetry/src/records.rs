@@ -2,6 +2,8 @@
 //! dimensions, and evaluation scores. Ingestion builds them, queries read
 //! them; the store persists them as they are.
 
+use std::borrow::Cow;
+
 use serde_json::value::RawValue;
 
 use crate::genai::SpanFacts;
@@ -159,13 +161,13 @@ impl SpanBody {
         SpanBody::parse(String::from_utf8(json).ok()?).ok()
     }
 
-    /// This body without the members `columns` hold, if it is whole, has
-    /// exactly the shape of a span's facts and agrees with them; `None`
-    /// otherwise (the store then keeps it whole). A body already without
-    /// its columns is returned as it is.
-    pub fn strip(&self, columns: BodyColumns<'_>) -> Option<SpanBody> {
+    /// This body without the members `columns` hold: borrowed when it is
+    /// already without them (as ingest makes it), stripped when it is whole
+    /// with exactly the shape of a span's facts and agrees with them;
+    /// `None` otherwise (the store then keeps it whole).
+    pub fn strip(&self, columns: BodyColumns<'_>) -> Option<Cow<'_, SpanBody>> {
         if !self.whole {
-            return Some(self.clone());
+            return Some(Cow::Borrowed(self));
         }
         let (before, after) = columns.members();
         let text = self.json.get();
@@ -176,7 +178,18 @@ impl SpanBody {
             return None;
         }
         let tail = std::str::from_utf8(tail).ok()?;
-        RawValue::from_string(format!("{KIND_MEMBER}{kind}{tail}")).ok().map(|json| SpanBody { json, whole: false })
+        RawValue::from_string(format!("{KIND_MEMBER}{kind}{tail}"))
+            .ok()
+            .map(|json| Cow::Owned(SpanBody { json, whole: false }))
+    }
+
+    /// This body whole: borrowed when it is, rebuilt from `columns` when
+    /// it is without them; `None` when it is neither (a damaged body).
+    pub fn made_whole(&self, columns: BodyColumns<'_>) -> Option<Cow<'_, SpanBody>> {
+        if self.whole {
+            return Some(Cow::Borrowed(self));
+        }
+        SpanBody::with_columns(self.json.get(), columns).map(Cow::Owned)
     }
 
     /// The whole body's JSON; `None` for a body without its columns.
@@ -341,7 +354,11 @@ mod tests {
             let restored = SpanBody::with_columns(without.raw().get(), columns(&facts)).unwrap();
             assert_eq!(restored.whole(), whole.whole());
             // Stripping the whole body gives the same columnless body.
-            assert_eq!(whole.strip(columns(&facts)).unwrap(), without);
+            assert_eq!(*whole.strip(columns(&facts)).unwrap(), without);
+            // And each form turns into the other, borrowing where it can.
+            assert!(matches!(without.strip(columns(&facts)), Some(Cow::Borrowed(_))));
+            assert!(matches!(whole.made_whole(columns(&facts)), Some(Cow::Borrowed(_))));
+            assert_eq!(*without.made_whole(columns(&facts)).unwrap(), whole);
             // And the whole body reads back as the same facts.
             assert_eq!(serde_json::from_str::<SpanFacts>(restored.whole().unwrap()).unwrap(), facts);
         }

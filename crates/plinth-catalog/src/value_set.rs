@@ -163,26 +163,30 @@ impl<T> ValueSet<T> {
     }
 
     /// The payloads of the values that contain `term` (non-empty, no NUL),
-    /// each once.
-    pub(crate) fn containing<'a>(&'a self, term: &str) -> impl Iterator<Item = &'a T> + 'a {
-        let finder = memchr::memmem::Finder::new(term.as_bytes()).into_owned();
+    /// each once, in the order the values were written.
+    ///
+    /// The text is scanned first and the table probed after, each probe
+    /// independent of the last: a probe is a cache miss or two, and the
+    /// processor overlaps independent misses, where probing between scans
+    /// would wait for each in turn.
+    pub(crate) fn containing(&self, term: &str) -> Vec<&T> {
+        let finder = memchr::memmem::Finder::new(term.as_bytes());
         let bytes = self.text.as_bytes();
+        let mut found: Vec<(usize, u64)> = Vec::new();
         let mut from = 0;
-        std::iter::from_fn(move || {
-            while let Some(found) = finder.find(&bytes[from..]) {
-                let at = from + found;
-                // A match holds no NUL, so it lies within one value.
-                let start = memchr::memrchr(0, &bytes[..at]).map_or(0, |nul| nul + 1);
-                let end = memchr::memchr(0, &bytes[at..]).map_or(bytes.len(), |nul| at + nul);
-                from = end;
-                let value = &self.text[start..end];
-                let hash = self.hasher.hash_one(value);
-                if let Some(slot) = self.slots.find(hash, |slot| slot.at as usize == start) {
-                    return Some(&slot.payload);
-                }
-            }
-            None
-        })
+        while let Some(offset) = finder.find(&bytes[from..]) {
+            let at = from + offset;
+            // A match holds no NUL, so it lies within one value.
+            let start = memchr::memrchr(0, &bytes[..at]).map_or(0, |nul| nul + 1);
+            let end = memchr::memchr(0, &bytes[at..]).map_or(bytes.len(), |nul| at + nul);
+            from = end;
+            found.push((start, self.hasher.hash_one(&self.text[start..end])));
+        }
+        found
+            .into_iter()
+            .filter_map(|(start, hash)| self.slots.find(hash, |slot| slot.at as usize == start))
+            .map(|slot| &slot.payload)
+            .collect()
     }
 
     /// Estimated bytes held, besides what each payload owns.
@@ -201,7 +205,7 @@ mod tests {
     use super::*;
 
     fn found(set: &ValueSet<u32>, term: &str) -> Vec<u32> {
-        let mut ids: Vec<u32> = set.containing(term).copied().collect();
+        let mut ids: Vec<u32> = set.containing(term).into_iter().copied().collect();
         ids.sort_unstable();
         ids
     }

@@ -604,8 +604,21 @@ impl Catalog {
             revision: revision.clone(),
             ..RefreshReport::default()
         };
-        let mut diagnostics = std::mem::take(&mut read.diagnostics);
-        let (changes, unchanged) = self.reconcile(&location, &read, &mut diagnostics);
+        let diagnostics = std::mem::take(&mut read.diagnostics);
+        // Reconciling walks every entity the location declares and every
+        // one it holds (100 ms at 100k, seconds at a million): work for
+        // the blocking pool, never an async worker, whose other requests
+        // would wait behind it.
+        let this = Arc::clone(self);
+        let reconciling = location.clone();
+        let (changes, unchanged, returned, mut diagnostics) = tokio::task::spawn_blocking(move || {
+            let mut diagnostics = diagnostics;
+            let (changes, unchanged) = this.reconcile(&reconciling, &read, &mut diagnostics);
+            (changes, unchanged, read, diagnostics)
+        })
+        .await
+        .map_err(|e| CatalogError::Internal(e.to_string()))?;
+        let mut read = returned;
         report.unchanged = unchanged;
         // The plan holds what the writes need (the parse cache shares the
         // entities); the per-entity file names and lines go now rather than
@@ -661,7 +674,13 @@ impl Catalog {
             .map(|diagnostic| IngestionError { location_id: id.to_string(), diagnostic })
             .collect();
         self.store.replace_errors(id, &errors).await?;
-        let entities = self.read().entities().filter(|r| &*r.location_id == id).count() as i64;
+        // A walk of every entity, too: off the async workers.
+        let (this, counted) = (Arc::clone(self), id.to_string());
+        let entities = tokio::task::spawn_blocking(move || {
+            this.read().entities().filter(|r| *r.location_id == *counted).count() as i64
+        })
+        .await
+        .map_err(|e| CatalogError::Internal(e.to_string()))?;
         let status = LocationStatus {
             refreshed_at: Some(now_rfc3339()),
             entities,

@@ -785,10 +785,10 @@ impl CatalogState {
     }
 }
 
-/// Summary fields counted as facets from dense codes.
 /// How many entities' facet codes are read in the time of one
 /// intersection of a value's ids with a set (see `CatalogState::facet`).
 const FACET_CODES_PER_INTERSECTION: u64 = 256;
+/// Summary fields counted as facets from dense codes.
 const FACET_FIELDS: [&str; 5] = ["kind", "metadata.namespace", "spec.type", "spec.lifecycle", "spec.owner"];
 const NO_CODE: u32 = u32::MAX;
 

@@ -182,9 +182,7 @@ impl Catalog {
         let entities = catalog.store.load_entities().await?;
         let this = catalog.clone();
         let entities = entities.into_iter().map(|row| (row, None)).collect();
-        tokio::task::spawn_blocking(move || this.apply_rows(entities, Vec::new()))
-            .await
-            .map_err(|e| CatalogError::Internal(e.to_string()))??;
+        on_blocking_pool(move || this.apply_rows(entities, Vec::new())).await??;
         catalog.state.write().last_seq = last_seq;
         catalog.catch_up().await?;
         Ok(catalog)
@@ -311,9 +309,7 @@ impl Catalog {
             self.apply_and_announce(rows, deleted, &changes).await?;
         }
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.search.commit())
-            .await
-            .map_err(|e| CatalogError::Internal(e.to_string()))??;
+        on_blocking_pool(move || this.search.commit()).await??;
         Ok(applied)
     }
 
@@ -385,7 +381,7 @@ impl Catalog {
             .collect();
         let this = self.clone();
         let recent_for_apply = recent.clone();
-        tokio::task::spawn_blocking(move || {
+        on_blocking_pool(move || {
             this.apply_rows(rows, deleted)?;
             let mut state = this.state.write();
             for change in recent_for_apply {
@@ -393,8 +389,7 @@ impl Catalog {
             }
             Ok::<_, CatalogError>(())
         })
-        .await
-        .map_err(|e| CatalogError::Internal(e.to_string()))??;
+        .await??;
         self.metrics.changes_applied.fetch_add(recent.len() as u64, Ordering::Relaxed);
         for change in recent {
             let _ = self.events.send(change);
@@ -611,14 +606,12 @@ impl Catalog {
         // would wait behind it.
         let this = Arc::clone(self);
         let reconciling = location.clone();
-        let (changes, unchanged, returned, mut diagnostics) = tokio::task::spawn_blocking(move || {
+        let (changes, unchanged, mut read, mut diagnostics) = on_blocking_pool(move || {
             let mut diagnostics = diagnostics;
             let (changes, unchanged) = this.reconcile(&reconciling, &read, &mut diagnostics);
             (changes, unchanged, read, diagnostics)
         })
-        .await
-        .map_err(|e| CatalogError::Internal(e.to_string()))?;
-        let mut read = returned;
+        .await?;
         report.unchanged = unchanged;
         // The plan holds what the writes need (the parse cache shares the
         // entities); the per-entity file names and lines go now rather than
@@ -676,11 +669,9 @@ impl Catalog {
         self.store.replace_errors(id, &errors).await?;
         // A walk of every entity, too: off the async workers.
         let (this, counted) = (Arc::clone(self), id.to_string());
-        let entities = tokio::task::spawn_blocking(move || {
-            this.read().entities().filter(|r| *r.location_id == *counted).count() as i64
-        })
-        .await
-        .map_err(|e| CatalogError::Internal(e.to_string()))?;
+        let entities =
+            on_blocking_pool(move || this.read().entities().filter(|r| *r.location_id == *counted).count() as i64)
+                .await?;
         let status = LocationStatus {
             refreshed_at: Some(now_rfc3339()),
             entities,
@@ -798,6 +789,12 @@ impl Catalog {
         self.catch_up().await?;
         Ok(!outcome.written.is_empty())
     }
+}
+
+/// Runs CPU work on the runtime's blocking pool, off the async workers; a
+/// panic in it is an internal error.
+async fn on_blocking_pool<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, CatalogError> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| CatalogError::Internal(e.to_string()))
 }
 
 async fn join_projection(task: tokio::task::JoinHandle<Result<usize, CatalogError>>) -> Result<usize, CatalogError> {
